@@ -1,0 +1,1130 @@
+//! A small typed client for Kargo objects over kube-rs: server-side apply, get, list,
+//! create, patch, delete, watch-based waits, and waiting for the Kargo API to be served.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::Resource as _;
+use kube::api::{Api, DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind, Request, Status};
+use kube::runtime::WatchStreamExt as _;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::{DEFAULT_API_WAIT_TIMEOUT, DEFAULT_FIELD_MANAGER, redact_userinfo};
+use super::error::{Error, Result};
+
+/// The API group every Kargo kind belongs to.
+pub const KARGO_GROUP: &str = "kargo.akuity.io";
+/// The only served version of the Kargo API.
+pub const KARGO_VERSION: &str = "v1alpha1";
+
+/// The kinds the provider reads and writes. The API coordinates are fixed, so no discovery
+/// is needed (and planning never has to reach the cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Project,
+    ProjectConfig,
+    Warehouse,
+    Stage,
+    Freight,
+    Promotion,
+    PromotionTask,
+    ClusterPromotionTask,
+    ClusterConfig,
+    /// The core `v1` Namespace.
+    Namespace,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Project,
+        Kind::ProjectConfig,
+        Kind::Warehouse,
+        Kind::Stage,
+        Kind::Freight,
+        Kind::Promotion,
+        Kind::PromotionTask,
+        Kind::ClusterPromotionTask,
+        Kind::ClusterConfig,
+        Kind::Namespace,
+    ];
+
+    pub const fn group(self) -> &'static str {
+        match self {
+            Kind::Namespace => "",
+            _ => KARGO_GROUP,
+        }
+    }
+
+    pub const fn version(self) -> &'static str {
+        match self {
+            Kind::Namespace => "v1",
+            _ => KARGO_VERSION,
+        }
+    }
+
+    /// The `apiVersion` field of objects of this kind.
+    pub const fn api_version(self) -> &'static str {
+        match self {
+            Kind::Namespace => "v1",
+            _ => "kargo.akuity.io/v1alpha1",
+        }
+    }
+
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Kind::Project => "Project",
+            Kind::ProjectConfig => "ProjectConfig",
+            Kind::Warehouse => "Warehouse",
+            Kind::Stage => "Stage",
+            Kind::Freight => "Freight",
+            Kind::Promotion => "Promotion",
+            Kind::PromotionTask => "PromotionTask",
+            Kind::ClusterPromotionTask => "ClusterPromotionTask",
+            Kind::ClusterConfig => "ClusterConfig",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    /// The resource name in URLs.
+    pub const fn plural(self) -> &'static str {
+        match self {
+            Kind::Project => "projects",
+            Kind::ProjectConfig => "projectconfigs",
+            Kind::Warehouse => "warehouses",
+            Kind::Stage => "stages",
+            Kind::Freight => "freights",
+            Kind::Promotion => "promotions",
+            Kind::PromotionTask => "promotiontasks",
+            Kind::ClusterPromotionTask => "clusterpromotiontasks",
+            Kind::ClusterConfig => "clusterconfigs",
+            Kind::Namespace => "namespaces",
+        }
+    }
+
+    /// Project, ClusterPromotionTask, ClusterConfig and Namespace are cluster-scoped; the
+    /// rest live in a project's namespace.
+    pub const fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            Kind::Project | Kind::ClusterPromotionTask | Kind::ClusterConfig | Kind::Namespace
+        )
+    }
+
+    pub const fn is_kargo(self) -> bool {
+        !matches!(self, Kind::Namespace)
+    }
+
+    /// The kube-rs description of this kind, for dynamic API access.
+    pub fn api_resource(self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group(), self.version(), self.kind()),
+            self.plural(),
+        )
+    }
+
+    /// `Stage "demo/dev"` or `Project "demo"`: how messages name one object.
+    pub fn describe(self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) => format!("{} \"{ns}/{name}\"", self.kind()),
+            None => format!("{} \"{name}\"", self.kind()),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// Behaviour of writes and of the wait for the Kargo API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Field manager for server-side apply and other writes.
+    pub field_manager: String,
+    /// Take ownership of fields owned by other managers when server-side apply conflicts.
+    pub force_conflicts: bool,
+    /// Upper bound for [`KargoClient::ensure_kargo_api`] and
+    /// [`KargoClient::retry_while_kargo_starting`].
+    pub api_wait_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            field_manager: DEFAULT_FIELD_MANAGER.to_string(),
+            force_conflicts: false,
+            api_wait_timeout: DEFAULT_API_WAIT_TIMEOUT,
+        }
+    }
+}
+
+/// What a [`KargoClient::watch_until`] step decided after seeing a version of the object.
+#[derive(Debug)]
+pub enum WatchStep<T> {
+    /// Keep watching.
+    Continue,
+    /// Stop and return this.
+    Done(T),
+    /// Stop with this error (e.g. the object reached a terminal failure state).
+    Fail(Error),
+}
+
+/// Resources that must be served before the Kargo API counts as installed.
+const REQUIRED_RESOURCES: [Kind; 7] = [
+    Kind::Project,
+    Kind::ProjectConfig,
+    Kind::Warehouse,
+    Kind::Stage,
+    Kind::Freight,
+    Kind::Promotion,
+    Kind::PromotionTask,
+];
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+const LIST_PAGE_SIZE: u32 = 500;
+
+/// The provider's connection to one cluster: a kube-rs client plus how to write.
+///
+/// Building one never contacts the cluster; the first request does.
+///
+/// ```no_run
+/// # async fn demo(client: &terraform_provider_kargo::kargo::client::KargoClient) -> terraform_provider_kargo::kargo::error::Result<()> {
+/// use terraform_provider_kargo::kargo::client::Kind;
+/// let stage = serde_json::json!({"spec": {"requestedFreight": []}});
+/// let stored = client.apply(Kind::Stage, Some("demo"), "dev", stage).await?;
+/// assert_eq!(stored["metadata"]["name"], "dev");
+/// # Ok(()) }
+/// ```
+pub struct KargoClient {
+    client: kube::Client,
+    host: String,
+    options: ClientOptions,
+    api_ready: tokio::sync::OnceCell<()>,
+}
+
+impl fmt::Debug for KargoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KargoClient")
+            .field("host", &self.host)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// The object or collection one request is about, for URLs, logs and messages.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    kind: Kind,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn describe(&self) -> String {
+        match (self.name, self.namespace) {
+            (Some(name), ns) => self.kind.describe(ns, name),
+            (None, Some(ns)) => format!("{} objects in namespace \"{ns}\"", self.kind),
+            (None, None) => format!("{} objects", self.kind),
+        }
+    }
+
+    fn object(&self) -> String {
+        match (self.namespace, self.name) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            (Some(ns), None) => format!("{ns}/*"),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => "*".to_string(),
+        }
+    }
+}
+
+impl KargoClient {
+    /// Wraps an existing kube-rs client. `host` names the API server in messages.
+    pub fn new(client: kube::Client, host: impl Into<String>, options: ClientOptions) -> Self {
+        Self {
+            client,
+            host: host.into(),
+            options,
+            api_ready: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Builds the kube-rs client from `config` without contacting the cluster. Must be
+    /// called within a Tokio runtime (the client's request queue runs as a task on it).
+    pub fn from_config(config: kube::Config, options: ClientOptions) -> Result<Self> {
+        let host = redact_userinfo(config.cluster_url.to_string().trim_end_matches('/'));
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Other(
+                "the Kubernetes client can only be created inside a Tokio runtime".into(),
+            ));
+        }
+        // kube-rs would otherwise retry 429/503/504 itself for minutes, outside the bounds
+        // and cancellation this client gives every wait.
+        let mut config = config;
+        config.default_retry = false;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| Error::from_kube(e, "the Kubernetes client configuration", &host))?;
+        Ok(Self::new(client, host, options))
+    }
+
+    /// The API server URL (without credentials).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn field_manager(&self) -> &str {
+        &self.options.field_manager
+    }
+
+    pub fn force_conflicts(&self) -> bool {
+        self.options.force_conflicts
+    }
+
+    pub fn api_wait_timeout(&self) -> Duration {
+        self.options.api_wait_timeout
+    }
+
+    /// The underlying kube-rs client, for anything this type does not cover.
+    pub fn kube(&self) -> &kube::Client {
+        &self.client
+    }
+
+    fn target<'a>(
+        &self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Result<Target<'a>> {
+        match (kind.namespaced(), namespace) {
+            (true, None) if name.is_some() => Err(Error::Other(format!(
+                "{kind} is namespaced: a namespace is needed to address \"{}\"",
+                name.unwrap_or("")
+            ))),
+            (false, Some(ns)) => Err(Error::Other(format!(
+                "{kind} is cluster-scoped but namespace \"{ns}\" was given"
+            ))),
+            _ => Ok(Target {
+                kind,
+                namespace,
+                name,
+            }),
+        }
+    }
+
+    fn request(&self, target: &Target<'_>) -> Request {
+        Request::new(DynamicObject::url_path(
+            &target.kind.api_resource(),
+            target.namespace,
+        ))
+    }
+
+    fn build_error(target: &Target<'_>, err: kube::core::request::Error) -> Error {
+        Error::Other(format!(
+            "could not build the request for {}: {err}",
+            target.describe()
+        ))
+    }
+
+    fn write_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.options.field_manager.clone()),
+            ..PatchParams::default()
+        }
+    }
+
+    fn apply_params(&self) -> PatchParams {
+        let params = PatchParams::apply(&self.options.field_manager);
+        if self.options.force_conflicts {
+            params.force()
+        } else {
+            params
+        }
+    }
+
+    /// Sends one request and decodes the JSON answer; failures become typed errors.
+    async fn send(
+        &self,
+        verb: &'static str,
+        target: &Target<'_>,
+        req: http::Request<Vec<u8>>,
+    ) -> Result<Value> {
+        let what = target.describe();
+        let started = std::time::Instant::now();
+        let response = match self.client.send(req.map(kube::client::Body::from)).await {
+            Ok(response) => response,
+            Err(err) => {
+                let err = Error::from_kube(err, &what, &self.host);
+                tracing::debug!(
+                    verb,
+                    kind = target.kind.kind(),
+                    object = %target.object(),
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    error = %err,
+                    "Kubernetes API request failed"
+                );
+                return Err(err);
+            }
+        };
+        let code = response.status();
+        let body = response
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|e| Error::from_kube(e, &what, &self.host))?;
+        tracing::debug!(
+            verb,
+            kind = target.kind.kind(),
+            object = %target.object(),
+            status = code.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "Kubernetes API request"
+        );
+        if code.is_client_error() || code.is_server_error() {
+            return Err(Error::from_status(
+                &failure_status(code, &body),
+                &what,
+                &self.host,
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::Other(format!(
+                "the API server's answer about {what} is not valid JSON: {e}"
+            ))
+        })
+    }
+
+    /// Reads one object; `None` when it does not exist.
+    pub async fn get(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let req = self
+            .request(&target)
+            .get(name, &GetParams::default())
+            .map_err(|e| Self::build_error(&target, e))?;
+        match self.send("GET", &target, req).await {
+            Ok(object) => Ok(Some(object)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Lists objects (all namespaces when `namespace` is `None` for a namespaced kind),
+    /// optionally filtered by a label selector such as `kargo.akuity.io/stage=dev`.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let target = self.target(kind, namespace, None)?;
+        let mut params = ListParams::default().limit(LIST_PAGE_SIZE);
+        if let Some(selector) = label_selector {
+            params = params.labels(selector);
+        }
+        let mut items = Vec::new();
+        loop {
+            let req = self
+                .request(&target)
+                .list(&params)
+                .map_err(|e| Self::build_error(&target, e))?;
+            let mut page = self.send("LIST", &target, req).await?;
+            if let Value::Array(page_items) = page["items"].take() {
+                items.extend(page_items);
+            }
+            match page["metadata"]["continue"].as_str() {
+                Some(token) if !token.is_empty() => params = params.continue_token(token),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// Server-side apply of the main resource with the configured field manager (forcing
+    /// ownership when `force_conflicts` is set). `apiVersion`, `kind`, `metadata.name` and
+    /// `metadata.namespace` are filled in from the arguments. Returns the stored object.
+    pub async fn apply(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        object: Value,
+    ) -> Result<Value> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let object = with_identity(object, kind, namespace, name)?;
+        let req = self
+            .request(&target)
+            .patch(name, &self.apply_params(), &Patch::Apply(&object))
+            .map_err(|e| Self::build_error(&target, e))?;
+        self.send("APPLY", &target, req).await
+    }
+
+    /// Server-side apply of the `status` subresource. Only for state the user owns there
+    /// (Freight approval, `status.approvedFor`).
+    pub async fn apply_status(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        object: Value,
+    ) -> Result<Value> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let object = with_identity(object, kind, namespace, name)?;
+        let req = self
+            .request(&target)
+            .patch_subresource("status", name, &self.apply_params(), &Patch::Apply(&object))
+            .map_err(|e| Self::build_error(&target, e))?;
+        self.send("APPLY status", &target, req).await
+    }
+
+    /// Creates an object and returns it as stored (with the name the server generated when
+    /// the object only has `metadata.generateName`, as for Promotions).
+    pub async fn create(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        object: Value,
+    ) -> Result<Value> {
+        let name = object["metadata"]["name"].as_str().map(str::to_string);
+        let target = self.target(kind, namespace, None)?;
+        let mut object = object;
+        let Some(map) = object.as_object_mut() else {
+            return Err(Error::Other(format!(
+                "a {kind} to create must be a JSON object"
+            )));
+        };
+        map.insert("apiVersion".into(), Value::from(kind.api_version()));
+        map.insert("kind".into(), Value::from(kind.kind()));
+        if let Some(ns) = namespace {
+            let metadata = map
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(metadata) = metadata.as_object_mut() {
+                metadata.insert("namespace".into(), Value::from(ns));
+            }
+        }
+        let body = serde_json::to_vec(&object)
+            .map_err(|e| Error::Other(format!("could not encode the {kind}: {e}")))?;
+        let params = PostParams {
+            field_manager: Some(self.options.field_manager.clone()),
+            ..PostParams::default()
+        };
+        let req = self
+            .request(&target)
+            .create(&params, body)
+            .map_err(|e| Self::build_error(&target, e))?;
+        let target = Target {
+            name: name.as_deref(),
+            ..target
+        };
+        self.send("CREATE", &target, req).await
+    }
+
+    /// JSON merge patch of the main resource.
+    pub async fn merge_patch(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let req = self
+            .request(&target)
+            .patch(name, &self.write_params(), &Patch::Merge(&patch))
+            .map_err(|e| Self::build_error(&target, e))?;
+        self.send("PATCH", &target, req).await
+    }
+
+    /// JSON merge patch of the `status` subresource.
+    pub async fn merge_patch_status(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let req = self
+            .request(&target)
+            .patch_subresource("status", name, &self.write_params(), &Patch::Merge(&patch))
+            .map_err(|e| Self::build_error(&target, e))?;
+        self.send("PATCH status", &target, req).await
+    }
+
+    /// Requests deletion. Returns `false` when the object was already gone. Finalizers may
+    /// keep it around for a while; see [`KargoClient::wait_deleted`].
+    pub async fn delete(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Result<bool> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let req = self
+            .request(&target)
+            .delete(name, &DeleteParams::default())
+            .map_err(|e| Self::build_error(&target, e))?;
+        match self.send("DELETE", &target, req).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Waits (by watch) until the object no longer exists.
+    pub async fn wait_deleted(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let what = format!("{} to be deleted", kind.describe(namespace, name));
+        self.wait_until(kind, namespace, name, &what, timeout, cancel, |object| {
+            object.is_none()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Waits (by watch) until `predicate` holds for the object (`None` while it does not
+    /// exist) and returns the version it held for. `what` completes "timed out waiting
+    /// for ...", e.g. `Stage "demo/dev" to become Ready`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn wait_until(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        predicate: impl Fn(Option<&Value>) -> bool,
+    ) -> Result<Option<Value>> {
+        self.watch_until(kind, namespace, name, what, timeout, cancel, |object| {
+            if predicate(object) {
+                WatchStep::Done(object.cloned())
+            } else {
+                WatchStep::Continue
+            }
+        })
+        .await
+    }
+
+    /// Watches one object and calls `step` with every new version (`None` while it does not
+    /// exist, starting with its current state) until `step` decides. Returns promptly with
+    /// [`Error::Cancelled`] when `cancel` fires and [`Error::Timeout`] (naming `what` and the
+    /// last state seen) when `timeout` passes. Transient watch failures are retried with
+    /// backoff; authorization failures end the wait at once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn watch_until<T>(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        mut step: impl FnMut(Option<&Value>) -> WatchStep<T>,
+    ) -> Result<T> {
+        let target = self.target(kind, namespace, Some(name))?;
+        let description = target.describe();
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let deadline = Instant::now() + timeout;
+        let stream = kube::runtime::watcher::watch_object(api, name).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let mut last_seen =
+            "nothing yet (the watch had not delivered the object's state)".to_string();
+        let mut last_error: Option<String> = None;
+        // Re-lists after a dropped watch repeat versions already seen; report each once.
+        let mut last_version: Option<Option<String>> = None;
+        tracing::debug!(verb = "WATCH", kind = kind.kind(), object = %target.object(), "waiting for {what}");
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => {
+                    let last_seen = match last_error {
+                        Some(err) => format!("{last_seen} (last watch error: {err})"),
+                        None => last_seen,
+                    };
+                    return Err(Error::Timeout { what: what.to_string(), last_seen });
+                }
+                item = stream.next() => item,
+            };
+            match item {
+                None => {
+                    return Err(Error::Other(format!(
+                        "the watch on {description} ended unexpectedly"
+                    )));
+                }
+                Some(Ok(object)) => {
+                    last_error = None;
+                    let object = match object {
+                        Some(o) => Some(serde_json::to_value(&o).map_err(|e| {
+                            Error::Other(format!("could not decode {description}: {e}"))
+                        })?),
+                        None => None,
+                    };
+                    let version: Option<String> = object
+                        .as_ref()
+                        .map(|o| resource_version(o).unwrap_or_default());
+                    if last_version.as_ref() == Some(&version) {
+                        continue;
+                    }
+                    tracing::debug!(
+                        verb = "WATCH",
+                        kind = kind.kind(),
+                        object = %target.object(),
+                        resource_version = version.as_deref(),
+                        "new version"
+                    );
+                    last_version = Some(version);
+                    last_seen = describe_state(object.as_ref());
+                    match step(object.as_ref()) {
+                        WatchStep::Continue => {}
+                        WatchStep::Done(value) => return Ok(value),
+                        WatchStep::Fail(err) => return Err(err),
+                    }
+                }
+                Some(Err(err)) => {
+                    let err = watch_error(err, &description, &self.host);
+                    if !is_retryable_watch_error(&err) {
+                        return Err(err);
+                    }
+                    tracing::debug!(kind = kind.kind(), object = %target.object(), error = %err, "watch failed; retrying");
+                    last_error = Some(err.to_string());
+                }
+            }
+        }
+    }
+
+    /// Waits until the Kargo API is installed on the default budget (`api_wait_timeout`).
+    /// Call before the first write of an apply; after the first success it costs nothing.
+    pub async fn ensure_kargo_api(&self, cancel: &CancellationToken) -> Result<()> {
+        self.wait_for_kargo_api(self.options.api_wait_timeout, cancel)
+            .await
+    }
+
+    /// Waits (polling discovery with capped backoff, progress logged every few seconds)
+    /// until `/apis/kargo.akuity.io/v1alpha1` serves the Kargo kinds. Success is cached for
+    /// the life of this client; concurrent callers share one wait.
+    pub async fn wait_for_kargo_api(
+        &self,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        self.api_ready
+            .get_or_try_init(|| self.poll_kargo_api(timeout, cancel))
+            .await
+            .map(|_| ())
+    }
+
+    /// True once [`KargoClient::wait_for_kargo_api`] has succeeded.
+    pub fn kargo_api_ready(&self) -> bool {
+        self.api_ready.initialized()
+    }
+
+    async fn poll_kargo_api(&self, timeout: Duration, cancel: &CancellationToken) -> Result<()> {
+        let what = format!(
+            "the Kargo API ({KARGO_GROUP}/{KARGO_VERSION}) to be served by {}",
+            self.host
+        );
+        self.retry_transient(&what, timeout, cancel, || self.check_kargo_api())
+            .await
+    }
+
+    async fn check_kargo_api(&self) -> Result<()> {
+        let target = Target {
+            kind: Kind::Project,
+            namespace: None,
+            name: None,
+        };
+        let path = format!("/apis/{KARGO_GROUP}/{KARGO_VERSION}");
+        let req = http::Request::get(path.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::Other(format!("could not build the discovery request: {e}")))?;
+        let list = match self.send("DISCOVER", &target, req).await {
+            Ok(list) => list,
+            Err(Error::NotFound { message, .. }) => {
+                return Err(Error::KargoNotInstalled { message });
+            }
+            Err(err) => return Err(err),
+        };
+        let served: Vec<&str> = list["resources"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|r| r["name"].as_str()).collect())
+            .unwrap_or_default();
+        let missing: Vec<&str> = REQUIRED_RESOURCES
+            .iter()
+            .map(|k| k.plural())
+            .filter(|p| !served.contains(p))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::KargoNotInstalled {
+                message: format!(
+                    "the API group is served but not yet these resources: {}",
+                    missing.join(", ")
+                ),
+            })
+        }
+    }
+
+    /// Runs `op` until it succeeds, retrying (with capped backoff, for at most
+    /// `api_wait_timeout`) while it fails the way a Kargo that is still starting does:
+    /// API group not served, webhooks not answering, 503. Other errors end it at once.
+    /// `what` completes "timed out waiting for Kargo to accept ...".
+    pub async fn retry_while_kargo_starting<T, F, Fut>(
+        &self,
+        what: &str,
+        cancel: &CancellationToken,
+        op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let what = format!("Kargo to accept {what}");
+        self.retry_transient(&what, self.options.api_wait_timeout, cancel, op)
+            .await
+    }
+
+    async fn retry_transient<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut delay = FIRST_RETRY_DELAY;
+        let mut next_report = started;
+        let mut waited = false;
+        let mut last_error: Option<String> = None;
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                outcome = op() => outcome,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let last_seen = last_error.unwrap_or_else(|| "no answer before the deadline".to_string());
+                    return Err(Error::Timeout { what: what.to_string(), last_seen });
+                }
+            };
+            let err = match outcome {
+                Ok(value) => {
+                    if waited {
+                        tracing::info!(
+                            elapsed_s = started.elapsed().as_secs(),
+                            "done waiting for {what}"
+                        );
+                    }
+                    return Ok(value);
+                }
+                Err(err) if err.is_transient_while_starting() => err,
+                Err(err) => return Err(err),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout {
+                    what: what.to_string(),
+                    last_seen: err.to_string(),
+                });
+            }
+            last_error = Some(err.to_string());
+            if now >= next_report {
+                tracing::info!(
+                    elapsed_s = started.elapsed().as_secs(),
+                    timeout_s = timeout.as_secs(),
+                    reason = %err,
+                    "waiting for {what}"
+                );
+                next_report = now + PROGRESS_EVERY;
+            }
+            waited = true;
+            let pause = delay.min(deadline - now);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep(pause) => {}
+            }
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+    }
+
+    /// The API server's version (e.g. `v1.33.1`), for diagnostics.
+    pub async fn server_version(&self) -> Result<String> {
+        let target = Target {
+            kind: Kind::Namespace,
+            namespace: None,
+            name: None,
+        };
+        let req = http::Request::get("/version")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::Other(format!("could not build the version request: {e}")))?;
+        let info = self.send("VERSION", &target, req).await?;
+        info["gitVersion"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::Other("the API server's /version answer has no gitVersion".into())
+            })
+    }
+}
+
+/// Fills in the identity fields server-side apply needs, from the arguments.
+fn with_identity(
+    mut object: Value,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Value> {
+    let Some(map) = object.as_object_mut() else {
+        return Err(Error::Other(format!(
+            "the {kind} to apply must be a JSON object"
+        )));
+    };
+    map.insert("apiVersion".into(), Value::from(kind.api_version()));
+    map.insert("kind".into(), Value::from(kind.kind()));
+    let metadata = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return Err(Error::Other(format!(
+            "the {kind}'s metadata must be a JSON object"
+        )));
+    };
+    metadata.insert("name".into(), Value::from(name));
+    match namespace {
+        Some(ns) => {
+            metadata.insert("namespace".into(), Value::from(ns));
+        }
+        None => {
+            metadata.remove("namespace");
+        }
+    }
+    Ok(object)
+}
+
+/// The `Status` of a failed request; bodies that are not a `Status` (proxies, plain-text
+/// 404s) become one carrying the HTTP code and the (shortened) text.
+fn failure_status(code: http::StatusCode, body: &[u8]) -> Status {
+    match serde_json::from_slice::<Status>(body) {
+        Ok(mut status) if !status.message.is_empty() || !status.reason.is_empty() => {
+            if status.code == 0 {
+                status.code = code.as_u16();
+            }
+            status
+        }
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let mut text: String = text.trim().chars().take(300).collect();
+            if text.is_empty() {
+                text = code
+                    .canonical_reason()
+                    .unwrap_or("request failed")
+                    .to_string();
+            }
+            Status::failure(&text, "").with_code(code.as_u16())
+        }
+    }
+}
+
+fn resource_version(object: &Value) -> Option<String> {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn watch_error(err: kube::runtime::watcher::Error, what: &str, host: &str) -> Error {
+    use kube::runtime::watcher::Error as W;
+    match err {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => {
+            Error::from_kube(e, what, host)
+        }
+        W::WatchError(status) => Error::from_status(&status, what, host),
+        W::NoResourceVersion => {
+            Error::Other(format!("the API server does not support watching {what}"))
+        }
+    }
+}
+
+fn is_retryable_watch_error(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Unreachable { .. }
+            | Error::ServiceUnavailable { .. }
+            | Error::WebhookUnavailable { .. }
+            | Error::Other(_)
+    )
+}
+
+/// A one-line summary of an object's state for timeout messages: existence, deletion,
+/// `status.phase`, `status.message` and conditions.
+pub fn describe_state(object: Option<&Value>) -> String {
+    let Some(object) = object else {
+        return "the object does not exist".to_string();
+    };
+    let short = |s: &str| -> String {
+        let s = s.trim();
+        if s.chars().count() > 200 {
+            format!("{}…", s.chars().take(200).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(rv) = object["metadata"]["resourceVersion"].as_str() {
+        parts.push(format!("resourceVersion {rv}"));
+    }
+    if object["metadata"]["deletionTimestamp"].is_string() {
+        let finalizers: Vec<&str> = object["metadata"]["finalizers"]
+            .as_array()
+            .map(|f| f.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if finalizers.is_empty() {
+            parts.push("being deleted".to_string());
+        } else {
+            parts.push(format!(
+                "being deleted, waiting on finalizers {}",
+                finalizers.join(", ")
+            ));
+        }
+    }
+    let status = &object["status"];
+    if let Some(phase) = status["phase"].as_str() {
+        parts.push(format!("phase {phase}"));
+    }
+    if let Some(message) = status["message"].as_str().filter(|m| !m.is_empty()) {
+        parts.push(format!("message \"{}\"", short(message)));
+    }
+    if let Some(conditions) = status["conditions"].as_array() {
+        for c in conditions {
+            let (Some(t), Some(s)) = (c["type"].as_str(), c["status"].as_str()) else {
+                continue;
+            };
+            let mut text = format!("{t}={s}");
+            let reason = c["reason"].as_str().unwrap_or_default();
+            let message = c["message"].as_str().unwrap_or_default();
+            match (reason.is_empty(), message.is_empty()) {
+                (false, false) => text.push_str(&format!(" ({reason}: {})", short(message))),
+                (false, true) => text.push_str(&format!(" ({reason})")),
+                (true, false) => text.push_str(&format!(" ({})", short(message))),
+                (true, true) => {}
+            }
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        "the object exists (no status yet)".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_fixed_api_coordinates() {
+        let stage = Kind::Stage.api_resource();
+        assert_eq!(stage.group, "kargo.akuity.io");
+        assert_eq!(stage.version, "v1alpha1");
+        assert_eq!(stage.api_version, "kargo.akuity.io/v1alpha1");
+        assert_eq!(stage.kind, "Stage");
+        assert_eq!(stage.plural, "stages");
+        assert_eq!(
+            DynamicObject::url_path(&stage, Some("demo")),
+            "/apis/kargo.akuity.io/v1alpha1/namespaces/demo/stages"
+        );
+        let ns = Kind::Namespace.api_resource();
+        assert_eq!(ns.api_version, "v1");
+        assert_eq!(DynamicObject::url_path(&ns, None), "/api/v1/namespaces");
+        let cluster_scoped: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !k.namespaced()).collect();
+        assert_eq!(
+            cluster_scoped,
+            vec![
+                Kind::Project,
+                Kind::ClusterPromotionTask,
+                Kind::ClusterConfig,
+                Kind::Namespace
+            ]
+        );
+        assert_eq!(Kind::Freight.plural(), "freights");
+        assert_eq!(Kind::ClusterPromotionTask.plural(), "clusterpromotiontasks");
+    }
+
+    #[test]
+    fn identity_fields_come_from_the_arguments() {
+        let object = json!({"metadata": {"name": "wrong", "labels": {"a": "b"}}, "spec": {"x": 1}});
+        let object = with_identity(object, Kind::Warehouse, Some("demo"), "w1").unwrap();
+        assert_eq!(object["apiVersion"], "kargo.akuity.io/v1alpha1");
+        assert_eq!(object["kind"], "Warehouse");
+        assert_eq!(object["metadata"]["name"], "w1");
+        assert_eq!(object["metadata"]["namespace"], "demo");
+        assert_eq!(object["metadata"]["labels"]["a"], "b");
+        let object = with_identity(
+            json!({"metadata": {"namespace": "x"}}),
+            Kind::Project,
+            None,
+            "p",
+        )
+        .unwrap();
+        assert!(object["metadata"].get("namespace").is_none());
+        assert!(with_identity(json!([1]), Kind::Project, None, "p").is_err());
+    }
+
+    #[test]
+    fn plain_text_failures_become_statuses() {
+        let s = failure_status(http::StatusCode::NOT_FOUND, b"404 page not found\n");
+        assert_eq!(s.code, 404);
+        assert_eq!(s.message, "404 page not found");
+        let body = br#"{"kind":"Status","status":"Failure","message":"nope","reason":"Forbidden","code":403}"#;
+        let s = failure_status(http::StatusCode::FORBIDDEN, body);
+        assert_eq!(
+            (s.code, s.reason.as_str(), s.message.as_str()),
+            (403, "Forbidden", "nope")
+        );
+        let s = failure_status(http::StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert_eq!(s.message, "Service Unavailable");
+    }
+
+    #[test]
+    fn state_summary_names_phase_conditions_and_deletion() {
+        assert_eq!(describe_state(None), "the object does not exist");
+        let object = json!({
+            "metadata": {"resourceVersion": "42", "deletionTimestamp": "2025-01-01T00:00:00Z", "finalizers": ["kargo.akuity.io/finalizer"]},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Reconciling", "message": "waiting for freight"},
+                {"type": "Healthy", "status": "Unknown"}
+            ]}
+        });
+        assert_eq!(
+            describe_state(Some(&object)),
+            "resourceVersion 42; being deleted, waiting on finalizers kargo.akuity.io/finalizer; phase Running; Ready=False (Reconciling: waiting for freight); Healthy=Unknown"
+        );
+    }
+}

@@ -1,0 +1,1133 @@
+//! Connection settings for the Kubernetes API that serves Kargo: env fallbacks, validation,
+//! and building a `kube::Config` from kubeconfig files plus explicit overrides.
+//!
+//! # Precedence
+//!
+//! 1. A setting given explicitly (the provider block) wins over its `KUBE_*` environment
+//!    variable; the variable is only a fallback for that one setting. `config_path` and
+//!    `config_paths` count as one setting: either in the block beats `KUBE_CONFIG_PATH`,
+//!    which beats `KUBE_CONFIG_PATHS`.
+//! 2. When kubeconfig files are configured they are merged (the first file to define a
+//!    context, cluster or user wins) and the context is chosen by `config_context`, or the
+//!    files' `current-context`; `config_context_cluster` / `config_context_auth_info`
+//!    replace the context's cluster / user.
+//! 3. Explicit `host`, `cluster_ca_certificate`, `client_certificate`/`client_key`,
+//!    `insecure`, `tls_server_name`, `proxy_url`, `token` and `exec` override what the
+//!    kubeconfig provides. `token` and `exec` each replace the kubeconfig's credentials;
+//!    an explicit `exec` also replaces a token that only comes from `KUBE_TOKEN`.
+//! 4. `KUBECONFIG` and `~/.kube/config` are never read implicitly.
+//! 5. With no kubeconfig and no `host`, the in-cluster service account is used when
+//!    `KUBERNETES_SERVICE_HOST` is set; otherwise building the configuration fails with a
+//!    message listing the ways to configure the connection.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use kube::config::{ExecConfig, ExecInteractiveMode, Kubeconfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Field manager used for server-side apply unless configured otherwise.
+pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-kargo";
+/// How long an apply waits for the Kargo API unless configured otherwise.
+pub const DEFAULT_API_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Credential plugin API versions kube-rs can speak.
+pub const EXEC_API_VERSIONS: [&str; 2] = [
+    "client.authentication.k8s.io/v1",
+    "client.authentication.k8s.io/v1beta1",
+];
+
+/// One connection setting; names match the provider block's attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Setting {
+    ConfigPath,
+    ConfigPaths,
+    ConfigContext,
+    ConfigContextAuthInfo,
+    ConfigContextCluster,
+    Host,
+    Token,
+    ClusterCaCertificate,
+    ClientCertificate,
+    ClientKey,
+    Insecure,
+    TlsServerName,
+    ProxyUrl,
+    Exec,
+    FieldManager,
+    ForceConflicts,
+    ApiWaitTimeout,
+}
+
+impl Setting {
+    /// The attribute name in the provider block.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::ConfigPath => "config_path",
+            Setting::ConfigPaths => "config_paths",
+            Setting::ConfigContext => "config_context",
+            Setting::ConfigContextAuthInfo => "config_context_auth_info",
+            Setting::ConfigContextCluster => "config_context_cluster",
+            Setting::Host => "host",
+            Setting::Token => "token",
+            Setting::ClusterCaCertificate => "cluster_ca_certificate",
+            Setting::ClientCertificate => "client_certificate",
+            Setting::ClientKey => "client_key",
+            Setting::Insecure => "insecure",
+            Setting::TlsServerName => "tls_server_name",
+            Setting::ProxyUrl => "proxy_url",
+            Setting::Exec => "exec",
+            Setting::FieldManager => "field_manager",
+            Setting::ForceConflicts => "force_conflicts",
+            Setting::ApiWaitTimeout => "api_wait_timeout",
+        }
+    }
+
+    /// The environment variable used when the setting is not given explicitly.
+    pub fn env_var(self) -> Option<&'static str> {
+        match self {
+            Setting::ConfigPath => Some("KUBE_CONFIG_PATH"),
+            Setting::ConfigPaths => Some("KUBE_CONFIG_PATHS"),
+            Setting::ConfigContext => Some("KUBE_CTX"),
+            Setting::ConfigContextAuthInfo => Some("KUBE_CTX_AUTH_INFO"),
+            Setting::ConfigContextCluster => Some("KUBE_CTX_CLUSTER"),
+            Setting::Host => Some("KUBE_HOST"),
+            Setting::Token => Some("KUBE_TOKEN"),
+            Setting::ClusterCaCertificate => Some("KUBE_CLUSTER_CA_CERT_DATA"),
+            Setting::ClientCertificate => Some("KUBE_CLIENT_CERT_DATA"),
+            Setting::ClientKey => Some("KUBE_CLIENT_KEY_DATA"),
+            Setting::Insecure => Some("KUBE_INSECURE"),
+            Setting::TlsServerName => Some("KUBE_TLS_SERVER_NAME"),
+            Setting::ProxyUrl => Some("KUBE_PROXY_URL"),
+            Setting::Exec
+            | Setting::FieldManager
+            | Setting::ForceConflicts
+            | Setting::ApiWaitTimeout => None,
+        }
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Unset,
+    /// Given explicitly (in the provider block).
+    Explicit,
+    /// Given explicitly but not known yet (plan time); environment fallbacks do not apply.
+    Unknown,
+    /// Taken from this environment variable.
+    Env(&'static str),
+}
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; only for handing it to the Kubernetes client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
+/// The `exec` credential plugin settings.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ExecSettings {
+    pub api_version: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ExecSettings {
+    // Plugin environments often carry credentials (cloud access keys); show names only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSettings")
+            .field("api_version", &self.api_version)
+            .field("command", &self.command)
+            .field("args", &self.args.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The connection settings as given explicitly (the provider block); `None` means unset.
+/// Environment fallbacks are applied by [`Settings::resolve`].
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub config_path: Option<String>,
+    pub config_paths: Vec<String>,
+    pub config_context: Option<String>,
+    pub config_context_auth_info: Option<String>,
+    pub config_context_cluster: Option<String>,
+    pub host: Option<String>,
+    pub token: Option<Secret>,
+    pub cluster_ca_certificate: Option<String>,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<Secret>,
+    pub insecure: Option<bool>,
+    pub tls_server_name: Option<String>,
+    pub proxy_url: Option<String>,
+    pub exec: Option<ExecSettings>,
+    pub field_manager: Option<String>,
+    pub force_conflicts: Option<bool>,
+    /// A duration such as `90s`, `5m` or `1h30m`.
+    pub api_wait_timeout: Option<String>,
+    /// Settings given explicitly whose values are not known yet (plan time).
+    pub unknown: BTreeSet<Setting>,
+}
+
+/// A connection setting that cannot be used, with the setting it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending setting; `None` when the problem is the configuration as a whole.
+    pub setting: Option<Setting>,
+    /// For `exec`: the attribute inside the block (`command`, `api_version`, ...).
+    pub nested: Option<&'static str>,
+    /// Where the offending value came from.
+    pub source: Source,
+    /// What is wrong and what to do; never contains secret values.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: Setting, source: Source, message: impl Into<String>) -> Self {
+        Self {
+            setting: Some(setting),
+            nested: None,
+            source,
+            message: message.into(),
+        }
+    }
+    fn general(message: impl Into<String>) -> Self {
+        Self {
+            setting: None,
+            nested: None,
+            source: Source::Unset,
+            message: message.into(),
+        }
+    }
+    /// `host`, `exec.command` or `KUBE_HOST (environment variable)`: how a user finds the value.
+    pub fn location(&self) -> Option<String> {
+        let setting = self.setting?;
+        Some(match (self.source, self.nested) {
+            (Source::Env(var), _) => format!("{var} (environment variable)"),
+            (_, Some(nested)) => format!("{}.{nested}", setting.name()),
+            _ => setting.name().to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location() {
+            Some(location) => write!(f, "{location}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Settings with environment fallbacks applied and the origin of every value recorded.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    settings: Settings,
+    sources: BTreeMap<Setting, Source>,
+    /// `KUBERNETES_SERVICE_HOST` was set: the in-cluster service account is an option.
+    in_cluster: bool,
+    /// Environment values that could not be parsed.
+    env_errors: Vec<ConfigError>,
+}
+
+impl Settings {
+    /// Applies `KUBE_*` fallbacks from the process environment.
+    pub fn resolve_from_process_env(self) -> Resolved {
+        self.resolve(|name| std::env::var(name).ok())
+    }
+
+    /// Applies `KUBE_*` fallbacks from `env` (a lookup such as `std::env::var`), filling
+    /// only settings that were neither given explicitly nor are unknown.
+    pub fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Resolved {
+        let lookup = |setting: Setting| -> Option<(String, &'static str)> {
+            let var = setting.env_var()?;
+            env(var).filter(|v| !v.is_empty()).map(|v| (v, var))
+        };
+        let mut sources = BTreeMap::new();
+        let mut env_errors = Vec::new();
+        let unknown = self.unknown.clone();
+        let explicit = |s: Setting, set: bool| {
+            if unknown.contains(&s) {
+                Source::Unknown
+            } else if set {
+                Source::Explicit
+            } else {
+                Source::Unset
+            }
+        };
+
+        macro_rules! string_setting {
+            ($field:ident, $setting:expr, $wrap:expr) => {{
+                let source = explicit($setting, self.$field.is_some());
+                let source = if source == Source::Unset {
+                    match lookup($setting) {
+                        Some((value, var)) => {
+                            self.$field = Some($wrap(value));
+                            Source::Env(var)
+                        }
+                        None => Source::Unset,
+                    }
+                } else {
+                    source
+                };
+                sources.insert($setting, source);
+            }};
+        }
+
+        // config_path and config_paths are one choice: anything explicit beats the env.
+        let path_source = explicit(Setting::ConfigPath, self.config_path.is_some());
+        let paths_source = explicit(Setting::ConfigPaths, !self.config_paths.is_empty());
+        if path_source == Source::Unset && paths_source == Source::Unset {
+            if let Some((value, var)) = lookup(Setting::ConfigPath) {
+                self.config_path = Some(value);
+                sources.insert(Setting::ConfigPath, Source::Env(var));
+            } else if let Some((value, var)) = lookup(Setting::ConfigPaths) {
+                self.config_paths = std::env::split_paths(&value)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
+                sources.insert(Setting::ConfigPaths, Source::Env(var));
+            }
+        }
+        sources.entry(Setting::ConfigPath).or_insert(path_source);
+        sources.entry(Setting::ConfigPaths).or_insert(paths_source);
+
+        let same = |v: String| v;
+        string_setting!(config_context, Setting::ConfigContext, same);
+        string_setting!(
+            config_context_auth_info,
+            Setting::ConfigContextAuthInfo,
+            same
+        );
+        string_setting!(config_context_cluster, Setting::ConfigContextCluster, same);
+        string_setting!(host, Setting::Host, same);
+        string_setting!(cluster_ca_certificate, Setting::ClusterCaCertificate, same);
+        string_setting!(client_certificate, Setting::ClientCertificate, same);
+        string_setting!(client_key, Setting::ClientKey, Secret::new);
+        string_setting!(tls_server_name, Setting::TlsServerName, same);
+        string_setting!(proxy_url, Setting::ProxyUrl, same);
+
+        let exec_source = explicit(Setting::Exec, self.exec.is_some());
+        sources.insert(Setting::Exec, exec_source);
+        let token_source = explicit(Setting::Token, self.token.is_some());
+        if token_source == Source::Unset && exec_source == Source::Unset {
+            string_setting!(token, Setting::Token, Secret::new);
+        } else {
+            // An explicit exec block replaces a token that would only come from KUBE_TOKEN.
+            sources.insert(Setting::Token, token_source);
+        }
+
+        let insecure_source = explicit(Setting::Insecure, self.insecure.is_some());
+        let insecure_source = if insecure_source == Source::Unset {
+            match lookup(Setting::Insecure) {
+                Some((value, var)) => match parse_bool(&value) {
+                    Some(b) => {
+                        self.insecure = Some(b);
+                        Source::Env(var)
+                    }
+                    None => {
+                        env_errors.push(ConfigError::new(
+                            Setting::Insecure,
+                            Source::Env(var),
+                            format!("\"{value}\" is not a boolean; use true or false"),
+                        ));
+                        Source::Unset
+                    }
+                },
+                None => Source::Unset,
+            }
+        } else {
+            insecure_source
+        };
+        sources.insert(Setting::Insecure, insecure_source);
+
+        for s in [
+            Setting::FieldManager,
+            Setting::ForceConflicts,
+            Setting::ApiWaitTimeout,
+        ] {
+            let set = match s {
+                Setting::FieldManager => self.field_manager.is_some(),
+                Setting::ForceConflicts => self.force_conflicts.is_some(),
+                _ => self.api_wait_timeout.is_some(),
+            };
+            sources.insert(s, explicit(s, set));
+        }
+
+        let in_cluster = env("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+        Resolved {
+            settings: self,
+            sources,
+            in_cluster,
+            env_errors,
+        }
+    }
+}
+
+impl Resolved {
+    /// The settings after environment fallbacks.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Where `setting`'s value came from.
+    pub fn source(&self, setting: Setting) -> Source {
+        self.sources.get(&setting).copied().unwrap_or(Source::Unset)
+    }
+
+    fn is_unknown(&self, setting: Setting) -> bool {
+        self.source(setting) == Source::Unknown
+    }
+
+    /// True when no setting is waiting for a value that is only known at apply time.
+    pub fn is_known(&self) -> bool {
+        self.settings.unknown.is_empty()
+    }
+
+    /// Field manager for server-side apply.
+    pub fn field_manager(&self) -> &str {
+        self.settings
+            .field_manager
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(DEFAULT_FIELD_MANAGER)
+    }
+
+    /// Whether server-side apply takes ownership of conflicting fields.
+    pub fn force_conflicts(&self) -> bool {
+        self.settings.force_conflicts.unwrap_or(false)
+    }
+
+    /// How long an apply waits for the Kargo API; the default when unset or invalid
+    /// (an invalid value is reported by [`Resolved::validate`]).
+    pub fn api_wait_timeout(&self) -> Duration {
+        self.settings
+            .api_wait_timeout
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(DEFAULT_API_WAIT_TIMEOUT)
+    }
+
+    /// Kubeconfig files to read, in merge order, with `~` expanded.
+    fn kubeconfig_paths(&self) -> (Vec<PathBuf>, Setting) {
+        let expand = |p: &String| expand_home(p);
+        if let Some(p) = &self.settings.config_path {
+            return (vec![expand(p)], Setting::ConfigPath);
+        }
+        (
+            self.settings.config_paths.iter().map(expand).collect(),
+            Setting::ConfigPaths,
+        )
+    }
+
+    /// Checks that need no file system or network: URLs, PEM data, combinations of
+    /// settings, durations. Settings that are not known yet are skipped. Returns every
+    /// problem found.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let s = &self.settings;
+        let mut errors = self.env_errors.clone();
+        let err = |setting: Setting, message: String| {
+            ConfigError::new(setting, self.source(setting), message)
+        };
+
+        if self.source(Setting::ConfigPath) == Source::Explicit
+            && self.source(Setting::ConfigPaths) == Source::Explicit
+        {
+            errors.push(err(
+                Setting::ConfigPaths,
+                "conflicts with config_path; set one of them (config_paths takes a list of files to merge)".into(),
+            ));
+        }
+        if s.config_path
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            errors.push(err(Setting::ConfigPath, "must not be empty".into()));
+        }
+        if s.config_paths.iter().any(|p| p.trim().is_empty()) {
+            errors.push(err(
+                Setting::ConfigPaths,
+                "must not contain empty paths".into(),
+            ));
+        }
+
+        if let Some(host) = &s.host
+            && let Err(problem) = parse_url(host, &["https", "http"])
+        {
+            errors.push(err(
+                Setting::Host,
+                format!("{problem}; expected the API server URL, e.g. https://203.0.113.10:6443"),
+            ));
+        }
+        if let Some(proxy) = &s.proxy_url
+            && let Err(problem) = parse_url(proxy, &["http", "https"])
+        {
+            errors.push(err(
+                Setting::ProxyUrl,
+                format!(
+                    "{problem}; expected an HTTP(S) proxy URL, e.g. http://proxy.example.com:3128"
+                ),
+            ));
+        }
+
+        if let Some(pem) = &s.cluster_ca_certificate
+            && let Err(problem) = parse_certificates(pem)
+        {
+            errors.push(err(Setting::ClusterCaCertificate, problem));
+        }
+        if let Some(pem) = &s.client_certificate
+            && let Err(problem) = parse_certificates(pem)
+        {
+            errors.push(err(Setting::ClientCertificate, problem));
+        }
+        if let Some(key) = &s.client_key
+            && let Err(problem) = check_private_key(key.expose())
+        {
+            errors.push(err(Setting::ClientKey, problem));
+        }
+        let cert_set =
+            s.client_certificate.is_some() || self.is_unknown(Setting::ClientCertificate);
+        let key_set = s.client_key.is_some() || self.is_unknown(Setting::ClientKey);
+        if s.client_certificate.is_some() && !key_set {
+            errors.push(err(
+                Setting::ClientCertificate,
+                "requires client_key (or KUBE_CLIENT_KEY_DATA): a client certificate cannot be used without its private key".into(),
+            ));
+        }
+        if s.client_key.is_some() && !cert_set {
+            errors.push(err(
+                Setting::ClientKey,
+                "requires client_certificate (or KUBE_CLIENT_CERT_DATA): a private key cannot be used without its certificate".into(),
+            ));
+        }
+
+        // Only known values conflict: an unknown one may still turn out null at apply.
+        if self.source(Setting::Token) == Source::Explicit
+            && self.source(Setting::Exec) == Source::Explicit
+        {
+            errors.push(err(
+                Setting::Token,
+                "conflicts with exec: use either a static token or a credential plugin, not both"
+                    .into(),
+            ));
+        }
+        if let Some(exec) = &s.exec {
+            if exec.command.trim().is_empty() {
+                errors.push(ConfigError {
+                    nested: Some("command"),
+                    ..err(
+                        Setting::Exec,
+                        "must name the credential plugin to run".into(),
+                    )
+                });
+            }
+            if !exec.api_version.is_empty()
+                && !EXEC_API_VERSIONS.contains(&exec.api_version.as_str())
+            {
+                errors.push(ConfigError {
+                    nested: Some("api_version"),
+                    ..err(
+                        Setting::Exec,
+                        format!(
+                            "\"{}\" is not supported; use {}",
+                            exec.api_version,
+                            EXEC_API_VERSIONS.join(" or ")
+                        ),
+                    )
+                });
+            }
+        }
+
+        if let Some(fm) = &s.field_manager
+            && (fm.trim().is_empty() || fm.len() > 128)
+        {
+            errors.push(err(
+                Setting::FieldManager,
+                "must be between 1 and 128 characters".into(),
+            ));
+        }
+        if let Some(timeout) = &s.api_wait_timeout
+            && let Err(problem) = parse_duration(timeout)
+        {
+            errors.push(err(Setting::ApiWaitTimeout, problem));
+        }
+        errors
+    }
+
+    /// A short description of where the connection comes from, safe to log (no secrets).
+    pub fn describe(&self) -> String {
+        let (paths, _) = self.kubeconfig_paths();
+        let mut parts = Vec::new();
+        if !paths.is_empty() {
+            let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            parts.push(format!("kubeconfig {}", list.join(", ")));
+            if let Some(ctx) = &self.settings.config_context {
+                parts.push(format!("context {ctx}"));
+            }
+        }
+        if let Some(host) = &self.settings.host {
+            parts.push(format!("host {}", redact_userinfo(host)));
+        }
+        if self.settings.exec.is_some() {
+            parts.push("exec credential plugin".into());
+        } else if self.settings.token.is_some() {
+            parts.push("bearer token".into());
+        }
+        if self.settings.client_certificate.is_some() {
+            parts.push("client certificate".into());
+        }
+        if parts.is_empty() {
+            parts.push(if self.in_cluster {
+                "in-cluster service account".into()
+            } else {
+                "nothing configured".into()
+            });
+        }
+        parts.join("; ")
+    }
+
+    /// Builds the kube-rs configuration: validates, reads and merges the kubeconfig files,
+    /// selects the context, then applies explicit overrides. Reads files but never
+    /// connects to the cluster.
+    pub fn kube_config(&self) -> Result<kube::Config, ConfigError> {
+        if !self.is_known() {
+            let names: Vec<&str> = self.settings.unknown.iter().map(|s| s.name()).collect();
+            return Err(ConfigError::general(format!(
+                "the provider configuration is not known yet ({} depend on values known only after apply)",
+                names.join(", ")
+            )));
+        }
+        if let Some(first) = self.validate().into_iter().next() {
+            return Err(first);
+        }
+        let s = &self.settings;
+        let (paths, path_setting) = self.kubeconfig_paths();
+        let mut config = if !paths.is_empty() {
+            self.config_from_kubeconfig(&paths, path_setting)?
+        } else if let Some(host) = &s.host {
+            let uri = parse_url(host, &["https", "http"])
+                .map_err(|p| ConfigError::new(Setting::Host, self.source(Setting::Host), p))?;
+            kube::Config::new(uri)
+        } else if !self.in_cluster
+            && (s.token.is_some()
+                || s.exec.is_some()
+                || s.client_certificate.is_some()
+                || s.cluster_ca_certificate.is_some())
+        {
+            return Err(ConfigError::new(
+                Setting::Host,
+                self.source(Setting::Host),
+                "is required when no kubeconfig is configured: credentials and certificates alone do not say which \
+                 API server to reach; set host (or KUBE_HOST), or config_path (or KUBE_CONFIG_PATH)",
+            ));
+        } else if self.in_cluster {
+            kube::Config::incluster().map_err(|e| {
+                ConfigError::general(format!(
+                    "KUBERNETES_SERVICE_HOST is set but the in-cluster service account configuration could not be loaded: {e}. {}",
+                    HOW_TO_CONFIGURE
+                ))
+            })?
+        } else {
+            return Err(ConfigError::general(format!(
+                "no Kubernetes cluster is configured for the kargo provider. {HOW_TO_CONFIGURE}"
+            )));
+        };
+        self.apply_overrides(&mut config)?;
+        Ok(config)
+    }
+
+    fn config_from_kubeconfig(
+        &self,
+        paths: &[PathBuf],
+        setting: Setting,
+    ) -> Result<kube::Config, ConfigError> {
+        let source = self.source(setting);
+        let mut merged: Option<Kubeconfig> = None;
+        for path in paths {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    setting,
+                    source,
+                    format!("kubeconfig file \"{}\" does not exist", path.display()),
+                ));
+            }
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| kubeconfig_read_error(e, path, setting, source))?;
+            merged = Some(match merged {
+                None => kc,
+                Some(m) => m.merge(kc).map_err(|e| {
+                    ConfigError::new(
+                        setting,
+                        source,
+                        format!("kubeconfig files cannot be merged: {e}"),
+                    )
+                })?,
+            });
+        }
+        let mut kc = merged.unwrap_or_default();
+        let files = paths
+            .iter()
+            .map(|p| format!("\"{}\"", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        let context_name = match &self.settings.config_context {
+            Some(name) => name.clone(),
+            None => match &kc.current_context {
+                Some(name) if !name.is_empty() => name.clone(),
+                _ => {
+                    return Err(ConfigError::new(
+                        Setting::ConfigContext,
+                        self.source(Setting::ConfigContext),
+                        format!(
+                            "the kubeconfig ({files}) has no current-context; set config_context to one of: {}",
+                            list_or_none(kc.contexts.iter().map(|c| c.name.as_str()))
+                        ),
+                    ));
+                }
+            },
+        };
+        let available = list_or_none(kc.contexts.iter().map(|c| c.name.as_str()));
+        let cluster_names = list_or_none(kc.clusters.iter().map(|c| c.name.as_str()));
+        let user_names = list_or_none(kc.auth_infos.iter().map(|c| c.name.as_str()));
+        let Some(named) = kc.contexts.iter_mut().find(|c| c.name == context_name) else {
+            return Err(ConfigError::new(
+                Setting::ConfigContext,
+                self.source(Setting::ConfigContext),
+                format!(
+                    "context \"{context_name}\" is not in the kubeconfig ({files}); available contexts: {available}"
+                ),
+            ));
+        };
+        let Some(context) = named.context.as_mut() else {
+            return Err(ConfigError::new(
+                Setting::ConfigContext,
+                self.source(Setting::ConfigContext),
+                format!("context \"{context_name}\" in the kubeconfig ({files}) is empty"),
+            ));
+        };
+        // Overriding the context's cluster/user in place is what KubeConfigOptions does; doing
+        // it here lets every lookup failure name the available alternatives.
+        if let Some(cluster) = &self.settings.config_context_cluster {
+            context.cluster = cluster.clone();
+        }
+        if let Some(user) = &self.settings.config_context_auth_info {
+            context.user = Some(user.clone());
+        }
+        let cluster_name = context.cluster.clone();
+        let user_name = context.user.clone();
+        if !kc.clusters.iter().any(|c| c.name == cluster_name) {
+            let (setting, src) = match &self.settings.config_context_cluster {
+                Some(_) => (
+                    Setting::ConfigContextCluster,
+                    self.source(Setting::ConfigContextCluster),
+                ),
+                None => (Setting::ConfigContext, self.source(Setting::ConfigContext)),
+            };
+            return Err(ConfigError::new(
+                setting,
+                src,
+                format!(
+                    "cluster \"{cluster_name}\" is not in the kubeconfig ({files}); available clusters: {cluster_names}"
+                ),
+            ));
+        }
+        if let Some(user) = &user_name
+            && self.settings.config_context_auth_info.is_some()
+            && !kc.auth_infos.iter().any(|u| &u.name == user)
+        {
+            return Err(ConfigError::new(
+                Setting::ConfigContextAuthInfo,
+                self.source(Setting::ConfigContextAuthInfo),
+                format!(
+                    "user \"{user}\" is not in the kubeconfig ({files}); available users: {user_names}"
+                ),
+            ));
+        }
+        kc.current_context = Some(context_name.clone());
+        kube::Config::try_from(kc).map_err(|e| {
+            ConfigError::new(
+                setting,
+                source,
+                format!(
+                    "context \"{context_name}\" of the kubeconfig ({files}) cannot be used: {}",
+                    kubeconfig_error_text(&e)
+                ),
+            )
+        })
+    }
+
+    fn apply_overrides(&self, config: &mut kube::Config) -> Result<(), ConfigError> {
+        let s = &self.settings;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if let Some(host) = &s.host {
+            config.cluster_url = parse_url(host, &["https", "http"])
+                .map_err(|p| ConfigError::new(Setting::Host, self.source(Setting::Host), p))?;
+        }
+        if let Some(pem) = &s.cluster_ca_certificate {
+            let certs = parse_certificates(pem).map_err(|p| {
+                ConfigError::new(
+                    Setting::ClusterCaCertificate,
+                    self.source(Setting::ClusterCaCertificate),
+                    p,
+                )
+            })?;
+            config.root_cert = Some(certs);
+            // The in-cluster CA file would otherwise take precedence over the explicit CA.
+            config.root_cert_file = None;
+        }
+        if let (Some(cert), Some(key)) = (&s.client_certificate, &s.client_key) {
+            config.auth_info.client_certificate_data = Some(b64.encode(cert.as_bytes()));
+            config.auth_info.client_key_data = Some(b64.encode(key.expose().as_bytes()).into());
+            config.auth_info.client_certificate = None;
+            config.auth_info.client_key = None;
+        }
+        if let Some(token) = &s.token {
+            clear_credentials(&mut config.auth_info);
+            config.auth_info.token = Some(token.expose().to_string().into());
+        }
+        if let Some(exec) = &s.exec {
+            clear_credentials(&mut config.auth_info);
+            config.auth_info.exec = Some(ExecConfig {
+                api_version: Some(exec.api_version.clone()),
+                command: Some(exec.command.clone()),
+                args: (!exec.args.is_empty()).then(|| exec.args.clone()),
+                env: (!exec.env.is_empty()).then(|| {
+                    exec.env
+                        .iter()
+                        .map(|(k, v)| {
+                            [
+                                ("name".to_string(), k.clone()),
+                                ("value".to_string(), v.clone()),
+                            ]
+                            .into()
+                        })
+                        .collect()
+                }),
+                // Terraform owns the terminal; a prompting plugin would hang the run.
+                interactive_mode: Some(ExecInteractiveMode::Never),
+                ..Default::default()
+            });
+        }
+        if let Some(insecure) = s.insecure {
+            config.accept_invalid_certs = insecure;
+        }
+        if let Some(name) = &s.tls_server_name {
+            config.tls_server_name = Some(name.clone());
+        }
+        if let Some(proxy) = &s.proxy_url {
+            config.proxy_url = Some(parse_url(proxy, &["http", "https"]).map_err(|p| {
+                ConfigError::new(Setting::ProxyUrl, self.source(Setting::ProxyUrl), p)
+            })?);
+        }
+        Ok(())
+    }
+}
+
+const HOW_TO_CONFIGURE: &str = "Configure the connection in the provider block (or the matching environment variables): \
+config_path / config_paths (KUBE_CONFIG_PATH / KUBE_CONFIG_PATHS) with optional config_context (KUBE_CTX); \
+or host (KUBE_HOST) with cluster_ca_certificate (KUBE_CLUSTER_CA_CERT_DATA) and credentials: token (KUBE_TOKEN), \
+client_certificate + client_key (KUBE_CLIENT_CERT_DATA + KUBE_CLIENT_KEY_DATA) or an exec block; \
+or run the provider inside a pod so the in-cluster service account is used. \
+KUBECONFIG and ~/.kube/config are not read unless named in config_path.";
+
+/// Removes every way the kubeconfig user could authenticate other than client certificates,
+/// so an explicit token or exec plugin is the one used.
+fn clear_credentials(auth: &mut kube::config::AuthInfo) {
+    auth.token = None;
+    auth.token_file = None;
+    auth.exec = None;
+    auth.auth_provider = None;
+    auth.username = None;
+    auth.password = None;
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Kubeconfig errors, without anything that could quote the file's content (parser
+/// snippets may include a line holding a token or key).
+fn kubeconfig_error_text(err: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError as K;
+    match err {
+        K::Parse(e) => match e.location() {
+            Some(loc) => format!(
+                "not valid kubeconfig YAML (error at line {}, column {})",
+                loc.line(),
+                loc.column()
+            ),
+            None => "not valid kubeconfig YAML".to_string(),
+        },
+        K::LoadClientKey(_) => "the user's client key could not be loaded".to_string(),
+        other => super::error::chain_text(other),
+    }
+}
+
+fn kubeconfig_read_error(
+    err: kube::config::KubeconfigError,
+    path: &std::path::Path,
+    setting: Setting,
+    source: Source,
+) -> ConfigError {
+    let text = match &err {
+        kube::config::KubeconfigError::ReadConfig(io, _) => format!("cannot be read: {io}"),
+        other => kubeconfig_error_text(other),
+    };
+    ConfigError::new(
+        setting,
+        source,
+        format!("kubeconfig file \"{}\" {text}", path.display()),
+    )
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    if let Some(rest) = path.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    PathBuf::from(path)
+}
+
+/// Parses a boolean the way Go's `strconv.ParseBool` does, as the Kubernetes provider's
+/// environment variables are read.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a duration such as `300ms`, `90s`, `5m`, `1h30m` or `1.5h` (Go's notation).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let text = value.trim();
+    let invalid = || {
+        format!("\"{value}\" is not a duration; use a number with a unit, e.g. 90s, 5m or 1h30m")
+    };
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if number_len == 0 {
+            return Err(invalid());
+        }
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        rest = &rest[unit_len..];
+        total += number * seconds_per_unit;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+/// Parses an absolute URL whose scheme is one of `schemes`. Messages never repeat the
+/// URL's user-info part (it may hold a password).
+fn parse_url(value: &str, schemes: &[&str]) -> Result<http::Uri, String> {
+    let shown = redact_userinfo(value);
+    let uri: http::Uri = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{shown}\" is not a valid URL"))?;
+    let Some(scheme) = uri.scheme_str() else {
+        return Err(format!("\"{shown}\" has no scheme ({}://...)", schemes[0]));
+    };
+    if !schemes.contains(&scheme) {
+        return Err(format!(
+            "\"{shown}\" uses scheme \"{scheme}\"; supported: {}",
+            schemes.join(", ")
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("\"{shown}\" has no host"));
+    }
+    Ok(uri)
+}
+
+/// Replaces `user:password@` in a URL with `***@`.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let after = &url[scheme_end + 3..];
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    match after[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end + 3], &after[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// Parses PEM certificates into DER. Messages never quote the input.
+fn parse_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        match item {
+            // A DER certificate is an ASN.1 SEQUENCE; anything else is garbage between markers.
+            Ok(der) if der.first() == Some(&0x30) && der.len() > 16 => certs.push(der.to_vec()),
+            Ok(_) => {
+                return Err(
+                    "contains a CERTIFICATE block that is not a valid DER certificate".into(),
+                );
+            }
+            Err(_) => {
+                return Err("is not valid PEM: a -----BEGIN CERTIFICATE----- block is malformed or not base64".into());
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "contains no PEM certificate (expected -----BEGIN CERTIFICATE-----){}",
+            base64_hint(pem)
+        ));
+    }
+    Ok(certs)
+}
+
+/// Checks a PEM private key. Messages never quote the input.
+fn check_private_key(pem: &str) -> Result<(), String> {
+    match PrivateKeyDer::from_pem_slice(pem.as_bytes()) {
+        Ok(_) => Ok(()),
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => Err(format!(
+            "contains no PEM private key (expected -----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY){}",
+            base64_hint(pem)
+        )),
+        Err(_) => {
+            Err("is not a valid PEM private key: the key block is malformed or not base64".into())
+        }
+    }
+}
+
+/// A hint for the common mistake of passing kubeconfig's base64 `*-data` value as is.
+fn base64_hint(text: &str) -> &'static str {
+    let compact: String = text.split_whitespace().collect();
+    let decodes_to_pem = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .is_ok_and(|bytes| bytes.windows(10).any(|w| w == b"-----BEGIN"));
+    if decodes_to_pem {
+        "; the value looks base64-encoded: decode it first (e.g. with base64decode())"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "5", "m", "5 minutes", "-1s", "5x", "1h-3m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn booleans_like_go() {
+        assert_eq!(parse_bool("true"), Some(true));
+        assert_eq!(parse_bool("1"), Some(true));
+        assert_eq!(parse_bool("F"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+    }
+
+    #[test]
+    fn userinfo_is_redacted() {
+        assert_eq!(
+            redact_userinfo("http://bob:hunter2@proxy:3128/x"),
+            "http://***@proxy:3128/x"
+        );
+        assert_eq!(redact_userinfo("https://kube:6443"), "https://kube:6443");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("abc123");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(s.expose(), "abc123");
+    }
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("https://10.0.0.1:6443", &["https", "http"]).is_ok());
+        assert!(
+            parse_url("10.0.0.1:6443", &["https"])
+                .unwrap_err()
+                .contains("no scheme")
+        );
+        assert!(
+            parse_url("ftp://x", &["https", "http"])
+                .unwrap_err()
+                .contains("scheme \"ftp\"")
+        );
+        assert!(
+            parse_url("https://exa mple", &["https"])
+                .unwrap_err()
+                .contains("not a valid URL")
+        );
+    }
+}

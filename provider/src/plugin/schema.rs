@@ -1,0 +1,383 @@
+//! Schema builder: attributes, nested attributes and blocks with their descriptions, plus the
+//! provider-side behaviours (defaults, replacement, semantic equality, validators) plan uses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::diagnostics::{AttributePath, Diagnostics};
+use super::value::{Type, Value};
+
+/// A validator runs at ValidateResourceConfig time and reports on `path`. Attribute
+/// validators see only wholly known, non-null values (the caller skips the rest);
+/// object validators see each known object, whose attributes may still be unknown.
+pub type ValidatorFn = Arc<dyn Fn(&Value, &AttributePath, &mut Diagnostics) + Send + Sync>;
+
+/// Semantic equality: `true` when two known values mean the same to Kargo
+/// (e.g. durations "10m" and "10m0s", or JSON documents with keys reordered).
+pub type SemanticEqFn = fn(&Value, &Value) -> bool;
+
+#[derive(Clone, Debug)]
+pub struct Schema {
+    pub version: i64,
+    pub block: Block,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Block {
+    pub attributes: Vec<Attribute>,
+    pub blocks: Vec<NestedBlock>,
+    /// Markdown, shown in the docs.
+    pub description: String,
+    pub deprecation: Option<String>,
+    /// Object-level rules (e.g. "exactly one of a, b"), run on the whole object.
+    pub validators: Vec<Validator>,
+}
+
+#[derive(Clone, Debug, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    Single,
+    List,
+    Set,
+    Map,
+    /// Blocks only: a single block whose absence is an object of nulls, never null.
+    Group,
+}
+
+#[derive(Clone, Debug)]
+pub struct NestedBlock {
+    pub type_name: String,
+    pub block: Block,
+    pub nesting: Nesting,
+    pub min_items: i64,
+    pub max_items: i64,
+}
+
+#[derive(Clone, Debug)]
+pub enum AttributeType {
+    Primitive(Type),
+    Nested(NestedObject),
+}
+
+#[derive(Clone, Debug)]
+pub struct NestedObject {
+    pub attributes: Vec<Attribute>,
+    pub nesting: Nesting,
+    /// Object-level rules run on each element.
+    pub validators: Vec<Validator>,
+}
+
+#[derive(Clone)]
+pub struct Validator {
+    /// Human-readable rule, used in docs ("must be a DNS-1123 label").
+    pub description: String,
+    pub check: ValidatorFn,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Attribute {
+    pub name: String,
+    pub ty: AttributeType,
+    /// Markdown, shown in the docs.
+    pub description: String,
+    pub required: bool,
+    pub optional: bool,
+    pub computed: bool,
+    pub sensitive: bool,
+    pub write_only: bool,
+    pub deprecation: Option<String>,
+    // ---- provider-side behaviour, never sent to Terraform as such ----
+    /// A change to this attribute replaces the resource.
+    pub requires_replace: bool,
+    /// Planned when the configuration leaves this optional+computed attribute null.
+    pub default: Option<Value>,
+    /// Keep the prior state's value at plan time for this computed attribute
+    /// instead of marking it unknown when other attributes change.
+    pub use_state_for_unknown: bool,
+    /// Values that mean the same to Kargo never show as a diff.
+    pub semantic_eq: Option<SemanticEqFn>,
+    pub validators: Vec<Validator>,
+}
+
+impl Schema {
+    pub fn new(version: i64, block: Block) -> Self {
+        Self { version, block }
+    }
+}
+
+impl Block {
+    pub fn new(attributes: Vec<Attribute>) -> Self {
+        Self {
+            attributes,
+            ..Self::default()
+        }
+    }
+    /// Markdown, shown in the docs.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+    pub fn block(mut self, block: NestedBlock) -> Self {
+        self.blocks.push(block);
+        self
+    }
+    /// An object-level rule, run on the whole object (with its path).
+    pub fn validate(mut self, validator: Validator) -> Self {
+        self.validators.push(validator);
+        self
+    }
+    pub fn deprecated(mut self, message: impl Into<String>) -> Self {
+        self.deprecation = Some(message.into());
+        self
+    }
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+    pub fn nested_block(&self, type_name: &str) -> Option<&NestedBlock> {
+        self.blocks.iter().find(|b| b.type_name == type_name)
+    }
+
+    /// The object type Terraform derives from this block, as in its
+    /// `configschema.Block.ImpliedType`: list and map blocks whose content has a
+    /// dynamic type become `Dynamic` (tuples and objects at run time).
+    pub fn implied_type(&self) -> Type {
+        let mut attrs: BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.implied_type()))
+            .collect();
+        for b in &self.blocks {
+            attrs.insert(b.type_name.clone(), b.implied_type());
+        }
+        Type::Object(attrs)
+    }
+}
+
+impl NestedBlock {
+    pub fn new(type_name: impl Into<String>, block: Block, nesting: Nesting) -> Self {
+        Self {
+            type_name: type_name.into(),
+            block,
+            nesting,
+            min_items: 0,
+            max_items: 0,
+        }
+    }
+    pub fn min_items(mut self, n: i64) -> Self {
+        self.min_items = n;
+        self
+    }
+    pub fn max_items(mut self, n: i64) -> Self {
+        self.max_items = n;
+        self
+    }
+    pub fn implied_type(&self) -> Type {
+        let object = self.block.implied_type();
+        match self.nesting {
+            Nesting::Single | Nesting::Group => object,
+            Nesting::List if object.has_dynamic() => Type::Dynamic,
+            Nesting::List => Type::list(object),
+            Nesting::Set => Type::set(object),
+            Nesting::Map if object.has_dynamic() => Type::Dynamic,
+            Nesting::Map => Type::map(object),
+        }
+    }
+}
+
+impl NestedObject {
+    fn with(attributes: Vec<Attribute>, nesting: Nesting) -> Self {
+        Self {
+            attributes,
+            nesting,
+            validators: Vec::new(),
+        }
+    }
+    pub fn single(attributes: Vec<Attribute>) -> Self {
+        Self::with(attributes, Nesting::Single)
+    }
+    pub fn list(attributes: Vec<Attribute>) -> Self {
+        Self::with(attributes, Nesting::List)
+    }
+    pub fn set(attributes: Vec<Attribute>) -> Self {
+        Self::with(attributes, Nesting::Set)
+    }
+    pub fn map(attributes: Vec<Attribute>) -> Self {
+        Self::with(attributes, Nesting::Map)
+    }
+    /// An object-level rule, run on each element.
+    pub fn validate(mut self, validator: Validator) -> Self {
+        self.validators.push(validator);
+        self
+    }
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+    /// The type of one element.
+    pub fn object_type(&self) -> Type {
+        Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.implied_type()))
+                .collect(),
+        )
+    }
+    /// Unlike blocks, nested attributes stay collections of objects even when an
+    /// attribute inside is dynamic, as Terraform's `configschema.Object` does.
+    pub fn implied_type(&self) -> Type {
+        let object = self.object_type();
+        match self.nesting {
+            Nesting::Single | Nesting::Group => object,
+            Nesting::List => Type::list(object),
+            Nesting::Set => Type::set(object),
+            Nesting::Map => Type::map(object),
+        }
+    }
+}
+
+impl AttributeType {
+    pub fn implied_type(&self) -> Type {
+        match self {
+            AttributeType::Primitive(t) => t.clone(),
+            AttributeType::Nested(o) => o.implied_type(),
+        }
+    }
+}
+
+impl Validator {
+    /// `description` is the human-readable rule, used in docs.
+    pub fn new(
+        description: &str,
+        f: impl Fn(&Value, &AttributePath, &mut Diagnostics) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            description: description.to_string(),
+            check: Arc::new(f),
+        }
+    }
+}
+
+impl Attribute {
+    /// An attribute that is neither required, optional nor computed until a modifier says so.
+    pub fn new(name: impl Into<String>, ty: AttributeType) -> Self {
+        Self {
+            name: name.into(),
+            ty,
+            description: String::new(),
+            required: false,
+            optional: false,
+            computed: false,
+            sensitive: false,
+            write_only: false,
+            deprecation: None,
+            requires_replace: false,
+            default: None,
+            use_state_for_unknown: false,
+            semantic_eq: None,
+            validators: Vec::new(),
+        }
+    }
+    pub fn string(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::String))
+    }
+    pub fn bool(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::Bool))
+    }
+    /// A cty number (integers and decimals alike).
+    pub fn number(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::Number))
+    }
+    pub fn string_list(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::list(Type::String)))
+    }
+    pub fn string_map(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::map(Type::String)))
+    }
+    pub fn dynamic(name: impl Into<String>) -> Self {
+        Self::new(name, AttributeType::Primitive(Type::Dynamic))
+    }
+    pub fn nested(name: impl Into<String>, object: NestedObject) -> Self {
+        Self::new(name, AttributeType::Nested(object))
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self.optional = false;
+        self.computed = false;
+        self
+    }
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self.required = false;
+        self
+    }
+    /// Alone: computed-only (read-only). With `optional()`: set by the user or the provider.
+    pub fn computed(mut self) -> Self {
+        self.computed = true;
+        self.required = false;
+        self
+    }
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+    /// Never stored in state or plan; always planned as null.
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
+        self
+    }
+    /// Markdown, shown in the docs.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+    pub fn deprecated(mut self, message: impl Into<String>) -> Self {
+        self.deprecation = Some(message.into());
+        self
+    }
+    pub fn requires_replace(mut self) -> Self {
+        self.requires_replace = true;
+        self
+    }
+    /// Planned when the configuration leaves the attribute null; implies optional+computed.
+    pub fn default(mut self, value: Value) -> Self {
+        self.default = Some(value);
+        self.optional = true;
+        self.computed = true;
+        self.required = false;
+        self
+    }
+    pub fn use_state_for_unknown(mut self) -> Self {
+        self.use_state_for_unknown = true;
+        self
+    }
+    pub fn semantic_eq(mut self, eq: SemanticEqFn) -> Self {
+        self.semantic_eq = Some(eq);
+        self
+    }
+    pub fn validate(mut self, validator: Validator) -> Self {
+        self.validators.push(validator);
+        self
+    }
+
+    /// Read-only: the provider sets it, configuration cannot.
+    pub fn is_computed_only(&self) -> bool {
+        self.computed && !self.optional && !self.required
+    }
+    pub fn implied_type(&self) -> Type {
+        self.ty.implied_type()
+    }
+    pub fn nested_object(&self) -> Option<&NestedObject> {
+        match &self.ty {
+            AttributeType::Nested(o) => Some(o),
+            AttributeType::Primitive(_) => None,
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Helpers shared by the resources: Kubernetes name rules, duration parsing, `timeouts`,
+//! label/annotation ownership and turning Kargo API errors into Terraform diagnostics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+use std::sync::Arc;
+
+use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::plugin::Context;
+use crate::provider::ProviderData;
+use crate::plugin::plan::semantic::parse_go_duration;
+use crate::plugin::schema::Validator;
+use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
+
+/// Prefixes of labels and annotations that Kargo or Kubernetes write themselves; they are
+/// never adopted on import and never shown as drift.
+const SYSTEM_PREFIXES: &[&str] = &[
+    "kargo.akuity.io/",
+    "rbac.kargo.akuity.io/",
+    "kubernetes.io/",
+    "k8s.io/",
+    "kubectl.kubernetes.io/",
+];
+
+fn dns_label_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|_| unreachable!()))
+}
+
+fn dns_subdomain_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+            .unwrap_or_else(|_| unreachable!())
+    })
+}
+
+/// Kargo's duration pattern (`interval`, `requiredSoakTime`, `retry.timeout`).
+fn kargo_duration_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(s|m|h))+$").unwrap_or_else(|_| unreachable!()))
+}
+
+/// Why `name` is not a DNS-1123 label (the rule for namespaces and so for Projects).
+pub fn dns_label_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Some(format!("must be at most 63 characters (it has {})", name.len()));
+    }
+    if !dns_label_re().is_match(name) {
+        return Some(
+            "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Why `name` is not a DNS-1123 subdomain (the rule for most Kargo object names).
+pub fn dns_subdomain_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.len() > 253 {
+        return Some(format!("must be at most 253 characters (it has {})", name.len()));
+    }
+    if !dns_subdomain_re().is_match(name) {
+        return Some(
+            "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                .into(),
+        );
+    }
+    None
+}
+
+pub fn dns_label() -> Validator {
+    Validator::new("must be a DNS-1123 label (lower case letters, digits and '-', at most 63 characters)", |v, path, diags| {
+        if let Some(s) = v.as_str()
+            && let Some(problem) = dns_label_problem(s)
+        {
+            diags.error_at(path.clone(), "Invalid name", format!("{s:?} is not a valid DNS-1123 label: it {problem}."));
+        }
+    })
+}
+
+pub fn dns_subdomain() -> Validator {
+    Validator::new("must be a DNS-1123 subdomain (lower case letters, digits, '-' and '.', at most 253 characters)", |v, path, diags| {
+        if let Some(s) = v.as_str()
+            && let Some(problem) = dns_subdomain_problem(s)
+        {
+            diags.error_at(path.clone(), "Invalid name", format!("{s:?} is not a valid DNS-1123 subdomain: it {problem}."));
+        }
+    })
+}
+
+/// A duration in Kargo's format: one or more `<number><s|m|h>` groups, e.g. `5m`, `1h30m`.
+pub fn kargo_duration() -> Validator {
+    Validator::new("a duration such as `30s`, `5m` or `1h30m` (units s, m, h)", |v, path, diags| {
+        if let Some(s) = v.as_str()
+            && !kargo_duration_re().is_match(s)
+        {
+            diags.error_at(
+                path.clone(),
+                "Invalid duration",
+                format!("{s:?} is not a duration Kargo accepts: use one or more <number><unit> groups with units s, m or h, e.g. \"30s\", \"5m\", \"1h30m\"."),
+            );
+        }
+    })
+}
+
+/// A Terraform-style operation timeout (`"30s"`, `"10m"`, `"1h"`), as in `timeouts` blocks.
+pub fn timeout_duration() -> Validator {
+    Validator::new("a duration such as `30s`, `10m` or `1h`", |v, path, diags| {
+        if let Some(s) = v.as_str()
+            && parse_go_duration(s).is_none()
+        {
+            diags.error_at(path.clone(), "Invalid timeout", format!("{s:?} is not a duration: use e.g. \"30s\", \"10m\" or \"1h\"."));
+        }
+    })
+}
+
+/// The `timeouts = { create = "...", delete = "..." }` attribute.
+pub fn timeouts_attribute(create_default: &str, delete_default: &str) -> Attribute {
+    Attribute::nested(
+        "timeouts",
+        NestedObject::single(vec![
+            Attribute::string("create")
+                .optional()
+                .description(&format!("How long to wait for the object to be ready after creating it. Default `{create_default}`."))
+                .validate(timeout_duration()),
+            Attribute::string("delete")
+                .optional()
+                .description(&format!("How long to wait for the object to be gone after deleting it. Default `{delete_default}`."))
+                .validate(timeout_duration()),
+        ]),
+    )
+    .optional()
+    .description("Bounds on how long Terraform waits for this resource.")
+}
+
+/// Reads a timeout from the `timeouts` attribute of `state`, falling back to `default`.
+pub fn timeout(state: &Value, which: &str, default: Duration) -> Duration {
+    state.get("timeouts").get(which).as_str().and_then(parse_go_duration).unwrap_or(default)
+}
+
+pub fn is_system_key(key: &str) -> bool {
+    SYSTEM_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// The labels/annotations to record in state after reading `live`.
+///
+/// Only the keys this configuration manages are tracked: those in the prior state (so a
+/// value changed out of band shows as drift and a removed key shows as re-added), or —
+/// when importing, with no prior state — every key that Kargo or Kubernetes did not write.
+pub fn managed_map(live: Option<&serde_json::Map<String, serde_json::Value>>, prior: &Value, importing: bool) -> Value {
+    let live: BTreeMap<&str, &str> = live
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    if importing {
+        for (k, v) in &live {
+            if !is_system_key(k) {
+                out.insert(k.to_string(), Value::string(*v));
+            }
+        }
+    } else if let Some(prior) = prior.entries() {
+        for k in prior.keys() {
+            if let Some(v) = live.get(k.as_str()) {
+                out.insert(k.clone(), Value::string(*v));
+            }
+        }
+    }
+    if out.is_empty() && (prior.is_null() || importing) {
+        Value::Null
+    } else {
+        Value::Map(out)
+    }
+}
+
+/// A known string map from state/config as JSON (`None` when null).
+pub fn string_map_json(v: &Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let entries = v.entries()?;
+    Some(
+        entries
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), serde_json::Value::String(s.to_string()))))
+            .collect(),
+    )
+}
+
+/// Maps a Kubernetes field path (`spec.requestedFreight[0].origin`) onto the Terraform
+/// attribute path it came from. Resources supply the translation of the first segments.
+pub type FieldMapper<'a> = &'a dyn Fn(&str) -> Option<AttributePath>;
+
+/// Turns a Kargo API error into a diagnostic with a plain-language summary, attached to
+/// the attribute Kargo named when the resource can translate the field.
+pub fn diagnostic(action: &str, err: &KargoError, map_field: FieldMapper<'_>) -> Diagnostic {
+    let mut d = Diagnostic::error(format!("Failed to {action}"), err.to_string());
+    if let KargoError::Invalid { causes, .. } = err
+        && let Some(path) = causes.iter().find_map(|c| map_field(&c.field))
+    {
+        d = d.at(path);
+    }
+    d
+}
+
+/// Convenience for the common case of a single diagnostic.
+pub fn diagnostics(action: &str, err: &KargoError, map_field: FieldMapper<'_>) -> Diagnostics {
+    diagnostic(action, err, map_field).into()
+}
+
+/// The client for an apply: the configuration must be known, and the Kargo API served
+/// (waited for, bounded, when Kargo is being installed in the same apply).
+pub async fn write_client(data: &ProviderData, ctx: &Context) -> Result<Arc<KargoClient>, KargoError> {
+    let client = data.client()?;
+    client.ensure_kargo_api(&ctx.cancel).await?;
+    Ok(client)
+}
+
+/// Says what keeps a project namespace from going away: its own finalizers and the Kargo
+/// objects still in it with theirs. Used in timeout messages so users know where to look.
+pub async fn describe_stuck_namespace(client: &KargoClient, namespace: &str) -> String {
+    let ns = match client.get(Kind::Namespace, None, namespace).await {
+        Ok(Some(ns)) => ns,
+        Ok(None) => return format!("the Project object is still present but namespace {namespace:?} is gone"),
+        Err(e) => return format!("namespace {namespace:?} could not be inspected ({e})"),
+    };
+    let mut parts = vec![format!("namespace {namespace:?} is {}", finalizer_text(&ns))];
+    for kind in [Kind::Stage, Kind::Warehouse, Kind::Promotion, Kind::Freight, Kind::ProjectConfig, Kind::PromotionTask] {
+        if let Ok(items) = client.list(kind, Some(namespace), None).await {
+            for item in items.iter().filter(|i| has_finalizers(i)) {
+                let name = item.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or("?");
+                parts.push(format!("{} {name:?} is {}", kind.kind(), finalizer_text(item)));
+            }
+        }
+    }
+    parts.join("; ")
+}
+
+fn has_finalizers(object: &serde_json::Value) -> bool {
+    object.pointer("/metadata/finalizers").and_then(serde_json::Value::as_array).is_some_and(|f| !f.is_empty())
+}
+
+fn finalizer_text(object: &serde_json::Value) -> String {
+    let finalizers: Vec<&str> = object
+        .pointer("/metadata/finalizers")
+        .and_then(serde_json::Value::as_array)
+        .map(|f| f.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
+    match (deleting, finalizers.is_empty()) {
+        (true, false) => format!("terminating, held by finalizers [{}]", finalizers.join(", ")),
+        (true, true) => "terminating".to_string(),
+        (false, false) => format!("not being deleted yet (finalizers [{}])", finalizers.join(", ")),
+        (false, true) => "present".to_string(),
+    }
+}

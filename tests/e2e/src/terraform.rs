@@ -1,0 +1,237 @@
+//! Drives the Terraform CLI in a scratch directory with a dev_overrides CLI config pointing
+//! at the provider binary built from this workspace; no `terraform init` is needed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value as Json;
+
+/// Outcome of one CLI run.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+    /// stdout and stderr together, for asserting on what a user sees.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    /// Panics with the full output unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(self.success(), "command failed (exit {}):\n{}", self.code, self.all());
+        self
+    }
+    /// Panics with the full output unless the command failed.
+    #[track_caller]
+    pub fn failed(self) -> Self {
+        assert!(!self.success(), "command unexpectedly succeeded:\n{}", self.all());
+        self
+    }
+}
+
+/// The Terraform-compatible binary: `$TF_BINARY`, else `terraform`, else `tofu`.
+pub fn binary() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let candidates = [std::env::var("TF_BINARY").unwrap_or_default(), "terraform".into(), "tofu".into()];
+        for c in candidates.iter().filter(|c| !c.is_empty()) {
+            if Command::new(c).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
+                return c.clone();
+            }
+        }
+        panic!("neither `terraform` (>= 1.5) nor `tofu` is on PATH: the end-to-end tests need one of them (or TF_BINARY)");
+    })
+}
+
+/// The workspace's target directory (honours CARGO_TARGET_DIR).
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+}
+
+/// Directory holding the freshly built `terraform-provider-kargo` (debug build).
+pub fn provider_dir() -> PathBuf {
+    let dir = std::env::var("KARGO_PROVIDER_DIR").map(PathBuf::from).unwrap_or_else(|_| target_dir().join("debug"));
+    let bin = dir.join("terraform-provider-kargo");
+    assert!(
+        bin.exists(),
+        "provider binary not found at {}: build it first (`make build` or `cargo build -p terraform-provider-kargo`)",
+        bin.display()
+    );
+    dir
+}
+
+/// The `kargo-sandbox` binary next to the provider (for tests that use its CLI).
+pub fn sandbox_bin() -> PathBuf {
+    let bin = provider_dir().join("kargo-sandbox");
+    assert!(bin.exists(), "kargo-sandbox not found at {}: run `make build`", bin.display());
+    bin
+}
+
+/// A Terraform working directory with its own CLI config and environment.
+pub struct Terraform {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Terraform {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("kargo-e2e-").tempdir().expect("create temp dir");
+        let rc = dir.path().join("dev.tfrc");
+        let overrides = provider_dir();
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"registry.terraform.io/dokaseca/kargo\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                overrides.display()
+            ),
+        )
+        .expect("write CLI config");
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE".to_string(), rc.display().to_string()),
+            ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+            ("TF_INPUT".to_string(), "0".to_string()),
+            ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
+            ("NO_COLOR".to_string(), "1".to_string()),
+        ];
+        Self { dir, env }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Writes `main.tf` (and removes nothing else).
+    pub fn write_main(&self, hcl: &str) {
+        self.write("main.tf", hcl);
+    }
+
+    pub fn write(&self, file: &str, content: &str) {
+        std::fs::write(self.dir.path().join(file), content).expect("write config file");
+    }
+
+    pub fn remove(&self, file: &str) {
+        let _ = std::fs::remove_file(self.dir.path().join(file));
+    }
+
+    /// Runs the CLI with `args` (`-no-color` is added where Terraform accepts it).
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        let out = cmd.output().expect("run terraform");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A prepared command, for tests that need to signal the process (Ctrl-C).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.current_dir(self.dir.path());
+        cmd.args(args);
+        if args.first().is_some_and(|a| ["plan", "apply", "destroy", "import", "refresh", "show", "validate", "output"].contains(a))
+        {
+            cmd.arg("-no-color");
+        }
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PROVIDER");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn apply(&self) -> Output {
+        self.run(&["apply", "-auto-approve"])
+    }
+
+    pub fn destroy(&self) -> Output {
+        self.run(&["destroy", "-auto-approve"])
+    }
+
+    /// `plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_code(&self) -> Output {
+        self.run(&["plan", "-detailed-exitcode"])
+    }
+
+    /// Asserts the plan is empty (the invariant after every apply).
+    #[track_caller]
+    pub fn assert_no_changes(&self) {
+        let out = self.plan_code();
+        assert_eq!(out.code, 0, "expected an empty plan, got exit {}:\n{}", out.code, out.all());
+    }
+
+    /// Saves a plan and returns `terraform show -json` of it.
+    #[track_caller]
+    pub fn plan_json(&self) -> Json {
+        self.run(&["plan", "-out=e2e.tfplan"]).ok();
+        let out = self.run(&["show", "-json", "e2e.tfplan"]).ok();
+        serde_json::from_str(&out.stdout).expect("plan JSON")
+    }
+
+    /// `terraform show -json` of the state.
+    #[track_caller]
+    pub fn state_json(&self) -> Json {
+        let out = self.run(&["show", "-json"]).ok();
+        serde_json::from_str(&out.stdout).expect("state JSON")
+    }
+
+    /// The `values` of one resource in state, by address (e.g. `kargo_project.demo`).
+    #[track_caller]
+    pub fn resource(&self, address: &str) -> Json {
+        find_resource(&self.state_json()["values"]["root_module"], address)
+            .unwrap_or_else(|| panic!("{address} is not in state"))
+    }
+}
+
+impl Default for Terraform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The `values` of `address` in a `show -json` module (searching child modules too).
+pub fn find_resource(module: &Json, address: &str) -> Option<Json> {
+    for r in module["resources"].as_array().into_iter().flatten() {
+        if r["address"] == address {
+            return Some(r["values"].clone());
+        }
+    }
+    for child in module["child_modules"].as_array().into_iter().flatten() {
+        if let Some(v) = find_resource(child, address) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The actions planned for `address` in a `show -json` plan (e.g. `["update"]`,
+/// `["delete","create"]`), or `None` when the plan does not mention it.
+pub fn planned_actions(plan: &Json, address: &str) -> Option<Vec<String>> {
+    plan["resource_changes"].as_array()?.iter().find(|c| c["address"] == address).map(|c| {
+        c["change"]["actions"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect()
+    })
+}
+
+/// The planned `after` values of `address`.
+pub fn planned_after(plan: &Json, address: &str) -> Option<Json> {
+    plan["resource_changes"].as_array()?.iter().find(|c| c["address"] == address).map(|c| c["change"]["after"].clone())
+}

@@ -1,0 +1,375 @@
+//! The `kargo-sandbox` command line: `serve` runs a sandbox; the other commands drive a
+//! running one through its kubeconfig and the `/sandbox/v1` control API.
+
+use std::path::PathBuf;
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::clock::parse_duration;
+use crate::control::Client;
+use crate::server::{Options, Sandbox};
+
+pub const USAGE: &str = "\
+kargo-sandbox: a local Kubernetes API server and Kargo control-plane emulator
+
+USAGE:
+  kargo-sandbox serve --kubeconfig PATH [--listen 127.0.0.1:0] [--token TOKEN] [--without-kargo] [--state-dir DIR]
+
+Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
+  install-kargo      serve Kargo's CRDs and start its webhooks and controllers
+  uninstall-kargo    stop Kargo's webhooks and controllers (objects and CRDs stay)
+  publish --project P --warehouse W [--image REPO:TAG [--digest D]]... [--git URL@COMMIT[#TAG]]...
+          [--chart REPO/NAME:VERSION]...
+                     make artifacts appear upstream; prints the Freight's name and alias
+  fault http unavailable [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
+  fault http delay --ms N [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
+  fault http refuse --for DURATION
+  fault promotion --project P --stage S --step N|ALIAS --message M
+  fault verification --project P --stage S [--message M]
+  clear-faults       clear HTTP and Kargo faults
+  clock advance DURATION
+                     move the sandbox clock forward (e.g. 90s, 1h30m)
+  stats [--requests] [--reset]
+                     request counts by verb and resource as JSON (--requests: the full log)
+  add-user --name N --token T [--deny VERB:RESOURCE]...
+                     add a restricted user (e.g. --deny promote:stages --deny delete:stages)
+";
+
+/// Parsed `--flag value` pairs and positional words.
+#[derive(Debug, Default)]
+struct Args {
+    words: Vec<String>,
+    flags: Vec<(String, Option<String>)>,
+}
+
+impl Args {
+    fn parse(args: &[String], switches: &[&str]) -> Result<Args, String> {
+        let mut out = Args::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                out.words.push(a.clone());
+                continue;
+            };
+            if let Some((n, v)) = name.split_once('=') {
+                out.flags.push((n.to_string(), Some(v.to_string())));
+            } else if switches.contains(&name) {
+                out.flags.push((name.to_string(), None));
+            } else {
+                let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+                out.flags.push((name.to_string(), Some(v.clone())));
+            }
+        }
+        Ok(out)
+    }
+
+    fn allow(&self, known: &[&str]) -> Result<(), String> {
+        match self.flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            Some((n, _)) => Err(format!("unknown flag --{n}\n\n{USAGE}")),
+            None => Ok(()),
+        }
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.flags.iter().filter(|(n, _)| n == name).filter_map(|(_, v)| v.as_deref()).collect()
+    }
+
+    fn one(&self, name: &str) -> Option<&str> {
+        self.all(name).last().copied()
+    }
+
+    fn need(&self, name: &str) -> Result<&str, String> {
+        self.one(name).ok_or_else(|| format!("--{name} is required"))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.flags.iter().any(|(n, _)| n == name)
+    }
+
+    fn client(&self) -> Result<Client, String> {
+        let path = match self.one("kubeconfig") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::var_os("KUBECONFIG")
+                .map(PathBuf::from)
+                .ok_or("--kubeconfig is required (or set KUBECONFIG)")?,
+        };
+        Client::from_kubeconfig(&path)
+    }
+}
+
+/// `REPO:TAG` (the tag is after the last `:` that is not part of a registry host:port).
+pub fn parse_image(s: &str) -> Result<(String, String), String> {
+    match s.rsplit_once(':') {
+        Some((repo, tag)) if !repo.is_empty() && !tag.is_empty() && !tag.contains('/') => {
+            Ok((repo.to_string(), tag.to_string()))
+        }
+        _ => Err(format!("--image {s:?} must be REPO:TAG")),
+    }
+}
+
+/// `URL@COMMIT[#TAG]`.
+pub fn parse_git(s: &str) -> Result<Value, String> {
+    let (rest, tag) = match s.rsplit_once('#') {
+        Some((r, t)) => (r, Some(t)),
+        None => (s, None),
+    };
+    match rest.rsplit_once('@') {
+        Some((url, id)) if !url.is_empty() && !id.is_empty() && !id.contains('/') => {
+            let mut c = json!({"repoURL": url, "id": id});
+            if let Some(t) = tag.filter(|t| !t.is_empty()) {
+                c["tag"] = json!(t);
+            }
+            Ok(c)
+        }
+        _ => Err(format!("--git {s:?} must be URL@COMMIT[#TAG]")),
+    }
+}
+
+/// `REPO/NAME:VERSION`.
+pub fn parse_chart(s: &str) -> Result<Value, String> {
+    let err = || format!("--chart {s:?} must be REPO/NAME:VERSION");
+    let (path, version) = s.rsplit_once(':').filter(|(_, v)| !v.is_empty() && !v.contains('/')).ok_or_else(err)?;
+    let (repo, name) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && !n.is_empty()).ok_or_else(err)?;
+    Ok(json!({"repoURL": repo, "name": name, "version": version}))
+}
+
+fn publish_body(a: &Args) -> Result<Value, String> {
+    let mut images = Vec::new();
+    for i in a.all("image") {
+        let (repo, tag) = parse_image(i)?;
+        images.push(json!({"repoURL": repo, "tag": tag}));
+    }
+    if let Some(d) = a.one("digest") {
+        let last = images.last_mut().ok_or("--digest needs an --image")?;
+        last["digest"] = json!(d);
+    }
+    let commits = a.all("git").into_iter().map(parse_git).collect::<Result<Vec<_>, _>>()?;
+    let charts = a.all("chart").into_iter().map(parse_chart).collect::<Result<Vec<_>, _>>()?;
+    if images.is_empty() && commits.is_empty() && charts.is_empty() {
+        return Err("publish needs at least one --image, --git or --chart".into());
+    }
+    Ok(json!({
+        "project": a.need("project")?,
+        "warehouse": a.need("warehouse")?,
+        "images": images,
+        "commits": commits,
+        "charts": charts,
+    }))
+}
+
+fn http_fault(kind: &str, a: &Args) -> Result<Value, String> {
+    let mut fault = json!({"kind": kind});
+    if let Some(d) = a.one("for") {
+        fault["durationMs"] = json!(parse_duration(d)?.as_millis() as u64);
+    }
+    if let Some(n) = a.one("count") {
+        fault["count"] = json!(n.parse::<u32>().map_err(|_| format!("--count {n:?} is not a number"))?);
+    }
+    if let Some(ms) = a.one("ms") {
+        fault["delayMs"] = json!(ms.parse::<u64>().map_err(|_| format!("--ms {ms:?} is not a number"))?);
+    }
+    for key in ["verb", "resource"] {
+        if let Some(v) = a.one(key) {
+            fault[key] = json!(v);
+        }
+    }
+    match kind {
+        "delay" if a.one("ms").is_none() => Err("fault http delay needs --ms".into()),
+        "refuse" if a.one("for").is_none() => Err("fault http refuse needs --for".into()),
+        _ => Ok(fault),
+    }
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Runs the command line (without the program name).
+pub async fn run(args: Vec<String>) -> Result<(), String> {
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => return Err(USAGE.to_string()),
+    };
+    let a = Args::parse(rest, &["without-kargo", "reset", "requests", "help"])?;
+    match cmd {
+        "serve" => {
+            a.allow(&["kubeconfig", "listen", "token", "without-kargo", "state-dir"])?;
+            let mut opts = Options::default().kubeconfig(a.need("kubeconfig")?);
+            if let Some(l) = a.one("listen") {
+                opts.listen = l.parse().map_err(|e| format!("--listen {l:?}: {e}"))?;
+            }
+            if let Some(t) = a.one("token") {
+                opts.token = Some(t.to_string());
+            }
+            if let Some(d) = a.one("state-dir") {
+                opts.state_dir = Some(PathBuf::from(d));
+            }
+            opts.with_kargo = !a.has("without-kargo");
+            serve(opts).await
+        }
+        "install-kargo" | "uninstall-kargo" => {
+            a.allow(&["kubeconfig"])?;
+            let action = if cmd == "install-kargo" { "install" } else { "uninstall" };
+            let v = a.client()?.call(Method::POST, &format!("kargo/{action}"), None).await?;
+            print(&v);
+            Ok(())
+        }
+        "publish" => {
+            a.allow(&["kubeconfig", "project", "warehouse", "image", "digest", "git", "chart"])?;
+            let body = publish_body(&a)?;
+            let v = a.client()?.call(Method::POST, "control/publish", Some(&body)).await?;
+            let freight = v.get("freight").unwrap_or(&v);
+            let field = |k: &str| freight.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            println!("name: {}", field("name"));
+            println!("alias: {}", field("alias"));
+            Ok(())
+        }
+        "fault" => fault(&a).await,
+        "clear-faults" => {
+            a.allow(&["kubeconfig"])?;
+            a.client()?.call(Method::DELETE, "faults", None).await?;
+            println!("faults cleared");
+            Ok(())
+        }
+        "clock" => {
+            a.allow(&["kubeconfig"])?;
+            match a.words.as_slice() {
+                [verb, d] if verb == "advance" => {
+                    parse_duration(d)?;
+                    let v = a.client()?.call(Method::POST, "clock/advance", Some(&json!({"duration": d}))).await?;
+                    println!("sandbox time is now {}", v.get("now").and_then(Value::as_str).unwrap_or_default());
+                    Ok(())
+                }
+                _ => Err("usage: kargo-sandbox clock advance DURATION".into()),
+            }
+        }
+        "stats" => {
+            a.allow(&["kubeconfig", "reset", "requests"])?;
+            let client = a.client()?;
+            let path = if a.has("requests") { "requests" } else { "stats" };
+            print(&client.call(Method::GET, path, None).await?);
+            if a.has("reset") {
+                client.call(Method::DELETE, "requests", None).await?;
+            }
+            Ok(())
+        }
+        "add-user" => {
+            a.allow(&["kubeconfig", "name", "token", "deny"])?;
+            let deny = a.all("deny");
+            if let Some(bad) = deny.iter().find(|d| !d.contains(':')) {
+                return Err(format!("--deny {bad:?} must be VERB:RESOURCE"));
+            }
+            let body = json!({"name": a.need("name")?, "token": a.need("token")?, "deny": deny});
+            print(&a.client()?.call(Method::POST, "users", Some(&body)).await?);
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    }
+}
+
+async fn fault(a: &Args) -> Result<(), String> {
+    let client = || a.client();
+    match a.words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["http", kind @ ("unavailable" | "delay" | "refuse")] => {
+            a.allow(&["kubeconfig", "for", "count", "ms", "verb", "resource"])?;
+            let body = http_fault(kind, a)?;
+            print(&client()?.call(Method::POST, "faults", Some(&body)).await?);
+            Ok(())
+        }
+        ["promotion"] => {
+            a.allow(&["kubeconfig", "project", "stage", "step", "message"])?;
+            // A 1-based step index, or a step alias.
+            let step = a.need("step")?;
+            let step = step.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(step));
+            let body = json!({"project": a.need("project")?, "stage": a.need("stage")?, "step": step,
+                "message": a.need("message")?});
+            print(&client()?.call(Method::POST, "control/fail-promotion", Some(&body)).await?);
+            Ok(())
+        }
+        ["verification"] => {
+            a.allow(&["kubeconfig", "project", "stage", "message"])?;
+            let mut body = json!({"project": a.need("project")?, "stage": a.need("stage")?});
+            if let Some(m) = a.one("message") {
+                body["message"] = json!(m);
+            }
+            print(&client()?.call(Method::POST, "control/fail-verification", Some(&body)).await?);
+            Ok(())
+        }
+        _ => Err(format!("usage: see `kargo-sandbox help`\n\n{USAGE}")),
+    }
+}
+
+async fn serve(opts: Options) -> Result<(), String> {
+    let sandbox = Sandbox::start(opts).await.map_err(|e| e.to_string())?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<(), String> {
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_arguments_parse() {
+        assert_eq!(parse_image("localhost:5000/app:1.2.3").unwrap(), ("localhost:5000/app".into(), "1.2.3".into()));
+        assert!(parse_image("localhost:5000/app").is_err());
+        assert_eq!(
+            parse_git("https://github.com/o/r@abc123#v1.0").unwrap(),
+            json!({"repoURL": "https://github.com/o/r", "id": "abc123", "tag": "v1.0"})
+        );
+        assert_eq!(
+            parse_git("git@github.com:o/r.git@abc").unwrap(),
+            json!({"repoURL": "git@github.com:o/r.git", "id": "abc"})
+        );
+        assert_eq!(
+            parse_chart("oci://ghcr.io/o/charts/app:0.3.0").unwrap(),
+            json!({"repoURL": "oci://ghcr.io/o/charts", "name": "app", "version": "0.3.0"})
+        );
+        assert!(parse_chart("app:1.0").is_err());
+    }
+
+    #[test]
+    fn flags_and_switches() {
+        let argv: Vec<String> =
+            ["--image", "a:1", "--image=b:2", "--reset", "word"].iter().map(|s| s.to_string()).collect();
+        let a = Args::parse(&argv, &["reset"]).unwrap();
+        assert_eq!(a.all("image"), vec!["a:1", "b:2"]);
+        assert!(a.has("reset"));
+        assert_eq!(a.words, vec!["word"]);
+        assert!(a.allow(&["image"]).is_err());
+        let body = publish_body(&Args::parse(
+            &["--project", "p", "--warehouse", "w", "--image", "r:1", "--digest", "sha256:ab"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            &[],
+        ).unwrap())
+        .unwrap();
+        assert_eq!(body["images"], json!([{"repoURL": "r", "tag": "1", "digest": "sha256:ab"}]));
+        assert_eq!(body["commits"], json!([]));
+    }
+}

@@ -1,0 +1,179 @@
+//! Discovery documents (`/version`, `/api`, `/apis`, resource lists) and the minimal
+//! OpenAPI answers kubectl and kube-rs need to work against the sandbox.
+
+use serde_json::{Value, json};
+
+use crate::resources::{RESOURCES, ResourceDef};
+
+/// The Kubernetes version the sandbox reports.
+pub const KUBE_VERSION: (&str, &str) = ("1", "33");
+
+pub fn version() -> Value {
+    json!({
+        "major": KUBE_VERSION.0,
+        "minor": KUBE_VERSION.1,
+        "gitVersion": format!("v{}.{}.0+kargo-sandbox", KUBE_VERSION.0, KUBE_VERSION.1),
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" }),
+    })
+}
+
+/// `/api`.
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn served(res: &ResourceDef, kargo_served: bool) -> bool {
+    kargo_served || !res.is_kargo()
+}
+
+/// `/apis`.
+pub fn groups(kargo_served: bool) -> Value {
+    let groups: Vec<Value> = crate::resources::groups()
+        .into_iter()
+        .filter(|(g, _)| kargo_served || *g != crate::resources::KARGO_GROUP)
+        .map(|(g, v)| {
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`.
+pub fn group(group: &str, kargo_served: bool) -> Option<Value> {
+    let (g, v) = crate::resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && (kargo_served || *g != crate::resources::KARGO_GROUP))?;
+    let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}))
+}
+
+/// `/api/v1` or `/apis/<group>/<version>`.
+pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<Value> {
+    let defs: Vec<&ResourceDef> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version && served(r, kargo_served))
+        .collect();
+    if defs.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in defs {
+        let mut entry = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if r.is_kargo() {
+            entry["categories"] = json!(["kargo"]);
+        }
+        resources.push(entry);
+        if r.status {
+            resources.push(json!({
+                "name": format!("{}/status", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+}
+
+/// `/openapi/v2`: a valid, empty Swagger document (clients then treat every kind as schemaless).
+pub fn openapi_v2() -> Value {
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
+        "paths": {},
+        "definitions": {},
+    })
+}
+
+/// `/openapi/v3`: the index of group-version documents, which are served empty.
+pub fn openapi_v3_index(kargo_served: bool) -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}));
+    for (g, v) in crate::resources::groups() {
+        if kargo_served || g != crate::resources::KARGO_GROUP {
+            let key = format!("apis/{g}/{v}");
+            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}));
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/<api|apis/group>/<version>`: one PATCH operation per kind, which is what
+/// kubectl reads to learn that the server validates fields (`fieldValidation`) itself.
+pub fn openapi_v3_document(group: &str, version: &str, kargo_served: bool) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version && served(r, kargo_served)) {
+        let prefix = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/{version}") };
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}});
+        let body = json!({"schema": {"type": "object"}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation"), param("force")],
+                "requestBody": {"content": {
+                    "application/json-patch+json": body,
+                    "application/merge-patch+json": body,
+                    "application/apply-patch+yaml": body,
+                }},
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kargo_group_is_listed_only_when_served() {
+        let names = |v: Value| -> Vec<String> {
+            v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+        };
+        assert!(names(groups(true)).contains(&"kargo.akuity.io".to_string()));
+        assert!(!names(groups(false)).contains(&"kargo.akuity.io".to_string()));
+        assert!(resource_list("kargo.akuity.io", "v1alpha1", false).is_none());
+        let list = resource_list("kargo.akuity.io", "v1alpha1", true).unwrap();
+        let stage_status = list["resources"].as_array().unwrap().iter().any(|r| r["name"] == "stages/status");
+        assert!(stage_status);
+        let tasks = list["resources"].as_array().unwrap().iter().any(|r| r["name"] == "promotiontasks/status");
+        assert!(!tasks);
+    }
+}

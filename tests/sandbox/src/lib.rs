@@ -1,0 +1,60 @@
+//! kargo-sandbox: a local Kubernetes API server and Kargo control-plane emulator
+//! that real clients (kubectl, kube-rs, the provider) use in tests and demos.
+//!
+//! Start one per test with [`Sandbox::start`]; it writes a kubeconfig any client can use:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kargo_sandbox::Error> {
+//! use kargo_sandbox::{HttpFault, Options, Sandbox};
+//! let sandbox = Sandbox::start(Options::default()).await?;
+//! std::env::set_var("KUBECONFIG", sandbox.kubeconfig_path());
+//! sandbox.inject_fault(HttpFault::unavailable().verb("get").times(1)).ok();
+//! let gets = sandbox.request_counts().get("get", "stages");
+//! # let _ = gets; Ok(()) }
+//! ```
+
+pub mod hooks;
+pub mod kargo;
+
+mod api;
+mod auth;
+pub mod cel;
+pub mod cli;
+mod clock;
+mod control;
+mod discovery;
+mod faults;
+mod kubeconfig;
+mod patch;
+mod persist;
+mod proto;
+mod reqlog;
+mod resources;
+mod router;
+pub mod schema;
+mod selectors;
+mod server;
+mod ssa;
+mod status;
+mod store;
+mod table;
+mod tls;
+mod watch;
+
+pub use auth::User;
+pub use clock::parse_duration;
+pub use faults::{FaultKind, HttpFault};
+pub use hooks::ApiError;
+pub use reqlog::{RequestCounts, RequestRecord};
+pub use server::{Options, Sandbox};
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("sandbox state: {0}")]
+    State(String),
+}

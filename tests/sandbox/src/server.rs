@@ -1,0 +1,639 @@
+//! A running sandbox: its own runtime thread serving HTTPS on loopback, the controller loop,
+//! persistence, and the [`Sandbox`] handle tests and the CLI use to start, drive and stop it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::api::{ControlPlane, KargoMode, State};
+use crate::auth::{User, Users};
+use crate::clock::Clock;
+use crate::faults::{Faults, HttpFault};
+use crate::hooks::{ApiError, Control, Controller, Event, ObjectRef, Txn};
+use crate::kargo::Kargo;
+use crate::kubeconfig::{self, Endpoint};
+use crate::persist::{Snapshot, StateDir};
+use crate::reqlog::{RequestCounts, RequestLog, RequestRecord};
+use crate::status;
+use crate::store::{Store, meta_str};
+use crate::tls;
+
+const TICK: Duration = Duration::from_millis(50);
+const FLUSH: Duration = Duration::from_millis(200);
+/// Reconcile rounds per wake-up before the loop yields (a guard against controllers that
+/// keep writing in response to their own writes).
+const MAX_ROUNDS: usize = 1000;
+
+/// Locks a mutex, carrying on if a panicking holder poisoned it (the state stays usable).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the runtime thread, the HTTP handlers and the [`Sandbox`] handle share.
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub faults: Mutex<Faults>,
+    pub log: Mutex<RequestLog>,
+    pub clock: Arc<Clock>,
+    /// Wakes the controller loop after commits.
+    pub wake: Notify,
+    /// Wakes the accept loop when connection refusal starts or is cleared.
+    pub refuse: Notify,
+    pub shutdown: CancellationToken,
+    address: OnceLock<String>,
+    state_dir: Option<StateDir>,
+}
+
+impl Shared {
+    /// `host:port` the API listens on.
+    pub fn address(&self) -> String {
+        self.address.get().cloned().unwrap_or_default()
+    }
+
+    pub fn install_kargo(&self) {
+        let mut state = lock(&self.state);
+        state.kargo = KargoMode { served: true, running: true };
+        state.store.record_events = true;
+        // Controllers that start see every existing object, as an informer's initial list.
+        let mut initial = Vec::new();
+        for (res, obj) in state.store.all() {
+            if res.is_kargo() || res.is_namespace() {
+                initial.push(Event::Added(ObjectRef {
+                    group: res.group.to_string(),
+                    resource: res.plural.to_string(),
+                    namespace: meta_str(obj, "namespace").map(str::to_string),
+                    name: meta_str(obj, "name").unwrap_or_default().to_string(),
+                }));
+            }
+        }
+        state.store.queue(initial);
+        state.store.dirty = true;
+        drop(state);
+        tracing::info!("Kargo installed: CRDs served, webhooks and controllers running");
+        self.wake.notify_one();
+    }
+
+    pub fn uninstall_kargo(&self) {
+        let mut state = lock(&self.state);
+        state.kargo.running = false;
+        state.store.record_events = false;
+        state.store.take_pending();
+        state.store.dirty = true;
+        tracing::info!("Kargo uninstalled: webhooks and controllers stopped; CRDs and objects stay");
+    }
+
+    pub fn control(&self, name: &str, body: &Value) -> Result<Value, ApiError> {
+        let mut state = lock(&self.state);
+        if !state.kargo.served {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "Kargo is not installed in this sandbox (run `kargo-sandbox install-kargo`)",
+            ));
+        }
+        let hooks = state.hooks.clone();
+        let out = hooks.control(&mut ControlPlane { state: &mut state }, name, body);
+        drop(state);
+        self.wake.notify_one();
+        out
+    }
+
+    pub fn add_fault(&self, fault: HttpFault) -> Result<(), String> {
+        let refuse = fault.kind == crate::faults::FaultKind::Refuse;
+        lock(&self.faults).add(fault)?;
+        if refuse {
+            self.refuse.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Clears HTTP faults and asks Kargo to clear its own.
+    pub fn clear_faults(&self) -> Result<(), ApiError> {
+        lock(&self.faults).clear();
+        self.refuse.notify_one();
+        let served = lock(&self.state).kargo.served;
+        if served {
+            match self.control("clear-faults", &Value::Object(Default::default())) {
+                Ok(_) => {}
+                // Kargo without fault injection has nothing to clear.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+        lock(&self.state).store.dirty = true;
+        self.wake.notify_one();
+    }
+
+    pub fn add_user(&self, user: User) {
+        let mut state = lock(&self.state);
+        state.users.add(user);
+        state.store.dirty = true;
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.log).records()
+    }
+
+    pub fn request_counts(&self) -> RequestCounts {
+        lock(&self.log).counts()
+    }
+
+    pub fn reset_requests(&self) {
+        lock(&self.log).reset();
+    }
+
+    fn snapshot(&self) -> Option<Snapshot> {
+        let mut state = lock(&self.state);
+        if !state.store.dirty {
+            return None;
+        }
+        state.store.dirty = false;
+        let (resource_version, objects) = state.store.snapshot();
+        Some(Snapshot {
+            resource_version,
+            kargo: state.kargo,
+            users: state.users.list().to_vec(),
+            clock_offset_ms: self.clock.offset_ms(),
+            objects,
+        })
+    }
+
+    fn flush(&self) {
+        let Some(dir) = &self.state_dir else { return };
+        if let Some(snap) = self.snapshot()
+            && let Err(e) = dir.save(&snap)
+        {
+            tracing::error!(error = %e, "cannot save sandbox state");
+            lock(&self.state).store.dirty = true;
+        }
+    }
+
+    /// Lets Kargo's controllers handle queued commits, and tick when `tick` is set.
+    fn run_controllers(&self, tick: bool) {
+        let mut state = lock(&self.state);
+        if !state.kargo.running {
+            return;
+        }
+        let hooks = state.hooks.clone();
+        if tick {
+            hooks.tick(&mut ControlPlane { state: &mut state });
+        }
+        for _ in 0..MAX_ROUNDS {
+            let events = state.store.take_pending();
+            if events.is_empty() {
+                return;
+            }
+            for e in &events {
+                hooks.reconcile(&mut ControlPlane { state: &mut state }, e);
+            }
+        }
+        tracing::warn!("controllers are still producing changes after {MAX_ROUNDS} rounds; continuing later");
+    }
+}
+
+/// How to start a sandbox.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The admin bearer token; random (or the state directory's) when `None`.
+    pub token: Option<String>,
+    /// Where to write the kubeconfig; a private temporary directory when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Whether Kargo (CRDs, webhooks, controllers) is installed at start.
+    pub with_kargo: bool,
+    /// Keep objects, counters, CA and token here across restarts.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            kubeconfig: None,
+            with_kargo: true,
+            state_dir: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn without_kargo(mut self) -> Self {
+        self.with_kargo = false;
+        self
+    }
+
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+}
+
+/// A running sandbox. Stops on [`Sandbox::shutdown`] or when dropped.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kargo_sandbox::Error> {
+/// use kargo_sandbox::{Options, Sandbox};
+/// let sandbox = Sandbox::start(Options::default()).await?;
+/// println!("KUBECONFIG={}", sandbox.kubeconfig_path().display());
+/// sandbox.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    kubeconfig: PathBuf,
+    temp_dir: Option<PathBuf>,
+    server_url: String,
+    token: String,
+    ca_pem: String,
+}
+
+fn random_token() -> String {
+    let b: [u8; 24] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // Rebinding the same port after a refusal fault must not wait for TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+impl Sandbox {
+    /// Starts a sandbox on its own runtime thread and returns once it serves and the
+    /// kubeconfig is written.
+    pub async fn start(opts: Options) -> Result<Sandbox, Error> {
+        let started = Instant::now();
+        let state_dir = opts.state_dir.as_deref().map(StateDir::open).transpose()?;
+        let material = match state_dir.as_ref().map(StateDir::load_tls).transpose()?.flatten() {
+            Some(m) => m,
+            None => {
+                let m = tls::generate()?;
+                if let Some(dir) = &state_dir {
+                    dir.save_tls(&m)?;
+                }
+                m
+            }
+        };
+        let saved_token = state_dir.as_ref().map(StateDir::load_token).transpose()?.flatten();
+        let token = opts.token.clone().or(saved_token).unwrap_or_else(random_token);
+        if let Some(dir) = &state_dir {
+            dir.save_token(&token)?;
+        }
+        let snapshot = state_dir.as_ref().map(StateDir::load).transpose()?.flatten();
+        let server_config = tls::server_config(&material)?;
+
+        let (rv, objects, users, offset, persisted) = match snapshot {
+            Some(s) => (s.resource_version, s.objects, s.users, s.clock_offset_ms, Some(s.kargo)),
+            None => (0, Vec::new(), Vec::new(), 0, None),
+        };
+        let kargo = match (opts.with_kargo, persisted) {
+            (true, _) => KargoMode { served: true, running: true },
+            (false, Some(p)) => p,
+            (false, None) => KargoMode { served: false, running: false },
+        };
+        let clock = Arc::new(Clock::new(offset));
+        let mut store = Store::new(rv, objects);
+        store.record_events = kargo.running;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                store,
+                kargo,
+                users: Users::new(token.clone(), users),
+                clock: clock.clone(),
+                hooks: Arc::new(Kargo::new()),
+            }),
+            faults: Mutex::new(Faults::default()),
+            log: Mutex::new(RequestLog::default()),
+            clock,
+            wake: Notify::new(),
+            refuse: Notify::new(),
+            shutdown: CancellationToken::new(),
+            address: OnceLock::new(),
+            state_dir,
+        });
+        if kargo.running {
+            shared.install_kargo();
+        }
+
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let thread_shared = shared.clone();
+        let listen = opts.listen;
+        let thread = std::thread::Builder::new().name("kargo-sandbox".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("kargo-sandbox-worker")
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(run(thread_shared, listen, server_config, ready_tx)),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::Io(e)));
+                }
+            }
+        })?;
+        let addr = match ready_rx.await {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(Error::State("the sandbox runtime stopped while starting".into()));
+            }
+        };
+        let server_url = format!("https://{addr}");
+        let (kubeconfig, temp_dir) = match opts.kubeconfig {
+            Some(p) => (p, None),
+            None => {
+                let dir = std::env::temp_dir().join(format!("kargo-sandbox-{}-{}", std::process::id(), random_token()));
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        let sandbox = Sandbox {
+            shared,
+            thread: Some(thread),
+            kubeconfig,
+            temp_dir,
+            server_url,
+            token,
+            ca_pem: material.ca_pem,
+        };
+        let endpoint =
+            Endpoint { server: sandbox.server_url.clone(), ca_pem: sandbox.ca_pem.clone(), token: sandbox.token.clone() };
+        kubeconfig::write_atomic(&sandbox.kubeconfig, kubeconfig::render(&endpoint).as_bytes())?;
+        tracing::info!(
+            url = %sandbox.server_url,
+            kubeconfig = %sandbox.kubeconfig.display(),
+            kargo = kargo.served,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sandbox ready"
+        );
+        Ok(sandbox)
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA certificate (PEM) clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Serves Kargo's CRDs and starts its webhooks and controllers.
+    pub fn install_kargo(&self) {
+        self.shared.install_kargo();
+    }
+
+    /// Stops Kargo's webhooks and controllers; CRDs and objects stay, finalizers are no
+    /// longer processed (as when the Helm release is removed).
+    pub fn uninstall_kargo(&self) {
+        self.shared.uninstall_kargo();
+    }
+
+    /// Sends a command to Kargo's control side (`publish`, `fail-promotion`, …).
+    pub fn control(&self, name: &str, body: &Value) -> Result<Value, ApiError> {
+        self.shared.control(name, body)
+    }
+
+    /// Injects an HTTP-level fault.
+    pub fn inject_fault(&self, fault: HttpFault) -> Result<(), ApiError> {
+        self.shared.add_fault(fault).map_err(status::bad_request)
+    }
+
+    /// Clears HTTP faults and Kargo's faults.
+    pub fn clear_faults(&self) -> Result<(), ApiError> {
+        self.shared.clear_faults()
+    }
+
+    /// Moves the sandbox clock (`Txn::now()`, timestamps) forward.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.advance_clock(by);
+    }
+
+    /// The sandbox clock's current time.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Adds a restricted user.
+    pub fn add_user(&self, user: User) {
+        self.shared.add_user(user);
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.requests()
+    }
+
+    /// Request counts by verb and resource.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.request_counts()
+    }
+
+    pub fn reset_requests(&self) {
+        self.shared.reset_requests();
+    }
+
+    /// Reads an object straight from the store (no request is logged).
+    pub fn get(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let mut state = lock(&self.shared.state);
+        state.as_control_plane(|txn| txn.get(group, resource, namespace, name))
+    }
+
+    /// Runs `f` against the store as Kargo's control plane would (writes commit at once).
+    pub fn with_txn<R>(&self, f: impl FnOnce(&mut dyn Txn) -> R) -> R {
+        let out = lock(&self.shared.state).as_control_plane(f);
+        self.shared.wake.notify_one();
+        out
+    }
+
+    /// Stops serving, saves state (with `--state-dir`) and waits for the runtime to end.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+    server_config: Arc<rustls::ServerConfig>,
+    ready: tokio::sync::oneshot::Sender<Result<SocketAddr, Error>>,
+) {
+    let listener = match bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Io(e)));
+            return;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Io(e)));
+            return;
+        }
+    };
+    let _ = shared.address.set(addr.to_string());
+    tokio::spawn(controller_loop(shared.clone()));
+    if shared.state_dir.is_some() {
+        tokio::spawn(flush_loop(shared.clone()));
+    }
+    // Parse the CRD schemas now rather than on the first Kargo write.
+    tokio::task::spawn_blocking(crate::schema::catalog);
+    let _ = ready.send(Ok(addr));
+    accept_loop(&shared, listener, addr, TlsAcceptor::from(server_config)).await;
+    shared.flush();
+}
+
+async fn controller_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let is_tick = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.wake.notified() => false,
+            _ = tick.tick() => true,
+        };
+        shared.run_controllers(is_tick);
+    }
+}
+
+async fn flush_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(FLUSH) => shared.flush(),
+        }
+    }
+}
+
+async fn accept_loop(shared: &Arc<Shared>, mut listener: TcpListener, addr: SocketAddr, tls: TlsAcceptor) {
+    let mut connections = shared.shutdown.child_token();
+    loop {
+        let refusing = lock(&shared.faults).refusing();
+        if let Some(until) = refusing {
+            drop(listener);
+            connections.cancel();
+            connections = shared.shutdown.child_token();
+            tracing::info!(for_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64, "refusing connections");
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = shared.refuse.notified() => {}
+            }
+            listener = loop {
+                match bind(addr) {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %addr, "cannot listen again yet");
+                        tokio::select! {
+                            _ = shared.shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        }
+                    }
+                }
+            };
+            tracing::info!("accepting connections again");
+            continue;
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.refuse.notified() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    tokio::spawn(serve_connection(shared.clone(), tcp, tls.clone(), connections.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: TlsAcceptor, stop: CancellationToken) {
+    let _ = tcp.set_nodelay(true);
+    let stream = tokio::select! {
+        _ = stop.cancelled() => return,
+        r = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        },
+    };
+    let service = service_fn(move |req| crate::router::handle(shared.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        }
+        _ = stop.cancelled() => {}
+    }
+}

@@ -1,0 +1,136 @@
+//! Helpers shared by the core test suites: starting sandboxes, kube-rs clients against
+//! them, dynamic Kargo APIs, and running the real `kubectl` and `kargo-sandbox` binaries.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kargo_sandbox::{Options, Sandbox};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+/// Starts a sandbox and prints how long it took (a measurement, not an assertion).
+pub async fn start(opts: Options) -> Sandbox {
+    let t = Instant::now();
+    let sandbox = Sandbox::start(opts).await.expect("sandbox starts");
+    eprintln!("sandbox start-up: {:?}", t.elapsed());
+    sandbox
+}
+
+/// A sandbox with Kargo's CRDs served but its webhooks and controllers stopped: pure
+/// Kubernetes semantics for Kargo kinds, independent of Kargo's own behaviour.
+pub async fn start_plain() -> Sandbox {
+    let sandbox = start(Options::default()).await;
+    sandbox.uninstall_kargo();
+    sandbox
+}
+
+pub async fn client(sandbox: &Sandbox) -> kube::Client {
+    client_for(sandbox.kubeconfig_path()).await
+}
+
+pub async fn client_for(kubeconfig: &Path) -> kube::Client {
+    kube::Client::try_from(config_for(kubeconfig).await).expect("client")
+}
+
+/// A client that does not retry 5xx answers (kube-rs retries 503 by default).
+pub async fn client_without_retries(sandbox: &Sandbox) -> kube::Client {
+    let mut cfg = config_for(sandbox.kubeconfig_path()).await;
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
+}
+
+async fn config_for(kubeconfig: &Path) -> kube::Config {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig parses");
+    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config")
+}
+
+pub fn kargo_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kargo.akuity.io", "v1alpha1", kind), plural)
+}
+
+pub fn kargo_api(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &kargo_resource(kind, plural))
+}
+
+pub fn dynamic(v: Value) -> DynamicObject {
+    serde_json::from_value(v).expect("valid object")
+}
+
+/// Creates a namespace through the API.
+pub async fn namespace(client: &kube::Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("namespace created");
+}
+
+/// The API error of a failed kube-rs call.
+pub fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::Status {
+    match r {
+        Err(kube::Error::Api(e)) => *e,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Where `../shared/kargo/v1.11.2/crds` is; fails loudly when it is missing.
+pub fn crds_dir() -> std::path::PathBuf {
+    kargo_sandbox::schema::crds_dir().expect(
+        "Kargo's CRDs are required for this test: provide ../shared/kargo/v1.11.2/crds beside the repository \
+         root or set KARGO_SANDBOX_CRDS",
+    )
+}
+
+/// Runs `kubectl --kubeconfig <sandbox> args…` and returns (success, stdout, stderr).
+pub async fn kubectl(sandbox: &Sandbox, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.kubeconfig_path())
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs (is it on PATH?)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`kubectl`] but the command must succeed; returns stdout.
+pub async fn kubectl_ok(sandbox: &Sandbox, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl(sandbox, args).await;
+    assert!(ok, "kubectl {args:?} failed:\n{err}\n{out}");
+    out
+}
+
+/// Runs the `kargo-sandbox` binary with `args` (plus `--kubeconfig` of `sandbox`).
+pub async fn cli(sandbox: &Sandbox, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kargo-sandbox"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(sandbox.kubeconfig_path())
+        .output()
+        .await
+        .expect("kargo-sandbox runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T>(timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
