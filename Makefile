@@ -10,18 +10,15 @@ SANDBOX_BIN := $(TARGET_DIR)/debug/kargo-sandbox
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
-.PHONY: all build install demo test test-unit test-e2e testacc lint fmt docs docs-check examples-check bench clean tf-check help
+.PHONY: all build install demo test lint fmt examples-check clean tf-check help
 
 all: build
 
 help:
 	@echo "make demo      build, start the sandbox, apply the quickstart, show a plan-time promotion diff, promote"
-	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end, docs and examples checks"
+	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end and examples checks"
 	@echo "make build     build the provider and the sandbox (debug)"
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
-	@echo "make testacc   the end-to-end suite against a real cluster (TF_ACC=1 and KUBECONFIG)"
-	@echo "make docs      regenerate docs/ from the schema and examples"
-	@echo "make bench     performance ratios (start-up, plan/apply vs terraform_data, requests, memory)"
 
 # Terraform (>= 1.5) or OpenTofu must be on PATH for anything that runs it.
 tf-check:
@@ -55,29 +52,11 @@ test: tf-check lint build
 	  echo "cargo-nextest not found: using cargo test"; \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(MAKE) --no-print-directory docs-check examples-check
-
-# The same end-to-end suite against a real cluster with Kargo installed.
-testacc: tf-check build
-	@if [ "$$TF_ACC" != "1" ] || [ -z "$$KUBECONFIG" ]; then \
-	  echo "testacc: skipped — set TF_ACC=1 and KUBECONFIG to a cluster with Kargo installed"; \
-	else \
-	  KARGO_E2E_KUBECONFIG="$$KUBECONFIG" $(CARGO) test -p kargo-e2e -- --test-threads=1; \
-	fi
-
-docs: build
-	$(CARGO) run -q -p terraform-provider-kargo --bin terraform-provider-kargo -- docs --out docs --examples examples
-
-docs-check: build
-	scripts/docs-check.sh
+	$(MAKE) --no-print-directory examples-check
 
 examples-check: tf-check build
 	scripts/examples-check.sh
 
-bench: tf-check
-	$(CARGO) build --release -p terraform-provider-kargo -p kargo-sandbox --bins
-	scripts/bench.sh
-
 clean:
 	$(CARGO) clean
-	rm -rf .demo .bench
+	rm -rf .demo

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("proto");
+    // Read at run time: a compile-time `env!` would pin whichever checkout first built
+    // this script into the shared target directory.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let proto_root = PathBuf::from(manifest_dir).join("..").join("proto");
     let files = [
         "tfplugin6.proto",
         "plugin/grpc_controller.proto",

@@ -132,11 +132,11 @@ pub fn timeouts_attribute(create_default: &str, delete_default: &str) -> Attribu
         NestedObject::single(vec![
             Attribute::string("create")
                 .optional()
-                .description(&format!("How long to wait for the object to be ready after creating it. Default `{create_default}`."))
+                .description(format!("How long to wait for the object to be ready after creating it. Default `{create_default}`."))
                 .validate(timeout_duration()),
             Attribute::string("delete")
                 .optional()
-                .description(&format!("How long to wait for the object to be gone after deleting it. Default `{delete_default}`."))
+                .description(format!("How long to wait for the object to be gone after deleting it. Default `{delete_default}`."))
                 .validate(timeout_duration()),
         ]),
     )
@@ -223,17 +223,22 @@ pub async fn write_client(data: &ProviderData, ctx: &Context) -> Result<Arc<Karg
     Ok(client)
 }
 
-/// Says what keeps a project namespace from going away: its own finalizers and the Kargo
-/// objects still in it with theirs. Used in timeout messages so users know where to look.
-pub async fn describe_stuck_namespace(client: &KargoClient, namespace: &str) -> String {
-    let ns = match client.get(Kind::Namespace, None, namespace).await {
-        Ok(Some(ns)) => ns,
-        Ok(None) => return format!("the Project object is still present but namespace {namespace:?} is gone"),
-        Err(e) => return format!("namespace {namespace:?} could not be inspected ({e})"),
-    };
-    let mut parts = vec![format!("namespace {namespace:?} is {}", finalizer_text(&ns))];
+/// Says what keeps a project from going away: the Project's and its namespace's finalizers
+/// and the Kargo objects still in the namespace with theirs. Used in timeout messages so
+/// users know where to look.
+pub async fn describe_stuck_project(client: &KargoClient, namespace: &str) -> String {
+    let mut parts = Vec::new();
+    if let Ok(Some(project)) = client.get(Kind::Project, None, namespace).await {
+        parts.push(format!("Project {namespace:?} is {}", finalizer_text(&project)));
+    }
+    match client.get(Kind::Namespace, None, namespace).await {
+        Ok(Some(ns)) => parts.push(format!("namespace {namespace:?} is {}", finalizer_text(&ns))),
+        Ok(None) => {}
+        Err(e) => parts.push(format!("namespace {namespace:?} could not be inspected ({e})")),
+    }
     for kind in [Kind::Stage, Kind::Warehouse, Kind::Promotion, Kind::Freight, Kind::ProjectConfig, Kind::PromotionTask] {
         if let Ok(items) = client.list(kind, Some(namespace), None).await {
+            // Only what is itself waiting on a finalizer is worth naming.
             for item in items.iter().filter(|i| has_finalizers(i)) {
                 let name = item.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or("?");
                 parts.push(format!("{} {name:?} is {}", kind.kind(), finalizer_text(item)));

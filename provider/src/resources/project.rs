@@ -179,11 +179,12 @@ impl Resource for ProjectResource {
                 return ApplyResult { new_state: state_from_planned(&planned, false), private: Vec::new(), diagnostics: diags };
             }
         }
-        if let Some(spec) = project_config_spec(&planned) {
-            if let Err(e) = client.apply(Kind::ProjectConfig, Some(&name), &name, project_config_body(&name, spec)).await {
-                diags.push(common::diagnostic("write the project's ProjectConfig", &e, &policy_field));
-                return ApplyResult { new_state: state_from_planned(&planned, true), private: Vec::new(), diagnostics: diags };
-            }
+        // The policies need the namespace Kargo just created; the project itself exists, so
+        // a failure here keeps it in state (tainted) rather than losing track of it.
+        if let Some(spec) = project_config_spec(&planned)
+            && let Err(e) = client.apply(Kind::ProjectConfig, Some(&name), &name, project_config_body(&name, spec)).await
+        {
+            diags.push(common::diagnostic("write the project's ProjectConfig", &e, &policy_field));
         }
         ApplyResult { new_state: state_from_planned(&planned, true), private: Vec::new(), diagnostics: diags }
     }
@@ -237,7 +238,7 @@ impl Resource for ProjectResource {
             )
             .into(),
             Err(KargoError::Timeout { .. }) => {
-                let stuck = common::describe_stuck_namespace(&client, &name).await;
+                let stuck = common::describe_stuck_project(&client, &name).await;
                 Diagnostic::error(
                     "Project deletion did not finish",
                     format!(

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::common::{dns_subdomain, timeout_duration};
+use super::common::timeout_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
-use super::validators::{is_reserved_alias, json_object, min_items, not_empty, var_name};
+use super::validators::{
+    is_reserved_alias, json_object, min_items, naming_path, not_empty, object_name, report,
+    var_name,
+};
 use crate::kargo::Kind;
 use crate::plugin::plan::semantic::{duration_eq, json_eq};
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
@@ -74,7 +77,7 @@ pub(super) fn step_object(in_stage: bool) -> NestedObject {
                 NestedObject::single(vec![
                     Attribute::string("name")
                         .required()
-                        .validate(dns_subdomain())
+                        .validate(object_name())
                         .description("Name of the promotion task to run."),
                     Attribute::string("kind")
                         .default(Value::string("PromotionTask"))
@@ -119,7 +122,7 @@ pub(super) fn step_object(in_stage: bool) -> NestedObject {
             NestedObject::single(vec![
                 Attribute::string("timeout")
                     .optional()
-                    .validate(timeout_duration())
+                    .validate(naming_path(timeout_duration()))
                     .semantic_eq(duration_eq)
                     .description(
                         "How long Kargo keeps retrying the step, e.g. `10m`. Unset: the step's \
@@ -147,7 +150,7 @@ pub(super) fn step_object(in_stage: bool) -> NestedObject {
     ]);
     let object = NestedObject::list(attrs);
     if in_stage {
-        object.validate(exactly_one_of(&["uses", "task"]))
+        object.validate(naming_path(exactly_one_of(&["uses", "task"])))
     } else {
         object
     }
@@ -171,7 +174,8 @@ pub(super) fn validate_steps(steps: &Value, at: &AttributePath, diags: &mut Diag
         if let Some(alias) = step.get("as").as_str() {
             let alias_at = step_at.join_attr("as");
             if is_reserved_alias(alias) {
-                diags.error_at(
+                report(
+                    diags,
                     alias_at.clone(),
                     "Reserved step alias",
                     format!(
@@ -181,7 +185,8 @@ pub(super) fn validate_steps(steps: &Value, at: &AttributePath, diags: &mut Diag
                 );
             }
             if let Some(first) = aliases.get(alias) {
-                diags.error_at(
+                report(
+                    diags,
                     alias_at,
                     "Duplicate step alias",
                     format!(
@@ -204,7 +209,8 @@ pub(super) fn validate_steps(steps: &Value, at: &AttributePath, diags: &mut Diag
         ] {
             let v = step.get(attr);
             if !v.is_null() && !v.is_unknown() {
-                diags.error_at(
+                report(
+                    diags,
                     step_at.join_attr(attr),
                     "Not allowed on a task step",
                     format!(

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::common::{dns_subdomain, kargo_duration};
+use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules, kargo_key};
 use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
-use super::validators::{min_items, removed};
+use super::validators::{min_items, naming_path, object_name, removed, report};
 use crate::kargo::{KargoClient, Kind};
 use crate::plugin::plan::semantic::duration_eq;
 use crate::plugin::schema::Validator;
@@ -38,14 +38,16 @@ static RULES: Rules = Rules {
 fn origin_kind() -> Validator {
     Validator::new("must be `Warehouse`", |v, path, diags| match v.as_str() {
         Some("Warehouse") | None => {}
-        Some("Stage") => diags.error_at(
+        Some("Stage") => report(
+            diags,
             path.clone(),
             "Invalid freight origin",
             "Freight always originates in a warehouse: set `origin.kind = \"Warehouse\"` (or leave \
              it unset) with the warehouse's name, and name the upstream stages the freight must \
              pass through in `sources.stages`.",
         ),
-        Some(other) => diags.error_at(
+        Some(other) => report(
+            diags,
             path.clone(),
             "Invalid freight origin",
             format!("{other:?} is not a freight origin; the only origin kind is \"Warehouse\"."),
@@ -61,7 +63,7 @@ fn requested_freight() -> Attribute {
             .description("Kind of the origin; always `Warehouse`. Default `Warehouse`."),
         Attribute::string("name")
             .required()
-            .validate(dns_subdomain())
+            .validate(object_name())
             .description("Name of the warehouse the freight comes from."),
     ]);
     let sources = NestedObject::single(vec![
@@ -75,7 +77,7 @@ fn requested_freight() -> Attribute {
             .description("Upstream stages the freight must have been verified in first."),
         Attribute::string("required_soak_time")
             .optional()
-            .validate(kargo_duration())
+            .validate(naming_path(kargo_duration()))
             .semantic_eq(duration_eq)
             .description(
                 "How long freight must have stayed in an upstream stage (after verification) \
@@ -162,7 +164,7 @@ fn verification() -> Attribute {
                 NestedObject::list(vec![
                     Attribute::string("name")
                         .required()
-                        .validate(dns_subdomain())
+                        .validate(object_name())
                         .description("Name of the Argo Rollouts analysis template."),
                     Attribute::string("kind")
                         .optional()
@@ -401,7 +403,8 @@ fn validate_requested_freight(requests: &Value, diags: &mut Diagnostics) {
         if let (Some(kind), Some(name)) = (kind, origin.get("name").as_str()) {
             let key = (kind.to_string(), name.to_string());
             if let Some(first) = origins.get(&key) {
-                diags.error_at(
+                report(
+                    diags,
                     at.join_attr("origin"),
                     "Duplicate freight origin",
                     format!(
@@ -423,7 +426,8 @@ fn validate_requested_freight(requests: &Value, diags: &mut Diagnostics) {
             continue;
         }
         if sources.get("direct").as_bool() == Some(true) {
-            diags.error_at(
+            report(
+                diags,
                 at.join_attr("direct"),
                 "Conflicting freight sources",
                 "The `MatchUpstream` selection policy promotes what the upstream stage holds, so it \
@@ -432,7 +436,8 @@ fn validate_requested_freight(requests: &Value, diags: &mut Diagnostics) {
         }
         let stages = sources.get("stages");
         if !stages.is_unknown() && stages.elements().len() != 1 {
-            diags.error_at(
+            report(
+                diags,
                 at.join_attr("stages"),
                 "MatchUpstream needs one upstream stage",
                 format!(

@@ -8,6 +8,19 @@ use regex::Regex;
 use crate::plugin::schema::Validator;
 use crate::plugin::{AttributePath, Diagnostics, Value};
 
+/// Reports an error whose text starts with the attribute's path. Terraform can only point
+/// at top-level attributes in the configuration: an error on a nested attribute is shown at
+/// the resource (or at a top-level attribute of the same name), so the text must say where.
+pub fn report(
+    diags: &mut Diagnostics,
+    path: AttributePath,
+    summary: &str,
+    detail: impl AsRef<str>,
+) {
+    let detail = format!("`{path}`: {}", detail.as_ref());
+    diags.error_at(path, summary, detail);
+}
+
 /// Why `constraint` is not a semver constraint Kargo accepts, or `None` when it is one.
 ///
 /// Kargo parses constraints with the Masterminds library; they are translated into the
@@ -140,7 +153,8 @@ pub fn semver_constraint() -> Validator {
             if let Some(s) = v.as_str()
                 && let Some(problem) = semver_constraint_problem(s)
             {
-                diags.error_at(
+                report(
+                    diags,
                     path.clone(),
                     "Invalid semver constraint",
                     format!(
@@ -156,7 +170,8 @@ pub fn semver_constraint() -> Validator {
 /// Reports `s` at `path` when it is not a regular expression.
 pub fn check_regex(s: &str, path: &AttributePath, diags: &mut Diagnostics) {
     if let Err(e) = Regex::new(s) {
-        diags.error_at(
+        report(
+            diags,
             path.clone(),
             "Invalid regular expression",
             format!("{s:?} does not compile: {e}"),
@@ -186,12 +201,14 @@ pub fn json_object() -> Validator {
             let Some(s) = v.as_str() else { return };
             match serde_json::from_str::<serde_json::Value>(s) {
                 Ok(serde_json::Value::Object(_)) => {}
-                Ok(_) => diags.error_at(
+                Ok(_) => report(
+                    diags,
                     path.clone(),
                     "Invalid JSON document",
                     "The value must be a JSON object, e.g. `jsonencode({ path = \"./out\" })`.",
                 ),
-                Err(e) => diags.error_at(
+                Err(e) => report(
+                    diags,
                     path.clone(),
                     "Invalid JSON document",
                     format!(
@@ -211,7 +228,8 @@ pub fn rfc3339() -> Validator {
             if let Some(s) = v.as_str()
                 && s.parse::<jiff::Timestamp>().is_err()
             {
-                diags.error_at(
+                report(
+                    diags,
                     path.clone(),
                     "Invalid timestamp",
                     format!(
@@ -287,7 +305,7 @@ fn string_check(
         if let Some(s) = v.as_str()
             && let Some(p) = problem(s)
         {
-            diags.error_at(path.clone(), summary, p);
+            report(diags, path.clone(), summary, p);
         }
     })
 }
@@ -403,11 +421,34 @@ pub fn var_name() -> Validator {
     )
 }
 
+/// The same check, with the attribute's path at the start of each message that does not
+/// name it yet (see [`report`]), for validators used on nested attributes.
+pub fn naming_path(inner: Validator) -> Validator {
+    let check = inner.check.clone();
+    Validator::new(&inner.description, move |v, path, diags| {
+        let mut found = Diagnostics::default();
+        check(v, path, &mut found);
+        let named = format!("`{path}`");
+        for mut d in found.0 {
+            if !d.detail.contains(&named) {
+                d.detail = format!("{named}: {}", d.detail);
+            }
+            diags.push(d);
+        }
+    })
+}
+
+/// The name of another Kargo object (a DNS-1123 subdomain).
+pub fn object_name() -> Validator {
+    naming_path(super::common::dns_subdomain())
+}
+
 /// A string that must not be empty.
 pub fn not_empty() -> Validator {
     Validator::new("must not be empty", |v, path, diags| {
         if v.as_str().is_some_and(str::is_empty) {
-            diags.error_at(
+            report(
+                diags,
                 path.clone(),
                 "Empty value",
                 format!("`{path}` must not be empty."),
@@ -423,7 +464,8 @@ pub fn min_items(min: usize, what: &'static str) -> Validator {
         move |v, path, diags| {
             let n = v.elements().len();
             if n < min {
-                diags.error_at(
+                report(
+                    diags,
                     path.clone(),
                     "Too few elements",
                     format!("`{path}` has {n} elements; Kargo needs at least {min} {what}."),
@@ -456,7 +498,7 @@ pub fn path_selectors() -> Validator {
 /// setting it is an error that names the replacement.
 pub fn removed(summary: &'static str, message: &'static str) -> Validator {
     Validator::new(message, move |_, path, diags| {
-        diags.error_at(path.clone(), summary, message);
+        report(diags, path.clone(), summary, message);
     })
 }
 
@@ -635,6 +677,28 @@ mod tests {
     }
 
     #[test]
+    fn nested_checks_name_their_attribute() {
+        let mut diags = Diagnostics::default();
+        let at = AttributePath::attr("steps")
+            .join_index(1)
+            .join_attr("task")
+            .join_attr("name");
+        (object_name().check)(&s("Bad_Name"), &at, &mut diags);
+        assert_eq!(diags.0.len(), 1);
+        assert_eq!(diags.0[0].attribute.as_ref(), Some(&at));
+        assert!(
+            diags.0[0]
+                .detail
+                .starts_with("`steps[1].task.name`: \"Bad_Name\""),
+            "{}",
+            diags.0[0].detail
+        );
+        let mut diags = Diagnostics::default();
+        (object_name().check)(&s("good.name"), &at, &mut diags);
+        assert!(diags.is_empty());
+    }
+
+    #[test]
     fn reserved_aliases() {
         assert!(is_reserved_alias("step-0"));
         assert!(is_reserved_alias("task-12"));
@@ -653,7 +717,7 @@ mod tests {
             vec![(
                 "x".to_string(),
                 "Removed attribute".to_string(),
-                "use `b` instead".to_string()
+                "`x`: use `b` instead".to_string()
             )]
         );
     }

@@ -11,8 +11,8 @@ use super::convert::{
     ConvertError, ObjectResource, PipelineKind, Rules, attributes_from_json, attributes_to_json,
 };
 use super::validators::{
-    chart_repo_url, git_branch, git_repo_url, image_repo_url, json_object, min_items, not_empty,
-    path_selectors, platform, regex_list, removed, rfc3339, semver_constraint,
+    chart_repo_url, git_branch, git_repo_url, image_repo_url, json_object, min_items, naming_path,
+    not_empty, path_selectors, platform, regex_list, removed, report, rfc3339, semver_constraint,
     semver_constraint_problem, timestamp_eq,
 };
 use crate::kargo::{KargoClient, Kind};
@@ -314,7 +314,9 @@ fn subscription_object() -> NestedObject {
             .optional()
             .description("Subscribe to an artifact source of another type registered with Kargo."),
     ])
-    .validate(exactly_one_of(&["image", "git", "chart", "generic"]))
+    .validate(naming_path(exactly_one_of(&[
+        "image", "git", "chart", "generic",
+    ])))
 }
 
 fn subscription_attributes(attrs: &[Attribute]) -> &[Attribute] {
@@ -565,33 +567,37 @@ fn is_http(url: &str) -> bool {
 fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
     let base = AttributePath::attr("subscriptions");
     let mut seen: BTreeMap<(&str, String), usize> = BTreeMap::new();
-    let mut report =
-        |key: (&'static str, String),
-         i: usize,
-         at: AttributePath,
-         what: String,
-         diags: &mut Diagnostics| {
-            match seen.get(&key) {
-            Some(first) => diags.error_at(
+    let mut unique = |key: (&'static str, String),
+                      i: usize,
+                      at: AttributePath,
+                      what: String,
+                      diags: &mut Diagnostics| {
+        match seen.get(&key) {
+            Some(first) => report(
+                diags,
                 at,
                 "Duplicate subscription",
                 format!(
                     "{what} is already subscribed to by `subscriptions[{first}]`; Kargo allows one \
                      subscription per repository{}.",
-                    if key.0 == "chart-http" { " and chart" } else { "" }
+                    if key.0 == "chart-http" {
+                        " and chart"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             None => {
                 seen.insert(key, i);
             }
         }
-        };
+    };
     for (i, sub) in subs.elements().iter().enumerate() {
         let at = base.join_index(i);
         let image = sub.get("image");
         if let Some(url) = image.get("repo_url").as_str() {
             let at = at.join_attr("image");
-            report(
+            unique(
                 ("image", normalize_image(url)),
                 i,
                 at.join_attr("repo_url"),
@@ -603,7 +609,7 @@ fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
         let git = sub.get("git");
         if let Some(url) = git.get("repo_url").as_str() {
             let at = at.join_attr("git").join_attr("repo_url");
-            report(
+            unique(
                 ("git", normalize_git(url)),
                 i,
                 at,
@@ -618,7 +624,7 @@ fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
             let name = chart.get("name");
             if is_http(url) {
                 if let Some(name) = name.as_str() {
-                    report(
+                    unique(
                         ("chart-http", format!("{}:{name}", normalize_chart(url))),
                         i,
                         at.join_attr("name"),
@@ -627,7 +633,7 @@ fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
                     );
                 }
             } else {
-                report(
+                unique(
                     ("chart", normalize_chart(url)),
                     i,
                     at.join_attr("repo_url"),
@@ -641,7 +647,8 @@ fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
         if let Some(ty) = generic.get("type").as_str()
             && BUILTIN_KINDS.contains(&ty)
         {
-            diags.error_at(
+            report(
+                diags,
                 at.join_attr("type"),
                 "Invalid subscription type",
                 format!(
@@ -650,7 +657,7 @@ fn validate_subscriptions(subs: &Value, diags: &mut Diagnostics) {
             );
         }
         if let Some(name) = generic.get("name").as_str() {
-            report(
+            unique(
                 ("generic", name.trim().to_ascii_lowercase()),
                 i,
                 at.join_attr("name"),
@@ -666,13 +673,15 @@ fn check_image_constraint(image: &Value, at: &AttributePath, diags: &mut Diagnos
     let constraint = image.get("constraint");
     let at = at.join_attr("constraint");
     match (strategy.as_str(), constraint) {
-        (Some("Digest"), Value::Null) => diags.error_at(
+        (Some("Digest"), Value::Null) => report(
+            diags,
             at,
             "Missing constraint",
             "With `image_selection_strategy = \"Digest\"`, `constraint` is required: it names the \
              mutable tag whose digest is followed, e.g. \"latest\".",
         ),
-        (Some("Digest"), Value::String(s)) if s.is_empty() => diags.error_at(
+        (Some("Digest"), Value::String(s)) if s.is_empty() => report(
+            diags,
             at,
             "Missing constraint",
             "With `image_selection_strategy = \"Digest\"`, `constraint` must name the mutable tag \
@@ -680,7 +689,8 @@ fn check_image_constraint(image: &Value, at: &AttributePath, diags: &mut Diagnos
         ),
         (Some("SemVer") | None, Value::String(s)) if !strategy.is_unknown() && !s.is_empty() => {
             if let Some(problem) = semver_constraint_problem(s) {
-                diags.error_at(
+                report(
+                    diags,
                     at,
                     "Invalid semver constraint",
                     format!(
@@ -701,7 +711,8 @@ fn check_chart_name(chart: &Value, url: &str, at: &AttributePath, diags: &mut Di
     }
     let has_name = name.as_str().is_some_and(|n| !n.is_empty());
     if url.starts_with("oci://") && has_name {
-        diags.error_at(
+        report(
+            diags,
             at.join_attr("name"),
             "Unexpected chart name",
             format!(
@@ -711,10 +722,13 @@ fn check_chart_name(chart: &Value, url: &str, at: &AttributePath, diags: &mut Di
             ),
         );
     } else if is_http(url) && !has_name {
-        diags.error_at(
+        report(
+            diags,
             at.join_attr("name"),
             "Missing chart name",
-            format!("A classic Helm repository ({url:?}) holds many charts: set `name` to the chart to follow."),
+            format!(
+                "A classic Helm repository ({url:?}) holds many charts: set `name` to the chart to follow."
+            ),
         );
     }
 }

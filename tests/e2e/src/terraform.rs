@@ -23,6 +23,11 @@ impl Output {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+    /// stdout and stderr with Terraform's line wrapping and box drawing folded into single
+    /// spaces, so assertions can match whole sentences.
+    pub fn flat(&self) -> String {
+        self.all().replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
     /// Panics with the full output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {

@@ -106,13 +106,17 @@ const OBJECT_META: &[&str] = &[
 ];
 
 static SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex")
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        .expect("static regex")
 });
-static LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex"));
-static QUALIFIED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("static regex"));
-static LABEL_VALUE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("static regex"));
+static LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex"));
+static QUALIFIED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("static regex")
+});
+static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("static regex")
+});
 
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -127,7 +131,12 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -141,20 +150,38 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// The 5-character suffix `generateName` gets (the API server's alphabet, without vowels).
 fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn cause(reason: &str, field: &str, message: String) -> StatusCause {
-    StatusCause { reason: reason.into(), message, field: field.into() }
+    StatusCause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    }
 }
 
-fn validate_metadata(res: &ResourceDef, obj: &Value, old: Option<&Value>, out: &mut Vec<StatusCause>) {
+fn validate_metadata(
+    res: &ResourceDef,
+    obj: &Value,
+    old: Option<&Value>,
+    out: &mut Vec<StatusCause>,
+) {
     let name = meta_str(obj, "name").unwrap_or_default();
     if res.is_namespace() {
         if name.len() > 63 || !LABEL.is_match(name) {
@@ -169,7 +196,9 @@ fn validate_metadata(res: &ResourceDef, obj: &Value, old: Option<&Value>, out: &
                 ),
             ));
         }
-    } else if res.group != "rbac.authorization.k8s.io" && (name.len() > 253 || !SUBDOMAIN.is_match(name)) {
+    } else if res.group != "rbac.authorization.k8s.io"
+        && (name.len() > 253 || !SUBDOMAIN.is_match(name))
+    {
         out.push(cause(
             "FieldValueInvalid",
             "metadata.name",
@@ -182,15 +211,22 @@ fn validate_metadata(res: &ResourceDef, obj: &Value, old: Option<&Value>, out: &
         ));
     }
     for field in ["labels", "annotations"] {
-        let Some(map) = obj.pointer(&format!("/metadata/{field}")) else { continue };
+        let Some(map) = obj.pointer(&format!("/metadata/{field}")) else {
+            continue;
+        };
         let path = format!("metadata.{field}");
         let Some(map) = map.as_object() else {
-            out.push(cause("FieldValueTypeInvalid", &path, "Invalid value: must be a map of strings".into()));
+            out.push(cause(
+                "FieldValueTypeInvalid",
+                &path,
+                "Invalid value: must be a map of strings".into(),
+            ));
             continue;
         };
         for (k, v) in map {
             let (prefix, key) = k.rsplit_once('/').unwrap_or(("", k.as_str()));
-            let bad_prefix = k.contains('/') && (prefix.is_empty() || prefix.len() > 253 || !SUBDOMAIN.is_match(prefix));
+            let bad_prefix = k.contains('/')
+                && (prefix.is_empty() || prefix.len() > 253 || !SUBDOMAIN.is_match(prefix));
             if bad_prefix || key.len() > 63 || !QUALIFIED.is_match(key) {
                 out.push(cause(
                     "FieldValueInvalid",
@@ -204,7 +240,11 @@ fn validate_metadata(res: &ResourceDef, obj: &Value, old: Option<&Value>, out: &
                 ));
             }
             let Some(s) = v.as_str() else {
-                out.push(cause("FieldValueTypeInvalid", &format!("{path}.{k}"), "Invalid value: must be a string".into()));
+                out.push(cause(
+                    "FieldValueTypeInvalid",
+                    &format!("{path}.{k}"),
+                    "Invalid value: must be a string".into(),
+                ));
                 continue;
             };
             if field == "labels" && (s.len() > 63 || !LABEL_VALUE.is_match(s)) {
@@ -224,7 +264,10 @@ fn validate_metadata(res: &ResourceDef, obj: &Value, old: Option<&Value>, out: &
     }
     if let Some(old) = old.filter(|o| deleting(o)) {
         let before = finalizers(old);
-        let added: Vec<String> = finalizers(obj).into_iter().filter(|f| !before.contains(f)).collect();
+        let added: Vec<String> = finalizers(obj)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
         if !added.is_empty() {
             out.push(cause(
                 "FieldValueForbidden",
@@ -260,13 +303,20 @@ fn same_except_version(a: &Value, b: &Value) -> bool {
 fn normalise_builtin(res: &ResourceDef, obj: &mut Value) {
     match (res.group, res.plural) {
         ("", "secrets") => {
-            if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) {
+            if let Some(Value::Object(string_data)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
                 use base64::Engine;
-                let data = obj.as_object_mut().map(|o| o.entry("data").or_insert_with(|| json!({})));
+                let data = obj
+                    .as_object_mut()
+                    .map(|o| o.entry("data").or_insert_with(|| json!({})));
                 if let Some(Value::Object(data)) = data {
                     for (k, v) in string_data {
                         let s = v.as_str().unwrap_or_default();
-                        data.insert(k, Value::from(base64::engine::general_purpose::STANDARD.encode(s)));
+                        data.insert(
+                            k,
+                            Value::from(base64::engine::general_purpose::STANDARD.encode(s)),
+                        );
                     }
                 }
             }
@@ -298,7 +348,13 @@ impl State {
             None if res.status => Scope::MainOnly,
             None => Scope::All,
         };
-        Writer { manager, api_version: api_version_static(res), subresource: sub, scope, now: self.now() }
+        Writer {
+            manager,
+            api_version: api_version_static(res),
+            subresource: sub,
+            scope,
+            now: self.now(),
+        }
     }
 
     fn check_namespace(&self, ns: &str, res: &ResourceDef, name: &str) -> Result<(), ApiError> {
@@ -307,7 +363,9 @@ impl State {
             Some(n) if deleting(n) => Err(status::forbidden(
                 res,
                 Some(name),
-                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
             )),
             Some(_) => Ok(()),
         }
@@ -329,7 +387,11 @@ impl State {
         let structural = schema::is_structural(root);
         let mut unknown = Vec::new();
         if let Some(meta) = obj.get("metadata").and_then(Value::as_object) {
-            unknown.extend(meta.keys().filter(|k| !OBJECT_META.contains(&k.as_str())).map(|k| format!("metadata.{k}")));
+            unknown.extend(
+                meta.keys()
+                    .filter(|k| !OBJECT_META.contains(&k.as_str()))
+                    .map(|k| format!("metadata.{k}")),
+            );
         }
         if structural {
             schema::apply_defaults(root, obj);
@@ -340,7 +402,10 @@ impl State {
         if !unknown.is_empty() {
             match req.validation {
                 FieldValidation::Strict => {
-                    let list: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|p| format!("unknown field \"{p}\""))
+                        .collect();
                     return Err(status::bad_request(format!(
                         "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
                         list.join(", "),
@@ -348,7 +413,9 @@ impl State {
                         v = res.version
                     )));
                 }
-                FieldValidation::Warn => warnings.extend(unknown.iter().map(|p| format!("unknown field \"{p}\""))),
+                FieldValidation::Warn => {
+                    warnings.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")))
+                }
                 FieldValidation::Ignore => {}
             }
         }
@@ -381,7 +448,12 @@ impl State {
         Ok(warnings)
     }
 
-    fn validate(&self, res: &'static ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    fn validate(
+        &self,
+        res: &'static ResourceDef,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let mut causes = Vec::new();
         validate_metadata(res, obj, old, &mut causes);
         let root = schema::root_for(res.group, res.plural);
@@ -415,33 +487,63 @@ impl State {
         applied: bool,
     ) -> Result<Written, ApiError> {
         if !obj.is_object() {
-            return Err(status::bad_request("the request body must be a JSON object"));
+            return Err(status::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         obj["apiVersion"] = Value::from(res.api_version());
         obj["kind"] = Value::from(res.kind);
         let now = self.now();
         let meta = meta_mut(&mut obj);
-        let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or_default().to_string();
-        if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-            return Err(status::internal("resourceVersion should not be set on objects to be created"));
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Err(status::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         if res.namespaced {
             let ns = ns
                 .map(str::to_string)
-                .or_else(|| meta.get("namespace").and_then(Value::as_str).map(str::to_string))
+                .or_else(|| {
+                    meta.get("namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| status::bad_request("an empty namespace may not be set during creation"))?;
+                .ok_or_else(|| {
+                    status::bad_request("an empty namespace may not be set during creation")
+                })?;
             meta.insert("namespace".into(), Value::from(ns));
         } else {
             meta.remove("namespace");
         }
         if name.is_empty() && generate.is_empty() {
-            let causes =
-                vec![cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required".into())];
+            let causes = vec![cause(
+                "FieldValueRequired",
+                "metadata.name",
+                "Required value: name or generateName is required".into(),
+            )];
             return Err(ApiError::invalid(res.kind, res.group, "", causes));
         }
-        for f in ["uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for f in [
+            "uid",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(f);
         }
         meta.insert("uid".into(), Value::from(new_uid()));
@@ -451,10 +553,11 @@ impl State {
         } else {
             meta.remove("generation");
         }
-        if res.custom && res.status {
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        if res.custom
+            && res.status
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         if res.is_namespace() {
             obj["status"] = json!({"phase": "Active"});
@@ -465,7 +568,9 @@ impl State {
         }
         let warnings = self.admit(res, Operation::Create, None, None, &mut obj, req)?;
         if meta_str(&obj, "name").unwrap_or_default().is_empty() {
-            let generate = meta_str(&obj, "generateName").unwrap_or_default().to_string();
+            let generate = meta_str(&obj, "generateName")
+                .unwrap_or_default()
+                .to_string();
             let ns = meta_str(&obj, "namespace").map(str::to_string);
             let mut candidate = format!("{generate}{}", name_suffix());
             while self.store.get(res, ns.as_deref(), &candidate).is_some() {
@@ -483,10 +588,19 @@ impl State {
         if !applied {
             let base = ssa::incoming_entries(None, &obj);
             let root = schema::root_for(res.group, res.plural);
-            ssa::track_update(root, None, &mut obj, base, &self.writer(res, None, &req.manager));
+            ssa::track_update(
+                root,
+                None,
+                &mut obj,
+                base,
+                &self.writer(res, None, &req.manager),
+            );
         }
         if req.dry_run {
-            return Ok(Written { object: obj, warnings });
+            return Ok(Written {
+                object: obj,
+                warnings,
+            });
         }
         let object = self.store.insert(res, obj);
         Ok(Written { object, warnings })
@@ -517,10 +631,18 @@ impl State {
         applied: bool,
     ) -> Result<Written, ApiError> {
         if !obj.is_object() {
-            return Err(status::bad_request("the request body must be a JSON object"));
+            return Err(status::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
-        let old = self.store.get(res, ns, name).cloned().ok_or_else(|| status::not_found(res, name))?;
-        let old_rv = meta_str(&old, "resourceVersion").unwrap_or_default().to_string();
+        let old = self
+            .store
+            .get(res, ns, name)
+            .cloned()
+            .ok_or_else(|| status::not_found(res, name))?;
+        let old_rv = meta_str(&old, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
         if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|rv| !rv.is_empty())
             && rv != old_rv
         {
@@ -559,7 +681,11 @@ impl State {
             obj["spec"] = old.get("spec").cloned().unwrap_or_else(|| json!({}));
         }
         {
-            let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+            let old_meta = old
+                .get("metadata")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let meta = meta_mut(&mut obj);
             for f in [
                 "name",
@@ -581,25 +707,45 @@ impl State {
         normalise_builtin(res, &mut obj);
         self.validate(res, &obj, Some(&old))?;
         if res.custom && spec_part(&old, res.status) != spec_part(&obj, res.status) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut obj).insert("generation".into(), Value::from(generation + 1));
         }
         if !applied {
             let base = ssa::incoming_entries(Some(&old), &obj);
             let root = schema::root_for(res.group, res.plural);
-            ssa::track_update(root, Some(&old), &mut obj, base, &self.writer(res, sub, &req.manager));
+            ssa::track_update(
+                root,
+                Some(&old),
+                &mut obj,
+                base,
+                &self.writer(res, sub, &req.manager),
+            );
         }
         if same_except_version(&old, &obj) {
-            return Ok(Written { object: old, warnings });
+            return Ok(Written {
+                object: old,
+                warnings,
+            });
         }
         if req.dry_run {
-            return Ok(Written { object: obj, warnings });
+            return Ok(Written {
+                object: obj,
+                warnings,
+            });
         }
-        if deleting(&obj) && finalizers(&obj).is_empty() && !res.is_namespace() {
-            if let Some(gone) = self.store.remove(res, ns, name) {
-                self.after_removal(res, &gone, false);
-                return Ok(Written { object: gone, warnings });
-            }
+        if deleting(&obj)
+            && finalizers(&obj).is_empty()
+            && !res.is_namespace()
+            && let Some(gone) = self.store.remove(res, ns, name)
+        {
+            self.after_removal(res, &gone, false);
+            return Ok(Written {
+                object: gone,
+                warnings,
+            });
         }
         let object = self.store.replace(res, obj);
         if res.is_namespace() {
@@ -621,14 +767,18 @@ impl State {
         req: &Request,
     ) -> Result<(Written, bool), ApiError> {
         let Some(cfg) = applied.as_object_mut() else {
-            return Err(status::bad_request("the apply configuration must be an object"));
+            return Err(status::bad_request(
+                "the apply configuration must be an object",
+            ));
         };
         if cfg.get("apiVersion").and_then(Value::as_str) != Some(&res.api_version())
             || cfg.get("kind").and_then(Value::as_str) != Some(res.kind)
         {
             let got = format!(
                 "{}, Kind={}",
-                cfg.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+                cfg.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 cfg.get("kind").and_then(Value::as_str).unwrap_or_default()
             );
             return Err(status::bad_request(format!(
@@ -637,10 +787,18 @@ impl State {
                 res.kind
             )));
         }
-        if cfg.get("metadata").and_then(|m| m.get("managedFields")).is_some_and(|m| !m.is_null()) {
+        if cfg
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+            .is_some_and(|m| !m.is_null())
+        {
             return Err(status::bad_request("metadata.managedFields must be nil"));
         }
-        match cfg.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str) {
+        match cfg
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+        {
             Some(n) if n != name => {
                 return Err(status::bad_request(format!(
                     "the name of the object ({n}) does not match the name on the URL ({name})"
@@ -664,37 +822,56 @@ impl State {
         }
         let root: &Node = schema::root_for(res.group, res.plural);
         let writer = self.writer(res, sub, &req.manager);
-        let merged = ssa::apply(root, live.as_ref(), &applied, &writer, force).map_err(|conflicts| {
-            let message = if conflicts.len() == 1 {
-                format!("Apply failed with 1 conflict: conflict with {}: {}", conflicts[0].manager, conflicts[0].path)
-            } else {
-                let mut by_manager: Vec<(String, Vec<String>)> = Vec::new();
-                for c in &conflicts {
-                    match by_manager.iter_mut().find(|(m, _)| *m == c.manager) {
-                        Some((_, paths)) => paths.push(c.path.clone()),
-                        None => by_manager.push((c.manager.clone(), vec![c.path.clone()])),
+        let merged =
+            ssa::apply(root, live.as_ref(), &applied, &writer, force).map_err(|conflicts| {
+                let message = if conflicts.len() == 1 {
+                    format!(
+                        "Apply failed with 1 conflict: conflict with {}: {}",
+                        conflicts[0].manager, conflicts[0].path
+                    )
+                } else {
+                    let mut by_manager: Vec<(String, Vec<String>)> = Vec::new();
+                    for c in &conflicts {
+                        match by_manager.iter_mut().find(|(m, _)| *m == c.manager) {
+                            Some((_, paths)) => paths.push(c.path.clone()),
+                            None => by_manager.push((c.manager.clone(), vec![c.path.clone()])),
+                        }
                     }
-                }
-                by_manager.sort();
-                let lines: Vec<String> = by_manager
+                    by_manager.sort();
+                    let lines: Vec<String> = by_manager
+                        .iter()
+                        .map(|(m, paths)| {
+                            let items: Vec<String> =
+                                paths.iter().map(|p| format!("- {p}")).collect();
+                            format!("conflicts with {m}:\n{}", items.join("\n"))
+                        })
+                        .collect();
+                    format!(
+                        "Apply failed with {} conflicts: {}",
+                        conflicts.len(),
+                        lines.join("\n")
+                    )
+                };
+                let mut e = ApiError::new(409, "Conflict", message);
+                e.causes = conflicts
                     .iter()
-                    .map(|(m, paths)| {
-                        let items: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
-                        format!("conflicts with {m}:\n{}", items.join("\n"))
+                    .map(|c| {
+                        cause(
+                            "FieldManagerConflict",
+                            &c.path,
+                            format!("conflict with {}", c.manager),
+                        )
                     })
                     .collect();
-                format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
-            };
-            let mut e = ApiError::new(409, "Conflict", message);
-            e.causes = conflicts
-                .iter()
-                .map(|c| cause("FieldManagerConflict", &c.path, format!("conflict with {}", c.manager)))
-                .collect();
-            e
-        })?;
+                e
+            })?;
         match live {
-            None => self.create_inner(res, ns, merged, req, true).map(|w| (w, true)),
-            Some(_) => self.update_inner(res, ns, name, merged, sub, req, true).map(|w| (w, false)),
+            None => self
+                .create_inner(res, ns, merged, req, true)
+                .map(|w| (w, true)),
+            Some(_) => self
+                .update_inner(res, ns, name, merged, sub, req, true)
+                .map(|w| (w, false)),
         }
     }
 
@@ -707,7 +884,11 @@ impl State {
         opts: &DeleteOptions,
         req: &Request,
     ) -> Result<Deleted, ApiError> {
-        let obj = self.store.get(res, ns, name).cloned().ok_or_else(|| status::not_found(res, name))?;
+        let obj = self
+            .store
+            .get(res, ns, name)
+            .cloned()
+            .ok_or_else(|| status::not_found(res, name))?;
         if let Some(uid) = &opts.uid
             && meta_str(&obj, "uid") != Some(uid.as_str())
         {
@@ -715,7 +896,9 @@ impl State {
             return Err(status::conflict(
                 res,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                ),
             ));
         }
         if let Some(rv) = &opts.resource_version
@@ -725,7 +908,9 @@ impl State {
             return Err(status::conflict(
                 res,
                 name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"
+                ),
             ));
         }
         if !req.control_plane && self.kargo.running && (res.is_kargo() || res.is_namespace()) {
@@ -755,7 +940,12 @@ impl State {
         Ok(self.delete_object(res, obj, opts.orphan))
     }
 
-    fn delete_object(&mut self, res: &'static ResourceDef, mut obj: Value, orphan: bool) -> Deleted {
+    fn delete_object(
+        &mut self,
+        res: &'static ResourceDef,
+        mut obj: Value,
+        orphan: bool,
+    ) -> Deleted {
         let ns = meta_str(&obj, "namespace").map(str::to_string);
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if res.is_namespace() {
@@ -793,7 +983,10 @@ impl State {
         }
         for res in RESOURCES.iter().filter(|r| r.namespaced) {
             let objects: Vec<Value> = self.store.list(res, Some(&name)).cloned().collect();
-            for o in objects.into_iter().filter(|o| !deleting(o) || finalizers(o).is_empty()) {
+            for o in objects
+                .into_iter()
+                .filter(|o| !deleting(o) || finalizers(o).is_empty())
+            {
                 self.delete_object(res, o, false);
             }
         }
@@ -822,7 +1015,10 @@ impl State {
             .filter(|(_, o)| {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid)))
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid))
+                    })
                     && (owner_ns.is_none() || meta_str(o, "namespace") == owner_ns.as_deref())
             })
             .map(|(r, o)| (r, o.clone()))
@@ -831,7 +1027,12 @@ impl State {
             let others: Vec<Value> = dep
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
-                .map(|refs| refs.iter().filter(|r| r.get("uid").and_then(Value::as_str) != Some(&uid)).cloned().collect())
+                .map(|refs| {
+                    refs.iter()
+                        .filter(|r| r.get("uid").and_then(Value::as_str) != Some(&uid))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             let live_owner = others.iter().any(|r| {
                 let u = r.get("uid").and_then(Value::as_str).unwrap_or_default();
@@ -876,14 +1077,26 @@ pub struct ControlPlane<'a> {
 }
 
 fn resource_of(obj: &Value) -> Result<&'static ResourceDef, ApiError> {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    resources::by_kind(api_version, kind)
-        .ok_or_else(|| status::bad_request(format!("no kind {kind:?} is registered for version {api_version:?}")))
+    resources::by_kind(api_version, kind).ok_or_else(|| {
+        status::bad_request(format!(
+            "no kind {kind:?} is registered for version {api_version:?}"
+        ))
+    })
 }
 
 impl Txn for ControlPlane<'_> {
-    fn get(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    fn get(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let res = resources::by_plural(group, resource)?;
         self.state.store.get(res, namespace, name).cloned()
     }
@@ -898,14 +1111,25 @@ impl Txn for ControlPlane<'_> {
     fn create(&mut self, object: Value) -> Result<Value, ApiError> {
         let res = resource_of(&object)?;
         let ns = meta_str(&object, "namespace").map(str::to_string);
-        self.state.create(res, ns.as_deref(), object, &Request::control_plane()).map(|w| w.object)
+        self.state
+            .create(res, ns.as_deref(), object, &Request::control_plane())
+            .map(|w| w.object)
     }
 
     fn update(&mut self, object: Value) -> Result<Value, ApiError> {
         let res = resource_of(&object)?;
         let ns = meta_str(&object, "namespace").map(str::to_string);
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
-        self.state.update(res, ns.as_deref(), &name, object, None, &Request::control_plane()).map(|w| w.object)
+        self.state
+            .update(
+                res,
+                ns.as_deref(),
+                &name,
+                object,
+                None,
+                &Request::control_plane(),
+            )
+            .map(|w| w.object)
     }
 
     fn update_status(&mut self, object: Value) -> Result<Value, ApiError> {
@@ -916,20 +1140,49 @@ impl Txn for ControlPlane<'_> {
         let ns = meta_str(&object, "namespace").map(str::to_string);
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
         self.state
-            .update(res, ns.as_deref(), &name, object, Some("status"), &Request::control_plane())
+            .update(
+                res,
+                ns.as_deref(),
+                &name,
+                object,
+                Some("status"),
+                &Request::control_plane(),
+            )
             .map(|w| w.object)
     }
 
-    fn delete(&mut self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Result<(), ApiError> {
+    fn delete(
+        &mut self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
         let res = resources::by_plural(group, resource).ok_or_else(status::no_such_resource)?;
-        self.state.delete(res, namespace, name, &DeleteOptions::default(), &Request::control_plane()).map(|_| ())
+        self.state
+            .delete(
+                res,
+                namespace,
+                name,
+                &DeleteOptions::default(),
+                &Request::control_plane(),
+            )
+            .map(|_| ())
     }
 
     fn now(&self) -> jiff::Timestamp {
         self.state.clock.now()
     }
 
-    fn can(&self, user: &str, verb: &str, _group: &str, resource: &str, _ns: Option<&str>, _name: &str) -> bool {
+    fn can(
+        &self,
+        user: &str,
+        verb: &str,
+        _group: &str,
+        resource: &str,
+        _ns: Option<&str>,
+        _name: &str,
+    ) -> bool {
         self.state.users.can(user, verb, resource)
     }
 }

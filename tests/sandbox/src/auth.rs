@@ -22,7 +22,11 @@ pub struct User {
 
 impl User {
     pub fn new(name: impl Into<String>, token: impl Into<String>) -> User {
-        User { name: name.into(), token: token.into(), deny: Vec::new() }
+        User {
+            name: name.into(),
+            token: token.into(),
+            deny: Vec::new(),
+        }
     }
 
     /// Denies `verb` on `resource` (e.g. `deny("promote", "stages")`).
@@ -56,7 +60,10 @@ impl Users {
         if token == self.admin_token {
             return Some(ADMIN);
         }
-        self.users.iter().find(|u| u.token == token).map(|u| u.name.as_str())
+        self.users
+            .iter()
+            .find(|u| u.token == token)
+            .map(|u| u.name.as_str())
     }
 
     /// Adds a user, replacing any with the same name.
@@ -74,7 +81,10 @@ impl Users {
         if user == ADMIN {
             return true;
         }
-        self.users.iter().find(|u| u.name == user).is_some_and(|u| !u.denies(verb, resource))
+        self.users
+            .iter()
+            .find(|u| u.name == user)
+            .is_some_and(|u| !u.denies(verb, resource))
     }
 }
 
@@ -110,7 +120,11 @@ mod tests {
     #[test]
     fn restricted_users_are_denied_listed_pairs_only() {
         let mut users = Users::new("admin-token".into(), Vec::new());
-        users.add(User::new("dev", "t1").deny("promote", "stages").deny("*", "secrets"));
+        users.add(
+            User::new("dev", "t1")
+                .deny("promote", "stages")
+                .deny("*", "secrets"),
+        );
         assert_eq!(users.authenticate("admin-token"), Some(ADMIN));
         assert_eq!(users.authenticate("t1"), Some("dev"));
         assert_eq!(users.authenticate("nope"), None);

@@ -7,18 +7,41 @@ type Check = fn(&Value) -> bool;
 
 /// Every rule text found in Kargo v1.11's CRDs, with its meaning.
 const RULES: &[(&str, Check)] = &[
-    ("has(self.uses) && !has(self.task)", |v| has(v, "uses") && !has(v, "task")),
-    ("(has(self.uses) ? !has(self.task) : has(self.task))", |v| has(v, "uses") != has(v, "task")),
-    ("!has(self.task) || !has(self.continueOnError)", |v| !has(v, "task") || !has(v, "continueOnError")),
-    ("!has(self.task) || !has(self.retry)", |v| !has(v, "task") || !has(v, "retry")),
-    ("has(self.freight) != has(self.origin)", |v| has(v, "freight") != has(v, "origin")),
-    ("has(self.stage) ? !has(self.stageSelector) : has(self.stageSelector)", |v| {
-        has(v, "stage") != has(v, "stageSelector")
+    ("has(self.uses) && !has(self.task)", |v| {
+        has(v, "uses") && !has(v, "task")
     }),
-    ("self.size() == 0 || self[0] == 'Failed' || self[0] == 'Errored'", |v| item_is(v, 0, &["Failed", "Errored"])),
-    ("self.size() <= 1 || self[1] == 'Failed' || self[1] == 'Errored'", |v| item_is(v, 1, &["Failed", "Errored"])),
-    ("self.size() == 0 || self[0] == 'Failed' || self[0] == 'Error'", |v| item_is(v, 0, &["Failed", "Error"])),
-    ("self.size() <= 1 || self[1] == 'Failed' || self[1] == 'Error'", |v| item_is(v, 1, &["Failed", "Error"])),
+    ("(has(self.uses) ? !has(self.task) : has(self.task))", |v| {
+        has(v, "uses") != has(v, "task")
+    }),
+    ("!has(self.task) || !has(self.continueOnError)", |v| {
+        !has(v, "task") || !has(v, "continueOnError")
+    }),
+    ("!has(self.task) || !has(self.retry)", |v| {
+        !has(v, "task") || !has(v, "retry")
+    }),
+    ("has(self.freight) != has(self.origin)", |v| {
+        has(v, "freight") != has(v, "origin")
+    }),
+    (
+        "has(self.stage) ? !has(self.stageSelector) : has(self.stageSelector)",
+        |v| has(v, "stage") != has(v, "stageSelector"),
+    ),
+    (
+        "self.size() == 0 || self[0] == 'Failed' || self[0] == 'Errored'",
+        |v| item_is(v, 0, &["Failed", "Errored"]),
+    ),
+    (
+        "self.size() <= 1 || self[1] == 'Failed' || self[1] == 'Errored'",
+        |v| item_is(v, 1, &["Failed", "Errored"]),
+    ),
+    (
+        "self.size() == 0 || self[0] == 'Failed' || self[0] == 'Error'",
+        |v| item_is(v, 0, &["Failed", "Error"]),
+    ),
+    (
+        "self.size() <= 1 || self[1] == 'Failed' || self[1] == 'Error'",
+        |v| item_is(v, 1, &["Failed", "Error"]),
+    ),
 ];
 
 /// CEL's `has(self.f)`: the field is present (the API server has already dropped nulls).
@@ -47,7 +70,10 @@ pub fn known(rule: &str) -> bool {
 /// Evaluates `rule` with `self` bound to `value`; `None` when the rule is not implemented.
 pub fn eval(rule: &str, value: &Value) -> Option<bool> {
     let rule = normalise(rule);
-    RULES.iter().find(|(text, _)| *text == rule).map(|(_, check)| check(value))
+    RULES
+        .iter()
+        .find(|(text, _)| *text == rule)
+        .map(|(_, check)| check(value))
 }
 
 #[cfg(test)]
@@ -65,7 +91,10 @@ mod tests {
         assert_eq!(eval(rule, &task), Some(true));
         assert_eq!(eval(rule, &both), Some(false));
         assert_eq!(eval(rule, &json!({})), Some(false));
-        assert_eq!(eval("has(self.uses) && !has(self.task)", &task), Some(false));
+        assert_eq!(
+            eval("has(self.uses) && !has(self.task)", &task),
+            Some(false)
+        );
     }
 
     #[test]

@@ -65,14 +65,22 @@ impl Args {
     }
 
     fn allow(&self, known: &[&str]) -> Result<(), String> {
-        match self.flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+        match self
+            .flags
+            .iter()
+            .find(|(n, _)| !known.contains(&n.as_str()))
+        {
             Some((n, _)) => Err(format!("unknown flag --{n}\n\n{USAGE}")),
             None => Ok(()),
         }
     }
 
     fn all(&self, name: &str) -> Vec<&str> {
-        self.flags.iter().filter(|(n, _)| n == name).filter_map(|(_, v)| v.as_deref()).collect()
+        self.flags
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
 
     fn one(&self, name: &str) -> Option<&str> {
@@ -80,7 +88,8 @@ impl Args {
     }
 
     fn need(&self, name: &str) -> Result<&str, String> {
-        self.one(name).ok_or_else(|| format!("--{name} is required"))
+        self.one(name)
+            .ok_or_else(|| format!("--{name} is required"))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -129,8 +138,14 @@ pub fn parse_git(s: &str) -> Result<Value, String> {
 /// `REPO/NAME:VERSION`.
 pub fn parse_chart(s: &str) -> Result<Value, String> {
     let err = || format!("--chart {s:?} must be REPO/NAME:VERSION");
-    let (path, version) = s.rsplit_once(':').filter(|(_, v)| !v.is_empty() && !v.contains('/')).ok_or_else(err)?;
-    let (repo, name) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && !n.is_empty()).ok_or_else(err)?;
+    let (path, version) = s
+        .rsplit_once(':')
+        .filter(|(_, v)| !v.is_empty() && !v.contains('/'))
+        .ok_or_else(err)?;
+    let (repo, name) = path
+        .rsplit_once('/')
+        .filter(|(r, n)| !r.is_empty() && !n.is_empty())
+        .ok_or_else(err)?;
     Ok(json!({"repoURL": repo, "name": name, "version": version}))
 }
 
@@ -144,8 +159,16 @@ fn publish_body(a: &Args) -> Result<Value, String> {
         let last = images.last_mut().ok_or("--digest needs an --image")?;
         last["digest"] = json!(d);
     }
-    let commits = a.all("git").into_iter().map(parse_git).collect::<Result<Vec<_>, _>>()?;
-    let charts = a.all("chart").into_iter().map(parse_chart).collect::<Result<Vec<_>, _>>()?;
+    let commits = a
+        .all("git")
+        .into_iter()
+        .map(parse_git)
+        .collect::<Result<Vec<_>, _>>()?;
+    let charts = a
+        .all("chart")
+        .into_iter()
+        .map(parse_chart)
+        .collect::<Result<Vec<_>, _>>()?;
     if images.is_empty() && commits.is_empty() && charts.is_empty() {
         return Err("publish needs at least one --image, --git or --chart".into());
     }
@@ -164,10 +187,16 @@ fn http_fault(kind: &str, a: &Args) -> Result<Value, String> {
         fault["durationMs"] = json!(parse_duration(d)?.as_millis() as u64);
     }
     if let Some(n) = a.one("count") {
-        fault["count"] = json!(n.parse::<u32>().map_err(|_| format!("--count {n:?} is not a number"))?);
+        fault["count"] = json!(
+            n.parse::<u32>()
+                .map_err(|_| format!("--count {n:?} is not a number"))?
+        );
     }
     if let Some(ms) = a.one("ms") {
-        fault["delayMs"] = json!(ms.parse::<u64>().map_err(|_| format!("--ms {ms:?} is not a number"))?);
+        fault["delayMs"] = json!(
+            ms.parse::<u64>()
+                .map_err(|_| format!("--ms {ms:?} is not a number"))?
+        );
     }
     for key in ["verb", "resource"] {
         if let Some(v) = a.one(key) {
@@ -194,7 +223,13 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
     let a = Args::parse(rest, &["without-kargo", "reset", "requests", "help"])?;
     match cmd {
         "serve" => {
-            a.allow(&["kubeconfig", "listen", "token", "without-kargo", "state-dir"])?;
+            a.allow(&[
+                "kubeconfig",
+                "listen",
+                "token",
+                "without-kargo",
+                "state-dir",
+            ])?;
             let mut opts = Options::default().kubeconfig(a.need("kubeconfig")?);
             if let Some(l) = a.one("listen") {
                 opts.listen = l.parse().map_err(|e| format!("--listen {l:?}: {e}"))?;
@@ -210,17 +245,41 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
         }
         "install-kargo" | "uninstall-kargo" => {
             a.allow(&["kubeconfig"])?;
-            let action = if cmd == "install-kargo" { "install" } else { "uninstall" };
-            let v = a.client()?.call(Method::POST, &format!("kargo/{action}"), None).await?;
+            let action = if cmd == "install-kargo" {
+                "install"
+            } else {
+                "uninstall"
+            };
+            let v = a
+                .client()?
+                .call(Method::POST, &format!("kargo/{action}"), None)
+                .await?;
             print(&v);
             Ok(())
         }
         "publish" => {
-            a.allow(&["kubeconfig", "project", "warehouse", "image", "digest", "git", "chart"])?;
+            a.allow(&[
+                "kubeconfig",
+                "project",
+                "warehouse",
+                "image",
+                "digest",
+                "git",
+                "chart",
+            ])?;
             let body = publish_body(&a)?;
-            let v = a.client()?.call(Method::POST, "control/publish", Some(&body)).await?;
+            let v = a
+                .client()?
+                .call(Method::POST, "control/publish", Some(&body))
+                .await?;
             let freight = v.get("freight").unwrap_or(&v);
-            let field = |k: &str| freight.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let field = |k: &str| {
+                freight
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             println!("name: {}", field("name"));
             println!("alias: {}", field("alias"));
             Ok(())
@@ -237,8 +296,14 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             match a.words.as_slice() {
                 [verb, d] if verb == "advance" => {
                     parse_duration(d)?;
-                    let v = a.client()?.call(Method::POST, "clock/advance", Some(&json!({"duration": d}))).await?;
-                    println!("sandbox time is now {}", v.get("now").and_then(Value::as_str).unwrap_or_default());
+                    let v = a
+                        .client()?
+                        .call(Method::POST, "clock/advance", Some(&json!({"duration": d})))
+                        .await?;
+                    println!(
+                        "sandbox time is now {}",
+                        v.get("now").and_then(Value::as_str).unwrap_or_default()
+                    );
                     Ok(())
                 }
                 _ => Err("usage: kargo-sandbox clock advance DURATION".into()),
@@ -247,7 +312,11 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
         "stats" => {
             a.allow(&["kubeconfig", "reset", "requests"])?;
             let client = a.client()?;
-            let path = if a.has("requests") { "requests" } else { "stats" };
+            let path = if a.has("requests") {
+                "requests"
+            } else {
+                "stats"
+            };
             print(&client.call(Method::GET, path, None).await?);
             if a.has("reset") {
                 client.call(Method::DELETE, "requests", None).await?;
@@ -274,7 +343,13 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
 
 async fn fault(a: &Args) -> Result<(), String> {
     let client = || a.client();
-    match a.words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match a
+        .words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["http", kind @ ("unavailable" | "delay" | "refuse")] => {
             a.allow(&["kubeconfig", "for", "count", "ms", "verb", "resource"])?;
             let body = http_fault(kind, a)?;
@@ -285,10 +360,17 @@ async fn fault(a: &Args) -> Result<(), String> {
             a.allow(&["kubeconfig", "project", "stage", "step", "message"])?;
             // A 1-based step index, or a step alias.
             let step = a.need("step")?;
-            let step = step.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(step));
+            let step = step
+                .parse::<u64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(step));
             let body = json!({"project": a.need("project")?, "stage": a.need("stage")?, "step": step,
                 "message": a.need("message")?});
-            print(&client()?.call(Method::POST, "control/fail-promotion", Some(&body)).await?);
+            print(
+                &client()?
+                    .call(Method::POST, "control/fail-promotion", Some(&body))
+                    .await?,
+            );
             Ok(())
         }
         ["verification"] => {
@@ -297,7 +379,11 @@ async fn fault(a: &Args) -> Result<(), String> {
             if let Some(m) = a.one("message") {
                 body["message"] = json!(m);
             }
-            print(&client()?.call(Method::POST, "control/fail-verification", Some(&body)).await?);
+            print(
+                &client()?
+                    .call(Method::POST, "control/fail-verification", Some(&body))
+                    .await?,
+            );
             Ok(())
         }
         _ => Err(format!("usage: see `kargo-sandbox help`\n\n{USAGE}")),
@@ -335,7 +421,10 @@ mod tests {
 
     #[test]
     fn artifact_arguments_parse() {
-        assert_eq!(parse_image("localhost:5000/app:1.2.3").unwrap(), ("localhost:5000/app".into(), "1.2.3".into()));
+        assert_eq!(
+            parse_image("localhost:5000/app:1.2.3").unwrap(),
+            ("localhost:5000/app".into(), "1.2.3".into())
+        );
         assert!(parse_image("localhost:5000/app").is_err());
         assert_eq!(
             parse_git("https://github.com/o/r@abc123#v1.0").unwrap(),
@@ -354,22 +443,39 @@ mod tests {
 
     #[test]
     fn flags_and_switches() {
-        let argv: Vec<String> =
-            ["--image", "a:1", "--image=b:2", "--reset", "word"].iter().map(|s| s.to_string()).collect();
+        let argv: Vec<String> = ["--image", "a:1", "--image=b:2", "--reset", "word"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let a = Args::parse(&argv, &["reset"]).unwrap();
         assert_eq!(a.all("image"), vec!["a:1", "b:2"]);
         assert!(a.has("reset"));
         assert_eq!(a.words, vec!["word"]);
         assert!(a.allow(&["image"]).is_err());
-        let body = publish_body(&Args::parse(
-            &["--project", "p", "--warehouse", "w", "--image", "r:1", "--digest", "sha256:ab"]
+        let body = publish_body(
+            &Args::parse(
+                &[
+                    "--project",
+                    "p",
+                    "--warehouse",
+                    "w",
+                    "--image",
+                    "r:1",
+                    "--digest",
+                    "sha256:ab",
+                ]
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),
-            &[],
-        ).unwrap())
+                &[],
+            )
+            .unwrap(),
+        )
         .unwrap();
-        assert_eq!(body["images"], json!([{"repoURL": "r", "tag": "1", "digest": "sha256:ab"}]));
+        assert_eq!(
+            body["images"],
+            json!([{"repoURL": "r", "tag": "1", "digest": "sha256:ab"}])
+        );
         assert_eq!(body["commits"], json!([]));
     }
 }

@@ -11,17 +11,23 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(offset_ms: i64) -> Clock {
-        Clock { offset_ms: AtomicI64::new(offset_ms) }
+        Clock {
+            offset_ms: AtomicI64::new(offset_ms),
+        }
     }
 
     pub fn now(&self) -> jiff::Timestamp {
         let offset = jiff::SignedDuration::from_millis(self.offset_ms.load(Ordering::Relaxed));
-        jiff::Timestamp::now().checked_add(offset).unwrap_or_else(|_| jiff::Timestamp::now())
+        jiff::Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
     }
 
     /// `now()` at second precision, as `metav1.Time` serialises (`2025-01-02T03:04:05Z`).
     pub fn stamp(&self) -> String {
-        jiff::Timestamp::from_second(self.now().as_second()).map(|t| t.to_string()).unwrap_or_default()
+        jiff::Timestamp::from_second(self.now().as_second())
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 
     pub fn advance(&self, by: Duration) {
@@ -38,13 +44,18 @@ impl Clock {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"));
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let unit_len = rest[num_len..].find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len() - num_len);
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let unit_len = rest[num_len..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len() - num_len);
         let (num, unit) = (&rest[..num_len], &rest[num_len..num_len + unit_len]);
         let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
         let scale = match unit {

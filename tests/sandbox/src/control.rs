@@ -35,7 +35,8 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Respon
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(body.clone()).map_err(|e| status::bad_request(format!("invalid request: {e}")))
+    serde_json::from_value(body.clone())
+        .map_err(|e| status::bad_request(format!("invalid request: {e}")))
 }
 
 async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Value, ApiError> {
@@ -47,16 +48,28 @@ async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Val
         .unwrap_or_default()
         .trim()
         .to_string();
-    let user = lock(&shared.state).users.authenticate(&token).map(str::to_string);
+    let user = lock(&shared.state)
+        .users
+        .authenticate(&token)
+        .map(str::to_string);
     match user.as_deref() {
         None => return Err(status::unauthorized()),
         Some(ADMIN) => {}
         Some(other) => {
-            return Err(ApiError::new(403, "Forbidden", format!("User \"{other}\" cannot use the sandbox control API")));
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("User \"{other}\" cannot use the sandbox control API"),
+            ));
         }
     }
     let method = req.method().clone();
-    let path = req.uri().path().trim_start_matches("/sandbox/v1").trim_matches('/').to_string();
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/sandbox/v1")
+        .trim_matches('/')
+        .to_string();
     let bytes = Limited::new(req.into_body(), 1 << 20)
         .collect()
         .await
@@ -65,7 +78,8 @@ async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Val
     let body: Value = if bytes.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| status::bad_request(format!("invalid JSON: {e}")))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| status::bad_request(format!("invalid JSON: {e}")))?
     };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (method, segs.as_slice()) {
@@ -92,7 +106,9 @@ async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Val
                     let _ = shared.add_fault(delayed);
                 });
             } else {
-                shared.add_fault(fault.clone()).map_err(status::bad_request)?;
+                shared
+                    .add_fault(fault.clone())
+                    .map_err(status::bad_request)?;
             }
             Ok(json!(fault))
         }
@@ -101,7 +117,10 @@ async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Val
             Ok(json!({"cleared": true}))
         }
         (Method::POST, ["clock", "advance"]) => {
-            let text = body.get("duration").and_then(Value::as_str).unwrap_or_default();
+            let text = body
+                .get("duration")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let by = parse_duration(text).map_err(status::bad_request)?;
             shared.advance_clock(by);
             Ok(json!({"offsetMs": shared.clock.offset_ms(), "now": shared.clock.stamp()}))
@@ -138,7 +157,12 @@ impl Client {
     }
 
     /// Calls `/sandbox/v1/<path>`; a non-2xx answer becomes its Status message.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         let authority = self
             .endpoint
             .server
@@ -150,19 +174,26 @@ impl Client {
             Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
             None => authority.clone(),
         };
-        let unreachable = |e: &dyn std::fmt::Display| format!("cannot reach the sandbox at {}: {e}", self.endpoint.server);
-        let tcp = tokio::net::TcpStream::connect(&authority).await.map_err(|e| unreachable(&e))?;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            format!("cannot reach the sandbox at {}: {e}", self.endpoint.server)
+        };
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let name = ServerName::try_from(host).map_err(|e| unreachable(&e))?;
         let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let payload = body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
+        let payload = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
         let req = http::Request::builder()
             .method(method)
             .uri(format!("/sandbox/v1/{}", path.trim_start_matches('/')))
@@ -171,14 +202,27 @@ impl Client {
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let code = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| unreachable(&e))?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
         if code.is_success() {
             Ok(value)
         } else {
-            let message = value.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or(value.to_string());
+            let message = value
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(value.to_string());
             Err(format!("{message} ({})", code.as_u16()))
         }
     }

@@ -54,7 +54,9 @@ pub fn group(group: &str, kargo_served: bool) -> Option<Value> {
         .into_iter()
         .find(|(g, _)| *g == group && (kargo_served || *g != crate::resources::KARGO_GROUP))?;
     let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}))
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+    )
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
@@ -92,8 +94,14 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
             }));
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 /// `/openapi/v2`: a valid, empty Swagger document (clients then treat every kind as schemaless).
@@ -109,11 +117,17 @@ pub fn openapi_v2() -> Value {
 /// `/openapi/v3`: the index of group-version documents, which are served empty.
 pub fn openapi_v3_index(kargo_served: bool) -> Value {
     let mut paths = serde_json::Map::new();
-    paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}));
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}),
+    );
     for (g, v) in crate::resources::groups() {
         if kargo_served || g != crate::resources::KARGO_GROUP {
             let key = format!("apis/{g}/{v}");
-            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}));
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -123,8 +137,15 @@ pub fn openapi_v3_index(kargo_served: bool) -> Value {
 /// kubectl reads to learn that the server validates fields (`fieldValidation`) itself.
 pub fn openapi_v3_document(group: &str, version: &str, kargo_served: bool) -> Option<Value> {
     let mut paths = serde_json::Map::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version && served(r, kargo_served)) {
-        let prefix = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/{version}") };
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version && served(r, kargo_served))
+    {
+        let prefix = if group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let path = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
         } else {
@@ -165,15 +186,28 @@ mod tests {
     #[test]
     fn kargo_group_is_listed_only_when_served() {
         let names = |v: Value| -> Vec<String> {
-            v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+            v["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["name"].as_str().unwrap().to_string())
+                .collect()
         };
         assert!(names(groups(true)).contains(&"kargo.akuity.io".to_string()));
         assert!(!names(groups(false)).contains(&"kargo.akuity.io".to_string()));
         assert!(resource_list("kargo.akuity.io", "v1alpha1", false).is_none());
         let list = resource_list("kargo.akuity.io", "v1alpha1", true).unwrap();
-        let stage_status = list["resources"].as_array().unwrap().iter().any(|r| r["name"] == "stages/status");
+        let stage_status = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "stages/status");
         assert!(stage_status);
-        let tasks = list["resources"].as_array().unwrap().iter().any(|r| r["name"] == "promotiontasks/status");
+        let tasks = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "promotiontasks/status");
         assert!(!tasks);
     }
 }

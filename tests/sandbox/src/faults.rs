@@ -48,7 +48,14 @@ pub struct HttpFault {
 
 impl HttpFault {
     fn new(kind: FaultKind) -> HttpFault {
-        HttpFault { kind, delay_ms: 0, duration_ms: None, count: None, verb: None, resource: None }
+        HttpFault {
+            kind,
+            delay_ms: 0,
+            duration_ms: None,
+            count: None,
+            verb: None,
+            resource: None,
+        }
     }
 
     pub fn unavailable() -> HttpFault {
@@ -56,7 +63,10 @@ impl HttpFault {
     }
 
     pub fn delay(by: Duration) -> HttpFault {
-        HttpFault { delay_ms: by.as_millis() as u64, ..HttpFault::new(FaultKind::Delay) }
+        HttpFault {
+            delay_ms: by.as_millis() as u64,
+            ..HttpFault::new(FaultKind::Delay)
+        }
     }
 
     pub fn refuse(duration: Duration) -> HttpFault {
@@ -84,7 +94,8 @@ impl HttpFault {
     }
 
     fn matches(&self, verb: &str, resource: &str) -> bool {
-        self.verb.as_deref().is_none_or(|v| v == verb) && self.resource.as_deref().is_none_or(|r| r == resource)
+        self.verb.as_deref().is_none_or(|v| v == verb)
+            && self.resource.as_deref().is_none_or(|r| r == resource)
     }
 }
 
@@ -110,13 +121,19 @@ pub struct Faults {
 
 impl Faults {
     pub fn add(&mut self, fault: HttpFault) -> Result<(), String> {
-        let until = fault.duration_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+        let until = fault
+            .duration_ms
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
         if fault.kind == FaultKind::Refuse {
             let until = until.ok_or("a refuse fault needs a duration")?;
             self.refuse_until = Some(self.refuse_until.map_or(until, |u| u.max(until)));
             return Ok(());
         }
-        self.active.push(Active { remaining: fault.count, until, fault });
+        self.active.push(Active {
+            remaining: fault.count,
+            until,
+            fault,
+        });
         Ok(())
     }
 
@@ -136,9 +153,14 @@ impl Faults {
     /// Applies the faults to one request (counting it against limited faults).
     pub fn on_request(&mut self, verb: &str, resource: &str) -> Effect {
         let now = Instant::now();
-        self.active.retain(|a| a.until.is_none_or(|u| u > now) && a.remaining != Some(0));
+        self.active
+            .retain(|a| a.until.is_none_or(|u| u > now) && a.remaining != Some(0));
         let mut effect = Effect::default();
-        for a in self.active.iter_mut().filter(|a| a.fault.matches(verb, resource)) {
+        for a in self
+            .active
+            .iter_mut()
+            .filter(|a| a.fault.matches(verb, resource))
+        {
             match a.fault.kind {
                 FaultKind::Unavailable => effect.unavailable = true,
                 FaultKind::Delay => {
@@ -162,9 +184,21 @@ mod tests {
     #[test]
     fn counted_and_matching_faults() {
         let mut f = Faults::default();
-        f.add(HttpFault::unavailable().verb("get").resource("stages").times(2)).unwrap();
+        f.add(
+            HttpFault::unavailable()
+                .verb("get")
+                .resource("stages")
+                .times(2),
+        )
+        .unwrap();
         f.add(HttpFault::delay(Duration::from_millis(50))).unwrap();
-        assert_eq!(f.on_request("list", "stages"), Effect { delay: Some(Duration::from_millis(50)), unavailable: false });
+        assert_eq!(
+            f.on_request("list", "stages"),
+            Effect {
+                delay: Some(Duration::from_millis(50)),
+                unavailable: false
+            }
+        );
         assert!(f.on_request("get", "stages").unavailable);
         assert!(f.on_request("get", "stages").unavailable);
         assert!(!f.on_request("get", "stages").unavailable);

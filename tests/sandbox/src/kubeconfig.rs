@@ -36,9 +36,15 @@ pub fn render(e: &Endpoint) -> String {
 /// Writes `contents` so readers never see a partial file: a temporary file in the same
 /// directory (owner-only permissions) renamed over `path`.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     {
         let mut opts = std::fs::OpenOptions::new();
@@ -57,22 +63,55 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 /// Reads the current context's server, CA and token from a kubeconfig.
 pub fn read(path: &Path) -> Result<Endpoint, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("{} is not a kubeconfig: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc: Value = serde_yaml::from_str(&text)
+        .map_err(|e| format!("{} is not a kubeconfig: {e}", path.display()))?;
     let named = |list: &str, name: &str, field: &str| -> Option<Value> {
-        doc.get(list)?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?.get(field).cloned()
+        doc.get(list)?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(name))?
+            .get(field)
+            .cloned()
     };
-    let ctx_name = doc.get("current-context").and_then(Value::as_str).ok_or("the kubeconfig has no current-context")?;
-    let ctx = named("contexts", ctx_name, "context").ok_or_else(|| format!("context {ctx_name:?} not found"))?;
-    let cluster_name = ctx.get("cluster").and_then(Value::as_str).unwrap_or_default();
+    let ctx_name = doc
+        .get("current-context")
+        .and_then(Value::as_str)
+        .ok_or("the kubeconfig has no current-context")?;
+    let ctx = named("contexts", ctx_name, "context")
+        .ok_or_else(|| format!("context {ctx_name:?} not found"))?;
+    let cluster_name = ctx
+        .get("cluster")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let user_name = ctx.get("user").and_then(Value::as_str).unwrap_or_default();
-    let cluster = named("clusters", cluster_name, "cluster").ok_or_else(|| format!("cluster {cluster_name:?} not found"))?;
-    let user = named("users", user_name, "user").ok_or_else(|| format!("user {user_name:?} not found"))?;
-    let server = cluster.get("server").and_then(Value::as_str).ok_or("the cluster has no server")?.to_string();
-    let ca_data = cluster.get("certificate-authority-data").and_then(Value::as_str).ok_or("the cluster has no CA data")?;
-    let ca = STANDARD.decode(ca_data.trim()).map_err(|e| format!("bad certificate-authority-data: {e}"))?;
-    let token = user.get("token").and_then(Value::as_str).ok_or("the user has no token")?.to_string();
-    Ok(Endpoint { server, ca_pem: String::from_utf8_lossy(&ca).into_owned(), token })
+    let cluster = named("clusters", cluster_name, "cluster")
+        .ok_or_else(|| format!("cluster {cluster_name:?} not found"))?;
+    let user =
+        named("users", user_name, "user").ok_or_else(|| format!("user {user_name:?} not found"))?;
+    let server = cluster
+        .get("server")
+        .and_then(Value::as_str)
+        .ok_or("the cluster has no server")?
+        .to_string();
+    let ca_data = cluster
+        .get("certificate-authority-data")
+        .and_then(Value::as_str)
+        .ok_or("the cluster has no CA data")?;
+    let ca = STANDARD
+        .decode(ca_data.trim())
+        .map_err(|e| format!("bad certificate-authority-data: {e}"))?;
+    let token = user
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or("the user has no token")?
+        .to_string();
+    Ok(Endpoint {
+        server,
+        ca_pem: String::from_utf8_lossy(&ca).into_owned(),
+        token,
+    })
 }
 
 #[cfg(test)]
@@ -83,7 +122,11 @@ mod tests {
     fn render_then_read_round_trips() {
         let dir = std::env::temp_dir().join(format!("kubeconfig-test-{}", std::process::id()));
         let path = dir.join("config");
-        let e = Endpoint { server: "https://127.0.0.1:1".into(), ca_pem: "PEM".into(), token: "t".into() };
+        let e = Endpoint {
+            server: "https://127.0.0.1:1".into(),
+            ca_pem: "PEM".into(),
+            token: "t".into(),
+        };
         write_atomic(&path, render(&e).as_bytes()).unwrap();
         assert_eq!(read(&path).unwrap(), e);
         let text = std::fs::read_to_string(&path).unwrap();

@@ -7,11 +7,18 @@
 //! # async fn demo() -> Result<(), kargo_sandbox::Error> {
 //! use kargo_sandbox::{HttpFault, Options, Sandbox};
 //! let sandbox = Sandbox::start(Options::default()).await?;
-//! std::env::set_var("KUBECONFIG", sandbox.kubeconfig_path());
+//! let kubeconfig = sandbox.kubeconfig_path(); // for kubectl, kube-rs or Terraform
+//! # let _ = kubeconfig;
 //! sandbox.inject_fault(HttpFault::unavailable().verb("get").times(1)).ok();
 //! let gets = sandbox.request_counts().get("get", "stages");
-//! # let _ = gets; Ok(()) }
+//! # let _ = gets;
+//! sandbox.shutdown().await;
+//! # Ok(()) }
 //! ```
+
+// `hooks::ApiError` is a Kubernetes `Status` carried by value through every layer, as the
+// seam's traits return it; boxing it would only move the allocation around.
+#![allow(clippy::result_large_err)]
 
 pub mod hooks;
 pub mod kargo;

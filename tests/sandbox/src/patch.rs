@@ -31,7 +31,9 @@ fn split_pointer(path: &str) -> Result<Vec<String>, String> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = path.strip_prefix('/').ok_or_else(|| format!("JSON pointer {path:?} must start with '/'"))?;
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| format!("JSON pointer {path:?} must start with '/'"))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
@@ -39,8 +41,14 @@ fn index(token: &str, len: usize, allow_end: bool) -> Result<usize, String> {
     if allow_end && token == "-" {
         return Ok(len);
     }
-    let i: usize = token.parse().map_err(|_| format!("invalid array index {token:?}"))?;
-    let max = if allow_end { len } else { len.saturating_sub(1) };
+    let i: usize = token
+        .parse()
+        .map_err(|_| format!("invalid array index {token:?}"))?;
+    let max = if allow_end {
+        len
+    } else {
+        len.saturating_sub(1)
+    };
     if i > max || (!allow_end && len == 0) {
         return Err(format!("array index {i} out of bounds"));
     }
@@ -111,12 +119,28 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
 
 /// RFC 6902 operations applied in order; any failure leaves `doc` unspecified.
 pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops.as_array().ok_or("a JSON patch must be an array of operations")?;
+    let ops = ops
+        .as_array()
+        .ok_or("a JSON patch must be an array of operations")?;
     for op in ops {
-        let kind = op.get("op").and_then(Value::as_str).ok_or("operation has no \"op\"")?;
-        let path = op.get("path").and_then(Value::as_str).ok_or("operation has no \"path\"")?;
-        let value = || op.get("value").cloned().ok_or_else(|| format!("{kind} operation has no \"value\""));
-        let from = || op.get("from").and_then(Value::as_str).ok_or_else(|| format!("{kind} operation has no \"from\""));
+        let kind = op
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or("operation has no \"op\"")?;
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or("operation has no \"path\"")?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| format!("{kind} operation has no \"value\""))
+        };
+        let from = || {
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{kind} operation has no \"from\""))
+        };
         match kind {
             "add" => add(doc, path, value()?)?,
             "remove" => {
@@ -191,7 +215,9 @@ fn smp<'a>(target: &mut Value, patch: &'a Value, path: &mut Vec<&'a str>) -> Res
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(t) = target else { return Ok(()) };
+    let Value::Object(t) = target else {
+        return Ok(());
+    };
     for (k, v) in p {
         if k == "$retainKeys" || k.starts_with("$setElementOrder/") {
             continue;
@@ -209,7 +235,9 @@ fn smp<'a>(target: &mut Value, patch: &'a Value, path: &mut Vec<&'a str>) -> Res
         path.push(k.as_str());
         let strategy = list_strategy(path);
         match (v, t.get_mut(k)) {
-            (Value::Array(items), Some(Value::Array(existing))) if strategy != Strategy::Replace => {
+            (Value::Array(items), Some(Value::Array(existing)))
+                if strategy != Strategy::Replace =>
+            {
                 merge_list(existing, items, strategy, path)?;
             }
             (Value::Object(_), Some(existing)) => {
@@ -258,7 +286,9 @@ fn merge_list<'a>(
         Strategy::MergeKey(key) => {
             for item in items {
                 let id = item.get(key);
-                let pos = existing.iter().position(|e| id.is_some() && e.get(key) == id);
+                let pos = existing
+                    .iter()
+                    .position(|e| id.is_some() && e.get(key) == id);
                 let directive = item.get("$patch").and_then(Value::as_str);
                 match (pos, directive) {
                     (Some(i), Some("delete")) => {
@@ -303,7 +333,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(doc, json!({"spec": {"list": [2, 3], "z": 2}, "x": 2}));
-        let err = json_patch(&mut doc, &json!([{"op": "test", "path": "/x", "value": 9}])).unwrap_err();
+        let err =
+            json_patch(&mut doc, &json!([{"op": "test", "path": "/x", "value": 9}])).unwrap_err();
         assert_eq!(err, "testing value /x failed");
         assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }
@@ -323,7 +354,11 @@ mod tests {
             json!({"metadata": {"finalizers": ["a", "b"], "ownerReferences": [{"uid": "1", "name": "y"}, {"uid": "2"}],
                 "labels": {}}, "spec": {"finalizers": []}})
         );
-        strategic_merge_patch(&mut doc, &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})).unwrap();
+        strategic_merge_patch(
+            &mut doc,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        )
+        .unwrap();
         assert_eq!(doc["metadata"]["finalizers"], json!(["b"]));
     }
 }

@@ -38,8 +38,11 @@ fn read_opt(path: &Path) -> Result<Option<String>, Error> {
 
 impl StateDir {
     pub fn open(dir: &Path) -> Result<StateDir, Error> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::State(format!("{}: {e}", dir.display())))?;
-        Ok(StateDir { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::State(format!("{}: {e}", dir.display())))?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn load_tls(&self) -> Result<Option<Material>, Error> {
@@ -49,24 +52,43 @@ impl StateDir {
             read_opt(&self.dir.join("server.key"))?,
         );
         Ok(match parts {
-            (Some(ca_pem), Some(cert_pem), Some(key_pem)) => Some(Material { ca_pem, cert_pem, key_pem }),
+            (Some(ca_pem), Some(cert_pem), Some(key_pem)) => Some(Material {
+                ca_pem,
+                cert_pem,
+                key_pem,
+            }),
             _ => None,
         })
     }
 
     pub fn save_tls(&self, m: &Material) -> Result<(), Error> {
-        for (file, text) in [("ca.crt", &m.ca_pem), ("server.crt", &m.cert_pem), ("server.key", &m.key_pem)] {
+        for (file, text) in [
+            ("ca.crt", &m.ca_pem),
+            ("server.crt", &m.cert_pem),
+            ("server.key", &m.key_pem),
+        ] {
             write_atomic(&self.dir.join(file), text.as_bytes())?;
         }
         Ok(())
     }
 
     pub fn load_token(&self) -> Result<Option<String>, Error> {
-        Ok(read_opt(&self.dir.join("token"))?.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
+        Ok(read_opt(&self.dir.join("token"))?
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()))
     }
 
     pub fn save_token(&self, token: &str) -> Result<(), Error> {
         Ok(write_atomic(&self.dir.join("token"), token.as_bytes())?)
+    }
+
+    /// Where the previous run listened, so a restart can keep the kubeconfig's server URL.
+    pub fn load_address(&self) -> Result<Option<std::net::SocketAddr>, Error> {
+        Ok(read_opt(&self.dir.join("address"))?.and_then(|a| a.trim().parse().ok()))
+    }
+
+    pub fn save_address(&self, addr: std::net::SocketAddr) -> Result<(), Error> {
+        Ok(write_atomic(&self.dir.join("address"), addr.to_string().as_bytes())?)
     }
 
     pub fn load(&self) -> Result<Option<Snapshot>, Error> {

@@ -32,11 +32,21 @@ struct Field {
 }
 
 const fn f(num: u64, name: &'static str, kind: Kind) -> Field {
-    Field { num, name, kind, repeated: false }
+    Field {
+        num,
+        name,
+        kind,
+        repeated: false,
+    }
 }
 
 const fn r(num: u64, name: &'static str, kind: Kind) -> Field {
-    Field { num, name, kind, repeated: true }
+    Field {
+        num,
+        name,
+        kind,
+        repeated: true,
+    }
 }
 
 const OWNER_REFERENCE: &[Field] = &[
@@ -116,7 +126,11 @@ const SERVICE_ACCOUNT: &[Field] = &[
 
 const DELETE_OPTIONS: &[Field] = &[
     f(1, "gracePeriodSeconds", Kind::Int),
-    f(2, "preconditions", Kind::Msg(&[f(1, "uid", Kind::Str), f(2, "resourceVersion", Kind::Str)])),
+    f(
+        2,
+        "preconditions",
+        Kind::Msg(&[f(1, "uid", Kind::Str), f(2, "resourceVersion", Kind::Str)]),
+    ),
     f(3, "orphanDependents", Kind::Bool),
     f(4, "propagationPolicy", Kind::Str),
     r(5, "dryRun", Kind::Str),
@@ -124,7 +138,11 @@ const DELETE_OPTIONS: &[Field] = &[
 
 /// `runtime.Unknown`, the envelope around the typed message.
 const UNKNOWN: &[Field] = &[
-    f(1, "typeMeta", Kind::Msg(&[f(1, "apiVersion", Kind::Str), f(2, "kind", Kind::Str)])),
+    f(
+        1,
+        "typeMeta",
+        Kind::Msg(&[f(1, "apiVersion", Kind::Str), f(2, "kind", Kind::Str)]),
+    ),
     f(2, "raw", Kind::Bytes),
 ];
 
@@ -154,7 +172,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or("truncated field")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or("truncated field")?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -224,7 +246,9 @@ fn message(b: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
     let mut rd = Reader { buf: b, pos: 0 };
     while let Some((num, w)) = rd.next()? {
-        let Some(field) = fields.iter().find(|f| f.num == num) else { continue };
+        let Some(field) = fields.iter().find(|f| f.num == num) else {
+            continue;
+        };
         let value = match (field.kind, w) {
             (Kind::Int, Wire::Varint(v)) => Value::from(v as i64),
             (Kind::Bool, Wire::Varint(v)) => Value::from(v != 0),
@@ -238,13 +262,19 @@ fn message(b: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
             },
             (Kind::RawJson, Wire::Bytes(b)) => {
                 let raw = message(b, &[f(1, "raw", Kind::Bytes)])?;
-                let bytes = raw.get("raw").and_then(Value::as_str).and_then(|s| STANDARD.decode(s).ok()).unwrap_or_default();
+                let bytes = raw
+                    .get("raw")
+                    .and_then(Value::as_str)
+                    .and_then(|s| STANDARD.decode(s).ok())
+                    .unwrap_or_default();
                 serde_json::from_slice(&bytes).unwrap_or(Value::Null)
             }
             (Kind::Msg(inner), Wire::Bytes(b)) => Value::Object(message(b, inner)?),
             (Kind::MapStr | Kind::MapBytes, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b, matches!(field.kind, Kind::MapBytes))?;
-                let entry = out.entry(field.name).or_insert_with(|| Value::Object(Map::new()));
+                let entry = out
+                    .entry(field.name)
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = entry {
                     m.insert(k, v);
                 }
@@ -253,7 +283,9 @@ fn message(b: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String> {
             _ => return Err(format!("field {} has an unexpected wire type", field.name)),
         };
         if field.repeated {
-            let entry = out.entry(field.name).or_insert_with(|| Value::Array(Vec::new()));
+            let entry = out
+                .entry(field.name)
+                .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(a) = entry {
                 a.push(value);
             }
@@ -271,20 +303,36 @@ pub fn is_protobuf(body: &[u8]) -> bool {
 
 /// Decodes a protobuf-encoded object of a kind the sandbox knows into JSON.
 pub fn decode(body: &[u8]) -> Result<Value, String> {
-    let envelope = body.strip_prefix(MAGIC).ok_or("not a Kubernetes protobuf body")?;
+    let envelope = body
+        .strip_prefix(MAGIC)
+        .ok_or("not a Kubernetes protobuf body")?;
     let unknown = message(envelope, UNKNOWN)?;
-    let kind = unknown.get("typeMeta").and_then(|t| t.get("kind")).and_then(Value::as_str).unwrap_or_default();
-    let api_version =
-        unknown.get("typeMeta").and_then(|t| t.get("apiVersion")).and_then(Value::as_str).unwrap_or_default();
+    let kind = unknown
+        .get("typeMeta")
+        .and_then(|t| t.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let api_version = unknown
+        .get("typeMeta")
+        .and_then(|t| t.get("apiVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let fields = match kind {
         "Namespace" => NAMESPACE,
         "ConfigMap" => CONFIG_MAP,
         "Secret" => SECRET,
         "ServiceAccount" => SERVICE_ACCOUNT,
         "DeleteOptions" => DELETE_OPTIONS,
-        other => return Err(format!("the sandbox cannot decode {other} from protobuf; send JSON")),
+        other => {
+            return Err(format!(
+                "the sandbox cannot decode {other} from protobuf; send JSON"
+            ));
+        }
     };
-    let raw = unknown.get("raw").and_then(Value::as_str).unwrap_or_default();
+    let raw = unknown
+        .get("raw")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let raw = STANDARD.decode(raw).map_err(|e| e.to_string())?;
     let mut obj = message(&raw, fields)?;
     obj.insert("apiVersion".into(), Value::from(api_version));
@@ -306,7 +354,13 @@ mod tests {
     #[test]
     fn decodes_a_namespace_envelope() {
         let labels = [field(1, b"team"), field(2, b"a")].concat();
-        let meta = [field(1, b"demo"), field(2, b""), field(11, &labels), field(14, b"x/y")].concat();
+        let meta = [
+            field(1, b"demo"),
+            field(2, b""),
+            field(11, &labels),
+            field(14, b"x/y"),
+        ]
+        .concat();
         let raw = [field(1, &meta), field(2, &field(1, b"kubernetes"))].concat();
         let type_meta = [field(1, b"v1"), field(2, b"Namespace")].concat();
         let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();

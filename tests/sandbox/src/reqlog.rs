@@ -31,7 +31,11 @@ pub struct RequestCounts(pub BTreeMap<String, BTreeMap<String, u64>>);
 impl RequestCounts {
     /// Requests with this verb on this resource (`get`, `stages`).
     pub fn get(&self, verb: &str, resource: &str) -> u64 {
-        self.0.get(verb).and_then(|r| r.get(resource)).copied().unwrap_or(0)
+        self.0
+            .get(verb)
+            .and_then(|r| r.get(resource))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests with this verb on any resource.
@@ -52,7 +56,13 @@ pub struct RequestLog {
 
 impl RequestLog {
     pub fn record(&mut self, r: RequestRecord) {
-        *self.counts.0.entry(r.verb.clone()).or_default().entry(r.resource.clone()).or_default() += 1;
+        *self
+            .counts
+            .0
+            .entry(r.verb.clone())
+            .or_default()
+            .entry(r.resource.clone())
+            .or_default() += 1;
         if self.records.len() == KEEP {
             self.records.pop_front();
         }

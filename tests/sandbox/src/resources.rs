@@ -59,10 +59,25 @@ const fn core(
     status: bool,
     short_names: &'static [&'static str],
 ) -> ResourceDef {
-    ResourceDef { group: "", version: "v1", kind, plural, singular, namespaced, status, short_names, custom: false }
+    ResourceDef {
+        group: "",
+        version: "v1",
+        kind,
+        plural,
+        singular,
+        namespaced,
+        status,
+        short_names,
+        custom: false,
+    }
 }
 
-const fn rbac(kind: &'static str, plural: &'static str, singular: &'static str, namespaced: bool) -> ResourceDef {
+const fn rbac(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+) -> ResourceDef {
     ResourceDef {
         group: "rbac.authorization.k8s.io",
         version: "v1",
@@ -84,7 +99,17 @@ const fn kargo(
     status: bool,
     short_names: &'static [&'static str],
 ) -> ResourceDef {
-    ResourceDef { group: KARGO_GROUP, version: "v1alpha1", kind, plural, singular, namespaced, status, short_names, custom: true }
+    ResourceDef {
+        group: KARGO_GROUP,
+        version: "v1alpha1",
+        kind,
+        plural,
+        singular,
+        namespaced,
+        status,
+        short_names,
+        custom: true,
+    }
 }
 
 /// Every resource the sandbox can serve. RBAC kinds are stored (Kargo's controllers create
@@ -94,34 +119,96 @@ pub static RESOURCES: &[ResourceDef] = &[
     core("Secret", "secrets", "secret", true, false, &[]),
     core("ConfigMap", "configmaps", "configmap", true, false, &["cm"]),
     core("Event", "events", "event", true, false, &["ev"]),
-    core("ServiceAccount", "serviceaccounts", "serviceaccount", true, false, &["sa"]),
+    core(
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        false,
+        &["sa"],
+    ),
     // Stored only so that `kubectl describe namespace` finds (empty) quotas and limits.
-    core("ResourceQuota", "resourcequotas", "resourcequota", true, true, &["quota"]),
-    core("LimitRange", "limitranges", "limitrange", true, false, &["limits"]),
+    core(
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        true,
+        true,
+        &["quota"],
+    ),
+    core(
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        true,
+        false,
+        &["limits"],
+    ),
     rbac("Role", "roles", "role", true),
     rbac("RoleBinding", "rolebindings", "rolebinding", true),
     rbac("ClusterRole", "clusterroles", "clusterrole", false),
-    rbac("ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false),
+    rbac(
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+    ),
     kargo("Project", "projects", "project", false, true, &[]),
-    kargo("ProjectConfig", "projectconfigs", "projectconfig", true, true, &[]),
+    kargo(
+        "ProjectConfig",
+        "projectconfigs",
+        "projectconfig",
+        true,
+        true,
+        &[],
+    ),
     kargo("Warehouse", "warehouses", "warehouse", true, true, &[]),
     kargo("Stage", "stages", "stage", true, true, &[]),
     kargo("Freight", "freights", "freight", true, true, &[]),
-    kargo("Promotion", "promotions", "promotion", true, true, &["promo", "promos"]),
-    kargo("PromotionTask", "promotiontasks", "promotiontask", true, false, &["promotask", "promotasks"]),
-    kargo("ClusterPromotionTask", "clusterpromotiontasks", "clusterpromotiontask", false, false, &[
-        "clusterpromotask",
-        "clusterpromotasks",
-    ]),
-    kargo("ClusterConfig", "clusterconfigs", "clusterconfig", false, true, &["clusterconfig", "clusterconfigs"]),
+    kargo(
+        "Promotion",
+        "promotions",
+        "promotion",
+        true,
+        true,
+        &["promo", "promos"],
+    ),
+    kargo(
+        "PromotionTask",
+        "promotiontasks",
+        "promotiontask",
+        true,
+        false,
+        &["promotask", "promotasks"],
+    ),
+    kargo(
+        "ClusterPromotionTask",
+        "clusterpromotiontasks",
+        "clusterpromotiontask",
+        false,
+        false,
+        &["clusterpromotask", "clusterpromotasks"],
+    ),
+    kargo(
+        "ClusterConfig",
+        "clusterconfigs",
+        "clusterconfig",
+        false,
+        true,
+        &["clusterconfig", "clusterconfigs"],
+    ),
 ];
 
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
 }
 
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.kind == kind && r.api_version() == api_version)
+    RESOURCES
+        .iter()
+        .find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
 pub fn namespaces() -> &'static ResourceDef {
@@ -148,7 +235,12 @@ mod tests {
         let stage = by_plural(KARGO_GROUP, "stages").unwrap();
         assert_eq!(stage.kind, "Stage");
         assert_eq!(stage.group_resource(), "stages.kargo.akuity.io");
-        assert_eq!(by_kind("kargo.akuity.io/v1alpha1", "Promotion").unwrap().short_names, ["promo", "promos"]);
+        assert_eq!(
+            by_kind("kargo.akuity.io/v1alpha1", "Promotion")
+                .unwrap()
+                .short_names,
+            ["promo", "promos"]
+        );
         assert!(by_kind("v1", "Stage").is_none());
         assert_eq!(namespaces().plural, "namespaces");
         assert_eq!(RESOURCES.iter().filter(|r| r.is_kargo()).count(), 9);

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::api::{self, Deleted, DeleteOptions, FieldValidation};
+use crate::api::{self, DeleteOptions, Deleted, FieldValidation};
 use crate::auth;
 use crate::discovery;
 use crate::hooks::ApiError;
@@ -40,7 +40,8 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 pub fn json_bytes(code: u16, bytes: Vec<u8>, warnings: &[String]) -> Response<Body> {
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for w in warnings {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -70,7 +71,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -100,7 +104,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -138,9 +145,14 @@ impl Target {
 fn route(path: &str) -> Route {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
-        [] | ["version"] | ["healthz"] | ["livez"] | ["readyz"] | ["api"] | ["apis"] | ["openapi", ..] => {
-            Route::NonResource
-        }
+        []
+        | ["version"]
+        | ["healthz"]
+        | ["livez"]
+        | ["readyz"]
+        | ["api"]
+        | ["apis"]
+        | ["openapi", ..] => Route::NonResource,
         ["api", "v1"] | ["apis", _] | ["apis", _, _] => Route::NonResource,
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
@@ -153,7 +165,8 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
         ["watch", tail @ ..] => (true, tail),
         _ => (false, rest),
     };
-    let namespaced = |plural: &str| !group.is_empty() || resources::by_plural(group, plural).is_some();
+    let namespaced =
+        |plural: &str| !group.is_empty() || resources::by_plural(group, plural).is_some();
     let (plural, namespace, name, sub) = match rest {
         ["namespaces", ns, plural, tail @ ..] if namespaced(plural) => match tail {
             [] => (*plural, Some(*ns), None, None),
@@ -191,12 +204,18 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
     }
 }
 
-fn header<'r>(req: &'r http::Request<Incoming>, name: http::header::HeaderName) -> &'r str {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+fn header(req: &http::Request<Incoming>, name: http::header::HeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// Serves one Kubernetes API request (the `/sandbox/v1` control API is routed elsewhere).
-pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: http::Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if path.starts_with("/sandbox/") {
         return Ok(crate::control::handle(shared, req).await);
@@ -206,20 +225,38 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result
     let user_agent = header(&req, USER_AGENT).to_string();
     let route = route(&path);
     let (verb, resource, namespace, name) = match &route {
-        Route::Resource(t) => (verb_of(&method, t, &query), t.resource_label(), t.namespace.clone(), t.name.clone()),
+        Route::Resource(t) => (
+            verb_of(&method, t, &query),
+            t.resource_label(),
+            t.namespace.clone(),
+            t.name.clone(),
+        ),
         _ => ("get", path.clone(), None, None),
     };
     let effect = lock(&shared.faults).on_request(verb, &resource);
     if let Some(d) = effect.delay {
         tokio::time::sleep(d).await;
     }
-    let token = header(&req, AUTHORIZATION).strip_prefix("Bearer ").unwrap_or_default().trim().to_string();
-    let user = lock(&shared.state).users.authenticate(&token).map(str::to_string);
+    let token = header(&req, AUTHORIZATION)
+        .strip_prefix("Bearer ")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let user = lock(&shared.state)
+        .users
+        .authenticate(&token)
+        .map(str::to_string);
     let response = match (&user, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
         (Some(user), false) => {
-            let ctx = Ctx { shared: &shared, query: &query, user, user_agent: &user_agent, verb };
+            let ctx = Ctx {
+                shared: &shared,
+                query: &query,
+                user,
+                user_agent: &user_agent,
+                verb,
+            };
             let result = match route {
                 Route::NonResource if method == Method::GET => non_resource(&shared, &path),
                 Route::NonResource => Err(status::method_not_allowed()),
@@ -261,12 +298,14 @@ fn non_resource(shared: &Shared, path: &str) -> Result<Response<Body>, ApiError>
         ["openapi", "v3", "apis", g, v] => discovery::openapi_v3_document(g, v, served),
         ["healthz"] | ["livez"] | ["readyz"] => {
             let mut resp = Response::new(full("ok"));
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             return Ok(resp);
         }
         _ => None,
     };
-    doc.map(|d| json_response(200, &d)).ok_or_else(status::no_such_resource)
+    doc.map(|d| json_response(200, &d))
+        .ok_or_else(status::no_such_resource)
 }
 
 /// Per-request context for resource handlers.
@@ -282,13 +321,23 @@ impl Ctx<'_> {
     fn write_request(&self, apply: bool) -> Result<api::Request, ApiError> {
         let manager = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(m) if m.len() > 128 => {
-                return Err(status::bad_request("fieldManager: Too long: may not be more than 128 bytes"));
+                return Err(status::bad_request(
+                    "fieldManager: Too long: may not be more than 128 bytes",
+                ));
             }
             Some(m) => m.to_string(),
-            None if apply => return Err(status::bad_request("fieldManager is required for apply requests")),
+            None if apply => {
+                return Err(status::bad_request(
+                    "fieldManager is required for apply requests",
+                ));
+            }
             None => {
                 let prefix = self.user_agent.split('/').next().unwrap_or_default();
-                if prefix.is_empty() { "unknown".to_string() } else { prefix.to_string() }
+                if prefix.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    prefix.to_string()
+                }
             }
         };
         let validation = match self.query.get("fieldValidation") {
@@ -316,7 +365,8 @@ impl Ctx<'_> {
     }
 
     fn fields(&self, plural: &str) -> Result<FieldSelector, ApiError> {
-        FieldSelector::parse(self.query.get("fieldSelector").unwrap_or_default(), plural).map_err(status::bad_request)
+        FieldSelector::parse(self.query.get("fieldSelector").unwrap_or_default(), plural)
+            .map_err(status::bad_request)
     }
 
     fn wake(&self) {
@@ -336,7 +386,12 @@ fn table_include(req: &http::Request<Incoming>, q: &Query) -> Option<Include> {
 }
 
 async fn read_body(req: http::Request<Incoming>) -> Result<(String, Bytes), ApiError> {
-    let content_type = header(&req, CONTENT_TYPE).split(';').next().unwrap_or_default().trim().to_string();
+    let content_type = header(&req, CONTENT_TYPE)
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -350,20 +405,36 @@ fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
         return proto::decode(body).map_err(|e| ApiError::new(415, "UnsupportedMediaType", e));
     }
     if content_type.contains("cbor") {
-        return Err(status::unsupported_media_type(content_type, &["application/json", "application/yaml"]));
+        return Err(status::unsupported_media_type(
+            content_type,
+            &["application/json", "application/yaml"],
+        ));
     }
-    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or_default();
+    let trimmed = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &body[i..])
+        .unwrap_or_default();
     if content_type.contains("yaml") && !trimmed.starts_with(b"{") {
-        serde_yaml::from_slice(body).map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))
+        serde_yaml::from_slice(body)
+            .map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| status::bad_request(format!("error decoding JSON: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(format!("error decoding JSON: {e}")))
     }
 }
 
 /// The checks the API server makes before decoding a body into the resource's kind.
-fn check_identity(res: &ResourceDef, obj: &Value, ns: Option<&str>, name: Option<&str>) -> Result<(), ApiError> {
+fn check_identity(
+    res: &ResourceDef,
+    obj: &Value,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), ApiError> {
     if !obj.is_object() {
-        return Err(status::bad_request("the request body must be a JSON object"));
+        return Err(status::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     if let Some(v) = obj.get("apiVersion").and_then(Value::as_str)
         && v != res.api_version()
@@ -412,10 +483,19 @@ fn object_response(code: u16, obj: &Value, warnings: &[String]) -> Response<Body
     json_bytes(code, serde_json::to_vec(obj).unwrap_or_default(), warnings)
 }
 
-async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) -> Result<Response<Body>, ApiError> {
+async fn serve_resource(
+    ctx: &Ctx<'_>,
+    req: http::Request<Incoming>,
+    t: Target,
+) -> Result<Response<Body>, ApiError> {
     let served = lock(&ctx.shared.state).kargo.served;
-    let res = t.res.filter(|r| served || !r.is_kargo()).ok_or_else(status::no_such_resource)?;
-    if (t.namespace.is_some() && !res.namespaced) || (res.namespaced && t.namespace.is_none() && t.name.is_some()) {
+    let res = t
+        .res
+        .filter(|r| served || !r.is_kargo())
+        .ok_or_else(status::no_such_resource)?;
+    if (t.namespace.is_some() && !res.namespaced)
+        || (res.namespaced && t.namespace.is_none() && t.name.is_some())
+    {
         return Err(status::no_such_resource());
     }
     let sub = match t.sub.as_deref() {
@@ -429,19 +509,35 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
         Some(_) => return Err(status::no_such_resource()),
     };
     let ns = t.namespace.as_deref();
-    if !lock(&ctx.shared.state).users.can(ctx.user, ctx.verb, &t.resource_label()) {
-        return Err(auth::forbidden(ctx.user, ctx.verb, res, sub, ns, t.name.as_deref()));
+    if !lock(&ctx.shared.state)
+        .users
+        .can(ctx.user, ctx.verb, &t.resource_label())
+    {
+        return Err(auth::forbidden(
+            ctx.user,
+            ctx.verb,
+            res,
+            sub,
+            ns,
+            t.name.as_deref(),
+        ));
     }
     let table = table_include(&req, ctx.query);
     let name = t.name.clone().unwrap_or_default();
     match ctx.verb {
         "get" => {
             let state = lock(&ctx.shared.state);
-            let obj = state.store.get(res, ns, &name).ok_or_else(|| status::not_found(res, &name))?;
+            let obj = state
+                .store
+                .get(res, ns, &name)
+                .ok_or_else(|| status::not_found(res, &name))?;
             Ok(match table {
                 Some(include) => {
                     let rv = meta_str(obj, "resourceVersion").unwrap_or_default();
-                    json_response(200, &table::table(res, &[obj], rv, include, state.clock.now()))
+                    json_response(
+                        200,
+                        &table::table(res, &[obj], rv, include, state.clock.now()),
+                    )
                 }
                 None => object_response(200, obj, &[]),
             })
@@ -450,10 +546,16 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
             let (labels, fields) = (ctx.labels()?, ctx.fields(res.plural)?);
             let state = lock(&ctx.shared.state);
             let rv = state.store.resource_version().to_string();
-            let items: Vec<&Value> =
-                state.store.list(res, ns).filter(|o| labels.matches(o) && fields.matches(o)).collect();
+            let items: Vec<&Value> = state
+                .store
+                .list(res, ns)
+                .filter(|o| labels.matches(o) && fields.matches(o))
+                .collect();
             Ok(match table {
-                Some(include) => json_response(200, &table::table(res, &items, &rv, include, state.clock.now())),
+                Some(include) => json_response(
+                    200,
+                    &table::table(res, &items, &rv, include, state.clock.now()),
+                ),
                 None => {
                     let list = List {
                         kind: res.list_kind(),
@@ -468,9 +570,13 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
         "watch" => {
             let mut fields = ctx.fields(res.plural)?;
             if let Some(n) = &t.name {
-                fields = FieldSelector::parse(&format!("metadata.name={n}"), res.plural).map_err(status::bad_request)?;
+                fields = FieldSelector::parse(&format!("metadata.name={n}"), res.plural)
+                    .map_err(status::bad_request)?;
             }
-            let timeout = ctx.query.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok());
+            let timeout = ctx
+                .query
+                .get("timeoutSeconds")
+                .and_then(|s| s.parse::<u64>().ok());
             let spec = WatchSpec {
                 res,
                 namespace: t.namespace.clone(),
@@ -479,13 +585,17 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
                 resource_version: ctx.query.get("resourceVersion").map(str::to_string),
                 send_initial_events: ctx.query.flag("sendInitialEvents"),
                 bookmarks: ctx.query.flag("allowWatchBookmarks"),
-                timeout: timeout.filter(|s| *s > 0).map(std::time::Duration::from_secs),
+                timeout: timeout
+                    .filter(|s| *s > 0)
+                    .map(std::time::Duration::from_secs),
                 table,
             };
             let body = watch::start(ctx.shared, spec)?;
             let mut resp = Response::new(body);
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert("Transfer-Encoding", HeaderValue::from_static("chunked"));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut()
+                .insert("Transfer-Encoding", HeaderValue::from_static("chunked"));
             Ok(resp)
         }
         "create" => {
@@ -518,10 +628,13 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
             ctx.wake();
             Ok(match outcome {
                 Deleted::Pending(obj) => object_response(200, &obj, &[]),
-                Deleted::Gone(obj) if res.custom || res.is_namespace() => object_response(200, &obj, &[]),
-                Deleted::Gone(obj) => {
-                    json_response(200, &status::success(res, &name, meta_str(&obj, "uid").unwrap_or_default()))
+                Deleted::Gone(obj) if res.custom || res.is_namespace() => {
+                    object_response(200, &obj, &[])
                 }
+                Deleted::Gone(obj) => json_response(
+                    200,
+                    &status::success(res, &name, meta_str(&obj, "uid").unwrap_or_default()),
+                ),
             })
         }
         "deletecollection" => {
@@ -532,7 +645,12 @@ async fn serve_resource(ctx: &Ctx<'_>, req: http::Request<Incoming>, t: Target) 
                 .store
                 .list(res, ns)
                 .filter(|o| labels.matches(o) && fields.matches(o))
-                .map(|o| (meta_str(o, "namespace").map(str::to_string), meta_str(o, "name").unwrap_or_default().into()))
+                .map(|o| {
+                    (
+                        meta_str(o, "namespace").map(str::to_string),
+                        meta_str(o, "name").unwrap_or_default().into(),
+                    )
+                })
                 .collect();
             let mut items = Vec::new();
             for (obj_ns, obj_name) in targets {
@@ -557,24 +675,44 @@ async fn delete_options(
 ) -> Result<(DeleteOptions, api::Request), ApiError> {
     let mut write = ctx.write_request(false)?;
     let (content_type, body) = read_body(req).await?;
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) { Value::Null } else { decode(&content_type, &body)? };
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        decode(&content_type, &body)?
+    };
     let dry_run = write.dry_run
-        || body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     write.dry_run = dry_run;
-    let policy = ctx.query.get("propagationPolicy").or_else(|| body.get("propagationPolicy").and_then(Value::as_str));
-    let orphan = policy == Some("Orphan") || body.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    let policy = ctx
+        .query
+        .get("propagationPolicy")
+        .or_else(|| body.get("propagationPolicy").and_then(Value::as_str));
+    let orphan = policy == Some("Orphan")
+        || body.get("orphanDependents").and_then(Value::as_bool) == Some(true);
     let pre = body.get("preconditions");
     let opts = DeleteOptions {
         dry_run,
-        uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string),
-        resource_version: pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str).map(str::to_string),
+        uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         orphan,
     };
     Ok((opts, write))
 }
 
-const PATCH_TYPES: &[&str] =
-    &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
 
 fn patch_object(
     ctx: &Ctx<'_>,
@@ -590,19 +728,30 @@ fn patch_object(
             let write = ctx.write_request(true)?;
             let applied = decode(content_type, body)?;
             let force = ctx.query.flag("force");
-            let (w, created) = lock(&ctx.shared.state).apply(res, ns, name, applied, sub, force, &write)?;
-            Ok(object_response(if created { 201 } else { 200 }, &w.object, &w.warnings))
+            let (w, created) =
+                lock(&ctx.shared.state).apply(res, ns, name, applied, sub, force, &write)?;
+            Ok(object_response(
+                if created { 201 } else { 200 },
+                &w.object,
+                &w.warnings,
+            ))
         }
-        "application/merge-patch+json" | "application/json-patch+json" | "application/strategic-merge-patch+json" => {
+        "application/merge-patch+json"
+        | "application/json-patch+json"
+        | "application/strategic-merge-patch+json" => {
             let strategic = content_type == "application/strategic-merge-patch+json";
             if strategic && res.custom {
                 return Err(status::unsupported_media_type(content_type, PATCH_TYPES));
             }
             let write = ctx.write_request(false)?;
-            let p: Value =
-                serde_json::from_slice(body).map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
             let mut state = lock(&ctx.shared.state);
-            let mut doc = state.store.get(res, ns, name).cloned().ok_or_else(|| status::not_found(res, name))?;
+            let mut doc = state
+                .store
+                .get(res, ns, name)
+                .cloned()
+                .ok_or_else(|| status::not_found(res, name))?;
             match content_type {
                 "application/merge-patch+json" => {
                     if !p.is_object() {
@@ -612,9 +761,12 @@ fn patch_object(
                 }
                 "application/json-patch+json" => {
                     if !p.is_array() {
-                        return Err(status::bad_request("a JSON patch must be an array of operations"));
+                        return Err(status::bad_request(
+                            "a JSON patch must be an array of operations",
+                        ));
                     }
-                    patch::json_patch(&mut doc, &p).map_err(|e| ApiError::new(422, "Invalid", e))?;
+                    patch::json_patch(&mut doc, &p)
+                        .map_err(|e| ApiError::new(422, "Invalid", e))?;
                 }
                 _ => patch::strategic_merge_patch(&mut doc, &p).map_err(status::bad_request)?,
             }
@@ -645,16 +797,36 @@ mod tests {
     #[test]
     fn routes_distinguish_scopes_and_subresources() {
         let t = target("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/dev/status");
-        assert_eq!((t.plural.as_str(), t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref()),
-            ("stages", Some("p"), Some("dev"), Some("status")));
+        assert_eq!(
+            (
+                t.plural.as_str(),
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("stages", Some("p"), Some("dev"), Some("status"))
+        );
         let t = target("/api/v1/namespaces/p/status");
-        assert_eq!((t.plural.as_str(), t.namespace, t.name.as_deref(), t.sub.as_deref()),
-            ("namespaces", None, Some("p"), Some("status")));
+        assert_eq!(
+            (
+                t.plural.as_str(),
+                t.namespace,
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("namespaces", None, Some("p"), Some("status"))
+        );
         let t = target("/api/v1/namespaces/p/secrets");
-        assert_eq!((t.plural.as_str(), t.namespace.as_deref(), t.name), ("secrets", Some("p"), None));
+        assert_eq!(
+            (t.plural.as_str(), t.namespace.as_deref(), t.name),
+            ("secrets", Some("p"), None)
+        );
         let t = target("/apis/kargo.akuity.io/v1alpha1/watch/namespaces/p/stages");
         assert!(t.watch);
-        assert!(matches!(route("/apis/kargo.akuity.io/v1alpha1"), Route::NonResource));
+        assert!(matches!(
+            route("/apis/kargo.akuity.io/v1alpha1"),
+            Route::NonResource
+        ));
         assert!(matches!(route("/nope"), Route::Missing));
     }
 

@@ -89,7 +89,10 @@ impl Node {
 
     /// The schema of field `key` of an object node.
     pub fn field(&self, key: &str) -> &Node {
-        self.properties.get(key).or(self.additional.as_deref()).unwrap_or(&DEDUCED)
+        self.properties
+            .get(key)
+            .or(self.additional.as_deref())
+            .unwrap_or(&DEDUCED)
     }
 
     /// The schema of the items of an array node.
@@ -99,7 +102,10 @@ impl Node {
 
     fn parse(v: &Value) -> Result<Node, String> {
         let mut n = Node::deduced();
-        n.preserve_unknown = v.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
+        n.preserve_unknown = v
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true);
         n.ty = v.get("type").and_then(Value::as_str).map(str::to_string);
         if let Some(props) = v.get("properties").and_then(Value::as_object) {
             for (k, p) in props {
@@ -118,7 +124,11 @@ impl Node {
         }
         n.required = strings(v.get("required"));
         n.default = v.get("default").cloned();
-        n.enum_values = v.get("enum").and_then(Value::as_array).cloned().unwrap_or_default();
+        n.enum_values = v
+            .get("enum")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if let Some(p) = v.get("pattern").and_then(Value::as_str) {
             let re = Regex::new(p).map_err(|e| format!("pattern {p:?}: {e}"))?;
             n.pattern = Some((p.to_string(), re));
@@ -133,7 +143,8 @@ impl Node {
         n.exclusive_maximum = v.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
         n.format = v.get("format").and_then(Value::as_str).map(str::to_string);
         n.nullable = v.get("nullable").and_then(Value::as_bool) == Some(true);
-        n.int_or_string = v.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+        n.int_or_string =
+            v.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
         n.map_atomic = v.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
         n.list_type = match v.get("x-kubernetes-list-type").and_then(Value::as_str) {
             Some("set") => ListType::Set,
@@ -142,8 +153,16 @@ impl Node {
         };
         if let Some(rules) = v.get("x-kubernetes-validations").and_then(Value::as_array) {
             for r in rules {
-                let rule = r.get("rule").and_then(Value::as_str).unwrap_or_default().to_string();
-                let message = r.get("message").and_then(Value::as_str).unwrap_or_default().to_string();
+                let rule = r
+                    .get("rule")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let message = r
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 n.rules.push(Rule { rule, message });
             }
         }
@@ -163,7 +182,12 @@ impl Node {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -225,29 +249,45 @@ impl Catalog {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let doc: Value =
+                serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             let crd = parse_crd(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
             crds.insert(crd.plural.clone(), crd);
         }
         if crds.is_empty() {
             return Err(format!("{}: no CRD files", dir.display()));
         }
-        Ok(Catalog { dir: dir.to_path_buf(), crds })
+        Ok(Catalog {
+            dir: dir.to_path_buf(),
+            crds,
+        })
     }
 }
 
 fn parse_crd(doc: &Value) -> Result<Crd, String> {
     let spec = doc.get("spec").ok_or("no spec")?;
     let names = spec.get("names").ok_or("no spec.names")?;
-    let name = |k: &str| names.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = |k: &str| {
+        names
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let version = spec
         .get("versions")
         .and_then(Value::as_array)
         .and_then(|v| v.first())
         .ok_or("no spec.versions")?;
-    let schema = version.pointer("/schema/openAPIV3Schema").ok_or("no openAPIV3Schema")?;
+    let schema = version
+        .pointer("/schema/openAPIV3Schema")
+        .ok_or("no openAPIV3Schema")?;
     let mut root = Node::parse(schema)?;
     root.properties.insert("metadata".into(), meta_node());
     let columns = version
@@ -256,11 +296,27 @@ fn parse_crd(doc: &Value) -> Result<Crd, String> {
         .map(|cols| {
             cols.iter()
                 .map(|c| Column {
-                    name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    ty: c.get("type").and_then(Value::as_str).unwrap_or("string").to_string(),
-                    json_path: c.get("jsonPath").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    name: c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    ty: c
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("string")
+                        .to_string(),
+                    json_path: c
+                        .get("jsonPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                    description: c.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    description: c
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 })
                 .collect()
         })
@@ -283,7 +339,10 @@ pub fn crds_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("KARGO_SANDBOX_CRDS") {
         return Some(PathBuf::from(dir));
     }
-    let rel = Path::new("shared").join("kargo").join("v1.11.2").join("crds");
+    let rel = Path::new("shared")
+        .join("kargo")
+        .join("v1.11.2")
+        .join("crds");
     let mut starts = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
     if let Ok(exe) = std::env::current_exe() {
         starts.push(exe);
@@ -398,7 +457,11 @@ pub fn apply_defaults(node: &Node, value: &mut Value) {
 }
 
 fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Drops fields the schema does not declare (unless it preserves unknown fields) and
@@ -460,7 +523,9 @@ fn json_type(v: &Value) -> &'static str {
 
 fn is_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        Value::Number(n) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => false,
     }
 }
@@ -478,11 +543,19 @@ fn type_matches(ty: &str, v: &Value) -> bool {
 }
 
 fn cause(reason: &str, field: &str, message: String) -> StatusCause {
-    StatusCause { reason: reason.to_string(), message, field: field.to_string() }
+    StatusCause {
+        reason: reason.to_string(),
+        message,
+        field: field.to_string(),
+    }
 }
 
 fn invalid(field: &str, value: &Value, detail: String) -> StatusCause {
-    cause("FieldValueInvalid", field, format!("Invalid value: {}: {detail}", render(value)))
+    cause(
+        "FieldValueInvalid",
+        field,
+        format!("Invalid value: {}: {detail}", render(value)),
+    )
 }
 
 /// The message of a `Required value` cause.
@@ -497,7 +570,11 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
         if !node.nullable && node.ty.is_some() {
             let ty = node.ty.as_deref().unwrap_or_default();
             let detail = format!("{path} in body must be of type {ty}: \"null\"");
-            out.push(cause("FieldValueTypeInvalid", path, format!("Invalid value: \"null\": {detail}")));
+            out.push(cause(
+                "FieldValueTypeInvalid",
+                path,
+                format!("Invalid value: \"null\": {detail}"),
+            ));
         }
         return;
     }
@@ -505,7 +582,11 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
         if !(is_integer(value) || value.is_string()) {
             let t = json_type(value);
             let detail = format!("{path} in body must be of type integer,string: \"{t}\"");
-            out.push(cause("FieldValueTypeInvalid", path, format!("Invalid value: \"{t}\": {detail}")));
+            out.push(cause(
+                "FieldValueTypeInvalid",
+                path,
+                format!("Invalid value: \"{t}\": {detail}"),
+            ));
             return;
         }
     } else if let Some(ty) = &node.ty
@@ -513,7 +594,11 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
     {
         let t = json_type(value);
         let detail = format!("{path} in body must be of type {ty}: \"{t}\"");
-        out.push(cause("FieldValueTypeInvalid", path, format!("Invalid value: \"{t}\": {detail}")));
+        out.push(cause(
+            "FieldValueTypeInvalid",
+            path,
+            format!("Invalid value: \"{t}\": {detail}"),
+        ));
         return;
     }
     if !node.enum_values.is_empty() && !node.enum_values.contains(value) {
@@ -529,7 +614,10 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
         out.push(cause(
             "FieldValueNotSupported",
             path,
-            format!("Unsupported value: {}: supported values: {supported}", render(value)),
+            format!(
+                "Unsupported value: {}: supported values: {supported}",
+                render(value)
+            ),
         ));
     }
     match value {
@@ -539,14 +627,30 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
             if let Some(min) = node.minimum
                 && (f < min || (node.exclusive_minimum && f == min))
             {
-                let op = if node.exclusive_minimum { "greater than" } else { "greater than or equal to" };
-                out.push(invalid(path, value, format!("{path} in body should be {op} {}", num(min))));
+                let op = if node.exclusive_minimum {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                out.push(invalid(
+                    path,
+                    value,
+                    format!("{path} in body should be {op} {}", num(min)),
+                ));
             }
             if let Some(max) = node.maximum
                 && (f > max || (node.exclusive_maximum && f == max))
             {
-                let op = if node.exclusive_maximum { "less than" } else { "less than or equal to" };
-                out.push(invalid(path, value, format!("{path} in body should be {op} {}", num(max))));
+                let op = if node.exclusive_maximum {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                out.push(invalid(
+                    path,
+                    value,
+                    format!("{path} in body should be {op} {}", num(max)),
+                ));
             }
         }
         Value::Array(items) => {
@@ -554,12 +658,20 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
             if let Some(min) = node.min_items
                 && len < min
             {
-                out.push(invalid(path, &Value::from(len), format!("{path} in body should have at least {min} items")));
+                out.push(invalid(
+                    path,
+                    &Value::from(len),
+                    format!("{path} in body should have at least {min} items"),
+                ));
             }
             if let Some(max) = node.max_items
                 && len > max
             {
-                out.push(cause("FieldValueTooMany", path, format!("Too many: {len}: must have at most {max} items")));
+                out.push(cause(
+                    "FieldValueTooMany",
+                    path,
+                    format!("Too many: {len}: must have at most {max} items"),
+                ));
             }
             validate_list_uniqueness(node, items, path, out);
             let item = node.item();
@@ -594,13 +706,21 @@ pub fn validate(node: &Node, value: &Value, path: &str, out: &mut Vec<StatusCaus
             } else {
                 rule.message.clone()
             };
-            out.push(cause("FieldValueInvalid", path, format!("Invalid value: \"{t}\": {message}")));
+            out.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!("Invalid value: \"{t}\": {message}"),
+            ));
         }
     }
 }
 
 fn num(f: f64) -> String {
-    if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 fn validate_string(node: &Node, s: &str, value: &Value, path: &str, out: &mut Vec<StatusCause>) {
@@ -608,17 +728,29 @@ fn validate_string(node: &Node, s: &str, value: &Value, path: &str, out: &mut Ve
     if let Some(max) = node.max_length
         && chars > max
     {
-        out.push(cause("FieldValueTooLong", path, format!("Too long: may not be more than {max} bytes")));
+        out.push(cause(
+            "FieldValueTooLong",
+            path,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
     }
     if let Some(min) = node.min_length
         && chars < min
     {
-        out.push(invalid(path, value, format!("{path} in body should be at least {min} chars long")));
+        out.push(invalid(
+            path,
+            value,
+            format!("{path} in body should be at least {min} chars long"),
+        ));
     }
     if let Some((src, re)) = &node.pattern
         && !re.is_match(s)
     {
-        out.push(invalid(path, value, format!("{path} in body should match '{src}'")));
+        out.push(invalid(
+            path,
+            value,
+            format!("{path} in body should match '{src}'"),
+        ));
     }
     let bad_format = match node.format.as_deref() {
         Some("date-time") => s.parse::<jiff::Timestamp>().is_err(),
@@ -629,7 +761,11 @@ fn validate_string(node: &Node, s: &str, value: &Value, path: &str, out: &mut Ve
     if bad_format {
         let f = node.format.as_deref().unwrap_or_default();
         let detail = format!("{path} in body must be of type {f}: {}", render(value));
-        out.push(cause("FieldValueTypeInvalid", path, format!("Invalid value: {}: {detail}", render(value))));
+        out.push(cause(
+            "FieldValueTypeInvalid",
+            path,
+            format!("Invalid value: {}: {detail}", render(value)),
+        ));
     }
 }
 
@@ -639,18 +775,30 @@ fn validate_list_uniqueness(node: &Node, items: &[Value], path: &str, out: &mut 
             for (i, v) in items.iter().enumerate() {
                 if items[..i].contains(v) {
                     let field = format!("{path}[{i}]");
-                    out.push(cause("FieldValueDuplicate", &field, format!("Duplicate value: {}", render(v))));
+                    out.push(cause(
+                        "FieldValueDuplicate",
+                        &field,
+                        format!("Duplicate value: {}", render(v)),
+                    ));
                 }
             }
         }
         ListType::Map(keys) => {
-            let key_of = |v: &Value| keys.iter().map(|k| v.get(k).cloned().unwrap_or(Value::Null)).collect::<Vec<_>>();
+            let key_of = |v: &Value| {
+                keys.iter()
+                    .map(|k| v.get(k).cloned().unwrap_or(Value::Null))
+                    .collect::<Vec<_>>()
+            };
             for (i, v) in items.iter().enumerate() {
                 let k = key_of(v);
                 if items[..i].iter().any(|o| key_of(o) == k) {
                     let field = format!("{path}[{i}]");
                     let shown: Map<String, Value> = keys.iter().cloned().zip(k).collect();
-                    out.push(cause("FieldValueDuplicate", &field, format!("Duplicate value: {}", Value::Object(shown))));
+                    out.push(cause(
+                        "FieldValueDuplicate",
+                        &field,
+                        format!("Duplicate value: {}", Value::Object(shown)),
+                    ));
                 }
             }
         }
@@ -669,11 +817,13 @@ mod tests {
 
     #[test]
     fn defaults_fill_missing_and_nested_fields() {
-        let n = node(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
-            "interval": {"type": "string", "default": "5m0s"},
-            "inner": {"type": "object", "properties": {"x": {"type": "integer", "default": 3}}},
-            "gone": {"type": "string"}
-        }}}}));
+        let n = node(
+            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "interval": {"type": "string", "default": "5m0s"},
+                "inner": {"type": "object", "properties": {"x": {"type": "integer", "default": 3}}},
+                "gone": {"type": "string"}
+            }}}}),
+        );
         let mut v = json!({"spec": {"inner": {}, "gone": null}});
         apply_defaults(&n, &mut v);
         assert_eq!(v, json!({"spec": {"inner": {"x": 3}, "interval": "5m0s"}}));
@@ -681,40 +831,61 @@ mod tests {
 
     #[test]
     fn prune_reports_unknown_fields_but_keeps_preserved_ones() {
-        let n = node(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
-            "subs": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-            "a": {"type": "string"}
-        }}}}));
+        let n = node(
+            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "subs": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "a": {"type": "string"}
+            }}}}),
+        );
         let mut v = json!({"kind": "X", "spec": {"a": "1", "legacy": {"x": 1}, "subs": [{"image": {"any": 1}}]}});
         let mut dropped = Vec::new();
         prune(&n, &mut v, "", &mut dropped);
         assert_eq!(dropped, vec!["spec.legacy".to_string()]);
-        assert_eq!(v, json!({"kind": "X", "spec": {"a": "1", "subs": [{"image": {"any": 1}}]}}));
+        assert_eq!(
+            v,
+            json!({"kind": "X", "spec": {"a": "1", "subs": [{"image": {"any": 1}}]}})
+        );
     }
 
     #[test]
     fn validation_messages_follow_the_api_server() {
-        let n = node(json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object",
+        let n = node(
+            json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object",
             "required": ["kind"],
             "properties": {
                 "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(s|m|h))+$"},
                 "kind": {"type": "string", "enum": ["Warehouse"]},
                 "n": {"type": "integer", "minimum": 1},
                 "list": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
-            }}}}));
+            }}}}),
+        );
         let mut out = Vec::new();
-        validate(&n, &json!({"spec": {"interval": "5 minutes", "kind": "Stage", "n": "x", "list": []}}), "", &mut out);
-        let msgs: Vec<(String, String)> = out.iter().map(|c| (c.field.clone(), c.message.clone())).collect();
+        validate(
+            &n,
+            &json!({"spec": {"interval": "5 minutes", "kind": "Stage", "n": "x", "list": []}}),
+            "",
+            &mut out,
+        );
+        let msgs: Vec<(String, String)> = out
+            .iter()
+            .map(|c| (c.field.clone(), c.message.clone()))
+            .collect();
         assert!(msgs.contains(&(
             "spec.interval".into(),
             "Invalid value: \"5 minutes\": spec.interval in body should match '^([0-9]+(\\.[0-9]+)?(s|m|h))+$'".into()
         )));
-        assert!(msgs.contains(&("spec.kind".into(), "Unsupported value: \"Stage\": supported values: \"Warehouse\"".into())));
+        assert!(msgs.contains(&(
+            "spec.kind".into(),
+            "Unsupported value: \"Stage\": supported values: \"Warehouse\"".into()
+        )));
         assert!(msgs.contains(&(
             "spec.n".into(),
             "Invalid value: \"string\": spec.n in body must be of type integer: \"string\"".into()
         )));
-        assert!(msgs.contains(&("spec.list".into(), "Invalid value: 0: spec.list in body should have at least 1 items".into())));
+        assert!(msgs.contains(&(
+            "spec.list".into(),
+            "Invalid value: 0: spec.list in body should have at least 1 items".into()
+        )));
         out.clear();
         validate(&n, &json!({"spec": {}}), "", &mut out);
         assert_eq!(out, vec![required("spec.kind")]);

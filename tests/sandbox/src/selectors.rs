@@ -48,33 +48,68 @@ fn values(list: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|l| l.strip_suffix(')'))
         .ok_or_else(|| format!("found '{list}', expected: '(' and ')' around values"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn valid_key(key: &str) -> Result<String, String> {
     let ok = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key \"{key}\"")) }
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(format!("invalid label key \"{key}\""))
+    }
 }
 
 impl LabelSelector {
     pub fn parse(s: &str) -> Result<LabelSelector, String> {
         let mut reqs = Vec::new();
-        for part in split_top(s).into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        for part in split_top(s)
+            .into_iter()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let req = if let Some(key) = part.strip_prefix('!') {
-                Requirement { key: valid_key(key.trim())?, op: Op::NotExists }
+                Requirement {
+                    key: valid_key(key.trim())?,
+                    op: Op::NotExists,
+                }
             } else if let Some((k, v)) = part.split_once("!=") {
-                Requirement { key: valid_key(k.trim())?, op: Op::NotEq(v.trim().to_string()) }
+                Requirement {
+                    key: valid_key(k.trim())?,
+                    op: Op::NotEq(v.trim().to_string()),
+                }
             } else if let Some((k, v)) = part.split_once("==") {
-                Requirement { key: valid_key(k.trim())?, op: Op::Eq(v.trim().to_string()) }
+                Requirement {
+                    key: valid_key(k.trim())?,
+                    op: Op::Eq(v.trim().to_string()),
+                }
             } else if let Some((k, v)) = part.split_once('=') {
-                Requirement { key: valid_key(k.trim())?, op: Op::Eq(v.trim().to_string()) }
+                Requirement {
+                    key: valid_key(k.trim())?,
+                    op: Op::Eq(v.trim().to_string()),
+                }
             } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Requirement { key: valid_key(k.trim())?, op: Op::NotIn(values(rest)?) }
+                Requirement {
+                    key: valid_key(k.trim())?,
+                    op: Op::NotIn(values(rest)?),
+                }
             } else if let Some((k, rest)) = part.split_once(" in ") {
-                Requirement { key: valid_key(k.trim())?, op: Op::In(values(rest)?) }
+                Requirement {
+                    key: valid_key(k.trim())?,
+                    op: Op::In(values(rest)?),
+                }
             } else {
-                Requirement { key: valid_key(part)?, op: Op::Exists }
+                Requirement {
+                    key: valid_key(part)?,
+                    op: Op::Exists,
+                }
             };
             reqs.push(req);
         }
@@ -134,10 +169,13 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
-            let known = matches!(field, "metadata.name" | "metadata.namespace") || extra_fields(resource).contains(&field);
+            let known = matches!(field, "metadata.name" | "metadata.namespace")
+                || extra_fields(resource).contains(&field);
             if !known {
                 return Err(format!("field label not supported: {field}"));
             }
@@ -189,7 +227,11 @@ mod tests {
         let o = obj(json!({}));
         let sel = FieldSelector::parse("metadata.name=a,metadata.namespace!=x", "stages").unwrap();
         assert!(sel.matches(&o));
-        assert!(!FieldSelector::parse("metadata.name=b", "stages").unwrap().matches(&o));
+        assert!(
+            !FieldSelector::parse("metadata.name=b", "stages")
+                .unwrap()
+                .matches(&o)
+        );
         let err = FieldSelector::parse("spec.foo=1", "stages").unwrap_err();
         assert_eq!(err, "field label not supported: spec.foo");
         assert!(FieldSelector::parse("involvedObject.name=a", "events").is_ok());

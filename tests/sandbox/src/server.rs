@@ -62,7 +62,10 @@ impl Shared {
 
     pub fn install_kargo(&self) {
         let mut state = lock(&self.state);
-        state.kargo = KargoMode { served: true, running: true };
+        state.kargo = KargoMode {
+            served: true,
+            running: true,
+        };
         state.store.record_events = true;
         // Controllers that start see every existing object, as an informer's initial list.
         let mut initial = Vec::new();
@@ -89,7 +92,9 @@ impl Shared {
         state.store.record_events = false;
         state.store.take_pending();
         state.store.dirty = true;
-        tracing::info!("Kargo uninstalled: webhooks and controllers stopped; CRDs and objects stay");
+        tracing::info!(
+            "Kargo uninstalled: webhooks and controllers stopped; CRDs and objects stay"
+        );
     }
 
     pub fn control(&self, name: &str, body: &Value) -> Result<Value, ApiError> {
@@ -202,7 +207,9 @@ impl Shared {
                 hooks.reconcile(&mut ControlPlane { state: &mut state }, e);
             }
         }
-        tracing::warn!("controllers are still producing changes after {MAX_ROUNDS} rounds; continuing later");
+        tracing::warn!(
+            "controllers are still producing changes after {MAX_ROUNDS} rounds; continuing later"
+        );
     }
 }
 
@@ -286,7 +293,11 @@ fn random_token() -> String {
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // Rebinding the same port after a refusal fault must not wait for TIME_WAIT.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
@@ -299,7 +310,12 @@ impl Sandbox {
     pub async fn start(opts: Options) -> Result<Sandbox, Error> {
         let started = Instant::now();
         let state_dir = opts.state_dir.as_deref().map(StateDir::open).transpose()?;
-        let material = match state_dir.as_ref().map(StateDir::load_tls).transpose()?.flatten() {
+        let material = match state_dir
+            .as_ref()
+            .map(StateDir::load_tls)
+            .transpose()?
+            .flatten()
+        {
             Some(m) => m,
             None => {
                 let m = tls::generate()?;
@@ -309,22 +325,56 @@ impl Sandbox {
                 m
             }
         };
-        let saved_token = state_dir.as_ref().map(StateDir::load_token).transpose()?.flatten();
-        let token = opts.token.clone().or(saved_token).unwrap_or_else(random_token);
+        let saved_token = state_dir
+            .as_ref()
+            .map(StateDir::load_token)
+            .transpose()?
+            .flatten();
+        let token = opts
+            .token
+            .clone()
+            .or(saved_token)
+            .unwrap_or_else(random_token);
         if let Some(dir) = &state_dir {
             dir.save_token(&token)?;
         }
-        let snapshot = state_dir.as_ref().map(StateDir::load).transpose()?.flatten();
+        let snapshot = state_dir
+            .as_ref()
+            .map(StateDir::load)
+            .transpose()?
+            .flatten();
+        // With a state directory and no fixed port, try the previous port first so existing
+        // copies of the kubeconfig keep working.
+        let mut listen = Vec::new();
+        if opts.listen.port() == 0
+            && let Some(dir) = &state_dir
+            && let Some(previous) = dir.load_address()?
+        {
+            listen.push(previous);
+        }
+        listen.push(opts.listen);
         let server_config = tls::server_config(&material)?;
 
         let (rv, objects, users, offset, persisted) = match snapshot {
-            Some(s) => (s.resource_version, s.objects, s.users, s.clock_offset_ms, Some(s.kargo)),
+            Some(s) => (
+                s.resource_version,
+                s.objects,
+                s.users,
+                s.clock_offset_ms,
+                Some(s.kargo),
+            ),
             None => (0, Vec::new(), Vec::new(), 0, None),
         };
         let kargo = match (opts.with_kargo, persisted) {
-            (true, _) => KargoMode { served: true, running: true },
+            (true, _) => KargoMode {
+                served: true,
+                running: true,
+            },
             (false, Some(p)) => p,
-            (false, None) => KargoMode { served: false, running: false },
+            (false, None) => KargoMode {
+                served: false,
+                running: false,
+            },
         };
         let clock = Arc::new(Clock::new(offset));
         let mut store = Store::new(rv, objects);
@@ -352,20 +402,21 @@ impl Sandbox {
 
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let thread_shared = shared.clone();
-        let listen = opts.listen;
-        let thread = std::thread::Builder::new().name("kargo-sandbox".into()).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("kargo-sandbox-worker")
-                .enable_all()
-                .build();
-            match runtime {
-                Ok(rt) => rt.block_on(run(thread_shared, listen, server_config, ready_tx)),
-                Err(e) => {
-                    let _ = ready_tx.send(Err(Error::Io(e)));
+        let thread = std::thread::Builder::new()
+            .name("kargo-sandbox".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("kargo-sandbox-worker")
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(run(thread_shared, listen, server_config, ready_tx)),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Io(e)));
+                    }
                 }
-            }
-        })?;
+            })?;
         let addr = match ready_rx.await {
             Ok(Ok(addr)) => addr,
             Ok(Err(e)) => {
@@ -374,14 +425,23 @@ impl Sandbox {
             }
             Err(_) => {
                 let _ = thread.join();
-                return Err(Error::State("the sandbox runtime stopped while starting".into()));
+                return Err(Error::State(
+                    "the sandbox runtime stopped while starting".into(),
+                ));
             }
         };
+        if let Some(dir) = &shared.state_dir {
+            dir.save_address(addr)?;
+        }
         let server_url = format!("https://{addr}");
         let (kubeconfig, temp_dir) = match opts.kubeconfig {
             Some(p) => (p, None),
             None => {
-                let dir = std::env::temp_dir().join(format!("kargo-sandbox-{}-{}", std::process::id(), random_token()));
+                let dir = std::env::temp_dir().join(format!(
+                    "kargo-sandbox-{}-{}",
+                    std::process::id(),
+                    random_token()
+                ));
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
@@ -394,9 +454,15 @@ impl Sandbox {
             token,
             ca_pem: material.ca_pem,
         };
-        let endpoint =
-            Endpoint { server: sandbox.server_url.clone(), ca_pem: sandbox.ca_pem.clone(), token: sandbox.token.clone() };
-        kubeconfig::write_atomic(&sandbox.kubeconfig, kubeconfig::render(&endpoint).as_bytes())?;
+        let endpoint = Endpoint {
+            server: sandbox.server_url.clone(),
+            ca_pem: sandbox.ca_pem.clone(),
+            token: sandbox.token.clone(),
+        };
+        kubeconfig::write_atomic(
+            &sandbox.kubeconfig,
+            kubeconfig::render(&endpoint).as_bytes(),
+        )?;
         tracing::info!(
             url = %sandbox.server_url,
             kubeconfig = %sandbox.kubeconfig.display(),
@@ -481,7 +547,13 @@ impl Sandbox {
     }
 
     /// Reads an object straight from the store (no request is logged).
-    pub fn get(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn get(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let mut state = lock(&self.shared.state);
         state.as_control_plane(|txn| txn.get(group, resource, namespace, name))
     }
@@ -516,11 +588,18 @@ impl Drop for Sandbox {
 
 async fn run(
     shared: Arc<Shared>,
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
     server_config: Arc<rustls::ServerConfig>,
     ready: tokio::sync::oneshot::Sender<Result<SocketAddr, Error>>,
 ) {
-    let listener = match bind(listen) {
+    let mut bound = Err(std::io::Error::other("no address to listen on"));
+    for addr in listen {
+        bound = bind(addr);
+        if bound.is_ok() {
+            break;
+        }
+    }
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(Error::Io(e)));
@@ -568,7 +647,12 @@ async fn flush_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn accept_loop(shared: &Arc<Shared>, mut listener: TcpListener, addr: SocketAddr, tls: TlsAcceptor) {
+async fn accept_loop(
+    shared: &Arc<Shared>,
+    mut listener: TcpListener,
+    addr: SocketAddr,
+    tls: TlsAcceptor,
+) {
     let mut connections = shared.shutdown.child_token();
     loop {
         let refusing = lock(&shared.faults).refusing();
@@ -576,7 +660,10 @@ async fn accept_loop(shared: &Arc<Shared>, mut listener: TcpListener, addr: Sock
             drop(listener);
             connections.cancel();
             connections = shared.shutdown.child_token();
-            tracing::info!(for_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64, "refusing connections");
+            tracing::info!(
+                for_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                "refusing connections"
+            );
             tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(until.into()) => {}
@@ -613,7 +700,12 @@ async fn accept_loop(shared: &Arc<Shared>, mut listener: TcpListener, addr: Sock
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: TlsAcceptor, stop: CancellationToken) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    tls: TlsAcceptor,
+    stop: CancellationToken,
+) {
     let _ = tcp.set_nodelay(true);
     let stream = tokio::select! {
         _ = stop.cancelled() => return,
@@ -627,7 +719,8 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: TlsAcceptor,
         },
     };
     let service = service_fn(move |req| crate::router::handle(shared.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         r = conn => {
             if let Err(e) = r {

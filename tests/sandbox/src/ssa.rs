@@ -75,7 +75,10 @@ impl FieldSet {
     }
 
     fn intersection(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet { member: self.member && other.member, children: BTreeMap::new() };
+        let mut out = FieldSet {
+            member: self.member && other.member,
+            children: BTreeMap::new(),
+        };
         for (k, c) in &self.children {
             if let Some(o) = other.children.get(k) {
                 let i = c.intersection(o);
@@ -238,7 +241,13 @@ pub fn field_set(root: &Node, obj: &Value, scope: Scope) -> FieldSet {
     restrict(set, scope)
 }
 
-fn diff(node: &Node, old: Option<&Value>, new: Option<&Value>, changed: &mut FieldSet, removed: &mut FieldSet) {
+fn diff(
+    node: &Node,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+) {
     let (o, n) = match (old, new) {
         (None, None) => return,
         (None, Some(n)) => return collect(node, n, changed),
@@ -247,39 +256,47 @@ fn diff(node: &Node, old: Option<&Value>, new: Option<&Value>, changed: &mut Fie
     };
     match (o, n) {
         (Value::Object(om), Value::Object(nm)) if !node.map_atomic => {
-            let keys: Vec<&String> = om.keys().chain(nm.keys().filter(|k| !om.contains_key(*k))).collect();
+            let keys: Vec<&String> = om
+                .keys()
+                .chain(nm.keys().filter(|k| !om.contains_key(*k)))
+                .collect();
             for k in keys {
                 let pe = format!("f:{k}");
                 let (c, r) = (changed.child(pe.clone()), removed.child(pe));
                 diff(node.field(k), om.get(k), nm.get(k), c, r);
             }
         }
-        (Value::Array(oa), Value::Array(na)) if node.list_type != ListType::Atomic => match &node.list_type {
-            ListType::Map(keys) => {
-                for ni in na {
-                    let oi = oa.iter().find(|oi| same_keys(keys, oi, ni));
-                    let pe = key_pe(keys, ni);
-                    if oi.is_none() {
-                        changed.child(pe.clone()).member = true;
+        (Value::Array(oa), Value::Array(na)) if node.list_type != ListType::Atomic => {
+            match &node.list_type {
+                ListType::Map(keys) => {
+                    for ni in na {
+                        let oi = oa.iter().find(|oi| same_keys(keys, oi, ni));
+                        let pe = key_pe(keys, ni);
+                        if oi.is_none() {
+                            changed.child(pe.clone()).member = true;
+                        }
+                        let (c, r) = (changed.child(pe.clone()), removed.child(pe));
+                        diff(node.item(), oi, Some(ni), c, r);
                     }
-                    let (c, r) = (changed.child(pe.clone()), removed.child(pe));
-                    diff(node.item(), oi, Some(ni), c, r);
+                    for oi in oa
+                        .iter()
+                        .filter(|oi| !na.iter().any(|ni| same_keys(keys, oi, ni)))
+                    {
+                        let child = removed.child(key_pe(keys, oi));
+                        child.member = true;
+                        collect(node.item(), oi, child);
+                    }
                 }
-                for oi in oa.iter().filter(|oi| !na.iter().any(|ni| same_keys(keys, oi, ni))) {
-                    let child = removed.child(key_pe(keys, oi));
-                    child.member = true;
-                    collect(node.item(), oi, child);
+                _ => {
+                    for ni in na.iter().filter(|ni| !oa.contains(ni)) {
+                        changed.child(value_pe(ni)).member = true;
+                    }
+                    for oi in oa.iter().filter(|oi| !na.contains(oi)) {
+                        removed.child(value_pe(oi)).member = true;
+                    }
                 }
             }
-            _ => {
-                for ni in na.iter().filter(|ni| !oa.contains(ni)) {
-                    changed.child(value_pe(ni)).member = true;
-                }
-                for oi in oa.iter().filter(|oi| !na.contains(oi)) {
-                    removed.child(value_pe(oi)).member = true;
-                }
-            }
-        },
+        }
         _ => {
             if o != n {
                 changed.member = true;
@@ -329,7 +346,10 @@ impl Entry {
 
 /// Reads `metadata.managedFields`.
 pub fn entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     list.iter()
@@ -341,7 +361,10 @@ pub fn entries(obj: &Value) -> Vec<Entry> {
                 api_version: s("apiVersion").unwrap_or_default(),
                 time: s("time"),
                 subresource: s("subresource").filter(|s| !s.is_empty()),
-                fields: e.get("fieldsV1").map(FieldSet::from_json).unwrap_or_default(),
+                fields: e
+                    .get("fieldsV1")
+                    .map(FieldSet::from_json)
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -350,7 +373,12 @@ pub fn entries(obj: &Value) -> Vec<Entry> {
 /// Writes `metadata.managedFields` (sorted as the API server sorts it: Apply first, then by time).
 pub fn set_entries(obj: &mut Value, mut list: Vec<Entry>) {
     list.retain(|e| !e.fields.is_empty());
-    list.sort_by(|a, b| a.operation.cmp(&b.operation).then(a.time.cmp(&b.time)).then(a.manager.cmp(&b.manager)));
+    list.sort_by(|a, b| {
+        a.operation
+            .cmp(&b.operation)
+            .then(a.time.cmp(&b.time))
+            .then(a.manager.cmp(&b.manager))
+    });
     let json: Vec<Value> = list
         .iter()
         .map(|e| {
@@ -370,7 +398,9 @@ pub fn set_entries(obj: &mut Value, mut list: Vec<Entry>) {
         })
         .collect();
     let Some(o) = obj.as_object_mut() else { return };
-    let meta = o.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if let Some(meta) = meta.as_object_mut() {
         if json.is_empty() {
             meta.remove("managedFields");
@@ -408,7 +438,9 @@ pub fn incoming_entries(old: Option<&Value>, new: &Value) -> Vec<Entry> {
     let requested = new.pointer("/metadata/managedFields");
     let stored = old.and_then(|o| o.pointer("/metadata/managedFields"));
     match requested.and_then(Value::as_array) {
-        Some(list) if list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty) => Vec::new(),
+        Some(list) if list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty) => {
+            Vec::new()
+        }
         Some(list) if !list.is_empty() && requested != stored => entries(new),
         _ => old.map(entries).unwrap_or_default(),
     }
@@ -416,7 +448,13 @@ pub fn incoming_entries(old: Option<&Value>, new: &Value) -> Vec<Entry> {
 
 /// Records a create, update or non-apply patch: the writer takes ownership of every field it
 /// changed (from other managers too) and loses the fields it removed.
-pub fn track_update(root: &Node, old: Option<&Value>, new: &mut Value, base: Vec<Entry>, w: &Writer<'_>) {
+pub fn track_update(
+    root: &Node,
+    old: Option<&Value>,
+    new: &mut Value,
+    base: Vec<Entry>,
+    w: &Writer<'_>,
+) {
     let (changed, removed) = compare(root, old, new, w.scope);
     let mine = w.entry("Update", FieldSet::default());
     let mut list = Vec::with_capacity(base.len() + 1);
@@ -464,23 +502,25 @@ fn merge(node: &Node, live: &mut Value, applied: &Value) {
                 }
             }
         }
-        (Value::Array(l), Value::Array(a)) if node.list_type != ListType::Atomic => match &node.list_type {
-            ListType::Map(keys) => {
-                for ai in a {
-                    match l.iter_mut().find(|li| same_keys(keys, li, ai)) {
-                        Some(li) => merge(node.item(), li, ai),
-                        None => l.push(ai.clone()),
+        (Value::Array(l), Value::Array(a)) if node.list_type != ListType::Atomic => {
+            match &node.list_type {
+                ListType::Map(keys) => {
+                    for ai in a {
+                        match l.iter_mut().find(|li| same_keys(keys, li, ai)) {
+                            Some(li) => merge(node.item(), li, ai),
+                            None => l.push(ai.clone()),
+                        }
+                    }
+                }
+                _ => {
+                    for ai in a {
+                        if !l.contains(ai) {
+                            l.push(ai.clone());
+                        }
                     }
                 }
             }
-            _ => {
-                for ai in a {
-                    if !l.contains(ai) {
-                        l.push(ai.clone());
-                    }
-                }
-            }
-        },
+        }
         (live, applied) => *live = applied.clone(),
     }
 }
@@ -492,7 +532,10 @@ fn find_pe<'v>(v: &'v mut Value, pe: &str) -> Option<&'v mut Value> {
     let items = v.as_array_mut()?;
     if let Some(k) = pe.strip_prefix("k:") {
         let keys: Map<String, Value> = serde_json::from_str(k).ok()?;
-        return items.iter_mut().find(|i| keys.iter().all(|(k, want)| i.get(k).unwrap_or(&Value::Null) == want));
+        return items.iter_mut().find(|i| {
+            keys.iter()
+                .all(|(k, want)| i.get(k).unwrap_or(&Value::Null) == want)
+        });
     }
     if let Some(val) = pe.strip_prefix("v:") {
         let want: Value = serde_json::from_str(val).ok()?;
@@ -508,15 +551,21 @@ fn remove_pe(v: &mut Value, pe: &str) {
         }
         return;
     }
-    let Some(items) = v.as_array_mut() else { return };
+    let Some(items) = v.as_array_mut() else {
+        return;
+    };
     if let Some(k) = pe.strip_prefix("k:") {
         if let Ok(keys) = serde_json::from_str::<Map<String, Value>>(k) {
-            items.retain(|i| !keys.iter().all(|(k, want)| i.get(k).unwrap_or(&Value::Null) == want));
+            items.retain(|i| {
+                !keys
+                    .iter()
+                    .all(|(k, want)| i.get(k).unwrap_or(&Value::Null) == want)
+            });
         }
-    } else if let Some(val) = pe.strip_prefix("v:") {
-        if let Ok(want) = serde_json::from_str::<Value>(val) {
-            items.retain(|i| *i != want);
-        }
+    } else if let Some(val) = pe.strip_prefix("v:")
+        && let Ok(want) = serde_json::from_str::<Value>(val)
+    {
+        items.retain(|i| *i != want);
     }
 }
 
@@ -538,7 +587,13 @@ fn drop_released(v: &mut Value, last: &FieldSet, keep: &FieldSet) {
 /// Applies `applied` for `w.manager`: merges it into `live` (or an empty object), drops the
 /// fields the manager released, and updates managedFields. Conflicting changes to fields
 /// other managers own are refused unless `force`, which moves their ownership.
-pub fn apply(root: &Node, live: Option<&Value>, applied: &Value, w: &Writer<'_>, force: bool) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    root: &Node,
+    live: Option<&Value>,
+    applied: &Value,
+    w: &Writer<'_>,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let applied_set = field_set(root, applied, w.scope);
     let mut merged = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     merge(root, &mut merged, applied);
@@ -564,9 +619,10 @@ pub fn apply(root: &Node, live: Option<&Value>, applied: &Value, w: &Writer<'_>,
     for e in &mut others {
         let clash = e.fields.intersection(&changed);
         if !force {
-            conflicts.extend(
-                clash.paths().iter().map(|p| Conflict { manager: e.display(), path: path_string(p) }),
-            );
+            conflicts.extend(clash.paths().iter().map(|p| Conflict {
+                manager: e.display(),
+                path: path_string(p),
+            }));
         }
         e.fields.subtract(&clash);
         e.fields.subtract(&removed);
@@ -595,7 +651,13 @@ mod tests {
     }
 
     fn writer(m: &str) -> Writer<'_> {
-        Writer { manager: m, api_version: "v1", subresource: None, scope: Scope::All, now: "t".into() }
+        Writer {
+            manager: m,
+            api_version: "v1",
+            subresource: None,
+            scope: Scope::All,
+            now: "t".into(),
+        }
     }
 
     #[test]
@@ -617,15 +679,56 @@ mod tests {
     #[test]
     fn apply_conflicts_force_and_release() {
         let r = root();
-        let a = apply(&r, None, &json!({"metadata": {"name": "x"}, "spec": {"a": 1, "b": 2}}), &writer("one"), false).unwrap();
+        let a = apply(
+            &r,
+            None,
+            &json!({"metadata": {"name": "x"}, "spec": {"a": 1, "b": 2}}),
+            &writer("one"),
+            false,
+        )
+        .unwrap();
         // The same value from another manager is shared ownership, not a conflict.
-        let b = apply(&r, Some(&a), &json!({"metadata": {"name": "x"}, "spec": {"a": 1}}), &writer("two"), false).unwrap();
-        let err = apply(&r, Some(&b), &json!({"metadata": {"name": "x"}, "spec": {"b": 3}}), &writer("two"), false).unwrap_err();
-        assert_eq!(err, vec![Conflict { manager: "\"one\"".into(), path: ".spec.b".into() }]);
-        let c = apply(&r, Some(&b), &json!({"metadata": {"name": "x"}, "spec": {"b": 3}}), &writer("two"), true).unwrap();
+        let b = apply(
+            &r,
+            Some(&a),
+            &json!({"metadata": {"name": "x"}, "spec": {"a": 1}}),
+            &writer("two"),
+            false,
+        )
+        .unwrap();
+        let err = apply(
+            &r,
+            Some(&b),
+            &json!({"metadata": {"name": "x"}, "spec": {"b": 3}}),
+            &writer("two"),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            vec![Conflict {
+                manager: "\"one\"".into(),
+                path: ".spec.b".into()
+            }]
+        );
+        let c = apply(
+            &r,
+            Some(&b),
+            &json!({"metadata": {"name": "x"}, "spec": {"b": 3}}),
+            &writer("two"),
+            true,
+        )
+        .unwrap();
         assert_eq!(c["spec"], json!({"a": 1, "b": 3}));
         // "one" stops applying a (still owned by nobody else: "two" dropped it) and b (taken by "two").
-        let d = apply(&r, Some(&c), &json!({"metadata": {"name": "x"}, "spec": {}}), &writer("one"), false).unwrap();
+        let d = apply(
+            &r,
+            Some(&c),
+            &json!({"metadata": {"name": "x"}, "spec": {}}),
+            &writer("one"),
+            false,
+        )
+        .unwrap();
         assert_eq!(d["spec"], json!({"b": 3}));
         let managers: Vec<String> = entries(&d).iter().map(|e| e.manager.clone()).collect();
         assert_eq!(managers, vec!["two".to_string()]);
@@ -637,12 +740,25 @@ mod tests {
         let a = apply(&r, None, &json!({"spec": {"a": 1}}), &writer("one"), false).unwrap();
         let mut b = a.clone();
         b["spec"]["a"] = json!(2);
-        track_update(&r, Some(&a), &mut b, incoming_entries(Some(&a), &a), &writer("kubectl-edit"));
+        track_update(
+            &r,
+            Some(&a),
+            &mut b,
+            incoming_entries(Some(&a), &a),
+            &writer("kubectl-edit"),
+        );
         let es = entries(&b);
         assert_eq!(es.len(), 1);
         assert_eq!(es[0].manager, "kubectl-edit");
         assert_eq!(es[0].operation, "Update");
-        let err = apply(&r, Some(&b), &json!({"spec": {"a": 3}}), &writer("one"), false).unwrap_err();
+        let err = apply(
+            &r,
+            Some(&b),
+            &json!({"spec": {"a": 3}}),
+            &writer("one"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err[0].manager, "\"kubectl-edit\" using v1");
     }
 }

@@ -14,7 +14,11 @@ fn with_details(mut e: ApiError, res: &ResourceDef, name: &str) -> ApiError {
 }
 
 pub fn not_found(res: &ResourceDef, name: &str) -> ApiError {
-    let e = ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", res.group_resource()));
+    let e = ApiError::new(
+        404,
+        "NotFound",
+        format!("{} \"{name}\" not found", res.group_resource()),
+    );
     with_details(e, res, name)
 }
 
@@ -23,13 +27,20 @@ pub fn namespace_not_found(ns: &str) -> ApiError {
 }
 
 pub fn already_exists(res: &ResourceDef, name: &str, being_deleted: bool) -> ApiError {
-    let prefix = if being_deleted { "object is being deleted: " } else { "" };
+    let prefix = if being_deleted {
+        "object is being deleted: "
+    } else {
+        ""
+    };
     let msg = format!("{prefix}{} \"{name}\" already exists", res.group_resource());
     with_details(ApiError::new(409, "AlreadyExists", msg), res, name)
 }
 
 pub fn conflict(res: &ResourceDef, name: &str, why: &str) -> ApiError {
-    let msg = format!("Operation cannot be fulfilled on {} \"{name}\": {why}", res.group_resource());
+    let msg = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": {why}",
+        res.group_resource()
+    );
     with_details(ApiError::new(409, "Conflict", msg), res, name)
 }
 
@@ -47,7 +58,11 @@ pub fn forbidden(res: &ResourceDef, name: Option<&str>, why: &str) -> ApiError {
         Some(n) if !n.is_empty() => format!("{gr} \"{n}\" is forbidden: {why}"),
         _ => format!("{gr} is forbidden: {why}"),
     };
-    with_details(ApiError::new(403, "Forbidden", msg), res, name.unwrap_or_default())
+    with_details(
+        ApiError::new(403, "Forbidden", msg),
+        res,
+        name.unwrap_or_default(),
+    )
 }
 
 pub fn bad_request(msg: impl Into<String>) -> ApiError {
@@ -63,11 +78,19 @@ pub fn unauthorized() -> ApiError {
 }
 
 pub fn no_such_resource() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 pub fn method_not_allowed() -> ApiError {
-    ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
 }
 
 pub fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> ApiError {
@@ -86,7 +109,11 @@ pub fn expired(msg: impl Into<String>) -> ApiError {
 }
 
 pub fn unavailable() -> ApiError {
-    ApiError::new(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+    ApiError::new(
+        503,
+        "ServiceUnavailable",
+        "the server is currently unable to handle the request",
+    )
 }
 
 /// The `Status` object for an error.
@@ -143,7 +170,10 @@ mod tests {
         assert_eq!(b["message"], "stages.kargo.akuity.io \"dev\" not found");
         assert_eq!(b["reason"], "NotFound");
         assert_eq!(b["code"], 404);
-        assert_eq!(b["details"], json!({"name": "dev", "group": "kargo.akuity.io", "kind": "stages"}));
+        assert_eq!(
+            b["details"],
+            json!({"name": "dev", "group": "kargo.akuity.io", "kind": "stages"})
+        );
         let u = body(&unauthorized());
         assert!(u.get("details").is_none());
         assert_eq!(u["status"], "Failure");

@@ -35,11 +35,18 @@ pub struct WatchEvent {
 type Key = (&'static str, &'static str, String, String);
 
 fn key(res: &'static ResourceDef, ns: Option<&str>, name: &str) -> Key {
-    (res.group, res.plural, ns.unwrap_or_default().to_string(), name.to_string())
+    (
+        res.group,
+        res.plural,
+        ns.unwrap_or_default().to_string(),
+        name.to_string(),
+    )
 }
 
 pub fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 pub struct Store {
@@ -69,10 +76,17 @@ impl Store {
             dirty: false,
         };
         for obj in objects {
-            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let api_version = obj
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
             if let Some(res) = resources::by_kind(api_version, kind) {
-                let k = key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name").unwrap_or_default());
+                let k = key(
+                    res,
+                    meta_str(&obj, "namespace"),
+                    meta_str(&obj, "name").unwrap_or_default(),
+                );
                 store.objects.insert(k, obj);
             }
         }
@@ -88,9 +102,18 @@ impl Store {
     }
 
     /// Objects of `res`, in one namespace or all, ordered by namespace and name.
-    pub fn list<'s>(&'s self, res: &'static ResourceDef, ns: Option<&str>) -> impl Iterator<Item = &'s Value> + 's {
+    pub fn list<'s>(
+        &'s self,
+        res: &'static ResourceDef,
+        ns: Option<&str>,
+    ) -> impl Iterator<Item = &'s Value> + 's {
         let ns = ns.map(str::to_string);
-        let start = (res.group, res.plural, ns.clone().unwrap_or_default(), String::new());
+        let start = (
+            res.group,
+            res.plural,
+            ns.clone().unwrap_or_default(),
+            String::new(),
+        );
         self.objects
             .range(start..)
             .take_while(move |((g, p, n, _), _)| {
@@ -101,7 +124,9 @@ impl Store {
 
     /// Every stored object with its resource.
     pub fn all(&self) -> impl Iterator<Item = (&'static ResourceDef, &Value)> {
-        self.objects.iter().filter_map(|((g, p, _, _), v)| resources::by_plural(g, p).map(|r| (r, v)))
+        self.objects
+            .iter()
+            .filter_map(|((g, p, _, _), v)| resources::by_plural(g, p).map(|r| (r, v)))
     }
 
     /// Whether any namespaced object lives in `ns`.
@@ -109,7 +134,13 @@ impl Store {
         self.objects.keys().any(|(_, _, n, _)| n == ns)
     }
 
-    fn commit(&mut self, kind: EventKind, res: &'static ResourceDef, mut obj: Value, prev: Option<Arc<Value>>) -> Value {
+    fn commit(
+        &mut self,
+        kind: EventKind,
+        res: &'static ResourceDef,
+        mut obj: Value,
+        prev: Option<Arc<Value>>,
+    ) -> Value {
         self.rv += 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::from(self.rv.to_string()));
@@ -151,14 +182,22 @@ impl Store {
     /// Stores a new object, assigning its resourceVersion.
     pub fn insert(&mut self, res: &'static ResourceDef, obj: Value) -> Value {
         let obj = self.commit(EventKind::Added, res, obj, None);
-        let k = key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name").unwrap_or_default());
+        let k = key(
+            res,
+            meta_str(&obj, "namespace"),
+            meta_str(&obj, "name").unwrap_or_default(),
+        );
         self.objects.insert(k, obj.clone());
         obj
     }
 
     /// Replaces a stored object, assigning a new resourceVersion.
     pub fn replace(&mut self, res: &'static ResourceDef, obj: Value) -> Value {
-        let k = key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name").unwrap_or_default());
+        let k = key(
+            res,
+            meta_str(&obj, "namespace"),
+            meta_str(&obj, "name").unwrap_or_default(),
+        );
         let prev = self.objects.get(&k).cloned().map(Arc::new);
         let obj = self.commit(EventKind::Modified, res, obj, prev);
         self.objects.insert(k, obj.clone());
@@ -166,7 +205,12 @@ impl Store {
     }
 
     /// Removes an object; the DELETED event carries it with the deletion's resourceVersion.
-    pub fn remove(&mut self, res: &'static ResourceDef, ns: Option<&str>, name: &str) -> Option<Value> {
+    pub fn remove(
+        &mut self,
+        res: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let obj = self.objects.remove(&key(res, ns, name))?;
         let prev = Some(Arc::new(obj.clone()));
         Some(self.commit(EventKind::Deleted, res, obj, prev))
@@ -237,7 +281,10 @@ mod tests {
         let gone = s.remove(res, Some("y"), "b").unwrap();
         assert_eq!(meta_str(&gone, "resourceVersion"), Some("14"));
         let replay = s.since(12).unwrap();
-        assert_eq!(replay.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![EventKind::Modified, EventKind::Deleted]);
+        assert_eq!(
+            replay.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![EventKind::Modified, EventKind::Deleted]
+        );
         assert_eq!(s.since(9).err(), Some(10));
     }
 

@@ -27,7 +27,14 @@ struct Column {
 }
 
 fn col(name: &str, ty: &'static str, source: Source) -> Column {
-    Column { name: name.into(), ty, format: "", priority: 0, description: String::new(), source }
+    Column {
+        name: name.into(),
+        ty,
+        format: "",
+        priority: 0,
+        description: String::new(),
+        source,
+    }
 }
 
 fn name_column() -> Column {
@@ -39,7 +46,11 @@ fn name_column() -> Column {
 }
 
 fn age() -> Column {
-    col("Age", "date", Source::Age(".metadata.creationTimestamp".into()))
+    col(
+        "Age",
+        "date",
+        Source::Age(".metadata.creationTimestamp".into()),
+    )
 }
 
 fn columns(res: &ResourceDef) -> Vec<Column> {
@@ -48,7 +59,11 @@ fn columns(res: &ResourceDef) -> Vec<Column> {
     {
         let mut cols = vec![name_column()];
         for c in &crd.columns {
-            let source = if c.ty == "date" { Source::Age(c.json_path.clone()) } else { Source::Path(c.json_path.clone()) };
+            let source = if c.ty == "date" {
+                Source::Age(c.json_path.clone())
+            } else {
+                Source::Path(c.json_path.clone())
+            };
             let ty = match c.ty.as_str() {
                 "integer" => "integer",
                 "number" => "number",
@@ -56,20 +71,36 @@ fn columns(res: &ResourceDef) -> Vec<Column> {
                 "date" => "date",
                 _ => "string",
             };
-            cols.push(Column { priority: c.priority, description: c.description.clone(), ..col(&c.name, ty, source) });
+            cols.push(Column {
+                priority: c.priority,
+                description: c.description.clone(),
+                ..col(&c.name, ty, source)
+            });
         }
         return cols;
     }
     match (res.group, res.plural) {
-        ("", "namespaces") => vec![name_column(), col("Status", "string", Source::Path(".status.phase".into())), age()],
+        ("", "namespaces") => vec![
+            name_column(),
+            col("Status", "string", Source::Path(".status.phase".into())),
+            age(),
+        ],
         ("", "secrets") => vec![
             name_column(),
             col("Type", "string", Source::Path(".type".into())),
             col("Data", "integer", Source::Count(&["data"])),
             age(),
         ],
-        ("", "configmaps") => vec![name_column(), col("Data", "integer", Source::Count(&["data", "binaryData"])), age()],
-        ("", "serviceaccounts") => vec![name_column(), col("Secrets", "integer", Source::Count(&["secrets"])), age()],
+        ("", "configmaps") => vec![
+            name_column(),
+            col("Data", "integer", Source::Count(&["data", "binaryData"])),
+            age(),
+        ],
+        ("", "serviceaccounts") => vec![
+            name_column(),
+            col("Secrets", "integer", Source::Count(&["secrets"])),
+            age(),
+        ],
         ("", "events") => vec![
             col("Last Seen", "string", Source::Age(".lastTimestamp".into())),
             col("Type", "string", Source::Path(".type".into())),
@@ -113,10 +144,14 @@ fn parse_path(path: &str) -> Vec<Seg> {
                 let inner: String = chars.by_ref().take_while(|c| *c != ']').collect();
                 if let Ok(i) = inner.parse::<usize>() {
                     segs.push(Seg::Index(i));
-                } else if let Some(expr) = inner.strip_prefix("?(@.").and_then(|e| e.strip_suffix(')')) {
-                    if let Some((k, v)) = expr.split_once("==") {
-                        segs.push(Seg::Filter(k.trim().into(), v.trim().trim_matches('"').trim_matches('\'').into()));
-                    }
+                } else if let Some(expr) =
+                    inner.strip_prefix("?(@.").and_then(|e| e.strip_suffix(')'))
+                    && let Some((k, v)) = expr.split_once("==")
+                {
+                    segs.push(Seg::Filter(
+                        k.trim().into(),
+                        v.trim().trim_matches('"').trim_matches('\'').into(),
+                    ));
                 }
             }
             c => cur.push(c),
@@ -134,7 +169,7 @@ fn eval<'v>(obj: &'v Value, path: &str) -> Option<&'v Value> {
             Seg::Index(i) => cur.get(i)?,
             Seg::Filter(k, v) => cur.as_array()?.iter().find(|e| match e.get(&k) {
                 Some(Value::String(s)) => *s == v,
-                Some(other) => other.to_string() == v,
+                Some(other) => serde_json::from_str::<Value>(&v).is_ok_and(|want| want == *other),
                 None => false,
             })?,
         };
@@ -150,7 +185,11 @@ pub fn human_duration(secs: i64) -> String {
     let secs = secs.max(0);
     let (mins, hours) = (secs / 60, secs / 3600);
     let with_rest = |big: i64, unit: &str, rest: i64, rest_unit: &str| {
-        if rest == 0 { format!("{big}{unit}") } else { format!("{big}{unit}{rest}{rest_unit}") }
+        if rest == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{rest}{rest_unit}")
+        }
     };
     match () {
         _ if secs < 120 => format!("{secs}s"),
@@ -190,8 +229,14 @@ fn cell(c: &Column, obj: &Value, now: jiff::Timestamp) -> Value {
             Value::from(n)
         }
         Source::EventObject => {
-            let kind = obj.pointer("/involvedObject/kind").and_then(Value::as_str).unwrap_or_default();
-            let name = obj.pointer("/involvedObject/name").and_then(Value::as_str).unwrap_or_default();
+            let kind = obj
+                .pointer("/involvedObject/kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = obj
+                .pointer("/involvedObject/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             Value::from(format!("{}/{name}", kind.to_lowercase()))
         }
     }
@@ -206,7 +251,13 @@ pub enum Include {
 }
 
 /// A `meta.k8s.io/v1` Table of `objects`.
-pub fn table(res: &ResourceDef, objects: &[&Value], rv: &str, include: Include, now: jiff::Timestamp) -> Value {
+pub fn table(
+    res: &ResourceDef,
+    objects: &[&Value],
+    rv: &str,
+    include: Include,
+    now: jiff::Timestamp,
+) -> Value {
     let cols = columns(res);
     let defs: Vec<Value> = cols
         .iter()
@@ -247,9 +298,18 @@ mod tests {
     fn jsonpath_forms_of_printer_columns() {
         let obj = json!({"metadata": {"labels": {"kargo.akuity.io/alias": "fluffy-cat"}},
             "status": {"conditions": [{"type": "Healthy", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-        assert_eq!(eval(&obj, r".metadata.labels.kargo\.akuity\.io/alias"), Some(&json!("fluffy-cat")));
-        assert_eq!(eval(&obj, r#".status.conditions[?(@.type=="Ready")].status"#), Some(&json!("True")));
-        assert_eq!(eval(&obj, ".status.conditions[0].type"), Some(&json!("Healthy")));
+        assert_eq!(
+            eval(&obj, r".metadata.labels.kargo\.akuity\.io/alias"),
+            Some(&json!("fluffy-cat"))
+        );
+        assert_eq!(
+            eval(&obj, r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(&json!("True"))
+        );
+        assert_eq!(
+            eval(&obj, ".status.conditions[0].type"),
+            Some(&json!("Healthy"))
+        );
         assert_eq!(eval(&obj, ".spec.shard"), None);
     }
 

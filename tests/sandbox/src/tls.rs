@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,19 +29,37 @@ pub fn generate() -> Result<Material, Error> {
     let ca_key = KeyPair::generate().map_err(tls_err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "kargo-sandbox-ca");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name
+        .push(DnType::CommonName, "kargo-sandbox-ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).map_err(tls_err)?;
     let issuer = Issuer::new(ca, ca_key);
 
     let key = KeyPair::generate().map_err(tls_err)?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     let mut server = CertificateParams::new(names).map_err(tls_err)?;
-    server.distinguished_name.push(DnType::CommonName, "kargo-sandbox");
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "kargo-sandbox");
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    server.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     let cert = server.signed_by(&key, &issuer).map_err(tls_err)?;
-    Ok(Material { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Material {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -49,8 +68,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// The server side: HTTP/1.1 over TLS with the material's certificate.
 pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, Error> {
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(m.cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(tls_err)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(tls_err)?;
     let key = PrivateKeyDer::from_pem_slice(m.key_pem.as_bytes()).map_err(tls_err)?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

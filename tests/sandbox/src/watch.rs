@@ -38,7 +38,9 @@ pub struct WatchSpec {
 
 impl WatchSpec {
     fn selects(&self, obj: &Value) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -79,7 +81,8 @@ impl WatchSpec {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let object = json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta});
+        let object =
+            json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta});
         line(&json!({"type": "BOOKMARK", "object": object}))
     }
 }
@@ -127,7 +130,10 @@ pub fn start(shared: &Arc<Shared>, spec: WatchSpec) -> Result<Body, ApiError> {
                 }
             },
             _ => {
-                for obj in store.list(spec.res, spec.namespace.as_deref()).filter(|o| spec.selects(o)) {
+                for obj in store
+                    .list(spec.res, spec.namespace.as_deref())
+                    .filter(|o| spec.selects(o))
+                {
                     initial.push(spec.frame("ADDED", obj, now));
                 }
                 if spec.send_initial_events {
@@ -151,7 +157,9 @@ pub fn start(shared: &Arc<Shared>, spec: WatchSpec) -> Result<Body, ApiError> {
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     Ok(StreamBody::new(stream).boxed_unsync())
 }

@@ -18,9 +18,11 @@ fn warehouse(name: &str, spec: Value) -> Value {
 }
 
 fn stage(name: &str, finalizers: &[&str]) -> DynamicObject {
-    dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+    dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
         "metadata": {"name": name, "namespace": "p", "finalizers": finalizers},
-        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}}))
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}}),
+    )
 }
 
 fn managers(obj: &DynamicObject) -> Vec<(String, String)> {
@@ -28,13 +30,26 @@ fn managers(obj: &DynamicObject) -> Vec<(String, String)> {
         .managed_fields
         .iter()
         .flatten()
-        .map(|m| (m.manager.clone().unwrap_or_default(), m.operation.clone().unwrap_or_default()))
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 fn owned_by(obj: &DynamicObject, manager: &str) -> Value {
-    let entry = obj.metadata.managed_fields.iter().flatten().find(|m| m.manager.as_deref() == Some(manager));
-    entry.and_then(|e| e.fields_v1.as_ref()).map(|f| f.0.clone()).unwrap_or(Value::Null)
+    let entry = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| m.manager.as_deref() == Some(manager));
+    entry
+        .and_then(|e| e.fields_v1.as_ref())
+        .map(|f| f.0.clone())
+        .unwrap_or(Value::Null)
 }
 
 #[tokio::test]
@@ -47,46 +62,93 @@ async fn server_side_apply_conflicts_force_and_releases_fields() {
 
     let mut alice = warehouse("w", json!({"interval": "1m", "subscriptions": subs}));
     alice["metadata"]["labels"] = json!({"team": "a", "tier": "x"});
-    let created = api.patch("w", &PatchParams::apply("alice"), &Patch::Apply(&alice)).await.unwrap();
+    let created = api
+        .patch("w", &PatchParams::apply("alice"), &Patch::Apply(&alice))
+        .await
+        .unwrap();
     assert_eq!(created.data["spec"]["interval"], "1m");
-    assert_eq!(managers(&created), vec![("alice".to_string(), "Apply".to_string())]);
-    assert_eq!(owned_by(&created, "alice")["f:spec"]["f:interval"], json!({}));
+    assert_eq!(
+        managers(&created),
+        vec![("alice".to_string(), "Apply".to_string())]
+    );
+    assert_eq!(
+        owned_by(&created, "alice")["f:spec"]["f:interval"],
+        json!({})
+    );
 
     // Another manager changing a field alice owns is a conflict naming field and manager.
     let bob = warehouse("w", json!({"interval": "2m"}));
-    let err = api_error(api.patch("w", &PatchParams::apply("bob"), &Patch::Apply(&bob)).await);
+    let err = api_error(
+        api.patch("w", &PatchParams::apply("bob"), &Patch::Apply(&bob))
+            .await,
+    );
     assert_eq!(err.code, 409);
     assert_eq!(err.reason, "Conflict");
-    assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"alice\": .spec.interval");
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.interval"
+    );
     let raw = api.get_opt("w").await.unwrap().unwrap();
-    assert_eq!(raw.data["spec"]["interval"], "1m", "a refused apply changes nothing");
+    assert_eq!(
+        raw.data["spec"]["interval"], "1m",
+        "a refused apply changes nothing"
+    );
 
-    let causes = err.details.as_ref().map(|d| d.causes.clone()).unwrap_or_default();
-    let causes: Vec<(String, String, String)> =
-        causes.into_iter().map(|c| (c.reason, c.message, c.field)).collect();
+    let causes = err
+        .details
+        .as_ref()
+        .map(|d| d.causes.clone())
+        .unwrap_or_default();
+    let causes: Vec<(String, String, String)> = causes
+        .into_iter()
+        .map(|c| (c.reason, c.message, c.field))
+        .collect();
     assert_eq!(
         causes,
-        vec![("FieldManagerConflict".into(), "conflict with \"alice\"".into(), ".spec.interval".into())]
+        vec![(
+            "FieldManagerConflict".into(),
+            "conflict with \"alice\"".into(),
+            ".spec.interval".into()
+        )]
     );
 
     // Forcing takes ownership.
-    let forced = api.patch("w", &PatchParams::apply("bob").force(), &Patch::Apply(&bob)).await.unwrap();
+    let forced = api
+        .patch("w", &PatchParams::apply("bob").force(), &Patch::Apply(&bob))
+        .await
+        .unwrap();
     assert_eq!(forced.data["spec"]["interval"], "2m");
-    assert!(owned_by(&forced, "alice")["f:spec"].get("f:interval").is_none());
+    assert!(
+        owned_by(&forced, "alice")["f:spec"]
+            .get("f:interval")
+            .is_none()
+    );
     assert_eq!(owned_by(&forced, "bob")["f:spec"]["f:interval"], json!({}));
 
     // Alice omits the `tier` label she applied before: nobody else owns it, so it goes.
     let mut again = warehouse("w", json!({"subscriptions": subs}));
     again["metadata"]["labels"] = json!({"team": "a"});
-    let after = api.patch("w", &PatchParams::apply("alice"), &Patch::Apply(&again)).await.unwrap();
+    let after = api
+        .patch("w", &PatchParams::apply("alice"), &Patch::Apply(&again))
+        .await
+        .unwrap();
     let labels = after.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("team").map(String::as_str), Some("a"));
-    assert!(!labels.contains_key("tier"), "released label removed: {labels:?}");
+    assert!(
+        !labels.contains_key("tier"),
+        "released label removed: {labels:?}"
+    );
     assert_eq!(after.data["spec"]["interval"], "2m", "bob's field stays");
 
     // Re-applying the same configuration changes nothing, not even the resourceVersion.
-    let same = api.patch("w", &PatchParams::apply("alice"), &Patch::Apply(&again)).await.unwrap();
-    assert_eq!(same.metadata.resource_version, after.metadata.resource_version);
+    let same = api
+        .patch("w", &PatchParams::apply("alice"), &Patch::Apply(&again))
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        after.metadata.resource_version
+    );
 }
 
 #[tokio::test]
@@ -100,12 +162,18 @@ async fn get_opt_missing_object_and_wrong_token() {
     assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
     assert_eq!(err.message, "configmaps \"nope\" not found");
 
-    let text = std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap().replace(sandbox.token(), "wrong-token");
+    let text = std::fs::read_to_string(sandbox.kubeconfig_path())
+        .unwrap()
+        .replace(sandbox.token(), "wrong-token");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("kubeconfig");
     std::fs::write(&bad, text).unwrap();
     let bad_client = client_for(&bad).await;
-    let err = api_error(Api::<Namespace>::all(bad_client).list(&Default::default()).await);
+    let err = api_error(
+        Api::<Namespace>::all(bad_client)
+            .list(&Default::default())
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (401, "Unauthorized"));
 }
 
@@ -115,15 +183,24 @@ async fn stale_update_conflicts_and_generation_tracks_spec_only() {
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
     let api = kargo_api(&client, "p", "Stage", "stages");
-    let created = api.create(&PostParams::default(), &stage("s", &[])).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &stage("s", &[]))
+        .await
+        .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
 
     // Metadata-only change: generation stays.
     let mut labelled = created.clone();
     labelled.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
-    let labelled = api.replace("s", &PostParams::default(), &labelled).await.unwrap();
+    let labelled = api
+        .replace("s", &PostParams::default(), &labelled)
+        .await
+        .unwrap();
     assert_eq!(labelled.metadata.generation, Some(1));
-    assert_ne!(labelled.metadata.resource_version, created.metadata.resource_version);
+    assert_ne!(
+        labelled.metadata.resource_version,
+        created.metadata.resource_version
+    );
 
     // A PUT carrying the old resourceVersion is refused.
     let err = api_error(api.replace("s", &PostParams::default(), &created).await);
@@ -137,13 +214,22 @@ async fn stale_update_conflicts_and_generation_tracks_spec_only() {
     // Status writes don't bump generation; spec writes do.
     let mut with_status = labelled.clone();
     with_status.data["status"] = json!({"freightSummary": "0/1 Fulfilled"});
-    let status_written = api.replace_status("s", &PostParams::default(), &with_status).await.unwrap();
+    let status_written = api
+        .replace_status("s", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
     assert_eq!(status_written.metadata.generation, Some(1));
-    assert_eq!(status_written.data["status"]["freightSummary"], "0/1 Fulfilled");
+    assert_eq!(
+        status_written.data["status"]["freightSummary"],
+        "0/1 Fulfilled"
+    );
 
     let mut spec_changed = status_written.clone();
     spec_changed.data["spec"]["shard"] = json!("east");
-    let spec_written = api.replace("s", &PostParams::default(), &spec_changed).await.unwrap();
+    let spec_written = api
+        .replace("s", &PostParams::default(), &spec_changed)
+        .await
+        .unwrap();
     assert_eq!(spec_written.metadata.generation, Some(2));
 }
 
@@ -156,20 +242,29 @@ async fn status_subresource_is_separate_from_the_main_resource() {
     let mut s = stage("s", &[]);
     s.data["status"] = json!({"freightSummary": "ignored on create"});
     let created = api.create(&PostParams::default(), &s).await.unwrap();
-    assert!(created.data.get("status").is_none(), "create cannot set status: {:?}", created.data);
+    assert!(
+        created.data.get("status").is_none(),
+        "create cannot set status: {:?}",
+        created.data
+    );
 
     // Main resource: status in the body is ignored.
     let mut main = created.clone();
     main.data["status"] = json!({"freightSummary": "from main"});
     main.data["spec"]["shard"] = json!("a");
-    let after_main = api.replace("s", &PostParams::default(), &main).await.unwrap();
+    let after_main = api
+        .replace("s", &PostParams::default(), &main)
+        .await
+        .unwrap();
     assert_eq!(after_main.data["spec"]["shard"], "a");
     assert!(after_main.data.get("status").is_none());
 
     // Status subresource: only status changes.
     let patch = json!({"spec": {"shard": "b"}, "status": {"freightSummary": "from status"}});
-    let after_status =
-        api.patch_status("s", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let after_status = api
+        .patch_status("s", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     assert_eq!(after_status.data["spec"]["shard"], "a");
     assert_eq!(after_status.data["status"]["freightSummary"], "from status");
     let status_manager = after_status
@@ -188,16 +283,31 @@ async fn finalizers_hold_deletion_until_removed() {
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
     let api = kargo_api(&client, "p", "Stage", "stages");
-    api.create(&PostParams::default(), &stage("s", &["example.com/hold"])).await.unwrap();
+    api.create(&PostParams::default(), &stage("s", &["example.com/hold"]))
+        .await
+        .unwrap();
 
     api.delete("s", &DeleteParams::default()).await.unwrap();
-    let held = api.get_opt("s").await.unwrap().expect("still there while the finalizer is set");
+    let held = api
+        .get_opt("s")
+        .await
+        .unwrap()
+        .expect("still there while the finalizer is set");
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert_eq!(held.metadata.generation, Some(2), "setting deletionTimestamp bumps generation");
+    assert_eq!(
+        held.metadata.generation,
+        Some(2),
+        "setting deletionTimestamp bumps generation"
+    );
 
     let patch = json!({"metadata": {"finalizers": null}});
-    api.patch("s", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    assert!(api.get_opt("s").await.unwrap().is_none(), "gone once the last finalizer is removed");
+    api.patch("s", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert!(
+        api.get_opt("s").await.unwrap().is_none(),
+        "gone once the last finalizer is removed"
+    );
 }
 
 #[tokio::test]
@@ -208,19 +318,37 @@ async fn namespace_deletion_terminates_content_and_waits_for_finalizers() {
     let nss: Api<Namespace> = Api::all(client.clone());
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "p");
     let stages = kargo_api(&client, "p", "Stage", "stages");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
-    stages.create(&PostParams::default(), &stage("s", &["example.com/hold"])).await.unwrap();
+    stages
+        .create(&PostParams::default(), &stage("s", &["example.com/hold"]))
+        .await
+        .unwrap();
     let mut ns = nss.get("p").await.unwrap();
     ns.metadata.finalizers = Some(vec!["kargo.akuity.io/finalizer".into()]);
     nss.replace("p", &PostParams::default(), &ns).await.unwrap();
 
     nss.delete("p", &DeleteParams::default()).await.unwrap();
     let terminating = nss.get("p").await.unwrap();
-    assert_eq!(terminating.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(
+        terminating.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
     assert!(terminating.metadata.deletion_timestamp.is_some());
-    assert!(cms.get_opt("c").await.unwrap().is_none(), "content without finalizers is deleted at once");
-    assert!(stages.get("s").await.unwrap().metadata.deletion_timestamp.is_some());
+    assert!(
+        cms.get_opt("c").await.unwrap().is_none(),
+        "content without finalizers is deleted at once"
+    );
+    assert!(
+        stages
+            .get("s")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
 
     let err = api_error(cms.create(&PostParams::default(), &cm).await);
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
@@ -230,15 +358,35 @@ async fn namespace_deletion_terminates_content_and_waits_for_finalizers() {
     );
     let missing: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");
     let err = api_error(missing.create(&PostParams::default(), &cm).await);
-    assert_eq!((err.code, err.message.as_str()), (404, "namespaces \"nope\" not found"));
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (404, "namespaces \"nope\" not found")
+    );
 
-    stages.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
-    assert!(nss.get_opt("p").await.unwrap().is_some(), "the namespace's own finalizer still holds it");
-    let json_patch = json!([{"op": "remove", "path": "/metadata/finalizers"}]);
-    nss.patch("p", &PatchParams::default(), &Patch::Json::<()>(serde_json::from_value(json_patch).unwrap()))
+    stages
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
         .await
         .unwrap();
-    assert!(nss.get_opt("p").await.unwrap().is_none(), "empty and unfinalized: gone");
+    assert!(
+        nss.get_opt("p").await.unwrap().is_some(),
+        "the namespace's own finalizer still holds it"
+    );
+    let json_patch = json!([{"op": "remove", "path": "/metadata/finalizers"}]);
+    nss.patch(
+        "p",
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(json_patch).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        nss.get_opt("p").await.unwrap().is_none(),
+        "empty and unfinalized: gone"
+    );
 }
 
 #[tokio::test]
@@ -247,12 +395,25 @@ async fn watchers_see_changes_and_streaming_lists() {
     let client = client(&sandbox).await;
     namespace(&client, "w").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "w");
-    let cm = |name: &str| -> ConfigMap { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
-    cms.create(&PostParams::default(), &cm("before")).await.unwrap();
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("before"))
+        .await
+        .unwrap();
 
-    for cfg in [watcher::Config::default(), watcher::Config::default().streaming_lists()] {
+    for cfg in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
         let mut events = watcher(cms.clone(), cfg).boxed();
-        let mut next = async || tokio::time::timeout(Duration::from_secs(5), events.try_next()).await.unwrap().unwrap().unwrap();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(5), events.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        };
         // The initial list (ended by InitDone, a bookmark for streaming lists), then live changes.
         let mut initial = Vec::new();
         loop {
@@ -264,9 +425,13 @@ async fn watchers_see_changes_and_streaming_lists() {
         }
         assert!(initial.contains(&"before".to_string()), "{initial:?}");
         let new_name = format!("z-{}", sandbox.request_counts().total());
-        cms.create(&PostParams::default(), &cm(&new_name)).await.unwrap();
+        cms.create(&PostParams::default(), &cm(&new_name))
+            .await
+            .unwrap();
         match next().await {
-            watcher::Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some(new_name.as_str())),
+            watcher::Event::Apply(o) => {
+                assert_eq!(o.metadata.name.as_deref(), Some(new_name.as_str()))
+            }
             other => panic!("expected the new object, got {other:?}"),
         }
     }
@@ -274,10 +439,23 @@ async fn watchers_see_changes_and_streaming_lists() {
     // A raw watch from an old version replays; from a version no longer kept it is 410 Gone.
     let list = cms.list(&Default::default()).await.unwrap();
     let rv: u64 = list.metadata.resource_version.unwrap().parse().unwrap();
-    cms.delete("before", &DeleteParams::default()).await.unwrap();
-    let mut events = cms.watch(&Default::default(), &rv.to_string()).await.unwrap().boxed();
-    let ev = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap().unwrap();
-    assert!(matches!(ev, kube::api::WatchEvent::Deleted(ref o) if o.metadata.name.as_deref() == Some("before")), "{ev:?}");
+    cms.delete("before", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut events = cms
+        .watch(&Default::default(), &rv.to_string())
+        .await
+        .unwrap()
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev, kube::api::WatchEvent::Deleted(ref o) if o.metadata.name.as_deref() == Some("before")),
+        "{ev:?}"
+    );
 
     // Once the replay window has moved past a version, watching from it is 410 Gone.
     sandbox.with_txn(|txn| {
@@ -288,10 +466,70 @@ async fn watchers_see_changes_and_streaming_lists() {
             txn.update(cm.clone()).unwrap();
         }
     });
-    let mut events = cms.watch(&Default::default(), &rv.to_string()).await.unwrap().boxed();
-    let ev = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap().unwrap();
+    let mut events = cms
+        .watch(&Default::default(), &rv.to_string())
+        .await
+        .unwrap()
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     match ev {
-        kube::api::WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        kube::api::WatchEvent::Error(e) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"))
+        }
         other => panic!("expected 410 Gone, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn generate_name_dry_run_and_method_errors() {
+    let sandbox = start_plain().await;
+    let client = client(&sandbox).await;
+    namespace(&client, "p").await;
+    let api = kargo_api(&client, "p", "Stage", "stages");
+    let mut generated = stage("ignored", &[]);
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("dev-".into());
+    let created = api.create(&PostParams::default(), &generated).await.unwrap();
+    let name = created.metadata.name.clone().unwrap();
+    assert!(name.len() == 9 && name.starts_with("dev-"), "{name}");
+    assert!(name[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{name}");
+    assert!(created.metadata.uid.as_deref().is_some_and(|u| u.len() == 36));
+    assert!(created.metadata.creation_timestamp.is_some());
+
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let preview = api.create(&dry, &stage("preview", &[])).await.unwrap();
+    assert_eq!(preview.metadata.name.as_deref(), Some("preview"));
+    assert!(api.get_opt("preview").await.unwrap().is_none(), "dry-run stores nothing");
+    api.delete(&name, &DeleteParams { dry_run: true, ..Default::default() }).await.unwrap();
+    assert!(api.get_opt(&name).await.unwrap().is_some(), "dry-run deletes nothing");
+
+    // As on a real API server, a create carrying a resourceVersion is refused outright…
+    let e = api_error(api.create(&PostParams::default(), &created).await);
+    assert_eq!((e.code, e.message.as_str()), (500, "resourceVersion should not be set on objects to be created"));
+    // …and an existing name is a conflict.
+    let mut again = created.clone();
+    again.metadata.resource_version = None;
+    let e = api_error(api.create(&PostParams::default(), &again).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(e.message, format!("stages.kargo.akuity.io \"{name}\" already exists"));
+
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"))
+        .body(b"{}".to_vec())
+        .unwrap();
+    let e = api_error(client.request_text(req).await);
+    assert_eq!((e.code, e.reason.as_str()), (405, "MethodNotAllowed"));
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri(format!("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"))
+        .header("Content-Type", "application/strategic-merge-patch+json")
+        .body(b"{}".to_vec())
+        .unwrap();
+    let e = api_error(client.request_text(req).await);
+    assert_eq!((e.code, e.reason.as_str()), (415, "UnsupportedMediaType"));
 }

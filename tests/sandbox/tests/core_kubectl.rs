@@ -48,53 +48,186 @@ async fn kubectl_round_trips_on_namespaces_and_kargo_kinds() {
     let dir = tempfile::tempdir().unwrap();
 
     let resources = kubectl_ok(&sandbox, &["api-resources"]).await;
-    let stages_line = resources.lines().find(|l| l.starts_with("stages ")).expect("stages listed");
-    assert!(stages_line.contains("kargo.akuity.io/v1alpha1") && stages_line.contains("Stage"), "{stages_line}");
-    assert!(resources.lines().any(|l| l.starts_with("promotions") && l.contains("promo,promos")), "{resources}");
-    assert!(resources.lines().any(|l| l.starts_with("namespaces") && l.contains(" ns ")), "{resources}");
+    let stages_line = resources
+        .lines()
+        .find(|l| l.starts_with("stages "))
+        .expect("stages listed");
+    assert!(
+        stages_line.contains("kargo.akuity.io/v1alpha1") && stages_line.contains("Stage"),
+        "{stages_line}"
+    );
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.starts_with("promotions") && l.contains("promo,promos")),
+        "{resources}"
+    );
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.starts_with("namespaces") && l.contains(" ns ")),
+        "{resources}"
+    );
 
     // Namespaces (kubectl sends these as protobuf).
-    assert_eq!(kubectl_ok(&sandbox, &["create", "namespace", "shop"]).await.trim(), "namespace/shop created");
-    let ns: Value = serde_json::from_str(&kubectl_ok(&sandbox, &["get", "ns", "shop", "-o", "json"]).await).unwrap();
+    assert_eq!(
+        kubectl_ok(&sandbox, &["create", "namespace", "shop"])
+            .await
+            .trim(),
+        "namespace/shop created"
+    );
+    let ns: Value =
+        serde_json::from_str(&kubectl_ok(&sandbox, &["get", "ns", "shop", "-o", "json"]).await)
+            .unwrap();
     assert_eq!(ns["status"]["phase"], "Active");
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "shop");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "shop"
+    );
     let table = kubectl_ok(&sandbox, &["get", "namespaces"]).await;
-    assert!(table.starts_with("NAME") && table.contains("shop   Active"), "{table}");
+    assert!(
+        table.starts_with("NAME") && table.contains("shop   Active"),
+        "{table}"
+    );
 
     // Client-side apply creates, then patches.
     let wh = file(&dir, "warehouse.yaml", WAREHOUSE);
-    assert_eq!(kubectl_ok(&sandbox, &["apply", "-f", &wh]).await.trim(), "warehouse.kargo.akuity.io/app created");
-    let yaml = kubectl_ok(&sandbox, &["get", "warehouse", "app", "-n", "shop", "-o", "yaml"]).await;
-    assert!(yaml.contains("interval: 5m0s") && yaml.contains("kubectl.kubernetes.io/last-applied-configuration"), "{yaml}");
+    assert_eq!(
+        kubectl_ok(&sandbox, &["apply", "-f", &wh]).await.trim(),
+        "warehouse.kargo.akuity.io/app created"
+    );
+    let yaml = kubectl_ok(
+        &sandbox,
+        &["get", "warehouse", "app", "-n", "shop", "-o", "yaml"],
+    )
+    .await;
+    assert!(
+        yaml.contains("interval: 5m0s")
+            && yaml.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{yaml}"
+    );
     let again = kubectl_ok(&sandbox, &["apply", "-f", &wh]).await;
     assert!(again.contains("warehouse.kargo.akuity.io/app"), "{again}");
 
     // Label selectors.
-    let selected = kubectl_ok(&sandbox, &["get", "warehouses", "-A", "-l", "team=a", "-o", "name"]).await;
+    let selected = kubectl_ok(
+        &sandbox,
+        &["get", "warehouses", "-A", "-l", "team=a", "-o", "name"],
+    )
+    .await;
     assert_eq!(selected.trim(), "warehouse.kargo.akuity.io/app");
-    let (ok, out, err) = kubectl(&sandbox, &["get", "warehouses", "-n", "shop", "-l", "team notin (a)"]).await;
-    assert!(ok && out.is_empty() && err.contains("No resources found"), "{out}{err}");
+    let (ok, out, err) = kubectl(
+        &sandbox,
+        &["get", "warehouses", "-n", "shop", "-l", "team notin (a)"],
+    )
+    .await;
+    assert!(
+        ok && out.is_empty() && err.contains("No resources found"),
+        "{out}{err}"
+    );
 
     // Server-side apply takes over (forcing past the client-side manager).
-    let ssa = kubectl_ok(&sandbox, &["apply", "--server-side", "--force-conflicts", "-f", &wh]).await;
-    assert_eq!(ssa.trim(), "warehouse.kargo.akuity.io/app serverside-applied");
-    let managed = kubectl_ok(&sandbox, &["get", "warehouse", "app", "-n", "shop", "-o", "jsonpath={.metadata.managedFields[*].manager}"]).await;
-    assert!(managed.split_whitespace().any(|m| m == "kubectl"), "{managed}");
+    let ssa = kubectl_ok(
+        &sandbox,
+        &["apply", "--server-side", "--force-conflicts", "-f", &wh],
+    )
+    .await;
+    assert_eq!(
+        ssa.trim(),
+        "warehouse.kargo.akuity.io/app serverside-applied"
+    );
+    let managed = kubectl_ok(
+        &sandbox,
+        &[
+            "get",
+            "warehouse",
+            "app",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    )
+    .await;
+    assert!(
+        managed.split_whitespace().any(|m| m == "kubectl"),
+        "{managed}"
+    );
 
     // Merge and JSON patches; each spec change bumps generation.
-    kubectl_ok(&sandbox, &["patch", "warehouse", "app", "-n", "shop", "--type", "merge", "-p", r#"{"spec":{"interval":"10m"}}"#]).await;
-    kubectl_ok(&sandbox, &["patch", "warehouse", "app", "-n", "shop", "--type", "json", "-p", r#"[{"op":"replace","path":"/spec/interval","value":"15m"}]"#]).await;
-    let state = kubectl_ok(&sandbox, &["get", "warehouse", "app", "-n", "shop", "-o", "jsonpath={.spec.interval} {.metadata.generation}"]).await;
+    kubectl_ok(
+        &sandbox,
+        &[
+            "patch",
+            "warehouse",
+            "app",
+            "-n",
+            "shop",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"interval":"10m"}}"#,
+        ],
+    )
+    .await;
+    kubectl_ok(
+        &sandbox,
+        &[
+            "patch",
+            "warehouse",
+            "app",
+            "-n",
+            "shop",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/interval","value":"15m"}]"#,
+        ],
+    )
+    .await;
+    let state = kubectl_ok(
+        &sandbox,
+        &[
+            "get",
+            "warehouse",
+            "app",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.interval} {.metadata.generation}",
+        ],
+    )
+    .await;
     let (interval, generation) = state.split_once(' ').unwrap();
     assert_eq!(interval, "15m");
     assert!(generation.parse::<i64>().unwrap() >= 3, "{state}");
-    let (ok, _, err) = kubectl(&sandbox, &["patch", "warehouse", "app", "-n", "shop", "--type", "strategic", "-p", "{}"]).await;
+    let (ok, _, err) = kubectl(
+        &sandbox,
+        &[
+            "patch",
+            "warehouse",
+            "app",
+            "-n",
+            "shop",
+            "--type",
+            "strategic",
+            "-p",
+            "{}",
+        ],
+    )
+    .await;
     assert!(!ok && err.contains("strategic-merge-patch"), "{err}");
 
     let described = kubectl_ok(&sandbox, &["describe", "warehouse", "app", "-n", "shop"]).await;
-    assert!(described.contains("Name:         app") && described.contains("Interval:"), "{described}");
+    assert!(
+        described.contains("Name:         app") && described.contains("Interval:"),
+        "{described}"
+    );
     let described_ns = kubectl_ok(&sandbox, &["describe", "namespace", "shop"]).await;
-    assert!(described_ns.contains("Status:       Active"), "{described_ns}");
+    assert!(
+        described_ns.contains("Status:       Active"),
+        "{described_ns}"
+    );
 
     // Watch: start `get -w`, create a Stage, read its row.
     let mut watch = tokio::process::Command::new("kubectl")
@@ -109,13 +242,23 @@ async fn kubectl_round_trips_on_namespaces_and_kargo_kinds() {
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     // `kubectl get -w` lists before it watches; wait for that watch to be open.
     let watching = eventually(Duration::from_secs(10), async || {
-        sandbox.requests().iter().any(|r| r.verb == "watch" && r.resource == "stages").then_some(())
+        sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "stages")
+            .then_some(())
     })
     .await;
     assert!(watching.is_some(), "kubectl never started watching");
     let stage = file(&dir, "stage.yaml", STAGE);
-    assert_eq!(kubectl_ok(&sandbox, &["create", "-f", &stage]).await.trim(), "stage.kargo.akuity.io/dev created");
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(
+        kubectl_ok(&sandbox, &["create", "-f", &stage]).await.trim(),
+        "stage.kargo.akuity.io/dev created"
+    );
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(line.as_deref(), Some("stage.kargo.akuity.io/dev"));
     watch.kill().await.unwrap();
 
@@ -124,10 +267,16 @@ async fn kubectl_round_trips_on_namespaces_and_kargo_kinds() {
     assert_eq!(deleted.trim(), "warehouse.kargo.akuity.io \"app\" deleted");
     let (ok, _, err) = kubectl(&sandbox, &["get", "warehouse", "app", "-n", "shop"]).await;
     assert!(!ok, "gone");
-    assert!(err.contains("warehouses.kargo.akuity.io \"app\" not found"), "{err}");
+    assert!(
+        err.contains("warehouses.kargo.akuity.io \"app\" not found"),
+        "{err}"
+    );
     kubectl_ok(&sandbox, &["delete", "namespace", "shop"]).await;
     let (ok, _, err) = kubectl(&sandbox, &["get", "namespace", "shop"]).await;
-    assert!(!ok && err.contains("namespaces \"shop\" not found"), "{err}");
+    assert!(
+        !ok && err.contains("namespaces \"shop\" not found"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -135,14 +284,28 @@ async fn kubectl_reports_validation_errors() {
     let sandbox = start_plain().await;
     let dir = tempfile::tempdir().unwrap();
     kubectl_ok(&sandbox, &["create", "namespace", "shop"]).await;
-    let bad = file(&dir, "bad.yaml", &WAREHOUSE.replace("  subscriptions:", "  interval: soon\n  subscriptions:"));
+    let bad = file(
+        &dir,
+        "bad.yaml",
+        &WAREHOUSE.replace("  subscriptions:", "  interval: soon\n  subscriptions:"),
+    );
     let (ok, _, err) = kubectl(&sandbox, &["apply", "-f", &bad]).await;
     assert!(!ok);
     assert!(
         err.contains("The Warehouse \"app\" is invalid: spec.interval: Invalid value: \"soon\": spec.interval in body should match"),
         "{err}"
     );
-    let legacy = file(&dir, "legacy.yaml", &WAREHOUSE.replace("  subscriptions:", "  promotionMechanisms: {}\n  subscriptions:"));
+    let legacy = file(
+        &dir,
+        "legacy.yaml",
+        &WAREHOUSE.replace(
+            "  subscriptions:",
+            "  promotionMechanisms: {}\n  subscriptions:",
+        ),
+    );
     let (ok, _, err) = kubectl(&sandbox, &["create", "-f", &legacy]).await;
-    assert!(!ok && err.contains("unknown field \"spec.promotionMechanisms\""), "{err}");
+    assert!(
+        !ok && err.contains("unknown field \"spec.promotionMechanisms\""),
+        "{err}"
+    );
 }

@@ -20,26 +20,42 @@ async fn starts_quickly_with_a_complete_kubeconfig() {
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let sandbox = kargo_sandbox::Sandbox::start(Options::default()).await.unwrap();
+        let sandbox = kargo_sandbox::Sandbox::start(Options::default())
+            .await
+            .unwrap();
         times.push(t.elapsed());
         drop(sandbox);
     }
     eprintln!("start-up times (5 starts): {times:?}");
 
     let sandbox = start(Options::default().token("fixed-token")).await;
-    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap()).unwrap();
+    let doc: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap()).unwrap();
     assert_eq!(doc["current-context"], "sandbox");
     assert_eq!(doc["contexts"][0]["name"], "sandbox");
-    assert_eq!(doc["clusters"][0]["cluster"]["server"], sandbox.server_url());
+    assert_eq!(
+        doc["clusters"][0]["cluster"]["server"],
+        sandbox.server_url()
+    );
     assert!(sandbox.server_url().starts_with("https://127.0.0.1:"));
-    assert!(doc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().is_some_and(|s| s.len() > 100));
+    assert!(
+        doc["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .is_some_and(|s| s.len() > 100)
+    );
     assert_eq!(doc["users"][0]["user"]["token"], "fixed-token");
     let version = client(&sandbox).await.apiserver_version().await.unwrap();
-    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
 
     let path = sandbox.kubeconfig_path().to_path_buf();
     sandbox.shutdown().await;
-    assert!(!path.exists(), "the private kubeconfig directory is removed");
+    assert!(
+        !path.exists(),
+        "the private kubeconfig directory is removed"
+    );
 }
 
 #[tokio::test]
@@ -50,7 +66,10 @@ async fn without_kargo_the_group_is_absent_until_installed() {
     assert!(!groups.groups.iter().any(|g| g.name == "kargo.akuity.io"));
     let stages = kargo_api(&client, "x", "Stage", "stages");
     let e = api_error(stages.list(&Default::default()).await);
-    assert_eq!((e.code, e.message.as_str()), (404, "the server could not find the requested resource"));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (404, "the server could not find the requested resource")
+    );
 
     let (ok, out, err) = cli(&sandbox, &["install-kargo"]).await;
     assert!(ok, "{err}");
@@ -58,35 +77,61 @@ async fn without_kargo_the_group_is_absent_until_installed() {
     let groups = client.list_api_groups().await.unwrap();
     assert!(groups.groups.iter().any(|g| g.name == "kargo.akuity.io"));
     namespace(&client, "x").await;
-    assert!(stages.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(
+        stages
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     // Uninstalling stops Kargo but keeps the CRDs and objects.
     let (ok, out, _) = cli(&sandbox, &["uninstall-kargo"]).await;
     assert!(ok && out.contains("\"running\": false"), "{out}");
-    assert!(client.list_api_groups().await.unwrap().groups.iter().any(|g| g.name == "kargo.akuity.io"));
+    assert!(
+        client
+            .list_api_groups()
+            .await
+            .unwrap()
+            .groups
+            .iter()
+            .any(|g| g.name == "kargo.akuity.io")
+    );
 }
 
 #[tokio::test]
 async fn state_dir_keeps_objects_versions_and_credentials() {
     let state = tempfile::tempdir().unwrap();
     let kubeconfig = state.path().join("kubeconfig");
-    let opts = || Options::default().state_dir(state.path()).kubeconfig(&kubeconfig);
+    let opts = || {
+        Options::default()
+            .state_dir(state.path())
+            .kubeconfig(&kubeconfig)
+    };
     let first = start(opts()).await;
-    let (token, ca) = (first.token().to_string(), first.ca_pem().to_string());
+    let (token, ca, url) = (first.token().to_string(), first.ca_pem().to_string(), first.server_url().to_string());
     let client = client(&first).await;
     namespace(&client, "keep").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "keep");
-    let created = cms.create(&PostParams::default(), &config_map("c")).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &config_map("c"))
+        .await
+        .unwrap();
     let rv: u64 = created.metadata.resource_version.unwrap().parse().unwrap();
     first.shutdown().await;
 
     let second = start(opts()).await;
     assert_eq!(second.token(), token, "the token survives");
     assert_eq!(second.ca_pem(), ca, "the CA survives");
+    assert_eq!(second.server_url(), url, "the port is reused, so old kubeconfigs keep working");
     let cms: Api<ConfigMap> = Api::namespaced(core_support::client(&second).await, "keep");
     let kept = cms.get("c").await.unwrap();
     assert_eq!(kept.data.unwrap()["k"], "v");
-    let next = cms.create(&PostParams::default(), &config_map("d")).await.unwrap();
+    let next = cms
+        .create(&PostParams::default(), &config_map("d"))
+        .await
+        .unwrap();
     let next_rv: u64 = next.metadata.resource_version.unwrap().parse().unwrap();
     assert!(next_rv > rv, "resourceVersion continues: {next_rv} > {rv}");
 }
@@ -97,24 +142,57 @@ async fn http_faults_fail_delay_and_refuse() {
     let client = client_without_retries(&sandbox).await;
     namespace(&client, "f").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "f");
-    cms.create(&PostParams::default(), &config_map("c")).await.unwrap();
+    cms.create(&PostParams::default(), &config_map("c"))
+        .await
+        .unwrap();
 
     // 503 for the next matching request only.
-    sandbox.inject_fault(HttpFault::unavailable().verb("get").resource("configmaps").times(1)).unwrap();
-    cms.list(&Default::default()).await.expect("a list does not match the fault");
+    sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("get")
+                .resource("configmaps")
+                .times(1),
+        )
+        .unwrap();
+    cms.list(&Default::default())
+        .await
+        .expect("a list does not match the fault");
     let e = api_error(cms.get("c").await);
     assert_eq!((e.code, e.reason.as_str()), (503, "ServiceUnavailable"));
     cms.get("c").await.expect("the fault was used up");
 
     // kube-rs's default client retries a 503 by itself: one call, two requests.
-    sandbox.inject_fault(HttpFault::unavailable().verb("get").resource("configmaps").times(1)).unwrap();
+    sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("get")
+                .resource("configmaps")
+                .times(1),
+        )
+        .unwrap();
     sandbox.reset_requests();
-    Api::<ConfigMap>::namespaced(core_support::client(&sandbox).await, "f").get("c").await.unwrap();
+    Api::<ConfigMap>::namespaced(core_support::client(&sandbox).await, "f")
+        .get("c")
+        .await
+        .unwrap();
     let codes: Vec<u16> = sandbox.requests().iter().map(|r| r.code).collect();
     assert_eq!(codes, vec![503, 200]);
 
     // The CLI sets a timed one.
-    let (ok, _, err) = cli(&sandbox, &["fault", "http", "unavailable", "--for", "30s", "--resource", "configmaps"]).await;
+    let (ok, _, err) = cli(
+        &sandbox,
+        &[
+            "fault",
+            "http",
+            "unavailable",
+            "--for",
+            "30s",
+            "--resource",
+            "configmaps",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     assert_eq!(api_error(cms.get("c").await).code, 503);
     let (ok, _, err) = cli(&sandbox, &["clear-faults"]).await;
@@ -122,7 +200,9 @@ async fn http_faults_fail_delay_and_refuse() {
     cms.get("c").await.expect("faults cleared");
 
     // Delays.
-    sandbox.inject_fault(HttpFault::delay(Duration::from_millis(300)).verb("get")).unwrap();
+    sandbox
+        .inject_fault(HttpFault::delay(Duration::from_millis(300)).verb("get"))
+        .unwrap();
     let t = Instant::now();
     cms.get("c").await.unwrap();
     let slow = t.elapsed();
@@ -130,13 +210,26 @@ async fn http_faults_fail_delay_and_refuse() {
     sandbox.clear_faults().unwrap();
 
     // Refused connections, then recovery.
-    sandbox.inject_fault(HttpFault::refuse(Duration::from_millis(600))).unwrap();
+    sandbox
+        .inject_fault(HttpFault::refuse(Duration::from_millis(600)))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let fresh = client_for(sandbox.kubeconfig_path()).await;
-    let refused = Api::<ConfigMap>::namespaced(fresh.clone(), "f").get("c").await;
-    assert!(matches!(refused, Err(kube::Error::HyperError(_) | kube::Error::Service(_))), "{refused:?}");
+    let refused = Api::<ConfigMap>::namespaced(fresh.clone(), "f")
+        .get("c")
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(kube::Error::HyperError(_) | kube::Error::Service(_))
+        ),
+        "{refused:?}"
+    );
     let back = eventually(Duration::from_secs(5), async || {
-        Api::<ConfigMap>::namespaced(fresh.clone(), "f").get("c").await.ok()
+        Api::<ConfigMap>::namespaced(fresh.clone(), "f")
+            .get("c")
+            .await
+            .ok()
     })
     .await;
     assert!(back.is_some(), "the API accepts connections again");
@@ -148,7 +241,9 @@ async fn request_log_counts_verbs_and_resources() {
     let client = client(&sandbox).await;
     namespace(&client, "r").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "r");
-    cms.create(&PostParams::default(), &config_map("c")).await.unwrap();
+    cms.create(&PostParams::default(), &config_map("c"))
+        .await
+        .unwrap();
     sandbox.reset_requests();
     cms.get("c").await.unwrap();
     cms.get("c").await.unwrap();
@@ -168,7 +263,11 @@ async fn request_log_counts_verbs_and_resources() {
     assert!(ok, "{err}");
     let stats: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["get"]["configmaps"], 2);
-    assert_eq!(sandbox.request_counts().total(), 0, "--reset cleared the counters");
+    assert_eq!(
+        sandbox.request_counts().total(),
+        0,
+        "--reset cleared the counters"
+    );
 }
 
 #[tokio::test]
@@ -176,21 +275,41 @@ async fn restricted_users_are_forbidden_like_rbac() {
     let sandbox = start_plain().await;
     let admin = client(&sandbox).await;
     namespace(&admin, "p").await;
-    let (ok, _, err) =
-        cli(&sandbox, &["add-user", "--name", "dev", "--token", "dev-token", "--deny", "delete:stages", "--deny", "promote:stages"]).await;
+    let (ok, _, err) = cli(
+        &sandbox,
+        &[
+            "add-user",
+            "--name",
+            "dev",
+            "--token",
+            "dev-token",
+            "--deny",
+            "delete:stages",
+            "--deny",
+            "promote:stages",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     sandbox.add_user(User::new("viewer", "viewer-token").deny("*", "configmaps"));
 
-    let text = std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap().replace(sandbox.token(), "dev-token");
+    let text = std::fs::read_to_string(sandbox.kubeconfig_path())
+        .unwrap()
+        .replace(sandbox.token(), "dev-token");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dev");
     std::fs::write(&path, text).unwrap();
     let dev = client_for(&path).await;
     let stages = kargo_api(&dev, "p", "Stage", "stages");
-    let stage = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+    let stage = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
         "metadata": {"name": "x", "namespace": "p"},
-        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}}));
-    stages.create(&PostParams::default(), &stage).await.expect("dev may create stages");
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}}),
+    );
+    stages
+        .create(&PostParams::default(), &stage)
+        .await
+        .expect("dev may create stages");
     let e = api_error(stages.delete("x", &DeleteParams::default()).await);
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
@@ -200,9 +319,23 @@ async fn restricted_users_are_forbidden_like_rbac() {
     );
     let can = sandbox.with_txn(|txn| {
         (
-            txn.can("dev", "promote", "kargo.akuity.io", "stages", Some("p"), "x"),
+            txn.can(
+                "dev",
+                "promote",
+                "kargo.akuity.io",
+                "stages",
+                Some("p"),
+                "x",
+            ),
             txn.can("dev", "get", "kargo.akuity.io", "stages", Some("p"), "x"),
-            txn.can("sandbox-admin", "promote", "kargo.akuity.io", "stages", Some("p"), "x"),
+            txn.can(
+                "sandbox-admin",
+                "promote",
+                "kargo.akuity.io",
+                "stages",
+                Some("p"),
+                "x",
+            ),
             txn.can("viewer", "list", "", "configmaps", Some("p"), ""),
         )
     });
@@ -225,7 +358,10 @@ async fn the_clock_moves_forward_on_request() {
     namespace(&client, "t").await;
     let ns = Api::<Namespace>::all(client).get("t").await.unwrap();
     let created = ns.metadata.creation_timestamp.unwrap().0;
-    assert!(created.duration_since(before) >= jiff::SignedDuration::from_secs(5399), "{created}");
+    assert!(
+        created.duration_since(before) >= jiff::SignedDuration::from_secs(5399),
+        "{created}"
+    );
     let (ok, _, err) = cli(&sandbox, &["clock", "advance", "soon"]).await;
     assert!(!ok && err.contains("invalid duration"), "{err}");
 }
@@ -234,38 +370,92 @@ async fn the_clock_moves_forward_on_request() {
 async fn kargo_is_wired_in_and_control_commands_reach_it() {
     let sandbox = start(Options::default()).await;
     let client = client(&sandbox).await;
-    let projects = Api::<kube::api::DynamicObject>::all_with(client.clone(), &kargo_resource("Project", "projects"));
-    let project = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": {"name": "shop"}}));
-    projects.create(&PostParams::default(), &project).await.unwrap();
+    let projects = Api::<kube::api::DynamicObject>::all_with(
+        client.clone(),
+        &kargo_resource("Project", "projects"),
+    );
+    let project = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": {"name": "shop"}}),
+    );
+    projects
+        .create(&PostParams::default(), &project)
+        .await
+        .unwrap();
     // Kargo's project webhook creates the namespace as a side effect of admission.
     let ns = eventually(Duration::from_secs(5), async || {
-        Api::<Namespace>::all(client.clone()).get_opt("shop").await.unwrap()
+        Api::<Namespace>::all(client.clone())
+            .get_opt("shop")
+            .await
+            .unwrap()
     })
     .await
     .expect("the project's namespace");
-    assert_eq!(ns.metadata.labels.unwrap_or_default().get("kargo.akuity.io/project").map(String::as_str), Some("true"));
+    assert_eq!(
+        ns.metadata
+            .labels
+            .unwrap_or_default()
+            .get("kargo.akuity.io/project")
+            .map(String::as_str),
+        Some("true")
+    );
 
     let warehouses = kargo_api(&client, "shop", "Warehouse", "warehouses");
-    let warehouse = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+    let warehouse = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
         "metadata": {"name": "app", "namespace": "shop"},
-        "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/example/app"}}]}}));
-    warehouses.create(&PostParams::default(), &warehouse).await.unwrap();
+        "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/example/app"}}]}}),
+    );
+    warehouses
+        .create(&PostParams::default(), &warehouse)
+        .await
+        .unwrap();
 
-    let (ok, out, err) =
-        cli(&sandbox, &["publish", "--project", "shop", "--warehouse", "app", "--image", "ghcr.io/example/app:1.0.0"]).await;
+    let (ok, out, err) = cli(
+        &sandbox,
+        &[
+            "publish",
+            "--project",
+            "shop",
+            "--warehouse",
+            "app",
+            "--image",
+            "ghcr.io/example/app:1.0.0",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     let field = |k: &str| {
-        out.lines().find_map(|l| l.strip_prefix(&format!("{k}: "))).map(str::to_string).unwrap_or_default()
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .map(str::to_string)
+            .unwrap_or_default()
     };
     let (name, alias) = (field("name"), field("alias"));
     assert!(!name.is_empty() && !alias.is_empty(), "{out}");
-    let freight = eventually(Duration::from_secs(5), async || sandbox.get("kargo.akuity.io", "freights", Some("shop"), &name)).await;
-    assert_eq!(freight.expect("published freight is stored")["alias"], alias);
+    let freight = eventually(Duration::from_secs(5), async || {
+        sandbox.get("kargo.akuity.io", "freights", Some("shop"), &name)
+    })
+    .await;
+    assert_eq!(
+        freight.expect("published freight is stored")["alias"],
+        alias
+    );
 
     // Unknown commands come back as Kargo's error through the control API.
     let e = sandbox.control("no-such-command", &json!({})).unwrap_err();
     assert_eq!(e.code, 404);
-    let (ok, _, err) = cli(&sandbox, &["fault", "verification", "--project", "shop", "--stage", "dev"]).await;
+    let (ok, _, err) = cli(
+        &sandbox,
+        &[
+            "fault",
+            "verification",
+            "--project",
+            "shop",
+            "--stage",
+            "dev",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     let (ok, _, err) = cli(&sandbox, &["clear-faults"]).await;
     assert!(ok, "{err}");

@@ -35,13 +35,22 @@ fn every_cel_rule_in_the_crds_is_implemented() {
     }
     assert!(!found.is_empty(), "no rules found in {}", dir.display());
     for rule in &found {
-        assert!(kargo_sandbox::cel::known(rule), "CRD rule not implemented by the sandbox: {rule}");
+        assert!(
+            kargo_sandbox::cel::known(rule),
+            "CRD rule not implemented by the sandbox: {rule}"
+        );
     }
     let listed: BTreeSet<String> = KNOWN_RULES.iter().map(|r| normalise(r)).collect();
-    assert_eq!(found, listed, "the CRDs' rules changed: implement new ones in cel.rs and list them here");
+    assert_eq!(
+        found, listed,
+        "the CRDs' rules changed: implement new ones in cel.rs and list them here"
+    );
     let catalog = kargo_sandbox::schema::catalog().expect("the sandbox loads the CRDs");
     let loaded: BTreeSet<String> = catalog.rules().iter().map(|r| normalise(r)).collect();
-    assert_eq!(loaded, found, "the sandbox sees the same rules as the files hold");
+    assert_eq!(
+        loaded, found,
+        "the sandbox sees the same rules as the files hold"
+    );
     assert_eq!(catalog.crds.len(), 9);
 }
 
@@ -53,7 +62,12 @@ fn collect_rules(v: &Value, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(m) => {
             if let Some(rules) = m.get("x-kubernetes-validations").and_then(Value::as_array) {
-                out.extend(rules.iter().filter_map(|r| r["rule"].as_str()).map(normalise));
+                out.extend(
+                    rules
+                        .iter()
+                        .filter_map(|r| r["rule"].as_str())
+                        .map(normalise),
+                );
             }
             m.values().for_each(|c| collect_rules(c, out));
         }
@@ -63,7 +77,11 @@ fn collect_rules(v: &Value, out: &mut BTreeSet<String>) {
 }
 
 fn causes(e: &kube::core::Status) -> Vec<(String, String)> {
-    e.details.iter().flat_map(|d| d.causes.iter()).map(|c| (c.field.clone(), c.message.clone())).collect()
+    e.details
+        .iter()
+        .flat_map(|d| d.causes.iter())
+        .map(|c| (c.field.clone(), c.message.clone()))
+        .collect()
 }
 
 #[tokio::test]
@@ -75,9 +93,11 @@ async fn invalid_objects_are_rejected_with_field_paths() {
     let pp = PostParams::default();
 
     let warehouses = kargo_api(&client, "p", "Warehouse", "warehouses");
-    let bad_interval = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+    let bad_interval = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
         "metadata": {"name": "w", "namespace": "p"},
-        "spec": {"interval": "5 minutes", "subscriptions": [{"image": {"repoURL": "r"}}]}}));
+        "spec": {"interval": "5 minutes", "subscriptions": [{"image": {"repoURL": "r"}}]}}),
+    );
     let e = api_error(warehouses.create(&pp, &bad_interval).await);
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
     let pattern = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$";
@@ -97,9 +117,11 @@ async fn invalid_objects_are_rejected_with_field_paths() {
     );
 
     let stages = kargo_api(&client, "p", "Stage", "stages");
-    let bad_origin = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+    let bad_origin = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
         "metadata": {"name": "s", "namespace": "p"},
-        "spec": {"requestedFreight": [{"origin": {"kind": "Stage", "name": "dev"}, "sources": {}}]}}));
+        "spec": {"requestedFreight": [{"origin": {"kind": "Stage", "name": "dev"}, "sources": {}}]}}),
+    );
     let e = api_error(stages.create(&pp, &bad_origin).await);
     assert_eq!(e.code, 422);
     assert_eq!(
@@ -110,21 +132,34 @@ async fn invalid_objects_are_rejected_with_field_paths() {
         )]
     );
 
-    let no_freight = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
-        "metadata": {"name": "s", "namespace": "p"}, "spec": {}}));
+    let no_freight = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        "metadata": {"name": "s", "namespace": "p"}, "spec": {}}),
+    );
     let e = api_error(stages.create(&pp, &no_freight).await);
-    assert_eq!(causes(&e), vec![("spec.requestedFreight".to_string(), "Required value".to_string())]);
+    assert_eq!(
+        causes(&e),
+        vec![(
+            "spec.requestedFreight".to_string(),
+            "Required value".to_string()
+        )]
+    );
 
     // CEL rules report their message on the object that carries them.
     let promotions = kargo_api(&client, "p", "Promotion", "promotions");
-    let both = dynamic(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+    let both = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
         "metadata": {"name": "x", "namespace": "p"},
         "spec": {"stage": "s", "freight": "f", "origin": {"kind": "Warehouse", "name": "w"},
-            "steps": [{"uses": "git-clone", "task": {"name": "t"}}]}}));
+            "steps": [{"uses": "git-clone", "task": {"name": "t"}}]}}),
+    );
     let e = api_error(promotions.create(&pp, &both).await);
     let got = causes(&e);
     assert!(
-        got.contains(&("spec".into(), "Invalid value: \"object\": exactly one of freight or origin must be set".into())),
+        got.contains(&(
+            "spec".into(),
+            "Invalid value: \"object\": exactly one of freight or origin must be set".into()
+        )),
         "{got:?}"
     );
     assert!(
@@ -150,13 +185,27 @@ async fn defaults_are_applied_and_unknown_fields_pruned_or_refused() {
     let strict = PatchParams::apply("t").validation_strict();
     let e = api_error(warehouses.patch("w", &strict, &Patch::Apply(&body)).await);
     assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
-    assert!(e.message.contains("unknown field \"spec.legacy\""), "{}", e.message);
+    assert!(
+        e.message.contains("unknown field \"spec.legacy\""),
+        "{}",
+        e.message
+    );
 
-    let created = warehouses.patch("w", &PatchParams::apply("t"), &Patch::Apply(&body)).await.unwrap();
+    let created = warehouses
+        .patch("w", &PatchParams::apply("t"), &Patch::Apply(&body))
+        .await
+        .unwrap();
     assert_eq!(created.data["spec"]["interval"], "5m0s");
     assert_eq!(created.data["spec"]["freightCreationPolicy"], "Automatic");
-    assert!(created.data["spec"].get("legacy").is_none(), "unknown field pruned: {}", created.data);
-    assert_eq!(created.data["spec"]["subscriptions"][0]["image"]["anything"], 1, "subscriptions preserve fields");
+    assert!(
+        created.data["spec"].get("legacy").is_none(),
+        "unknown field pruned: {}",
+        created.data
+    );
+    assert_eq!(
+        created.data["spec"]["subscriptions"][0]["image"]["anything"], 1,
+        "subscriptions preserve fields"
+    );
 
     // A warning header names the dropped field (kubectl prints it).
     let manifest = tempfile::NamedTempFile::new().unwrap();
@@ -184,18 +233,27 @@ async fn real_world_manifests_validate_and_the_legacy_one_does_not() {
     let client = client(&sandbox).await;
     let mut checked = 0;
     let mut legacy_errors = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.sort();
     for path in paths {
         let legacy = path.to_string_lossy().contains("LEGACY");
         for mut doc in documents(&path) {
-            let Some(kind) = doc["kind"].as_str().map(str::to_string) else { continue };
+            let Some(kind) = doc["kind"].as_str().map(str::to_string) else {
+                continue;
+            };
             if doc["apiVersion"] != "kargo.akuity.io/v1alpha1" {
                 continue;
             }
             let plural = format!("{}s", kind.to_lowercase());
-            let namespaced = kind != "Project" && kind != "ClusterPromotionTask" && kind != "ClusterConfig";
-            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("fixtures").to_string();
+            let namespaced =
+                kind != "Project" && kind != "ClusterPromotionTask" && kind != "ClusterConfig";
+            let ns = doc["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("fixtures")
+                .to_string();
             if namespaced {
                 doc["metadata"]["namespace"] = json!(ns);
                 if client_namespace_missing(&client, &ns).await {
@@ -225,13 +283,37 @@ async fn real_world_manifests_validate_and_the_legacy_one_does_not() {
         }
     }
     assert!(checked >= 20, "only {checked} documents checked");
-    let codes: Vec<(String, u16)> = legacy_errors.iter().map(|(n, c, _)| (n.clone(), *c)).collect();
-    assert_eq!(codes, vec![("dev".into(), 400), ("staging".into(), 400), ("production".into(), 400)]);
-    assert!(legacy_errors[0].2.contains("unknown field \"spec.promotionMechanisms\""), "{legacy_errors:?}");
-    assert!(legacy_errors[2].2.contains("unknown field \"spec.promotionPolicy\""), "{legacy_errors:?}");
+    let codes: Vec<(String, u16)> = legacy_errors
+        .iter()
+        .map(|(n, c, _)| (n.clone(), *c))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("dev".into(), 400),
+            ("staging".into(), 400),
+            ("production".into(), 400)
+        ]
+    );
+    assert!(
+        legacy_errors[0]
+            .2
+            .contains("unknown field \"spec.promotionMechanisms\""),
+        "{legacy_errors:?}"
+    );
+    assert!(
+        legacy_errors[2]
+            .2
+            .contains("unknown field \"spec.promotionPolicy\""),
+        "{legacy_errors:?}"
+    );
 }
 
 async fn client_namespace_missing(client: &kube::Client, ns: &str) -> bool {
     use k8s_openapi::api::core::v1::Namespace;
-    kube::Api::<Namespace>::all(client.clone()).get_opt(ns).await.unwrap().is_none()
+    kube::Api::<Namespace>::all(client.clone())
+        .get_opt(ns)
+        .await
+        .unwrap()
+        .is_none()
 }

@@ -44,11 +44,16 @@ pub async fn client_without_retries(sandbox: &Sandbox) -> kube::Client {
 
 async fn config_for(kubeconfig: &Path) -> kube::Config {
     let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig parses");
-    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config")
+    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config")
 }
 
 pub fn kargo_resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kargo.akuity.io", "v1alpha1", kind), plural)
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kargo.akuity.io", "v1alpha1", kind),
+        plural,
+    )
 }
 
 pub fn kargo_api(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
@@ -62,8 +67,12 @@ pub fn dynamic(v: Value) -> DynamicObject {
 /// Creates a namespace through the API.
 pub async fn namespace(client: &kube::Client, name: &str) {
     use k8s_openapi::api::core::v1::Namespace;
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("namespace created");
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&Default::default(), &ns)
+        .await
+        .expect("namespace created");
 }
 
 /// The API error of a failed kube-rs call.
