@@ -7,9 +7,20 @@ use crate::plugin::Resource;
 use crate::provider::ProviderData;
 
 pub mod common;
+pub mod convert;
 pub mod project;
+pub mod promotion_task;
+pub mod stage;
+pub mod validators;
+pub mod warehouse;
 
 /// Every managed resource type the provider offers.
 pub fn all(data: &ProviderData) -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(project::ProjectResource::new(data.clone()))]
+    vec![
+        Arc::new(project::ProjectResource::new(data.clone())),
+        Arc::new(warehouse::WarehouseResource::new(data.clone())),
+        Arc::new(stage::StageResource::new(data.clone())),
+        Arc::new(promotion_task::PromotionTaskResource::new(data.clone())),
+        Arc::new(promotion_task::ClusterPromotionTaskResource::new(data.clone())),
+    ]
 }

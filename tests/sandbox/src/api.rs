@@ -704,6 +704,13 @@ impl State {
             }
         }
         let warnings = self.admit(res, Operation::Update, sub, Some(&old), &mut obj, req)?;
+        // Identity is not the webhooks' to change on update.
+        let meta = meta_mut(&mut obj);
+        meta.insert("name".into(), Value::from(name));
+        match ns {
+            Some(ns) => meta.insert("namespace".into(), Value::from(ns)),
+            None => meta.remove("namespace"),
+        };
         normalise_builtin(res, &mut obj);
         self.validate(res, &obj, Some(&old))?;
         if res.custom && spec_part(&old, res.status) != spec_part(&obj, res.status) {

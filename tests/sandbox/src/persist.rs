@@ -88,7 +88,10 @@ impl StateDir {
     }
 
     pub fn save_address(&self, addr: std::net::SocketAddr) -> Result<(), Error> {
-        Ok(write_atomic(&self.dir.join("address"), addr.to_string().as_bytes())?)
+        Ok(write_atomic(
+            &self.dir.join("address"),
+            addr.to_string().as_bytes(),
+        )?)
     }
 
     pub fn load(&self) -> Result<Option<Snapshot>, Error> {

@@ -389,23 +389,85 @@ pub fn catalog() -> Option<&'static Catalog> {
 }
 
 static GENERIC_ROOT: OnceLock<Node> = OnceLock::new();
+static BUILTIN_ROOTS: OnceLock<BTreeMap<&'static str, Node>> = OnceLock::new();
 
-/// The schema of a resource: its CRD when known, else a root that only knows ObjectMeta.
-pub fn root_for(group: &str, plural: &str) -> &'static Node {
-    if group == crate::resources::KARGO_GROUP
-        && let Some(crd) = catalog().and_then(|c| c.crds.get(plural))
-    {
-        return &crd.root;
-    }
-    GENERIC_ROOT.get_or_init(|| {
-        let mut root = Node::deduced();
-        root.ty = Some("object".into());
-        root.properties.insert("metadata".into(), meta_node());
-        root
-    })
+/// The top-level fields of the built-in kinds served here (below them anything goes), so
+/// that unknown top-level fields are dropped or refused as the API server's decoder does.
+const BUILTIN_FIELDS: &[(&str, &[&str])] = &[
+    ("namespaces", &["spec", "status"]),
+    ("configmaps", &["data", "binaryData", "immutable"]),
+    ("secrets", &["data", "stringData", "type", "immutable"]),
+    (
+        "serviceaccounts",
+        &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+    ),
+    ("resourcequotas", &["spec", "status"]),
+    ("limitranges", &["spec"]),
+    ("roles", &["rules"]),
+    ("clusterroles", &["rules", "aggregationRule"]),
+    ("rolebindings", &["subjects", "roleRef"]),
+    ("clusterrolebindings", &["subjects", "roleRef"]),
+    (
+        "events",
+        &[
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        ],
+    ),
+];
+
+fn object_root() -> Node {
+    let mut root = Node::deduced();
+    root.ty = Some("object".into());
+    root.properties.insert("metadata".into(), meta_node());
+    root
 }
 
-/// Whether `root` comes from a CRD (and so is enforced), rather than the generic shape.
+/// The schema of a resource: its CRD when known, a built-in kind's top-level fields, else a
+/// root that only knows ObjectMeta.
+pub fn root_for(group: &str, plural: &str) -> &'static Node {
+    if group == crate::resources::KARGO_GROUP {
+        if let Some(crd) = catalog().and_then(|c| c.crds.get(plural)) {
+            return &crd.root;
+        }
+    } else if let Some(root) = BUILTIN_ROOTS
+        .get_or_init(|| {
+            BUILTIN_FIELDS
+                .iter()
+                .map(|(plural, fields)| {
+                    let mut root = object_root();
+                    root.preserve_unknown = false;
+                    for f in ["apiVersion", "kind"].iter().chain(fields.iter()) {
+                        root.properties.insert(f.to_string(), Node::deduced());
+                    }
+                    (*plural, root)
+                })
+                .collect()
+        })
+        .get(plural)
+    {
+        return root;
+    }
+    GENERIC_ROOT.get_or_init(object_root)
+}
+
+/// Whether `root` declares its fields (a CRD or a built-in kind), so unknown ones are pruned.
 pub fn is_structural(root: &Node) -> bool {
     !root.preserve_unknown
 }

@@ -598,11 +598,15 @@ pub fn apply(
     let mut merged = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     merge(root, &mut merged, applied);
 
-    let mine = w.entry("Apply", applied_set.clone());
+    let mut mine = w.entry("Apply", applied_set.clone());
     let mut others = Vec::new();
     let mut last = FieldSet::default();
     for e in live.map(entries).unwrap_or_default() {
         if e.same_identity(&mine) {
+            // An unchanged field set keeps its time, so a repeated apply is a true no-op.
+            if e.fields == mine.fields {
+                mine.time = e.time.clone();
+            }
             last = e.fields;
         } else {
             others.push(e);

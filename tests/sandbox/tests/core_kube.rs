@@ -493,40 +493,84 @@ async fn generate_name_dry_run_and_method_errors() {
     let mut generated = stage("ignored", &[]);
     generated.metadata.name = None;
     generated.metadata.generate_name = Some("dev-".into());
-    let created = api.create(&PostParams::default(), &generated).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
     let name = created.metadata.name.clone().unwrap();
     assert!(name.len() == 9 && name.starts_with("dev-"), "{name}");
-    assert!(name[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{name}");
-    assert!(created.metadata.uid.as_deref().is_some_and(|u| u.len() == 36));
+    assert!(
+        name[4..]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{name}"
+    );
+    assert!(
+        created
+            .metadata
+            .uid
+            .as_deref()
+            .is_some_and(|u| u.len() == 36)
+    );
     assert!(created.metadata.creation_timestamp.is_some());
 
-    let dry = PostParams { dry_run: true, ..Default::default() };
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
     let preview = api.create(&dry, &stage("preview", &[])).await.unwrap();
     assert_eq!(preview.metadata.name.as_deref(), Some("preview"));
-    assert!(api.get_opt("preview").await.unwrap().is_none(), "dry-run stores nothing");
-    api.delete(&name, &DeleteParams { dry_run: true, ..Default::default() }).await.unwrap();
-    assert!(api.get_opt(&name).await.unwrap().is_some(), "dry-run deletes nothing");
+    assert!(
+        api.get_opt("preview").await.unwrap().is_none(),
+        "dry-run stores nothing"
+    );
+    api.delete(
+        &name,
+        &DeleteParams {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        api.get_opt(&name).await.unwrap().is_some(),
+        "dry-run deletes nothing"
+    );
 
     // As on a real API server, a create carrying a resourceVersion is refused outright…
     let e = api_error(api.create(&PostParams::default(), &created).await);
-    assert_eq!((e.code, e.message.as_str()), (500, "resourceVersion should not be set on objects to be created"));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            500,
+            "resourceVersion should not be set on objects to be created"
+        )
+    );
     // …and an existing name is a conflict.
     let mut again = created.clone();
     again.metadata.resource_version = None;
     let e = api_error(api.create(&PostParams::default(), &again).await);
     assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
-    assert_eq!(e.message, format!("stages.kargo.akuity.io \"{name}\" already exists"));
+    assert_eq!(
+        e.message,
+        format!("stages.kargo.akuity.io \"{name}\" already exists")
+    );
 
     let req = http::Request::builder()
         .method("POST")
-        .uri(format!("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"))
+        .uri(format!(
+            "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"
+        ))
         .body(b"{}".to_vec())
         .unwrap();
     let e = api_error(client.request_text(req).await);
     assert_eq!((e.code, e.reason.as_str()), (405, "MethodNotAllowed"));
     let req = http::Request::builder()
         .method("PATCH")
-        .uri(format!("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"))
+        .uri(format!(
+            "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/{name}"
+        ))
         .header("Content-Type", "application/strategic-merge-patch+json")
         .body(b"{}".to_vec())
         .unwrap();

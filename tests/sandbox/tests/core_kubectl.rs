@@ -308,4 +308,9 @@ async fn kubectl_reports_validation_errors() {
         !ok && err.contains("unknown field \"spec.promotionMechanisms\""),
         "{err}"
     );
+    let typo =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndatta: {a: b}\n";
+    let typo = file(&dir, "cm.yaml", typo);
+    let (ok, _, err) = kubectl(&sandbox, &["create", "-f", &typo]).await;
+    assert!(!ok && err.contains("unknown field \"datta\""), "{err}");
 }

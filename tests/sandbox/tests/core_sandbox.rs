@@ -110,7 +110,11 @@ async fn state_dir_keeps_objects_versions_and_credentials() {
             .kubeconfig(&kubeconfig)
     };
     let first = start(opts()).await;
-    let (token, ca, url) = (first.token().to_string(), first.ca_pem().to_string(), first.server_url().to_string());
+    let (token, ca, url) = (
+        first.token().to_string(),
+        first.ca_pem().to_string(),
+        first.server_url().to_string(),
+    );
     let client = client(&first).await;
     namespace(&client, "keep").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "keep");
@@ -124,7 +128,11 @@ async fn state_dir_keeps_objects_versions_and_credentials() {
     let second = start(opts()).await;
     assert_eq!(second.token(), token, "the token survives");
     assert_eq!(second.ca_pem(), ca, "the CA survives");
-    assert_eq!(second.server_url(), url, "the port is reused, so old kubeconfigs keep working");
+    assert_eq!(
+        second.server_url(),
+        url,
+        "the port is reused, so old kubeconfigs keep working"
+    );
     let cms: Api<ConfigMap> = Api::namespaced(core_support::client(&second).await, "keep");
     let kept = cms.get("c").await.unwrap();
     assert_eq!(kept.data.unwrap()["k"], "v");
