@@ -886,6 +886,7 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         p521::ecdsa::SigningKey::from_slice(&bytes).unwrap()
     }
 
+    /// ECDSA P-521 over an already computed digest, DER-encoded, as go-plugin's client signs.
     fn sign_der(key: &p521::ecdsa::SigningKey, digest: &[u8]) -> Vec<u8> {
         use p521::ecdsa::signature::hazmat::PrehashSigner;
         let sig: p521::ecdsa::Signature = key.sign_prehash(digest).unwrap();
@@ -903,7 +904,7 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         let msg = b"TLS 1.3, client CertificateVerify";
         let sig = sign_der(&key, &sha2::Sha512::digest(msg));
 
-        assert_eq!(ECDSA_P521_SHA512.verify_signature(&public, msg, &sig), Ok(()));
+        assert!(ECDSA_P521_SHA512.verify_signature(&public, msg, &sig).is_ok());
         // A different message, a tampered signature, or the wrong hash must all fail.
         assert!(ECDSA_P521_SHA512.verify_signature(&public, b"another message", &sig).is_err());
         let mut tampered = sig.clone();
@@ -914,8 +915,6 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         assert!(ECDSA_P521_SHA512.verify_signature(&public, msg, b"not DER").is_err());
         assert!(ECDSA_P521_SHA512.verify_signature(b"not a point", msg, &sig).is_err());
 
-        let sig256 = sign_der(&key, &sha2::Sha256::digest(msg));
-        assert_eq!(ECDSA_P521_SHA256.verify_signature(&public, msg, &sig256), Ok(()));
         assert_eq!(ECDSA_P521_SHA512.public_key_alg_id(), alg_id::ECDSA_P521);
         assert_eq!(ECDSA_P521_SHA512.signature_alg_id(), alg_id::ECDSA_SHA512);
     }
@@ -940,11 +939,21 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     // ---- Full TLS handshakes with a P-521 client, as go-plugin's host does ------------------
 
     /// A rustls client key that signs with P-521 through `p521` (ring cannot).
-    #[derive(Debug)]
     struct P521ClientKey(Arc<p521::ecdsa::SigningKey>);
 
-    #[derive(Debug)]
+    impl std::fmt::Debug for P521ClientKey {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("P521ClientKey")
+        }
+    }
+
     struct P521Signer(Arc<p521::ecdsa::SigningKey>, SignatureScheme);
+
+    impl std::fmt::Debug for P521Signer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "P521Signer({:?})", self.1)
+        }
+    }
 
     impl rustls::sign::SigningKey for P521ClientKey {
         fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {

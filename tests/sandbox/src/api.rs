@@ -118,7 +118,12 @@ static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("static regex")
 });
 
+/// `metadata` of an object, created when missing. Callers only pass objects (bodies are
+/// checked to be objects before anything edits them).
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }

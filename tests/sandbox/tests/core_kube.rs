@@ -140,7 +140,8 @@ async fn server_side_apply_conflicts_force_and_releases_fields() {
     );
     assert_eq!(after.data["spec"]["interval"], "2m", "bob's field stays");
 
-    // Re-applying the same configuration changes nothing, not even the resourceVersion.
+    // Re-applying the same configuration later changes nothing, not even the resourceVersion.
+    sandbox.advance_clock(Duration::from_secs(120));
     let same = api
         .patch("w", &PatchParams::apply("alice"), &Patch::Apply(&again))
         .await
