@@ -5,7 +5,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use terraform_provider_kargo::plugin::handshake::{self, DebugServer, HandshakeError, Network, PluginEnv};
+use terraform_provider_kargo::plugin::handshake::{
+    self, DebugServer, HandshakeError, Network, PluginEnv,
+};
 use terraform_provider_kargo::plugin::{Provider, logging};
 use terraform_provider_kargo::provider::KargoProvider;
 
@@ -40,7 +42,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     let mut network = Network::Tcp;
     let mut mode = None;
     for arg in args {
-        let flag = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')).unwrap_or("");
+        let flag = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .unwrap_or("");
         let (name, value) = match flag.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (flag, None),
@@ -49,14 +54,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
             ("debug", None | Some("true")) => debug = true,
             ("debug", Some("false")) => debug = false,
             ("debug-network", Some(v)) => {
-                network = Network::parse(v).ok_or_else(|| format!("-debug-network must be tcp or unix, not {v:?}"))?;
+                network = Network::parse(v)
+                    .ok_or_else(|| format!("-debug-network must be tcp or unix, not {v:?}"))?;
             }
             ("version" | "v", None) => mode = Some(Mode::Version),
             ("help" | "h", None) => mode = Some(Mode::Help),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
-    Ok(mode.unwrap_or(if debug { Mode::Debug(network) } else { Mode::Plugin }))
+    Ok(mode.unwrap_or(if debug {
+        Mode::Debug(network)
+    } else {
+        Mode::Plugin
+    }))
 }
 
 fn main() -> ExitCode {
@@ -100,7 +110,10 @@ where
     // second backend, should one ever be compiled in, from making rustls refuse to pick.
     let _ = rustls::crypto::ring::default_provider().install_default();
     logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("terraform-provider-kargo: cannot start the async runtime: {e}");
@@ -163,7 +176,10 @@ impl StopSignals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
         #[cfg(not(unix))]
         Ok(Self {})
@@ -192,7 +208,10 @@ mod tests {
     fn flags() {
         assert_eq!(parse(&[]), Ok(Mode::Plugin));
         assert_eq!(parse(&["-debug"]), Ok(Mode::Debug(Network::Tcp)));
-        assert_eq!(parse(&["--debug", "-debug-network=unix"]), Ok(Mode::Debug(Network::Unix)));
+        assert_eq!(
+            parse(&["--debug", "-debug-network=unix"]),
+            Ok(Mode::Debug(Network::Unix))
+        );
         assert_eq!(parse(&["-debug=false"]), Ok(Mode::Plugin));
         assert_eq!(parse(&["--version"]), Ok(Mode::Version));
         assert_eq!(parse(&["-version"]), Ok(Mode::Version));

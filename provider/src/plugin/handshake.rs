@@ -33,7 +33,8 @@ use super::server;
 
 /// Environment variable and value Terraform sets so that a plugin knows it was started by Terraform.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
-pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// go-plugin's own protocol version: the first field of the handshake line.
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
 /// The Terraform plugin protocol this provider speaks (tfplugin6).
@@ -140,7 +141,11 @@ pub fn negotiate_protocol(env: &PluginEnv) -> Result<u32, HandshakeError> {
         .split(',')
         .filter_map(|v| v.trim().parse::<u32>().ok())
         .any(|v| v == PROTOCOL_VERSION);
-    if supported { Ok(PROTOCOL_VERSION) } else { Err(HandshakeError::UnsupportedProtocol(offered.to_string())) }
+    if supported {
+        Ok(PROTOCOL_VERSION)
+    } else {
+        Err(HandshakeError::UnsupportedProtocol(offered.to_string()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,9 +174,16 @@ impl Network {
 /// The listener kind: `KARGO_PLUGIN_NETWORK` when set, else a unix socket like go-plugin on Unix.
 pub fn choose_network(env: &PluginEnv) -> Result<Network, HandshakeError> {
     match env.network.as_deref() {
-        None => Ok(if cfg!(unix) { Network::Unix } else { Network::Tcp }),
-        Some(s) => Network::parse(s)
-            .ok_or_else(|| HandshakeError::Environment(format!("{NETWORK_ENV} must be \"unix\" or \"tcp\", not {s:?}"))),
+        None => Ok(if cfg!(unix) {
+            Network::Unix
+        } else {
+            Network::Tcp
+        }),
+        Some(s) => Network::parse(s).ok_or_else(|| {
+            HandshakeError::Environment(format!(
+                "{NETWORK_ENV} must be \"unix\" or \"tcp\", not {s:?}"
+            ))
+        }),
     }
 }
 
@@ -180,10 +192,9 @@ pub fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>, HandshakeError
     let parse = |name: &str, v: Option<&str>| -> Result<u16, HandshakeError> {
         match v {
             None => Ok(0),
-            Some(s) => s
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| HandshakeError::Environment(format!("{name} must be a port number, not {s:?}"))),
+            Some(s) => s.trim().parse::<u16>().map_err(|_| {
+                HandshakeError::Environment(format!("{name} must be a port number, not {s:?}"))
+            }),
         }
     };
     let min = parse("PLUGIN_MIN_PORT", env.min_port.as_deref())?;
@@ -199,8 +210,13 @@ pub fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>, HandshakeError
 /// The line go-plugin's host reads from the plugin's stdout:
 /// `CORE|APP|network|address|grpc|cert`, the certificate as unpadded standard base64 DER.
 pub fn handshake_line(network: Network, address: &str, server_cert_der: Option<&[u8]>) -> String {
-    let cert = server_cert_der.map(|der| base64::engine::general_purpose::STANDARD_NO_PAD.encode(der)).unwrap_or_default();
-    format!("{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{}|{address}|grpc|{cert}", network.as_str())
+    let cert = server_cert_der
+        .map(|der| base64::engine::general_purpose::STANDARD_NO_PAD.encode(der))
+        .unwrap_or_default();
+    format!(
+        "{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{}|{address}|grpc|{cert}",
+        network.as_str()
+    )
 }
 
 /// The `TF_REATTACH_PROVIDERS` value that points Terraform at an already running provider.
@@ -255,24 +271,35 @@ impl PluginListener {
         for port in ports {
             match std::net::TcpListener::bind(("127.0.0.1", port)) {
                 Ok(listener) => {
-                    let address = listener.local_addr().map_err(HandshakeError::Listen)?.to_string();
-                    listener.set_nonblocking(true).map_err(HandshakeError::Listen)?;
-                    let listener = tokio::net::TcpListener::from_std(listener).map_err(HandshakeError::Listen)?;
-                    return Ok(Self { inner: ListenerKind::Tcp(listener), address });
+                    let address = listener
+                        .local_addr()
+                        .map_err(HandshakeError::Listen)?
+                        .to_string();
+                    listener
+                        .set_nonblocking(true)
+                        .map_err(HandshakeError::Listen)?;
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .map_err(HandshakeError::Listen)?;
+                    return Ok(Self {
+                        inner: ListenerKind::Tcp(listener),
+                        address,
+                    });
                 }
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(HandshakeError::Listen(
-            last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "empty port range")),
-        ))
+        Err(HandshakeError::Listen(last_err.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "empty port range")
+        })))
     }
 
     /// Creates a fresh socket in `dir` (the system temp directory when `None`).
     /// Must be called within a tokio runtime.
     #[cfg(unix)]
     pub fn bind_unix(dir: Option<&Path>) -> Result<Self, HandshakeError> {
-        let dir = dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        let dir = dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
         let pid = std::process::id();
         let mut last_err = None;
         for attempt in 0..64u32 {
@@ -284,15 +311,21 @@ impl PluginListener {
             match tokio::net::UnixListener::bind(&path) {
                 Ok(listener) => {
                     let address = path.to_string_lossy().into_owned();
-                    return Ok(Self { inner: ListenerKind::Unix { listener, _socket: SocketFile(path) }, address });
+                    return Ok(Self {
+                        inner: ListenerKind::Unix {
+                            listener,
+                            _socket: SocketFile(path),
+                        },
+                        address,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_err = Some(e),
                 Err(e) => return Err(HandshakeError::Listen(e)),
             }
         }
-        Err(HandshakeError::Listen(
-            last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free socket name")),
-        ))
+        Err(HandshakeError::Listen(last_err.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrInUse, "no free socket name")
+        })))
     }
 
     /// Binds what `network` asks for, with go-plugin's environment (port range, socket dir).
@@ -302,7 +335,9 @@ impl PluginListener {
             #[cfg(unix)]
             Network::Unix => Self::bind_unix(env.unix_socket_dir.as_deref()),
             #[cfg(not(unix))]
-            Network::Unix => Err(HandshakeError::Environment("unix sockets are not available here".into())),
+            Network::Unix => Err(HandshakeError::Environment(
+                "unix sockets are not available here".into(),
+            )),
         }
     }
 
@@ -349,13 +384,21 @@ impl Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
@@ -416,11 +459,15 @@ pub fn incoming(
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(conn))
+                            .await
+                        {
                             Ok(Ok(stream)) => {
                                 let _ = tx.send(Ok(Conn::new(stream))).await;
                             }
-                            Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake with a client failed"),
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "TLS handshake with a client failed")
+                            }
                             Err(_) => tracing::warn!("TLS handshake with a client timed out"),
                         }
                     });
@@ -448,15 +495,21 @@ pub struct AutoMtls {
 /// Builds the TLS configuration from `PLUGIN_CLIENT_CERT`. The host checks our certificate
 /// against the handshake line and the name "localhost"; we require the host's certificate.
 pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, HandshakeError> {
-    let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes())
-        .map_err(|e| HandshakeError::Tls(format!("PLUGIN_CLIENT_CERT is not a PEM certificate: {e}")))?;
+    let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes()).map_err(|e| {
+        HandshakeError::Tls(format!("PLUGIN_CLIENT_CERT is not a PEM certificate: {e}"))
+    })?;
 
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .map_err(|e| HandshakeError::Tls(format!("certificate parameters: {e}")))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    let key = rcgen::KeyPair::generate().map_err(|e| HandshakeError::Tls(format!("generating a key: {e}")))?;
-    let cert = params.self_signed(&key).map_err(|e| HandshakeError::Tls(format!("self-signing: {e}")))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let key = rcgen::KeyPair::generate()
+        .map_err(|e| HandshakeError::Tls(format!("generating a key: {e}")))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| HandshakeError::Tls(format!("self-signing: {e}")))?;
     let server_cert = cert.der().clone();
     let server_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
@@ -470,7 +523,10 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, HandshakeError> {
         .map_err(|e| HandshakeError::Tls(e.to_string()))?;
     // grpc-go refuses TLS connections that do not negotiate h2.
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(AutoMtls { config: Arc::new(config), server_cert })
+    Ok(AutoMtls {
+        config: Arc::new(config),
+        server_cert,
+    })
 }
 
 /// Requires the client to present exactly one known certificate (go-plugin's AutoMTLS pins
@@ -492,7 +548,9 @@ impl ExactClientCert {
         if cert.as_ref() == self.expected.as_ref() {
             Ok(())
         } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 }
@@ -568,36 +626,62 @@ pub struct EcdsaP521 {
 }
 
 /// ECDSA P-521 with SHA-512: TLS 1.3's `ecdsa_secp521r1_sha512`, go-plugin's client signature.
-pub static ECDSA_P521_SHA512: EcdsaP521 = EcdsaP521 { hash: HashAlg::Sha512 };
+pub static ECDSA_P521_SHA512: EcdsaP521 = EcdsaP521 {
+    hash: HashAlg::Sha512,
+};
 /// P-521 keys signing with shorter hashes, possible only in TLS 1.2.
-pub static ECDSA_P521_SHA384: EcdsaP521 = EcdsaP521 { hash: HashAlg::Sha384 };
-pub static ECDSA_P521_SHA256: EcdsaP521 = EcdsaP521 { hash: HashAlg::Sha256 };
+pub static ECDSA_P521_SHA384: EcdsaP521 = EcdsaP521 {
+    hash: HashAlg::Sha384,
+};
+pub static ECDSA_P521_SHA256: EcdsaP521 = EcdsaP521 {
+    hash: HashAlg::Sha256,
+};
 
 static P521_TLS13: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     all: &[&ECDSA_P521_SHA512],
-    mapping: &[(SignatureScheme::ECDSA_NISTP521_SHA512, &[&ECDSA_P521_SHA512])],
+    mapping: &[(
+        SignatureScheme::ECDSA_NISTP521_SHA512,
+        &[&ECDSA_P521_SHA512],
+    )],
 };
 
 static P521_TLS12: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     all: &[&ECDSA_P521_SHA512, &ECDSA_P521_SHA384, &ECDSA_P521_SHA256],
     mapping: &[
-        (SignatureScheme::ECDSA_NISTP521_SHA512, &[&ECDSA_P521_SHA512]),
-        (SignatureScheme::ECDSA_NISTP384_SHA384, &[&ECDSA_P521_SHA384]),
-        (SignatureScheme::ECDSA_NISTP256_SHA256, &[&ECDSA_P521_SHA256]),
+        (
+            SignatureScheme::ECDSA_NISTP521_SHA512,
+            &[&ECDSA_P521_SHA512],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            &[&ECDSA_P521_SHA384],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[&ECDSA_P521_SHA256],
+        ),
     ],
 };
 
 impl SignatureVerificationAlgorithm for EcdsaP521 {
     /// `public_key` is the SEC1 point from the certificate; `signature` is DER, as in TLS.
-    fn verify_signature(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
-        let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-        let signature = p521::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let key =
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let signature =
+            p521::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
         let digest = match self.hash {
             HashAlg::Sha256 => sha2::Sha256::digest(message).to_vec(),
             HashAlg::Sha384 => sha2::Sha384::digest(message).to_vec(),
             HashAlg::Sha512 => sha2::Sha512::digest(message).to_vec(),
         };
-        key.verify_prehash(&digest, &signature).map_err(|_| InvalidSignature)
+        key.verify_prehash(&digest, &signature)
+            .map_err(|_| InvalidSignature)
     }
 
     fn public_key_alg_id(&self) -> AlgorithmIdentifier {
@@ -620,13 +704,20 @@ impl SignatureVerificationAlgorithm for EcdsaP521 {
 /// Serves `provider` the way Terraform expects when it starts the binary: checks the handshake
 /// environment, listens, prints the handshake line on stdout (the only stdout output ever), and
 /// serves until go-plugin's Shutdown call.
-pub async fn serve_managed(provider: Arc<dyn Provider>, env: &PluginEnv) -> Result<(), HandshakeError> {
+pub async fn serve_managed(
+    provider: Arc<dyn Provider>,
+    env: &PluginEnv,
+) -> Result<(), HandshakeError> {
     check_cookie(env)?;
     negotiate_protocol(env)?;
     let network = choose_network(env)?;
     let listener = PluginListener::bind(env, network)?;
     let tls = env.client_cert.as_deref().map(auto_mtls).transpose()?;
-    let line = handshake_line(listener.network(), listener.address(), tls.as_ref().map(|t| t.server_cert.as_ref()));
+    let line = handshake_line(
+        listener.network(),
+        listener.address(),
+        tls.as_ref().map(|t| t.server_cert.as_ref()),
+    );
     tracing::debug!(
         network = listener.network().as_str(),
         address = listener.address(),
@@ -639,7 +730,9 @@ pub async fn serve_managed(provider: Arc<dyn Provider>, env: &PluginEnv) -> Resu
     let (conns, accept_task) = incoming(listener, tls.map(|t| t.config), shutdown.clone());
 
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{line}").and_then(|_| stdout.flush()).map_err(HandshakeError::Stdout)?;
+    writeln!(stdout, "{line}")
+        .and_then(|_| stdout.flush())
+        .map_err(HandshakeError::Stdout)?;
     drop(stdout);
 
     let result = serve_until_shutdown(provider, conns, shutdown).await;
@@ -699,13 +792,20 @@ pub struct DebugServer {
 
 impl DebugServer {
     /// Starts serving on 127.0.0.1 (TCP, any free port) or a unix socket in the temp directory.
-    pub async fn start(provider: Arc<dyn Provider>, network: Network) -> Result<Self, HandshakeError> {
+    pub async fn start(
+        provider: Arc<dyn Provider>,
+        network: Network,
+    ) -> Result<Self, HandshakeError> {
         let listener = match network {
             Network::Tcp => PluginListener::bind_tcp(0..=0)?,
             #[cfg(unix)]
             Network::Unix => PluginListener::bind_unix(None)?,
             #[cfg(not(unix))]
-            Network::Unix => return Err(HandshakeError::Environment("unix sockets are not available here".into())),
+            Network::Unix => {
+                return Err(HandshakeError::Environment(
+                    "unix sockets are not available here".into(),
+                ));
+            }
         };
         let address = listener.address().to_string();
         let shutdown = CancellationToken::new();
@@ -718,7 +818,12 @@ impl DebugServer {
                 result
             }
         });
-        Ok(Self { network, address, shutdown, task })
+        Ok(Self {
+            network,
+            address,
+            shutdown,
+            task,
+        })
     }
 
     pub fn network(&self) -> Network {
@@ -731,7 +836,12 @@ impl DebugServer {
 
     /// The `TF_REATTACH_PROVIDERS` value for this server (pid of the current process).
     pub fn reattach_json(&self) -> String {
-        reattach_json(PROVIDER_ADDRESS, self.network, &self.address, std::process::id())
+        reattach_json(
+            PROVIDER_ADDRESS,
+            self.network,
+            &self.address,
+            std::process::id(),
+        )
     }
 
     /// Cancelled when the server stops, whoever stopped it.
@@ -758,19 +868,28 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> PluginEnv {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         PluginEnv::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn cookie_must_match_exactly() {
         assert!(check_cookie(&env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)])).is_ok());
-        assert!(matches!(check_cookie(&env(&[])), Err(HandshakeError::NotLaunchedByTerraform)));
+        assert!(matches!(
+            check_cookie(&env(&[])),
+            Err(HandshakeError::NotLaunchedByTerraform)
+        ));
         assert!(matches!(
             check_cookie(&env(&[(MAGIC_COOKIE_KEY, "d602bf8f")])),
             Err(HandshakeError::NotLaunchedByTerraform)
         ));
-        assert!(matches!(check_cookie(&env(&[(MAGIC_COOKIE_KEY, "")])), Err(HandshakeError::NotLaunchedByTerraform)));
+        assert!(matches!(
+            check_cookie(&env(&[(MAGIC_COOKIE_KEY, "")])),
+            Err(HandshakeError::NotLaunchedByTerraform)
+        ));
     }
 
     #[test]
@@ -783,9 +902,18 @@ mod tests {
 
     #[test]
     fn negotiates_protocol_six_only() {
-        assert_eq!(negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "5,6")])).unwrap(), 6);
-        assert_eq!(negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "6")])).unwrap(), 6);
-        assert_eq!(negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "x, 6 ,7")])).unwrap(), 6);
+        assert_eq!(
+            negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "5,6")])).unwrap(),
+            6
+        );
+        assert_eq!(
+            negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "6")])).unwrap(),
+            6
+        );
+        assert_eq!(
+            negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "x, 6 ,7")])).unwrap(),
+            6
+        );
         assert_eq!(negotiate_protocol(&env(&[])).unwrap(), 6);
         match negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "4,5")])) {
             Err(HandshakeError::UnsupportedProtocol(offered)) => assert_eq!(offered, "4,5"),
@@ -802,10 +930,15 @@ mod tests {
         assert_eq!(line, "1|6|unix|/tmp/plugin123|grpc|MIIB/w");
         let fields: Vec<&str> = line.split('|').collect();
         assert_eq!(fields.len(), 6);
-        let decoded = base64::engine::general_purpose::STANDARD_NO_PAD.decode(fields[5]).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(fields[5])
+            .unwrap();
         assert_eq!(decoded, der);
 
-        assert_eq!(handshake_line(Network::Tcp, "127.0.0.1:10001", None), "1|6|tcp|127.0.0.1:10001|grpc|");
+        assert_eq!(
+            handshake_line(Network::Tcp, "127.0.0.1:10001", None),
+            "1|6|tcp|127.0.0.1:10001|grpc|"
+        );
     }
 
     #[test]
@@ -821,7 +954,11 @@ mod tests {
     fn port_range_follows_go_plugin() {
         assert_eq!(port_range(&env(&[])).unwrap(), 0..=0);
         assert_eq!(
-            port_range(&env(&[("PLUGIN_MIN_PORT", "10000"), ("PLUGIN_MAX_PORT", "25000")])).unwrap(),
+            port_range(&env(&[
+                ("PLUGIN_MIN_PORT", "10000"),
+                ("PLUGIN_MAX_PORT", "25000")
+            ]))
+            .unwrap(),
             10000..=25000
         );
         assert!(port_range(&env(&[("PLUGIN_MIN_PORT", "3"), ("PLUGIN_MAX_PORT", "2")])).is_err());
@@ -831,7 +968,10 @@ mod tests {
     #[test]
     fn network_defaults_to_unix_and_can_be_forced() {
         assert_eq!(choose_network(&env(&[])).unwrap(), Network::Unix);
-        assert_eq!(choose_network(&env(&[(NETWORK_ENV, "TCP")])).unwrap(), Network::Tcp);
+        assert_eq!(
+            choose_network(&env(&[(NETWORK_ENV, "TCP")])).unwrap(),
+            Network::Tcp
+        );
         assert!(choose_network(&env(&[(NETWORK_ENV, "udp")])).is_err());
     }
 
@@ -881,8 +1021,10 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     const P521_KEY_HEX: &str = "00f75bed8884303c1d46da0b48b27e4764bc4a0b718f48106caa4a0bcd61f60be4552c3df0c6f79b7d27309eec43e11d5d6167ed061f3bee5fe31fda2a0959ce300f";
 
     fn p521_signing_key() -> p521::ecdsa::SigningKey {
-        let bytes: Vec<u8> =
-            (0..P521_KEY_HEX.len()).step_by(2).map(|i| u8::from_str_radix(&P521_KEY_HEX[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> = (0..P521_KEY_HEX.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&P521_KEY_HEX[i..i + 2], 16).unwrap())
+            .collect();
         p521::ecdsa::SigningKey::from_slice(&bytes).unwrap()
     }
 
@@ -894,7 +1036,10 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     }
 
     fn sec1_public_key(key: &p521::ecdsa::SigningKey) -> Vec<u8> {
-        p521::ecdsa::VerifyingKey::from(key).to_encoded_point(false).as_bytes().to_vec()
+        p521::ecdsa::VerifyingKey::from(key)
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
     }
 
     #[test]
@@ -904,16 +1049,40 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         let msg = b"TLS 1.3, client CertificateVerify";
         let sig = sign_der(&key, &sha2::Sha512::digest(msg));
 
-        assert!(ECDSA_P521_SHA512.verify_signature(&public, msg, &sig).is_ok());
+        assert!(
+            ECDSA_P521_SHA512
+                .verify_signature(&public, msg, &sig)
+                .is_ok()
+        );
         // A different message, a tampered signature, or the wrong hash must all fail.
-        assert!(ECDSA_P521_SHA512.verify_signature(&public, b"another message", &sig).is_err());
+        assert!(
+            ECDSA_P521_SHA512
+                .verify_signature(&public, b"another message", &sig)
+                .is_err()
+        );
         let mut tampered = sig.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 0x01;
-        assert!(ECDSA_P521_SHA512.verify_signature(&public, msg, &tampered).is_err());
-        assert!(ECDSA_P521_SHA256.verify_signature(&public, msg, &sig).is_err());
-        assert!(ECDSA_P521_SHA512.verify_signature(&public, msg, b"not DER").is_err());
-        assert!(ECDSA_P521_SHA512.verify_signature(b"not a point", msg, &sig).is_err());
+        assert!(
+            ECDSA_P521_SHA512
+                .verify_signature(&public, msg, &tampered)
+                .is_err()
+        );
+        assert!(
+            ECDSA_P521_SHA256
+                .verify_signature(&public, msg, &sig)
+                .is_err()
+        );
+        assert!(
+            ECDSA_P521_SHA512
+                .verify_signature(&public, msg, b"not DER")
+                .is_err()
+        );
+        assert!(
+            ECDSA_P521_SHA512
+                .verify_signature(b"not a point", msg, &sig)
+                .is_err()
+        );
 
         assert_eq!(ECDSA_P521_SHA512.public_key_alg_id(), alg_id::ECDSA_P521);
         assert_eq!(ECDSA_P521_SHA512.signature_alg_id(), alg_id::ECDSA_SHA512);
@@ -929,11 +1098,22 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         let verifier = ExactClientCert::new(expected.clone(), ring_algorithms());
         assert!(verifier.client_auth_mandatory());
         assert!(verifier.offer_client_auth());
-        assert!(verifier.verify_client_cert(&expected, &[], UnixTime::now()).is_ok());
+        assert!(
+            verifier
+                .verify_client_cert(&expected, &[], UnixTime::now())
+                .is_ok()
+        );
 
         let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        assert!(verifier.verify_client_cert(other.cert.der(), &[], UnixTime::now()).is_err());
-        assert_eq!(verifier.supported_verify_schemes()[0], SignatureScheme::ECDSA_NISTP521_SHA512);
+        assert!(
+            verifier
+                .verify_client_cert(other.cert.der(), &[], UnixTime::now())
+                .is_err()
+        );
+        assert_eq!(
+            verifier.supported_verify_schemes()[0],
+            SignatureScheme::ECDSA_NISTP521_SHA512
+        );
     }
 
     // ---- Full TLS handshakes with a P-521 client, as go-plugin's host does ------------------
@@ -956,11 +1136,17 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     }
 
     impl rustls::sign::SigningKey for P521ClientKey {
-        fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
-            [SignatureScheme::ECDSA_NISTP521_SHA512, SignatureScheme::ECDSA_NISTP256_SHA256]
-                .into_iter()
-                .find(|s| offered.contains(s))
-                .map(|s| Box::new(P521Signer(self.0.clone(), s)) as Box<dyn rustls::sign::Signer>)
+        fn choose_scheme(
+            &self,
+            offered: &[SignatureScheme],
+        ) -> Option<Box<dyn rustls::sign::Signer>> {
+            [
+                SignatureScheme::ECDSA_NISTP521_SHA512,
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+            ]
+            .into_iter()
+            .find(|s| offered.contains(s))
+            .map(|s| Box::new(P521Signer(self.0.clone(), s)) as Box<dyn rustls::sign::Signer>)
         }
         fn algorithm(&self) -> rustls::SignatureAlgorithm {
             rustls::SignatureAlgorithm::ECDSA
@@ -984,7 +1170,11 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
 
     impl rustls::client::ResolvesClientCert for FixedClientCert {
-        fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        fn resolve(
+            &self,
+            _hints: &[&[u8]],
+            _schemes: &[SignatureScheme],
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
             Some(self.0.clone())
         }
         fn has_certs(&self) -> bool {
@@ -1001,10 +1191,12 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     ) -> Result<Option<Vec<u8>>, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(server.server_cert.clone()).unwrap();
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[version])
-            .unwrap()
-            .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots);
         let mut config = match client_cert {
             Some(cert) => {
                 let key = Arc::new(P521ClientKey(Arc::new(p521_signing_key())));
@@ -1021,7 +1213,10 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let server_side = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut tls = acceptor.accept(server_io).await.map_err(|e| e.to_string())?;
+            let mut tls = acceptor
+                .accept(server_io)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut buf = [0u8; 4];
             tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
             tls.write_all(&buf).await.map_err(|e| e.to_string())?;
@@ -1030,7 +1225,10 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         });
         let client_side = async {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut tls = connector.connect(name, client_io).await.map_err(|e| e.to_string())?;
+            let mut tls = connector
+                .connect(name, client_io)
+                .await
+                .map_err(|e| e.to_string())?;
             tls.write_all(b"ping").await.map_err(|e| e.to_string())?;
             tls.flush().await.map_err(|e| e.to_string())?;
             let mut buf = [0u8; 4];
@@ -1061,13 +1259,19 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         let server = auto_mtls(P521_CERT_PEM).unwrap();
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let result = connect(&server, None, version).await;
-            assert!(result.is_err(), "a client without a certificate got in over {version:?}");
+            assert!(
+                result.is_err(),
+                "a client without a certificate got in over {version:?}"
+            );
         }
         // The same key under a different certificate is not the host.
         let other_server = auto_mtls(P521_CERT_PEM).unwrap();
         let impostor = other_server.server_cert.clone();
         let result = connect(&server, Some(impostor), &rustls::version::TLS13).await;
-        assert!(result.is_err(), "a client with an unpinned certificate got in");
+        assert!(
+            result.is_err(),
+            "a client with an unpinned certificate got in"
+        );
     }
 
     #[test]

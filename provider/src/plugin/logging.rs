@@ -27,11 +27,18 @@ pub struct Levels {
 
 impl Levels {
     pub fn new(max: LevelFilter) -> Self {
-        Self { own: max, dependencies: max.min(LevelFilter::WARN) }
+        Self {
+            own: max,
+            dependencies: max.min(LevelFilter::WARN),
+        }
     }
 
     fn allows(&self, meta: &Metadata<'_>) -> bool {
-        let limit = if meta.target().starts_with(CRATE_TARGET) { self.own } else { self.dependencies };
+        let limit = if meta.target().starts_with(CRATE_TARGET) {
+            self.own
+        } else {
+            self.dependencies
+        };
         limit >= *meta.level()
     }
 }
@@ -64,7 +71,8 @@ pub fn level_from_env(get: impl Fn(&str) -> Option<String>) -> LevelFilter {
 /// environment asks for. Does nothing if a subscriber is already installed.
 pub fn init() {
     let levels = Levels::new(level_from_env(|key| std::env::var(key).ok()));
-    let subscriber = tracing_subscriber::registry().with(HclogLayer::new(levels, std::io::stderr()));
+    let subscriber =
+        tracing_subscriber::registry().with(HclogLayer::new(levels, std::io::stderr()));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
@@ -77,7 +85,10 @@ pub struct HclogLayer {
 
 impl HclogLayer {
     pub fn new(levels: Levels, out: impl Write + Send + 'static) -> Self {
-        Self { levels, out: Arc::new(Mutex::new(out)) }
+        Self {
+            levels,
+            out: Arc::new(Mutex::new(out)),
+        }
     }
 }
 
@@ -98,7 +109,10 @@ where
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let mut fields = Map::new();
-        attrs.record(&mut FieldVisitor { fields: &mut fields, message: None });
+        attrs.record(&mut FieldVisitor {
+            fields: &mut fields,
+            message: None,
+        });
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(SpanFields(fields));
         }
@@ -108,7 +122,10 @@ where
         if let Some(span) = ctx.span(id) {
             let mut extensions = span.extensions_mut();
             if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
-                values.record(&mut FieldVisitor { fields, message: None });
+                values.record(&mut FieldVisitor {
+                    fields,
+                    message: None,
+                });
             }
         }
     }
@@ -123,7 +140,10 @@ where
             }
         }
         let mut message = None;
-        event.record(&mut FieldVisitor { fields: &mut fields, message: Some(&mut message) });
+        event.record(&mut FieldVisitor {
+            fields: &mut fields,
+            message: Some(&mut message),
+        });
         let meta = event.metadata();
         let line = format_line(
             meta.level(),
@@ -178,7 +198,12 @@ impl Visit for FieldVisitor<'_> {
         self.put(field, Json::from(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, serde_json::Number::from_f64(value).map(Json::Number).unwrap_or(Json::Null));
+        self.put(
+            field,
+            serde_json::Number::from_f64(value)
+                .map(Json::Number)
+                .unwrap_or(Json::Null),
+        );
     }
 }
 
@@ -225,7 +250,13 @@ pub fn timestamp_now() -> String {
 }
 
 /// One hclog JSON line (newline-terminated). Fields cannot override the `@` keys.
-pub fn format_line(level: &Level, message: &str, module: &str, timestamp: &str, fields: Map<String, Json>) -> String {
+pub fn format_line(
+    level: &Level,
+    message: &str,
+    module: &str,
+    timestamp: &str,
+    fields: Map<String, Json>,
+) -> String {
     let mut obj = Map::new();
     obj.insert("@level".into(), Json::from(level_name(level)));
     obj.insert("@message".into(), Json::from(message));
@@ -262,13 +293,18 @@ mod tests {
     impl Buffer {
         fn lines(&self) -> Vec<Json> {
             let bytes = self.0.lock().unwrap().clone();
-            String::from_utf8(bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
         }
     }
 
     fn capture(levels: Levels, f: impl FnOnce()) -> Vec<Json> {
         let buffer = Buffer::default();
-        let subscriber = tracing_subscriber::registry().with(HclogLayer::new(levels, buffer.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(HclogLayer::new(levels, buffer.clone()));
         tracing::subscriber::with_default(subscriber, f);
         buffer.lines()
     }
@@ -288,14 +324,26 @@ mod tests {
     #[test]
     fn tf_log_provider_wins_over_tf_log() {
         let env = |pairs: &[(&str, &str)]| {
-            let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             level_from_env(move |k| map.get(k).cloned())
         };
-        assert_eq!(env(&[("TF_LOG", "ERROR"), ("TF_LOG_PROVIDER", "debug")]), LevelFilter::DEBUG);
+        assert_eq!(
+            env(&[("TF_LOG", "ERROR"), ("TF_LOG_PROVIDER", "debug")]),
+            LevelFilter::DEBUG
+        );
         assert_eq!(env(&[("TF_LOG", "ERROR")]), LevelFilter::ERROR);
-        assert_eq!(env(&[("TF_LOG", "warn"), ("TF_LOG_PROVIDER", "")]), LevelFilter::WARN);
+        assert_eq!(
+            env(&[("TF_LOG", "warn"), ("TF_LOG_PROVIDER", "")]),
+            LevelFilter::WARN
+        );
         assert_eq!(env(&[]), LevelFilter::INFO);
-        assert_eq!(env(&[("TF_LOG_PROVIDER", "off"), ("TF_LOG", "trace")]), LevelFilter::OFF);
+        assert_eq!(
+            env(&[("TF_LOG_PROVIDER", "off"), ("TF_LOG", "trace")]),
+            LevelFilter::OFF
+        );
     }
 
     #[test]
@@ -304,7 +352,15 @@ mod tests {
         // 2006-01-02T15:04:05.000000Z
         assert_eq!(ts.len(), 27, "{ts}");
         let b = ts.as_bytes();
-        for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+        for (i, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ] {
             assert_eq!(b[i], c, "{ts}");
         }
         assert!(ts[20..26].bytes().all(|c| c.is_ascii_digit()), "{ts}");
@@ -316,7 +372,13 @@ mod tests {
         let mut fields = Map::new();
         fields.insert("rpc".into(), Json::from("PlanResourceChange"));
         fields.insert("@level".into(), Json::from("error"));
-        let line = format_line(&Level::WARN, "slow", "kargo.plugin", "2026-01-02T03:04:05.000006Z", fields);
+        let line = format_line(
+            &Level::WARN,
+            "slow",
+            "kargo.plugin",
+            "2026-01-02T03:04:05.000006Z",
+            fields,
+        );
         assert!(line.ends_with('\n'));
         assert_eq!(line.matches('\n').count(), 1);
         let parsed: Json = serde_json::from_str(&line).unwrap();
@@ -330,7 +392,11 @@ mod tests {
     #[test]
     fn events_carry_span_and_event_fields() {
         let lines = capture(Levels::new(LevelFilter::DEBUG), || {
-            let span = tracing::debug_span!("rpc", rpc = "ApplyResourceChange", type_name = tracing::field::Empty);
+            let span = tracing::debug_span!(
+                "rpc",
+                rpc = "ApplyResourceChange",
+                type_name = tracing::field::Empty
+            );
             let _guard = span.enter();
             span.record("type_name", "kargo_stage");
             tracing::debug!(elapsed_ms = 12u64, ok = true, "applied {}", "it");
@@ -354,7 +420,10 @@ mod tests {
             tracing::info!(target: "h2::proto", "dependency chatter");
             tracing::warn!(target: "kube_client::client", "dependency warning");
         });
-        let messages: Vec<&str> = lines.iter().map(|l| l["@message"].as_str().unwrap()).collect();
+        let messages: Vec<&str> = lines
+            .iter()
+            .map(|l| l["@message"].as_str().unwrap())
+            .collect();
         assert_eq!(messages, ["kept", "dependency warning"]);
         assert_eq!(lines[1]["@module"], "kube_client");
 

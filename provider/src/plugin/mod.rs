@@ -37,7 +37,12 @@ pub trait Provider: Send + Sync + 'static {
         Diagnostics::default()
     }
     /// ConfigureProvider. `config` may contain unknown values during plan.
-    async fn configure(&self, ctx: &Context, config: &Value, terraform_version: &str) -> Diagnostics;
+    async fn configure(
+        &self,
+        ctx: &Context,
+        config: &Value,
+        terraform_version: &str,
+    ) -> Diagnostics;
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>>;
 }

@@ -17,12 +17,18 @@ use tracing::Instrument as _;
 use super::schema::{Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema};
 use super::value::{self, Type, Value};
 use super::{
-    AttributePath, Context, DataSource, Diagnostic, Diagnostics, PathStep, PlanRequest, Provider, Resource, Severity,
-    validate,
+    AttributePath, Context, DataSource, Diagnostic, Diagnostics, PathStep, PlanRequest, Provider,
+    Resource, Severity, validate,
 };
 
 /// Code generated from `proto/` by `build.rs`.
-#[allow(clippy::all, clippy::pedantic, deprecated, missing_docs, unreachable_pub)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    deprecated,
+    missing_docs,
+    unreachable_pub
+)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 }
@@ -56,11 +62,21 @@ where
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
         )
-        .add_service(goplugin::grpc_controller_server::GrpcControllerServer::new(Controller {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(goplugin::grpc_stdio_server::GrpcStdioServer::new(IdleStreams { shutdown: shutdown.clone() }))
-        .add_service(goplugin::grpc_broker_server::GrpcBrokerServer::new(IdleStreams { shutdown: shutdown.clone() }))
+        .add_service(goplugin::grpc_controller_server::GrpcControllerServer::new(
+            Controller {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(goplugin::grpc_stdio_server::GrpcStdioServer::new(
+            IdleStreams {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(goplugin::grpc_broker_server::GrpcBrokerServer::new(
+            IdleStreams {
+                shutdown: shutdown.clone(),
+            },
+        ))
         .add_service(health::health_server::HealthServer::new(Health))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
@@ -119,7 +135,11 @@ impl ProviderService {
             .into_iter()
             .map(|data_source| {
                 let schema = data_source.schema();
-                let entry = DataSourceEntry { ty: schema.block.implied_type(), schema, data_source };
+                let entry = DataSourceEntry {
+                    ty: schema.block.implied_type(),
+                    schema,
+                    data_source,
+                };
                 (entry.data_source.type_name().to_string(), entry)
             })
             .collect();
@@ -135,7 +155,9 @@ impl ProviderService {
     }
 
     fn context(&self) -> Context {
-        Context { cancel: self.stop.clone() }
+        Context {
+            cancel: self.stop.clone(),
+        }
     }
 
     fn resource(&self, type_name: &str, diags: &mut Diagnostics) -> Option<&ResourceEntry> {
@@ -157,10 +179,16 @@ impl ProviderService {
     fn build_schema_response(&self) -> tf::get_provider_schema::Response {
         let mut diags = Diagnostics::default();
         let provider = schema_to_proto(&self.provider_schema, &mut diags);
-        let resource_schemas =
-            self.resources.iter().map(|(name, e)| (name.clone(), schema_to_proto(&e.schema, &mut diags))).collect();
-        let data_source_schemas =
-            self.data_sources.iter().map(|(name, e)| (name.clone(), schema_to_proto(&e.schema, &mut diags))).collect();
+        let resource_schemas = self
+            .resources
+            .iter()
+            .map(|(name, e)| (name.clone(), schema_to_proto(&e.schema, &mut diags)))
+            .collect();
+        let data_source_schemas = self
+            .data_sources
+            .iter()
+            .map(|(name, e)| (name.clone(), schema_to_proto(&e.schema, &mut diags)))
+            .collect();
         tf::get_provider_schema::Response {
             provider: Some(provider),
             resource_schemas,
@@ -210,12 +238,16 @@ impl tf::provider_server::Provider for ProviderService {
                 resources: self
                     .resources
                     .keys()
-                    .map(|t| tf::get_metadata::ResourceMetadata { type_name: t.clone() })
+                    .map(|t| tf::get_metadata::ResourceMetadata {
+                        type_name: t.clone(),
+                    })
                     .collect(),
                 data_sources: self
                     .data_sources
                     .keys()
-                    .map(|t| tf::get_metadata::DataSourceMetadata { type_name: t.clone() })
+                    .map(|t| tf::get_metadata::DataSourceMetadata {
+                        type_name: t.clone(),
+                    })
                     .collect(),
                 ..Default::default()
             }
@@ -228,9 +260,12 @@ impl tf::provider_server::Provider for ProviderService {
         &self,
         _request: Request<tf::get_provider_schema::Request>,
     ) -> Result<Response<tf::get_provider_schema::Response>, Status> {
-        let response =
-            logged("GetProviderSchema", "", async { self.schema_response.get_or_init(|| self.build_schema_response()).clone() })
-                .await;
+        let response = logged("GetProviderSchema", "", async {
+            self.schema_response
+                .get_or_init(|| self.build_schema_response())
+                .clone()
+        })
+        .await;
         Ok(Response::new(response))
     }
 
@@ -238,7 +273,9 @@ impl tf::provider_server::Provider for ProviderService {
         &self,
         _request: Request<tf::get_resource_identity_schemas::Request>,
     ) -> Result<Response<tf::get_resource_identity_schemas::Response>, Status> {
-        Ok(Response::new(tf::get_resource_identity_schemas::Response::default()))
+        Ok(Response::new(
+            tf::get_resource_identity_schemas::Response::default(),
+        ))
     }
 
     async fn get_functions(
@@ -269,14 +306,24 @@ impl tf::provider_server::Provider for ProviderService {
         let req = request.into_inner();
         let diags = logged("ValidateProviderConfig", "", async {
             let mut diags = Diagnostics::default();
-            if let Some(config) = decode(req.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
-                diags.extend(validate::validate_config(&self.provider_schema.block, &config));
+            if let Some(config) = decode(
+                req.config.as_ref(),
+                &self.provider_type,
+                "provider configuration",
+                &mut diags,
+            ) {
+                diags.extend(validate::validate_config(
+                    &self.provider_schema.block,
+                    &config,
+                ));
                 diags.extend(self.provider.validate_config(&config));
             }
             diags
         })
         .await;
-        Ok(Response::new(tf::validate_provider_config::Response { diagnostics: diagnostics_to_proto(&diags) }))
+        Ok(Response::new(tf::validate_provider_config::Response {
+            diagnostics: diagnostics_to_proto(&diags),
+        }))
     }
 
     async fn validate_resource_config(
@@ -287,7 +334,12 @@ impl tf::provider_server::Provider for ProviderService {
         let diags = logged("ValidateResourceConfig", &req.type_name, async {
             let mut diags = Diagnostics::default();
             if let Some(entry) = self.resource(&req.type_name, &mut diags)
-                && let Some(config) = decode(req.config.as_ref(), &entry.ty, "resource configuration", &mut diags)
+                && let Some(config) = decode(
+                    req.config.as_ref(),
+                    &entry.ty,
+                    "resource configuration",
+                    &mut diags,
+                )
             {
                 diags.extend(validate::validate_config(&entry.schema.block, &config));
                 diags.extend(entry.resource.validate(&config));
@@ -295,7 +347,9 @@ impl tf::provider_server::Provider for ProviderService {
             diags
         })
         .await;
-        Ok(Response::new(tf::validate_resource_config::Response { diagnostics: diagnostics_to_proto(&diags) }))
+        Ok(Response::new(tf::validate_resource_config::Response {
+            diagnostics: diagnostics_to_proto(&diags),
+        }))
     }
 
     async fn validate_data_resource_config(
@@ -306,7 +360,12 @@ impl tf::provider_server::Provider for ProviderService {
         let diags = logged("ValidateDataResourceConfig", &req.type_name, async {
             let mut diags = Diagnostics::default();
             if let Some(entry) = self.data_source(&req.type_name, &mut diags)
-                && let Some(config) = decode(req.config.as_ref(), &entry.ty, "data source configuration", &mut diags)
+                && let Some(config) = decode(
+                    req.config.as_ref(),
+                    &entry.ty,
+                    "data source configuration",
+                    &mut diags,
+                )
             {
                 diags.extend(validate::validate_config(&entry.schema.block, &config));
                 diags.extend(entry.data_source.validate(&config));
@@ -314,7 +373,9 @@ impl tf::provider_server::Provider for ProviderService {
             diags
         })
         .await;
-        Ok(Response::new(tf::validate_data_resource_config::Response { diagnostics: diagnostics_to_proto(&diags) }))
+        Ok(Response::new(tf::validate_data_resource_config::Response {
+            diagnostics: diagnostics_to_proto(&diags),
+        }))
     }
 
     async fn upgrade_resource_state(
@@ -326,9 +387,18 @@ impl tf::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::default();
             let mut upgraded = None;
             if let Some(entry) = self.resource(&req.type_name, &mut diags) {
-                upgraded = upgrade_state(entry, &req.type_name, req.version, req.raw_state.as_ref(), &mut diags);
+                upgraded = upgrade_state(
+                    entry,
+                    &req.type_name,
+                    req.version,
+                    req.raw_state.as_ref(),
+                    &mut diags,
+                );
             }
-            tf::upgrade_resource_state::Response { upgraded_state: upgraded, diagnostics: diagnostics_to_proto(&diags) }
+            tf::upgrade_resource_state::Response {
+                upgraded_state: upgraded,
+                diagnostics: diagnostics_to_proto(&diags),
+            }
         })
         .await;
         Ok(Response::new(response))
@@ -341,13 +411,24 @@ impl tf::provider_server::Provider for ProviderService {
         let req = request.into_inner();
         let diags = logged("ConfigureProvider", "", async {
             let mut diags = Diagnostics::default();
-            if let Some(config) = decode(req.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
-                diags.extend(self.provider.configure(&self.context(), &config, &req.terraform_version).await);
+            if let Some(config) = decode(
+                req.config.as_ref(),
+                &self.provider_type,
+                "provider configuration",
+                &mut diags,
+            ) {
+                diags.extend(
+                    self.provider
+                        .configure(&self.context(), &config, &req.terraform_version)
+                        .await,
+                );
             }
             diags
         })
         .await;
-        Ok(Response::new(tf::configure_provider::Response { diagnostics: diagnostics_to_proto(&diags) }))
+        Ok(Response::new(tf::configure_provider::Response {
+            diagnostics: diagnostics_to_proto(&diags),
+        }))
     }
 
     async fn read_resource(
@@ -359,9 +440,17 @@ impl tf::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::default();
             let mut response = tf::read_resource::Response::default();
             if let Some(entry) = self.resource(&req.type_name, &mut diags)
-                && let Some(state) = decode(req.current_state.as_ref(), &entry.ty, "current state", &mut diags)
+                && let Some(state) = decode(
+                    req.current_state.as_ref(),
+                    &entry.ty,
+                    "current state",
+                    &mut diags,
+                )
             {
-                let result = entry.resource.read(&self.context(), state, req.private).await;
+                let result = entry
+                    .resource
+                    .read(&self.context(), state, req.private)
+                    .await;
                 diags.extend(result.diagnostics);
                 response.new_state = encode_state(entry, result.new_state, "new state", &mut diags);
                 response.private = result.private;
@@ -382,15 +471,39 @@ impl tf::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::default();
             let mut response = tf::plan_resource_change::Response::default();
             if let Some(entry) = self.resource(&req.type_name, &mut diags) {
-                let prior = decode(req.prior_state.as_ref(), &entry.ty, "prior state", &mut diags);
-                let proposed = decode(req.proposed_new_state.as_ref(), &entry.ty, "proposed new state", &mut diags);
-                let config = decode(req.config.as_ref(), &entry.ty, "resource configuration", &mut diags);
-                if let (Some(prior_state), Some(proposed_new_state), Some(config)) = (prior, proposed, config) {
-                    let plan = PlanRequest { prior_state, proposed_new_state, config, prior_private: req.prior_private };
+                let prior = decode(
+                    req.prior_state.as_ref(),
+                    &entry.ty,
+                    "prior state",
+                    &mut diags,
+                );
+                let proposed = decode(
+                    req.proposed_new_state.as_ref(),
+                    &entry.ty,
+                    "proposed new state",
+                    &mut diags,
+                );
+                let config = decode(
+                    req.config.as_ref(),
+                    &entry.ty,
+                    "resource configuration",
+                    &mut diags,
+                );
+                if let (Some(prior_state), Some(proposed_new_state), Some(config)) =
+                    (prior, proposed, config)
+                {
+                    let plan = PlanRequest {
+                        prior_state,
+                        proposed_new_state,
+                        config,
+                        prior_private: req.prior_private,
+                    };
                     let result = entry.resource.plan(&self.context(), plan).await;
                     diags.extend(result.diagnostics);
-                    response.planned_state = encode_state(entry, result.planned_state, "planned state", &mut diags);
-                    response.requires_replace = result.requires_replace.iter().map(path_to_proto).collect();
+                    response.planned_state =
+                        encode_state(entry, result.planned_state, "planned state", &mut diags);
+                    response.requires_replace =
+                        result.requires_replace.iter().map(path_to_proto).collect();
                     response.planned_private = result.planned_private;
                 }
             }
@@ -410,12 +523,35 @@ impl tf::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::default();
             let mut response = tf::apply_resource_change::Response::default();
             if let Some(entry) = self.resource(&req.type_name, &mut diags) {
-                let prior = decode(req.prior_state.as_ref(), &entry.ty, "prior state", &mut diags);
-                let planned = decode(req.planned_state.as_ref(), &entry.ty, "planned state", &mut diags);
-                let config = decode(req.config.as_ref(), &entry.ty, "resource configuration", &mut diags);
+                let prior = decode(
+                    req.prior_state.as_ref(),
+                    &entry.ty,
+                    "prior state",
+                    &mut diags,
+                );
+                let planned = decode(
+                    req.planned_state.as_ref(),
+                    &entry.ty,
+                    "planned state",
+                    &mut diags,
+                );
+                let config = decode(
+                    req.config.as_ref(),
+                    &entry.ty,
+                    "resource configuration",
+                    &mut diags,
+                );
                 if let (Some(prior), Some(planned), Some(config)) = (prior, planned, config) {
-                    let (new_state, private) =
-                        self.apply(entry, prior, planned, config, req.planned_private, &mut diags).await;
+                    let (new_state, private) = self
+                        .apply(
+                            entry,
+                            prior,
+                            planned,
+                            config,
+                            req.planned_private,
+                            &mut diags,
+                        )
+                        .await;
                     response.new_state = encode_state(entry, new_state, "new state", &mut diags);
                     response.private = private;
                 }
@@ -442,17 +578,22 @@ impl tf::provider_server::Provider for ProviderService {
                 if found {
                     let state = encode_state(entry, result.state, "imported state", &mut diags);
                     if state.is_some() {
-                        response.imported_resources.push(tf::import_resource_state::ImportedResource {
-                            type_name: req.type_name.clone(),
-                            state,
-                            private: result.private,
-                            identity: None,
-                        });
+                        response.imported_resources.push(
+                            tf::import_resource_state::ImportedResource {
+                                type_name: req.type_name.clone(),
+                                state,
+                                private: result.private,
+                                identity: None,
+                            },
+                        );
                     }
                 } else if !diags.has_errors() {
                     diags.error(
                         "Nothing to import",
-                        format!("No {} was found for the import ID {:?}.", req.type_name, req.id),
+                        format!(
+                            "No {} was found for the import ID {:?}.",
+                            req.type_name, req.id
+                        ),
                     );
                 }
             }
@@ -495,7 +636,12 @@ impl tf::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::default();
             let mut response = tf::read_data_source::Response::default();
             if let Some(entry) = self.data_source(&req.type_name, &mut diags)
-                && let Some(config) = decode(req.config.as_ref(), &entry.ty, "data source configuration", &mut diags)
+                && let Some(config) = decode(
+                    req.config.as_ref(),
+                    &entry.ty,
+                    "data source configuration",
+                    &mut diags,
+                )
             {
                 let (state, read_diags) = entry.data_source.read(&self.context(), config).await;
                 diags.extend(read_diags);
@@ -514,7 +660,9 @@ impl tf::provider_server::Provider for ProviderService {
     ) -> Result<Response<tf::stop_provider::Response>, Status> {
         tracing::info!("StopProvider received: cancelling operations in progress");
         self.stop.cancel();
-        Ok(Response::new(tf::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(tf::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 
@@ -538,14 +686,24 @@ impl ProviderService {
                 (result.new_state, result.private)
             }
             (false, true) => {
-                let delete_diags = entry.resource.delete(&ctx, prior.clone(), private.clone()).await;
+                let delete_diags = entry
+                    .resource
+                    .delete(&ctx, prior.clone(), private.clone())
+                    .await;
                 let failed = delete_diags.has_errors();
                 diags.extend(delete_diags);
                 // A failed delete leaves the object in place: Terraform must keep it in state.
-                if failed { (prior, private) } else { (Value::Null, Vec::new()) }
+                if failed {
+                    (prior, private)
+                } else {
+                    (Value::Null, Vec::new())
+                }
             }
             (false, false) => {
-                let result = entry.resource.update(&ctx, prior, planned, config, private).await;
+                let result = entry
+                    .resource
+                    .update(&ctx, prior, planned, config, private)
+                    .await;
                 diags.extend(result.diagnostics);
                 (result.new_state, result.private)
             }
@@ -592,7 +750,9 @@ fn upgrade_state(
             Err(e) => {
                 let mut d = Diagnostic::error(
                     "Unable to read stored state",
-                    format!("The stored state of this {type_name} does not match the provider's schema: {e}."),
+                    format!(
+                        "The stored state of this {type_name} does not match the provider's schema: {e}."
+                    ),
                 );
                 if !e.path.is_root() {
                     d = d.at(e.path.clone());
@@ -612,8 +772,15 @@ fn upgrade_state(
 /// Decodes a `DynamicValue` with `ty`; an absent or empty value is null. On failure, reports a
 /// diagnostic and returns `None`: a malformed payload must become an error Terraform shows,
 /// not a failed RPC.
-fn decode(dv: Option<&tf::DynamicValue>, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<Value> {
-    let Some(dv) = dv else { return Some(Value::Null) };
+fn decode(
+    dv: Option<&tf::DynamicValue>,
+    ty: &Type,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let Some(dv) = dv else {
+        return Some(Value::Null);
+    };
     let decoded = if !dv.msgpack.is_empty() {
         value::decode_msgpack(&dv.msgpack, ty)
     } else if !dv.json.is_empty() {
@@ -642,7 +809,10 @@ fn decode(dv: Option<&tf::DynamicValue>, ty: &Type, what: &str, diags: &mut Diag
 
 fn encode(v: &Value, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<tf::DynamicValue> {
     match value::encode_msgpack(v, ty) {
-        Ok(msgpack) => Some(tf::DynamicValue { msgpack, json: Vec::new() }),
+        Ok(msgpack) => Some(tf::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        }),
         Err(e) => {
             diags.error(
                 format!("Provider produced an invalid {what}"),
@@ -655,31 +825,46 @@ fn encode(v: &Value, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<t
 
 /// Encodes a resource state after nulling write-only attributes, which Terraform requires to
 /// be null in every state and plan it receives.
-fn encode_state(entry: &ResourceEntry, mut state: Value, what: &str, diags: &mut Diagnostics) -> Option<tf::DynamicValue> {
+fn encode_state(
+    entry: &ResourceEntry,
+    mut state: Value,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<tf::DynamicValue> {
     if entry.has_write_only {
-        null_write_only(&entry.schema.block.attributes, &entry.schema.block.blocks, &mut state);
+        null_write_only(
+            &entry.schema.block.attributes,
+            &entry.schema.block.blocks,
+            &mut state,
+        );
     }
     encode(&state, &entry.ty, what, diags)
 }
 
 fn block_has_write_only(block: &Block) -> bool {
-    attrs_have_write_only(&block.attributes) || block.blocks.iter().any(|b| block_has_write_only(&b.block))
+    attrs_have_write_only(&block.attributes)
+        || block.blocks.iter().any(|b| block_has_write_only(&b.block))
 }
 
 fn attrs_have_write_only(attributes: &[Attribute]) -> bool {
     attributes.iter().any(|a| {
-        a.write_only || matches!(&a.ty, AttributeType::Nested(obj) if attrs_have_write_only(&obj.attributes))
+        a.write_only
+            || matches!(&a.ty, AttributeType::Nested(obj) if attrs_have_write_only(&obj.attributes))
     })
 }
 
 fn null_write_only(attributes: &[Attribute], blocks: &[NestedBlock], value: &mut Value) {
     let Value::Object(fields) = value else { return };
     for attr in attributes {
-        let Some(v) = fields.get_mut(&attr.name) else { continue };
+        let Some(v) = fields.get_mut(&attr.name) else {
+            continue;
+        };
         if attr.write_only {
             *v = Value::Null;
         } else if let AttributeType::Nested(obj) = &attr.ty {
-            for_each_nested(obj.nesting, v, |element| null_write_only(&obj.attributes, &[], element));
+            for_each_nested(obj.nesting, v, |element| {
+                null_write_only(&obj.attributes, &[], element)
+            });
         }
     }
     for block in blocks {
@@ -713,14 +898,25 @@ fn for_each_nested(nesting: Nesting, value: &mut Value, mut f: impl FnMut(&mut V
 // ---------------------------------------------------------------------------------------------
 
 fn schema_to_proto(schema: &Schema, diags: &mut Diagnostics) -> tf::Schema {
-    tf::Schema { version: schema.version, block: Some(block_to_proto(&schema.block, schema.version, diags)) }
+    tf::Schema {
+        version: schema.version,
+        block: Some(block_to_proto(&schema.block, schema.version, diags)),
+    }
 }
 
 fn block_to_proto(block: &Block, version: i64, diags: &mut Diagnostics) -> tf::schema::Block {
     tf::schema::Block {
         version,
-        attributes: block.attributes.iter().map(|a| attribute_to_proto(a, diags)).collect(),
-        block_types: block.blocks.iter().map(|b| nested_block_to_proto(b, diags)).collect(),
+        attributes: block
+            .attributes
+            .iter()
+            .map(|a| attribute_to_proto(a, diags))
+            .collect(),
+        block_types: block
+            .blocks
+            .iter()
+            .map(|b| nested_block_to_proto(b, diags))
+            .collect(),
         description: block.description.clone(),
         description_kind: tf::StringKind::Markdown as i32,
         deprecated: block.deprecation.is_some(),
@@ -766,7 +962,11 @@ fn object_to_proto(obj: &NestedObject, name: &str, diags: &mut Diagnostics) -> t
         }
     };
     tf::schema::Object {
-        attributes: obj.attributes.iter().map(|a| attribute_to_proto(a, diags)).collect(),
+        attributes: obj
+            .attributes
+            .iter()
+            .map(|a| attribute_to_proto(a, diags))
+            .collect(),
         nesting: nesting as i32,
         ..Default::default()
     }
@@ -801,7 +1001,11 @@ fn diagnostics_to_proto(diags: &Diagnostics) -> Vec<tf::Diagnostic> {
             },
             summary: d.summary.clone(),
             detail: d.detail.clone(),
-            attribute: d.attribute.as_ref().filter(|p| !p.is_root()).map(path_to_proto),
+            attribute: d
+                .attribute
+                .as_ref()
+                .filter(|p| !p.is_root())
+                .map(path_to_proto),
         })
         .collect()
 }
@@ -844,7 +1048,10 @@ struct Controller {
 
 #[tonic::async_trait]
 impl goplugin::grpc_controller_server::GrpcController for Controller {
-    async fn shutdown(&self, _request: Request<goplugin::Empty>) -> Result<Response<goplugin::Empty>, Status> {
+    async fn shutdown(
+        &self,
+        _request: Request<goplugin::Empty>,
+    ) -> Result<Response<goplugin::Empty>, Status> {
         tracing::debug!("Shutdown received from Terraform");
         self.shutdown.cancel();
         Ok(Response::new(goplugin::Empty {}))

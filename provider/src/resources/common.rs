@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::Context;
-use crate::provider::ProviderData;
 use crate::plugin::plan::semantic::parse_go_duration;
 use crate::plugin::schema::Validator;
 use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
+use crate::provider::ProviderData;
 
 /// Prefixes of labels and annotations that Kargo or Kubernetes write themselves; they are
 /// never adopted on import and never shown as drift.
@@ -28,7 +28,9 @@ const SYSTEM_PREFIXES: &[&str] = &[
 
 fn dns_label_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|_| unreachable!()))
+    RE.get_or_init(|| {
+        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|_| unreachable!())
+    })
 }
 
 fn dns_subdomain_re() -> &'static Regex {
@@ -42,7 +44,9 @@ fn dns_subdomain_re() -> &'static Regex {
 /// Kargo's duration pattern (`interval`, `requiredSoakTime`, `retry.timeout`).
 fn kargo_duration_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(s|m|h))+$").unwrap_or_else(|_| unreachable!()))
+    RE.get_or_init(|| {
+        Regex::new(r"^([0-9]+(\.[0-9]+)?(s|m|h))+$").unwrap_or_else(|_| unreachable!())
+    })
 }
 
 /// Why `name` is not a DNS-1123 label (the rule for namespaces and so for Projects).
@@ -51,7 +55,10 @@ pub fn dns_label_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > 63 {
-        return Some(format!("must be at most 63 characters (it has {})", name.len()));
+        return Some(format!(
+            "must be at most 63 characters (it has {})",
+            name.len()
+        ));
     }
     if !dns_label_re().is_match(name) {
         return Some(
@@ -68,7 +75,10 @@ pub fn dns_subdomain_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > 253 {
-        return Some(format!("must be at most 253 characters (it has {})", name.len()));
+        return Some(format!(
+            "must be at most 253 characters (it has {})",
+            name.len()
+        ));
     }
     if !dns_subdomain_re().is_match(name) {
         return Some(
@@ -80,49 +90,73 @@ pub fn dns_subdomain_problem(name: &str) -> Option<String> {
 }
 
 pub fn dns_label() -> Validator {
-    Validator::new("must be a DNS-1123 label (lower case letters, digits and '-', at most 63 characters)", |v, path, diags| {
-        if let Some(s) = v.as_str()
-            && let Some(problem) = dns_label_problem(s)
-        {
-            diags.error_at(path.clone(), "Invalid name", format!("{s:?} is not a valid DNS-1123 label: it {problem}."));
-        }
-    })
+    Validator::new(
+        "must be a DNS-1123 label (lower case letters, digits and '-', at most 63 characters)",
+        |v, path, diags| {
+            if let Some(s) = v.as_str()
+                && let Some(problem) = dns_label_problem(s)
+            {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid name",
+                    format!("{s:?} is not a valid DNS-1123 label: it {problem}."),
+                );
+            }
+        },
+    )
 }
 
 pub fn dns_subdomain() -> Validator {
-    Validator::new("must be a DNS-1123 subdomain (lower case letters, digits, '-' and '.', at most 253 characters)", |v, path, diags| {
-        if let Some(s) = v.as_str()
-            && let Some(problem) = dns_subdomain_problem(s)
-        {
-            diags.error_at(path.clone(), "Invalid name", format!("{s:?} is not a valid DNS-1123 subdomain: it {problem}."));
-        }
-    })
+    Validator::new(
+        "must be a DNS-1123 subdomain (lower case letters, digits, '-' and '.', at most 253 characters)",
+        |v, path, diags| {
+            if let Some(s) = v.as_str()
+                && let Some(problem) = dns_subdomain_problem(s)
+            {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid name",
+                    format!("{s:?} is not a valid DNS-1123 subdomain: it {problem}."),
+                );
+            }
+        },
+    )
 }
 
 /// A duration in Kargo's format: one or more `<number><s|m|h>` groups, e.g. `5m`, `1h30m`.
 pub fn kargo_duration() -> Validator {
-    Validator::new("a duration such as `30s`, `5m` or `1h30m` (units s, m, h)", |v, path, diags| {
-        if let Some(s) = v.as_str()
-            && !kargo_duration_re().is_match(s)
-        {
-            diags.error_at(
+    Validator::new(
+        "a duration such as `30s`, `5m` or `1h30m` (units s, m, h)",
+        |v, path, diags| {
+            if let Some(s) = v.as_str()
+                && !kargo_duration_re().is_match(s)
+            {
+                diags.error_at(
                 path.clone(),
                 "Invalid duration",
                 format!("{s:?} is not a duration Kargo accepts: use one or more <number><unit> groups with units s, m or h, e.g. \"30s\", \"5m\", \"1h30m\"."),
             );
-        }
-    })
+            }
+        },
+    )
 }
 
 /// A Terraform-style operation timeout (`"30s"`, `"10m"`, `"1h"`), as in `timeouts` blocks.
 pub fn timeout_duration() -> Validator {
-    Validator::new("a duration such as `30s`, `10m` or `1h`", |v, path, diags| {
-        if let Some(s) = v.as_str()
-            && parse_go_duration(s).is_none()
-        {
-            diags.error_at(path.clone(), "Invalid timeout", format!("{s:?} is not a duration: use e.g. \"30s\", \"10m\" or \"1h\"."));
-        }
-    })
+    Validator::new(
+        "a duration such as `30s`, `10m` or `1h`",
+        |v, path, diags| {
+            if let Some(s) = v.as_str()
+                && parse_go_duration(s).is_none()
+            {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid timeout",
+                    format!("{s:?} is not a duration: use e.g. \"30s\", \"10m\" or \"1h\"."),
+                );
+            }
+        },
+    )
 }
 
 /// The `timeouts = { create = "...", delete = "..." }` attribute.
@@ -146,7 +180,12 @@ pub fn timeouts_attribute(create_default: &str, delete_default: &str) -> Attribu
 
 /// Reads a timeout from the `timeouts` attribute of `state`, falling back to `default`.
 pub fn timeout(state: &Value, which: &str, default: Duration) -> Duration {
-    state.get("timeouts").get(which).as_str().and_then(parse_go_duration).unwrap_or(default)
+    state
+        .get("timeouts")
+        .get(which)
+        .as_str()
+        .and_then(parse_go_duration)
+        .unwrap_or(default)
 }
 
 pub fn is_system_key(key: &str) -> bool {
@@ -158,9 +197,17 @@ pub fn is_system_key(key: &str) -> bool {
 /// Only the keys this configuration manages are tracked: those in the prior state (so a
 /// value changed out of band shows as drift and a removed key shows as re-added), or —
 /// when importing, with no prior state — every key that Kargo or Kubernetes did not write.
-pub fn managed_map(live: Option<&serde_json::Map<String, serde_json::Value>>, prior: &Value, importing: bool) -> Value {
+pub fn managed_map(
+    live: Option<&serde_json::Map<String, serde_json::Value>>,
+    prior: &Value,
+    importing: bool,
+) -> Value {
     let live: BTreeMap<&str, &str> = live
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = BTreeMap::new();
     if importing {
@@ -189,7 +236,10 @@ pub fn string_map_json(v: &Value) -> Option<serde_json::Map<String, serde_json::
     Some(
         entries
             .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), serde_json::Value::String(s.to_string()))))
+            .filter_map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (k.clone(), serde_json::Value::String(s.to_string())))
+            })
             .collect(),
     )
 }
@@ -217,7 +267,10 @@ pub fn diagnostics(action: &str, err: &KargoError, map_field: FieldMapper<'_>) -
 
 /// The client for an apply: the configuration must be known, and the Kargo API served
 /// (waited for, bounded, when Kargo is being installed in the same apply).
-pub async fn write_client(data: &ProviderData, ctx: &Context) -> Result<Arc<KargoClient>, KargoError> {
+pub async fn write_client(
+    data: &ProviderData,
+    ctx: &Context,
+) -> Result<Arc<KargoClient>, KargoError> {
     let client = data.client()?;
     client.ensure_kargo_api(&ctx.cancel).await?;
     Ok(client)
@@ -229,19 +282,41 @@ pub async fn write_client(data: &ProviderData, ctx: &Context) -> Result<Arc<Karg
 pub async fn describe_stuck_project(client: &KargoClient, namespace: &str) -> String {
     let mut parts = Vec::new();
     if let Ok(Some(project)) = client.get(Kind::Project, None, namespace).await {
-        parts.push(format!("Project {namespace:?} is {}", finalizer_text(&project)));
+        parts.push(format!(
+            "Project {namespace:?} is {}",
+            finalizer_text(&project)
+        ));
     }
     match client.get(Kind::Namespace, None, namespace).await {
-        Ok(Some(ns)) => parts.push(format!("namespace {namespace:?} is {}", finalizer_text(&ns))),
+        Ok(Some(ns)) => parts.push(format!(
+            "namespace {namespace:?} is {}",
+            finalizer_text(&ns)
+        )),
         Ok(None) => {}
-        Err(e) => parts.push(format!("namespace {namespace:?} could not be inspected ({e})")),
+        Err(e) => parts.push(format!(
+            "namespace {namespace:?} could not be inspected ({e})"
+        )),
     }
-    for kind in [Kind::Stage, Kind::Warehouse, Kind::Promotion, Kind::Freight, Kind::ProjectConfig, Kind::PromotionTask] {
+    for kind in [
+        Kind::Stage,
+        Kind::Warehouse,
+        Kind::Promotion,
+        Kind::Freight,
+        Kind::ProjectConfig,
+        Kind::PromotionTask,
+    ] {
         if let Ok(items) = client.list(kind, Some(namespace), None).await {
             // Only what is itself waiting on a finalizer is worth naming.
             for item in items.iter().filter(|i| has_finalizers(i)) {
-                let name = item.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or("?");
-                parts.push(format!("{} {name:?} is {}", kind.kind(), finalizer_text(item)));
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?");
+                parts.push(format!(
+                    "{} {name:?} is {}",
+                    kind.kind(),
+                    finalizer_text(item)
+                ));
             }
         }
     }
@@ -249,7 +324,10 @@ pub async fn describe_stuck_project(client: &KargoClient, namespace: &str) -> St
 }
 
 fn has_finalizers(object: &serde_json::Value) -> bool {
-    object.pointer("/metadata/finalizers").and_then(serde_json::Value::as_array).is_some_and(|f| !f.is_empty())
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|f| !f.is_empty())
 }
 
 fn finalizer_text(object: &serde_json::Value) -> String {
@@ -260,9 +338,15 @@ fn finalizer_text(object: &serde_json::Value) -> String {
         .unwrap_or_default();
     let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
     match (deleting, finalizers.is_empty()) {
-        (true, false) => format!("terminating, held by finalizers [{}]", finalizers.join(", ")),
+        (true, false) => format!(
+            "terminating, held by finalizers [{}]",
+            finalizers.join(", ")
+        ),
         (true, true) => "terminating".to_string(),
-        (false, false) => format!("not being deleted yet (finalizers [{}])", finalizers.join(", ")),
+        (false, false) => format!(
+            "not being deleted yet (finalizers [{}])",
+            finalizers.join(", ")
+        ),
         (false, true) => "present".to_string(),
     }
 }

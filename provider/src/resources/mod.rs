@@ -21,6 +21,8 @@ pub fn all(data: &ProviderData) -> Vec<Arc<dyn Resource>> {
         Arc::new(warehouse::WarehouseResource::new(data.clone())),
         Arc::new(stage::StageResource::new(data.clone())),
         Arc::new(promotion_task::PromotionTaskResource::new(data.clone())),
-        Arc::new(promotion_task::ClusterPromotionTaskResource::new(data.clone())),
+        Arc::new(promotion_task::ClusterPromotionTaskResource::new(
+            data.clone(),
+        )),
     ]
 }

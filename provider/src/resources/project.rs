@@ -10,8 +10,8 @@ use super::common::{self, dns_label, managed_map, string_map_json, timeout, time
 use crate::kargo::{Error as KargoError, Kind};
 use crate::plugin::validate::validators;
 use crate::plugin::{
-    ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult, NestedObject,
-    ReadResult, Resource, Schema, Value,
+    ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
+    NestedObject, ReadResult, Resource, Schema, Value,
 };
 use crate::provider::ProviderData;
 
@@ -43,14 +43,21 @@ fn selector_attributes() -> Vec<Attribute> {
         Attribute::nested(
             "match_expressions",
             NestedObject::list(vec![
-                Attribute::string("key").required().description("Label key."),
+                Attribute::string("key")
+                    .required()
+                    .description("Label key."),
                 Attribute::string("operator")
                     .required()
                     .description("One of `In`, `NotIn`, `Exists`, `DoesNotExist`.")
-                    .validate(validators::one_of(&["In", "NotIn", "Exists", "DoesNotExist"])),
-                Attribute::string_list("values")
-                    .optional()
-                    .description("Values for `In` and `NotIn`; must be empty for `Exists` and `DoesNotExist`."),
+                    .validate(validators::one_of(&[
+                        "In",
+                        "NotIn",
+                        "Exists",
+                        "DoesNotExist",
+                    ])),
+                Attribute::string_list("values").optional().description(
+                    "Values for `In` and `NotIn`; must be empty for `Exists` and `DoesNotExist`.",
+                ),
             ]),
         )
         .optional()
@@ -113,8 +120,15 @@ impl Resource for ProjectResource {
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut diags = Diagnostics::default();
-        for (i, policy) in config.get("promotion_policies").elements().iter().enumerate() {
-            let path = AttributePath::attr("promotion_policies").join_index(i).join_attr("stage_selector");
+        for (i, policy) in config
+            .get("promotion_policies")
+            .elements()
+            .iter()
+            .enumerate()
+        {
+            let path = AttributePath::attr("promotion_policies")
+                .join_index(i)
+                .join_attr("stage_selector");
             let sel = policy.get("stage_selector");
             if sel.is_unknown() {
                 continue;
@@ -123,13 +137,29 @@ impl Resource for ProjectResource {
             for (j, expr) in sel.get("match_expressions").elements().iter().enumerate() {
                 let op = expr.get("operator").as_str();
                 let values = expr.get("values");
-                let epath = path.join_attr("match_expressions").join_index(j).join_attr("values");
+                let epath = path
+                    .join_attr("match_expressions")
+                    .join_index(j)
+                    .join_attr("values");
                 match op {
-                    Some("In" | "NotIn") if values.is_null() || (!values.is_unknown() && values.elements().is_empty()) => {
-                        diags.error_at(epath, "Missing values", "Operators In and NotIn need at least one value.")
+                    Some("In" | "NotIn")
+                        if values.is_null()
+                            || (!values.is_unknown() && values.elements().is_empty()) =>
+                    {
+                        diags.error_at(
+                            epath,
+                            "Missing values",
+                            "Operators In and NotIn need at least one value.",
+                        )
                     }
-                    Some("Exists" | "DoesNotExist") if !values.is_null() && !values.elements().is_empty() => {
-                        diags.error_at(epath, "Unexpected values", "Operators Exists and DoesNotExist take no values.")
+                    Some("Exists" | "DoesNotExist")
+                        if !values.is_null() && !values.elements().is_empty() =>
+                    {
+                        diags.error_at(
+                            epath,
+                            "Unexpected values",
+                            "Operators Exists and DoesNotExist take no values.",
+                        )
                     }
                     _ => {}
                 }
@@ -153,7 +183,9 @@ impl Resource for ProjectResource {
         };
         let body = project_body(&planned);
         let applied = client
-            .retry_while_kargo_starting("the project", &ctx.cancel, || client.apply(Kind::Project, None, &name, body.clone()))
+            .retry_while_kargo_starting("the project", &ctx.cancel, || {
+                client.apply(Kind::Project, None, &name, body.clone())
+            })
             .await;
         if let Err(e) = applied {
             return fail(project_error("create the project", &name, &e).into());
@@ -162,55 +194,121 @@ impl Resource for ProjectResource {
         let wait = timeout(&planned, "create", CREATE_TIMEOUT);
         let mut diags = Diagnostics::default();
         let what = format!("project {name:?} to become Ready");
-        match client.wait_until(Kind::Project, None, &name, &what, wait, &ctx.cancel, is_ready).await.map(|_| ()) {
+        match client
+            .wait_until(
+                Kind::Project,
+                None,
+                &name,
+                &what,
+                wait,
+                &ctx.cancel,
+                is_ready,
+            )
+            .await
+            .map(|_| ())
+        {
             Ok(()) => {}
             Err(KargoError::Cancelled) => {
                 diags.push(Diagnostic::warning(
                     "Stopped waiting for the project",
                     format!("Project {name:?} was created; the wait for it to become Ready was interrupted. The next plan refreshes its state."),
                 ));
-                return ApplyResult { new_state: state_from_planned(&planned, false), private: Vec::new(), diagnostics: diags };
+                return ApplyResult {
+                    new_state: state_from_planned(&planned, false),
+                    private: Vec::new(),
+                    diagnostics: diags,
+                };
             }
             Err(e) => {
                 diags.push(Diagnostic::error(
                     "Project did not become ready",
                     format!("Project {name:?} was created but {e}. It is kept in state as tainted; the next apply replaces it."),
                 ));
-                return ApplyResult { new_state: state_from_planned(&planned, false), private: Vec::new(), diagnostics: diags };
+                return ApplyResult {
+                    new_state: state_from_planned(&planned, false),
+                    private: Vec::new(),
+                    diagnostics: diags,
+                };
             }
         }
         // The policies need the namespace Kargo just created; the project itself exists, so
         // a failure here keeps it in state (tainted) rather than losing track of it.
         if let Some(spec) = project_config_spec(&planned)
-            && let Err(e) = client.apply(Kind::ProjectConfig, Some(&name), &name, project_config_body(&name, spec)).await
+            && let Err(e) = client
+                .apply(
+                    Kind::ProjectConfig,
+                    Some(&name),
+                    &name,
+                    project_config_body(&name, spec),
+                )
+                .await
         {
-            diags.push(common::diagnostic("write the project's ProjectConfig", &e, &policy_field));
+            diags.push(common::diagnostic(
+                "write the project's ProjectConfig",
+                &e,
+                &policy_field,
+            ));
         }
-        ApplyResult { new_state: state_from_planned(&planned, true), private: Vec::new(), diagnostics: diags }
+        ApplyResult {
+            new_state: state_from_planned(&planned, true),
+            private: Vec::new(),
+            diagnostics: diags,
+        }
     }
 
-    async fn update(&self, ctx: &Context, prior: Value, planned: Value, _config: Value, private: Vec<u8>) -> ApplyResult {
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: Value,
+        planned: Value,
+        _config: Value,
+        private: Vec<u8>,
+    ) -> ApplyResult {
         let name = planned.get("name").as_str().unwrap_or_default().to_string();
-        let keep = |diags: Diagnostics| ApplyResult { new_state: prior.clone(), private: private.clone(), diagnostics: diags };
+        let keep = |diags: Diagnostics| ApplyResult {
+            new_state: prior.clone(),
+            private: private.clone(),
+            diagnostics: diags,
+        };
         let client = match common::write_client(&self.data, ctx).await {
             Ok(c) => c,
             Err(e) => return keep(common::diagnostics("connect to the cluster", &e, &no_field)),
         };
-        if let Err(e) = client.apply(Kind::Project, None, &name, project_body(&planned)).await {
+        if let Err(e) = client
+            .apply(Kind::Project, None, &name, project_body(&planned))
+            .await
+        {
             return keep(project_error("update the project", &name, &e).into());
         }
         let result = match project_config_spec(&planned) {
-            Some(spec) => client.apply(Kind::ProjectConfig, Some(&name), &name, project_config_body(&name, spec)).await.map(|_| ()),
-            None if project_config_spec(&prior).is_some() => {
-                client.delete(Kind::ProjectConfig, Some(&name), &name).await.map(|_| ())
-            }
+            Some(spec) => client
+                .apply(
+                    Kind::ProjectConfig,
+                    Some(&name),
+                    &name,
+                    project_config_body(&name, spec),
+                )
+                .await
+                .map(|_| ()),
+            None if project_config_spec(&prior).is_some() => client
+                .delete(Kind::ProjectConfig, Some(&name), &name)
+                .await
+                .map(|_| ()),
             None => Ok(()),
         };
         if let Err(e) = result {
-            return keep(common::diagnostics("write the project's ProjectConfig", &e, &policy_field));
+            return keep(common::diagnostics(
+                "write the project's ProjectConfig",
+                &e,
+                &policy_field,
+            ));
         }
         let ready = prior.get("ready").as_bool().unwrap_or(false);
-        ApplyResult { new_state: state_from_planned(&planned, ready), private: Vec::new(), diagnostics: Diagnostics::default() }
+        ApplyResult {
+            new_state: state_from_planned(&planned, ready),
+            private: Vec::new(),
+            diagnostics: Diagnostics::default(),
+        }
     }
 
     async fn delete(&self, ctx: &Context, prior: Value, _private: Vec<u8>) -> Diagnostics {
@@ -225,10 +323,14 @@ impl Resource for ProjectResource {
         let wait = timeout(&prior, "delete", DELETE_TIMEOUT);
         let keep_namespace = prior.get("keep_namespace").as_bool().unwrap_or(false);
         let started = std::time::Instant::now();
-        let mut result = client.wait_deleted(Kind::Project, None, &name, wait, &ctx.cancel).await;
+        let mut result = client
+            .wait_deleted(Kind::Project, None, &name, wait, &ctx.cancel)
+            .await;
         if result.is_ok() && !keep_namespace {
             let left = wait.saturating_sub(started.elapsed());
-            result = client.wait_deleted(Kind::Namespace, None, &name, left, &ctx.cancel).await;
+            result = client
+                .wait_deleted(Kind::Namespace, None, &name, left, &ctx.cancel)
+                .await;
         }
         match result {
             Ok(()) => Diagnostics::default(),
@@ -258,7 +360,11 @@ impl Resource for ProjectResource {
         let client = match self.data.client() {
             Ok(c) => c,
             Err(e) => {
-                return ReadResult { new_state: state, private, diagnostics: common::diagnostics("connect to the cluster", &e, &no_field) };
+                return ReadResult {
+                    new_state: state,
+                    private,
+                    diagnostics: common::diagnostics("connect to the cluster", &e, &no_field),
+                };
             }
         };
         let project = match client.get(Kind::Project, None, &name).await {
@@ -267,43 +373,85 @@ impl Resource for ProjectResource {
                 return ReadResult {
                     new_state: Value::Null,
                     private: Vec::new(),
-                    diagnostics: Diagnostic::error("Cannot import project", format!("No Kargo project named {name:?} exists.")).into(),
+                    diagnostics: Diagnostic::error(
+                        "Cannot import project",
+                        format!("No Kargo project named {name:?} exists."),
+                    )
+                    .into(),
                 };
             }
-            Ok(None) => return ReadResult { new_state: Value::Null, private: Vec::new(), diagnostics: Diagnostics::default() },
-            Err(e) => return ReadResult { new_state: state, private, diagnostics: common::diagnostics("read the project", &e, &no_field) },
+            Ok(None) => {
+                return ReadResult {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diagnostics: Diagnostics::default(),
+                };
+            }
+            Err(e) => {
+                return ReadResult {
+                    new_state: state,
+                    private,
+                    diagnostics: common::diagnostics("read the project", &e, &no_field),
+                };
+            }
         };
         let manages_config = importing || !state.get("promotion_policies").is_null();
         let config = if manages_config {
             match client.get(Kind::ProjectConfig, Some(&name), &name).await {
                 Ok(c) => c,
                 Err(e) => {
-                    return ReadResult { new_state: state, private, diagnostics: common::diagnostics("read the project's ProjectConfig", &e, &no_field) };
+                    return ReadResult {
+                        new_state: state,
+                        private,
+                        diagnostics: common::diagnostics(
+                            "read the project's ProjectConfig",
+                            &e,
+                            &no_field,
+                        ),
+                    };
                 }
             }
         } else {
             None
         };
         let new_state = state_from_live(&state, &project, config.as_ref(), importing);
-        ReadResult { new_state, private: Vec::new(), diagnostics: Diagnostics::default() }
+        ReadResult {
+            new_state,
+            private: Vec::new(),
+            diagnostics: Diagnostics::default(),
+        }
     }
 
     async fn import(&self, _ctx: &Context, id: &str) -> ImportResult {
         let mut diags = Diagnostics::default();
         if let Some(problem) = common::dns_label_problem(id) {
-            diags.error("Invalid import ID", format!("Import a project by its name; {id:?} {problem}."));
-            return ImportResult { diagnostics: diags, ..Default::default() };
+            diags.error(
+                "Invalid import ID",
+                format!("Import a project by its name; {id:?} {problem}."),
+            );
+            return ImportResult {
+                diagnostics: diags,
+                ..Default::default()
+            };
         }
         let mut state = null_state();
         state.set("name", Value::string(id));
         state.set("id", Value::string(id));
-        ImportResult { state, private: IMPORTING.to_vec(), diagnostics: diags }
+        ImportResult {
+            state,
+            private: IMPORTING.to_vec(),
+            diagnostics: diags,
+        }
     }
 }
 
 /// A create that failed before anything existed: nothing goes into state.
 fn fail(diagnostics: Diagnostics) -> ApplyResult {
-    ApplyResult { new_state: Value::Null, private: Vec::new(), diagnostics }
+    ApplyResult {
+        new_state: Value::Null,
+        private: Vec::new(),
+        diagnostics,
+    }
 }
 
 fn no_field(_: &str) -> Option<AttributePath> {
@@ -311,19 +459,29 @@ fn no_field(_: &str) -> Option<AttributePath> {
 }
 
 fn policy_field(field: &str) -> Option<AttributePath> {
-    field.starts_with("spec.promotionPolicies").then(|| AttributePath::attr("promotion_policies"))
+    field
+        .starts_with("spec.promotionPolicies")
+        .then(|| AttributePath::attr("promotion_policies"))
 }
 
 fn check_selector_name(name: &Value, path: &AttributePath, diags: &mut Diagnostics) {
     let Some(name) = name.as_str() else { return };
     if let Some(expr) = name.strip_prefix("regex:") {
         if let Err(e) = regex::Regex::new(expr) {
-            diags.error_at(path.clone(), "Invalid regular expression", format!("{expr:?} does not compile: {e}"));
+            diags.error_at(
+                path.clone(),
+                "Invalid regular expression",
+                format!("{expr:?} does not compile: {e}"),
+            );
         }
     } else if !name.starts_with("glob:")
         && let Some(problem) = common::dns_subdomain_problem(name)
     {
-        diags.error_at(path.clone(), "Invalid stage name", format!("{name:?} is neither `regex:…`, `glob:…` nor a stage name: it {problem}."));
+        diags.error_at(
+            path.clone(),
+            "Invalid stage name",
+            format!("{name:?} is neither `regex:…`, `glob:…` nor a stage name: it {problem}."),
+        );
     }
 }
 
@@ -341,11 +499,16 @@ fn project_error(action: &str, name: &str, err: &KargoError) -> Diagnostic {
     if msg.contains("terminating") || msg.contains("being terminated") {
         return Diagnostic::error(
             "Namespace is still being deleted",
-            format!("Namespace {name:?} is terminating. Wait until it is gone and apply again. ({msg})"),
+            format!(
+                "Namespace {name:?} is terminating. Wait until it is gone and apply again. ({msg})"
+            ),
         )
         .at(AttributePath::attr("name"));
     }
-    common::diagnostic(action, err, &|f: &str| f.starts_with("metadata.name").then(|| AttributePath::attr("name")))
+    common::diagnostic(action, err, &|f: &str| {
+        f.starts_with("metadata.name")
+            .then(|| AttributePath::attr("name"))
+    })
 }
 
 fn humanize(d: Duration) -> String {
@@ -357,7 +520,9 @@ fn is_ready(project: Option<&Json>) -> bool {
     p.pointer("/status/conditions")
         .and_then(Json::as_array)
         .is_some_and(|conds| {
-            conds.iter().any(|c| c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True")))
+            conds.iter().any(|c| {
+                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+            })
         })
 }
 
@@ -415,9 +580,20 @@ fn policy_to_json(p: &Value) -> Json {
         .iter()
         .map(|e| {
             let mut o = Map::new();
-            o.insert("key".into(), json!(e.get("key").as_str().unwrap_or_default()));
-            o.insert("operator".into(), json!(e.get("operator").as_str().unwrap_or_default()));
-            let values: Vec<Json> = e.get("values").elements().iter().filter_map(|v| v.as_str().map(|s| json!(s))).collect();
+            o.insert(
+                "key".into(),
+                json!(e.get("key").as_str().unwrap_or_default()),
+            );
+            o.insert(
+                "operator".into(),
+                json!(e.get("operator").as_str().unwrap_or_default()),
+            );
+            let values: Vec<Json> = e
+                .get("values")
+                .elements()
+                .iter()
+                .filter_map(|v| v.as_str().map(|s| json!(s)))
+                .collect();
             if !values.is_empty() {
                 o.insert("values".into(), Json::Array(values));
             }
@@ -446,7 +622,13 @@ fn policy_from_json(p: &Json) -> Value {
         .get("matchLabels")
         .and_then(Json::as_object)
         .filter(|m| !m.is_empty())
-        .map(|m| Value::Map(m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), Value::string(s)))).collect()))
+        .map(|m| {
+            Value::Map(
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), Value::string(s))))
+                    .collect(),
+            )
+        })
         .unwrap_or(Value::Null);
     let exprs: Vec<Value> = sel
         .get("matchExpressions")
@@ -457,12 +639,36 @@ fn policy_from_json(p: &Json) -> Value {
                     let values: Vec<Value> = e
                         .get("values")
                         .and_then(Json::as_array)
-                        .map(|v| v.iter().filter_map(Json::as_str).map(Value::string).collect())
+                        .map(|v| {
+                            v.iter()
+                                .filter_map(Json::as_str)
+                                .map(Value::string)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     Value::object([
-                        ("key", e.get("key").and_then(Json::as_str).map(Value::string).unwrap_or(Value::Null)),
-                        ("operator", e.get("operator").and_then(Json::as_str).map(Value::string).unwrap_or(Value::Null)),
-                        ("values", if values.is_empty() { Value::Null } else { Value::List(values) }),
+                        (
+                            "key",
+                            e.get("key")
+                                .and_then(Json::as_str)
+                                .map(Value::string)
+                                .unwrap_or(Value::Null),
+                        ),
+                        (
+                            "operator",
+                            e.get("operator")
+                                .and_then(Json::as_str)
+                                .map(Value::string)
+                                .unwrap_or(Value::Null),
+                        ),
+                        (
+                            "values",
+                            if values.is_empty() {
+                                Value::Null
+                            } else {
+                                Value::List(values)
+                            },
+                        ),
                     ])
                 })
                 .collect()
@@ -474,17 +680,41 @@ fn policy_from_json(p: &Json) -> Value {
             Value::object([
                 ("name", name),
                 ("match_labels", match_labels),
-                ("match_expressions", if exprs.is_empty() { Value::Null } else { Value::List(exprs) }),
+                (
+                    "match_expressions",
+                    if exprs.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::List(exprs)
+                    },
+                ),
             ]),
         ),
-        ("auto_promotion_enabled", Value::Bool(p.get("autoPromotionEnabled").and_then(Json::as_bool).unwrap_or(false))),
+        (
+            "auto_promotion_enabled",
+            Value::Bool(
+                p.get("autoPromotionEnabled")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
+            ),
+        ),
     ])
 }
 
 fn null_state() -> Value {
     Value::object(
-        ["id", "name", "labels", "annotations", "keep_namespace", "promotion_policies", "namespace", "ready", "timeouts"]
-            .map(|k| (k, Value::Null)),
+        [
+            "id",
+            "name",
+            "labels",
+            "annotations",
+            "keep_namespace",
+            "promotion_policies",
+            "namespace",
+            "ready",
+            "timeouts",
+        ]
+        .map(|k| (k, Value::Null)),
     )
 }
 
@@ -500,9 +730,14 @@ fn state_from_planned(planned: &Value, ready: bool) -> Value {
 
 fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importing: bool) -> Value {
     let meta = project.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Json::as_str).unwrap_or_default();
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Json::as_str)
+        .unwrap_or_default();
     let labels = meta.and_then(|m| m.get("labels")).and_then(Json::as_object);
-    let annotations = meta.and_then(|m| m.get("annotations")).and_then(Json::as_object);
+    let annotations = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Json::as_object);
     let keep_namespace = annotations
         .and_then(|a| a.get(KEEP_NAMESPACE_ANNOTATION))
         .and_then(Json::as_str)
@@ -514,7 +749,11 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
                 .and_then(Json::as_array)
                 .map(|a| a.iter().map(policy_from_json).collect())
                 .unwrap_or_default();
-            if list.is_empty() && (importing || prior.get("promotion_policies").is_null()) { Value::Null } else { Value::List(list) }
+            if list.is_empty() && (importing || prior.get("promotion_policies").is_null()) {
+                Value::Null
+            } else {
+                Value::List(list)
+            }
         }
         None => Value::Null,
     };
@@ -524,8 +763,15 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
     }
     s.set("id", Value::string(name));
     s.set("name", Value::string(name));
-    s.set("labels", managed_map(labels, prior.get("labels"), importing));
-    s.set("annotations", managed_map(annotations, prior.get("annotations"), importing).filter_key(KEEP_NAMESPACE_ANNOTATION));
+    s.set(
+        "labels",
+        managed_map(labels, prior.get("labels"), importing),
+    );
+    s.set(
+        "annotations",
+        managed_map(annotations, prior.get("annotations"), importing)
+            .filter_key(KEEP_NAMESPACE_ANNOTATION),
+    );
     s.set("keep_namespace", Value::Bool(keep_namespace));
     s.set("promotion_policies", policies);
     s.set("namespace", Value::string(name));
@@ -546,7 +792,11 @@ impl FilterKey for Value {
         match self {
             Value::Map(mut m) => {
                 m.remove(key);
-                if m.is_empty() { Value::Null } else { Value::Map(m) }
+                if m.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Map(m)
+                }
             }
             other => other,
         }
@@ -567,12 +817,21 @@ mod tests {
     #[test]
     fn project_body_has_only_declared_metadata() {
         let mut p = planned("demo");
-        p.set("labels", Value::Map([("team".to_string(), Value::string("platform"))].into()));
+        p.set(
+            "labels",
+            Value::Map([("team".to_string(), Value::string("platform"))].into()),
+        );
         p.set("keep_namespace", Value::Bool(true));
         let body = project_body(&p);
         assert_eq!(body["metadata"]["labels"], json!({"team": "platform"}));
-        assert_eq!(body["metadata"]["annotations"], json!({KEEP_NAMESPACE_ANNOTATION: "true"}));
-        assert!(body.get("spec").is_none(), "Kargo v1.7+ Projects have no spec");
+        assert_eq!(
+            body["metadata"]["annotations"],
+            json!({KEEP_NAMESPACE_ANNOTATION: "true"})
+        );
+        assert!(
+            body.get("spec").is_none(),
+            "Kargo v1.7+ Projects have no spec"
+        );
     }
 
     #[test]
@@ -582,14 +841,20 @@ mod tests {
                 "stage_selector",
                 Value::object([
                     ("name", Value::string("glob:dev-*")),
-                    ("match_labels", Value::Map([("tier".to_string(), Value::string("lower"))].into())),
+                    (
+                        "match_labels",
+                        Value::Map([("tier".to_string(), Value::string("lower"))].into()),
+                    ),
                     ("match_expressions", Value::Null),
                 ]),
             ),
             ("auto_promotion_enabled", Value::Bool(true)),
         ]);
         let json = policy_to_json(&policy);
-        assert_eq!(json, json!({"stageSelector": {"name": "glob:dev-*", "matchLabels": {"tier": "lower"}}, "autoPromotionEnabled": true}));
+        assert_eq!(
+            json,
+            json!({"stageSelector": {"name": "glob:dev-*", "matchLabels": {"tier": "lower"}}, "autoPromotionEnabled": true})
+        );
         assert_eq!(policy_from_json(&json), policy);
     }
 
@@ -602,18 +867,30 @@ mod tests {
     #[test]
     fn read_ignores_kargo_labels_and_keeps_managed_ones() {
         let mut prior = planned("demo");
-        prior.set("labels", Value::Map([("team".to_string(), Value::string("a"))].into()));
+        prior.set(
+            "labels",
+            Value::Map([("team".to_string(), Value::string("a"))].into()),
+        );
         let live = json!({
             "metadata": {"name": "demo", "labels": {"team": "b", "kargo.akuity.io/migrated": "true", "other": "x"}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
         });
         let s = state_from_live(&prior, &live, None, false);
-        assert_eq!(s.get("labels"), &Value::Map([("team".to_string(), Value::string("b"))].into()));
+        assert_eq!(
+            s.get("labels"),
+            &Value::Map([("team".to_string(), Value::string("b"))].into())
+        );
         assert_eq!(s.get("ready"), &Value::Bool(true));
         let imported = state_from_live(&Value::Null, &live, None, true);
         assert_eq!(
             imported.get("labels"),
-            &Value::Map([("team".to_string(), Value::string("b")), ("other".to_string(), Value::string("x"))].into())
+            &Value::Map(
+                [
+                    ("team".to_string(), Value::string("b")),
+                    ("other".to_string(), Value::string("x"))
+                ]
+                .into()
+            )
         );
     }
 
@@ -636,9 +913,12 @@ mod tests {
         let diags = ProjectResource::new(ProviderData::default()).validate(&r_cfg);
         assert_eq!(diags.0.len(), 1);
         assert_eq!(
-            diags.0[0].attribute.as_ref().map(ToString::to_string).as_deref(),
+            diags.0[0]
+                .attribute
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("promotion_policies[0].stage_selector.name")
         );
     }
-
 }

@@ -16,8 +16,12 @@ pub struct Env {
 }
 
 fn start(options: Options) -> Sandbox {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(Sandbox::start(options)).expect("start the sandbox")
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(Sandbox::start(options))
+        .expect("start the sandbox")
 }
 
 impl Env {
@@ -32,7 +36,10 @@ impl Env {
     }
 
     pub fn with_options(options: Options) -> Self {
-        Self { sandbox: start(options), tf: Terraform::new() }
+        Self {
+            sandbox: start(options),
+            tf: Terraform::new(),
+        }
     }
 
     /// The provider block that connects to this sandbox through its kubeconfig.
@@ -45,12 +52,17 @@ impl Env {
 
     /// Writes `main.tf` as the provider block followed by `resources`.
     pub fn config(&self, resources: &str) {
-        self.tf.write_main(&format!("{}\n{resources}", self.provider_block()));
+        self.tf
+            .write_main(&format!("{}\n{resources}", self.provider_block()));
     }
 
     /// An object in the sandbox, as a client would read it.
     pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Json> {
-        let group = if matches!(resource, "namespaces" | "secrets" | "configmaps") { "" } else { KARGO };
+        let group = if matches!(resource, "namespaces" | "secrets" | "configmaps") {
+            ""
+        } else {
+            KARGO
+        };
         self.sandbox.get(group, resource, namespace, name)
     }
 

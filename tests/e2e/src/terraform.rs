@@ -26,18 +26,31 @@ impl Output {
     /// stdout and stderr with Terraform's line wrapping and box drawing folded into single
     /// spaces, so assertions can match whole sentences.
     pub fn flat(&self) -> String {
-        self.all().replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+        self.all()
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
     /// Panics with the full output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert!(self.success(), "command failed (exit {}):\n{}", self.code, self.all());
+        assert!(
+            self.success(),
+            "command failed (exit {}):\n{}",
+            self.code,
+            self.all()
+        );
         self
     }
     /// Panics with the full output unless the command failed.
     #[track_caller]
     pub fn failed(self) -> Self {
-        assert!(!self.success(), "command unexpectedly succeeded:\n{}", self.all());
+        assert!(
+            !self.success(),
+            "command unexpectedly succeeded:\n{}",
+            self.all()
+        );
         self
     }
 }
@@ -66,7 +79,9 @@ pub fn target_dir() -> PathBuf {
 
 /// Directory holding the freshly built `terraform-provider-kargo` (debug build).
 pub fn provider_dir() -> PathBuf {
-    let dir = std::env::var("KARGO_PROVIDER_DIR").map(PathBuf::from).unwrap_or_else(|_| target_dir().join("debug"));
+    let dir = std::env::var("KARGO_PROVIDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| target_dir().join("debug"));
     let bin = dir.join("terraform-provider-kargo");
     assert!(
         bin.exists(),
@@ -79,7 +94,11 @@ pub fn provider_dir() -> PathBuf {
 /// The `kargo-sandbox` binary next to the provider (for tests that use its CLI).
 pub fn sandbox_bin() -> PathBuf {
     let bin = provider_dir().join("kargo-sandbox");
-    assert!(bin.exists(), "kargo-sandbox not found at {}: run `make build`", bin.display());
+    assert!(
+        bin.exists(),
+        "kargo-sandbox not found at {}: run `make build`",
+        bin.display()
+    );
     bin
 }
 
@@ -91,7 +110,10 @@ pub struct Terraform {
 
 impl Terraform {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("kargo-e2e-").tempdir().expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("kargo-e2e-")
+            .tempdir()
+            .expect("create temp dir");
         let rc = dir.path().join("dev.tfrc");
         let overrides = provider_dir();
         std::fs::write(
@@ -152,8 +174,12 @@ impl Terraform {
         let mut cmd = Command::new(binary());
         cmd.current_dir(self.dir.path());
         cmd.args(args);
-        if args.first().is_some_and(|a| ["plan", "apply", "destroy", "import", "refresh", "show", "validate", "output"].contains(a))
-        {
+        if args.first().is_some_and(|a| {
+            [
+                "plan", "apply", "destroy", "import", "refresh", "show", "validate", "output",
+            ]
+            .contains(a)
+        }) {
             cmd.arg("-no-color");
         }
         cmd.env_remove("TF_LOG").env_remove("TF_LOG_PROVIDER");
@@ -181,7 +207,13 @@ impl Terraform {
     #[track_caller]
     pub fn assert_no_changes(&self) {
         let out = self.plan_code();
-        assert_eq!(out.code, 0, "expected an empty plan, got exit {}:\n{}", out.code, out.all());
+        assert_eq!(
+            out.code,
+            0,
+            "expected an empty plan, got exit {}:\n{}",
+            out.code,
+            out.all()
+        );
     }
 
     /// Saves a plan and returns `terraform show -json` of it.
@@ -231,12 +263,25 @@ pub fn find_resource(module: &Json, address: &str) -> Option<Json> {
 /// The actions planned for `address` in a `show -json` plan (e.g. `["update"]`,
 /// `["delete","create"]`), or `None` when the plan does not mention it.
 pub fn planned_actions(plan: &Json, address: &str) -> Option<Vec<String>> {
-    plan["resource_changes"].as_array()?.iter().find(|c| c["address"] == address).map(|c| {
-        c["change"]["actions"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect()
-    })
+    plan["resource_changes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["address"] == address)
+        .map(|c| {
+            c["change"]["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect()
+        })
 }
 
 /// The planned `after` values of `address`.
 pub fn planned_after(plan: &Json, address: &str) -> Option<Json> {
-    plan["resource_changes"].as_array()?.iter().find(|c| c["address"] == address).map(|c| c["change"]["after"].clone())
+    plan["resource_changes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["address"] == address)
+        .map(|c| c["change"]["after"].clone())
 }

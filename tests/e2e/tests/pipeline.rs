@@ -68,14 +68,32 @@ fn pipeline_lifecycle() {
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 
-    let wh = env.get("warehouses", Some("shop"), "app").expect("warehouse stored");
-    assert_eq!(wh["spec"]["interval"], "10m0s", "Kargo re-marshals the duration; the plan stays empty");
-    assert_eq!(wh["spec"]["subscriptions"][0]["image"]["imageSelectionStrategy"], "SemVer");
-    let dev = env.get("stages", Some("shop"), "dev").expect("stage stored");
-    assert_eq!(dev["spec"]["promotionTemplate"]["spec"]["steps"][0]["task"]["name"], "update-image");
+    let wh = env
+        .get("warehouses", Some("shop"), "app")
+        .expect("warehouse stored");
+    assert_eq!(
+        wh["spec"]["interval"], "10m0s",
+        "Kargo re-marshals the duration; the plan stays empty"
+    );
+    assert_eq!(
+        wh["spec"]["subscriptions"][0]["image"]["imageSelectionStrategy"],
+        "SemVer"
+    );
+    let dev = env
+        .get("stages", Some("shop"), "dev")
+        .expect("stage stored");
+    assert_eq!(
+        dev["spec"]["promotionTemplate"]["spec"]["steps"][0]["task"]["name"],
+        "update-image"
+    );
     assert!(env.get("clusterpromotiontasks", None, "notify").is_some());
-    let task = env.get("promotiontasks", Some("shop"), "update-image").expect("task stored");
-    assert_eq!(task["spec"]["steps"][0]["config"]["repoURL"], "${{ vars.repo }}", "expressions pass through untouched");
+    let task = env
+        .get("promotiontasks", Some("shop"), "update-image")
+        .expect("task stored");
+    assert_eq!(
+        task["spec"]["steps"][0]["config"]["repoURL"], "${{ vars.repo }}",
+        "expressions pass through untouched"
+    );
     let state = env.tf.resource("kargo_warehouse.app");
     assert_eq!(state["interval"], "10m", "the user's spelling is kept");
     assert_eq!(state["id"], "shop/app");
@@ -89,7 +107,10 @@ fn pipeline_lifecycle() {
         );
     env.config(&changed);
     let plan = env.tf.plan_json();
-    assert_eq!(planned_actions(&plan, "kargo_warehouse.app"), Some(vec!["update".to_string()]));
+    assert_eq!(
+        planned_actions(&plan, "kargo_warehouse.app"),
+        Some(vec!["update".to_string()])
+    );
     assert_eq!(
         planned_actions(&plan, "kargo_cluster_promotion_task.notify"),
         Some(vec!["no-op".to_string()]),
@@ -97,20 +118,31 @@ fn pipeline_lifecycle() {
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    assert_eq!(env.get("warehouses", Some("shop"), "app").unwrap()["spec"]["subscriptions"][0]["image"]["constraint"], "^1.2.0");
+    assert_eq!(
+        env.get("warehouses", Some("shop"), "app").unwrap()["spec"]["subscriptions"][0]["image"]["constraint"],
+        "^1.2.0"
+    );
 
     // Renaming the production stage replaces it.
     let renamed = changed.replace("name    = \"prod\"", "name    = \"production\"");
     env.config(&renamed);
     let plan = env.tf.plan_json();
-    assert_eq!(planned_actions(&plan, "kargo_stage.prod"), Some(vec!["delete".to_string(), "create".to_string()]));
+    assert_eq!(
+        planned_actions(&plan, "kargo_stage.prod"),
+        Some(vec!["delete".to_string(), "create".to_string()])
+    );
     env.tf.apply().ok();
     assert!(env.get("stages", Some("shop"), "prod").is_none());
     assert!(env.get("stages", Some("shop"), "production").is_some());
     env.tf.assert_no_changes();
 
     // Import round trip for each kind.
-    for addr in ["kargo_warehouse.app", "kargo_stage.dev", "kargo_promotion_task.update", "kargo_cluster_promotion_task.notify"] {
+    for addr in [
+        "kargo_warehouse.app",
+        "kargo_stage.dev",
+        "kargo_promotion_task.update",
+        "kargo_cluster_promotion_task.notify",
+    ] {
         env.tf.run(&["state", "rm", addr]).ok();
     }
     let imports = r#"
@@ -136,8 +168,15 @@ import {
     env.tf.assert_no_changes();
 
     env.tf.destroy().ok();
-    for (res, ns, name) in [("stages", Some("shop"), "dev"), ("warehouses", Some("shop"), "app"), ("clusterpromotiontasks", None, "notify")] {
-        assert!(env.get(res, ns, name).is_none(), "{res}/{name} still present after destroy");
+    for (res, ns, name) in [
+        ("stages", Some("shop"), "dev"),
+        ("warehouses", Some("shop"), "app"),
+        ("clusterpromotiontasks", None, "notify"),
+    ] {
+        assert!(
+            env.get(res, ns, name).is_none(),
+            "{res}/{name} still present after destroy"
+        );
     }
     assert!(env.get("namespaces", None, "shop").is_none());
 }
@@ -173,8 +212,17 @@ resource "kargo_stage" "s" {
     let out = env.tf.run(&["validate"]).failed();
     let text = out.flat();
     assert!(text.contains("5 minutes"), "duration error: {text}");
-    assert!(text.contains("allow_tags_regexes"), "removed field names its replacement: {text}");
+    assert!(
+        text.contains("allow_tags_regexes"),
+        "removed field names its replacement: {text}"
+    );
     assert!(text.contains("MatchUpstream"), "MatchUpstream rule: {text}");
-    assert!(text.contains("uses") && text.contains("task"), "uses xor task: {text}");
-    assert!(env.sandbox.requests().is_empty(), "validation needs no cluster");
+    assert!(
+        text.contains("uses") && text.contains("task"),
+        "uses xor task: {text}"
+    );
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "validation needs no cluster"
+    );
 }

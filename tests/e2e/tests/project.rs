@@ -20,13 +20,25 @@ resource "kargo_project" "p" {
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 
-    let project = env.get("projects", None, "guestbook").expect("project exists in the sandbox");
+    let project = env
+        .get("projects", None, "guestbook")
+        .expect("project exists in the sandbox");
     assert_eq!(project["metadata"]["labels"]["team"], "platform");
-    let ns = env.get("namespaces", None, "guestbook").expect("Kargo created the project namespace");
+    let ns = env
+        .get("namespaces", None, "guestbook")
+        .expect("Kargo created the project namespace");
     assert_eq!(ns["metadata"]["labels"]["kargo.akuity.io/project"], "true");
-    let pc = env.get("projectconfigs", Some("guestbook"), "guestbook").expect("policies live in the ProjectConfig");
-    assert_eq!(pc["spec"]["promotionPolicies"][0]["stageSelector"]["name"], "dev");
-    assert_eq!(pc["spec"]["promotionPolicies"][0]["autoPromotionEnabled"], true);
+    let pc = env
+        .get("projectconfigs", Some("guestbook"), "guestbook")
+        .expect("policies live in the ProjectConfig");
+    assert_eq!(
+        pc["spec"]["promotionPolicies"][0]["stageSelector"]["name"],
+        "dev"
+    );
+    assert_eq!(
+        pc["spec"]["promotionPolicies"][0]["autoPromotionEnabled"],
+        true
+    );
     let state = env.tf.resource("kargo_project.p");
     assert_eq!(state["namespace"], "guestbook");
     assert_eq!(state["ready"], true);
@@ -42,11 +54,21 @@ resource "kargo_project" "p" {
 "#,
     );
     let plan = env.tf.plan_json();
-    assert_eq!(planned_actions(&plan, "kargo_project.p"), Some(vec!["update".to_string()]));
+    assert_eq!(
+        planned_actions(&plan, "kargo_project.p"),
+        Some(vec!["update".to_string()])
+    );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    assert_eq!(env.get("projects", None, "guestbook").unwrap()["metadata"]["labels"]["team"], "apps");
-    assert!(env.get("projectconfigs", Some("guestbook"), "guestbook").is_none(), "dropping the policies removes the ProjectConfig");
+    assert_eq!(
+        env.get("projects", None, "guestbook").unwrap()["metadata"]["labels"]["team"],
+        "apps"
+    );
+    assert!(
+        env.get("projectconfigs", Some("guestbook"), "guestbook")
+            .is_none(),
+        "dropping the policies removes the ProjectConfig"
+    );
 
     // Rename: replaced.
     env.config(
@@ -58,10 +80,19 @@ resource "kargo_project" "p" {
 "#,
     );
     let plan = env.tf.plan_json();
-    assert_eq!(planned_actions(&plan, "kargo_project.p"), Some(vec!["delete".to_string(), "create".to_string()]));
+    assert_eq!(
+        planned_actions(&plan, "kargo_project.p"),
+        Some(vec!["delete".to_string(), "create".to_string()])
+    );
     env.tf.apply().ok();
-    assert!(env.get("projects", None, "guestbook").is_none(), "old project deleted");
-    assert!(env.get("namespaces", None, "guestbook").is_none(), "old namespace deleted");
+    assert!(
+        env.get("projects", None, "guestbook").is_none(),
+        "old project deleted"
+    );
+    assert!(
+        env.get("namespaces", None, "guestbook").is_none(),
+        "old namespace deleted"
+    );
     assert!(env.get("projects", None, "guestbook2").is_some());
     env.tf.assert_no_changes();
 
@@ -107,7 +138,11 @@ resource "kargo_project" "p" {
     });
     let out = env.tf.plan_code();
     assert_eq!(out.code, 2, "drift must show in the plan:\n{}", out.all());
-    assert!(out.stdout.contains("\"changed\" -> \"a\""), "plan names the drifted value:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("\"changed\" -> \"a\""),
+        "plan names the drifted value:\n{}",
+        out.stdout
+    );
 }
 
 const KARGO_GROUP: &str = "kargo.akuity.io";
@@ -118,19 +153,32 @@ fn invalid_name_is_rejected_at_plan_on_the_attribute() {
     env.config(r#"resource "kargo_project" "p" { name = "Not_A_Label" }"#);
     let out = env.tf.run(&["plan"]).failed();
     assert!(out.stderr.contains("Invalid name"), "{}", out.stderr);
-    assert!(out.stderr.contains("with kargo_project.p,") && out.stderr.contains("name"), "{}", out.stderr);
-    assert!(env.sandbox.requests().is_empty(), "validation needs no cluster: {:?}", env.sandbox.requests());
+    assert!(
+        out.stderr.contains("with kargo_project.p,") && out.stderr.contains("name"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "validation needs no cluster: {:?}",
+        env.sandbox.requests()
+    );
 }
 
 #[test]
 fn namespace_without_the_project_label_is_refused_with_the_label_to_add() {
     let env = Env::new();
     env.sandbox.with_txn(|txn| {
-        txn.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "taken"}})).unwrap();
+        txn.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "taken"}}))
+            .unwrap();
     });
     env.config(r#"resource "kargo_project" "p" { name = "taken" }"#);
     let out = env.tf.apply().failed();
-    assert!(out.stderr.contains("kargo.akuity.io/project=true"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("kargo.akuity.io/project=true"),
+        "{}",
+        out.stderr
+    );
 
     // Labelled, the namespace is adopted.
     env.sandbox.with_txn(|txn| {

@@ -29,37 +29,70 @@ PEM
 fn wrong_token_fails_at_apply_with_a_clear_message_and_plan_needs_no_cluster() {
     let env = Env::new();
     let hcl = explicit_provider(&env, env.sandbox.server_url(), "not-the-token");
-    env.tf.write_main(&format!("{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"p\"\n}}\n"));
+    env.tf.write_main(&format!(
+        "{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"p\"\n}}\n"
+    ));
     env.tf.run(&["plan"]).ok();
-    assert!(env.sandbox.requests().is_empty(), "planning a new project sends nothing: {:?}", env.sandbox.requests());
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "planning a new project sends nothing: {:?}",
+        env.sandbox.requests()
+    );
     let out = env.tf.apply().failed();
-    assert!(out.flat().contains("rejected the provider's credentials (401 Unauthorized)"), "{}", out.stderr);
-    assert!(!out.all().contains("not-the-token"), "the token must never be printed");
-    assert!(env.tf.run(&["state", "list"]).stdout.trim().is_empty(), "nothing was created");
+    assert!(
+        out.flat()
+            .contains("rejected the provider's credentials (401 Unauthorized)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.all().contains("not-the-token"),
+        "the token must never be printed"
+    );
+    assert!(
+        env.tf.run(&["state", "list"]).stdout.trim().is_empty(),
+        "nothing was created"
+    );
 }
 
 #[test]
 fn unreachable_api_fails_at_apply_naming_the_host() {
     let env = Env::new();
     let hcl = explicit_provider(&env, "https://127.0.0.1:1", env.sandbox.token());
-    env.tf.write_main(&format!("{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"p\"\n}}\n"));
+    env.tf.write_main(&format!(
+        "{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"p\"\n}}\n"
+    ));
     env.tf.run(&["plan"]).ok();
     let out = env.tf.apply().failed();
     assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
-    assert!(!out.all().contains(env.sandbox.token()), "the token must never be printed");
+    assert!(
+        !out.all().contains(env.sandbox.token()),
+        "the token must never be printed"
+    );
 }
 
 #[test]
 fn token_never_appears_in_trace_logs() {
     let mut env = Env::new();
     let hcl = explicit_provider(&env, env.sandbox.server_url(), env.sandbox.token());
-    env.tf.write_main(&format!("{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"logs\"\n}}\n"));
+    env.tf.write_main(&format!(
+        "{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"logs\"\n}}\n"
+    ));
     env.tf.env("TF_LOG", "TRACE");
     let out = env.tf.apply().ok();
-    assert!(out.stderr.contains("provider.terraform-provider-kargo"), "provider logs reach Terraform's log");
-    assert!(!out.all().contains(env.sandbox.token()), "token leaked into the logs");
+    assert!(
+        out.stderr.contains("provider.terraform-provider-kargo"),
+        "provider logs reach Terraform's log"
+    );
+    assert!(
+        !out.all().contains(env.sandbox.token()),
+        "token leaked into the logs"
+    );
     let out = env.tf.destroy().ok();
-    assert!(!out.all().contains(env.sandbox.token()), "token leaked into the logs");
+    assert!(
+        !out.all().contains(env.sandbox.token()),
+        "token leaked into the logs"
+    );
 }
 
 #[test]
@@ -68,23 +101,44 @@ fn ctrl_c_during_the_create_wait_leaves_a_valid_state() {
     // Without Kargo's controller the project never becomes Ready, so create waits.
     env.sandbox.uninstall_kargo();
     env.config("resource \"kargo_project\" \"p\" {\n  name = \"waiting\"\n}\n");
-    let mut child = env.tf.command(&["apply", "-auto-approve"]).spawn().expect("start terraform");
-    env.eventually("the project to be created", Duration::from_secs(30), |e| e.get("projects", None, "waiting").is_some());
+    let mut child = env
+        .tf
+        .command(&["apply", "-auto-approve"])
+        .spawn()
+        .expect("start terraform");
+    env.eventually("the project to be created", Duration::from_secs(30), |e| {
+        e.get("projects", None, "waiting").is_some()
+    });
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT, as Ctrl-C would send: Terraform asks the provider to stop.
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let waited = std::time::Instant::now();
     let exit = child.wait().unwrap();
-    assert!(waited.elapsed() < Duration::from_secs(20), "the wait must stop promptly");
+    assert!(
+        waited.elapsed() < Duration::from_secs(20),
+        "the wait must stop promptly"
+    );
     let _ = exit;
     let list = env.tf.run(&["state", "list"]).ok();
-    assert!(list.stdout.contains("kargo_project.p"), "the created project is recorded: {}", list.stdout);
+    assert!(
+        list.stdout.contains("kargo_project.p"),
+        "the created project is recorded: {}",
+        list.stdout
+    );
     // With Kargo back, the state refreshes and converges.
     env.sandbox.install_kargo();
-    env.eventually("the project to become ready", Duration::from_secs(10), |e| {
-        e.get("projects", None, "waiting").is_some_and(|p| p["status"]["conditions"][0]["status"] == "True")
-    });
+    env.eventually(
+        "the project to become ready",
+        Duration::from_secs(10),
+        |e| {
+            e.get("projects", None, "waiting")
+                .is_some_and(|p| p["status"]["conditions"][0]["status"] == "True")
+        },
+    );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
     assert_eq!(env.tf.resource("kargo_project.p")["ready"], true);
@@ -101,9 +155,20 @@ fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_
     env.sandbox.uninstall_kargo();
     let out = env.tf.destroy().failed();
     let text = out.flat();
-    assert!(text.contains("Project \"stuck\" is terminating, held by finalizers [kargo.akuity.io/finalizer]"), "{text}");
+    assert!(
+        text.contains(
+            "Project \"stuck\" is terminating, held by finalizers [kargo.akuity.io/finalizer]"
+        ),
+        "{text}"
+    );
     assert!(text.contains("run destroy again"), "{text}");
-    assert!(env.tf.run(&["state", "list"]).stdout.contains("kargo_project.p"), "still in state");
+    assert!(
+        env.tf
+            .run(&["state", "list"])
+            .stdout
+            .contains("kargo_project.p"),
+        "still in state"
+    );
     env.sandbox.install_kargo();
     env.tf.destroy().ok();
     assert!(env.get("projects", None, "stuck").is_none());

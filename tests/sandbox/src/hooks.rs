@@ -46,11 +46,25 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<StatusCause>) -> Self {
         let detail = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let gk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let mut e = Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {detail}"));
+        let gk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{gk} \"{name}\" is invalid: {detail}"),
+        );
         e.kind = Some(kind.to_string());
         e.group = Some(group.to_string());
         e.name = Some(name.to_string());
@@ -60,7 +74,10 @@ impl ApiError {
     /// Wraps a validating-webhook denial the way the API server reports it:
     /// `admission webhook "<webhook>" denied the request: <message>` (same code/reason/causes).
     pub fn denied_by_webhook(self, webhook: &str) -> Self {
-        let message = format!("admission webhook \"{webhook}\" denied the request: {}", self.message);
+        let message = format!(
+            "admission webhook \"{webhook}\" denied the request: {}",
+            self.message
+        );
         Self { message, ..self }
     }
 }
@@ -112,7 +129,13 @@ pub struct AdmissionRequest<'a> {
 /// Writes through `Txn` skip authentication and the admission chain (they are the
 /// control plane's own writes), but do go through schema defaulting/validation.
 pub trait Txn {
-    fn get(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value>;
+    fn get(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value>;
     /// All objects of a resource, in one namespace or (None) across all.
     fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Value>;
     /// Creates an object (metadata.name or generateName must be set); returns it as stored.
@@ -124,13 +147,27 @@ pub trait Txn {
     fn update_status(&mut self, object: Value) -> Result<Value, ApiError>;
     /// Deletes: with finalizers present, only sets deletionTimestamp. Deleting a namespace
     /// deletes everything in it (each honouring its own finalizers).
-    fn delete(&mut self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Result<(), ApiError>;
+    fn delete(
+        &mut self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError>;
     /// The sandbox clock (RFC 3339 instants). Tests may move it forward to pass soak times.
     fn now(&self) -> jiff::Timestamp;
     /// Authorization as a SubjectAccessReview would answer it: may `user` perform `verb`
     /// (e.g. `promote`, `create`) on `resource` (e.g. `stages`) named `name` in `namespace`?
     /// The admin user may do everything; restricted users are configured on the sandbox.
-    fn can(&self, user: &str, verb: &str, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> bool;
+    fn can(
+        &self,
+        user: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> bool;
 }
 
 /// Kargo's webhooks for one or more resources (group `kargo.akuity.io` plus any core

@@ -52,6 +52,7 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     address: OnceLock<String>,
     state_dir: Option<StateDir>,
+    flushing: Mutex<()>,
 }
 
 impl Shared {
@@ -180,6 +181,8 @@ impl Shared {
 
     fn flush(&self) {
         let Some(dir) = &self.state_dir else { return };
+        // Snapshots are written one at a time, in the order they were taken.
+        let _writing = lock(&self.flushing);
         if let Some(snap) = self.snapshot()
             && let Err(e) = dir.save(&snap)
         {
@@ -395,6 +398,7 @@ impl Sandbox {
             shutdown: CancellationToken::new(),
             address: OnceLock::new(),
             state_dir,
+            flushing: Mutex::new(()),
         });
         if kargo.running {
             shared.install_kargo();
