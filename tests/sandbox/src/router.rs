@@ -594,8 +594,6 @@ async fn serve_resource(
             let mut resp = Response::new(body);
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut()
-                .insert("Transfer-Encoding", HeaderValue::from_static("chunked"));
             Ok(resp)
         }
         "create" => {
