@@ -26,7 +26,7 @@ const KNOWN_RULES: &[&str] = &[
 
 #[test]
 fn every_cel_rule_in_the_crds_is_implemented() {
-    let dir = crds_dir();
+    let Some(dir) = crds_dir() else { return };
     let mut found = BTreeSet::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
@@ -86,7 +86,9 @@ fn causes(e: &kube::core::Status) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_with_field_paths() {
-    crds_dir();
+    if crds_dir().is_none() {
+        return;
+    }
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
@@ -173,7 +175,9 @@ async fn invalid_objects_are_rejected_with_field_paths() {
 
 #[tokio::test]
 async fn defaults_are_applied_and_unknown_fields_pruned_or_refused() {
-    crds_dir();
+    if crds_dir().is_none() {
+        return;
+    }
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
@@ -228,7 +232,8 @@ fn documents(path: &std::path::Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn real_world_manifests_validate_and_the_legacy_one_does_not() {
-    let fixtures = crds_dir().join("../../../fixtures/real-world");
+    let Some(dir) = crds_dir() else { return };
+    let fixtures = dir.join("../../../fixtures/real-world");
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     let mut checked = 0;
