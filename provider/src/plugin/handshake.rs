@@ -207,6 +207,20 @@ pub fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>, HandshakeError
     Ok(min..=max)
 }
 
+/// Binds the listener the environment asks for. When nobody chose the network and a unix socket
+/// cannot be created (no writable socket directory, a path over the socket-name limit), falls
+/// back to TCP, which go-plugin's host accepts just as well.
+pub fn listen(env: &PluginEnv) -> Result<PluginListener, HandshakeError> {
+    let network = choose_network(env)?;
+    match PluginListener::bind(env, network) {
+        Err(e) if network == Network::Unix && env.network.is_none() => {
+            tracing::warn!(error = %e, "no unix socket available; listening on TCP instead");
+            PluginListener::bind(env, Network::Tcp)
+        }
+        result => result,
+    }
+}
+
 /// The line go-plugin's host reads from the plugin's stdout:
 /// `CORE|APP|network|address|grpc|cert`, the certificate as unpadded standard base64 DER.
 pub fn handshake_line(network: Network, address: &str, server_cert_der: Option<&[u8]>) -> String {
@@ -710,8 +724,7 @@ pub async fn serve_managed(
 ) -> Result<(), HandshakeError> {
     check_cookie(env)?;
     negotiate_protocol(env)?;
-    let network = choose_network(env)?;
-    let listener = PluginListener::bind(env, network)?;
+    let listener = listen(env)?;
     let tls = env.client_cert.as_deref().map(auto_mtls).transpose()?;
     let line = handshake_line(
         listener.network(),
@@ -987,6 +1000,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn falls_back_to_tcp_only_when_the_network_was_not_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("does-not-exist");
+        let missing = missing.to_str().unwrap();
+
+        let listener = listen(&env(&[("PLUGIN_UNIX_SOCKET_DIR", missing)])).unwrap();
+        assert_eq!(listener.network(), Network::Tcp);
+        assert!(listener.address().starts_with("127.0.0.1:"));
+
+        let forced = listen(&env(&[
+            ("PLUGIN_UNIX_SOCKET_DIR", missing),
+            (NETWORK_ENV, "unix"),
+        ]));
+        assert!(matches!(forced, Err(HandshakeError::Listen(_))));
+
+        let dir_ok = dir.path().to_str().unwrap();
+        let listener = listen(&env(&[("PLUGIN_UNIX_SOCKET_DIR", dir_ok)])).unwrap();
+        assert_eq!(listener.network(), Network::Unix);
+    }
+
+    #[tokio::test]
     async fn unix_socket_is_created_in_dir_and_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let listener = PluginListener::bind_unix(Some(dir.path())).unwrap();
@@ -1020,12 +1054,45 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     /// The private scalar of `P521_CERT_PEM`'s key.
     const P521_KEY_HEX: &str = "00f75bed8884303c1d46da0b48b27e4764bc4a0b718f48106caa4a0bcd61f60be4552c3df0c6f79b7d27309eec43e11d5d6167ed061f3bee5fe31fda2a0959ce300f";
 
-    fn p521_signing_key() -> p521::ecdsa::SigningKey {
-        let bytes: Vec<u8> = (0..P521_KEY_HEX.len())
+    /// Another valid P-521 certificate and key: a client that is not the pinned host.
+    const OTHER_P521_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIICRTCCAaagAwIBAgIUS30rOpV1BMYh5yA8a2H/gqPhrl4wCgYIKoZIzj0EAwIw
+KDESMBAGA1UECgwJSGFzaGlDb3JwMRIwEAYDVQQDDAlsb2NhbGhvc3QwIBcNMjYx
+MTIxMDM1MTMyWhgPMjEyNjEwMjgwMzUxMzJaMCgxEjAQBgNVBAoMCUhhc2hpQ29y
+cDESMBAGA1UEAwwJbG9jYWxob3N0MIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQA
+tv+S/7dHofKmHVUP3kA2ZfuxFehgQrwWORyuScvINPxzn6cS+OQzkMIY9L6QnmS9
+FwALHbq6xa0ZBJ8AZeDPdgMAAzlyo8lTCSkDGDJ/q42rujJ2Fv8HKjFsL0u6BllI
+AYO8K2/ul0ZjQ/0U24s18RPy4lBM9HyDHn/EkBF6IB3xs9ujaTBnMB0GA1UdDgQW
+BBTCU64dUKUzfpOy3j8RSUhto0o+TDAfBgNVHSMEGDAWgBTCU64dUKUzfpOy3j8R
+SUhto0o+TDAPBgNVHRMBAf8EBTADAQH/MBQGA1UdEQQNMAuCCWxvY2FsaG9zdDAK
+BggqhkjOPQQDAgOBjAAwgYgCQgCqg7Xs6qdYfX2o6Vsam85c5kMPgi7VPcgsUt97
+Bmtc3PC2zGNkwvvVhUZJI3RfA6M9fVamYhe36xuGbHwBJLrryQJCASVQhYKYfIdv
+nLypMV7x2v+aaLu30fXEhRFg0P4fdGsqGwpUrRvEqYPF+L5qTPWRgS2dR2Q3BR1c
+6sEvqJ+P5GTE
+-----END CERTIFICATE-----
+";
+    /// The private scalar of `OTHER_P521_CERT_PEM`'s key.
+    const OTHER_P521_KEY_HEX: &str = "018b9d16ff5772edac76502787a2c58ccc61e10c70755bc9b55fff8e2bf8a3c4f3a2cd50bdc10227a5da55224a6f67efb9223024f335e62ee2a2e53c353502ccd0ed";
+
+    fn signing_key_from_hex(hex: &str) -> p521::ecdsa::SigningKey {
+        let bytes: Vec<u8> = (0..hex.len())
             .step_by(2)
-            .map(|i| u8::from_str_radix(&P521_KEY_HEX[i..i + 2], 16).unwrap())
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
         p521::ecdsa::SigningKey::from_slice(&bytes).unwrap()
+    }
+
+    fn p521_signing_key() -> p521::ecdsa::SigningKey {
+        signing_key_from_hex(P521_KEY_HEX)
+    }
+
+    /// A client identity: a certificate and the P-521 key it is presented with.
+    fn identity(
+        cert_pem: &str,
+        key_hex: &str,
+    ) -> (CertificateDer<'static>, p521::ecdsa::SigningKey) {
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+        (cert, signing_key_from_hex(key_hex))
     }
 
     /// ECDSA P-521 over an already computed digest, DER-encoded, as go-plugin's client signs.
@@ -1186,7 +1253,7 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     /// (as go-plugin does) and presents `client_cert`, if any. Returns the negotiated ALPN on success.
     async fn connect(
         server: &AutoMtls,
-        client_cert: Option<CertificateDer<'static>>,
+        client_identity: Option<(CertificateDer<'static>, p521::ecdsa::SigningKey)>,
         version: &'static rustls::SupportedProtocolVersion,
     ) -> Result<Option<Vec<u8>>, String> {
         let mut roots = rustls::RootCertStore::empty();
@@ -1197,9 +1264,9 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
         .with_protocol_versions(&[version])
         .unwrap()
         .with_root_certificates(roots);
-        let mut config = match client_cert {
-            Some(cert) => {
-                let key = Arc::new(P521ClientKey(Arc::new(p521_signing_key())));
+        let mut config = match client_identity {
+            Some((cert, key)) => {
+                let key = Arc::new(P521ClientKey(Arc::new(key)));
                 let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![cert], key));
                 builder.with_client_cert_resolver(Arc::new(FixedClientCert(certified)))
             }
@@ -1247,9 +1314,9 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
     #[tokio::test]
     async fn mtls_accepts_the_pinned_p521_client_over_tls13_and_tls12() {
         let server = auto_mtls(P521_CERT_PEM).unwrap();
-        let cert = CertificateDer::from_pem_slice(P521_CERT_PEM.as_bytes()).unwrap();
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-            let alpn = connect(&server, Some(cert.clone()), version).await;
+            let host = identity(P521_CERT_PEM, P521_KEY_HEX);
+            let alpn = connect(&server, Some(host), version).await;
             assert_eq!(alpn, Ok(Some(b"h2".to_vec())), "{version:?}");
         }
     }
@@ -1264,14 +1331,22 @@ PGiWnfja5mx5EWoP/97zIXPRP0ZADXcilHmXmyh6I7WX8HE4op+jefM=
                 "a client without a certificate got in over {version:?}"
             );
         }
-        // The same key under a different certificate is not the host.
-        let other_server = auto_mtls(P521_CERT_PEM).unwrap();
-        let impostor = other_server.server_cert.clone();
-        let result = connect(&server, Some(impostor), &rustls::version::TLS13).await;
-        assert!(
-            result.is_err(),
-            "a client with an unpinned certificate got in"
-        );
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            // A well-formed P-521 identity that signs correctly is still not the pinned host.
+            let other = identity(OTHER_P521_CERT_PEM, OTHER_P521_KEY_HEX);
+            let result = connect(&server, Some(other), version).await;
+            assert!(
+                result.is_err(),
+                "an unpinned certificate got in over {version:?}"
+            );
+            // The pinned certificate without its key fails on the handshake signature.
+            let forged = identity(P521_CERT_PEM, OTHER_P521_KEY_HEX);
+            let result = connect(&server, Some(forged), version).await;
+            assert!(
+                result.is_err(),
+                "a forged signature got in over {version:?}"
+            );
+        }
     }
 
     #[test]

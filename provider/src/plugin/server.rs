@@ -1110,3 +1110,807 @@ impl health::health_server::Health for Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{ApplyResult, ImportResult, PlanResponse, ReadResult};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tf::attribute_path::step::Selector;
+    use tf::provider_server::Provider as _;
+
+    const RESOURCE: &str = "kargo_test";
+    const DATA_SOURCE: &str = "kargo_thing";
+
+    struct FakeResource;
+
+    fn resource_schema() -> Schema {
+        let spec = NestedObject::single(vec![
+            Attribute::number("replicas").optional(),
+            Attribute::string("secret").optional().write_only(),
+        ]);
+        let rule = Block::new(vec![Attribute::string("match").required()]);
+        Schema::new(
+            1,
+            Block::new(vec![
+                Attribute::string("id").computed(),
+                Attribute::string("name")
+                    .required()
+                    .description("The **name**."),
+                Attribute::string("token").optional().write_only(),
+                Attribute::nested("spec", spec).optional(),
+                Attribute::string("old")
+                    .optional()
+                    .deprecated("Use `name`."),
+            ])
+            .block(NestedBlock::new("rule", rule, Nesting::List).max_items(3)),
+        )
+    }
+
+    fn state(name: &str, token: Value, secret: Value) -> Value {
+        Value::object([
+            ("id", Value::string("id-1")),
+            ("name", Value::string(name)),
+            ("token", token),
+            (
+                "spec",
+                Value::object([("replicas", Value::int(2)), ("secret", secret)]),
+            ),
+            ("old", Value::Null),
+            (
+                "rule",
+                Value::List(vec![Value::object([("match", Value::string("m"))])]),
+            ),
+        ])
+    }
+
+    #[async_trait]
+    impl Resource for FakeResource {
+        fn type_name(&self) -> &'static str {
+            RESOURCE
+        }
+        fn schema(&self) -> Schema {
+            resource_schema()
+        }
+        fn validate(&self, config: &Value) -> Diagnostics {
+            let mut diags = Diagnostics::default();
+            if config.get("name").as_str() == Some("forbidden") {
+                diags.error_at(
+                    AttributePath::attr("name"),
+                    "Forbidden name",
+                    "pick another",
+                );
+            }
+            diags
+        }
+        async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
+            let mut resp = PlanResponse {
+                planned_state: req.proposed_new_state.clone(),
+                ..Default::default()
+            };
+            if !req.prior_state.is_null()
+                && !req.proposed_new_state.is_null()
+                && req.prior_state.get("name") != req.proposed_new_state.get("name")
+            {
+                resp.requires_replace.push(AttributePath::attr("name"));
+            }
+            resp
+        }
+        async fn create(&self, _ctx: &Context, mut planned: Value, _config: Value) -> ApplyResult {
+            planned.set("id", Value::string("generated"));
+            ApplyResult {
+                new_state: planned,
+                private: b"p".to_vec(),
+                diagnostics: Diagnostics::default(),
+            }
+        }
+        async fn update(
+            &self,
+            _ctx: &Context,
+            _prior: Value,
+            planned: Value,
+            _config: Value,
+            private: Vec<u8>,
+        ) -> ApplyResult {
+            ApplyResult {
+                new_state: planned,
+                private,
+                diagnostics: Diagnostics::default(),
+            }
+        }
+        async fn delete(&self, _ctx: &Context, prior: Value, _private: Vec<u8>) -> Diagnostics {
+            let mut diags = Diagnostics::default();
+            if prior.get("name").as_str() == Some("undeletable") {
+                diags.error("Delete failed", "the cluster said no");
+            }
+            diags
+        }
+        async fn read(&self, ctx: &Context, state: Value, private: Vec<u8>) -> ReadResult {
+            match state.get("name").as_str() {
+                Some("gone") => ReadResult {
+                    new_state: Value::Null,
+                    private,
+                    ..Default::default()
+                },
+                Some("wait-for-stop") => {
+                    let mut diagnostics = Diagnostics::default();
+                    tokio::select! {
+                        _ = ctx.cancel.cancelled() => diagnostics.error("Cancelled", "stopped by Terraform"),
+                        _ = tokio::time::sleep(Duration::from_secs(10)) => diagnostics.error("Timed out", ""),
+                    }
+                    ReadResult {
+                        new_state: state,
+                        private,
+                        diagnostics,
+                    }
+                }
+                _ => ReadResult {
+                    new_state: state,
+                    private,
+                    ..Default::default()
+                },
+            }
+        }
+        async fn import(&self, _ctx: &Context, id: &str) -> ImportResult {
+            if id == "missing" {
+                return ImportResult::default();
+            }
+            let mut imported = state(id, Value::Null, Value::Null);
+            imported.set("token", Value::string("should not survive"));
+            ImportResult {
+                state: imported,
+                private: b"i".to_vec(),
+                diagnostics: Diagnostics::default(),
+            }
+        }
+    }
+
+    struct FakeDataSource;
+
+    #[async_trait]
+    impl DataSource for FakeDataSource {
+        fn type_name(&self) -> &'static str {
+            DATA_SOURCE
+        }
+        fn schema(&self) -> Schema {
+            Schema::new(
+                0,
+                Block::new(vec![
+                    Attribute::string("name").required(),
+                    Attribute::string("value").computed(),
+                ]),
+            )
+        }
+        async fn read(&self, _ctx: &Context, mut config: Value) -> (Value, Diagnostics) {
+            let value = format!("value of {}", config.get("name").as_str().unwrap_or("?"));
+            config.set("value", Value::string(value));
+            (config, Diagnostics::default())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeProvider {
+        configured_with: Mutex<Option<(Value, String)>>,
+    }
+
+    #[async_trait]
+    impl Provider for FakeProvider {
+        fn schema(&self) -> Schema {
+            Schema::new(0, Block::new(vec![Attribute::string("host").optional()]))
+        }
+        fn validate_config(&self, config: &Value) -> Diagnostics {
+            let mut diags = Diagnostics::default();
+            if config.get("host").as_str() == Some("bad") {
+                diags.error_at(AttributePath::attr("host"), "Bad host", "not a URL");
+            }
+            diags
+        }
+        async fn configure(
+            &self,
+            _ctx: &Context,
+            config: &Value,
+            terraform_version: &str,
+        ) -> Diagnostics {
+            *self.configured_with.lock().unwrap() =
+                Some((config.clone(), terraform_version.to_string()));
+            Diagnostics::default()
+        }
+        fn resources(&self) -> Vec<Arc<dyn Resource>> {
+            vec![Arc::new(FakeResource)]
+        }
+        fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+            vec![Arc::new(FakeDataSource)]
+        }
+    }
+
+    fn service() -> (ProviderService, Arc<FakeProvider>) {
+        let provider = Arc::new(FakeProvider::default());
+        (
+            ProviderService::new(provider.clone(), CancellationToken::new()),
+            provider,
+        )
+    }
+
+    fn resource_type() -> Type {
+        resource_schema().block.implied_type()
+    }
+
+    fn dv(v: &Value, ty: &Type) -> Option<tf::DynamicValue> {
+        Some(tf::DynamicValue {
+            msgpack: value::encode_msgpack(v, ty).unwrap(),
+            json: Vec::new(),
+        })
+    }
+
+    fn undv(dv: &Option<tf::DynamicValue>, ty: &Type) -> Value {
+        value::decode_msgpack(&dv.as_ref().expect("a value").msgpack, ty).unwrap()
+    }
+
+    fn summaries(diags: &[tf::Diagnostic]) -> Vec<&str> {
+        diags.iter().map(|d| d.summary.as_str()).collect()
+    }
+
+    fn steps(path: &tf::AttributePath) -> Vec<Selector> {
+        path.steps
+            .iter()
+            .map(|s| s.selector.clone().unwrap())
+            .collect()
+    }
+
+    /// Every attribute, nested ones included, with its path.
+    fn all_attributes<'a>(
+        attrs: &'a [tf::schema::Attribute],
+        out: &mut Vec<&'a tf::schema::Attribute>,
+    ) {
+        for a in attrs {
+            out.push(a);
+            if let Some(obj) = &a.nested_type {
+                all_attributes(&obj.attributes, out);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn schema_is_converted_without_type_and_nested_type_together() {
+        let (svc, _) = service();
+        let resp = svc
+            .get_provider_schema(Request::new(tf::get_provider_schema::Request {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        assert!(resp.server_capabilities.unwrap().plan_destroy);
+        let provider_block = resp.provider.unwrap().block.unwrap();
+        assert_eq!(provider_block.attributes[0].name, "host");
+        assert_eq!(provider_block.attributes[0].r#type, b"\"string\"");
+
+        let schema = &resp.resource_schemas[RESOURCE];
+        assert_eq!(schema.version, 1);
+        let block = schema.block.as_ref().unwrap();
+        let attr = |name: &str| block.attributes.iter().find(|a| a.name == name).unwrap();
+
+        let name = attr("name");
+        assert!(name.required && !name.optional && !name.computed);
+        assert_eq!(name.description, "The **name**.");
+        assert_eq!(name.description_kind, tf::StringKind::Markdown as i32);
+        assert!(name.nested_type.is_none());
+        assert!(attr("token").write_only);
+        assert!(attr("id").computed);
+        assert!(attr("old").deprecated);
+        assert_eq!(attr("old").deprecation_message, "Use `name`.");
+
+        let spec = attr("spec");
+        assert!(spec.r#type.is_empty());
+        let nested = spec.nested_type.as_ref().unwrap();
+        assert_eq!(
+            nested.nesting,
+            tf::schema::object::NestingMode::Single as i32
+        );
+        assert_eq!(nested.attributes[1].name, "secret");
+        assert!(nested.attributes[1].write_only);
+        assert_eq!(nested.attributes[0].r#type, b"\"number\"");
+
+        let rule = &block.block_types[0];
+        assert_eq!(rule.type_name, "rule");
+        assert_eq!(
+            rule.nesting,
+            tf::schema::nested_block::NestingMode::List as i32
+        );
+        assert_eq!(rule.max_items, 3);
+        assert_eq!(rule.block.as_ref().unwrap().attributes[0].name, "match");
+
+        let mut attributes = Vec::new();
+        all_attributes(&block.attributes, &mut attributes);
+        assert_eq!(attributes.len(), 7);
+        for a in attributes {
+            assert!(
+                a.r#type.is_empty() != a.nested_type.is_none(),
+                "{} must set exactly one of type and nested_type",
+                a.name
+            );
+        }
+
+        let ds = &resp.data_source_schemas[DATA_SOURCE];
+        assert_eq!(ds.block.as_ref().unwrap().attributes.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn metadata_lists_types() {
+        let (svc, _) = service();
+        let resp = svc
+            .get_metadata(Request::new(tf::get_metadata::Request {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.resources[0].type_name, RESOURCE);
+        assert_eq!(resp.data_sources[0].type_name, DATA_SOURCE);
+    }
+
+    #[tokio::test]
+    async fn unknown_types_and_bad_payloads_become_diagnostics() {
+        let (svc, _) = service();
+        let resp = svc
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: "kargo_nope".into(),
+                config: dv(&Value::Null, &Type::Dynamic),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summaries(&resp.diagnostics), ["Unknown resource type"]);
+        assert_eq!(
+            resp.diagnostics[0].severity,
+            tf::diagnostic::Severity::Error as i32
+        );
+        assert!(resp.diagnostics[0].detail.contains("kargo_nope"));
+
+        // 0xc1 is never valid msgpack.
+        let resp = svc
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: RESOURCE.into(),
+                config: Some(tf::DynamicValue {
+                    msgpack: vec![0xc1],
+                    json: Vec::new(),
+                }),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            summaries(&resp.diagnostics),
+            ["Unable to decode the resource configuration"]
+        );
+
+        let resp = svc
+            .read_data_source(Request::new(tf::read_data_source::Request {
+                type_name: "kargo_nope".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summaries(&resp.diagnostics), ["Unknown data source type"]);
+    }
+
+    #[tokio::test]
+    async fn validation_runs_resource_rules_with_paths() {
+        let (svc, _) = service();
+        let ty = resource_type();
+        let config = state("forbidden", Value::Null, Value::Null);
+        let resp = svc
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: RESOURCE.into(),
+                config: dv(&config, &ty),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let forbidden: Vec<_> = resp
+            .diagnostics
+            .iter()
+            .filter(|d| d.summary == "Forbidden name")
+            .collect();
+        assert_eq!(forbidden.len(), 1, "{:?}", resp.diagnostics);
+        assert_eq!(
+            steps(forbidden[0].attribute.as_ref().unwrap()),
+            [Selector::AttributeName("name".into())]
+        );
+
+        let provider_ty = Type::object([("host", Type::String)]);
+        let resp = svc
+            .validate_provider_config(Request::new(tf::validate_provider_config::Request {
+                config: dv(
+                    &Value::object([("host", Value::string("bad"))]),
+                    &provider_ty,
+                ),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summaries(&resp.diagnostics), ["Bad host"]);
+    }
+
+    #[tokio::test]
+    async fn configure_passes_config_and_terraform_version() {
+        let (svc, provider) = service();
+        let provider_ty = Type::object([("host", Type::String)]);
+        let config = Value::object([("host", Value::string("https://kube"))]);
+        let resp = svc
+            .configure_provider(Request::new(tf::configure_provider::Request {
+                terraform_version: "1.11.4".into(),
+                config: dv(&config, &provider_ty),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(
+            *provider.configured_with.lock().unwrap(),
+            Some((config, "1.11.4".to_string()))
+        );
+    }
+
+    async fn apply(
+        svc: &ProviderService,
+        prior: &Value,
+        planned: &Value,
+    ) -> tf::apply_resource_change::Response {
+        let ty = resource_type();
+        svc.apply_resource_change(Request::new(tf::apply_resource_change::Request {
+            type_name: RESOURCE.into(),
+            prior_state: dv(prior, &ty),
+            planned_state: dv(planned, &ty),
+            config: dv(planned, &ty),
+            planned_private: b"planned".to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+    }
+
+    #[tokio::test]
+    async fn create_returns_state_with_write_only_attributes_nulled() {
+        let (svc, _) = service();
+        let planned = state("a", Value::string("s3cret"), Value::string("x"));
+        let resp = apply(&svc, &Value::Null, &planned).await;
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        let new_state = undv(&resp.new_state, &resource_type());
+        assert_eq!(new_state.get("id"), &Value::string("generated"));
+        assert_eq!(new_state.get("name"), &Value::string("a"));
+        assert_eq!(new_state.get("token"), &Value::Null);
+        assert_eq!(new_state.get("spec").get("secret"), &Value::Null);
+        assert_eq!(new_state.get("spec").get("replicas").as_i64(), Some(2));
+        assert_eq!(resp.private, b"p");
+    }
+
+    #[tokio::test]
+    async fn update_passes_private_state_through() {
+        let (svc, _) = service();
+        let prior = state("a", Value::Null, Value::Null);
+        let mut planned = prior.clone();
+        planned.set("old", Value::string("changed"));
+        let resp = apply(&svc, &prior, &planned).await;
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(
+            undv(&resp.new_state, &resource_type()).get("old"),
+            &Value::string("changed")
+        );
+        assert_eq!(resp.private, b"planned");
+    }
+
+    #[tokio::test]
+    async fn delete_failure_keeps_the_prior_state_and_success_clears_it() {
+        let (svc, _) = service();
+        let prior = state("undeletable", Value::Null, Value::Null);
+        let resp = apply(&svc, &prior, &Value::Null).await;
+        assert_eq!(summaries(&resp.diagnostics), ["Delete failed"]);
+        assert_eq!(undv(&resp.new_state, &resource_type()), prior);
+
+        let prior = state("a", Value::Null, Value::Null);
+        let resp = apply(&svc, &prior, &Value::Null).await;
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(undv(&resp.new_state, &resource_type()), Value::Null);
+    }
+
+    #[tokio::test]
+    async fn plan_reports_requires_replace_paths() {
+        let (svc, _) = service();
+        let ty = resource_type();
+        let prior = state("a", Value::Null, Value::Null);
+        let proposed = state("b", Value::string("tok"), Value::Null);
+        let resp = svc
+            .plan_resource_change(Request::new(tf::plan_resource_change::Request {
+                type_name: RESOURCE.into(),
+                prior_state: dv(&prior, &ty),
+                proposed_new_state: dv(&proposed, &ty),
+                config: dv(&proposed, &ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        assert_eq!(resp.requires_replace.len(), 1);
+        assert_eq!(
+            steps(&resp.requires_replace[0]),
+            [Selector::AttributeName("name".into())]
+        );
+        let planned = undv(&resp.planned_state, &ty);
+        assert_eq!(planned.get("name"), &Value::string("b"));
+        assert_eq!(
+            planned.get("token"),
+            &Value::Null,
+            "write-only values never enter a plan"
+        );
+        assert!(!resp.legacy_type_system);
+    }
+
+    #[tokio::test]
+    async fn read_of_a_vanished_object_returns_null() {
+        let (svc, _) = service();
+        let ty = resource_type();
+        let resp = svc
+            .read_resource(Request::new(tf::read_resource::Request {
+                type_name: RESOURCE.into(),
+                current_state: dv(&state("gone", Value::Null, Value::Null), &ty),
+                private: b"keep".to_vec(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(undv(&resp.new_state, &ty), Value::Null);
+        assert_eq!(resp.private, b"keep");
+    }
+
+    #[tokio::test]
+    async fn stop_provider_cancels_operations_in_progress() {
+        let (svc, _) = service();
+        let ty = resource_type();
+        let read = svc.read_resource(Request::new(tf::read_resource::Request {
+            type_name: RESOURCE.into(),
+            current_state: dv(&state("wait-for-stop", Value::Null, Value::Null), &ty),
+            ..Default::default()
+        }));
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            svc.stop_provider(Request::new(tf::stop_provider::Request {}))
+                .await
+                .unwrap()
+                .into_inner()
+        };
+        let started = Instant::now();
+        let (read, stop) = tokio::join!(read, stop);
+        assert_eq!(stop.error, "");
+        assert_eq!(
+            summaries(&read.unwrap().into_inner().diagnostics),
+            ["Cancelled"]
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn import_returns_one_object_of_the_same_type() {
+        let (svc, _) = service();
+        let ty = resource_type();
+        let resp = svc
+            .import_resource_state(Request::new(tf::import_resource_state::Request {
+                type_name: RESOURCE.into(),
+                id: "abc".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(resp.imported_resources.len(), 1);
+        let imported = &resp.imported_resources[0];
+        assert_eq!(imported.type_name, RESOURCE);
+        assert_eq!(imported.private, b"i");
+        let state = undv(&imported.state, &ty);
+        assert_eq!(state.get("name"), &Value::string("abc"));
+        assert_eq!(state.get("token"), &Value::Null);
+
+        let resp = svc
+            .import_resource_state(Request::new(tf::import_resource_state::Request {
+                type_name: RESOURCE.into(),
+                id: "missing".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.imported_resources.is_empty());
+        assert_eq!(summaries(&resp.diagnostics), ["Nothing to import"]);
+    }
+
+    async fn upgrade(
+        svc: &ProviderService,
+        version: i64,
+        raw: tf::RawState,
+    ) -> tf::upgrade_resource_state::Response {
+        svc.upgrade_resource_state(Request::new(tf::upgrade_resource_state::Request {
+            type_name: RESOURCE.into(),
+            version,
+            raw_state: Some(raw),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+    }
+
+    #[tokio::test]
+    async fn upgrade_reads_json_with_the_current_schema() {
+        let (svc, _) = service();
+        // "legacy" is no longer in the schema and "spec"/"rule" are missing.
+        let json = br#"{"id":"id-1","name":"a","token":null,"old":null,"legacy":"x"}"#;
+        let resp = upgrade(
+            &svc,
+            0,
+            tf::RawState {
+                json: json.to_vec(),
+                flatmap: Default::default(),
+            },
+        )
+        .await;
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        let state = undv(&resp.upgraded_state, &resource_type());
+        assert_eq!(state.get("name"), &Value::string("a"));
+        assert_eq!(state.get("spec"), &Value::Null);
+        assert!(state.get("legacy").is_null());
+
+        let flatmap = [("id".to_string(), "x".to_string())].into_iter().collect();
+        let resp = upgrade(
+            &svc,
+            0,
+            tf::RawState {
+                json: Vec::new(),
+                flatmap,
+            },
+        )
+        .await;
+        assert_eq!(summaries(&resp.diagnostics), ["Unsupported state format"]);
+        assert!(resp.upgraded_state.is_none());
+
+        let resp = upgrade(
+            &svc,
+            2,
+            tf::RawState {
+                json: json.to_vec(),
+                flatmap: Default::default(),
+            },
+        )
+        .await;
+        assert_eq!(
+            summaries(&resp.diagnostics),
+            ["Resource state from a newer provider"]
+        );
+    }
+
+    #[tokio::test]
+    async fn data_source_read_returns_the_full_state() {
+        let (svc, _) = service();
+        let ty = Type::object([("name", Type::String), ("value", Type::String)]);
+        let config = Value::object([("name", Value::string("n")), ("value", Value::Unknown)]);
+        let resp = svc
+            .read_data_source(Request::new(tf::read_data_source::Request {
+                type_name: DATA_SOURCE.into(),
+                config: dv(&config, &ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty());
+        assert_eq!(
+            undv(&resp.state, &ty).get("value"),
+            &Value::string("value of n")
+        );
+    }
+
+    #[tokio::test]
+    async fn unsupported_rpcs_answer_plainly() {
+        let (svc, _) = service();
+        let resp = svc
+            .move_resource_state(Request::new(tf::move_resource_state::Request {
+                source_type_name: "other_thing".into(),
+                target_type_name: RESOURCE.into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            summaries(&resp.diagnostics),
+            ["Moving resource state is not supported"]
+        );
+
+        let functions = svc
+            .get_functions(Request::new(tf::get_functions::Request {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(functions.functions.is_empty() && functions.diagnostics.is_empty());
+        let identities = svc
+            .get_resource_identity_schemas(Request::new(
+                tf::get_resource_identity_schemas::Request {},
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(identities.identity_schemas.is_empty());
+        let status = svc
+            .open_ephemeral_resource(Request::new(tf::open_ephemeral_resource::Request::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+    }
+
+    #[test]
+    fn diagnostic_paths_keep_keys_and_indexes() {
+        let mut diags = Diagnostics::default();
+        let path = AttributePath::attr("spec")
+            .join_key("stage-a")
+            .join_index(3)
+            .join_attr("name");
+        diags.error_at(path, "Bad", "detail");
+        diags.push(Diagnostic::warning("Careful", "").at(AttributePath::root()));
+        let proto = diagnostics_to_proto(&diags);
+        assert_eq!(
+            steps(proto[0].attribute.as_ref().unwrap()),
+            [
+                Selector::AttributeName("spec".into()),
+                Selector::ElementKeyString("stage-a".into()),
+                Selector::ElementKeyInt(3),
+                Selector::AttributeName("name".into()),
+            ]
+        );
+        assert_eq!(proto[1].severity, tf::diagnostic::Severity::Warning as i32);
+        assert!(
+            proto[1].attribute.is_none(),
+            "a root path points at nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_and_shutdown_follow_go_plugin() {
+        use goplugin::grpc_controller_server::GrpcController as _;
+        use health::health_server::Health as _;
+        let check = |service: &str| {
+            Health.check(Request::new(health::HealthCheckRequest {
+                service: service.into(),
+            }))
+        };
+        let serving = check(HEALTH_SERVICE).await.unwrap().into_inner();
+        assert_eq!(
+            serving.status,
+            health::health_check_response::ServingStatus::Serving as i32
+        );
+        assert_eq!(
+            check("other").await.unwrap_err().code(),
+            tonic::Code::NotFound
+        );
+
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.child_token();
+        Controller {
+            shutdown: shutdown.clone(),
+        }
+        .shutdown(Request::new(goplugin::Empty {}))
+        .await
+        .unwrap();
+        assert!(shutdown.is_cancelled());
+        assert!(
+            stop.is_cancelled(),
+            "shutting down also cancels work in progress"
+        );
+    }
+}
