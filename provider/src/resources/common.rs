@@ -26,6 +26,17 @@ const SYSTEM_PREFIXES: &[&str] = &[
     "kubectl.kubernetes.io/",
 ];
 
+/// Annotations Kargo defines for users to set (its UI reads them): adopted on import even
+/// though they carry Kargo's prefix.
+const USER_FACING_KEYS: &[&str] = &["kargo.akuity.io/color", "kargo.akuity.io/description"];
+
+/// The label that marks a namespace as a Kargo project namespace.
+pub const PROJECT_LABEL: &str = "kargo.akuity.io/project";
+
+/// Private state marking a state that came from import: the next read adopts the object's
+/// own labels and annotations.
+pub const IMPORTING: &[u8] = b"importing";
+
 fn dns_label_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -189,7 +200,7 @@ pub fn timeout(state: &Value, which: &str, default: Duration) -> Duration {
 }
 
 pub fn is_system_key(key: &str) -> bool {
-    SYSTEM_PREFIXES.iter().any(|p| key.starts_with(p))
+    !USER_FACING_KEYS.contains(&key) && SYSTEM_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// The labels/annotations to record in state after reading `live`.
@@ -348,5 +359,14 @@ fn finalizer_text(object: &serde_json::Value) -> String {
             finalizers.join(", ")
         ),
         (false, true) => "present".to_string(),
+    }
+}
+
+/// A create that failed before anything existed: nothing goes into state.
+pub fn fail(diagnostics: Diagnostics) -> crate::plugin::ApplyResult {
+    crate::plugin::ApplyResult {
+        new_state: Value::Null,
+        private: Vec::new(),
+        diagnostics,
     }
 }

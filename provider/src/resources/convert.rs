@@ -9,7 +9,9 @@ use serde_json::{Map, Value as Json, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{self, managed_map, string_map_json, timeout, timeouts_attribute};
+use super::common::{
+    self, IMPORTING, PROJECT_LABEL, fail, managed_map, string_map_json, timeout, timeouts_attribute,
+};
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::plan::{plan_from_schema, semantic::json_eq, values_equal};
 use crate::plugin::schema::AttributeType;
@@ -424,14 +426,6 @@ pub fn field_to_attribute_path(
     }
 }
 
-/// Annotations Kargo defines for users to set (the UI reads them); adopted on import even
-/// though they carry Kargo's prefix.
-const USER_FACING_ANNOTATIONS: &[&str] = &["kargo.akuity.io/color", "kargo.akuity.io/description"];
-
-/// Private state marking a state that came from import: the next read adopts the object's
-/// own labels and annotations.
-const IMPORTING: &[u8] = b"importing";
-const PROJECT_LABEL: &str = "kargo.akuity.io/project";
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
@@ -691,12 +685,14 @@ impl<T: PipelineKind> ObjectResource<T> {
                 importing,
             ),
         );
-        let live_annotations = field("annotations").and_then(Json::as_object);
-        let mut annotations = managed_map(live_annotations, prior.get("annotations"), importing);
-        if importing {
-            adopt_user_facing(&mut annotations, live_annotations);
-        }
-        state.set("annotations", annotations);
+        state.set(
+            "annotations",
+            managed_map(
+                field("annotations").and_then(Json::as_object),
+                prior.get("annotations"),
+                importing,
+            ),
+        );
         state.set(
             "timeouts",
             if importing {
@@ -715,17 +711,6 @@ impl<T: PipelineKind> ObjectResource<T> {
         self.data
             .client()
             .map_err(|e| common::diagnostics("connect to the cluster", &e, &|_: &str| None))
-    }
-}
-
-fn adopt_user_facing(annotations: &mut Value, live: Option<&Map<String, Json>>) {
-    for key in USER_FACING_ANNOTATIONS {
-        if let Some(v) = live.and_then(|m| m.get(*key)).and_then(Json::as_str) {
-            if annotations.is_null() {
-                *annotations = Value::Map(Default::default());
-            }
-            annotations.set(key, Value::string(v));
-        }
     }
 }
 
@@ -856,11 +841,6 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
     }
 
     async fn create(&self, ctx: &Context, planned: Value, _config: Value) -> ApplyResult {
-        let fail = |diagnostics: Diagnostics| ApplyResult {
-            new_state: Value::Null,
-            private: Vec::new(),
-            diagnostics,
-        };
         let Some(target) = Self::target(&planned) else {
             return fail(
                 Diagnostic::error(

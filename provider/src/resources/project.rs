@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json, json};
 
-use super::common::{self, dns_label, managed_map, string_map_json, timeout, timeouts_attribute};
+use super::common::{
+    self, IMPORTING, PROJECT_LABEL, dns_label, fail, managed_map, string_map_json, timeout,
+    timeouts_attribute,
+};
 use crate::kargo::{Error as KargoError, Kind};
 use crate::plugin::validate::validators;
 use crate::plugin::{
@@ -16,11 +19,8 @@ use crate::plugin::{
 use crate::provider::ProviderData;
 
 const KEEP_NAMESPACE_ANNOTATION: &str = "kargo.akuity.io/keep-namespace";
-const PROJECT_LABEL: &str = "kargo.akuity.io/project";
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Private state flag: the next read adopts everything the object has (import).
-const IMPORTING: &[u8] = b"importing";
 
 pub struct ProjectResource {
     data: ProviderData,
@@ -442,15 +442,6 @@ impl Resource for ProjectResource {
             private: IMPORTING.to_vec(),
             diagnostics: diags,
         }
-    }
-}
-
-/// A create that failed before anything existed: nothing goes into state.
-fn fail(diagnostics: Diagnostics) -> ApplyResult {
-    ApplyResult {
-        new_state: Value::Null,
-        private: Vec::new(),
-        diagnostics,
     }
 }
 
