@@ -1,6 +1,7 @@
 //! `kargo_project`: a Kargo Project (cluster-scoped, owns a namespace) and the parts of its
-//! ProjectConfig a pipeline needs (promotion policies), kept in one resource.
+//! ProjectConfig a pipeline needs (promotion policies, webhook receivers, deep links).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,17 +11,123 @@ use super::common::{
     self, IMPORTING, PROJECT_LABEL, dns_label, fail, managed_map, string_map_json, timeout,
     timeouts_attribute,
 };
-use crate::kargo::{Error as KargoError, Kind};
-use crate::plugin::validate::validators;
+use super::convert::{
+    ConvertError, FieldStep, Rules, attributes_from_json, attributes_to_json,
+    field_to_attribute_path, parse_field,
+};
+use super::validators::{min_items, naming_path, not_empty, object_name, report};
+use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::plugin::plan::{changed_ignoring_computed, plan_from_schema};
+use crate::plugin::schema::Validator;
+use crate::plugin::validate::validators::{exactly_one_of, one_of};
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    NestedObject, ReadResult, Resource, Schema, Value,
+    NestedObject, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::provider::ProviderData;
 
 const KEEP_NAMESPACE_ANNOTATION: &str = "kargo.akuity.io/keep-namespace";
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long an apply waits for Kargo to publish the receivers' URLs. Kargo computes them in
+/// seconds once the Secrets exist; longer means something is missing, which a warning names.
+const RECEIVER_URL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The ProjectConfig attributes the generic converter handles (promotion policies predate it
+/// and keep their own conversion): no JSON strings, no renamed or wrapped fields.
+static RULES: Rules = Rules {
+    json: &[],
+    skip: &[],
+    wrap: &[],
+    implied_default: &[],
+    catch_all: &[],
+};
+
+/// ProjectConfig list attributes, in schema order; each is managed only when declared.
+const CONFIG_ATTRIBUTES: [&str; 4] = [
+    "promotion_policies",
+    "webhook_receivers",
+    "freight_links",
+    "stage_links",
+];
+
+/// One kind of webhook receiver: its attribute (and Kargo key), the platform, the data key of
+/// the Secret Kargo reads and what that value is for.
+struct ReceiverType {
+    key: &'static str,
+    platform: &'static str,
+    secret_key: &'static str,
+    secret_use: &'static str,
+}
+
+const SIGNING: &str = "the shared secret the platform signs its deliveries with; enter the same \
+value when registering the webhook there";
+const URL_ONLY: &str = "any hard-to-guess value: it is never sent to the platform, Kargo only \
+mixes it into the receiver's URL, which then acts as the shared secret";
+
+const RECEIVER_TYPES: [ReceiverType; 10] = [
+    ReceiverType {
+        key: "github",
+        platform: "GitHub (repository and organization push events, and packages published to \
+                   GitHub Container Registry)",
+        secret_key: "secret",
+        secret_use: SIGNING,
+    },
+    ReceiverType {
+        key: "gitlab",
+        platform: "GitLab",
+        secret_key: "secret-token",
+        secret_use: "the secret token entered when registering the webhook in GitLab",
+    },
+    ReceiverType {
+        key: "bitbucket",
+        platform: "Bitbucket",
+        secret_key: "secret",
+        secret_use: SIGNING,
+    },
+    ReceiverType {
+        key: "dockerhub",
+        platform: "Docker Hub",
+        secret_key: "secret",
+        secret_use: URL_ONLY,
+    },
+    ReceiverType {
+        key: "quay",
+        platform: "Quay",
+        secret_key: "secret",
+        secret_use: URL_ONLY,
+    },
+    ReceiverType {
+        key: "harbor",
+        platform: "Harbor",
+        secret_key: "auth-header",
+        secret_use: "the auth header value entered when registering the webhook in Harbor",
+    },
+    ReceiverType {
+        key: "artifactory",
+        platform: "JFrog Artifactory",
+        secret_key: "secret-token",
+        secret_use: "the secret token entered when registering the webhook in Artifactory",
+    },
+    ReceiverType {
+        key: "azure",
+        platform: "Azure Container Registry and Azure DevOps",
+        secret_key: "secret",
+        secret_use: URL_ONLY,
+    },
+    ReceiverType {
+        key: "gitea",
+        platform: "Gitea",
+        secret_key: "secret",
+        secret_use: SIGNING,
+    },
+    ReceiverType {
+        key: "generic",
+        platform: "any sender that can POST JSON",
+        secret_key: "secret",
+        secret_use: URL_ONLY,
+    },
+];
 
 pub struct ProjectResource {
     data: ProviderData,
@@ -32,14 +139,12 @@ impl ProjectResource {
     }
 }
 
-fn selector_attributes() -> Vec<Attribute> {
+/// `match_labels` and `match_expressions`, as in a Kubernetes label selector.
+fn label_selector_attributes(what: &str) -> Vec<Attribute> {
     vec![
-        Attribute::string("name").optional().description(
-            "Stage name to match: an exact name, `regex:<expression>` or `glob:<pattern>`.",
-        ),
         Attribute::string_map("match_labels")
             .optional()
-            .description("Stages whose labels include all of these match."),
+            .description(format!("{what} whose labels include all of these match.")),
         Attribute::nested(
             "match_expressions",
             NestedObject::list(vec![
@@ -49,20 +154,24 @@ fn selector_attributes() -> Vec<Attribute> {
                 Attribute::string("operator")
                     .required()
                     .description("One of `In`, `NotIn`, `Exists`, `DoesNotExist`.")
-                    .validate(validators::one_of(&[
-                        "In",
-                        "NotIn",
-                        "Exists",
-                        "DoesNotExist",
-                    ])),
+                    .validate(one_of(&["In", "NotIn", "Exists", "DoesNotExist"])),
                 Attribute::string_list("values").optional().description(
                     "Values for `In` and `NotIn`; must be empty for `Exists` and `DoesNotExist`.",
                 ),
             ]),
         )
         .optional()
+        .validate(match_expression_values())
         .description("Label selector requirements; all must hold."),
     ]
+}
+
+fn selector_attributes() -> Vec<Attribute> {
+    let mut attrs = vec![Attribute::string("name").optional().description(
+        "Stage name to match: an exact name, `regex:<expression>` or `glob:<pattern>`.",
+    )];
+    attrs.extend(label_selector_attributes("Stages"));
+    attrs
 }
 
 fn promotion_policy_object() -> NestedObject {
@@ -74,6 +183,196 @@ fn promotion_policy_object() -> NestedObject {
             .default(Value::Bool(false))
             .description("Whether Kargo promotes new freight into the matching stages automatically. Default `false`."),
     ])
+}
+
+fn secret_ref_attribute(t: &ReceiverType) -> Attribute {
+    Attribute::nested(
+        "secret_ref",
+        NestedObject::single(vec![
+            Attribute::string("name")
+                .required()
+                .validate(object_name())
+                .description("Name of the Secret, in the project's namespace."),
+        ]),
+    )
+    .required()
+    .description(format!(
+        "The Secret Kargo reads this receiver's token from. It must be in the project's \
+         namespace (create it yourself, e.g. with `kubernetes_secret`) and hold, under the data \
+         key `{}`, {}. Its value is part of the receiver's URL: changing it changes the URL.",
+        t.secret_key, t.secret_use
+    ))
+}
+
+fn receiver_type_attribute(t: &ReceiverType) -> Attribute {
+    let mut attrs = vec![secret_ref_attribute(t)];
+    let what = match t.key {
+        "artifactory" => {
+            attrs.push(Attribute::string("virtual_repo_name").optional().description(
+                "The virtual repository warehouses subscribe through. Artifactory reports the \
+                 local repository an artifact was pushed to; when warehouses use a virtual \
+                 repository that aggregates it, set its name here so the receiver finds them.",
+            ));
+            "it refreshes the warehouses subscribed to the repository the event names"
+        }
+        "generic" => {
+            attrs.push(generic_actions_attribute());
+            "`actions` say which warehouses to refresh and when"
+        }
+        _ => "it refreshes the warehouses subscribed to the repository the event names",
+    };
+    Attribute::nested(t.key, NestedObject::single(attrs))
+        .optional()
+        .description(format!(
+            "A receiver for webhooks from {}: {what}. Exactly one receiver type is set per \
+             receiver.",
+            t.platform
+        ))
+}
+
+fn generic_actions_attribute() -> Attribute {
+    let target = NestedObject::list(vec![
+        Attribute::string("kind")
+            .default(Value::string("Warehouse"))
+            .validate(one_of(&["Warehouse"]))
+            .description("Kind of the objects to act on: `Warehouse` (the only kind Kargo v1.11 accepts). Default `Warehouse`."),
+        Attribute::string("name").optional().description(
+            "Name of the warehouse; static or an expression on the request such as \
+             `$${{ request.body.repository.name }}`.",
+        ),
+        Attribute::nested(
+            "label_selector",
+            NestedObject::single(label_selector_attributes("Warehouses")),
+        )
+        .optional()
+        .description("Selects warehouses by their labels."),
+        Attribute::nested(
+            "index_selector",
+            NestedObject::single(vec![
+                Attribute::nested(
+                    "match_indices",
+                    NestedObject::list(vec![
+                        Attribute::string("key")
+                            .required()
+                            .validate(one_of(&["subscribedURLs", "receiverPaths"]))
+                            .description("The index: `subscribedURLs` (warehouses by the repository URLs they subscribe to) or `receiverPaths`."),
+                        Attribute::string("operator")
+                            .required()
+                            .validate(one_of(&["Equals", "NotEquals"]))
+                            .description("`Equals` or `NotEquals`."),
+                        Attribute::string("value").required().description(
+                            "The value to compare with; static or an expression such as \
+                             `$${{ normalizeGit(request.body.repository.url) }}`.",
+                        ),
+                    ]),
+                )
+                .required()
+                .validate(min_items(1, "index requirement"))
+                .description("Index requirements; all must hold."),
+            ]),
+        )
+        .optional()
+        .description("Selects warehouses by values in indices Kargo maintains."),
+    ])
+    .validate(target_selects_something());
+    Attribute::nested(
+        "actions",
+        NestedObject::list(vec![
+            Attribute::string("action")
+                .default(Value::string("Refresh"))
+                .validate(one_of(&["Refresh"]))
+                .description("What to do: `Refresh` (the only action Kargo has) makes the selected warehouses look for new artifacts at once. Default `Refresh`."),
+            Attribute::string("when_expression").optional().description(
+                "An expression on the request that must be true for the action to run, e.g. \
+                 `request.header('X-Event-Type') == 'push'`. Unset: the action always runs.",
+            ),
+            Attribute::string_map("parameters").optional().description(
+                "Action-specific parameters; values are static or expressions on the request \
+                 (write `$${{ ... }}` in HCL).",
+            ),
+            Attribute::nested("target_selection_criteria", target)
+                .optional()
+                .validate(min_items(1, "criterion"))
+                .description(
+                    "Which objects the action applies to. Within one criterion, `name`, \
+                     `label_selector` and `index_selector` must all match; at least one is set.",
+                ),
+        ]),
+    )
+    .optional()
+    .validate(min_items(1, "action"))
+    .description(
+        "What the receiver does with a request. Expressions (Kargo's `${{ ... }}`, written \
+         `$${{ ... }}` in HCL) can read `request.body`, `request.header(name)`, \
+         `request.headers(name)` and `request.params(name)`.",
+    )
+}
+
+fn webhook_receivers_attribute() -> Attribute {
+    let mut attrs = vec![
+        Attribute::string("name")
+            .required()
+            .validate(object_name())
+            .description("Name of the receiver, unique within the project: a DNS-1123 subdomain. Part of its URL."),
+    ];
+    attrs.extend(RECEIVER_TYPES.iter().map(receiver_type_attribute));
+    attrs.push(
+        Attribute::string("path")
+            .computed()
+            .sensitive()
+            .description("The path of the receiver's endpoint on Kargo's webhook server, as Kargo publishes it. Sensitive: for most receiver types knowing it is enough to trigger the receiver."),
+    );
+    attrs.push(
+        Attribute::string("url")
+            .computed()
+            .sensitive()
+            .description("The full URL to register with the platform, as Kargo publishes it. Known after apply once the Secret exists (null until then); it changes when the receiver's name, type, Secret or Secret value changes. Sensitive: for most receiver types knowing it is enough to trigger the receiver."),
+    );
+    let keys: Vec<&str> = RECEIVER_TYPES.iter().map(|t| t.key).collect();
+    Attribute::nested(
+        "webhook_receivers",
+        NestedObject::list(attrs).validate(naming_path(exactly_one_of(&keys))),
+    )
+    .optional()
+    .description(
+        "Webhook receivers, stored in the project's ProjectConfig: endpoints on Kargo's webhook \
+         server that platforms (GitHub, GHCR, Docker Hub, …) call on a push so the warehouses \
+         subscribed to the pushed repository look for new freight at once instead of at their \
+         next interval. Each receiver has a `name` and exactly one type. Each reads a token from \
+         a Secret you create in the project's namespace; `url` (and `webhook_receiver_urls`) \
+         give the address to register once Kargo has published it.",
+    )
+}
+
+fn link_attribute(name: &str, object: &str) -> Attribute {
+    Attribute::nested(
+        name,
+        NestedObject::list(vec![
+            Attribute::string("title")
+                .required()
+                .validate(not_empty())
+                .description("The link's label."),
+            Attribute::string("url")
+                .required()
+                .validate(not_empty())
+                .description(format!(
+                    "The link's address: a Go template evaluated against the {object} as \
+                     `.{object}`, e.g. `https://ci.example.com/{{{{ .{object}.metadata.name }}}}`."
+                )),
+            Attribute::string("description")
+                .optional()
+                .description("A short description shown with the link."),
+            Attribute::string("if").optional().description(format!(
+                "An expression on `{object}`; the link is shown only when it is true, e.g. \
+                 `{object}.metadata.namespace == \"shop\"`. Unset: always shown."
+            )),
+        ]),
+    )
+    .optional()
+    .description(format!(
+        "Links Kargo's UI shows on each {object} of the project (besides the cluster-wide ones), \
+         stored in the project's ProjectConfig."
+    ))
 }
 
 impl ProjectResource {
@@ -96,7 +395,14 @@ impl ProjectResource {
                 .description("Keep the project's namespace (and everything in it) when the project is destroyed. Sets Kargo's `kargo.akuity.io/keep-namespace` annotation. Default `false`."),
             Attribute::nested("promotion_policies", promotion_policy_object())
                 .optional()
-                .description("Auto-promotion policies, stored in the project's ProjectConfig. The ProjectConfig is created when policies are declared and removed when none are."),
+                .description("Auto-promotion policies, stored in the project's ProjectConfig."),
+            webhook_receivers_attribute(),
+            link_attribute("freight_links", "freight"),
+            link_attribute("stage_links", "stage"),
+            Attribute::string_map("webhook_receiver_urls")
+                .computed()
+                .sensitive()
+                .description("The URL of each webhook receiver by receiver name (null for a receiver whose URL Kargo has not published, e.g. while its Secret is missing), for registering them with the platforms. Null when no receivers are declared."),
             Attribute::string("namespace")
                 .computed()
                 .use_state_for_unknown()
@@ -104,7 +410,7 @@ impl ProjectResource {
             Attribute::bool("ready").computed().description("Whether Kargo reports the project Ready."),
             timeouts_attribute("5m", "10m"),
         ])
-        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).")
+        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` live in the project's ProjectConfig, which is written by server-side apply: only the lists declared here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is declared and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.")
     }
 }
 
@@ -134,36 +440,6 @@ impl Resource for ProjectResource {
                 continue;
             }
             check_selector_name(sel.get("name"), &path.join_attr("name"), &mut diags);
-            for (j, expr) in sel.get("match_expressions").elements().iter().enumerate() {
-                let op = expr.get("operator").as_str();
-                let values = expr.get("values");
-                let epath = path
-                    .join_attr("match_expressions")
-                    .join_index(j)
-                    .join_attr("values");
-                match op {
-                    Some("In" | "NotIn")
-                        if values.is_null()
-                            || (!values.is_unknown() && values.elements().is_empty()) =>
-                    {
-                        diags.error_at(
-                            epath,
-                            "Missing values",
-                            "Operators In and NotIn need at least one value.",
-                        )
-                    }
-                    Some("Exists" | "DoesNotExist")
-                        if !values.is_null() && !values.elements().is_empty() =>
-                    {
-                        diags.error_at(
-                            epath,
-                            "Unexpected values",
-                            "Operators Exists and DoesNotExist take no values.",
-                        )
-                    }
-                    _ => {}
-                }
-            }
             if sel.is_wholly_known()
                 && sel.get("name").is_null()
                 && sel.get("match_labels").is_null()
@@ -172,7 +448,23 @@ impl Resource for ProjectResource {
                 diags.error_at(path, "Empty stage selector", "Set `name`, `match_labels` or `match_expressions` so the policy selects some stages.");
             }
         }
+        check_unique_receiver_names(config.get("webhook_receivers"), &mut diags);
         diags
+    }
+
+    async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
+        let schema = self.schema();
+        let mut resp = plan_from_schema(&schema, &req);
+        let planned = &mut resp.planned_state;
+        if planned.is_null() || planned.is_unknown() {
+            return resp;
+        }
+        let prior = &req.prior_state;
+        // Without a change nothing is applied, so the prior URLs must stand as they are.
+        if prior.is_null() || changed_ignoring_computed(&schema.block, planned, prior) {
+            plan_receiver_urls(planned, prior);
+        }
+        resp
     }
 
     async fn create(&self, ctx: &Context, planned: Value, _config: Value) -> ApplyResult {
@@ -231,26 +523,20 @@ impl Resource for ProjectResource {
                 };
             }
         }
-        // The policies need the namespace Kargo just created; the project itself exists, so
-        // a failure here keeps it in state (tainted) rather than losing track of it.
-        if let Some(spec) = project_config_spec(&planned)
-            && let Err(e) = client
-                .apply(
-                    Kind::ProjectConfig,
-                    Some(&name),
-                    &name,
-                    project_config_body(&name, spec),
-                )
-                .await
-        {
-            diags.push(common::diagnostic(
-                "write the project's ProjectConfig",
-                &e,
-                &policy_field,
-            ));
+        // The ProjectConfig needs the namespace Kargo just created; the project itself exists,
+        // so a failure here keeps it in state (tainted) rather than losing track of it.
+        let mut state = state_from_planned(&planned, true);
+        match write_project_config(&client, &name, &planned, &Value::Null).await {
+            Ok(written) => {
+                let (urls, warnings) =
+                    published_urls_after_write(&client, ctx, &name, &planned, written).await;
+                diags.extend(warnings);
+                fill_receiver_urls(&mut state, &planned, urls.as_ref());
+            }
+            Err(d) => diags.push(d),
         }
         ApplyResult {
-            new_state: state_from_planned(&planned, true),
+            new_state: state,
             private: Vec::new(),
             diagnostics: diags,
         }
@@ -280,34 +566,19 @@ impl Resource for ProjectResource {
         {
             return keep(project_error("update the project", &name, &e).into());
         }
-        let result = match project_config_spec(&planned) {
-            Some(spec) => client
-                .apply(
-                    Kind::ProjectConfig,
-                    Some(&name),
-                    &name,
-                    project_config_body(&name, spec),
-                )
-                .await
-                .map(|_| ()),
-            None if project_config_spec(&prior).is_some() => client
-                .delete(Kind::ProjectConfig, Some(&name), &name)
-                .await
-                .map(|_| ()),
-            None => Ok(()),
+        let written = match write_project_config(&client, &name, &planned, &prior).await {
+            Ok(written) => written,
+            Err(d) => return keep(d.into()),
         };
-        if let Err(e) = result {
-            return keep(common::diagnostics(
-                "write the project's ProjectConfig",
-                &e,
-                &policy_field,
-            ));
-        }
+        let (urls, diagnostics) =
+            published_urls_after_write(&client, ctx, &name, &planned, written).await;
         let ready = prior.get("ready").as_bool().unwrap_or(false);
+        let mut state = state_from_planned(&planned, ready);
+        fill_receiver_urls(&mut state, &planned, urls.as_ref());
         ApplyResult {
-            new_state: state_from_planned(&planned, ready),
+            new_state: state,
             private: Vec::new(),
-            diagnostics: Diagnostics::default(),
+            diagnostics,
         }
     }
 
@@ -395,8 +666,7 @@ impl Resource for ProjectResource {
                 };
             }
         };
-        let manages_config = importing || !state.get("promotion_policies").is_null();
-        let config = if manages_config {
+        let config = if importing || manages_config(&state) {
             match client.get(Kind::ProjectConfig, Some(&name), &name).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -449,10 +719,37 @@ fn no_field(_: &str) -> Option<AttributePath> {
     None
 }
 
-fn policy_field(field: &str) -> Option<AttributePath> {
-    field
-        .starts_with("spec.promotionPolicies")
-        .then(|| AttributePath::attr("promotion_policies"))
+/// The attributes that live in the ProjectConfig, for placing Kargo's errors.
+fn config_schema_attributes() -> Vec<Attribute> {
+    ProjectResource::schema_block()
+        .attributes
+        .into_iter()
+        .filter(|a| CONFIG_ATTRIBUTES.contains(&a.name.as_str()))
+        .collect()
+}
+
+/// The ProjectConfig attributes the generic converter handles (all but the policies).
+fn converted_config_attributes() -> Vec<Attribute> {
+    config_schema_attributes()
+        .into_iter()
+        .filter(|a| a.name != "promotion_policies")
+        .collect()
+}
+
+/// The attribute for a ProjectConfig field Kargo named in an error, e.g.
+/// `spec.webhookReceivers[1].name` → `webhook_receivers[1].name`.
+fn config_field(field: &str) -> Option<AttributePath> {
+    let steps = parse_field(field);
+    match steps.split_first() {
+        Some((FieldStep::Key(k), rest)) if k == "spec" => field_to_attribute_path(
+            &config_schema_attributes(),
+            rest,
+            &RULES,
+            "",
+            AttributePath::root(),
+        ),
+        _ => None,
+    }
 }
 
 fn check_selector_name(name: &Value, path: &AttributePath, diags: &mut Diagnostics) {
@@ -473,6 +770,112 @@ fn check_selector_name(name: &Value, path: &AttributePath, diags: &mut Diagnosti
             "Invalid stage name",
             format!("{name:?} is neither `regex:…`, `glob:…` nor a stage name: it {problem}."),
         );
+    }
+}
+
+/// `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none (Kubernetes' selector rules).
+fn match_expression_values() -> Validator {
+    Validator::new(
+        "`In` and `NotIn` need values; `Exists` and `DoesNotExist` take none",
+        |v, path, diags| {
+            for (j, expr) in v.elements().iter().enumerate() {
+                let values = expr.get("values");
+                let at = path.join_index(j).join_attr("values");
+                match expr.get("operator").as_str() {
+                    Some("In" | "NotIn") if values.elements().is_empty() => report(
+                        diags,
+                        at,
+                        "Missing values",
+                        "Operators In and NotIn need at least one value.",
+                    ),
+                    Some("Exists" | "DoesNotExist") if !values.elements().is_empty() => report(
+                        diags,
+                        at,
+                        "Unexpected values",
+                        "Operators Exists and DoesNotExist take no values.",
+                    ),
+                    _ => {}
+                }
+            }
+        },
+    )
+}
+
+/// Whether an attribute may select something: `Some(true)` it does, `None` it is not known yet.
+fn selects(v: &Value, non_empty: impl Fn(&Value) -> Option<bool>) -> Option<bool> {
+    match v {
+        Value::Unknown => None,
+        Value::Null => Some(false),
+        _ => non_empty(v),
+    }
+}
+
+fn has_elements(v: &Value) -> Option<bool> {
+    match v {
+        Value::Unknown => None,
+        Value::Null => Some(false),
+        Value::Map(m) | Value::Object(m) => Some(!m.is_empty()),
+        _ => Some(!v.elements().is_empty()),
+    }
+}
+
+/// A target selection criterion must narrow the targets down (Kargo refuses an empty one).
+fn target_selects_something() -> Validator {
+    Validator::new(
+        "at least one of `name`, `label_selector` or `index_selector` selects something",
+        |target, path, diags| {
+            let name = selects(target.get("name"), |n| {
+                Some(n.as_str().is_some_and(|s| !s.is_empty()))
+            });
+            let labels = selects(target.get("label_selector"), |s| {
+                match (
+                    has_elements(s.get("match_labels")),
+                    has_elements(s.get("match_expressions")),
+                ) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                }
+            });
+            let index = selects(target.get("index_selector"), |s| {
+                has_elements(s.get("match_indices"))
+            });
+            if [name, labels, index].iter().all(|s| *s == Some(false)) {
+                report(
+                    diags,
+                    path.clone(),
+                    "Empty target selection",
+                    "Set `name`, `label_selector` or `index_selector` so the action knows which \
+                     warehouses to refresh; Kargo rejects a criterion that selects nothing.",
+                );
+            }
+        },
+    )
+}
+
+/// Receiver names identify receivers (and their URLs) within the project.
+fn check_unique_receiver_names(receivers: &Value, diags: &mut Diagnostics) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, receiver) in receivers.elements().iter().enumerate() {
+        let Some(name) = receiver.get("name").as_str() else {
+            continue;
+        };
+        match seen.get(name) {
+            Some(first) => report(
+                diags,
+                AttributePath::attr("webhook_receivers")
+                    .join_index(i)
+                    .join_attr("name"),
+                "Duplicate webhook receiver name",
+                format!(
+                    "{name:?} is already the name of webhook_receivers[{first}]; receiver names \
+                     must be unique within the project."
+                ),
+            ),
+            None => {
+                seen.insert(name, i);
+            }
+        }
     }
 }
 
@@ -536,24 +939,307 @@ fn project_body(planned: &Value) -> Json {
     json!({ "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": metadata })
 }
 
-/// The ProjectConfig spec to write, or `None` when the configuration declares nothing that
-/// lives there (then no ProjectConfig is managed).
-fn project_config_spec(v: &Value) -> Option<Json> {
-    let policies = v.get("promotion_policies");
-    if policies.is_null() {
-        return None;
-    }
-    let list: Vec<Json> = policies.elements().iter().map(policy_to_json).collect();
-    Some(json!({ "promotionPolicies": list }))
+/// Whether the state declares anything that lives in the ProjectConfig.
+fn manages_config(v: &Value) -> bool {
+    CONFIG_ATTRIBUTES.iter().any(|a| !v.get(a).is_null())
 }
 
-fn project_config_body(name: &str, spec: Json) -> Json {
+/// The ProjectConfig spec to write: only the lists the configuration declares, so that
+/// server-side apply leaves everything else in the ProjectConfig to its other owners.
+fn project_config_spec(v: &Value) -> Result<Map<String, Json>, ConvertError> {
+    let mut spec = Map::new();
+    let policies = v.get("promotion_policies");
+    if !policies.is_null() {
+        let list: Vec<Json> = policies.elements().iter().map(policy_to_json).collect();
+        spec.insert("promotionPolicies".into(), Json::Array(list));
+    }
+    spec.extend(attributes_to_json(
+        &converted_config_attributes(),
+        v,
+        &RULES,
+        "",
+        &AttributePath::root(),
+    )?);
+    Ok(spec)
+}
+
+fn project_config_body(name: &str, spec: Map<String, Json>) -> Json {
     json!({
         "apiVersion": "kargo.akuity.io/v1alpha1",
         "kind": "ProjectConfig",
         "metadata": { "name": name, "namespace": name },
         "spec": spec,
     })
+}
+
+/// Writes the ProjectConfig lists `planned` declares and returns the stored object. When it
+/// declares none but `prior` did, the lists are released (an apply of nothing) and the
+/// ProjectConfig is deleted if nobody else set anything in it.
+async fn write_project_config(
+    client: &KargoClient,
+    name: &str,
+    planned: &Value,
+    prior: &Value,
+) -> Result<Option<Json>, Diagnostic> {
+    let failed =
+        |e: KargoError| common::diagnostic("write the project's ProjectConfig", &e, &config_field);
+    if manages_config(planned) {
+        let spec = project_config_spec(planned).map_err(|e| e.diagnostic())?;
+        return client
+            .apply(
+                Kind::ProjectConfig,
+                Some(name),
+                name,
+                project_config_body(name, spec),
+            )
+            .await
+            .map(Some)
+            .map_err(failed);
+    }
+    if !manages_config(prior) {
+        return Ok(None);
+    }
+    let released = match client
+        .apply(
+            Kind::ProjectConfig,
+            Some(name),
+            name,
+            project_config_body(name, Map::new()),
+        )
+        .await
+    {
+        Ok(object) => object,
+        // Already gone (e.g. deleted by hand): nothing left to release.
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let others_remain = released
+        .get("spec")
+        .and_then(Json::as_object)
+        .is_some_and(|spec| !spec.is_empty());
+    if !others_remain {
+        client
+            .delete(Kind::ProjectConfig, Some(name), name)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(None)
+}
+
+/// Whether Kargo has processed the ProjectConfig's current generation: its Ready condition
+/// is for that generation and no longer says the receivers are being synced.
+fn receivers_settled(pc: Option<&Json>) -> bool {
+    let Some(pc) = pc else { return false };
+    let generation = pc.pointer("/metadata/generation").and_then(Json::as_i64);
+    pc.pointer("/status/conditions")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type") == Some(&json!("Ready")))
+        .is_some_and(|c| {
+            c.get("observedGeneration").and_then(Json::as_i64) == generation
+                && c.get("reason") != Some(&json!("SyncingWebhooks"))
+        })
+}
+
+/// `status.webhookReceivers` by receiver name: (path, url).
+fn published_receivers(pc: &Json) -> BTreeMap<String, (String, String)> {
+    pc.pointer("/status/webhookReceivers")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let field = |k: &str| r.get(k).and_then(Json::as_str).map(str::to_string);
+            Some((field("name")?, (field("path")?, field("url")?)))
+        })
+        .collect()
+}
+
+/// After a write that leaves some receiver URL to be learnt, waits (bounded) until Kargo has
+/// synced the receivers and returns what it published; what is missing becomes a warning
+/// that says why (Kargo's own message, usually a missing Secret or data key).
+async fn published_urls_after_write(
+    client: &KargoClient,
+    ctx: &Context,
+    name: &str,
+    planned: &Value,
+    written: Option<Json>,
+) -> (Option<BTreeMap<String, (String, String)>>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let receivers = planned.get("webhook_receivers").elements();
+    let needed = receivers
+        .iter()
+        .any(|r| r.get("url").is_unknown() || r.get("path").is_unknown());
+    if written.is_none() || !needed {
+        return (None, diags);
+    }
+    let what = format!("Kargo to publish the webhook receiver URLs of project {name:?}");
+    let settled = client
+        .wait_until(
+            Kind::ProjectConfig,
+            Some(name),
+            name,
+            &what,
+            RECEIVER_URL_TIMEOUT,
+            &ctx.cancel,
+            receivers_settled,
+        )
+        .await;
+    let pc = match settled {
+        Ok(Some(pc)) => pc,
+        Ok(None) => return (None, diags),
+        Err(e) => {
+            diags.push(Diagnostic::warning(
+                "Webhook receiver URLs not known yet",
+                format!(
+                    "The receivers were written, but their URLs could not be read: {e}. They \
+                     appear in state at the next refresh (the next plan or apply)."
+                ),
+            ));
+            return (None, diags);
+        }
+    };
+    let published = published_receivers(&pc);
+    let missing: Vec<&str> = receivers
+        .iter()
+        .filter_map(|r| r.get("name").as_str())
+        .filter(|n| !published.contains_key(*n))
+        .collect();
+    if !missing.is_empty() {
+        let kargo_says = pc
+            .pointer("/status/conditions")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("type") == Some(&json!("Ready")))
+            .and_then(|c| c.get("message"))
+            .and_then(Json::as_str)
+            .unwrap_or("no reason given");
+        let keys: Vec<String> = RECEIVER_TYPES
+            .iter()
+            .map(|t| format!("{} reads `{}`", t.key, t.secret_key))
+            .collect();
+        diags.push(
+            Diagnostic::warning(
+                "Webhook receivers without a URL",
+                format!(
+                    "Kargo has not published a URL for {} in project {name:?}: {kargo_says}. \
+                     Each receiver needs its Secret in namespace {name:?} with the data key its \
+                     type reads ({}). Once the Secret exists, the URL appears in state at the \
+                     next refresh.",
+                    missing
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    keys.join(", ")
+                ),
+            )
+            .at(AttributePath::attr("webhook_receivers")),
+        );
+    }
+    (Some(published), diags)
+}
+
+/// The identity a receiver's URL is derived from: its name, type and Secret (Kargo hashes the
+/// project, the name and the Secret's value into the path, under the type).
+fn receiver_identity(r: &Value) -> Option<(String, &'static str, String)> {
+    let name = r.get("name").as_str()?;
+    let t = RECEIVER_TYPES.iter().find(|t| !r.get(t.key).is_null())?;
+    let secret = r.get(t.key).get("secret_ref").get("name").as_str()?;
+    Some((name.to_string(), t.key, secret.to_string()))
+}
+
+/// Plans the receivers' `path`/`url` and `webhook_receiver_urls` when the resource changes:
+/// a receiver whose name, type and Secret are unchanged keeps its published URL; others (and
+/// those without one yet) are known only after apply. The map's keys are the receiver names,
+/// known at plan time so that `webhook_receiver_urls["name"]` can be referenced.
+fn plan_receiver_urls(planned: &mut Value, prior: &Value) {
+    let prior_receivers = prior.get("webhook_receivers").elements();
+    let receivers = planned.get("webhook_receivers").clone();
+    let planned_receivers = match receivers {
+        Value::List(items) => {
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|mut r| {
+                    if r.is_null() || r.is_unknown() {
+                        return r;
+                    }
+                    let same = receiver_identity(&r).and_then(|id| {
+                        prior_receivers
+                            .iter()
+                            .find(|p| receiver_identity(p).as_ref() == Some(&id))
+                    });
+                    for key in ["path", "url"] {
+                        let kept = same
+                            .map(|p| p.get(key))
+                            .filter(|v| v.as_str().is_some())
+                            .cloned()
+                            .unwrap_or(Value::Unknown);
+                        r.set(key, kept);
+                    }
+                    r
+                })
+                .collect();
+            Value::List(items)
+        }
+        other => other,
+    };
+    let urls = urls_by_name(&planned_receivers);
+    planned.set("webhook_receivers", planned_receivers);
+    planned.set("webhook_receiver_urls", urls);
+}
+
+/// `webhook_receiver_urls` for a receivers list: name → url; unknown when a name is.
+fn urls_by_name(receivers: &Value) -> Value {
+    match receivers {
+        Value::Null => Value::Null,
+        Value::List(items) => {
+            let mut map = BTreeMap::new();
+            for r in items {
+                let Some(name) = r.get("name").as_str() else {
+                    return Value::Unknown;
+                };
+                map.insert(name.to_string(), r.get("url").clone());
+            }
+            Value::Map(map)
+        }
+        _ => Value::Unknown,
+    }
+}
+
+/// Fills the receiver URLs left unknown by the plan from what Kargo published (null for
+/// receivers it has not), never contradicting a planned value.
+fn fill_receiver_urls(
+    state: &mut Value,
+    planned: &Value,
+    published: Option<&BTreeMap<String, (String, String)>>,
+) {
+    let Value::List(items) = planned.get("webhook_receivers").clone() else {
+        state.set("webhook_receiver_urls", Value::Null);
+        return;
+    };
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|mut r| {
+            let found = r
+                .get("name")
+                .as_str()
+                .and_then(|n| published.and_then(|p| p.get(n)));
+            for (key, value) in [
+                ("path", found.map(|f| f.0.clone())),
+                ("url", found.map(|f| f.1.clone())),
+            ] {
+                if r.get(key).is_unknown() {
+                    r.set(key, value.map(Value::string).unwrap_or(Value::Null));
+                }
+            }
+            r
+        })
+        .collect();
+    let receivers = Value::List(items);
+    state.set("webhook_receiver_urls", urls_by_name(&receivers));
+    state.set("webhook_receivers", receivers);
 }
 
 fn policy_to_json(p: &Value) -> Json {
@@ -693,30 +1379,61 @@ fn policy_from_json(p: &Json) -> Value {
 }
 
 fn null_state() -> Value {
-    Value::object(
-        [
-            "id",
-            "name",
-            "labels",
-            "annotations",
-            "keep_namespace",
-            "promotion_policies",
-            "namespace",
-            "ready",
-            "timeouts",
-        ]
-        .map(|k| (k, Value::Null)),
+    Value::Object(
+        ProjectResource::schema_block()
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), Value::Null))
+            .collect(),
     )
 }
 
 /// The state after a successful write: what was planned plus the computed attributes.
+/// Receiver URLs still unknown become null; [`fill_receiver_urls`] supplies known ones.
 fn state_from_planned(planned: &Value, ready: bool) -> Value {
     let mut s = planned.clone();
     let name = planned.get("name").clone();
     s.set("id", name.clone());
     s.set("namespace", name);
     s.set("ready", Value::Bool(ready));
+    fill_receiver_urls(&mut s, planned, None);
     s
+}
+
+/// The ProjectConfig lists for a live `spec`, in the spelling of `prior` where equivalent.
+/// Lists the prior state does not declare stay null (they belong to whoever set them), except
+/// on import, which adopts every non-empty list.
+fn config_lists_from_live(
+    prior: &Value,
+    spec: Option<&Map<String, Json>>,
+    importing: bool,
+) -> Vec<(&'static str, Value)> {
+    let declared = |attr: &str| importing || !prior.get(attr).is_null();
+    let adopt = |attr: &str, v: Value| {
+        if !declared(attr) || (importing && v.elements().is_empty()) {
+            Value::Null
+        } else {
+            v
+        }
+    };
+    let policies = match spec
+        .and_then(|s| s.get("promotionPolicies"))
+        .and_then(Json::as_array)
+    {
+        Some(a) => Value::List(a.iter().map(policy_from_json).collect()),
+        None if prior.get("promotion_policies").elements().is_empty()
+            && !prior.get("promotion_policies").is_null() =>
+        {
+            prior.get("promotion_policies").clone()
+        }
+        None => Value::Null,
+    };
+    let converted = attributes_from_json(&converted_config_attributes(), spec, prior, &RULES, "");
+    let mut out = vec![("promotion_policies", adopt("promotion_policies", policies))];
+    for name in ["webhook_receivers", "freight_links", "stage_links"] {
+        out.push((name, adopt(name, converted.get(name).clone())));
+    }
+    out
 }
 
 fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importing: bool) -> Value {
@@ -733,21 +1450,6 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
         .and_then(|a| a.get(KEEP_NAMESPACE_ANNOTATION))
         .and_then(Json::as_str)
         .is_some_and(|v| v == "true");
-    let policies = match config {
-        Some(c) => {
-            let list: Vec<Value> = c
-                .pointer("/spec/promotionPolicies")
-                .and_then(Json::as_array)
-                .map(|a| a.iter().map(policy_from_json).collect())
-                .unwrap_or_default();
-            if list.is_empty() && (importing || prior.get("promotion_policies").is_null()) {
-                Value::Null
-            } else {
-                Value::List(list)
-            }
-        }
-        None => Value::Null,
-    };
     let mut s = prior.clone();
     if s.is_null() {
         s = null_state();
@@ -764,7 +1466,28 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
             .filter_key(KEEP_NAMESPACE_ANNOTATION),
     );
     s.set("keep_namespace", Value::Bool(keep_namespace));
-    s.set("promotion_policies", policies);
+    let spec = config.and_then(|c| c.get("spec")).and_then(Json::as_object);
+    for (attr, v) in config_lists_from_live(prior, spec, importing) {
+        s.set(attr, v);
+    }
+    // Receivers read from the ProjectConfig carry Kargo's current URLs.
+    let published = config.map(published_receivers).unwrap_or_default();
+    let mut receivers = s.get("webhook_receivers").clone();
+    if let Value::List(items) = &mut receivers {
+        for r in items.iter_mut() {
+            let found = r.get("name").as_str().and_then(|n| published.get(n));
+            r.set(
+                "path",
+                found.map(|f| Value::string(&f.0)).unwrap_or(Value::Null),
+            );
+            r.set(
+                "url",
+                found.map(|f| Value::string(&f.1)).unwrap_or(Value::Null),
+            );
+        }
+    }
+    s.set("webhook_receiver_urls", urls_by_name(&receivers));
+    s.set("webhook_receivers", receivers);
     s.set("namespace", Value::string(name));
     s.set("ready", Value::Bool(is_ready(Some(project))));
     if importing {
@@ -911,5 +1634,454 @@ mod tests {
                 .as_deref(),
             Some("promotion_policies[0].stage_selector.name")
         );
+    }
+
+    use crate::plugin::diagnostics::Severity;
+    use crate::plugin::validate::validate_config;
+
+    /// A configuration written as JSON in HCL's shape, typed by the schema.
+    fn config(j: Json) -> Value {
+        Value::from_json(&j, &ProjectResource::schema_block().implied_type())
+    }
+
+    fn resource() -> ProjectResource {
+        ProjectResource::new(ProviderData::default())
+    }
+
+    /// All validation Terraform runs: the schema's rules, then the resource's.
+    fn errors(config: &Value) -> Vec<(String, String)> {
+        let mut diags = validate_config(&ProjectResource::schema_block(), config);
+        diags.extend(resource().validate(config));
+        diags
+            .0
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| {
+                (
+                    d.attribute.map(|a| a.to_string()).unwrap_or_default(),
+                    d.detail,
+                )
+            })
+            .collect()
+    }
+
+    async fn plan(config: &Value, prior: &Value) -> Value {
+        let schema = ProjectResource::schema_block();
+        let mut proposed = config.clone();
+        // Terraform proposes the configuration with prior computed values filled in.
+        if !prior.is_null() {
+            proposed = crate::plugin::plan::plan_block(&schema, config, prior, false);
+        }
+        let req = PlanRequest {
+            prior_state: prior.clone(),
+            proposed_new_state: proposed,
+            config: config.clone(),
+            prior_private: Vec::new(),
+        };
+        resource()
+            .plan(&Context::default(), req)
+            .await
+            .planned_state
+    }
+
+    fn receivers_config() -> Json {
+        json!({
+            "name": "shop",
+            "webhook_receivers": [
+                {"name": "ghcr", "github": {"secret_ref": {"name": "gh"}}},
+                {"name": "jfrog", "artifactory": {"secret_ref": {"name": "jf"}, "virtual_repo_name": "virtual"}},
+                {"name": "ci", "generic": {"secret_ref": {"name": "ci"}, "actions": [{
+                    "action": "Refresh",
+                    "when_expression": "request.header('X-Event') == 'push'",
+                    "parameters": {"p": "${{ request.body.p }}"},
+                    "target_selection_criteria": [
+                        {"kind": "Warehouse", "name": "api"},
+                        {"kind": "Warehouse", "label_selector": {"match_labels": {"team": "shop"}},
+                         "index_selector": {"match_indices": [{"key": "subscribedURLs", "operator": "NotEquals", "value": "x"}]}},
+                    ],
+                }]}},
+            ],
+            "freight_links": [{"title": "CI", "url": "https://ci/{{ .freight.metadata.name }}"}],
+            "stage_links": [{"title": "Logs", "url": "https://logs/", "description": "d", "if": "true"}],
+            "keep_namespace": false,
+        })
+    }
+
+    fn live_config(spec: Json, published: &[(&str, &str)]) -> Json {
+        let receivers: Vec<Json> = published
+            .iter()
+            .map(|(n, u)| json!({"name": n, "path": format!("/{u}"), "url": format!("https://hooks/{u}")}))
+            .collect();
+        json!({"metadata": {"name": "shop", "namespace": "shop", "generation": 1},
+               "spec": spec, "status": {"webhookReceivers": receivers}})
+    }
+
+    fn live_project() -> Json {
+        json!({"metadata": {"name": "shop"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    }
+
+    #[test]
+    fn receivers_and_links_convert_to_kargo_and_back() {
+        let planned = state_from_planned(&config(receivers_config()), true);
+        let spec = project_config_spec(&planned).unwrap();
+        assert_eq!(
+            Json::Object(spec.clone()),
+            json!({
+                "webhookReceivers": [
+                    {"name": "ghcr", "github": {"secretRef": {"name": "gh"}}},
+                    {"name": "jfrog", "artifactory": {"secretRef": {"name": "jf"}, "virtualRepoName": "virtual"}},
+                    {"name": "ci", "generic": {"secretRef": {"name": "ci"}, "actions": [{
+                        "action": "Refresh",
+                        "whenExpression": "request.header('X-Event') == 'push'",
+                        "parameters": {"p": "${{ request.body.p }}"},
+                        "targetSelectionCriteria": [
+                            {"kind": "Warehouse", "name": "api"},
+                            {"kind": "Warehouse", "labelSelector": {"matchLabels": {"team": "shop"}},
+                             "indexSelector": {"matchIndices": [{"key": "subscribedURLs", "operator": "NotEquals", "value": "x"}]}},
+                        ],
+                    }]}},
+                ],
+                "freightLinks": [{"title": "CI", "url": "https://ci/{{ .freight.metadata.name }}"}],
+                "stageLinks": [{"title": "Logs", "url": "https://logs/", "description": "d", "if": "true"}],
+            }),
+            "only declared lists, in Kargo's spelling; computed URLs are never sent"
+        );
+        let live = live_config(
+            Json::Object(spec),
+            &[
+                ("ghcr", "github/1"),
+                ("jfrog", "artifactory/2"),
+                ("ci", "generic/3"),
+            ],
+        );
+        let read = state_from_live(&planned, &live_project(), Some(&live), false);
+        let receivers = read.get("webhook_receivers").elements();
+        assert_eq!(
+            receivers[1].get("url"),
+            &Value::string("https://hooks/artifactory/2")
+        );
+        assert_eq!(receivers[1].get("path"), &Value::string("/artifactory/2"));
+        assert_eq!(
+            read.get("webhook_receiver_urls").get("ci"),
+            &Value::string("https://hooks/generic/3")
+        );
+        // Apart from the URLs Kargo published, the read state is what was planned.
+        let mut expected = planned.clone();
+        fill_receiver_urls(
+            &mut expected,
+            &plan_receiver_urls_for_test(&planned),
+            Some(&published_receivers(&live)),
+        );
+        assert_eq!(read, expected);
+    }
+
+    /// `planned` with every receiver URL unknown, as a plan for a new receiver list has them.
+    fn plan_receiver_urls_for_test(planned: &Value) -> Value {
+        let mut p = planned.clone();
+        plan_receiver_urls(&mut p, &Value::Null);
+        p
+    }
+
+    #[test]
+    fn a_receiver_kargo_has_not_published_reads_as_null_and_keeps_its_key() {
+        let planned = state_from_planned(&config(receivers_config()), true);
+        let live = live_config(
+            Json::Object(project_config_spec(&planned).unwrap()),
+            &[("ghcr", "github/1")],
+        );
+        let read = state_from_live(&planned, &live_project(), Some(&live), false);
+        assert_eq!(
+            read.get("webhook_receivers").elements()[2].get("url"),
+            &Value::Null
+        );
+        let urls = read.get("webhook_receiver_urls").entries().unwrap();
+        assert_eq!(urls.keys().collect::<Vec<_>>(), vec!["ci", "ghcr", "jfrog"]);
+        assert_eq!(urls["jfrog"], Value::Null);
+    }
+
+    #[test]
+    fn lists_the_state_does_not_declare_stay_unread_except_on_import() {
+        let mut prior = state_from_planned(
+            &config(json!({"name": "shop", "keep_namespace": false,
+            "stage_links": [{"title": "Logs", "url": "https://logs/"}]})),
+            true,
+        );
+        prior.set("timeouts", Value::Null);
+        let live = live_config(
+            json!({"stageLinks": [{"title": "Logs", "url": "https://logs/"}],
+                   "freightLinks": [{"title": "Theirs", "url": "https://x/"}],
+                   "webhookReceivers": [{"name": "gh", "github": {"secretRef": {"name": "s"}}}],
+                   "promotionPolicies": [{"stageSelector": {"name": "dev"}, "autoPromotionEnabled": true}]}),
+            &[("gh", "github/1")],
+        );
+        let read = state_from_live(&prior, &live_project(), Some(&live), false);
+        assert_eq!(read.get("freight_links"), &Value::Null);
+        assert_eq!(read.get("webhook_receivers"), &Value::Null);
+        assert_eq!(read.get("promotion_policies"), &Value::Null);
+        assert_eq!(read.get("webhook_receiver_urls"), &Value::Null);
+        assert_eq!(read, prior);
+
+        let imported = state_from_live(&Value::Null, &live_project(), Some(&live), true);
+        assert_eq!(imported.get("freight_links").elements().len(), 1);
+        assert_eq!(
+            imported.get("webhook_receiver_urls"),
+            &Value::Map([("gh".to_string(), Value::string("https://hooks/github/1"))].into())
+        );
+        assert_eq!(imported.get("promotion_policies").elements().len(), 1);
+        // An empty list in Kargo is nothing to adopt.
+        let empty = live_config(json!({"stageLinks": []}), &[]);
+        let imported = state_from_live(&Value::Null, &live_project(), Some(&empty), true);
+        assert_eq!(imported.get("stage_links"), &Value::Null);
+    }
+
+    #[test]
+    fn removing_a_declared_list_out_of_band_shows_as_drift() {
+        let planned = state_from_planned(&config(receivers_config()), true);
+        let live = live_config(
+            json!({"freightLinks": [{"title": "CI", "url": "https://ci/{{ .freight.metadata.name }}"}]}),
+            &[],
+        );
+        let read = state_from_live(&planned, &live_project(), Some(&live), false);
+        assert_eq!(read.get("webhook_receivers"), &Value::Null);
+        assert_eq!(read.get("stage_links"), &Value::Null);
+        assert_eq!(read.get("freight_links"), planned.get("freight_links"));
+    }
+
+    #[tokio::test]
+    async fn plan_keeps_urls_of_unchanged_receivers_and_knows_names_up_front() {
+        // Create: every URL is known only after apply, but the map's keys are known.
+        let created = plan(&config(receivers_config()), &Value::Null).await;
+        assert!(
+            created.get("webhook_receivers").elements()[0]
+                .get("url")
+                .is_unknown()
+        );
+        let urls = created.get("webhook_receiver_urls").entries().unwrap();
+        assert_eq!(urls.keys().collect::<Vec<_>>(), vec!["ci", "ghcr", "jfrog"]);
+        assert!(urls.values().all(Value::is_unknown));
+
+        let mut prior = state_from_planned(&config(receivers_config()), true);
+        let live = live_config(
+            Json::Object(project_config_spec(&prior).unwrap()),
+            &[("ghcr", "github/1"), ("jfrog", "artifactory/2")],
+        );
+        prior = state_from_live(&prior, &live_project(), Some(&live), false);
+
+        // Nothing changes: the plan is the prior state, null URL included.
+        assert_eq!(plan(&config(receivers_config()), &prior).await, prior);
+
+        // A label changes: published URLs stay known; the one Kargo has not published yet
+        // may arrive with this apply, so it is unknown.
+        let mut labelled = receivers_config();
+        labelled["labels"] = json!({"team": "shop"});
+        let planned = plan(&config(labelled), &prior).await;
+        let receivers = planned.get("webhook_receivers").elements();
+        assert_eq!(
+            receivers[0].get("url"),
+            &Value::string("https://hooks/github/1")
+        );
+        assert_eq!(receivers[1].get("path"), &Value::string("/artifactory/2"));
+        assert!(receivers[2].get("url").is_unknown());
+        assert_eq!(
+            planned.get("webhook_receiver_urls").get("ghcr"),
+            &Value::string("https://hooks/github/1")
+        );
+        assert!(planned.get("webhook_receiver_urls").get("ci").is_unknown());
+
+        // The receiver's Secret changes: its URL changes too. Reordering keeps the others.
+        let mut changed = receivers_config();
+        let list = changed["webhook_receivers"].as_array_mut().unwrap();
+        list.swap(0, 1);
+        list[1]["github"]["secret_ref"]["name"] = json!("gh-rotated");
+        let planned = plan(&config(changed), &prior).await;
+        let receivers = planned.get("webhook_receivers").elements();
+        assert_eq!(
+            receivers[0].get("url"),
+            &Value::string("https://hooks/artifactory/2")
+        );
+        assert!(receivers[1].get("url").is_unknown());
+        assert!(receivers[1].get("path").is_unknown());
+
+        // Receivers removed: no map.
+        let mut none = receivers_config();
+        none.as_object_mut().unwrap().remove("webhook_receivers");
+        let planned = plan(&config(none), &prior).await;
+        assert_eq!(planned.get("webhook_receiver_urls"), &Value::Null);
+    }
+
+    #[test]
+    fn after_apply_unknown_urls_are_filled_and_known_ones_never_contradicted() {
+        let mut planned = state_from_planned(&config(receivers_config()), true);
+        plan_receiver_urls(&mut planned, &Value::Null);
+        let mut ghcr = planned.get("webhook_receivers").elements()[0].clone();
+        ghcr.set("url", Value::string("https://planned/ghcr"));
+        ghcr.set("path", Value::string("/planned/ghcr"));
+        let mut receivers = planned.get("webhook_receivers").elements().to_vec();
+        receivers[0] = ghcr;
+        planned.set("webhook_receivers", Value::List(receivers));
+        let published: BTreeMap<String, (String, String)> = [
+            (
+                "ghcr".to_string(),
+                ("/new".to_string(), "https://new".to_string()),
+            ),
+            (
+                "jfrog".to_string(),
+                ("/j".to_string(), "https://j".to_string()),
+            ),
+        ]
+        .into();
+        let mut state = state_from_planned(&planned, true);
+        fill_receiver_urls(&mut state, &planned, Some(&published));
+        let receivers = state.get("webhook_receivers").elements();
+        assert_eq!(
+            receivers[0].get("url"),
+            &Value::string("https://planned/ghcr")
+        );
+        assert_eq!(receivers[1].get("url"), &Value::string("https://j"));
+        assert_eq!(receivers[2].get("url"), &Value::Null);
+        assert!(state.is_wholly_known(), "no unknown value survives apply");
+        assert_eq!(
+            state.get("webhook_receiver_urls").get("jfrog"),
+            &Value::string("https://j")
+        );
+        // Without anything published (e.g. the write failed), unknowns become null.
+        let bare = state_from_planned(&planned, true);
+        assert!(bare.is_wholly_known());
+        assert_eq!(
+            bare.get("webhook_receivers").elements()[1].get("url"),
+            &Value::Null
+        );
+    }
+
+    #[test]
+    fn receivers_settle_once_kargo_has_handled_the_current_generation() {
+        let pc = |generation: i64, reason: &str, observed: i64| {
+            json!({"metadata": {"generation": generation}, "status": {"conditions": [
+                {"type": "Ready", "status": if reason == "Synced" {"True"} else {"False"},
+                 "reason": reason, "observedGeneration": observed}]}})
+        };
+        assert!(!receivers_settled(None));
+        assert!(!receivers_settled(Some(
+            &json!({"metadata": {"generation": 1}})
+        )));
+        assert!(
+            !receivers_settled(Some(&pc(2, "Synced", 1))),
+            "stale condition"
+        );
+        assert!(!receivers_settled(Some(&pc(2, "SyncingWebhooks", 2))));
+        assert!(receivers_settled(Some(&pc(2, "Synced", 2))));
+        assert!(
+            receivers_settled(Some(&pc(2, "SyncWebhookReceiversFailed", 2))),
+            "a failure is final for this generation: waiting longer changes nothing"
+        );
+    }
+
+    #[test]
+    fn receiver_validation_reports_each_problem_on_its_attribute() {
+        let c = config(json!({
+            "name": "shop",
+            "webhook_receivers": [
+                {"name": "a", "github": {"secret_ref": {"name": "s"}}},
+                {"name": "a", "gitea": {"secret_ref": {"name": "s"}}},
+                {"name": "b", "github": {"secret_ref": {"name": "s"}}, "harbor": {"secret_ref": {"name": "s"}}},
+                {"name": "c"},
+                {"name": "d", "generic": {"secret_ref": {"name": "s"}, "actions": [{
+                    "target_selection_criteria": [
+                        {"label_selector": {"match_labels": {}}},
+                        {"label_selector": {"match_expressions": [{"key": "k", "operator": "In"}]}},
+                    ],
+                }]}},
+                {"name": "e", "generic": {"secret_ref": {"name": "s"}, "actions": []}},
+            ],
+            "stage_links": [{"title": "t", "url": ""}],
+        }));
+        let found = errors(&c);
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "webhook_receivers[2].harbor",
+                "webhook_receivers[3]",
+                "webhook_receivers[4].generic.actions[0].target_selection_criteria[0]",
+                "webhook_receivers[4].generic.actions[0].target_selection_criteria[1].label_selector.match_expressions[0].values",
+                "webhook_receivers[5].generic.actions",
+                "stage_links[0].url",
+                "webhook_receivers[1].name",
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[0].1.contains("\"github\", \"harbor\" are set"),
+            "{}",
+            found[0].1
+        );
+        assert!(found[6].1.contains("unique"), "{}", found[6].1);
+        // Unknown values are checked at apply, not guessed at.
+        let mut unknown = c.clone();
+        let mut receivers = unknown.get("webhook_receivers").elements().to_vec();
+        receivers[1].set("name", Value::Unknown);
+        receivers[3].set("github", Value::Unknown);
+        unknown.set("webhook_receivers", Value::List(receivers));
+        let paths: Vec<String> = errors(&unknown).into_iter().map(|(p, _)| p).collect();
+        assert!(!paths.contains(&"webhook_receivers[1].name".to_string()));
+        assert!(!paths.contains(&"webhook_receivers[3]".to_string()));
+    }
+
+    #[test]
+    fn kargo_errors_land_on_the_configuration_attribute() {
+        for (field, expected) in [
+            (
+                "spec.webhookReceivers[1].name",
+                Some("webhook_receivers[1].name"),
+            ),
+            (
+                "spec.webhookReceivers[0].generic.actions[0].targetSelectionCriteria[2]",
+                Some("webhook_receivers[0].generic.actions[0].target_selection_criteria[2]"),
+            ),
+            ("spec.stageLinks[0].url", Some("stage_links[0].url")),
+            ("spec.promotionPolicies[1]", Some("promotion_policies[1]")),
+            ("metadata.name", None),
+        ] {
+            assert_eq!(
+                config_field(field).map(|p| p.to_string()).as_deref(),
+                expected,
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_documents_every_attribute_and_each_secret_key() {
+        fn walk(attrs: &[Attribute], at: &str) {
+            for a in attrs {
+                assert!(
+                    !a.description.is_empty(),
+                    "{at}{} has no description",
+                    a.name
+                );
+                if let Some(o) = a.nested_object() {
+                    walk(&o.attributes, &format!("{at}{}.", a.name));
+                }
+            }
+        }
+        let block = ProjectResource::schema_block();
+        walk(&block.attributes, "");
+        let receivers = block
+            .attribute("webhook_receivers")
+            .and_then(Attribute::nested_object)
+            .unwrap();
+        for t in &RECEIVER_TYPES {
+            let secret = receivers
+                .attribute(t.key)
+                .and_then(Attribute::nested_object)
+                .and_then(|o| o.attribute("secret_ref"))
+                .unwrap();
+            assert!(
+                secret.description.contains(&format!("`{}`", t.secret_key)),
+                "{}: {}",
+                t.key,
+                secret.description
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! kargo_project end to end: the real terraform binary against a fresh sandbox.
 
-use kargo_e2e::{Env, planned_actions};
+use kargo_e2e::{Env, planned_actions, planned_after};
+use kargo_sandbox::HttpFault;
 use serde_json::json;
 
 #[test]
@@ -186,6 +187,539 @@ fn namespace_without_the_project_label_is_refused_with_the_label_to_add() {
         ns["metadata"]["labels"] = json!({"kargo.akuity.io/project": "true"});
         txn.update(ns).unwrap();
     });
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+}
+
+/// A namespace already labelled as a project namespace, holding the receivers' Secrets: Kargo
+/// adopts it, so the Secrets exist before the ProjectConfig and the URLs come at once.
+fn namespace_with_secrets(env: &Env, ns: &str, secrets: &[(&str, &str, &str)]) {
+    env.sandbox.with_txn(|txn| {
+        txn.create(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"kargo.akuity.io/project": "true"}}}))
+            .expect("create namespace");
+        for (name, key, value) in secrets {
+            txn.create(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns}, "stringData": {*key: value}}))
+                .expect("create secret");
+        }
+    });
+}
+
+const RECEIVERS: &str = r#"
+resource "kargo_project" "p" {
+  name = "hooks"
+  webhook_receivers = [
+    { name = "github", github = { secret_ref = { name = "gh" } } },
+    { name = "hub", dockerhub = { secret_ref = { name = "hub" } } },
+    {
+      name        = "jfrog"
+      artifactory = { secret_ref = { name = "jfrog" }, virtual_repo_name = "proj-virtual" }
+    },
+    {
+      name = "ci"
+      generic = {
+        secret_ref = { name = "ci" }
+        actions = [{
+          when_expression = "request.header('X-Event-Type') == 'push'"
+          parameters      = { source = "$${{ request.body.source }}" }
+          target_selection_criteria = [
+            { name = "$${{ request.body.warehouse }}" },
+            {
+              label_selector = { match_expressions = [{ key = "team", operator = "In", values = ["shop"] }] }
+              index_selector = { match_indices = [{ key = "subscribedURLs", operator = "Equals", value = "$${{ normalizeGit(request.body.repo) }}" }] }
+            },
+          ]
+        }]
+      }
+    },
+  ]
+  freight_links = [
+    { title = "Build", url = "https://ci.example.com/{{ .freight.metadata.name }}" },
+  ]
+  stage_links = [
+    { title = "Dashboard", url = "https://grafana.example.com/d/{{ .stage.metadata.name }}", description = "Service dashboard", if = "stage.metadata.name != 'dev'" },
+  ]
+}
+
+output "github_url" {
+  value     = kargo_project.p.webhook_receiver_urls["github"]
+  sensitive = true
+}
+"#;
+
+fn receiver_secrets() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("gh", "secret", "s3cr3t"),
+        ("hub", "secret", "hub-token"),
+        ("jfrog", "secret-token", "jfrog-token"),
+        ("ci", "secret", "ci-token"),
+        ("gl", "secret-token", "gitlab-token"),
+    ]
+}
+
+/// `status.webhookReceivers` of the sandbox's ProjectConfig as name → url.
+fn published_urls(env: &Env, project: &str) -> std::collections::BTreeMap<String, String> {
+    let pc = env
+        .get("projectconfigs", Some(project), project)
+        .expect("ProjectConfig exists");
+    pc["status"]["webhookReceivers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["url"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
+    let env = Env::new();
+    namespace_with_secrets(&env, "hooks", &receiver_secrets());
+    env.config(RECEIVERS);
+    let out = env.tf.apply().ok();
+    assert!(
+        !out.all().contains("without a URL"),
+        "every Secret exists, so no warning:\n{}",
+        out.all()
+    );
+    env.tf.assert_no_changes();
+
+    let pc = env
+        .get("projectconfigs", Some("hooks"), "hooks")
+        .expect("receivers live in the ProjectConfig");
+    let spec = &pc["spec"];
+    assert_eq!(
+        spec["webhookReceivers"][0],
+        json!({"name": "github", "github": {"secretRef": {"name": "gh"}}})
+    );
+    assert_eq!(
+        spec["webhookReceivers"][2]["artifactory"],
+        json!({"secretRef": {"name": "jfrog"}, "virtualRepoName": "proj-virtual"})
+    );
+    assert_eq!(
+        spec["webhookReceivers"][3]["generic"]["actions"][0],
+        json!({
+            "action": "Refresh",
+            "whenExpression": "request.header('X-Event-Type') == 'push'",
+            "parameters": {"source": "${{ request.body.source }}"},
+            "targetSelectionCriteria": [
+                {"kind": "Warehouse", "name": "${{ request.body.warehouse }}"},
+                {"kind": "Warehouse",
+                 "labelSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["shop"]}]},
+                 "indexSelector": {"matchIndices": [{"key": "subscribedURLs", "operator": "Equals", "value": "${{ normalizeGit(request.body.repo) }}"}]}},
+            ],
+        })
+    );
+    assert_eq!(
+        spec["freightLinks"],
+        json!([{"title": "Build", "url": "https://ci.example.com/{{ .freight.metadata.name }}"}])
+    );
+    assert_eq!(
+        spec["stageLinks"][0]["if"], "stage.metadata.name != 'dev'",
+        "{spec}"
+    );
+
+    // The URLs in state are the ones Kargo published.
+    let published = published_urls(&env, "hooks");
+    assert_eq!(published.len(), 4, "{published:?}");
+    assert!(
+        published["github"].starts_with("https://kargo-webhooks.sandbox.local/github/"),
+        "{published:?}"
+    );
+    let state = env.tf.resource("kargo_project.p");
+    for (i, name) in ["github", "hub", "jfrog", "ci"].iter().enumerate() {
+        assert_eq!(state["webhook_receivers"][i]["url"], published[*name]);
+        assert_eq!(state["webhook_receiver_urls"][*name], published[*name]);
+        assert!(
+            published[*name].ends_with(state["webhook_receivers"][i]["path"].as_str().unwrap()),
+            "path is the URL's path"
+        );
+    }
+    let output = env.tf.run(&["output", "-raw", "github_url"]).ok();
+    assert_eq!(output.stdout, published["github"]);
+
+    // Update: a receiver added and one removed; the untouched ones keep their URLs in the
+    // plan, the new one is known after apply.
+    let updated = RECEIVERS.replace(
+        r#"{ name = "hub", dockerhub = { secret_ref = { name = "hub" } } },"#,
+        r#"{ name = "gitlab", gitlab = { secret_ref = { name = "gl" } } },"#,
+    );
+    env.config(&updated);
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "kargo_project.p"),
+        Some(vec!["update".to_string()])
+    );
+    let after = planned_after(&plan, "kargo_project.p").expect("planned");
+    assert_eq!(after["webhook_receivers"][0]["url"], published["github"]);
+    assert_eq!(
+        after["webhook_receiver_urls"]["github"],
+        published["github"]
+    );
+    let unknown = plan["resource_changes"][0]["change"]["after_unknown"].clone();
+    assert_eq!(
+        unknown["webhook_receivers"][1]["url"], true,
+        "the new receiver's URL is known after apply: {unknown}"
+    );
+    assert_eq!(
+        unknown["webhook_receiver_urls"]["gitlab"], true,
+        "{unknown}"
+    );
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let published = published_urls(&env, "hooks");
+    assert_eq!(
+        published.keys().collect::<Vec<_>>(),
+        vec!["ci", "github", "gitlab", "jfrog"]
+    );
+    let state = env.tf.resource("kargo_project.p");
+    assert_eq!(
+        state["webhook_receiver_urls"]["gitlab"],
+        published["gitlab"]
+    );
+    assert!(
+        published["gitlab"].starts_with("https://kargo-webhooks.sandbox.local/gitlab/"),
+        "{published:?}"
+    );
+
+    // Import round trip: everything, URLs included, comes back from the ProjectConfig.
+    env.tf.run(&["state", "rm", "kargo_project.p"]).ok();
+    env.config(&format!(
+        "{updated}\nimport {{\n  to = kargo_project.p\n  id = \"hooks\"\n}}\n"
+    ));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let imported = env.tf.resource("kargo_project.p");
+    assert_eq!(
+        imported["webhook_receiver_urls"],
+        state["webhook_receiver_urls"]
+    );
+    assert_eq!(imported["stage_links"], state["stage_links"]);
+
+    env.tf.destroy().ok();
+    assert!(env.get("projects", None, "hooks").is_none());
+    assert!(env.get("namespaces", None, "hooks").is_none());
+}
+
+#[test]
+fn a_receiver_whose_secret_is_missing_warns_and_its_url_arrives_with_the_secret() {
+    let env = Env::new();
+    env.config(
+        r#"
+resource "kargo_project" "p" {
+  name = "later"
+  webhook_receivers = [
+    { name = "ghcr", github = { secret_ref = { name = "gh-webhook" } } },
+  ]
+}
+"#,
+    );
+    let out = env.tf.apply().ok();
+    let text = out.flat();
+    assert!(
+        text.contains("Webhook receivers without a URL")
+            && text.contains("\"ghcr\"")
+            && text.contains("github reads `secret`"),
+        "the warning names the receiver and the data key: {text}"
+    );
+    assert!(
+        text.contains("gh-webhook"),
+        "Kargo's reason is passed on: {text}"
+    );
+    let state = env.tf.resource("kargo_project.p");
+    assert!(state["webhook_receivers"][0]["url"].is_null(), "{state}");
+    assert_eq!(
+        state["webhook_receiver_urls"],
+        json!({"ghcr": null}),
+        "the key is there, so references to it keep working"
+    );
+    env.tf.assert_no_changes();
+
+    // The Secret arrives (e.g. from kubernetes_secret, which needs the namespace first).
+    env.sandbox.with_txn(|txn| {
+        txn.create(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "gh-webhook", "namespace": "later"},
+            "stringData": {"secret": "s3cr3t"}}))
+            .expect("create secret");
+    });
+    env.eventually(
+        "Kargo to publish the URL",
+        std::time::Duration::from_secs(10),
+        |env| published_urls(env, "later").contains_key("ghcr"),
+    );
+    env.tf.assert_no_changes();
+    env.tf
+        .run(&["apply", "-refresh-only", "-auto-approve"])
+        .ok();
+    let state = env.tf.resource("kargo_project.p");
+    assert_eq!(
+        state["webhook_receivers"][0]["url"],
+        published_urls(&env, "later")["ghcr"]
+    );
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn out_of_band_changes_to_receivers_and_links_show_and_only_declared_lists_are_owned() {
+    let env = Env::new();
+    namespace_with_secrets(&env, "owned", &[("gh", "secret", "x")]);
+    env.config(
+        r#"
+resource "kargo_project" "p" {
+  name              = "owned"
+  webhook_receivers = [{ name = "github", github = { secret_ref = { name = "gh" } } }]
+  stage_links       = [{ title = "Logs", url = "https://logs.example.com/{{ .stage.metadata.name }}" }]
+}
+"#,
+    );
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+
+    // Someone edits the link and the receiver, and adds freight links, by hand.
+    env.sandbox.with_txn(|txn| {
+        let mut pc = txn
+            .get(KARGO_GROUP, "projectconfigs", Some("owned"), "owned")
+            .unwrap();
+        pc["spec"]["stageLinks"][0]["title"] = json!("Edited");
+        pc["spec"]["webhookReceivers"][0]["github"]["secretRef"]["name"] = json!("other");
+        pc["spec"]["freightLinks"] = json!([{"title": "Theirs", "url": "https://example.com"}]);
+        txn.update(pc).unwrap();
+    });
+    let out = env.tf.plan_code();
+    assert_eq!(out.code, 2, "drift must show in the plan:\n{}", out.all());
+    assert!(
+        out.stdout.contains("\"Edited\" -> \"Logs\"") && out.stdout.contains("\"other\" -> \"gh\""),
+        "plan names the drifted values:\n{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("Theirs"),
+        "lists this configuration does not declare are not its business:\n{}",
+        out.stdout
+    );
+    // The hand edit made its author an owner of the links: reverting it is a conflict that
+    // names the field and the way out.
+    let out = env.tf.apply().failed();
+    let text = out.flat();
+    assert!(
+        text.contains("conflicts with fields owned by other field managers")
+            && text.contains(".spec.stageLinks")
+            && text.contains(".spec.webhookReceivers")
+            && text.contains("force_conflicts"),
+        "{text}"
+    );
+    let forced = env
+        .provider_block()
+        .replace("config_path = ", "force_conflicts = true\n  config_path = ");
+    let config = std::fs::read_to_string(env.tf.path().join("main.tf")).expect("main.tf");
+    env.tf
+        .write_main(&config.replace(&env.provider_block(), &forced));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let pc = env.get("projectconfigs", Some("owned"), "owned").unwrap();
+    assert_eq!(pc["spec"]["stageLinks"][0]["title"], "Logs");
+    assert_eq!(
+        pc["spec"]["webhookReceivers"][0]["github"]["secretRef"]["name"],
+        "gh"
+    );
+
+    // Removing every ProjectConfig list releases them; what others set stays.
+    env.tf.write_main(&format!(
+        "{forced}\nresource \"kargo_project\" \"p\" {{\n  name = \"owned\"\n}}\n"
+    ));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let pc = env
+        .get("projectconfigs", Some("owned"), "owned")
+        .expect("the ProjectConfig still holds someone else's links");
+    assert_eq!(
+        pc["spec"],
+        json!({"freightLinks": [{"title": "Theirs", "url": "https://example.com"}]})
+    );
+    let state = env.tf.resource("kargo_project.p");
+    assert!(state["webhook_receiver_urls"].is_null(), "{state}");
+}
+
+#[test]
+fn invalid_receivers_and_links_are_rejected_at_plan_on_their_attributes() {
+    let env = Env::new();
+    env.config(
+        r#"
+resource "kargo_project" "p" {
+  name = "bad"
+  webhook_receivers = [
+    { name = "dup", github = { secret_ref = { name = "gh" } } },
+    { name = "dup", quay = { secret_ref = { name = "q" } } },
+    { name = "two", github = { secret_ref = { name = "gh" } }, gitlab = { secret_ref = { name = "gl" } } },
+    { name = "none" },
+    { name = "Not_DNS", harbor = { secret_ref = { name = "h" } } },
+    {
+      name = "gen"
+      generic = {
+        secret_ref = { name = "g" }
+        actions = [{
+          action = "Sync"
+          target_selection_criteria = [
+            { kind = "Promotion", name = "x" },
+            { label_selector = {} },
+            { index_selector = { match_indices = [{ key = "repoURL", operator = "Equal", value = "v" }] } },
+          ]
+        }]
+      }
+    },
+  ]
+  freight_links = [{ title = "", url = "https://example.com" }]
+}
+"#,
+    );
+    let out = env.tf.run(&["plan"]).failed();
+    let text = out.flat();
+    for expected in [
+        "`webhook_receivers[1].name`: \"dup\" is already the name of webhook_receivers[0]",
+        "`webhook_receivers[2]`: Only one of \"github\", \"gitlab\", \"bitbucket\"",
+        "\"github\", \"gitlab\" are set",
+        "`webhook_receivers[3]`: Exactly one of",
+        "`webhook_receivers[5].generic.actions[0].action` is \"Sync\"; allowed values are \"Refresh\"",
+        "`webhook_receivers[5].generic.actions[0].target_selection_criteria[0].kind` is \"Promotion\"",
+        "`webhook_receivers[5].generic.actions[0].target_selection_criteria[1]`: Set `name`, `label_selector` or `index_selector`",
+        "match_indices[0].key` is \"repoURL\"; allowed values are \"subscribedURLs\", \"receiverPaths\"",
+        "match_indices[0].operator` is \"Equal\"; allowed values are \"Equals\", \"NotEquals\"",
+        "`freight_links[0].title` must not be empty",
+        "`webhook_receivers[4].name`: \"Not_DNS\" is not a valid DNS-1123 subdomain",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "validation needs no cluster: {:?}",
+        env.sandbox.requests()
+    );
+}
+
+#[test]
+fn every_combination_of_project_config_lists_applies_to_an_empty_plan() {
+    let env = Env::new();
+    namespace_with_secrets(&env, "combo", &[("gh", "secret", "x")]);
+    let policies = r#"promotion_policies = [{ stage_selector = { name = "dev" }, auto_promotion_enabled = true }]"#;
+    let receivers =
+        r#"webhook_receivers = [{ name = "gh", github = { secret_ref = { name = "gh" } } }]"#;
+    let freight = r#"freight_links = [{ title = "F", url = "https://f.example.com" }]"#;
+    let stage = r#"stage_links = [{ title = "S", url = "https://s.example.com", if = "true" }]"#;
+    let lists = [
+        ("promotionPolicies", policies),
+        ("webhookReceivers", receivers),
+        ("freightLinks", freight),
+        ("stageLinks", stage),
+    ];
+    // Every subset, in an order where each step adds and removes lists.
+    for mask in [
+        0b0001, 0b0110, 0b1111, 0b1000, 0b0101, 0b0010, 0b1010, 0b0000, 0b0111,
+    ] {
+        let declared: Vec<&(&str, &str)> = lists
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, l)| l)
+            .collect();
+        let body: Vec<&str> = declared.iter().map(|(_, hcl)| *hcl).collect();
+        env.config(&format!(
+            "resource \"kargo_project\" \"p\" {{\n  name = \"combo\"\n  {}\n}}\n",
+            body.join("\n  ")
+        ));
+        env.tf.apply().ok();
+        env.tf.assert_no_changes();
+        let keys: Vec<String> = env
+            .get("projectconfigs", Some("combo"), "combo")
+            .map(|pc| {
+                pc["spec"]
+                    .as_object()
+                    .map(|spec| spec.keys().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let mut expected: Vec<String> = declared.iter().map(|(k, _)| k.to_string()).collect();
+        expected.sort();
+        let mut keys = keys;
+        keys.sort();
+        assert_eq!(keys, expected, "lists declared: {mask:04b}");
+        let state = env.tf.resource("kargo_project.p");
+        assert_eq!(
+            state["webhook_receiver_urls"].is_null(),
+            mask & 0b0010 == 0,
+            "{state}"
+        );
+    }
+    assert!(
+        env.get("projectconfigs", Some("combo"), "combo").is_some(),
+        "the last step declares lists again"
+    );
+}
+
+#[test]
+fn a_failed_project_config_write_is_reported_and_retried_by_the_next_apply() {
+    let env = Env::new();
+    let links = r#"
+resource "kargo_project" "p" {
+  name        = "flaky"
+  stage_links = [{ title = "Logs", url = "https://logs.example.com" }]
+}
+"#;
+    // Create: the project exists but its ProjectConfig cannot be written.
+    env.sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("patch")
+                .resource("projectconfigs"),
+        )
+        .expect("inject fault");
+    env.config(links);
+    let out = env.tf.apply().failed();
+    assert!(
+        out.flat()
+            .contains("Failed to write the project's ProjectConfig"),
+        "{}",
+        out.all()
+    );
+    assert!(env.get("projects", None, "flaky").is_some());
+    assert!(
+        env.tf
+            .run(&["state", "list"])
+            .stdout
+            .contains("kargo_project.p"),
+        "the project that exists stays in state"
+    );
+    env.sandbox.clear_faults().expect("clear faults");
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    assert_eq!(
+        env.get("projectconfigs", Some("flaky"), "flaky").unwrap()["spec"]["stageLinks"][0]["title"],
+        "Logs"
+    );
+
+    // Update: the prior state stands, so the change is planned again.
+    env.sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("patch")
+                .resource("projectconfigs"),
+        )
+        .expect("inject fault");
+    env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\""));
+    let out = env.tf.apply().failed();
+    assert!(
+        out.flat()
+            .contains("Failed to write the project's ProjectConfig"),
+        "{}",
+        out.all()
+    );
+    let out = env.tf.plan_code();
+    assert_eq!(out.code, 2, "the change is still to do:\n{}", out.all());
+    env.sandbox.clear_faults().expect("clear faults");
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 }

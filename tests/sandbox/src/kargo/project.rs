@@ -309,6 +309,9 @@ fn policy_errors(obj: &Value) -> (Vec<FieldError>, Vec<FieldError>) {
     (schema, webhook)
 }
 
+/// The types Kargo's webhook counts when it rejects a receiver of more than one type. Harbor
+/// is missing from Kargo's own list (v1.11), so a receiver with Harbor and one other type
+/// passes its webhook; the emulation keeps that.
 const RECEIVER_TYPES: [(&str, &str); 9] = [
     ("bitbucket", "Bitbucket"),
     ("dockerhub", "DockerHub"),
@@ -628,7 +631,39 @@ pub fn receiver_path(
     format!("{base}/{kind}/{hash}")
 }
 
-fn secret_value(txn: &dyn Txn, ns: &str, secret: &str, key: &str) -> Result<String, String> {
+/// What Kargo's receiver of `kind` says when its Secret lacks `key` (each words it its own way).
+fn missing_key_message(kind: &str, key: &str) -> String {
+    match kind {
+        "github" => format!("missing {key:?} data key for GitHub WebhookReceiver"),
+        "quay" => format!("missing {key:?} data key for Quay.io WebhookReceiver"),
+        "artifactory" | "gitea" | "generic" => {
+            let label = match kind {
+                "artifactory" => "Artifactory",
+                "gitea" => "Gitea",
+                _ => "Generic",
+            };
+            format!("secret data is not valid for a {label} WebhookReceiver")
+        }
+        _ => {
+            let label = match kind {
+                "gitlab" => "GitLab",
+                "bitbucket" => "Bitbucket",
+                "dockerhub" => "DockerHub",
+                "harbor" => "Harbor",
+                _ => "Azure",
+            };
+            format!("missing data key {key:?} for {label} WebhookReceiver")
+        }
+    }
+}
+
+fn secret_value(
+    txn: &dyn Txn,
+    ns: &str,
+    secret: &str,
+    kind: &str,
+    key: &str,
+) -> Result<String, String> {
     let Some(s) = txn.get("", "secrets", Some(ns), secret) else {
         return Err(format!(
             "error getting Secret {secret:?} in namespace {ns:?}: secrets {secret:?} not found"
@@ -652,7 +687,8 @@ fn secret_value(txn: &dyn Txn, ns: &str, secret: &str, key: &str) -> Result<Stri
     match decoded {
         Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         None => Err(format!(
-            "error extracting secret values from Secret {secret:?} in namespace {ns:?}: missing data key {key:?}"
+            "error extracting secret values from Secret {secret:?} in namespace {ns:?}: {}",
+            missing_key_message(kind, key)
         )),
     }
 }
@@ -680,12 +716,12 @@ pub fn reconcile_project_config(
         let receiver = str_at(r, "name");
         let Some(kind) = ALL_RECEIVER_KEYS.iter().find(|k| r.get(**k).is_some()) else {
             errors.push(format!(
-                "error syncing WebhookReceiver {receiver:?}: no receiver type configured"
+                "error syncing WebhookReceiver {receiver:?}: error getting receiver factory: no matching registration found"
             ));
             continue;
         };
         let secret_name = str_at(r, &format!("{kind}.secretRef.name"));
-        match secret_value(txn, ns, secret_name, receiver_secret_key(kind)) {
+        match secret_value(txn, ns, secret_name, kind, receiver_secret_key(kind)) {
             Ok(secret) => {
                 let path = receiver_path(&base_path, pc_name, kind, receiver, &secret);
                 details.push(
@@ -702,8 +738,8 @@ pub fn reconcile_project_config(
     } else {
         status["webhookReceivers"] = Value::Array(details);
     }
-    util::delete_condition(&mut status, "Reconciling");
     if errors.is_empty() {
+        util::delete_condition(&mut status, "Reconciling");
         set_condition(
             &mut status,
             "Ready",
@@ -713,8 +749,27 @@ pub fn reconcile_project_config(
             gen_,
             &now,
         );
+        status["observedGeneration"] = json!(gen_);
     } else {
-        let msg = format!("Failed to sync WebhookReceivers: {}", errors.join(", "));
+        // Kargo returns the sync error before recording the observed generation, leaving
+        // the Reconciling condition it set when the sync started.
+        set_condition(
+            &mut status,
+            "Reconciling",
+            "True",
+            "SyncingWebhooks",
+            "Syncing WebhookReceivers",
+            gen_,
+            &now,
+        );
+        // Kubernetes' error aggregate: a single error as is, several in brackets.
+        let joined = errors.join(", ");
+        let joined = if errors.len() > 1 {
+            format!("[{joined}]")
+        } else {
+            joined
+        };
+        let msg = format!("Failed to sync WebhookReceivers: {joined}");
         set_condition(
             &mut status,
             "Ready",
@@ -725,7 +780,6 @@ pub fn reconcile_project_config(
             &now,
         );
     }
-    status["observedGeneration"] = json!(gen_);
     if pc.get("status") != Some(&status) {
         pc["status"] = status;
         let _ = txn.update_status(pc);
@@ -845,6 +899,67 @@ mod tests {
         assert_eq!(
             split_base_url("http://h"),
             ("http://h".to_string(), String::new())
+        );
+    }
+
+    #[test]
+    fn failed_receiver_sync_keeps_reconciling_and_the_observed_generation() {
+        use super::super::testkit::FakeTxn;
+        let mut t = FakeTxn::new();
+        t.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "p"}}))
+            .unwrap();
+        t.create(json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+            "metadata": {"name": "p", "namespace": "p"},
+            "spec": {"webhookReceivers": [{"name": "gh", "github": {"secretRef": {"name": "s"}}}]}}))
+            .unwrap();
+        reconcile_project_config(&mut t, "p", "p", "https://hooks.example.com");
+        let pc = t.get(GROUP, "projectconfigs", Some("p"), "p").unwrap();
+        let condition = |kind: &str| {
+            arr_at(&pc, "status.conditions")
+                .iter()
+                .find(|c| str_at(c, "type") == kind)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(condition("Ready")["reason"], "SyncWebhookReceiversFailed");
+        assert!(
+            str_at(&condition("Ready"), "message").contains("error getting Secret \"s\""),
+            "{pc}"
+        );
+        assert_eq!(condition("Ready")["observedGeneration"], generation(&pc));
+        assert_eq!(condition("Reconciling")["reason"], "SyncingWebhooks");
+        assert!(pc["status"].get("observedGeneration").is_none(), "{pc}");
+
+        t.create(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "p"}, "data": {"secret": "dG9r"}}))
+            .unwrap();
+        reconcile_project_config(&mut t, "p", "p", "https://hooks.example.com");
+        let pc = t.get(GROUP, "projectconfigs", Some("p"), "p").unwrap();
+        assert_eq!(pc["status"]["observedGeneration"], generation(&pc));
+        assert!(
+            arr_at(&pc, "status.conditions")
+                .iter()
+                .all(|c| str_at(c, "type") != "Reconciling")
+        );
+        assert_eq!(
+            pc["status"]["webhookReceivers"][0]["url"],
+            format!("https://hooks.example.com/github/{}", sha256_hex(b"pghtok"))
+        );
+    }
+
+    #[test]
+    fn missing_data_keys_are_reported_in_kargo_s_words() {
+        assert_eq!(
+            missing_key_message("github", "secret"),
+            "missing \"secret\" data key for GitHub WebhookReceiver"
+        );
+        assert_eq!(
+            missing_key_message("gitlab", "secret-token"),
+            "missing data key \"secret-token\" for GitLab WebhookReceiver"
+        );
+        assert_eq!(
+            missing_key_message("generic", "secret"),
+            "secret data is not valid for a Generic WebhookReceiver"
         );
     }
 }

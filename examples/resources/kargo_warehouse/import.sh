@@ -1,0 +1,2 @@
+# A warehouse is imported by its project and name.
+terraform import kargo_warehouse.guestbook guestbook/guestbook

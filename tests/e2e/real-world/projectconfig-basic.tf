@@ -1,0 +1,9 @@
+# Kargo's "working with projects" guide: auto-promotion for two stages named exactly.
+
+resource "kargo_project" "example" {
+  name = "example"
+  promotion_policies = [
+    { stage_selector = { name = "test" }, auto_promotion_enabled = true },
+    { stage_selector = { name = "uat" }, auto_promotion_enabled = true },
+  ]
+}

@@ -1,0 +1,19 @@
+# Kargo's "working with projects" guide: auto-promotion for stages selected by their labels.
+
+resource "kargo_project" "example" {
+  name = "example"
+  promotion_policies = [
+    {
+      stage_selector         = { match_labels = { environment = "development" } }
+      auto_promotion_enabled = true
+    },
+    {
+      stage_selector = {
+        match_expressions = [
+          { key = "environment", operator = "In", values = ["development", "staging"] },
+        ]
+      }
+      auto_promotion_enabled = true
+    },
+  ]
+}
