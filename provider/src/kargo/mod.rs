@@ -4,6 +4,8 @@
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod freight;
+pub mod semver;
 
 pub use client::{ClientOptions, KargoClient, Kind, WatchStep};
 pub use connection::{ConfigError, Resolved, Settings};

@@ -8,7 +8,10 @@ use crate::provider::ProviderData;
 
 pub mod common;
 pub mod convert;
+pub mod freight;
+pub mod freight_approval;
 pub mod project;
+pub mod promotion;
 pub mod promotion_task;
 pub mod stage;
 pub mod validators;
@@ -21,8 +24,10 @@ pub fn all(data: &ProviderData) -> Vec<Arc<dyn Resource>> {
         Arc::new(warehouse::WarehouseResource::new(data.clone())),
         Arc::new(stage::StageResource::new(data.clone())),
         Arc::new(promotion_task::PromotionTaskResource::new(data.clone())),
+        Arc::new(promotion::PromotionResource::new(data.clone())),
         Arc::new(promotion_task::ClusterPromotionTaskResource::new(
             data.clone(),
         )),
+        Arc::new(freight_approval::FreightApprovalResource::new(data.clone())),
     ]
 }

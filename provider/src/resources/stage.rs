@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::common::kargo_duration;
-use super::convert::{ObjectResource, PipelineKind, Rules, kargo_key};
+use super::convert::{ObjectResource, PipelineKind, Rules};
+use super::freight::{current_freight_value, freight_summary_attribute};
 use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
 use super::validators::{min_items, naming_path, object_name, removed, report};
 use crate::kargo::{KargoClient, Kind};
@@ -21,8 +22,6 @@ pub type StageResource = ObjectResource<Stage>;
 
 /// Marker type describing Stages to [`ObjectResource`].
 pub struct Stage;
-
-const ALIAS_LABEL: &str = "kargo.akuity.io/alias";
 
 static RULES: Rules = Rules {
     json: &["promotion_template.steps.config"],
@@ -213,73 +212,8 @@ fn verification() -> Attribute {
 }
 
 fn current_freight() -> Attribute {
-    let list = |name: &str, fields: &[(&str, &str)], description: &str| {
-        Attribute::nested(
-            name,
-            NestedObject::list(
-                fields
-                    .iter()
-                    .map(|(f, d)| Attribute::string(*f).computed().description(*d))
-                    .collect(),
-            ),
-        )
-        .computed()
-        .description(description.to_string())
-    };
-    Attribute::nested(
+    freight_summary_attribute(
         "current_freight",
-        NestedObject::single(vec![
-            Attribute::string("name")
-                .computed()
-                .description("Name (ID) of the freight."),
-            Attribute::string("alias")
-                .computed()
-                .description("The freight's human-friendly alias."),
-            Attribute::string("warehouse")
-                .computed()
-                .description("The warehouse that produced it."),
-            Attribute::nested(
-                "artifacts",
-                NestedObject::single(vec![
-                    list(
-                        "images",
-                        &[
-                            ("repo_url", "Image repository."),
-                            ("tag", "Tag."),
-                            ("digest", "Digest."),
-                        ],
-                        "Container images in the freight.",
-                    ),
-                    list(
-                        "commits",
-                        &[
-                            ("repo_url", "Git repository."),
-                            ("id", "Commit ID."),
-                            ("tag", "Tag, when the commit was selected by tag."),
-                            (
-                                "branch",
-                                "Branch, when the commit was selected from a branch.",
-                            ),
-                        ],
-                        "Git commits in the freight.",
-                    ),
-                    list(
-                        "charts",
-                        &[
-                            ("repo_url", "Chart repository."),
-                            ("name", "Chart name."),
-                            ("version", "Chart version."),
-                        ],
-                        "Helm charts in the freight.",
-                    ),
-                ]),
-            )
-            .computed()
-            .description("The artifacts the freight carries."),
-        ]),
-    )
-    .computed()
-    .description(
         "The freight the stage currently holds, as Kargo reports it (for a stage requesting \
          from several warehouses, the freight of the first `requested_freight` entry). Null \
          until something has been promoted.",
@@ -449,114 +383,6 @@ fn validate_requested_freight(requests: &Value, diags: &mut Diagnostics) {
                     }
                 ),
             );
-        }
-    }
-}
-
-/// `{ name: <kargoKey(name)>, ... }` for the given attribute names, strings only.
-fn record(j: &Json, names: &[&str]) -> Value {
-    Value::object(names.iter().map(|n| {
-        let v = j
-            .get(kargo_key(n))
-            .and_then(Json::as_str)
-            .map_or(Value::Null, Value::string);
-        (n.to_string(), v)
-    }))
-}
-
-fn records(j: Option<&Json>, names: &[&str]) -> Value {
-    Value::List(
-        j.and_then(Json::as_array)
-            .map(|a| a.iter().map(|e| record(e, names)).collect())
-            .unwrap_or_default(),
-    )
-}
-
-/// The freight reference the stage holds for its first requested origin (or, failing that,
-/// for any origin), from the newest entry of `status.freightHistory`.
-fn current_freight_ref(live: &Json) -> Option<&Json> {
-    let items = live
-        .pointer("/status/freightHistory/0/items")
-        .and_then(Json::as_object)?;
-    let first_origin = live.pointer("/spec/requestedFreight/0/origin").map(|o| {
-        format!(
-            "{}/{}",
-            o.get("kind").and_then(Json::as_str).unwrap_or("Warehouse"),
-            o.get("name").and_then(Json::as_str).unwrap_or_default()
-        )
-    });
-    first_origin
-        .and_then(|key| items.get(&key))
-        .or_else(|| items.values().next())
-}
-
-async fn current_freight_value(client: &KargoClient, live: &Json, prior: &Value) -> Value {
-    let Some(reference) = current_freight_ref(live) else {
-        return Value::Null;
-    };
-    let Some(name) = reference.get("name").and_then(Json::as_str) else {
-        return Value::Null;
-    };
-    let mut alias = match (prior.get("name").as_str(), prior.get("alias")) {
-        (Some(n), Value::String(a)) if n == name => Value::string(a),
-        _ => Value::Null,
-    };
-    if alias.is_null() {
-        alias = freight_alias(client, live, name).await;
-    }
-    Value::object([
-        ("name", Value::string(name)),
-        ("alias", alias),
-        (
-            "warehouse",
-            reference
-                .pointer("/origin/name")
-                .and_then(Json::as_str)
-                .map_or(Value::Null, Value::string),
-        ),
-        (
-            "artifacts",
-            Value::object([
-                (
-                    "images",
-                    records(reference.get("images"), &["repo_url", "tag", "digest"]),
-                ),
-                (
-                    "commits",
-                    records(
-                        reference.get("commits"),
-                        &["repo_url", "id", "tag", "branch"],
-                    ),
-                ),
-                (
-                    "charts",
-                    records(reference.get("charts"), &["repo_url", "name", "version"]),
-                ),
-            ]),
-        ),
-    ])
-}
-
-/// The alias lives on the Freight, not in the stage's status; it is fetched only when the
-/// stage's freight changed since the last read.
-async fn freight_alias(client: &KargoClient, live: &Json, freight: &str) -> Value {
-    let Some(namespace) = live.pointer("/metadata/namespace").and_then(Json::as_str) else {
-        return Value::Null;
-    };
-    match client.get(Kind::Freight, Some(namespace), freight).await {
-        Ok(Some(f)) => f
-            .get("alias")
-            .and_then(Json::as_str)
-            .or_else(|| {
-                f.pointer("/metadata/labels")
-                    .and_then(|l| l.get(ALIAS_LABEL))
-                    .and_then(Json::as_str)
-            })
-            .map_or(Value::Null, Value::string),
-        Ok(None) => Value::Null,
-        Err(e) => {
-            tracing::debug!(freight, error = %e, "could not read the freight's alias");
-            Value::Null
         }
     }
 }

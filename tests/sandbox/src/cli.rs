@@ -22,6 +22,8 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   publish --project P --warehouse W [--image REPO:TAG [--digest D]]... [--git URL@COMMIT[#TAG]]...
           [--chart REPO/NAME:VERSION]...
                      make artifacts appear upstream; prints the Freight's name and alias
+  promote --project P --stage S --freight NAME|ALIAS
+                     promote as Kargo's UI or CLI would; prints the Promotion's name
   fault http unavailable [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
   fault http delay --ms N [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
   fault http refuse --for DURATION
@@ -282,6 +284,20 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             };
             println!("name: {}", field("name"));
             println!("alias: {}", field("alias"));
+            Ok(())
+        }
+        "promote" => {
+            a.allow(&["kubeconfig", "project", "stage", "freight"])?;
+            let body = json!({"project": a.need("project")?, "stage": a.need("stage")?,
+                "freight": a.need("freight")?});
+            let v = a
+                .client()?
+                .call(Method::POST, "control/promote", Some(&body))
+                .await?;
+            println!(
+                "promotion: {}",
+                v.get("name").and_then(Value::as_str).unwrap_or_default()
+            );
             Ok(())
         }
         "fault" => fault(&a).await,

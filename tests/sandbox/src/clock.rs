@@ -30,6 +30,14 @@ impl Clock {
             .unwrap_or_default()
     }
 
+    /// `now()` as an HTTP `Date` header value (`Sun, 06 Nov 1994 08:49:37 GMT`). Every
+    /// response carries it, so clients that read the cluster's time see the moved clock.
+    pub fn http_date(&self) -> String {
+        jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&self.now())
+            .unwrap_or_default()
+    }
+
     pub fn advance(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
@@ -83,6 +91,22 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
         assert!(parse_duration("5 minutes").is_err());
+    }
+
+    #[test]
+    fn http_dates_follow_the_moved_clock() {
+        let c = Clock::default();
+        c.advance(Duration::from_secs(86400 * 365));
+        let date = c.http_date();
+        assert!(date.ends_with(" GMT"), "{date}");
+        let parsed = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(&date)
+            .unwrap();
+        let ahead = parsed.duration_since(jiff::Timestamp::now());
+        assert!(
+            ahead >= jiff::SignedDuration::from_secs(86400 * 364),
+            "{date}"
+        );
     }
 
     #[test]

@@ -562,6 +562,26 @@ impl Sandbox {
         state.as_control_plane(|txn| txn.get(group, resource, namespace, name))
     }
 
+    /// Every stored object of API group `group` (`""` for the core group), as
+    /// `plural/namespace/name` or `plural/name`, sorted; for asserting what is left.
+    pub fn object_names(&self, group: &str) -> Vec<String> {
+        let state = lock(&self.shared.state);
+        let mut names: Vec<String> = state
+            .store
+            .all()
+            .filter(|(res, _)| res.group == group)
+            .map(|(res, obj)| {
+                let name = meta_str(obj, "name").unwrap_or_default();
+                match meta_str(obj, "namespace") {
+                    Some(ns) => format!("{}/{ns}/{name}", res.plural),
+                    None => format!("{}/{name}", res.plural),
+                }
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Runs `f` against the store as Kargo's control plane would (writes commit at once).
     pub fn with_txn<R>(&self, f: impl FnOnce(&mut dyn Txn) -> R) -> R {
         let out = lock(&self.shared.state).as_control_plane(f);
@@ -722,7 +742,19 @@ async fn serve_connection(
             Err(_) => return,
         },
     };
-    let service = service_fn(move |req| crate::router::handle(shared.clone(), req));
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move {
+            let clock = shared.clock.clone();
+            let mut resp = crate::router::handle(shared, req).await?;
+            // The sandbox's (movable) clock, not hyper's wall clock: clients measure soak
+            // times against the server's Date.
+            if let Ok(date) = http::HeaderValue::from_str(&clock.http_date()) {
+                resp.headers_mut().insert(http::header::DATE, date);
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {

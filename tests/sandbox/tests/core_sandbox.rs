@@ -279,6 +279,33 @@ async fn request_log_counts_verbs_and_resources() {
 }
 
 #[tokio::test]
+async fn object_names_lists_what_is_stored_by_group() {
+    let sandbox = start_plain().await;
+    let client = client(&sandbox).await;
+    namespace(&client, "left").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "left");
+    cms.create(&PostParams::default(), &config_map("over"))
+        .await
+        .unwrap();
+    let core = sandbox.object_names("");
+    assert!(core.contains(&"namespaces/left".to_string()), "{core:?}");
+    assert!(
+        core.contains(&"configmaps/left/over".to_string()),
+        "{core:?}"
+    );
+    assert!(
+        sandbox.object_names("kargo.akuity.io").is_empty(),
+        "no Kargo objects were created"
+    );
+    cms.delete("over", &DeleteParams::default()).await.unwrap();
+    assert!(
+        !sandbox
+            .object_names("")
+            .contains(&"configmaps/left/over".to_string())
+    );
+}
+
+#[tokio::test]
 async fn restricted_users_are_forbidden_like_rbac() {
     let sandbox = start_plain().await;
     let admin = client(&sandbox).await;

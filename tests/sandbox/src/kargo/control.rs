@@ -1,5 +1,6 @@
 //! Control commands from the outside world: `publish` (a registry announces artifacts),
-//! Kargo-level faults, and the `available` query that explains Freight availability.
+//! `promote` (as Kargo's UI or CLI would), Kargo-level faults and holds, and the
+//! `available` query that explains Freight availability.
 
 use serde_json::{Value, json};
 
@@ -67,6 +68,16 @@ impl Kargo {
                 );
                 Ok(json!({"armed": true}))
             }
+            "hold-promotion" => {
+                let project = required(body, "project", name)?;
+                let stage = required(body, "stage", name)?;
+                let step = step_selector(body.get("step"))?;
+                self.state()
+                    .held_steps
+                    .insert((project.to_string(), stage.to_string()), step);
+                Ok(json!({"held": true}))
+            }
+            "promote" => self.promote(txn, body),
             "fail-verification" => {
                 let project = required(body, "project", name)?;
                 let stage = required(body, "stage", name)?;
@@ -79,10 +90,12 @@ impl Kargo {
                 let mut st = self.state();
                 let cleared = st.armed_promotion_faults.len()
                     + st.bound_promotion_faults.len()
-                    + st.failing_verifications.len();
+                    + st.failing_verifications.len()
+                    + st.held_steps.len();
                 st.armed_promotion_faults.clear();
                 st.bound_promotion_faults.clear();
                 st.failing_verifications.clear();
+                st.held_steps.clear();
                 Ok(json!({"cleared": cleared}))
             }
             "available" => {
@@ -116,6 +129,44 @@ impl Kargo {
                 format!("unknown control command {other:?}"),
             )),
         }
+    }
+}
+
+impl Kargo {
+    /// `promote`: what Kargo's API server does for the UI's or CLI's "promote" (freight by
+    /// name or alias): checks availability and creates the Promotion on its own behalf.
+    fn promote(&self, txn: &mut dyn Txn, body: &Value) -> Result<Value, ApiError> {
+        let project = required(body, "project", "promote")?;
+        let stage_name = required(body, "stage", "promote")?;
+        let wanted = required(body, "freight", "promote")?;
+        let stage = txn
+            .get(GROUP, "stages", Some(project), stage_name)
+            .ok_or_else(|| util::not_found("stages", GROUP, stage_name))?;
+        let freight = txn
+            .get(GROUP, "freights", Some(project), wanted)
+            .or_else(|| {
+                txn.list(GROUP, "freights", Some(project))
+                    .into_iter()
+                    .find(|f| str_at(f, "alias") == wanted)
+            })
+            .ok_or_else(|| util::not_found("freights", GROUP, wanted))?;
+        if let Some(reason) = unavailability(&stage, &freight, txn.now()) {
+            return Err(ApiError::new(422, "Invalid", reason));
+        }
+        let mut promo = json!({
+            "apiVersion": util::API_VERSION,
+            "kind": "Promotion",
+            "metadata": {"namespace": project, "generateName": "promo-"},
+            "spec": {"stage": stage_name, "freight": util::name(&freight)},
+        });
+        // The API server records the requesting user (here the UI's admin) as the actor.
+        util::set_annotation(&mut promo, util::ANNOTATION_CREATE_ACTOR, "admin");
+        let new_ulid = || self.new_ulid();
+        let order = |f: &Value| self.freight_order(f);
+        let env = self.promotion_env(&new_ulid, &order);
+        super::promotion::default_create(txn, &env, &mut promo, project, "", true)?;
+        let created = txn.create(promo)?;
+        Ok(json!({"name": util::name(&created)}))
     }
 }
 

@@ -91,6 +91,9 @@ struct State {
     /// Faults taken by a running Promotion, keyed by (project, promotion).
     bound_promotion_faults: HashMap<Key, PromotionFault>,
     failing_verifications: BTreeSet<Key>,
+    /// Armed by `hold-promotion`, keyed by (project, stage): Promotions of the Stage stay
+    /// Running at this step until `clear-faults`.
+    held_steps: HashMap<Key, StepSelector>,
     /// When the current step of a running Promotion started (wall clock), by (project, name).
     step_clock: HashMap<Key, (usize, Instant)>,
     /// When a running verification started, by (project, stage) and verification id.

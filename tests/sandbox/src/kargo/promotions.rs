@@ -237,7 +237,9 @@ impl Kargo {
                     }
                 }
             };
-            if started.elapsed() < self.config.step_duration {
+            if started.elapsed() < self.config.step_duration
+                || self.is_held(&ns, stage_name, i, &alias)
+            {
                 waiting = true;
                 break;
             }
@@ -314,6 +316,17 @@ impl Kargo {
         if promo.get("status") != original.as_ref() {
             let _ = txn.update_status(promo);
         }
+    }
+
+    /// Whether `hold-promotion` keeps step `i` of the Stage's Promotions running.
+    fn is_held(&self, ns: &str, stage: &str, i: usize, alias: &str) -> bool {
+        self.state()
+            .held_steps
+            .get(&(ns.to_string(), stage.to_string()))
+            .is_some_and(|step| match step {
+                StepSelector::Index(n) => *n == i,
+                StepSelector::Alias(a) => a == alias,
+            })
     }
 
     /// The injected failure for step `i` of this Promotion, consumed when it fires.

@@ -1,0 +1,1473 @@
+//! Freight as Kargo sees it: its artifacts, where it was verified, approved and soaked, whether
+//! a Stage may take it (Kargo's availability rules, explained when not) and choosing freight.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value as Json;
+
+use super::client::KargoClient;
+use super::error::{Error, Result};
+use super::semver::{Constraint, parse_version};
+use crate::plugin::plan::semantic::{format_go_duration, parse_go_duration};
+
+/// The label Kargo mirrors a Freight's alias into.
+pub const ALIAS_LABEL: &str = "kargo.akuity.io/alias";
+
+/// Where freight originates: always a Warehouse in Kargo v1.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub kind: String,
+    pub name: String,
+}
+
+impl Origin {
+    pub fn warehouse(name: impl Into<String>) -> Origin {
+        Origin {
+            kind: "Warehouse".to_string(),
+            name: name.into(),
+        }
+    }
+
+    /// `Warehouse/<name>`, the key Kargo uses in freight collections.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    fn from_json(j: Option<&Json>) -> Origin {
+        let text = |k: &str| {
+            j.and_then(|o| o.get(k))
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kind = text("kind");
+        Origin {
+            kind: if kind.is_empty() {
+                "Warehouse".to_string()
+            } else {
+                kind
+            },
+            name: text("name"),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.kind.to_lowercase(), self.name)
+    }
+}
+
+/// A container image in a freight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Image {
+    pub repo_url: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// A Git commit in a freight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    pub repo_url: String,
+    pub id: Option<String>,
+    pub tag: Option<String>,
+    pub branch: Option<String>,
+}
+
+/// A Helm chart in a freight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chart {
+    pub repo_url: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// `status.verifiedIn[<stage>]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    pub verified_at: Option<Timestamp>,
+    /// The longest completed stay in the stage after verification (`longestSoak`).
+    pub longest_soak: Option<Duration>,
+}
+
+/// One Freight object (or a freight reference from a Stage's status, which has no status).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Freight {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub alias: Option<String>,
+    pub origin: Origin,
+    pub images: Vec<Image>,
+    pub commits: Vec<Commit>,
+    pub charts: Vec<Chart>,
+    pub created_at: Option<Timestamp>,
+    pub discovered_at: Option<Timestamp>,
+    pub verified_in: BTreeMap<String, Verified>,
+    /// Stage → when the freight was approved for it.
+    pub approved_for: BTreeMap<String, Option<Timestamp>>,
+    /// Stage → since when the stage has been using the freight.
+    pub currently_in: BTreeMap<String, Option<Timestamp>>,
+}
+
+fn text(j: &Json, key: &str) -> Option<String> {
+    j.get(key)
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn time(j: Option<&Json>) -> Option<Timestamp> {
+    j.and_then(Json::as_str).and_then(|s| s.parse().ok())
+}
+
+fn items<'a>(j: &'a Json, key: &str) -> &'a [Json] {
+    j.get(key)
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn stage_map<T>(j: Option<&Json>, f: impl Fn(&Json) -> T) -> BTreeMap<String, T> {
+    j.and_then(Json::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), f(v))).collect())
+        .unwrap_or_default()
+}
+
+impl Freight {
+    /// Reads a Freight object (fields at the top level, no `spec`) or a freight reference
+    /// (`{name, origin, images, …}` as Stage and Promotion statuses carry). Optional fields
+    /// may be missing; only a name is required.
+    pub fn from_json(j: &Json) -> std::result::Result<Freight, String> {
+        if !j.is_object() {
+            return Err("a freight must be a JSON object".into());
+        }
+        let name = j
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .or_else(|| j.get("name").and_then(Json::as_str))
+            .filter(|s| !s.is_empty())
+            .ok_or("the freight has no name")?
+            .to_string();
+        let alias = text(j, "alias").or_else(|| {
+            j.pointer("/metadata/labels")
+                .and_then(|l| l.get(ALIAS_LABEL))
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        });
+        let status = j.get("status");
+        Ok(Freight {
+            name,
+            namespace: j
+                .pointer("/metadata/namespace")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+            alias,
+            origin: Origin::from_json(j.get("origin")),
+            images: items(j, "images")
+                .iter()
+                .map(|i| Image {
+                    repo_url: text(i, "repoURL").unwrap_or_default(),
+                    tag: text(i, "tag"),
+                    digest: text(i, "digest"),
+                })
+                .collect(),
+            commits: items(j, "commits")
+                .iter()
+                .map(|c| Commit {
+                    repo_url: text(c, "repoURL").unwrap_or_default(),
+                    id: text(c, "id"),
+                    tag: text(c, "tag"),
+                    branch: text(c, "branch"),
+                })
+                .collect(),
+            charts: items(j, "charts")
+                .iter()
+                .map(|c| Chart {
+                    repo_url: text(c, "repoURL").unwrap_or_default(),
+                    name: text(c, "name"),
+                    version: text(c, "version"),
+                })
+                .collect(),
+            created_at: time(j.pointer("/metadata/creationTimestamp")),
+            discovered_at: time(j.get("discoveredAt")),
+            verified_in: stage_map(status.and_then(|s| s.get("verifiedIn")), |v| Verified {
+                verified_at: time(v.get("verifiedAt")),
+                longest_soak: v
+                    .get("longestSoak")
+                    .and_then(Json::as_str)
+                    .and_then(parse_go_duration),
+            }),
+            approved_for: stage_map(status.and_then(|s| s.get("approvedFor")), |v| {
+                time(v.get("approvedAt"))
+            }),
+            currently_in: stage_map(status.and_then(|s| s.get("currentlyIn")), |v| {
+                time(v.get("since"))
+            }),
+        })
+    }
+
+    /// `discoveredAt`, falling back to the creation time: what Kargo orders freight by.
+    pub fn effective_discovered_at(&self) -> Option<Timestamp> {
+        self.discovered_at.or(self.created_at)
+    }
+
+    pub fn is_verified_in(&self, stage: &str) -> bool {
+        self.verified_in.contains_key(stage)
+    }
+
+    pub fn is_approved_for(&self, stage: &str) -> bool {
+        self.approved_for.contains_key(stage)
+    }
+
+    pub fn is_currently_in(&self, stage: &str) -> bool {
+        self.currently_in.contains_key(stage)
+    }
+
+    /// How long the freight has soaked in `stage` at `now`, as Kargo counts it: zero unless
+    /// verified there, else the longer of its longest completed stay and its current one.
+    pub fn longest_soak(&self, stage: &str, now: Timestamp) -> Duration {
+        let Some(verified) = self.verified_in.get(stage) else {
+            return Duration::ZERO;
+        };
+        let completed = verified.longest_soak.unwrap_or_default();
+        let current = self
+            .currently_in
+            .get(stage)
+            .copied()
+            .flatten()
+            .and_then(|since| Duration::try_from(now.duration_since(since)).ok())
+            .unwrap_or_default();
+        completed.max(current)
+    }
+
+    /// `"<name>"` or `"<name>" (alias "<alias>")`, how messages name the freight.
+    pub fn describe(&self) -> String {
+        match &self.alias {
+            Some(alias) => format!("freight {:?} (alias {alias:?})", self.name),
+            None => format!("freight {:?}", self.name),
+        }
+    }
+
+    /// The version of `artifact` this freight carries, when it carries that artifact.
+    pub fn version_of(&self, artifact: &Artifact) -> Option<Option<String>> {
+        match artifact {
+            Artifact::Image { repo_url } => self
+                .images
+                .iter()
+                .find(|i| &i.repo_url == repo_url)
+                .map(|i| i.tag.clone()),
+            Artifact::Git { repo_url } => self
+                .commits
+                .iter()
+                .find(|c| &c.repo_url == repo_url)
+                .map(|c| c.tag.clone()),
+            Artifact::Chart { repo_url, name } => self
+                .charts
+                .iter()
+                .find(|c| &c.repo_url == repo_url && (name.is_none() || &c.name == name))
+                .map(|c| c.version.clone()),
+        }
+    }
+}
+
+/// How a Stage with several upstream stages decides that freight passed them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AvailabilityStrategy {
+    /// Verified (and soaked) in any one upstream stage. Kargo's default.
+    #[default]
+    OneOf,
+    /// Verified (and soaked) in every upstream stage.
+    All,
+}
+
+/// How auto-promotion picks freight for one requested origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SelectionPolicy {
+    #[default]
+    NewestFreight,
+    /// What the single upstream stage currently holds.
+    MatchUpstream,
+}
+
+/// One `spec.requestedFreight` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FreightRequest {
+    pub origin: Origin,
+    pub direct: bool,
+    pub stages: Vec<String>,
+    pub required_soak_time: Option<Duration>,
+    pub availability_strategy: AvailabilityStrategy,
+    pub selection_policy: SelectionPolicy,
+}
+
+/// `status.lastPromotion` / `status.currentPromotion` of a Stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PromotionRef {
+    pub name: String,
+    pub phase: Option<String>,
+    pub freight: Option<String>,
+}
+
+impl PromotionRef {
+    fn from_json(j: Option<&Json>) -> Option<PromotionRef> {
+        let j = j?;
+        Some(PromotionRef {
+            name: text(j, "name")?,
+            phase: j
+                .pointer("/status/phase")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+            freight: j
+                .pointer("/freight/name")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+        })
+    }
+}
+
+/// What the provider needs to know about a Stage to reason about freight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageView {
+    pub name: String,
+    pub namespace: String,
+    pub requested_freight: Vec<FreightRequest>,
+    /// False for a control-flow stage, which cannot be promoted to.
+    pub has_promotion_steps: bool,
+    /// The freight the stage holds now (`status.freightHistory[0]`), in the order of
+    /// `requested_freight` (origins no longer requested last). Freight references carry no
+    /// alias or status.
+    pub current_freight: Vec<Freight>,
+    pub last_promotion: Option<PromotionRef>,
+    pub current_promotion: Option<PromotionRef>,
+    /// `status.autoPromotionEnabled`, when Kargo has reported it.
+    pub auto_promotion_enabled: Option<bool>,
+}
+
+impl StageView {
+    /// Reads a Stage object.
+    pub fn from_json(j: &Json) -> std::result::Result<StageView, String> {
+        let name = j
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or("the stage has no name")?
+            .to_string();
+        let requested_freight: Vec<FreightRequest> = j
+            .pointer("/spec/requestedFreight")
+            .and_then(Json::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| {
+                let sources = r.get("sources").cloned().unwrap_or(Json::Null);
+                FreightRequest {
+                    origin: Origin::from_json(r.get("origin")),
+                    direct: sources.get("direct").and_then(Json::as_bool) == Some(true),
+                    stages: items(&sources, "stages")
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                    required_soak_time: sources
+                        .get("requiredSoakTime")
+                        .and_then(Json::as_str)
+                        .and_then(parse_go_duration)
+                        .filter(|d| !d.is_zero()),
+                    availability_strategy: match sources
+                        .get("availabilityStrategy")
+                        .and_then(Json::as_str)
+                    {
+                        Some("All") => AvailabilityStrategy::All,
+                        _ => AvailabilityStrategy::OneOf,
+                    },
+                    selection_policy: match sources
+                        .pointer("/autoPromotionOptions/selectionPolicy")
+                        .and_then(Json::as_str)
+                    {
+                        Some("MatchUpstream") => SelectionPolicy::MatchUpstream,
+                        _ => SelectionPolicy::NewestFreight,
+                    },
+                }
+            })
+            .collect();
+        let has_promotion_steps = j
+            .pointer("/spec/promotionTemplate/spec/steps")
+            .and_then(Json::as_array)
+            .is_some_and(|s| !s.is_empty());
+        let mut current: Vec<(usize, Freight)> = j
+            .pointer("/status/freightHistory/0/items")
+            .and_then(Json::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(|r| Freight::from_json(r).ok())
+                    .map(|f| {
+                        let rank = requested_freight
+                            .iter()
+                            .position(|r| r.origin == f.origin)
+                            .unwrap_or(usize::MAX);
+                        (rank, f)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        current.sort_by_key(|(rank, _)| *rank);
+        Ok(StageView {
+            name,
+            namespace: j
+                .pointer("/metadata/namespace")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            requested_freight,
+            has_promotion_steps,
+            current_freight: current.into_iter().map(|(_, f)| f).collect(),
+            last_promotion: PromotionRef::from_json(j.pointer("/status/lastPromotion")),
+            current_promotion: PromotionRef::from_json(j.pointer("/status/currentPromotion")),
+            auto_promotion_enabled: j
+                .pointer("/status/autoPromotionEnabled")
+                .and_then(Json::as_bool),
+        })
+    }
+
+    /// The request for freight from `origin`, if the stage makes one.
+    pub fn request_for(&self, origin: &Origin) -> Option<&FreightRequest> {
+        self.requested_freight.iter().find(|r| &r.origin == origin)
+    }
+
+    /// The freight the stage holds from `origin`.
+    pub fn current_for(&self, origin: &Origin) -> Option<&Freight> {
+        self.current_freight.iter().find(|f| &f.origin == origin)
+    }
+
+    /// The freight of the first requested origin (or, failing that, any): what a single
+    /// "current freight" of the stage means.
+    pub fn primary_current(&self) -> Option<&Freight> {
+        self.current_freight.first()
+    }
+
+    /// Whether the stage currently holds the freight named `name`.
+    pub fn holds(&self, name: &str) -> bool {
+        self.current_freight.iter().any(|f| f.name == name)
+    }
+
+    fn requested_origins(&self) -> String {
+        let origins: Vec<String> = self
+            .requested_freight
+            .iter()
+            .map(|r| r.origin.to_string())
+            .collect();
+        if origins.is_empty() {
+            "no warehouse at all".to_string()
+        } else {
+            origins.join(", ")
+        }
+    }
+}
+
+/// Whether a stage may take a freight now, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// A plain-language explanation, naming the stages, times and remedies involved.
+    Unavailable(String),
+}
+
+impl Availability {
+    pub fn is_available(&self) -> bool {
+        matches!(self, Availability::Available)
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Availability::Available => None,
+            Availability::Unavailable(r) => Some(r),
+        }
+    }
+}
+
+/// Seconds are what the cluster's clock resolves; rounding up never says "0s remaining".
+fn whole_seconds_up(d: Duration) -> Duration {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(secs)
+}
+
+/// Why `upstream` does not (yet) qualify the freight, or `None` when it does.
+fn upstream_shortfall(
+    freight: &Freight,
+    upstream: &str,
+    required: Option<Duration>,
+    now: Timestamp,
+) -> Option<String> {
+    if !freight.is_verified_in(upstream) {
+        return Some(format!("it has not been verified in stage {upstream:?}"));
+    }
+    let required = required?;
+    let soaked = freight.longest_soak(upstream, now);
+    if soaked >= required {
+        return None;
+    }
+    let remaining = whole_seconds_up(required - soaked);
+    Some(format!(
+        "it has not soaked long enough in stage {upstream:?}: {} remaining of the required soak time of {}",
+        format_go_duration(remaining),
+        format_go_duration(required)
+    ))
+}
+
+/// Kargo's `Stage.IsFreightAvailable`, explained: the freight must belong to the stage's
+/// project and come from an origin the stage requests, and then be approved for the stage,
+/// requested directly from its warehouse, or verified (and soaked for `required_soak_time`)
+/// in one (`OneOf`) or all (`All`) upstream stages. A control-flow stage takes nothing.
+/// `now` must be the cluster's clock.
+pub fn availability(stage: &StageView, freight: &Freight, now: Timestamp) -> Availability {
+    let who = freight.describe();
+    let unavailable = |why: String| Availability::Unavailable(why);
+    if !stage.has_promotion_steps {
+        return unavailable(format!(
+            "Stage {:?} has no promotion steps: it is a control-flow stage, which only passes \
+             freight on to the stages downstream of it and cannot be promoted to.",
+            stage.name
+        ));
+    }
+    if let Some(ns) = &freight.namespace
+        && !stage.namespace.is_empty()
+        && ns != &stage.namespace
+    {
+        return unavailable(format!(
+            "{who} belongs to project {ns:?}, not to project {:?} of stage {:?}.",
+            stage.namespace, stage.name
+        ));
+    }
+    let Some(request) = stage.request_for(&freight.origin) else {
+        return unavailable(format!(
+            "{who} comes from {}, but stage {:?} requests freight only from {}.",
+            freight.origin,
+            stage.name,
+            stage.requested_origins()
+        ));
+    };
+    if freight.is_approved_for(&stage.name) || request.direct {
+        return Availability::Available;
+    }
+    let approval = format!(
+        "Freight approved for stage {:?} is available regardless (approve it with \
+         kargo_freight_approval or `kargo approve`).",
+        stage.name
+    );
+    if request.stages.is_empty() && request.availability_strategy == AvailabilityStrategy::OneOf {
+        return unavailable(format!(
+            "{who} is not available to stage {:?}: the stage takes freight from {} neither \
+             directly nor through upstream stages, so it needs an approval. {approval}",
+            stage.name, freight.origin
+        ));
+    }
+    let shortfalls: Vec<String> = request
+        .stages
+        .iter()
+        .filter_map(|u| upstream_shortfall(freight, u, request.required_soak_time, now))
+        .collect();
+    let qualified = match request.availability_strategy {
+        AvailabilityStrategy::All => shortfalls.is_empty(),
+        AvailabilityStrategy::OneOf => shortfalls.len() < request.stages.len(),
+    };
+    if qualified {
+        return Availability::Available;
+    }
+    let rule = match (request.availability_strategy, request.stages.len()) {
+        (_, 1) => String::new(),
+        (AvailabilityStrategy::All, _) => {
+            " (it must pass every upstream stage: availability strategy All)".to_string()
+        }
+        (AvailabilityStrategy::OneOf, _) => {
+            " (it must pass one of the upstream stages)".to_string()
+        }
+    };
+    unavailable(format!(
+        "{who} is not available to stage {:?}{rule}: {}. {approval}",
+        stage.name,
+        shortfalls.join("; ")
+    ))
+}
+
+/// The artifact a [`Selector`] looks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    Image {
+        repo_url: String,
+    },
+    Git {
+        repo_url: String,
+    },
+    /// `name` is unset for OCI charts, whose repository URL names the chart.
+    Chart {
+        repo_url: String,
+        name: Option<String>,
+    },
+}
+
+impl fmt::Display for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Artifact::Image { repo_url } => write!(f, "image {repo_url:?}"),
+            Artifact::Git { repo_url } => write!(f, "Git repository {repo_url:?}"),
+            Artifact::Chart {
+                repo_url,
+                name: Some(name),
+            } => write!(f, "chart {name:?} from {repo_url:?}"),
+            Artifact::Chart {
+                repo_url,
+                name: None,
+            } => write!(f, "chart {repo_url:?}"),
+        }
+    }
+}
+
+/// "The newest freight from this warehouse whose artifact's version satisfies this".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    pub warehouse: String,
+    pub artifact: Artifact,
+    /// A semver constraint in Kargo's syntax on the artifact's version (image tag, commit
+    /// tag, chart version). Without one every version counts, non-semver ones included.
+    pub version_constraint: Option<String>,
+    /// Count only freight the stage may take now.
+    pub available_only: bool,
+}
+
+/// Newest first: the higher semantic version (versions before non-versions), then the
+/// newer discovery time, then the greater name (as Kargo breaks ties).
+fn newest_first(
+    a: &(Option<semver::Version>, &Freight),
+    b: &(Option<semver::Version>, &Freight),
+) -> Ordering {
+    let by_version = match (&a.0, &b.0) {
+        (Some(x), Some(y)) => y.cmp_precedence(x),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    by_version
+        .then_with(|| {
+            b.1.effective_discovered_at()
+                .cmp(&a.1.effective_discovered_at())
+        })
+        .then_with(|| b.1.name.cmp(&a.1.name))
+}
+
+fn version_label(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "(no version)".to_string())
+}
+
+/// The freight `selector` picks for `stage` among `freights` (the project's). The error says
+/// what was searched for and what was found.
+pub fn resolve_selector<'a>(
+    selector: &Selector,
+    freights: &'a [Freight],
+    stage: &StageView,
+    now: Timestamp,
+) -> std::result::Result<&'a Freight, String> {
+    let origin = Origin::warehouse(&selector.warehouse);
+    let constraint = selector
+        .version_constraint
+        .as_deref()
+        .map(|c| Constraint::parse(c).map_err(|e| format!("version constraint {c:?} {e}")))
+        .transpose()?;
+    let from_warehouse: Vec<&Freight> = freights.iter().filter(|f| f.origin == origin).collect();
+    let with_artifact: Vec<(Option<String>, &Freight)> = from_warehouse
+        .iter()
+        .filter_map(|f| f.version_of(&selector.artifact).map(|v| (v, *f)))
+        .collect();
+    if with_artifact.is_empty() {
+        return Err(if from_warehouse.is_empty() {
+            format!("There is no freight from {origin} yet.")
+        } else {
+            format!(
+                "None of the {} freight from {origin} carries {}.",
+                from_warehouse.len(),
+                selector.artifact
+            )
+        });
+    }
+    let mut matching: Vec<(Option<semver::Version>, &Freight)> = with_artifact
+        .iter()
+        .filter_map(|(version, f)| {
+            let parsed = version.as_deref().and_then(parse_version);
+            match &constraint {
+                None => Some((parsed, *f)),
+                Some(c) => parsed.filter(|p| c.matches(p)).map(|p| (Some(p), *f)),
+            }
+        })
+        .collect();
+    if matching.is_empty() {
+        let mut found: Vec<String> = with_artifact
+            .iter()
+            .map(|(v, _)| version_label(v))
+            .collect();
+        found.sort();
+        found.dedup();
+        return Err(format!(
+            "No freight from {origin} has {} at a version matching {:?}; the versions found are: {}.",
+            selector.artifact,
+            constraint
+                .as_ref()
+                .map(Constraint::as_str)
+                .unwrap_or_default(),
+            found.join(", ")
+        ));
+    }
+    matching.sort_by(newest_first);
+    if !selector.available_only {
+        return Ok(matching[0].1);
+    }
+    let newest = matching[0].1;
+    let mut newest_reason = None;
+    for (_, f) in &matching {
+        match availability(stage, f, now) {
+            Availability::Available => return Ok(f),
+            Availability::Unavailable(reason) if newest_reason.is_none() => {
+                newest_reason = Some(reason)
+            }
+            Availability::Unavailable(_) => {}
+        }
+    }
+    let what = match &constraint {
+        Some(c) => format!(
+            "{} at a version matching {:?}",
+            selector.artifact,
+            c.as_str()
+        ),
+        None => selector.artifact.to_string(),
+    };
+    Err(format!(
+        "{} freight from {origin} {} {what}, but none of it is available to stage {:?}. The \
+         newest, {} ({}), is not: {}",
+        matching.len(),
+        if matching.len() == 1 { "has" } else { "have" },
+        stage.name,
+        newest.describe(),
+        version_label(&newest.version_of(&selector.artifact).flatten()),
+        newest_reason.unwrap_or_default()
+    ))
+}
+
+/// Kargo's own auto-promotion candidate for `stage` from warehouse `origin_warehouse`: the
+/// newest freight from it available to the stage (with `MatchUpstream`, the one the single
+/// upstream stage holds now).
+pub fn auto_promotion_candidate<'a>(
+    stage: &StageView,
+    origin_warehouse: &str,
+    freights: &'a [Freight],
+    now: Timestamp,
+) -> std::result::Result<&'a Freight, String> {
+    let origin = Origin::warehouse(origin_warehouse);
+    let Some(request) = stage.request_for(&origin) else {
+        return Err(format!(
+            "Stage {:?} does not request freight from {origin}; it requests freight from {}.",
+            stage.name,
+            stage.requested_origins()
+        ));
+    };
+    let upstream = match request.selection_policy {
+        SelectionPolicy::MatchUpstream if !request.direct => request.stages.first(),
+        _ => None,
+    };
+    let mut candidates: Vec<&Freight> = freights
+        .iter()
+        .filter(|f| f.origin == origin)
+        .filter(|f| availability(stage, f, now).is_available())
+        .filter(|f| upstream.is_none_or(|u| f.is_currently_in(u)))
+        .collect();
+    if candidates.is_empty() {
+        return Err(match upstream {
+            Some(u) => format!(
+                "No freight from {origin} is available to stage {:?} and in use by its upstream \
+                 stage {u:?} (selection policy MatchUpstream).",
+                stage.name
+            ),
+            None => format!(
+                "No freight from {origin} is available to stage {:?} yet.",
+                stage.name
+            ),
+        });
+    }
+    if upstream.is_some() && candidates.len() > 1 {
+        return Err(format!(
+            "Stage {:?} follows what its upstream stage holds (MatchUpstream), and that is \
+             changing right now; plan again in a moment.",
+            stage.name
+        ));
+    }
+    candidates.sort_by(|a, b| {
+        b.effective_discovered_at()
+            .cmp(&a.effective_discovered_at())
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    Ok(candidates[0])
+}
+
+/// The kind of artifact a [`Change`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ArtifactKind {
+    Image,
+    Git,
+    Chart,
+}
+
+impl ArtifactKind {
+    /// `image`, `git` or `chart`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Image => "image",
+            ArtifactKind::Git => "git",
+            ArtifactKind::Chart => "chart",
+        }
+    }
+}
+
+/// One artifact that differs between two freights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ArtifactKind,
+    pub repo_url: String,
+    /// The chart name (charts only).
+    pub name: Option<String>,
+    /// The version before: tag (image; digest without one), commit tag or short ID, chart
+    /// version. `None` when the artifact is new.
+    pub from: Option<String>,
+    /// The version after; `None` when the artifact is no longer there.
+    pub to: Option<String>,
+}
+
+/// One artifact as compared by [`changes`]: identity, the version shown, the exact value.
+struct Entry {
+    kind: ArtifactKind,
+    repo_url: String,
+    name: Option<String>,
+    label: Option<String>,
+    exact: (Option<String>, Option<String>),
+}
+
+fn short_id(id: &str) -> String {
+    id.chars().take(7).collect()
+}
+
+fn entries(f: &Freight) -> Vec<Entry> {
+    let images = f.images.iter().map(|i| Entry {
+        kind: ArtifactKind::Image,
+        repo_url: i.repo_url.clone(),
+        name: None,
+        label: i.tag.clone().or_else(|| i.digest.clone()),
+        exact: (i.tag.clone(), i.digest.clone()),
+    });
+    let commits = f.commits.iter().map(|c| Entry {
+        kind: ArtifactKind::Git,
+        repo_url: c.repo_url.clone(),
+        name: None,
+        label: c.tag.clone().or_else(|| c.id.as_deref().map(short_id)),
+        exact: (c.tag.clone(), c.id.clone()),
+    });
+    let charts = f.charts.iter().map(|c| Entry {
+        kind: ArtifactKind::Chart,
+        repo_url: c.repo_url.clone(),
+        name: c.name.clone(),
+        label: c.version.clone(),
+        exact: (c.version.clone(), None),
+    });
+    images.chain(commits).chain(charts).collect()
+}
+
+/// What promoting `to` into a stage that holds `from` changes: one entry per artifact that
+/// differs, in `to`'s order, then the artifacts `to` no longer carries. Unchanged
+/// artifacts are left out.
+pub fn changes(from: Option<&Freight>, to: &Freight) -> Vec<Change> {
+    let before = from.map(entries).unwrap_or_default();
+    let after = entries(to);
+    let same =
+        |a: &Entry, b: &Entry| a.kind == b.kind && a.repo_url == b.repo_url && a.name == b.name;
+    let mut out = Vec::new();
+    for a in &after {
+        match before.iter().find(|b| same(a, b)) {
+            Some(b) if b.exact == a.exact => {}
+            Some(b) => {
+                // A moved tag (same tag, new digest) still has to show as a change.
+                let (from_label, to_label) = if b.label == a.label {
+                    (
+                        b.exact.1.clone().or(b.label.clone()),
+                        a.exact.1.clone().or(a.label.clone()),
+                    )
+                } else {
+                    (b.label.clone(), a.label.clone())
+                };
+                out.push(Change {
+                    kind: a.kind,
+                    repo_url: a.repo_url.clone(),
+                    name: a.name.clone(),
+                    from: from_label,
+                    to: to_label,
+                });
+            }
+            None => out.push(Change {
+                kind: a.kind,
+                repo_url: a.repo_url.clone(),
+                name: a.name.clone(),
+                from: None,
+                to: a.label.clone(),
+            }),
+        }
+    }
+    for b in &before {
+        if !after.iter().any(|a| same(a, b)) {
+            out.push(Change {
+                kind: b.kind,
+                repo_url: b.repo_url.clone(),
+                name: b.name.clone(),
+                from: b.label.clone(),
+                to: None,
+            });
+        }
+    }
+    out
+}
+
+impl KargoClient {
+    /// The API server's clock, from the `Date` header of a cheap request. Soak times are
+    /// measured against it, so a skewed local clock cannot make freight look soaked (or not).
+    /// Falls back to the local clock, logged, when the server sends no usable `Date`.
+    pub async fn server_time(&self) -> Result<Timestamp> {
+        let req = http::Request::get("/version")
+            .header(http::header::ACCEPT, "application/json")
+            .body(kube::client::Body::empty())
+            .map_err(|e| Error::Other(format!("could not build the version request: {e}")))?;
+        let response = self
+            .kube()
+            .send(req)
+            .await
+            .map_err(|e| Error::from_kube(e, "the API server's clock", self.host()))?;
+        let date = response
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        Ok(date.unwrap_or_else(|| {
+            tracing::debug!("the API server sent no Date header; using the local clock");
+            Timestamp::now()
+        }))
+    }
+}
+
+/// An HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`).
+pub fn parse_http_date(text: &str) -> Option<Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const NOW: &str = "2025-06-01T12:00:00Z";
+
+    fn freight(j: Json) -> Freight {
+        Freight::from_json(&j).unwrap()
+    }
+
+    fn image_freight(name: &str, tag: &str, created: &str) -> Freight {
+        freight(json!({
+            "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created},
+            "origin": {"kind": "Warehouse", "name": "app"},
+            "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}],
+        }))
+    }
+
+    fn stage(requested: Json) -> StageView {
+        StageView::from_json(&json!({
+            "metadata": {"name": "staging", "namespace": "shop"},
+            "spec": {
+                "requestedFreight": requested,
+                "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}},
+            },
+        }))
+        .unwrap()
+    }
+
+    fn reason(a: Availability) -> String {
+        a.reason().expect("unavailable").to_string()
+    }
+
+    #[test]
+    fn freight_parses_objects_and_references() {
+        let f = freight(json!({
+            "metadata": {"name": "f1", "namespace": "shop", "creationTimestamp": "2025-01-01T00:00:00Z",
+                         "labels": {ALIAS_LABEL: "tall-fox"}},
+            "origin": {"kind": "Warehouse", "name": "app"},
+            "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0", "digest": "sha256:aa"}],
+            "commits": [{"repoURL": "https://github.com/acme/cfg", "id": "deadbeefcafe"}],
+            "charts": [{"repoURL": "oci://ghcr.io/acme/charts/app", "version": "2.0.0"}],
+            "status": {
+                "verifiedIn": {"dev": {"verifiedAt": "2025-01-02T00:00:00Z", "longestSoak": "1h0m0s"}},
+                "approvedFor": {"prod": {"approvedAt": "2025-01-03T00:00:00Z"}},
+                "currentlyIn": {"dev": {"since": "2025-01-02T00:00:00Z"}},
+            },
+        }));
+        assert_eq!(f.alias.as_deref(), Some("tall-fox"));
+        assert_eq!(f.origin.key(), "Warehouse/app");
+        assert_eq!(f.images[0].digest.as_deref(), Some("sha256:aa"));
+        assert_eq!(f.commits[0].tag, None);
+        assert_eq!(f.charts[0].name, None);
+        assert_eq!(
+            f.verified_in["dev"].longest_soak,
+            Some(Duration::from_secs(3600))
+        );
+        assert!(f.is_approved_for("prod") && !f.is_approved_for("dev"));
+        assert!(f.is_currently_in("dev"));
+        let reference =
+            freight(json!({"name": "f2", "origin": {"kind": "Warehouse", "name": "app"}}));
+        assert_eq!(reference.name, "f2");
+        assert!(reference.images.is_empty() && reference.verified_in.is_empty());
+        assert!(Freight::from_json(&json!({"origin": {}})).is_err());
+        assert!(Freight::from_json(&json!("f1")).is_err());
+    }
+
+    #[test]
+    fn soak_counts_the_current_stay_only_once_verified() {
+        let mut f = image_freight("f", "1.0.0", "2025-01-01T00:00:00Z");
+        f.currently_in
+            .insert("dev".into(), Some(ts("2025-06-01T11:50:00Z")));
+        assert_eq!(
+            f.longest_soak("dev", ts(NOW)),
+            Duration::ZERO,
+            "not verified"
+        );
+        f.verified_in.insert(
+            "dev".into(),
+            Verified {
+                verified_at: None,
+                longest_soak: Some(Duration::from_secs(300)),
+            },
+        );
+        assert_eq!(f.longest_soak("dev", ts(NOW)), Duration::from_secs(600));
+        f.currently_in.clear();
+        assert_eq!(f.longest_soak("dev", ts(NOW)), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn direct_and_approved_freight_is_available() {
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let f = image_freight("f", "1.0.0", NOW);
+        assert!(availability(&s, &f, ts(NOW)).is_available());
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
+        );
+        let mut f = image_freight("f", "1.0.0", NOW);
+        assert!(!availability(&s, &f, ts(NOW)).is_available());
+        f.approved_for.insert("staging".into(), None);
+        assert!(availability(&s, &f, ts(NOW)).is_available());
+    }
+
+    #[test]
+    fn unverified_freight_names_the_upstream_stage_and_the_approval_path() {
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
+        );
+        let f = image_freight("f", "1.0.0", NOW);
+        let r = reason(availability(&s, &f, ts(NOW)));
+        assert!(r.contains("has not been verified in stage \"dev\""), "{r}");
+        assert!(r.contains("kargo_freight_approval"), "{r}");
+        assert!(r.contains("stage \"staging\""), "{r}");
+    }
+
+    #[test]
+    fn soak_time_says_how_long_remains() {
+        let s = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"},
+            "sources": {"stages": ["dev"], "requiredSoakTime": "10m0s"}}]));
+        let mut f = image_freight("f", "1.0.0", NOW);
+        f.verified_in.insert("dev".into(), Verified::default());
+        f.currently_in
+            .insert("dev".into(), Some(ts("2025-06-01T11:54:30Z")));
+        let r = reason(availability(&s, &f, ts(NOW)));
+        assert!(
+            r.contains("4m30s remaining of the required soak time of 10m0s"),
+            "{r}"
+        );
+        assert!(availability(&s, &f, ts("2025-06-01T12:04:30Z")).is_available());
+    }
+
+    #[test]
+    fn one_of_needs_any_upstream_and_all_needs_every_one() {
+        let requested = |strategy: &str| {
+            json!([{"origin": {"kind": "Warehouse", "name": "app"},
+                "sources": {"stages": ["a", "b"], "availabilityStrategy": strategy}}])
+        };
+        let mut f = image_freight("f", "1.0.0", NOW);
+        f.verified_in.insert("a".into(), Verified::default());
+        assert!(availability(&stage(requested("OneOf")), &f, ts(NOW)).is_available());
+        assert!(availability(&stage(requested("")), &f, ts(NOW)).is_available());
+        let r = reason(availability(&stage(requested("All")), &f, ts(NOW)));
+        assert!(r.contains("availability strategy All"), "{r}");
+        assert!(r.contains("not been verified in stage \"b\""), "{r}");
+        assert!(!r.contains("stage \"a\""), "a qualifies: {r}");
+        f.verified_in.insert("b".into(), Verified::default());
+        assert!(availability(&stage(requested("All")), &f, ts(NOW)).is_available());
+        let none = image_freight("g", "1.0.0", NOW);
+        let r = reason(availability(&stage(requested("OneOf")), &none, ts(NOW)));
+        assert!(r.contains("one of the upstream stages"), "{r}");
+        assert!(r.contains("\"a\"") && r.contains("\"b\""), "{r}");
+    }
+
+    #[test]
+    fn all_without_upstream_stages_is_vacuously_available_but_one_of_needs_approval() {
+        let all = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"},
+            "sources": {"availabilityStrategy": "All"}}]));
+        let f = image_freight("f", "1.0.0", NOW);
+        assert!(availability(&all, &f, ts(NOW)).is_available());
+        let none = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {}}]));
+        let r = reason(availability(&none, &f, ts(NOW)));
+        assert!(r.contains("needs an approval"), "{r}");
+    }
+
+    #[test]
+    fn wrong_origin_names_the_requested_ones() {
+        let s = stage(json!([
+            {"origin": {"kind": "Warehouse", "name": "api"}, "sources": {"direct": true}},
+            {"origin": {"kind": "Warehouse", "name": "web"}, "sources": {"direct": true}},
+        ]));
+        let f = image_freight("f", "1.0.0", NOW);
+        let r = reason(availability(&s, &f, ts(NOW)));
+        assert!(r.contains("comes from warehouse \"app\""), "{r}");
+        assert!(r.contains("warehouse \"api\", warehouse \"web\""), "{r}");
+    }
+
+    #[test]
+    fn control_flow_stages_and_other_projects_take_nothing() {
+        let gate = StageView::from_json(&json!({
+            "metadata": {"name": "gate", "namespace": "shop"},
+            "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]},
+        }))
+        .unwrap();
+        let f = image_freight("f", "1.0.0", NOW);
+        assert!(reason(availability(&gate, &f, ts(NOW))).contains("control-flow stage"));
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let mut other = f.clone();
+        other.namespace = Some("elsewhere".into());
+        assert!(reason(availability(&s, &other, ts(NOW))).contains("project \"elsewhere\""));
+    }
+
+    #[test]
+    fn stage_view_reads_requests_current_freight_and_promotions() {
+        let s = StageView::from_json(&json!({
+            "metadata": {"name": "prod", "namespace": "shop"},
+            "spec": {
+                "requestedFreight": [
+                    {"origin": {"kind": "Warehouse", "name": "api"}, "sources": {"stages": ["staging"],
+                     "requiredSoakTime": "1h", "availabilityStrategy": "All",
+                     "autoPromotionOptions": {"selectionPolicy": "MatchUpstream"}}},
+                    {"origin": {"kind": "Warehouse", "name": "web"}, "sources": {"direct": true}},
+                ],
+                "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}},
+            },
+            "status": {
+                "freightHistory": [{"items": {
+                    "Warehouse/web": {"name": "f-web", "origin": {"kind": "Warehouse", "name": "web"}},
+                    "Warehouse/api": {"name": "f-api", "origin": {"kind": "Warehouse", "name": "api"},
+                                      "images": [{"repoURL": "ghcr.io/acme/api", "tag": "1.4.0"}]},
+                }}],
+                "lastPromotion": {"name": "prod.01", "status": {"phase": "Succeeded"}, "freight": {"name": "f-api"}},
+                "currentPromotion": {"name": "prod.02"},
+                "autoPromotionEnabled": true,
+            },
+        }))
+        .unwrap();
+        let r = &s.requested_freight[0];
+        assert_eq!(r.required_soak_time, Some(Duration::from_secs(3600)));
+        assert_eq!(r.availability_strategy, AvailabilityStrategy::All);
+        assert_eq!(r.selection_policy, SelectionPolicy::MatchUpstream);
+        assert!(s.requested_freight[1].direct);
+        assert!(s.has_promotion_steps);
+        assert_eq!(
+            s.primary_current().unwrap().name,
+            "f-api",
+            "first requested origin first"
+        );
+        assert_eq!(
+            s.current_for(&Origin::warehouse("web")).unwrap().name,
+            "f-web"
+        );
+        assert!(s.holds("f-web") && !s.holds("f-x"));
+        let last = s.last_promotion.as_ref().unwrap();
+        assert_eq!(
+            (last.phase.as_deref(), last.freight.as_deref()),
+            (Some("Succeeded"), Some("f-api"))
+        );
+        assert_eq!(s.current_promotion.as_ref().unwrap().name, "prod.02");
+        assert_eq!(s.auto_promotion_enabled, Some(true));
+        let empty = StageView::from_json(&json!({"metadata": {"name": "x"}})).unwrap();
+        assert!(empty.primary_current().is_none() && empty.last_promotion.is_none());
+        assert!(StageView::from_json(&json!({})).is_err());
+    }
+
+    fn selector(constraint: Option<&str>, available_only: bool) -> Selector {
+        Selector {
+            warehouse: "app".into(),
+            artifact: Artifact::Image {
+                repo_url: "ghcr.io/acme/app".into(),
+            },
+            version_constraint: constraint.map(str::to_string),
+            available_only,
+        }
+    }
+
+    #[test]
+    fn selectors_pick_the_highest_matching_version() {
+        let freights = vec![
+            image_freight("a", "1.0.0", "2025-01-01T00:00:00Z"),
+            image_freight("b", "v1.2.0", "2025-01-02T00:00:00Z"),
+            image_freight("c", "1.10.0-rc.1", "2025-01-04T00:00:00Z"),
+            image_freight("d", "latest", "2025-01-05T00:00:00Z"),
+            image_freight("e", "2.0.0", "2025-01-03T00:00:00Z"),
+        ];
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let now = ts(NOW);
+        let pick = |c: Option<&str>| {
+            resolve_selector(&selector(c, true), &freights, &s, now).map(|f| f.name.as_str())
+        };
+        assert_eq!(
+            pick(Some("^1.0")),
+            Ok("b"),
+            "prereleases and non-semver tags ignored"
+        );
+        assert_eq!(
+            pick(Some(">=1.0.0-0 <2.0.0")),
+            Ok("c"),
+            "a prerelease constraint admits them"
+        );
+        assert_eq!(pick(Some("~1.0.0")), Ok("a"));
+        assert_eq!(pick(Some("1.x")), Ok("b"));
+        assert_eq!(pick(None), Ok("e"), "versions first, highest wins");
+        let err = pick(Some("^3")).unwrap_err();
+        assert!(err.contains("\"^3\""), "{err}");
+        assert!(
+            err.contains("1.0.0, 1.10.0-rc.1, 2.0.0, latest, v1.2.0"),
+            "{err}"
+        );
+        let err = pick(Some("^1.2.3.4")).unwrap_err();
+        assert!(err.contains("version constraint"), "{err}");
+    }
+
+    #[test]
+    fn without_versions_the_newest_freight_wins() {
+        let freights = vec![
+            image_freight("a", "main", "2025-01-02T00:00:00Z"),
+            image_freight("b", "dev", "2025-01-01T00:00:00Z"),
+        ];
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let got = resolve_selector(&selector(None, true), &freights, &s, ts(NOW)).unwrap();
+        assert_eq!(got.name, "a");
+    }
+
+    #[test]
+    fn available_only_skips_what_the_stage_cannot_take_and_says_why() {
+        let mut ok = image_freight("ok", "1.0.0", "2025-01-01T00:00:00Z");
+        ok.verified_in.insert("dev".into(), Verified::default());
+        let freights = vec![ok, image_freight("new", "1.1.0", "2025-01-02T00:00:00Z")];
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
+        );
+        let got = resolve_selector(&selector(Some("^1"), true), &freights, &s, ts(NOW)).unwrap();
+        assert_eq!(got.name, "ok");
+        let got = resolve_selector(&selector(Some("^1"), false), &freights, &s, ts(NOW)).unwrap();
+        assert_eq!(got.name, "new");
+        let err =
+            resolve_selector(&selector(Some("~1.1"), true), &freights, &s, ts(NOW)).unwrap_err();
+        assert!(
+            err.contains("none of it is available to stage \"staging\""),
+            "{err}"
+        );
+        assert!(err.contains("not been verified in stage \"dev\""), "{err}");
+    }
+
+    #[test]
+    fn selectors_explain_missing_artifacts() {
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let err = resolve_selector(&selector(None, true), &[], &s, ts(NOW)).unwrap_err();
+        assert!(err.contains("no freight from warehouse \"app\""), "{err}");
+        let freights = vec![image_freight("a", "1.0.0", NOW)];
+        let mut sel = selector(None, true);
+        sel.artifact = Artifact::Chart {
+            repo_url: "https://charts.acme.io".into(),
+            name: Some("app".into()),
+        };
+        let err = resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap_err();
+        assert!(
+            err.contains("carries chart \"app\" from \"https://charts.acme.io\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn git_and_chart_selectors_use_tags_and_versions() {
+        let git = |name: &str, tag: Option<&str>| {
+            freight(json!({
+                "metadata": {"name": name, "namespace": "shop"},
+                "origin": {"kind": "Warehouse", "name": "app"},
+                "commits": [{"repoURL": "https://github.com/acme/cfg", "id": format!("{name}0000000"), "tag": tag}],
+                "charts": [{"repoURL": "https://charts.acme.io", "name": "app", "version": format!("0.{}.0", name.len())}],
+            }))
+        };
+        let freights = vec![
+            git("a", Some("v1.0.0")),
+            git("bb", Some("v1.1.0")),
+            git("ccc", None),
+        ];
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let mut sel = selector(Some("^1"), true);
+        sel.artifact = Artifact::Git {
+            repo_url: "https://github.com/acme/cfg".into(),
+        };
+        assert_eq!(
+            resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap().name,
+            "bb"
+        );
+        sel.artifact = Artifact::Chart {
+            repo_url: "https://charts.acme.io".into(),
+            name: Some("app".into()),
+        };
+        sel.version_constraint = Some("<0.3".into());
+        assert_eq!(
+            resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap().name,
+            "bb"
+        );
+    }
+
+    #[test]
+    fn auto_promotion_takes_the_newest_available_or_what_upstream_holds() {
+        let mut a = image_freight("a", "1.0.0", "2025-01-01T00:00:00Z");
+        let mut b = image_freight("b", "1.1.0", "2025-01-02T00:00:00Z");
+        a.verified_in.insert("dev".into(), Verified::default());
+        b.verified_in.insert("dev".into(), Verified::default());
+        a.currently_in.insert("dev".into(), None);
+        let freights = vec![a, b];
+        let newest = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
+        );
+        assert_eq!(
+            auto_promotion_candidate(&newest, "app", &freights, ts(NOW))
+                .unwrap()
+                .name,
+            "b"
+        );
+        let matching = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"},
+            "sources": {"stages": ["dev"], "autoPromotionOptions": {"selectionPolicy": "MatchUpstream"}}}]));
+        assert_eq!(
+            auto_promotion_candidate(&matching, "app", &freights, ts(NOW))
+                .unwrap()
+                .name,
+            "a"
+        );
+        let err = auto_promotion_candidate(&newest, "other", &freights, ts(NOW)).unwrap_err();
+        assert!(
+            err.contains("does not request freight from warehouse \"other\""),
+            "{err}"
+        );
+        let err = auto_promotion_candidate(&newest, "app", &[], ts(NOW)).unwrap_err();
+        assert!(
+            err.contains("No freight from warehouse \"app\" is available"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn changes_list_changed_added_and_removed_artifacts() {
+        let from = freight(json!({
+            "name": "f1", "origin": {"kind": "Warehouse", "name": "app"},
+            "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}, {"repoURL": "ghcr.io/acme/side", "tag": "3"}],
+            "commits": [{"repoURL": "https://github.com/acme/cfg", "id": "0123456789abcdef"}],
+            "charts": [{"repoURL": "https://charts.acme.io", "name": "app", "version": "1.0.0"}],
+        }));
+        let to = freight(json!({
+            "name": "f2", "origin": {"kind": "Warehouse", "name": "app"},
+            "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.1.0"}, {"repoURL": "ghcr.io/acme/new", "digest": "sha256:ff"}],
+            "commits": [{"repoURL": "https://github.com/acme/cfg", "id": "fedcba9876543210"}],
+            "charts": [{"repoURL": "https://charts.acme.io", "name": "app", "version": "1.0.0"}],
+        }));
+        let list = changes(Some(&from), &to);
+        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = list
+            .iter()
+            .map(|c| {
+                (
+                    c.kind.as_str(),
+                    c.repo_url.as_str(),
+                    c.from.as_deref(),
+                    c.to.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("image", "ghcr.io/acme/app", Some("1.0.0"), Some("1.1.0")),
+                ("image", "ghcr.io/acme/new", None, Some("sha256:ff")),
+                (
+                    "git",
+                    "https://github.com/acme/cfg",
+                    Some("0123456"),
+                    Some("fedcba9")
+                ),
+                ("image", "ghcr.io/acme/side", Some("3"), None),
+            ]
+        );
+        assert!(changes(Some(&to), &to).is_empty());
+        let first = changes(None, &to);
+        assert_eq!(first.len(), 4);
+        assert!(first.iter().all(|c| c.from.is_none()));
+        assert_eq!(first[3].name.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn a_moved_tag_shows_its_digests() {
+        let mk = |digest: &str| {
+            freight(
+                json!({"name": digest, "origin": {"kind": "Warehouse", "name": "app"},
+                "images": [{"repoURL": "ghcr.io/acme/app", "tag": "latest", "digest": digest}]}),
+            )
+        };
+        let c = changes(Some(&mk("sha256:01")), &mk("sha256:02"));
+        assert_eq!(
+            (c[0].from.as_deref(), c[0].to.as_deref()),
+            (Some("sha256:01"), Some("sha256:02"))
+        );
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(ts("1994-11-06T08:49:37Z"))
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+}

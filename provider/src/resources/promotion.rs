@@ -1,0 +1,1791 @@
+//! `kargo_promotion`: "this stage should be at this freight". The plan resolves the freight and
+//! shows what changes; apply creates a Promotion and waits for it; destroy never rolls back.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde_json::{Value as Json, json};
+
+use super::common::{self, IMPORTING, dns_label, fail, timeout, timeouts_attribute};
+use super::freight::{
+    FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Way,
+    artifacts_attribute, artifacts_value, changes_attribute, changes_value, choose,
+    freight_choice_attributes, freight_choice_validator, freight_summary_attribute, list_freight,
+    stage_freight_value, summary_value,
+};
+use super::validators::object_name;
+use crate::kargo::freight::{Availability, Freight, Origin, StageView, availability, changes};
+use crate::kargo::{Error as KargoError, KargoClient, Kind, WatchStep};
+use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
+use crate::plugin::{
+    ApplyResult, Attribute, AttributePath, AttributeType, Block, Context, Diagnostic, Diagnostics,
+    ImportResult, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+};
+use crate::provider::ProviderData;
+
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
+const WAYS: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
+
+/// Attributes only the provider sets.
+const COMPUTED: [&str; 10] = [
+    "id",
+    "freight_name",
+    "artifacts",
+    "stage_freight",
+    "changes",
+    "promotion_name",
+    "phase",
+    "message",
+    "started_at",
+    "finished_at",
+];
+/// Computed attributes that describe the freight and are settled at plan time.
+const RESOLVED: [&str; 4] = ["freight_name", "artifacts", "stage_freight", "changes"];
+/// Computed attributes that describe the Promotion object, known once it exists.
+const RUN: [&str; 6] = [
+    "id",
+    "promotion_name",
+    "phase",
+    "message",
+    "started_at",
+    "finished_at",
+];
+
+const DESCRIPTION: &str = "\
+Promotes freight into a Kargo stage and keeps it there: \"this stage should be at this freight\".
+
+The freight is chosen by name (`freight`), alias (`freight_alias`), an artifact it carries \
+(`freight_selector`) or as Kargo's auto-promotion would pick it (`origin_warehouse`), and is \
+resolved against the cluster **at plan time**: the plan shows the freight (`freight_name`, \
+`artifacts`), what the stage holds now (`stage_freight`) and what the promotion changes \
+(`changes`), and it refuses freight the stage cannot take, saying why (not verified or not yet \
+soaked upstream, not approved, a warehouse the stage does not request). When the cluster cannot \
+be asked yet (unreachable, Kargo not installed, or the stage created by the same apply), the \
+plan succeeds with these values known after apply and a warning that says why.
+
+A Promotion is create-only. Different freight means a new Promotion, and so does a stage that \
+moved away from this freight after the promotion finished (promoted from Kargo's UI or CLI, or \
+by auto-promotion) and a promotion that failed or was aborted. Only `wait`, `timeouts` and \
+`abort_on_destroy` change in place. Apply waits for the promotion to finish (see `wait`): a \
+failed promotion fails the apply with the failing step and Kargo's message and leaves the \
+resource tainted, so the next apply promotes again. When the wait times out or is interrupted, \
+the promotion keeps running in Kargo; the apply warns, and the next plan reads where it got to.
+
+Destroy never rolls the stage back: it aborts the promotion if it is still running (see \
+`abort_on_destroy`) and forgets it; Promotion objects are left to Kargo. Kargo garbage-collects \
+old Promotions (it keeps about 20 per stage); a collected Promotion is not promoted again while \
+the stage still holds its freight.
+
+Kargo requires the custom `promote` verb on `stages` in the project namespace (besides `create` \
+on `promotions`); the built-in `kargo-promoter` role has it. Import with \
+`<project>/<promotion name>`.";
+
+/// The `kargo_promotion` resource.
+pub struct PromotionResource {
+    data: ProviderData,
+}
+
+impl PromotionResource {
+    pub fn new(data: ProviderData) -> Self {
+        Self { data }
+    }
+
+    fn schema_block() -> Block {
+        let mut attrs = vec![
+            Attribute::string("id").computed().description(
+                "`<project>/<promotion name>`, known once the Promotion has been created.",
+            ),
+            Attribute::string("project")
+                .required()
+                .requires_replace()
+                .validate(dns_label())
+                .description(
+                    "The project (namespace) the stage belongs to. Changing it creates a new \
+                     promotion.",
+                ),
+            Attribute::string("stage")
+                .required()
+                .requires_replace()
+                .validate(object_name())
+                .description(
+                    "The stage to promote into. It must have promotion steps (a control-flow \
+                     stage cannot be promoted to). Changing it creates a new promotion.",
+                ),
+        ];
+        for mut a in freight_choice_attributes(&WAYS, "the freight to promote") {
+            if a.name == FREIGHT_ALIAS {
+                // Also an output: the alias of the freight however it was chosen.
+                a = a.computed().description(
+                    "Choose the freight to promote by its alias (e.g. `tall-fox`), as Kargo's UI \
+                     and CLI show it. When the freight is chosen another way, the alias of the \
+                     freight it resolved to.",
+                );
+            }
+            attrs.push(a);
+        }
+        let mut timeouts = timeouts_attribute("30m", "5m");
+        if let AttributeType::Nested(object) = &mut timeouts.ty {
+            for a in &mut object.attributes {
+                a.description = match a.name.as_str() {
+                    "create" => "How long apply waits for the promotion to finish (with \
+                                 `wait`). When it passes, the promotion keeps running in Kargo \
+                                 and the apply warns. Default `30m`."
+                        .into(),
+                    _ => "How long destroy waits for an aborted promotion to stop. Default `5m`."
+                        .into(),
+                };
+            }
+        }
+        attrs.extend([
+            Attribute::bool("wait").default(Value::Bool(true)).description(
+                "Wait for the promotion to finish (Succeeded, or Failed, Errored or Aborted, which \
+                 fail the apply), bounded by `timeouts.create`. Default `true`. Changing it \
+                 never creates a new promotion.",
+            ),
+            Attribute::bool("abort_on_destroy")
+                .default(Value::Bool(true))
+                .description(
+                    "On destroy, abort the promotion if it is still pending or running, and wait \
+                     (bounded by `timeouts.delete`) until it has stopped. `false` leaves it \
+                     running. Destroy never rolls the stage back either way. Default `true`.",
+                ),
+            timeouts,
+            Attribute::string("freight_name")
+                .computed()
+                .requires_replace()
+                .description(
+                    "Name (ID) of the freight promoted, resolved at plan time. Different freight \
+                     means a new promotion.",
+                ),
+            artifacts_attribute("artifacts", "The artifacts of the freight promoted."),
+            freight_summary_attribute(
+                "stage_freight",
+                "What the stage runs from the promoted freight's warehouse: at plan time the \
+                 freight it holds before this promotion, refreshed from the stage afterwards. \
+                 Null when the stage holds nothing from there.",
+            ),
+            changes_attribute(
+                "changes",
+                "What the promotion changes in the stage, one entry per artifact whose version \
+                 differs between the freight the stage held when it was planned and the freight \
+                 promoted. Empty when the stage already held it.",
+            ),
+            Attribute::string("promotion_name").computed().description(
+                "Name of the Promotion Kargo created (`<stage>.<id>.<freight>`).",
+            ),
+            Attribute::string("phase").computed().description(
+                "The promotion's phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Errored` or \
+                 `Aborted`.",
+            ),
+            Attribute::string("message")
+                .computed()
+                .description("Kargo's message about the promotion, e.g. why it failed."),
+            Attribute::string("started_at")
+                .computed()
+                .description("When the promotion started running (RFC 3339)."),
+            Attribute::string("finished_at")
+                .computed()
+                .description("When the promotion finished (RFC 3339)."),
+        ]);
+        Block::new(attrs)
+            .description(DESCRIPTION)
+            .validate(freight_choice_validator(&WAYS))
+    }
+
+    /// Asks the cluster which freight the configuration means, for the plan.
+    async fn look_up(&self, config: &Value) -> Lookup {
+        let (Some(project), Some(stage_name)) =
+            (config.get("project").as_str(), config.get("stage").as_str())
+        else {
+            return Lookup::Unresolved(None);
+        };
+        let Some(choice) = FreightChoice::from_config(config) else {
+            return Lookup::Unresolved(None);
+        };
+        let unresolved = |why: String| Lookup::Unresolved(Some(not_resolved_warning(&why)));
+        if !self.data.configuration_known() {
+            return unresolved(
+                "The provider configuration depends on values known only after apply, so the \
+                 cluster cannot be asked yet."
+                    .into(),
+            );
+        }
+        let client = match self.data.client() {
+            Ok(c) => c,
+            Err(e) => return unresolved(format!("The cluster cannot be asked: {e}.")),
+        };
+        let live = match client.get(Kind::Stage, Some(project), stage_name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return unresolved(format!(
+                    "Stage {stage_name:?} does not exist in project {project:?} yet (it may be \
+                     created by this apply)."
+                ));
+            }
+            Err(e) => return unresolved(format!("Stage {stage_name:?} could not be read: {e}.")),
+        };
+        let stage = match StageView::from_json(&live) {
+            Ok(s) => s,
+            Err(e) => return unresolved(format!("Stage {stage_name:?} could not be read: {e}.")),
+        };
+        let freights = match list_freight(&client, project).await {
+            Ok(f) => f,
+            Err(e) => {
+                return unresolved(format!(
+                    "The freight of project {project:?} could not be listed: {e}."
+                ));
+            }
+        };
+        let now = match client.server_time().await {
+            Ok(t) => t,
+            Err(e) => return unresolved(format!("The cluster's clock could not be read: {e}.")),
+        };
+        match choose(&choice, &freights, Some(&stage), project, now) {
+            Ok(target) => {
+                let target = target.clone();
+                Lookup::Resolved(Box::new(Resolution {
+                    stage,
+                    freights,
+                    target,
+                    now,
+                }))
+            }
+            Err(d) => Lookup::Failed(d),
+        }
+    }
+
+    /// What became of the prior promotion, when the plan needs to know.
+    async fn prior_run(&self, prior: &Value) -> PriorRun {
+        let (Some(project), Some(name)) = (
+            prior.get("project").as_str(),
+            prior.get("promotion_name").as_str(),
+        ) else {
+            return PriorRun::Gone;
+        };
+        let client = match self.data.client() {
+            Ok(c) => c,
+            Err(e) => return PriorRun::Unknown(format!("{e}")),
+        };
+        match client.get(Kind::Promotion, Some(project), name).await {
+            Ok(Some(p)) => match phase_of(&p) {
+                Some(phase) if is_terminal(phase) => PriorRun::Finished(phase.to_string()),
+                phase => PriorRun::Running(phase.unwrap_or("Pending").to_string()),
+            },
+            Ok(None) => PriorRun::Gone,
+            Err(e) => PriorRun::Unknown(format!("{e}")),
+        }
+    }
+
+    /// Resolves at apply what the plan could not (its values were unknown then).
+    async fn resolve_for_apply(
+        &self,
+        client: &KargoClient,
+        planned: &Value,
+        config: &Value,
+    ) -> Result<Resolution, Diagnostic> {
+        let project = planned.get("project").as_str().unwrap_or_default();
+        let stage_name = planned.get("stage").as_str().unwrap_or_default();
+        let choice = match planned.get("freight_name").as_str() {
+            // What the plan showed is what gets promoted.
+            Some(name) => FreightChoice::Name(name.to_string()),
+            None => FreightChoice::from_config(config).ok_or_else(|| {
+                Diagnostic::error(
+                    "Freight to promote not chosen",
+                    "Exactly one of `freight`, `freight_alias`, `freight_selector` and \
+                     `origin_warehouse` must be set.",
+                )
+            })?,
+        };
+        let path = choice_path(config);
+        let read_failed = |what: &str, e: &KargoError| {
+            Diagnostic::error(
+                format!("Failed to read {what}"),
+                format!("Could not read {what} to resolve the freight to promote: {e}"),
+            )
+        };
+        let live = client
+            .get(Kind::Stage, Some(project), stage_name)
+            .await
+            .map_err(|e| read_failed(&format!("stage {stage_name:?}"), &e))?
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    "Stage not found",
+                    format!("Project {project:?} has no stage {stage_name:?} to promote into."),
+                )
+                .at(AttributePath::attr("stage"))
+            })?;
+        let stage = StageView::from_json(&live).map_err(|e| {
+            Diagnostic::error("Unreadable stage", e).at(AttributePath::attr("stage"))
+        })?;
+        let freights = list_freight(client, project)
+            .await
+            .map_err(|e| read_failed(&format!("the freight of project {project:?}"), &e))?;
+        let now = client
+            .server_time()
+            .await
+            .map_err(|e| read_failed("the cluster's clock", &e))?;
+        let target = choose(&choice, &freights, Some(&stage), project, now)
+            .map_err(|d| d.at(path.clone()))?
+            .clone();
+        if let Availability::Unavailable(reason) = availability(&stage, &target, now) {
+            return Err(unavailable(&reason, path));
+        }
+        Ok(Resolution {
+            stage,
+            freights,
+            target,
+            now,
+        })
+    }
+}
+
+/// The freight a configuration means, as far as the cluster could tell at plan time.
+pub(crate) enum Lookup {
+    /// Decided only at apply: configuration values unknown, or the cluster could not be asked
+    /// (with the warning saying why).
+    Unresolved(Option<Diagnostic>),
+    /// The choice designates no freight (the diagnostic says what was found).
+    Failed(Diagnostic),
+    Resolved(Box<Resolution>),
+}
+
+pub(crate) struct Resolution {
+    pub stage: StageView,
+    /// All freight of the project (for aliases of what the stage holds).
+    pub freights: Vec<Freight>,
+    pub target: Freight,
+    /// The cluster's clock.
+    pub now: Timestamp,
+}
+
+/// The prior promotion, for a stage that does not hold its freight.
+pub(crate) enum PriorRun {
+    /// Not looked at: not needed.
+    NotNeeded,
+    /// Pending or running (the phase).
+    Running(String),
+    /// Finished, in this phase.
+    Finished(String),
+    /// No longer there (garbage-collected), or never recorded.
+    Gone,
+    /// Could not be read (why).
+    Unknown(String),
+}
+
+/// The ULID in a Promotion name (`<stage>.<ulid>.<freight7>`), which orders promotions by
+/// creation.
+fn promotion_ulid(name: &str) -> Option<String> {
+    let mut parts = name.rsplit('.');
+    parts.next()?;
+    let ulid = parts.next()?;
+    (ulid.len() == 26 && ulid.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| ulid.to_ascii_lowercase())
+}
+
+/// Whether the stage's status already reflects promotion `name` (or a later one).
+fn recorded_by(stage: &StageView, name: &str) -> bool {
+    let Some(last) = &stage.last_promotion else {
+        return false;
+    };
+    if last.name == name {
+        return true;
+    }
+    match (promotion_ulid(&last.name), promotion_ulid(name)) {
+        (Some(l), Some(n)) => l > n,
+        // Names Kargo did not generate cannot be ordered: trust the stage.
+        _ => true,
+    }
+}
+
+fn not_resolved_warning(why: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "Freight to promote not resolved at plan time",
+        format!(
+            "{why} The freight, its artifacts and what changes in the stage are known after \
+             apply, which resolves them and checks that the stage can take the freight."
+        ),
+    )
+}
+
+fn unavailable(reason: &str, path: AttributePath) -> Diagnostic {
+    Diagnostic::error("Freight not available to the stage", reason.to_string()).at(path)
+}
+
+/// The attribute the freight was chosen with (`freight` when that cannot be told).
+fn choice_path(config: &Value) -> AttributePath {
+    FreightChoice::from_config(config)
+        .map(|c| c.path())
+        .or_else(|| {
+            [FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, ORIGIN_WAREHOUSE]
+                .into_iter()
+                .find(|a| !config.get(a).is_null())
+                .map(AttributePath::attr)
+        })
+        .unwrap_or_else(|| AttributePath::attr(FREIGHT))
+}
+
+fn is_terminal(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed" | "Errored" | "Aborted")
+}
+
+fn phase_of(promotion: &Json) -> Option<&str> {
+    promotion.pointer("/status/phase").and_then(Json::as_str)
+}
+
+fn copy_attrs(planned: &mut Value, from: &Value, names: &[&str]) {
+    for name in names {
+        planned.set(name, from.get(name).clone());
+    }
+}
+
+fn set_unknown(planned: &mut Value, names: &[&str]) {
+    for name in names {
+        planned.set(name, Value::Unknown);
+    }
+}
+
+/// Whether the configuration chooses differently than what `prior` was planned from.
+fn choice_changed(base: &Value, config: &Value, prior: &Value) -> bool {
+    let differs = |a: &str| !values_equal(base.get(a), prior.get(a));
+    differs(FREIGHT)
+        || differs(FREIGHT_SELECTOR)
+        || differs(ORIGIN_WAREHOUSE)
+        || (!config.get(FREIGHT_ALIAS).is_null() && differs(FREIGHT_ALIAS))
+}
+
+/// The resolved values of a new promotion of `r.target`.
+fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unknown: bool) {
+    let target = &r.target;
+    let current = r.stage.current_for(&target.origin).map(|c| {
+        let mut c = c.clone();
+        c.alias = r
+            .freights
+            .iter()
+            .find(|f| f.name == c.name)
+            .and_then(|f| f.alias.clone());
+        c
+    });
+    let values = [
+        ("freight_name", Value::string(&target.name)),
+        ("artifacts", artifacts_value(target)),
+        (
+            "stage_freight",
+            current.as_ref().map_or(Value::Null, summary_value),
+        ),
+        ("changes", changes_value(&changes(current.as_ref(), target))),
+    ];
+    for (name, value) in values {
+        if !only_unknown || planned.get(name).is_unknown() {
+            planned.set(name, value);
+        }
+    }
+    if config.get(FREIGHT_ALIAS).is_null()
+        && (!only_unknown || planned.get(FREIGHT_ALIAS).is_unknown())
+    {
+        planned.set(
+            FREIGHT_ALIAS,
+            target.alias.as_deref().map_or(Value::Null, Value::string),
+        );
+    }
+}
+
+/// The plan proper, on what the cluster said: a new promotion (create or replace) or the
+/// prior one kept. `base` is the schema-driven plan (configuration and defaults).
+pub(crate) fn decide(
+    block: &Block,
+    config: &Value,
+    prior: &Value,
+    base: &Value,
+    lookup: Lookup,
+    prior_run: PriorRun,
+) -> (Value, Vec<AttributePath>, Diagnostics) {
+    let is_create = prior.is_null();
+    // Another stage (or project) is another promotion, whatever the freight.
+    let moved = !is_create
+        && (!values_equal(base.get("project"), prior.get("project"))
+            || !values_equal(base.get("stage"), prior.get("stage")));
+    let mut planned = base.clone();
+    let mut diags = Diagnostics::default();
+    let mut replace = Vec::new();
+    let new_promotion = |planned: &mut Value, replace: &mut Vec<AttributePath>| {
+        set_unknown(planned, &RUN);
+        if !is_create {
+            replace.push(AttributePath::attr("promotion_name"));
+        }
+    };
+    match lookup {
+        Lookup::Failed(d) => {
+            diags.push(d);
+            return (planned, replace, diags);
+        }
+        Lookup::Unresolved(warning) => {
+            if let Some(w) = warning {
+                diags.push(w);
+            }
+            if is_create || moved || choice_changed(base, config, prior) {
+                set_unknown(&mut planned, &RESOLVED);
+                if config.get(FREIGHT_ALIAS).is_null() {
+                    planned.set(FREIGHT_ALIAS, Value::Unknown);
+                }
+                if let Some(name) = config.get(FREIGHT).as_str() {
+                    planned.set("freight_name", Value::string(name));
+                }
+                new_promotion(&mut planned, &mut replace);
+            } else {
+                copy_attrs(&mut planned, prior, &COMPUTED);
+            }
+        }
+        Lookup::Resolved(r) => {
+            let target = &r.target;
+            let again =
+                if is_create || moved || prior.get("freight_name").as_str() != Some(&target.name) {
+                    true
+                } else if r.stage.holds(&target.name) {
+                    false
+                } else {
+                    match prior_run {
+                        PriorRun::Running(phase) => {
+                            diags.push(Diagnostic::warning(
+                            "Promotion still running",
+                            format!(
+                                "Promotion {:?} of freight {:?} into stage {:?} is still {phase}; \
+                                 nothing changes until it finishes. The next plan reads where it \
+                                 got to.",
+                                prior.get("promotion_name").as_str().unwrap_or_default(),
+                                target.name,
+                                r.stage.name
+                            ),
+                        ));
+                            false
+                        }
+                        PriorRun::Unknown(why) => {
+                            diags.push(Diagnostic::warning(
+                            "Promotion state unknown",
+                            format!(
+                                "Stage {:?} does not hold freight {:?}, and the state of promotion \
+                                 {:?} could not be read ({why}); nothing is planned for it now.",
+                                r.stage.name,
+                                target.name,
+                                prior.get("promotion_name").as_str().unwrap_or_default()
+                            ),
+                        ));
+                            false
+                        }
+                        // Kargo records a finished promotion in the stage's status a moment
+                        // later; until it has, the stage has not moved away from it.
+                        PriorRun::Finished(phase)
+                            if phase == "Succeeded"
+                                && !recorded_by(
+                                    &r.stage,
+                                    prior.get("promotion_name").as_str().unwrap_or_default(),
+                                ) =>
+                        {
+                            false
+                        }
+                        PriorRun::Finished(_) | PriorRun::Gone | PriorRun::NotNeeded => true,
+                    }
+                };
+            if again {
+                if let Availability::Unavailable(reason) = availability(&r.stage, target, r.now) {
+                    diags.push(unavailable(&reason, choice_path(config)));
+                    return (planned, replace, diags);
+                }
+                fill_resolved(&mut planned, config, &r, false);
+                new_promotion(&mut planned, &mut replace);
+            } else {
+                copy_attrs(&mut planned, prior, &COMPUTED);
+            }
+        }
+    }
+    if !is_create {
+        for path in requires_replace_paths(block, prior, &planned) {
+            if !replace.contains(&path) {
+                replace.push(path);
+            }
+        }
+    }
+    (planned, replace, diags)
+}
+
+/// Records the Promotion object in the state: its name and how far it got.
+fn set_run(state: &mut Value, project: &str, promotion: &Json) {
+    let text = |pointer: &str| {
+        promotion
+            .pointer(pointer)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map_or(Value::Null, Value::string)
+    };
+    let name = promotion
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    state.set("id", Value::string(format!("{project}/{name}")));
+    state.set("promotion_name", Value::string(name));
+    state.set("phase", text("/status/phase"));
+    state.set("message", text("/status/message"));
+    state.set("started_at", text("/status/startedAt"));
+    state.set("finished_at", text("/status/finishedAt"));
+}
+
+/// Unknown values must not reach Terraform after apply.
+fn settle(state: &mut Value) {
+    let unknown: Vec<String> = state
+        .entries()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.is_unknown())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in unknown {
+        state.set(&k, Value::Null);
+    }
+}
+
+/// `Promotion "x" into stage "dev" ended Failed at step "push": <message>`.
+fn failure_text(promotion: &Json, stage: &str) -> String {
+    let name = promotion
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    let phase = phase_of(promotion).unwrap_or("Failed");
+    let failed_step = promotion
+        .pointer("/status/stepExecutionMetadata")
+        .and_then(Json::as_array)
+        .and_then(|steps| {
+            steps.iter().rev().find(|s| {
+                matches!(
+                    s.get("status").and_then(Json::as_str),
+                    Some("Failed" | "Errored" | "Aborted")
+                )
+            })
+        });
+    let step_alias = failed_step
+        .and_then(|s| s.get("alias"))
+        .and_then(Json::as_str);
+    let message = promotion
+        .pointer("/status/message")
+        .and_then(Json::as_str)
+        .filter(|m| !m.is_empty())
+        .or_else(|| {
+            failed_step
+                .and_then(|s| s.get("message"))
+                .and_then(Json::as_str)
+        })
+        .unwrap_or("Kargo gave no message");
+    let at = step_alias
+        .map(|a| format!(" at step {a:?}"))
+        .unwrap_or_default();
+    format!("Promotion {name:?} into stage {stage:?} ended {phase}{at}: {message}")
+}
+
+/// A failed Promotion create, on the attribute it is about.
+fn create_error(err: &KargoError, project: &str, stage: &str, config: &Value) -> Diagnostic {
+    match err {
+        KargoError::NotPermittedToPromote { message, .. } => Diagnostic::error(
+            "Not permitted to promote",
+            format!(
+                "The provider's identity may not promote into stage {stage:?}: Kargo requires the \
+                 custom `promote` verb on `stages` (API group kargo.akuity.io) for \
+                 `stages/{stage}` in namespace {project:?}, besides `create` on `promotions`. \
+                 Grant it with a Role and RoleBinding in {project:?} (rule: apiGroups \
+                 [\"kargo.akuity.io\"], resources [\"stages\"], resourceNames [{stage:?}], \
+                 verbs [\"promote\"]), or bind Kargo's `kargo-promoter` role. Kargo said: \
+                 {message}"
+            ),
+        )
+        .at(AttributePath::attr("stage")),
+        KargoError::Invalid {
+            message, causes, ..
+        } if causes.iter().any(|c| c.field.starts_with("spec.freight"))
+            || message.contains("not available") =>
+        {
+            Diagnostic::error(
+                "Kargo refused the freight",
+                format!("Kargo did not accept the freight for stage {stage:?}: {err}"),
+            )
+            .at(choice_path(config))
+        }
+        _ => common::diagnostic("create the promotion", err, &|field: &str| {
+            field
+                .starts_with("spec.stage")
+                .then(|| AttributePath::attr("stage"))
+        }),
+    }
+}
+
+fn split_id(id: &str) -> Option<(&str, &str)> {
+    let (project, name) = id.split_once('/')?;
+    (!project.is_empty() && !name.is_empty() && !name.contains('/')).then_some((project, name))
+}
+
+/// Errors that say the cluster cannot be asked right now (rather than that something is wrong
+/// with the object): a refresh keeps the state and warns instead of failing the plan.
+fn is_unreachable(e: &KargoError) -> bool {
+    matches!(
+        e,
+        KargoError::Unreachable { .. }
+            | KargoError::KargoNotInstalled { .. }
+            | KargoError::ServiceUnavailable { .. }
+            | KargoError::ConfigUnknown
+    )
+}
+
+fn keep(state: Value, private: Vec<u8>, d: Diagnostic) -> ReadResult {
+    ReadResult {
+        new_state: state,
+        private,
+        diagnostics: d.into(),
+    }
+}
+
+#[async_trait]
+impl Resource for PromotionResource {
+    fn type_name(&self) -> &'static str {
+        "kargo_promotion"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(0, Self::schema_block())
+    }
+
+    async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
+        let block = Self::schema_block();
+        let base = plan_from_schema(&Schema::new(0, block.clone()), &req);
+        if req.config.is_null() {
+            return base;
+        }
+        let lookup = self.look_up(&req.config).await;
+        let prior_run = match &lookup {
+            Lookup::Resolved(r)
+                if !req.prior_state.is_null()
+                    && req.prior_state.get("freight_name").as_str() == Some(&r.target.name)
+                    && !r.stage.holds(&r.target.name) =>
+            {
+                self.prior_run(&req.prior_state).await
+            }
+            _ => PriorRun::NotNeeded,
+        };
+        let (planned_state, requires_replace, diagnostics) = decide(
+            &block,
+            &req.config,
+            &req.prior_state,
+            &base.planned_state,
+            lookup,
+            prior_run,
+        );
+        PlanResponse {
+            planned_state,
+            requires_replace,
+            planned_private: req.prior_private,
+            diagnostics,
+        }
+    }
+
+    async fn create(&self, ctx: &Context, planned: Value, config: Value) -> ApplyResult {
+        let project = planned
+            .get("project")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let stage = planned
+            .get("stage")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let no_field = |_: &str| None;
+        let client = match common::write_client(&self.data, ctx).await {
+            Ok(c) => c,
+            Err(e) => return fail(common::diagnostics("connect to the cluster", &e, &no_field)),
+        };
+        let mut state = planned.clone();
+        let needs_resolution = RESOLVED
+            .iter()
+            .chain(&[FREIGHT_ALIAS])
+            .any(|a| planned.get(a).is_unknown());
+        if needs_resolution {
+            match self.resolve_for_apply(&client, &planned, &config).await {
+                Ok(r) => fill_resolved(&mut state, &config, &r, true),
+                Err(d) => return fail(d.into()),
+            }
+        }
+        let freight = state
+            .get("freight_name")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // Kargo replaces the name, steps and vars; it only needs the stage and the freight.
+        let body = json!({
+            "metadata": {"generateName": format!("{stage}-")},
+            "spec": {"stage": stage, "freight": freight},
+        });
+        let created = client
+            .retry_while_kargo_starting("the promotion", &ctx.cancel, || {
+                client.create(Kind::Promotion, Some(&project), body.clone())
+            })
+            .await;
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => return fail(create_error(&e, &project, &stage, &config).into()),
+        };
+        set_run(&mut state, &project, &created);
+        settle(&mut state);
+        let name = state
+            .get("promotion_name")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        tracing::info!(promotion = %name, stage = %stage, freight = %freight, "promotion created");
+        let mut diags = Diagnostics::default();
+        if planned.get("wait").as_bool() == Some(false) {
+            return ApplyResult {
+                new_state: state,
+                private: Vec::new(),
+                diagnostics: diags,
+            };
+        }
+        let limit = timeout(&planned, "create", CREATE_TIMEOUT);
+        let what = format!("promotion {name:?} into stage {stage:?} to finish");
+        let mut last = created.clone();
+        let outcome = client
+            .watch_until(
+                Kind::Promotion,
+                Some(&project),
+                &name,
+                &what,
+                limit,
+                &ctx.cancel,
+                |object| match object {
+                    None => WatchStep::Fail(KargoError::Other(format!(
+                        "promotion {name:?} was deleted while it ran (was the stage deleted?)"
+                    ))),
+                    Some(p) => {
+                        last = p.clone();
+                        match phase_of(p) {
+                            Some(phase) if is_terminal(phase) => WatchStep::Done(p.clone()),
+                            _ => WatchStep::Continue,
+                        }
+                    }
+                },
+            )
+            .await;
+        let still_running = |why: &str| {
+            Diagnostic::warning(
+                "Promotion still running",
+                format!(
+                    "{why} Promotion {name:?} keeps running in Kargo (it was {}); it is \
+                     recorded in the state, and the next plan reads where it got to. It is \
+                     not started again.",
+                    phase_of(&last).unwrap_or("Pending")
+                ),
+            )
+        };
+        match outcome {
+            Ok(done) => {
+                set_run(&mut state, &project, &done);
+                if phase_of(&done) != Some("Succeeded") {
+                    diags.push(Diagnostic::error(
+                        "Promotion failed",
+                        format!(
+                            "{}. The resource is marked tainted, so the next apply promotes \
+                             again.",
+                            failure_text(&done, &stage)
+                        ),
+                    ));
+                }
+            }
+            Err(KargoError::Timeout { .. }) => {
+                set_run(&mut state, &project, &last);
+                diags.push(still_running(&format!(
+                    "The wait ended after {} (`timeouts.create`).",
+                    crate::plugin::plan::semantic::format_go_duration(limit)
+                )));
+            }
+            Err(KargoError::Cancelled) => {
+                set_run(&mut state, &project, &last);
+                diags.push(still_running("The wait was interrupted."));
+            }
+            Err(e) => {
+                set_run(&mut state, &project, &last);
+                diags.push(still_running(&format!("Waiting failed: {e}.")));
+            }
+        }
+        ApplyResult {
+            new_state: state,
+            private: Vec::new(),
+            diagnostics: diags,
+        }
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Context,
+        prior: Value,
+        planned: Value,
+        _config: Value,
+        _private: Vec<u8>,
+    ) -> ApplyResult {
+        // Only `wait`, `timeouts` and `abort_on_destroy` change in place, and they only matter
+        // to this provider: nothing to send.
+        let mut state = planned;
+        if let Some(entries) = prior.entries() {
+            for (k, v) in entries {
+                if state.get(k).is_unknown() {
+                    state.set(k, v.clone());
+                }
+            }
+        }
+        settle(&mut state);
+        ApplyResult {
+            new_state: state,
+            private: Vec::new(),
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    async fn delete(&self, ctx: &Context, prior: Value, _private: Vec<u8>) -> Diagnostics {
+        if prior.get("abort_on_destroy").as_bool() == Some(false) {
+            return Diagnostics::default();
+        }
+        let (Some(project), Some(name)) = (
+            prior.get("project").as_str(),
+            prior.get("promotion_name").as_str(),
+        ) else {
+            return Diagnostics::default();
+        };
+        let stage = prior.get("stage").as_str().unwrap_or_default();
+        let no_field = |_: &str| None;
+        let client = match self.data.client() {
+            Ok(c) => c,
+            Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
+        };
+        let running = match client.get(Kind::Promotion, Some(project), name).await {
+            Ok(Some(p)) => !phase_of(&p).is_some_and(is_terminal),
+            Ok(None) => false,
+            Err(e) => return common::diagnostics("read the promotion", &e, &no_field),
+        };
+        if !running {
+            return Diagnostics::default();
+        }
+        let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
+        match client
+            .merge_patch(Kind::Promotion, Some(project), name, patch)
+            .await
+        {
+            Ok(_) => {}
+            Err(KargoError::NotFound { .. }) => return Diagnostics::default(),
+            Err(e @ KargoError::NotPermittedToPromote { .. }) => {
+                return Diagnostic::error(
+                    "Not permitted to abort the promotion",
+                    format!(
+                        "Aborting promotion {name:?} is an update, which Kargo allows only with \
+                         the `promote` verb on `stages/{stage}` in namespace {project:?}: {e} \
+                         Set `abort_on_destroy = false` to leave it running instead."
+                    ),
+                )
+                .into();
+            }
+            Err(e) => return common::diagnostics("abort the promotion", &e, &no_field),
+        }
+        let limit = timeout(&prior, "delete", DELETE_TIMEOUT);
+        let what = format!("aborted promotion {name:?} to stop");
+        match client
+            .wait_until(
+                Kind::Promotion,
+                Some(project),
+                name,
+                &what,
+                limit,
+                &ctx.cancel,
+                |p| p.is_none_or(|p| phase_of(p).is_some_and(is_terminal)),
+            )
+            .await
+        {
+            Ok(_) => Diagnostics::default(),
+            Err(KargoError::Cancelled) => Diagnostic::error(
+                "Stopped waiting for the promotion to abort",
+                format!(
+                    "Promotion {name:?} was asked to abort; Kargo carries that out on its own. \
+                     Run destroy again to confirm it has stopped."
+                ),
+            )
+            .into(),
+            Err(e) => Diagnostic::error(
+                "Promotion did not stop",
+                format!(
+                    "Promotion {name:?} was asked to abort but {e}. Check that Kargo's \
+                     controller is running and run destroy again, or set \
+                     `abort_on_destroy = false` to leave it."
+                ),
+            )
+            .into(),
+        }
+    }
+
+    async fn read(&self, _ctx: &Context, state: Value, private: Vec<u8>) -> ReadResult {
+        let importing = private == IMPORTING;
+        let project = state
+            .get("project")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = state
+            .get("promotion_name")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let no_field = |_: &str| None;
+        let trouble = |state: Value, private: Vec<u8>, e: &KargoError, what: &str| {
+            if is_unreachable(e) && !importing {
+                keep(
+                    state,
+                    private,
+                    Diagnostic::warning(
+                        "Promotion not refreshed",
+                        format!("Could not read {what}, so the state is kept as it was: {e}"),
+                    ),
+                )
+            } else {
+                keep(
+                    state,
+                    private,
+                    common::diagnostic(&format!("read {what}"), e, &no_field),
+                )
+            }
+        };
+        let client = match self.data.client() {
+            Ok(c) => c,
+            Err(e) => return trouble(state, private, &e, "the cluster"),
+        };
+        let promotion = match client.get(Kind::Promotion, Some(&project), &name).await {
+            Ok(p) => p,
+            Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
+        };
+        if importing && promotion.is_none() {
+            return ReadResult {
+                new_state: Value::Null,
+                private: Vec::new(),
+                diagnostics: Diagnostic::error(
+                    "Cannot import promotion",
+                    format!("Project {project:?} has no promotion named {name:?}."),
+                )
+                .into(),
+            };
+        }
+        let stage_name = match (&promotion, state.get("stage").as_str()) {
+            (Some(p), _) if importing => p
+                .pointer("/spec/stage")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            (_, Some(s)) => s.to_string(),
+            (Some(p), None) => p
+                .pointer("/spec/stage")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            (None, None) => String::new(),
+        };
+        let live = match client.get(Kind::Stage, Some(&project), &stage_name).await {
+            Ok(Some(s)) => s,
+            // The stage (or the whole project) is gone, and its promotions with it.
+            Ok(None) if !importing => {
+                return ReadResult {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diagnostics: Diagnostics::default(),
+                };
+            }
+            Ok(None) => {
+                return ReadResult {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diagnostics: Diagnostic::error(
+                        "Cannot import promotion",
+                        format!(
+                            "Promotion {name:?} belongs to stage {stage_name:?}, which no longer \
+                             exists."
+                        ),
+                    )
+                    .into(),
+                };
+            }
+            Err(e) => return trouble(state, private, &e, &format!("stage {stage_name:?}")),
+        };
+        let stage = match StageView::from_json(&live) {
+            Ok(s) => s,
+            Err(e) => {
+                return keep(
+                    state,
+                    private,
+                    Diagnostic::error("Unreadable stage", format!("Stage {stage_name:?}: {e}")),
+                );
+            }
+        };
+        let mut new_state = state.clone();
+        if importing {
+            new_state = import_state(&client, &project, &stage_name, promotion.as_ref()).await;
+        }
+        match &promotion {
+            Some(p) => set_run(&mut new_state, &project, p),
+            None => new_state.set(
+                "message",
+                Value::string(format!(
+                    "Promotion {name:?} no longer exists: Kargo garbage-collects old promotions. \
+                     The stage's freight tells whether it is still in place."
+                )),
+            ),
+        }
+        let freight_name = new_state.get("freight_name").as_str().unwrap_or_default();
+        let origin = promotion
+            .as_ref()
+            .and_then(|p| p.pointer("/status/freight"))
+            .and_then(|f| Freight::from_json(f).ok())
+            .map(|f| f.origin)
+            .or_else(|| {
+                stage
+                    .current_freight
+                    .iter()
+                    .find(|f| f.name == freight_name)
+                    .map(|f| f.origin.clone())
+            })
+            .or_else(|| {
+                new_state
+                    .get("stage_freight")
+                    .get("warehouse")
+                    .as_str()
+                    .map(Origin::warehouse)
+            });
+        let prior_stage_freight = state.get("stage_freight").clone();
+        let stage_freight =
+            stage_freight_value(&client, &stage, origin.as_ref(), &prior_stage_freight).await;
+        new_state.set("stage_freight", stage_freight);
+        ReadResult {
+            new_state,
+            private: Vec::new(),
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    async fn import(&self, _ctx: &Context, id: &str) -> ImportResult {
+        let Some((project, name)) = split_id(id) else {
+            return ImportResult {
+                diagnostics: Diagnostic::error(
+                    "Invalid import ID",
+                    format!(
+                        "Import a promotion as `<project>/<promotion name>`, e.g. \
+                         `shop/dev.01j2example.abc1234`; {id:?} is not of that form."
+                    ),
+                )
+                .into(),
+                ..Default::default()
+            };
+        };
+        let mut state = Value::object(
+            Self::schema_block()
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), Value::Null)),
+        );
+        state.set("project", Value::string(project));
+        state.set("promotion_name", Value::string(name));
+        state.set("id", Value::string(id));
+        ImportResult {
+            state,
+            private: IMPORTING.to_vec(),
+            diagnostics: Diagnostics::default(),
+        }
+    }
+}
+
+/// Everything an imported promotion's state holds, from the Promotion and its Freight, so
+/// that a configuration naming that freight (`freight = "<name>"`) plans no changes.
+async fn import_state(
+    client: &KargoClient,
+    project: &str,
+    stage: &str,
+    promotion: Option<&Json>,
+) -> Value {
+    let mut state = Value::object(
+        PromotionResource::schema_block()
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), Value::Null)),
+    );
+    let freight_name = promotion
+        .and_then(|p| p.pointer("/spec/freight"))
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // The Freight may have been garbage-collected; the Promotion keeps a copy of it.
+    let freight = match client
+        .get(Kind::Freight, Some(project), &freight_name)
+        .await
+    {
+        Ok(Some(f)) => Freight::from_json(&f).ok(),
+        _ => None,
+    }
+    .or_else(|| {
+        promotion
+            .and_then(|p| p.pointer("/status/freight"))
+            .and_then(|f| Freight::from_json(f).ok())
+    });
+    state.set("project", Value::string(project));
+    state.set("stage", Value::string(stage));
+    state.set(FREIGHT, Value::string(&freight_name));
+    state.set("freight_name", Value::string(&freight_name));
+    state.set("wait", Value::Bool(true));
+    state.set("abort_on_destroy", Value::Bool(true));
+    state.set("changes", Value::List(Vec::new()));
+    match &freight {
+        Some(f) => {
+            state.set(
+                FREIGHT_ALIAS,
+                f.alias.as_deref().map_or(Value::Null, Value::string),
+            );
+            state.set("artifacts", artifacts_value(f));
+        }
+        None => state.set(
+            "artifacts",
+            artifacts_value(&Freight {
+                name: freight_name.clone(),
+                ..Freight::default()
+            }),
+        ),
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kargo::error::Cause;
+    use crate::plugin::Severity;
+    use crate::plugin::validate::validate_config;
+
+    fn block() -> Block {
+        PromotionResource::schema_block()
+    }
+
+    fn config(j: Json) -> Value {
+        Value::from_json(&j, &block().implied_type())
+    }
+
+    fn base(config: &Value, prior: &Value) -> Value {
+        let req = PlanRequest {
+            prior_state: prior.clone(),
+            proposed_new_state: config.clone(),
+            config: config.clone(),
+            prior_private: Vec::new(),
+        };
+        plan_from_schema(&Schema::new(0, block()), &req).planned_state
+    }
+
+    fn now() -> Timestamp {
+        "2025-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn freight(name: &str, tag: &str, verified_in_dev: bool) -> Freight {
+        let mut status = json!({});
+        if verified_in_dev {
+            status = json!({"verifiedIn": {"dev": {}}});
+        }
+        Freight::from_json(&json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "alias": format!("alias-{name}"),
+            "origin": {"kind": "Warehouse", "name": "app"},
+            "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}],
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    /// `staging` takes freight verified in `dev`; it holds `held` when given.
+    fn stage(held: Option<&str>) -> StageView {
+        let mut status = json!({});
+        if let Some(h) = held {
+            status = json!({"freightHistory": [{"items": {"Warehouse/app": {
+                "name": h, "origin": {"kind": "Warehouse", "name": "app"},
+                "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}]}}}]});
+        }
+        StageView::from_json(&json!({
+            "metadata": {"name": "staging", "namespace": "shop"},
+            "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}],
+                     "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn resolved(target: Freight, held: Option<&str>) -> Lookup {
+        Lookup::Resolved(Box::new(Resolution {
+            stage: stage(held),
+            freights: vec![freight("f1", "1.0.0", true), freight("f2", "1.1.0", true)],
+            target,
+            now: now(),
+        }))
+    }
+
+    fn cfg() -> Value {
+        config(
+            json!({"project": "shop", "stage": "staging", "freight_selector": {
+            "warehouse": "app", "image": {"repo_url": "ghcr.io/acme/app"}}}),
+        )
+    }
+
+    /// The state after promoting f2 over f1.
+    fn prior() -> Value {
+        let c = cfg();
+        let (mut planned, _, diags) = decide(
+            &block(),
+            &c,
+            &Value::Null,
+            &base(&c, &Value::Null),
+            resolved(freight("f2", "1.1.0", true), Some("f1")),
+            PriorRun::NotNeeded,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        planned.set("id", Value::string("shop/staging.01.f2"));
+        planned.set("promotion_name", Value::string("staging.01.f2"));
+        planned.set("phase", Value::string("Succeeded"));
+        settle(&mut planned);
+        planned
+    }
+
+    fn paths(p: &[AttributePath]) -> Vec<String> {
+        p.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_new_promotion_shows_the_freight_the_stage_and_the_changes() {
+        let c = cfg();
+        let (planned, replace, diags) = decide(
+            &block(),
+            &c,
+            &Value::Null,
+            &base(&c, &Value::Null),
+            resolved(freight("f2", "1.1.0", true), Some("f1")),
+            PriorRun::NotNeeded,
+        );
+        assert!(diags.is_empty() && replace.is_empty());
+        assert_eq!(planned.get("freight_name"), &Value::string("f2"));
+        assert_eq!(planned.get("freight_alias"), &Value::string("alias-f2"));
+        assert_eq!(
+            planned.get("stage_freight").get("name"),
+            &Value::string("f1")
+        );
+        assert_eq!(
+            planned.get("stage_freight").get("alias"),
+            &Value::string("alias-f1"),
+            "aliases come from the freight list"
+        );
+        let change = &planned.get("changes").elements()[0];
+        assert_eq!(
+            (change.get("from"), change.get("to")),
+            (&Value::string("1.0.0"), &Value::string("1.1.0"))
+        );
+        assert!(planned.get("promotion_name").is_unknown());
+        assert_eq!(planned.get("wait"), &Value::Bool(true), "defaults planned");
+        assert_eq!(planned.get("abort_on_destroy"), &Value::Bool(true));
+    }
+
+    #[test]
+    fn unavailable_freight_fails_the_plan_on_the_choosing_attribute() {
+        let c = cfg();
+        let (_, _, diags) = decide(
+            &block(),
+            &c,
+            &Value::Null,
+            &base(&c, &Value::Null),
+            resolved(freight("f3", "1.2.0", false), Some("f1")),
+            PriorRun::NotNeeded,
+        );
+        assert!(diags.has_errors());
+        let d = &diags.0[0];
+        assert_eq!(
+            d.attribute.as_ref().unwrap().to_string(),
+            "freight_selector"
+        );
+        assert!(
+            d.detail.contains("not been verified in stage \"dev\""),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn a_stage_that_holds_the_freight_is_in_sync_even_without_the_promotion() {
+        let prior = prior();
+        let mut refreshed = prior.clone();
+        refreshed.set(
+            "stage_freight",
+            summary_value(&freight("f2", "1.1.0", true)),
+        );
+        refreshed.set("message", Value::string("gone"));
+        let c = cfg();
+        let (planned, replace, diags) = decide(
+            &block(),
+            &c,
+            &refreshed,
+            &base(&c, &refreshed),
+            resolved(freight("f2", "1.1.0", true), Some("f2")),
+            PriorRun::NotNeeded,
+        );
+        assert!(diags.is_empty() && replace.is_empty(), "{replace:?}");
+        assert_eq!(planned, refreshed, "nothing changes");
+    }
+
+    #[test]
+    fn other_freight_or_a_stage_that_moved_away_replaces() {
+        let prior = prior();
+        let c = cfg();
+        let (planned, replace, _) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            resolved(freight("f3", "1.2.0", true), Some("f2")),
+            PriorRun::NotNeeded,
+        );
+        assert_eq!(paths(&replace), ["promotion_name", "freight_name"]);
+        assert_eq!(planned.get("freight_name"), &Value::string("f3"));
+        assert_eq!(
+            planned.get("stage_freight").get("name"),
+            &Value::string("f2")
+        );
+        // Moved away (promoted elsewhere) after this promotion finished.
+        let (planned, replace, diags) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            resolved(freight("f2", "1.1.0", true), Some("f1")),
+            PriorRun::Gone,
+        );
+        assert!(diags.is_empty());
+        assert_eq!(paths(&replace), ["promotion_name"]);
+        assert!(planned.get("promotion_name").is_unknown());
+        assert_eq!(
+            planned.get("stage_freight").get("name"),
+            &Value::string("f1")
+        );
+    }
+
+    #[test]
+    fn a_success_the_stage_has_not_recorded_yet_is_not_drift() {
+        let mut prior = prior();
+        let ours = "staging.01jzz0000000000000000000aa.f2abcde";
+        prior.set("promotion_name", Value::string(ours));
+        let c = cfg();
+        let with_last = |last: Option<&str>| {
+            let Lookup::Resolved(mut r) = resolved(freight("f2", "1.1.0", true), Some("f1")) else {
+                unreachable!("resolved() resolves")
+            };
+            r.stage.last_promotion = last.map(|n| crate::kargo::freight::PromotionRef {
+                name: n.to_string(),
+                ..Default::default()
+            });
+            Lookup::Resolved(r)
+        };
+        let plan = |lookup, run| decide(&block(), &c, &prior, &base(&c, &prior), lookup, run);
+        let succeeded = || PriorRun::Finished("Succeeded".into());
+        let older = "staging.01jyy0000000000000000000aa.f1abcde";
+        let newer = "staging.01k000000000000000000000aa.f1abcde";
+        let (_, replace, _) = plan(with_last(Some(older)), succeeded());
+        assert!(replace.is_empty(), "the stage has not caught up yet");
+        let (_, replace, _) = plan(with_last(None), succeeded());
+        assert!(replace.is_empty());
+        let (_, replace, _) = plan(with_last(Some(ours)), succeeded());
+        assert_eq!(
+            paths(&replace),
+            ["promotion_name"],
+            "recorded, then moved away"
+        );
+        let (_, replace, _) = plan(with_last(Some(newer)), succeeded());
+        assert_eq!(paths(&replace), ["promotion_name"], "promoted over since");
+        let (_, replace, _) = plan(with_last(Some(older)), PriorRun::Finished("Failed".into()));
+        assert_eq!(paths(&replace), ["promotion_name"], "a failure is redone");
+        assert_eq!(promotion_ulid("a.b.c"), None);
+        assert_eq!(
+            promotion_ulid("my.stage.01JZZ0000000000000000000AA.f2abcde").as_deref(),
+            Some("01jzz0000000000000000000aa")
+        );
+    }
+
+    #[test]
+    fn another_stage_is_another_promotion() {
+        let prior = prior();
+        let mut c = cfg();
+        c.set("stage", Value::string("qa"));
+        let (planned, replace, diags) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            resolved(freight("f2", "1.1.0", true), Some("f1")),
+            PriorRun::Running("Running".into()),
+        );
+        assert!(diags.is_empty(), "no word about the old stage's promotion");
+        assert_eq!(paths(&replace), ["promotion_name", "stage"]);
+        assert!(planned.get("promotion_name").is_unknown());
+    }
+
+    #[test]
+    fn a_running_promotion_is_left_alone_with_a_warning() {
+        let prior = prior();
+        let c = cfg();
+        let (planned, replace, diags) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            resolved(freight("f2", "1.1.0", true), Some("f1")),
+            PriorRun::Running("Running".into()),
+        );
+        assert!(replace.is_empty());
+        assert_eq!(planned, prior);
+        assert_eq!(diags.0[0].severity, Severity::Warning);
+        assert!(
+            diags.0[0].detail.contains("still Running"),
+            "{}",
+            diags.0[0].detail
+        );
+    }
+
+    #[test]
+    fn unresolved_plans_are_known_after_apply_and_keep_what_did_not_change() {
+        let c = cfg();
+        let warning = not_resolved_warning("The cluster is away.");
+        let (planned, _, diags) = decide(
+            &block(),
+            &c,
+            &Value::Null,
+            &base(&c, &Value::Null),
+            Lookup::Unresolved(Some(warning)),
+            PriorRun::NotNeeded,
+        );
+        assert_eq!(diags.0[0].severity, Severity::Warning);
+        assert!(
+            diags.0[0]
+                .detail
+                .contains("The cluster is away. The freight")
+        );
+        for a in [
+            "freight_name",
+            "freight_alias",
+            "stage_freight",
+            "changes",
+            "id",
+        ] {
+            assert!(planned.get(a).is_unknown(), "{a}");
+        }
+        let prior = prior();
+        let (planned, replace, _) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            Lookup::Unresolved(None),
+            PriorRun::NotNeeded,
+        );
+        assert!(replace.is_empty());
+        assert_eq!(planned, prior);
+        let named = config(json!({"project": "shop", "stage": "staging", "freight": "f9"}));
+        let (planned, replace, _) = decide(
+            &block(),
+            &named,
+            &prior,
+            &base(&named, &prior),
+            Lookup::Unresolved(None),
+            PriorRun::NotNeeded,
+        );
+        assert_eq!(planned.get("freight_name"), &Value::string("f9"));
+        assert_eq!(paths(&replace), ["promotion_name", "freight_name"]);
+    }
+
+    #[test]
+    fn wait_and_timeouts_change_in_place() {
+        let prior = prior();
+        let mut c = cfg();
+        c.set("wait", Value::Bool(false));
+        let (planned, replace, _) = decide(
+            &block(),
+            &c,
+            &prior,
+            &base(&c, &prior),
+            resolved(freight("f2", "1.1.0", true), Some("f2")),
+            PriorRun::NotNeeded,
+        );
+        assert!(replace.is_empty());
+        assert_eq!(planned.get("wait"), &Value::Bool(false));
+        assert_eq!(planned.get("promotion_name"), prior.get("promotion_name"));
+    }
+
+    #[test]
+    fn failed_lookups_fail_the_plan() {
+        let c = cfg();
+        let d = Diagnostic::error("No freight matches the selector", "none")
+            .at(AttributePath::attr("freight_selector"));
+        let (_, _, diags) = decide(
+            &block(),
+            &c,
+            &Value::Null,
+            &base(&c, &Value::Null),
+            Lookup::Failed(d),
+            PriorRun::NotNeeded,
+        );
+        assert!(diags.has_errors());
+    }
+
+    #[test]
+    fn failures_name_the_step_and_kargos_message() {
+        let p = json!({"metadata": {"name": "dev.01.abc"}, "status": {"phase": "Failed",
+            "message": "step \"push\": failed: remote rejected",
+            "stepExecutionMetadata": [{"alias": "clone", "status": "Succeeded"},
+                                      {"alias": "push", "status": "Failed", "message": "x"}]}});
+        assert_eq!(
+            failure_text(&p, "dev"),
+            "Promotion \"dev.01.abc\" into stage \"dev\" ended Failed at step \"push\": step \"push\": failed: remote rejected"
+        );
+        let aborted = json!({"metadata": {"name": "n"}, "status": {"phase": "Aborted"}});
+        assert_eq!(
+            failure_text(&aborted, "dev"),
+            "Promotion \"n\" into stage \"dev\" ended Aborted: Kargo gave no message"
+        );
+    }
+
+    #[test]
+    fn create_errors_land_where_they_belong() {
+        let c = cfg();
+        let denied = KargoError::NotPermittedToPromote {
+            stage: "dev".into(),
+            message: "subject \"bob\" is not permitted to create Promotions for Stage \"dev\""
+                .into(),
+        };
+        let d = create_error(&denied, "shop", "dev", &c);
+        assert_eq!(d.attribute.unwrap().to_string(), "stage");
+        for part in [
+            "`promote`",
+            "`stages`",
+            "`stages/dev`",
+            "namespace \"shop\"",
+            "kargo-promoter",
+        ] {
+            assert!(d.detail.contains(part), "{part}: {}", d.detail);
+        }
+        let refused = KargoError::Invalid {
+            what: "Promotion".into(),
+            message: "Freight is not available to this Stage".into(),
+            causes: vec![Cause {
+                field: "spec.freight".into(),
+                message: "Freight is not available to this Stage".into(),
+                reason: "FieldValueInvalid".into(),
+            }],
+        };
+        let d = create_error(&refused, "shop", "dev", &c);
+        assert_eq!(d.attribute.unwrap().to_string(), "freight_selector");
+        assert!(d.detail.contains("not available"));
+        let other = KargoError::Other("boom".into());
+        assert!(
+            create_error(&other, "shop", "dev", &c)
+                .detail
+                .contains("boom")
+        );
+    }
+
+    fn offline() -> PromotionResource {
+        PromotionResource::new(ProviderData::from_client(
+            crate::resources::convert::test_support::offline_client(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_plans_unknowns_and_keeps_state_on_refresh() {
+        let r = offline();
+        let c = cfg();
+        let req = PlanRequest {
+            prior_state: Value::Null,
+            proposed_new_state: c.clone(),
+            config: c.clone(),
+            prior_private: Vec::new(),
+        };
+        let resp = r.plan(&Context::default(), req).await;
+        assert!(!resp.diagnostics.has_errors(), "{:?}", resp.diagnostics);
+        let warning = &resp.diagnostics.0[0];
+        assert_eq!(warning.severity, Severity::Warning);
+        assert!(warning.detail.contains("127.0.0.1:9"), "{}", warning.detail);
+        assert!(resp.planned_state.get("freight_name").is_unknown());
+        let read = r.read(&Context::default(), prior(), Vec::new()).await;
+        assert_eq!(read.new_state, prior());
+        assert_eq!(read.diagnostics.0[0].severity, Severity::Warning);
+        assert_eq!(read.diagnostics.0[0].summary, "Promotion not refreshed");
+        let import = r
+            .read(&Context::default(), prior(), IMPORTING.to_vec())
+            .await;
+        assert!(
+            import.diagnostics.has_errors(),
+            "an import needs the cluster"
+        );
+    }
+
+    #[tokio::test]
+    async fn imports_need_project_and_name() {
+        let r = offline();
+        let ok = r.import(&Context::default(), "shop/dev.01.abc").await;
+        assert!(ok.diagnostics.is_empty());
+        assert_eq!(ok.state.get("promotion_name"), &Value::string("dev.01.abc"));
+        assert_eq!(ok.private, IMPORTING);
+        let bad = r.import(&Context::default(), "dev.01.abc").await;
+        assert_eq!(bad.diagnostics.0[0].summary, "Invalid import ID");
+    }
+
+    #[test]
+    fn import_ids_are_project_slash_name() {
+        assert_eq!(split_id("shop/dev.01.abc"), Some(("shop", "dev.01.abc")));
+        for bad in ["shop", "/x", "shop/", "a/b/c"] {
+            assert_eq!(split_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn exactly_one_freight_choice() {
+        let both = config(
+            json!({"project": "shop", "stage": "dev", "freight": "f1", "origin_warehouse": "app"}),
+        );
+        let diags = validate_config(&block(), &both);
+        assert!(diags.has_errors());
+        let none = config(json!({"project": "shop", "stage": "dev"}));
+        assert!(validate_config(&block(), &none).has_errors());
+        let one = config(json!({"project": "shop", "stage": "dev", "freight_alias": "tall-fox"}));
+        assert!(!validate_config(&block(), &one).has_errors());
+    }
+
+    #[test]
+    fn schema_describes_every_attribute() {
+        fn walk(attrs: &[Attribute]) {
+            for a in attrs {
+                assert!(!a.description.is_empty(), "{} has no description", a.name);
+                if let Some(o) = a.nested_object() {
+                    walk(&o.attributes);
+                }
+            }
+        }
+        let b = block();
+        walk(&b.attributes);
+        let timeouts = b.attribute("timeouts").unwrap().nested_object().unwrap();
+        assert!(
+            timeouts.attributes[0]
+                .description
+                .contains("promotion to finish")
+        );
+        assert!(b.attribute("freight_alias").unwrap().computed);
+        assert!(b.attribute("freight_name").unwrap().requires_replace);
+    }
+}

@@ -1,0 +1,578 @@
+//! kargo_promotion end to end: the plan shows which freight moves and what changes, refuses
+//! freight the stage cannot take, and apply waits; drift, failure, interruption, RBAC, import.
+
+use std::time::Duration;
+
+use kargo_e2e::{Env, Terraform, planned_actions, planned_after};
+use kargo_sandbox::User;
+use serde_json::{Value as Json, json};
+
+/// A project without auto-promotion (so the tests decide what each stage holds), one image
+/// warehouse, `dev` taking freight directly, `staging` from `dev` after a 10 minute soak, and
+/// `production` from `staging`.
+const PIPELINE: &str = r#"
+resource "kargo_project" "p" {
+  name = "shop"
+}
+
+resource "kargo_warehouse" "app" {
+  project       = kargo_project.p.name
+  name          = "app"
+  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
+}
+
+locals {
+  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
+}
+
+resource "kargo_stage" "dev" {
+  project            = kargo_project.p.name
+  name               = "dev"
+  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
+  promotion_template = { steps = local.steps }
+}
+
+resource "kargo_stage" "staging" {
+  project            = kargo_project.p.name
+  name               = "staging"
+  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name], required_soak_time = "10m" } }]
+  promotion_template = { steps = local.steps }
+}
+
+resource "kargo_stage" "production" {
+  project            = kargo_project.p.name
+  name               = "production"
+  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.staging.name] } }]
+  promotion_template = { steps = local.steps }
+}
+"#;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Applies the pipeline and returns the environment.
+fn pipeline() -> Env {
+    let env = Env::new();
+    env.config(PIPELINE);
+    env.tf.apply().ok();
+    env
+}
+
+/// A registry publishes `ghcr.io/acme/app:<tag>`; returns the freight's (name, alias).
+fn publish(env: &Env, tag: &str) -> (String, String) {
+    let out = env
+        .sandbox
+        .control(
+            "publish",
+            &json!({"project": "shop", "warehouse": "app",
+                    "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}]}),
+        )
+        .expect("publish");
+    let f = out.get("freight").unwrap_or(&out);
+    (
+        f["name"].as_str().expect("freight name").to_string(),
+        f["alias"].as_str().expect("freight alias").to_string(),
+    )
+}
+
+/// Promotes as Kargo's UI would, and waits until the stage holds the freight.
+fn promote_in_ui(env: &Env, stage: &str, freight: &str) -> String {
+    let out = env
+        .sandbox
+        .control(
+            "promote",
+            &json!({"project": "shop", "stage": stage, "freight": freight}),
+        )
+        .expect("promote");
+    wait_holds(env, stage, freight);
+    out["name"].as_str().expect("promotion name").to_string()
+}
+
+fn held(env: &Env, stage: &str) -> Option<String> {
+    env.get("stages", Some("shop"), stage)?["status"]["freightHistory"][0]["items"]["Warehouse/app"]
+        ["name"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn wait_holds(env: &Env, stage: &str, freight: &str) {
+    env.eventually(&format!("stage {stage} to hold {freight}"), WAIT, |e| {
+        held(e, stage).as_deref() == Some(freight)
+    });
+}
+
+fn wait_verified(env: &Env, freight: &str, stage: &str) {
+    env.eventually(&format!("{freight} verified in {stage}"), WAIT, |e| {
+        e.get("freights", Some("shop"), freight)
+            .is_some_and(|f| f["status"]["verifiedIn"].get(stage).is_some())
+    });
+}
+
+fn promotions(env: &Env) -> Vec<Json> {
+    env.sandbox
+        .with_txn(|t| t.list("kargo.akuity.io", "promotions", Some("shop")))
+}
+
+fn phase(env: &Env, promotion: &str) -> String {
+    env.get("promotions", Some("shop"), promotion)
+        .and_then(|p| p["status"]["phase"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn hold(env: &Env, stage: &str) {
+    env.sandbox
+        .control(
+            "hold-promotion",
+            &json!({"project": "shop", "stage": stage, "step": "push"}),
+        )
+        .expect("hold");
+}
+
+fn promotion(stage: &str, choice: &str, extra: &str) -> String {
+    format!(
+        "resource \"kargo_promotion\" \"{stage}\" {{\n  project = kargo_project.p.name\n  stage   = kargo_stage.{stage}.name\n  {choice}\n  {extra}\n}}\n"
+    )
+}
+
+/// A provider block with explicit connection settings (no kubeconfig).
+fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    kargo = {{ source = \"dokaseca/kargo\" }}\n  }}\n}}\n\nprovider \"kargo\" {{\n  host  = \"{host}\"\n  token = \"{token}\"\n  cluster_ca_certificate = <<-PEM\n{}\nPEM\n}}\n",
+        env.sandbox.ca_pem().trim_end()
+    )
+}
+
+/// The state entry (not only its values) of `address`, e.g. to see whether it is tainted.
+fn state_entry(tf: &Terraform, address: &str) -> Json {
+    tf.state_json()["values"]["root_module"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["address"] == address)
+        .cloned()
+        .unwrap_or_else(|| panic!("{address} is not in state"))
+}
+
+const SELECTOR: &str = r#"freight_selector = {
+    warehouse          = "app"
+    image              = { repo_url = "ghcr.io/acme/app" }
+    version_constraint = "^1.0"
+  }"#;
+
+#[test]
+fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empty() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    let (f2, alias2) = publish(&env, "1.1.0");
+    promote_in_ui(&env, "dev", &f1);
+
+    env.config(&format!("{PIPELINE}\n{}", promotion("dev", SELECTOR, "")));
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "kargo_promotion.dev"),
+        Some(vec!["create".to_string()])
+    );
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(after["freight_name"], json!(f2), "the newest ^1.0 freight");
+    assert_eq!(after["freight_alias"], json!(alias2));
+    assert_eq!(after["artifacts"]["images"][0]["tag"], "1.1.0");
+    assert_eq!(after["stage_freight"]["name"], json!(f1));
+    assert_eq!(after["stage_freight"]["warehouse"], "app");
+    assert_eq!(
+        after["changes"],
+        json!([{"kind": "image", "repo_url": "ghcr.io/acme/app", "name": null, "from": "1.0.0", "to": "1.1.0"}])
+    );
+
+    env.tf.apply().ok();
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(state["phase"], "Succeeded", "apply waited for it");
+    let name = state["promotion_name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("dev."), "Kargo's generated name: {name}");
+    assert_eq!(state["id"], json!(format!("shop/{name}")));
+    assert_eq!(held(&env, "dev").as_deref(), Some(f2.as_str()));
+    env.tf.assert_no_changes();
+
+    // Someone promotes 1.0.0 from the UI: the plan shows the stage moved and promotes back.
+    promote_in_ui(&env, "dev", &f1);
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "kargo_promotion.dev"),
+        Some(vec!["delete".to_string(), "create".to_string()])
+    );
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(after["stage_freight"]["name"], json!(f1));
+    assert_eq!(after["freight_name"], json!(f2));
+    assert_eq!(after["changes"][0]["from"], "1.0.0");
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f2.as_str()));
+    env.tf.assert_no_changes();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Import by `<project>/<promotion name>` with the freight named explicitly.
+    env.tf.run(&["state", "rm", "kargo_promotion.dev"]).ok();
+    env.config(&format!(
+        "{PIPELINE}\n{}\nimport {{\n  to = kargo_promotion.dev\n  id = \"shop/{name}\"\n}}\n",
+        promotion("dev", &format!("freight = \"{f2}\""), "")
+    ));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let imported = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(imported["freight_name"], json!(f2));
+    assert_eq!(imported["freight_alias"], json!(alias2));
+    assert_eq!(imported["stage_freight"]["name"], json!(f2));
+
+    // Kargo garbage-collects the Promotion: the stage still holds the freight, so nothing to do.
+    env.sandbox
+        .with_txn(|t| {
+            t.delete("kargo.akuity.io", "promotions", Some("shop"), &name)
+                .map_err(|e| e.message)
+        })
+        .expect("delete the promotion");
+    env.tf.assert_no_changes();
+    env.tf
+        .run(&["apply", "-refresh-only", "-auto-approve"])
+        .ok();
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert!(
+        state["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no longer exists"),
+        "{state}"
+    );
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn plan_refuses_freight_that_is_not_verified_soaked_or_approved() {
+    let env = pipeline();
+    let (f1, alias1) = publish(&env, "1.0.0");
+    let staging = promotion("staging", &format!("freight = \"{f1}\""), "");
+    env.config(&format!("{PIPELINE}\n{staging}"));
+    let out = env.tf.run(&["plan"]).failed();
+    let text = out.flat();
+    assert!(
+        text.contains("Freight not available to the stage"),
+        "{text}"
+    );
+    assert!(
+        text.contains("has not been verified in stage \"dev\""),
+        "{text}"
+    );
+
+    promote_in_ui(&env, "dev", &f1);
+    wait_verified(&env, &f1, "dev");
+    let text = env.tf.run(&["plan"]).failed().flat();
+    assert!(
+        text.contains("has not soaked long enough in stage \"dev\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("remaining of the required soak time of 10m0s"),
+        "{text}"
+    );
+
+    // Production takes freight from staging, where this freight has not been.
+    let production = promotion("production", &format!("freight_alias = \"{alias1}\""), "");
+    env.config(&format!("{PIPELINE}\n{production}"));
+    let text = env.tf.run(&["plan"]).failed().flat();
+    assert!(
+        text.contains("has not been verified in stage \"staging\""),
+        "{text}"
+    );
+    assert!(text.contains("kargo_freight_approval"), "{text}");
+    // Approved for production (as `kargo approve` would record it): the plan accepts it.
+    let approve = |approved: bool| {
+        env.sandbox.with_txn(|t| {
+            let mut f = t
+                .get("kargo.akuity.io", "freights", Some("shop"), &f1)
+                .expect("freight");
+            f["status"]["approvedFor"] = if approved {
+                json!({"production": {"approvedAt": "2025-01-01T00:00:00Z"}})
+            } else {
+                json!({})
+            };
+            t.update_status(f).expect("approval recorded");
+        })
+    };
+    approve(true);
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_after(&plan, "kargo_promotion.production").unwrap()["freight_name"],
+        json!(f1)
+    );
+    // The approval is withdrawn before the saved plan is applied: apply refuses, saying why.
+    approve(false);
+    let text = env.tf.run(&["apply", "e2e.tfplan"]).failed().flat();
+    assert!(
+        text.contains("Freight not available to the stage"),
+        "{text}"
+    );
+    assert!(text.contains("kargo_freight_approval"), "{text}");
+    assert!(
+        promotions(&env)
+            .iter()
+            .all(|p| p["spec"]["stage"] != "production")
+    );
+    assert!(
+        !env.tf
+            .run(&["state", "list"])
+            .stdout
+            .contains("kargo_promotion.production"),
+        "nothing recorded"
+    );
+    approve(true);
+    env.sandbox.advance_clock(Duration::from_secs(10 * 60));
+    env.config(&format!("{PIPELINE}\n{staging}\n{production}"));
+    let plan = env.tf.plan_json();
+    for address in ["kargo_promotion.staging", "kargo_promotion.production"] {
+        assert_eq!(
+            planned_actions(&plan, address),
+            Some(vec!["create".to_string()]),
+            "{address}"
+        );
+        assert_eq!(
+            planned_after(&plan, address).unwrap()["freight_name"],
+            json!(f1)
+        );
+    }
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "staging").as_deref(), Some(f1.as_str()));
+    assert_eq!(held(&env, "production").as_deref(), Some(f1.as_str()));
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn a_failed_promotion_fails_the_apply_taints_and_the_next_apply_promotes_again() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    env.sandbox
+        .control(
+            "fail-promotion",
+            &json!({"project": "shop", "stage": "dev", "step": "push", "message": "remote rejected the push"}),
+        )
+        .expect("arm the fault");
+    env.config(&format!(
+        "{PIPELINE}\n{}",
+        promotion("dev", &format!("freight = \"{f1}\""), "")
+    ));
+    let text = env.tf.apply().failed().flat();
+    assert!(text.contains("Promotion failed"), "{text}");
+    assert!(text.contains("ended Failed at step \"push\""), "{text}");
+    assert!(text.contains("remote rejected the push"), "{text}");
+    let entry = state_entry(&env.tf, "kargo_promotion.dev");
+    assert_eq!(entry["tainted"], true, "{entry}");
+    assert_eq!(entry["values"]["phase"], "Failed");
+
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "kargo_promotion.dev"),
+        Some(vec!["delete".to_string(), "create".to_string()])
+    );
+    env.tf.apply().ok();
+    assert_eq!(env.tf.resource("kargo_promotion.dev")["phase"], "Succeeded");
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.as_str()));
+    assert_eq!(promotions(&env).len(), 2, "the failed one and the new one");
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    hold(&env, "dev");
+    env.config(&format!(
+        "{PIPELINE}\n{}",
+        promotion(
+            "dev",
+            &format!("freight = \"{f1}\""),
+            "timeouts = { create = \"1s\" }"
+        )
+    ));
+    let out = env.tf.apply().ok();
+    let text = out.flat();
+    assert!(text.contains("Promotion still running"), "{text}");
+    assert!(text.contains("`timeouts.create`"), "{text}");
+    let state = env.tf.resource("kargo_promotion.dev");
+    let name = state["promotion_name"].as_str().unwrap().to_string();
+    assert!(
+        ["Pending", "Running"].contains(&state["phase"].as_str().unwrap_or_default()),
+        "{state}"
+    );
+    assert!(
+        text.contains(&name),
+        "the warning names the promotion: {text}"
+    );
+    let out = env.tf.plan_code();
+    assert_eq!(out.code, 0, "nothing to do while it runs:\n{}", out.all());
+    assert!(out.flat().contains("is still Running"), "{}", out.all());
+
+    env.sandbox.clear_faults().unwrap();
+    wait_holds(&env, "dev", &f1);
+    env.tf.assert_no_changes();
+    env.tf
+        .run(&["apply", "-refresh-only", "-auto-approve"])
+        .ok();
+    assert_eq!(env.tf.resource("kargo_promotion.dev")["phase"], "Succeeded");
+    assert_eq!(promotions(&env).len(), 1, "no second Promotion");
+
+    // Ctrl-C during the wait for the next freight.
+    let (f2, _) = publish(&env, "1.1.0");
+    hold(&env, "dev");
+    env.config(&format!(
+        "{PIPELINE}\n{}",
+        promotion("dev", &format!("freight = \"{f2}\""), "")
+    ));
+    let mut child = env
+        .tf
+        .command(&["apply", "-auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start terraform");
+    env.eventually("the new promotion to run", WAIT, |e| {
+        promotions(e)
+            .iter()
+            .any(|p| p["spec"]["freight"] == json!(f2) && p["status"]["phase"] == "Running")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let _ = child.wait().expect("terraform exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the wait stops promptly"
+    );
+    let state = env.tf.resource("kargo_promotion.dev");
+    let second = state["promotion_name"].as_str().unwrap().to_string();
+    assert_ne!(second, name);
+    assert_eq!(state["freight_name"], json!(f2));
+    assert_eq!(phase(&env, &second), "Running", "it keeps running in Kargo");
+    assert!(
+        ["Pending", "Running"].contains(&state["phase"].as_str().unwrap_or_default()),
+        "{state}"
+    );
+
+    env.sandbox.clear_faults().unwrap();
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f2.as_str()));
+    assert_eq!(promotions(&env).len(), 2, "no third Promotion");
+}
+
+#[test]
+fn an_unreachable_cluster_plans_with_values_known_after_apply() {
+    let env = Env::new();
+    let hcl = explicit_provider(&env, "https://127.0.0.1:1", env.sandbox.token());
+    env.tf.write_main(&format!(
+        "{hcl}\nresource \"kargo_promotion\" \"dev\" {{\n  project = \"shop\"\n  stage   = \"dev\"\n  {SELECTOR}\n}}\n"
+    ));
+    let text = env.tf.run(&["plan"]).ok().flat();
+    assert!(
+        text.contains("Warning: Freight to promote not resolved at plan time"),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1:1"), "the warning says why: {text}");
+    let plan = env.tf.plan_json();
+    let change = plan["resource_changes"][0]["change"].clone();
+    for attribute in ["freight_name", "stage_freight", "changes", "artifacts"] {
+        assert_eq!(change["after_unknown"][attribute], true, "{attribute}");
+    }
+}
+
+#[test]
+fn without_kargo_the_plan_succeeds_and_says_why() {
+    let env = Env::without_kargo();
+    env.config(
+        "resource \"kargo_promotion\" \"dev\" {\n  project = \"shop\"\n  stage   = \"dev\"\n  origin_warehouse = \"app\"\n}\n",
+    );
+    let text = env.tf.run(&["plan"]).ok().flat();
+    assert!(
+        text.contains("Freight to promote not resolved at plan time"),
+        "{text}"
+    );
+    assert!(text.contains("not served by this cluster"), "{text}");
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        plan["resource_changes"][0]["change"]["after_unknown"]["freight_name"],
+        true
+    );
+}
+
+#[test]
+fn promoting_without_the_promote_verb_names_what_to_grant() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    env.sandbox
+        .add_user(User::new("ci", "ci-token").deny("promote", "stages"));
+    let tf = Terraform::new();
+    tf.write_main(&format!(
+        "{}\nresource \"kargo_promotion\" \"dev\" {{\n  project = \"shop\"\n  stage   = \"dev\"\n  freight = \"{f1}\"\n}}\n",
+        explicit_provider(&env, env.sandbox.server_url(), "ci-token")
+    ));
+    tf.run(&["plan"]).ok();
+    let text = tf.apply().failed().flat();
+    assert!(text.contains("Not permitted to promote"), "{text}");
+    assert!(text.contains("`promote` verb on `stages`"), "{text}");
+    assert!(
+        text.contains("`stages/dev` in namespace \"shop\""),
+        "{text}"
+    );
+    assert!(text.contains("kargo-promoter"), "{text}");
+    assert!(promotions(&env).is_empty());
+    assert!(
+        tf.run(&["state", "list"]).stdout.trim().is_empty(),
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn destroy_aborts_a_running_promotion_unless_told_not_to() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    hold(&env, "dev");
+    // A configuration of its own, so destroying it leaves the pipeline alone.
+    let tf = Terraform::new();
+    let config = |extra: &str| {
+        format!(
+            "{}\nresource \"kargo_promotion\" \"dev\" {{\n  project = \"shop\"\n  stage   = \"dev\"\n  freight = \"{f1}\"\n  wait    = false\n  {extra}\n}}\n",
+            env.provider_block()
+        )
+    };
+    tf.write_main(&config(""));
+    tf.apply().ok();
+    let first = tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("the promotion to run", WAIT, |e| {
+        phase(e, &first) == "Running"
+    });
+    tf.destroy().ok();
+    assert_eq!(phase(&env, &first), "Aborted", "destroy aborted it");
+    assert!(
+        env.get("promotions", Some("shop"), &first).is_some(),
+        "the Promotion object is left to Kargo"
+    );
+
+    tf.write_main(&config("abort_on_destroy = false"));
+    tf.apply().ok();
+    let second = tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("the promotion to run", WAIT, |e| {
+        phase(e, &second) == "Running"
+    });
+    tf.destroy().ok();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(phase(&env, &second), "Running", "left running");
+    env.sandbox.clear_faults().unwrap();
+    wait_holds(&env, "dev", &f1);
+}
