@@ -439,8 +439,7 @@ impl Provider for KargoProvider {
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
-        // Data source types are constructed here with `self.data()`.
-        Vec::new()
+        crate::data_sources::all(&self.data())
     }
 }
 

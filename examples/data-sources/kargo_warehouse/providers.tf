@@ -1,0 +1,7 @@
+terraform {
+  required_providers {
+    kargo = {
+      source = "dokaseca/kargo"
+    }
+  }
+}

@@ -1,0 +1,24 @@
+# Fast-track a hotfix to production without waiting for it to pass staging: approve the
+# newest 1.4.x image of the guestbook warehouse for the "prod" stage, then promote it.
+resource "kargo_freight_approval" "hotfix" {
+  project = "guestbook"
+  stage   = "prod"
+
+  freight_selector = {
+    warehouse          = "guestbook"
+    image              = { repo_url = "ghcr.io/acme/guestbook" }
+    version_constraint = "~1.4.0"
+  }
+}
+
+# Referring to the approval orders the two: the approval is planned and applied first, so
+# the promotion's plan-time availability check counts on it.
+resource "kargo_promotion" "hotfix" {
+  project = kargo_freight_approval.hotfix.project
+  stage   = kargo_freight_approval.hotfix.stage
+  freight = kargo_freight_approval.hotfix.freight_name
+}
+
+output "approved" {
+  value = "${kargo_freight_approval.hotfix.freight_alias} approved for prod at ${kargo_freight_approval.hotfix.approved_at}"
+}

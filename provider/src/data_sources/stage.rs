@@ -1,0 +1,274 @@
+//! `data "kargo_stage"`: the freight a Stage holds, its health, its last promotion and where
+//! it takes freight from, as Kargo reports them.
+
+use async_trait::async_trait;
+use serde_json::Value as Json;
+
+use super::{client, get_required, id, project_attribute, read_fields};
+use crate::kargo::Kind;
+use crate::kargo::freight::StageView;
+use crate::plugin::{
+    Attribute, Block, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
+};
+use crate::provider::ProviderData;
+use crate::resources::common;
+use crate::resources::freight::{current_freight_value, freight_summary_attribute};
+
+/// The `kargo_stage` data source.
+pub struct StageDataSource {
+    data: ProviderData,
+}
+
+impl StageDataSource {
+    pub fn new(data: ProviderData) -> Self {
+        Self { data }
+    }
+}
+
+fn computed_string(name: &str, description: &str) -> Attribute {
+    Attribute::string(name).computed().description(description)
+}
+
+fn last_promotion_attributes() -> Vec<Attribute> {
+    vec![
+        computed_string("name", "Name of the promotion."),
+        computed_string(
+            "phase",
+            "How it ended: `Succeeded`, `Failed`, `Errored` or `Aborted`.",
+        ),
+        computed_string("message", "Kargo's message about the outcome, if any."),
+        computed_string("finished_at", "When it finished (RFC 3339)."),
+        computed_string("freight", "Name of the freight it promoted."),
+    ]
+}
+
+/// The shape of `requested_freight`, as the `kargo_stage` resource has it; the attribute
+/// names map onto Kargo's fields one to one.
+fn requested_freight_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::nested(
+            "origin",
+            NestedObject::single(vec![
+                computed_string("kind", "Kind of the origin; always `Warehouse`."),
+                computed_string("name", "Name of the warehouse."),
+            ]),
+        )
+        .computed()
+        .description("Where the freight is produced."),
+        Attribute::nested(
+            "sources",
+            NestedObject::single(vec![
+                Attribute::bool("direct").computed().description(
+                    "Whether the stage takes this freight straight from the warehouse.",
+                ),
+                Attribute::string_list("stages")
+                    .computed()
+                    .description("Upstream stages the freight must have been verified in first."),
+                computed_string(
+                    "required_soak_time",
+                    "How long the freight must have stayed in an upstream stage, as Kargo \
+                     stores it (e.g. `1h0m0s`); null when none is required.",
+                ),
+                computed_string(
+                    "availability_strategy",
+                    "`OneOf` or `All` upstream stages; null means `OneOf`.",
+                ),
+            ]),
+        )
+        .computed()
+        .description("Where the stage may take this freight from."),
+    ]
+}
+
+fn schema() -> Schema {
+    Schema::new(
+        0,
+        Block::new(vec![
+            Attribute::string("id")
+                .computed()
+                .description("`<project>/<name>`."),
+            project_attribute("stage"),
+            Attribute::string("name")
+                .required()
+                .validate(common::dns_subdomain())
+                .description("Name of the stage."),
+            freight_summary_attribute(
+                "current_freight",
+                "The freight the stage currently holds, in the same shape as the `kargo_stage` \
+                 resource's `current_freight` (for a stage requesting from several warehouses, \
+                 the freight of the first `requested_freight` entry). Null until something has \
+                 been promoted.",
+            ),
+            computed_string(
+                "health",
+                "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
+                 `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
+            ),
+            Attribute::bool("auto_promotion_enabled")
+                .computed()
+                .description(
+                    "Whether the project's promotion policies let Kargo promote into this stage \
+                 automatically.",
+                ),
+            Attribute::nested(
+                "last_promotion",
+                NestedObject::single(last_promotion_attributes()),
+            )
+            .computed()
+            .description("The stage's most recent finished promotion; null when there is none."),
+            Attribute::nested(
+                "requested_freight",
+                NestedObject::list(requested_freight_attributes()),
+            )
+            .computed()
+            .description(
+                "The freight the stage requests: from which warehouses, and through which sources.",
+            ),
+            Attribute::bool("control_flow").computed().description(
+                "True for a control-flow stage: one without promotion steps, which only passes \
+                 freight on to the stages downstream of it and cannot be promoted to.",
+            ),
+        ])
+        .description(
+            "Reads a Kargo stage: the freight it holds (for example the image tag running in an \
+             environment), its health and its last promotion.\n\nThe stage must exist when the \
+             data source is read; reading fails with the names of the stages the project has \
+             otherwise.",
+        ),
+    )
+}
+
+fn last_promotion(live: &Json) -> Value {
+    let Some(p) = live.pointer("/status/lastPromotion") else {
+        return Value::Null;
+    };
+    let text = |pointer: &str| {
+        p.pointer(pointer)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map_or(Value::Null, Value::string)
+    };
+    Value::object([
+        ("name", text("/name")),
+        ("phase", text("/status/phase")),
+        ("message", text("/status/message")),
+        ("finished_at", text("/finishedAt")),
+        ("freight", text("/freight/name")),
+    ])
+}
+
+#[async_trait]
+impl DataSource for StageDataSource {
+    fn type_name(&self) -> &'static str {
+        "kargo_stage"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn read(&self, _ctx: &Context, config: Value) -> (Value, Diagnostics) {
+        let project = config
+            .get("project")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = config.get("name").as_str().unwrap_or_default().to_string();
+        let what = Kind::Stage.describe(Some(&project), &name);
+        let client = match client(&self.data, &what) {
+            Ok(c) => c,
+            Err(d) => return (config, d.into()),
+        };
+        let live = match get_required(&client, Kind::Stage, &project, &name).await {
+            Ok(live) => live,
+            Err(d) => return (config, d.into()),
+        };
+        let view = match StageView::from_json(&live) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    config,
+                    Diagnostic::error(format!("Cannot read {what}"), e).into(),
+                );
+            }
+        };
+        let current = current_freight_value(&client, &live, &Value::Null).await;
+        let state = Value::object([
+            ("id", id(&project, &name)),
+            ("project", Value::string(&project)),
+            ("name", Value::string(&name)),
+            ("current_freight", current),
+            (
+                "health",
+                live.pointer("/status/health/status")
+                    .and_then(Json::as_str)
+                    .map_or(Value::Null, Value::string),
+            ),
+            (
+                "auto_promotion_enabled",
+                Value::Bool(view.auto_promotion_enabled.unwrap_or(false)),
+            ),
+            ("last_promotion", last_promotion(&live)),
+            (
+                "requested_freight",
+                Value::List(
+                    live.pointer("/spec/requestedFreight")
+                        .and_then(Json::as_array)
+                        .map(|items| {
+                            items
+                                .iter()
+                                .map(|r| read_fields(&requested_freight_attributes(), Some(r)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                ),
+            ),
+            ("control_flow", Value::Bool(!view.has_promotion_steps)),
+        ]);
+        (state, Diagnostics::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn last_promotion_reads_kargo_fields() {
+        let live = json!({"status": {"lastPromotion": {
+            "name": "prod.01abc.f1",
+            "freight": {"name": "f1"},
+            "finishedAt": "2025-01-01T00:00:00Z",
+            "status": {"phase": "Failed", "message": "step 2 failed"},
+        }}});
+        let v = last_promotion(&live);
+        assert_eq!(v.get("phase"), &Value::string("Failed"));
+        assert_eq!(v.get("message"), &Value::string("step 2 failed"));
+        assert_eq!(v.get("freight"), &Value::string("f1"));
+        assert_eq!(v.get("finished_at"), &Value::string("2025-01-01T00:00:00Z"));
+        assert_eq!(last_promotion(&json!({"status": {}})), Value::Null);
+    }
+
+    #[test]
+    fn requested_freight_reads_like_the_resource() {
+        let r = json!({"origin": {"kind": "Warehouse", "name": "app"},
+            "sources": {"stages": ["dev"], "requiredSoakTime": "1h0m0s"}});
+        let v = read_fields(&requested_freight_attributes(), Some(&r));
+        assert_eq!(v.get("origin").get("name"), &Value::string("app"));
+        let sources = v.get("sources");
+        assert_eq!(
+            sources.get("stages"),
+            &Value::List(vec![Value::string("dev")])
+        );
+        assert_eq!(sources.get("required_soak_time"), &Value::string("1h0m0s"));
+        assert_eq!(sources.get("direct"), &Value::Null);
+        let ty = NestedObject::single(requested_freight_attributes()).implied_type();
+        assert_eq!(
+            Value::from_json(&v.to_json().unwrap(), &ty),
+            v,
+            "the value fits the schema type"
+        );
+    }
+}
