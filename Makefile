@@ -10,15 +10,18 @@ SANDBOX_BIN := $(TARGET_DIR)/debug/kargo-sandbox
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
-.PHONY: all build install demo test lint fmt examples-check clean tf-check help
+.PHONY: all build install demo test lint fmt examples-check clean tf-check help bench testacc docs docs-check
 
 all: build
 
 help:
 	@echo "make demo      build, start the sandbox, apply the quickstart, show a plan-time promotion diff, promote"
-	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end and examples checks"
+	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end, examples and docs checks"
 	@echo "make build     build the provider and the sandbox (debug)"
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
+	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
+	@echo "make bench     the performance budget: provider start-up, plan/apply ratios, requests, memory"
+	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
 
 # Terraform (>= 1.5) or OpenTofu must be on PATH for anything that runs it.
 tf-check:
@@ -53,9 +56,32 @@ test: tf-check lint build
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 	$(MAKE) --no-print-directory examples-check
+	$(MAKE) --no-print-directory docs-check
 
 examples-check: tf-check build
 	scripts/examples-check.sh
+
+# docs/ is generated from the schema descriptions, examples/ and templates/ by kargo-docs;
+# docs-check fails (with a diff) when the committed docs/ differ from what that produces.
+docs:
+	$(CARGO) run -q -p kargo-docs -- generate
+
+docs-check:
+	$(CARGO) run -q -p kargo-docs -- check
+
+# Apply / empty plan / destroy of the examples against a real cluster with Kargo installed,
+# when TF_ACC=1 and KUBECONFIG are set; otherwise it says it is skipped and why.
+testacc:
+	@if [ "$$TF_ACC" = "1" ] && [ -n "$$KUBECONFIG" ]; then \
+	  $(MAKE) --no-print-directory tf-check build; \
+	fi
+	scripts/testacc.sh
+
+# The performance budget, measured on the release build: prints one table of times, ratios,
+# request counts and memory. Informational; not part of `make test`.
+bench: tf-check
+	$(CARGO) build --release -p terraform-provider-kargo
+	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench
 
 clean:
 	$(CARGO) clean

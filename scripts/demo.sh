@@ -35,16 +35,41 @@ export TF_CLI_CONFIG_FILE="$demo/dev.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE
 export TF_VAR_kubeconfig="$demo/kubeconfig"
 cd "$demo/quickstart"
 
-step "terraform apply (examples/quickstart)"
+step "terraform apply (examples/quickstart): project, warehouse, dev and staging"
 "$tf" apply -auto-approve -compact-warnings
 
 step "terraform plan right after apply: nothing to do"
 "$tf" plan -detailed-exitcode -compact-warnings
 
+publish() {
+  "$target/kargo-sandbox" publish --kubeconfig "$demo/kubeconfig" \
+    --project kargo-demo --warehouse guestbook --image "ghcr.io/akuity/guestbook:$1"
+}
+
+step "The warehouse discovers guestbook 1.0.0 (kargo-sandbox publish stands in for the registry)"
+publish 1.0.0
+
+step "terraform apply -var dev_version=^1.0.0: promote the newest 1.x image into dev and wait"
+export TF_VAR_dev_version="^1.0.0"
+"$tf" apply -auto-approve -compact-warnings
+
+step "guestbook 1.1.0 is pushed to the registry"
+publish 1.1.0
+
+step "terraform plan: the plan-time promotion diff (which freight moves into dev, what changes)"
+"$tf" plan -compact-warnings -out="$demo/promote.tfplan"
+
+step "terraform apply of that plan: Kargo promotes dev and the provider waits for it"
+"$tf" apply -compact-warnings "$demo/promote.tfplan"
+
+step "terraform plan right after: nothing to do"
+"$tf" plan -detailed-exitcode -compact-warnings
+
 step "What Kargo now holds"
 kubectl_bin="$(command -v kubectl || true)"
 if [ -n "$kubectl_bin" ]; then
-  "$kubectl_bin" --kubeconfig "$demo/kubeconfig" get projects.kargo.akuity.io,namespaces
+  "$kubectl_bin" --kubeconfig "$demo/kubeconfig" get projects.kargo.akuity.io
+  "$kubectl_bin" --kubeconfig "$demo/kubeconfig" -n kargo-demo get warehouses,stages,freight,promotions
 else
   "$tf" state list
 fi

@@ -1,4 +1,5 @@
-# The quickstart pipeline: one project on a Kargo hub cluster.
+# The quickstart pipeline: a project, an image warehouse, dev → staging, and a promotion
+# into dev that follows the newest image matching a SemVer constraint.
 # `make demo` applies it against the local sandbox.
 
 terraform {
@@ -16,6 +17,12 @@ variable "kubeconfig" {
   default     = "~/.kube/config"
 }
 
+variable "dev_version" {
+  description = "SemVer constraint for the image promoted into dev, e.g. \"^1.0.0\". Null promotes nothing."
+  type        = string
+  default     = null
+}
+
 provider "kargo" {
   config_path = var.kubeconfig
 }
@@ -27,6 +34,7 @@ resource "kargo_project" "demo" {
     "app.kubernetes.io/part-of" = "kargo-demo"
   }
 
+  # Promotions into dev are driven from this configuration, not by Kargo itself.
   promotion_policies = [
     {
       stage_selector         = { name = "glob:*" }
@@ -35,7 +43,83 @@ resource "kargo_project" "demo" {
   ]
 }
 
+resource "kargo_warehouse" "guestbook" {
+  project = kargo_project.demo.name
+  name    = "guestbook"
+  subscriptions = [
+    { image = { repo_url = "ghcr.io/akuity/guestbook", constraint = "^1.0.0" } },
+  ]
+}
+
+resource "kargo_stage" "dev" {
+  project = kargo_project.demo.name
+  name    = "dev"
+  requested_freight = [
+    { origin = { name = kargo_warehouse.guestbook.name }, sources = { direct = true } },
+  ]
+  promotion_template = {
+    steps = [
+      {
+        uses = "git-clone"
+        config = jsonencode({
+          repoURL  = "https://github.com/example/guestbook-gitops.git"
+          checkout = [{ branch = "main", path = "./src" }, { branch = "stage/dev", create = true, path = "./out" }]
+        })
+      },
+      {
+        uses = "kustomize-set-image"
+        as   = "set-image"
+        config = jsonencode({
+          path   = "./src/base"
+          images = [{ image = "ghcr.io/akuity/guestbook", tag = "$${{ imageFrom(\"ghcr.io/akuity/guestbook\").Tag }}" }]
+        })
+      },
+      { uses = "git-commit", config = jsonencode({ path = "./out", message = "promote guestbook into dev" }) },
+      { uses = "git-push", config = jsonencode({ path = "./out" }) },
+    ]
+  }
+}
+
+resource "kargo_stage" "staging" {
+  project = kargo_project.demo.name
+  name    = "staging"
+  requested_freight = [
+    { origin = { name = kargo_warehouse.guestbook.name }, sources = { stages = [kargo_stage.dev.name] } },
+  ]
+  promotion_template = {
+    steps = [
+      { uses = "git-clone", config = jsonencode({ repoURL = "https://github.com/example/guestbook-gitops.git", checkout = [{ branch = "stage/staging", path = "./out" }] }) },
+      { uses = "git-commit", config = jsonencode({ path = "./out", message = "promote guestbook into staging" }) },
+      { uses = "git-push", config = jsonencode({ path = "./out" }) },
+    ]
+  }
+}
+
+# "dev should run the newest guestbook image matching var.dev_version." The plan resolves
+# the freight and shows what the promotion changes; the apply promotes and waits.
+resource "kargo_promotion" "dev" {
+  count = var.dev_version == null ? 0 : 1
+
+  project = kargo_project.demo.name
+  stage   = kargo_stage.dev.name
+  freight_selector = {
+    warehouse          = kargo_warehouse.guestbook.name
+    image              = { repo_url = "ghcr.io/akuity/guestbook" }
+    version_constraint = var.dev_version
+  }
+}
+
 output "project_namespace" {
   description = "Namespace holding the project's warehouses, stages and freight."
   value       = kargo_project.demo.namespace
+}
+
+output "dev_promotion" {
+  description = "What the promotion into dev changed."
+  value = one([for p in kargo_promotion.dev : {
+    freight   = p.freight_alias
+    promotion = p.promotion_name
+    phase     = p.phase
+    changes   = p.changes
+  }])
 }
