@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{client, get_required, project_attribute, read_error};
+use super::{client, config_string, get_required, id_attribute, project_attribute, read_error};
 use crate::kargo::Kind;
 use crate::kargo::freight::{Availability, Freight, Selector, StageView, availability};
 use crate::plugin::validate::validators::exactly_one_of;
@@ -13,12 +13,13 @@ use crate::plugin::{
     Schema, Value,
 };
 use crate::provider::ProviderData;
+use crate::resources::common::refuse_true;
 use crate::resources::freight::{
     FREIGHT_SELECTOR, FreightChoice, Way, artifacts_attribute, artifacts_value, choose,
     freight_choice_attributes, list_stored_freight,
 };
 use crate::resources::freight_approval::replace_nested;
-use crate::resources::validators::{object_name, report};
+use crate::resources::validators::object_name;
 
 /// The `kargo_freight` data source.
 pub struct FreightDataSource {
@@ -43,19 +44,11 @@ fn selector_attribute() -> Attribute {
         .unwrap_or_else(|| Attribute::string(FREIGHT_SELECTOR));
     let available_only = Attribute::bool("available_only")
         .optional()
-        .validate(crate::plugin::schema::Validator::new(
+        .validate(refuse_true(
             "must not be `true`: use `available_to_stage`",
-            |v, path, diags| {
-                if v.as_bool() == Some(true) {
-                    report(
-                        diags,
-                        path.clone(),
-                        "Use available_to_stage",
-                        "Availability depends on a stage: set `available_to_stage` to the stage \
-                         instead, which applies to every way of finding the freight.",
-                    );
-                }
-            },
+            "Use available_to_stage",
+            "Availability depends on a stage: set `available_to_stage` to the stage instead, \
+             which applies to every way of finding the freight.",
         ))
         .description(
             "Not used by this data source: filter with `available_to_stage`, which names the \
@@ -78,9 +71,7 @@ fn schema() -> Schema {
     Schema::new(
         0,
         Block::new(vec![
-            Attribute::string("id")
-                .computed()
-                .description("`<project>/<name>`."),
+            id_attribute(),
             project_attribute("freight"),
             Attribute::string("name")
                 .optional()
@@ -407,11 +398,7 @@ impl DataSource for FreightDataSource {
     }
 
     async fn read(&self, _ctx: &Context, config: Value) -> (Value, Diagnostics) {
-        let project = config
-            .get("project")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let project = config_string(&config, "project");
         let what = format!("the freight of project {project:?}");
         let client = match client(&self.data, &what) {
             Ok(c) => c,

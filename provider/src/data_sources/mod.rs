@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::schema::AttributeType;
-use crate::plugin::{Attribute, DataSource, Diagnostic, Nesting, Value};
+use crate::plugin::{Attribute, Block, DataSource, Diagnostic, Nesting, Value};
 use crate::provider::ProviderData;
 use crate::resources::common;
 use crate::resources::convert::kargo_key;
@@ -53,6 +53,46 @@ pub(crate) fn read_error(what: &str, err: &KargoError) -> Diagnostic {
         _ => format!("Cannot read {what}"),
     };
     Diagnostic::error(summary, err.to_string())
+}
+
+/// A configured string attribute, empty when null (the schema makes required ones set).
+pub(crate) fn config_string(config: &Value, attribute: &str) -> String {
+    config
+        .get(attribute)
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The object a data source reads by `project` and `name`, with what it was read through.
+pub(crate) struct Named {
+    pub project: String,
+    pub name: String,
+    /// How messages name the object, e.g. `Stage "shop/dev"`.
+    pub what: String,
+    pub client: Arc<KargoClient>,
+    pub live: Json,
+}
+
+/// Reads the `kind` object named by the `project` and `name` of `config`, which must exist:
+/// the start of every data source that reads one object by name.
+pub(crate) async fn read_named(
+    data: &ProviderData,
+    kind: Kind,
+    config: &Value,
+) -> Result<Named, Diagnostic> {
+    let project = config_string(config, "project");
+    let name = config_string(config, "name");
+    let what = kind.describe(Some(&project), &name);
+    let client = client(data, &what)?;
+    let live = get_required(&client, kind, &project, &name).await?;
+    Ok(Named {
+        project,
+        name,
+        what,
+        client,
+        live,
+    })
 }
 
 /// Reads one namespaced Kargo object that must exist. When it does not, the error names
@@ -176,7 +216,28 @@ fn read_field(attr: &Attribute, field: Option<&Json>) -> Value {
     }
 }
 
-/// Validates `project` and `name` the way the resources do, for data sources' schemas.
+/// The `id` attribute data sources report ([`id`]).
+pub(crate) fn id_attribute() -> Attribute {
+    Attribute::string("id")
+        .computed()
+        .description("`<project>/<name>`.")
+}
+
+/// The schema of a data source that reads one `what` (`"stage"`) by `project` and `name`:
+/// `id`, `project` and `name`, validated the way the resources do, then `attributes`.
+pub(crate) fn named_object_block(what: &str, attributes: Vec<Attribute>) -> Block {
+    let identity = [
+        id_attribute(),
+        project_attribute(what),
+        Attribute::string("name")
+            .required()
+            .validate(common::dns_subdomain())
+            .description(format!("Name of the {what}.")),
+    ];
+    Block::new(identity.into_iter().chain(attributes).collect())
+}
+
+/// Validates `project` the way the resources do, for data sources' schemas.
 pub(crate) fn project_attribute(what: &str) -> Attribute {
     Attribute::string("project")
         .required()

@@ -4,14 +4,13 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{client, get_required, id, project_attribute, read_fields};
+use super::{Named, id, named_object_block, read_fields, read_named};
 use crate::kargo::Kind;
 use crate::kargo::freight::StageView;
 use crate::plugin::{
-    Attribute, Block, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
+    Attribute, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
 };
 use crate::provider::ProviderData;
-use crate::resources::common;
 use crate::resources::freight::{current_freight_value, freight_summary_attribute};
 
 /// The `kargo_stage` data source.
@@ -81,55 +80,47 @@ fn requested_freight_attributes() -> Vec<Attribute> {
 }
 
 fn schema() -> Schema {
-    Schema::new(
-        0,
-        Block::new(vec![
-            Attribute::string("id")
-                .computed()
-                .description("`<project>/<name>`."),
-            project_attribute("stage"),
-            Attribute::string("name")
-                .required()
-                .validate(common::dns_subdomain())
-                .description("Name of the stage."),
-            freight_summary_attribute(
-                "current_freight",
-                "The freight the stage currently holds, in the same shape as the `kargo_stage` \
-                 resource's `current_freight` (for a stage requesting from several warehouses, \
-                 the freight of the first `requested_freight` entry). Null until something has \
-                 been promoted.",
-            ),
-            computed_string(
-                "health",
-                "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
-                 `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
-            ),
-            Attribute::bool("auto_promotion_enabled")
-                .computed()
-                .description(
-                    "Whether the project's promotion policies let Kargo promote into this stage \
-                 automatically.",
-                ),
-            Attribute::nested(
-                "last_promotion",
-                NestedObject::single(last_promotion_attributes()),
-            )
-            .computed()
-            .description("The stage's most recent finished promotion; null when there is none."),
-            Attribute::nested(
-                "requested_freight",
-                NestedObject::list(requested_freight_attributes()),
-            )
+    let attributes = vec![
+        freight_summary_attribute(
+            "current_freight",
+            "The freight the stage currently holds, in the same shape as the `kargo_stage` \
+             resource's `current_freight` (for a stage requesting from several warehouses, \
+             the freight of the first `requested_freight` entry). Null until something has \
+             been promoted.",
+        ),
+        computed_string(
+            "health",
+            "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
+             `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
+        ),
+        Attribute::bool("auto_promotion_enabled")
             .computed()
             .description(
-                "The freight the stage requests: from which warehouses, and through which sources.",
+                "Whether the project's promotion policies let Kargo promote into this stage \
+             automatically.",
             ),
-            Attribute::bool("control_flow").computed().description(
-                "True for a control-flow stage: one without promotion steps, which only passes \
-                 freight on to the stages downstream of it and cannot be promoted to.",
-            ),
-        ])
+        Attribute::nested(
+            "last_promotion",
+            NestedObject::single(last_promotion_attributes()),
+        )
+        .computed()
+        .description("The stage's most recent finished promotion; null when there is none."),
+        Attribute::nested(
+            "requested_freight",
+            NestedObject::list(requested_freight_attributes()),
+        )
+        .computed()
         .description(
+            "The freight the stage requests: from which warehouses, and through which sources.",
+        ),
+        Attribute::bool("control_flow").computed().description(
+            "True for a control-flow stage: one without promotion steps, which only passes \
+             freight on to the stages downstream of it and cannot be promoted to.",
+        ),
+    ];
+    Schema::new(
+        0,
+        named_object_block("stage", attributes).description(
             "Reads a Kargo stage: the freight it holds (for example the image tag running in an \
              environment), its health and its last promotion.\n\nThe stage must exist when the \
              data source is read; reading fails with the names of the stages the project has \
@@ -168,19 +159,14 @@ impl DataSource for StageDataSource {
     }
 
     async fn read(&self, _ctx: &Context, config: Value) -> (Value, Diagnostics) {
-        let project = config
-            .get("project")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = config.get("name").as_str().unwrap_or_default().to_string();
-        let what = Kind::Stage.describe(Some(&project), &name);
-        let client = match client(&self.data, &what) {
-            Ok(c) => c,
-            Err(d) => return (config, d.into()),
-        };
-        let live = match get_required(&client, Kind::Stage, &project, &name).await {
-            Ok(live) => live,
+        let Named {
+            project,
+            name,
+            what,
+            client,
+            live,
+        } = match read_named(&self.data, Kind::Stage, &config).await {
+            Ok(named) => named,
             Err(d) => return (config, d.into()),
         };
         let view = match StageView::from_json(&live) {

@@ -4,14 +4,11 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{client, get_required, id, project_attribute, read_fields};
+use super::{Named, id, named_object_block, read_fields, read_named};
 use crate::kargo::Kind;
 use crate::kargo::freight::{Freight, Origin};
-use crate::plugin::{
-    Attribute, Block, Context, DataSource, Diagnostics, NestedObject, Schema, Value,
-};
+use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
 use crate::provider::ProviderData;
-use crate::resources::common;
 use crate::resources::freight as freight_values;
 
 /// The `kargo_warehouse` data source.
@@ -115,46 +112,38 @@ fn discovered_artifacts_attributes() -> Vec<Attribute> {
 }
 
 fn schema() -> Schema {
+    let attributes = vec![
+        Attribute::nested(
+            "discovered_artifacts",
+            NestedObject::single(discovered_artifacts_attributes()),
+        )
+        .computed()
+        .description(
+            "What the warehouse's subscriptions found at its last discovery (Kargo's \
+             `status.discoveredArtifacts`), up to each subscription's `discovery_limit`. Null \
+             until the warehouse has run a discovery.",
+        ),
+        freight_values::freight_summary_attribute(
+            "latest_freight",
+            "The newest freight that originates from this warehouse (by discovery time), \
+             whether Kargo built it automatically or it was assembled by hand. Null when the \
+             warehouse has produced none.",
+        ),
+        Attribute::string("last_freight_id").computed().description(
+            "The newest freight the warehouse's own discovery produced, as Kargo reports it \
+             (`status.lastFreightID`). Null until Kargo has built one (never with a `Manual` \
+             freight creation policy).",
+        ),
+        Attribute::bool("ready").computed().description(
+            "Whether Kargo reports the warehouse Ready (its last discovery succeeded).",
+        ),
+        Attribute::string("message")
+            .computed()
+            .description("Kargo's explanation of the Ready condition, e.g. why discovery failed."),
+    ];
     Schema::new(
         0,
-        Block::new(vec![
-            Attribute::string("id")
-                .computed()
-                .description("`<project>/<name>`."),
-            project_attribute("warehouse"),
-            Attribute::string("name")
-                .required()
-                .validate(common::dns_subdomain())
-                .description("Name of the warehouse."),
-            Attribute::nested(
-                "discovered_artifacts",
-                NestedObject::single(discovered_artifacts_attributes()),
-            )
-            .computed()
-            .description(
-                "What the warehouse's subscriptions found at its last discovery (Kargo's \
-                 `status.discoveredArtifacts`), up to each subscription's `discovery_limit`. Null \
-                 until the warehouse has run a discovery.",
-            ),
-            freight_values::freight_summary_attribute(
-                "latest_freight",
-                "The newest freight that originates from this warehouse (by discovery time), \
-                 whether Kargo built it automatically or it was assembled by hand. Null when the \
-                 warehouse has produced none.",
-            ),
-            Attribute::string("last_freight_id").computed().description(
-                "The newest freight the warehouse's own discovery produced, as Kargo reports it \
-                 (`status.lastFreightID`). Null until Kargo has built one (never with a `Manual` \
-                 freight creation policy).",
-            ),
-            Attribute::bool("ready").computed().description(
-                "Whether Kargo reports the warehouse Ready (its last discovery succeeded).",
-            ),
-            Attribute::string("message").computed().description(
-                "Kargo's explanation of the Ready condition, e.g. why discovery failed.",
-            ),
-        ])
-        .description(
+        named_object_block("warehouse", attributes).description(
             "Reads a Kargo warehouse: the artifacts it discovered and the newest freight it \
              produced. Useful to show which image tag, commit or chart version the pipeline \
              would pick up next.\n\nThe warehouse must exist when the data source is read; \
@@ -236,19 +225,14 @@ impl DataSource for WarehouseDataSource {
     }
 
     async fn read(&self, _ctx: &Context, config: Value) -> (Value, Diagnostics) {
-        let project = config
-            .get("project")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = config.get("name").as_str().unwrap_or_default().to_string();
-        let what = Kind::Warehouse.describe(Some(&project), &name);
-        let client = match client(&self.data, &what) {
-            Ok(c) => c,
-            Err(d) => return (config, d.into()),
-        };
-        let live = match get_required(&client, Kind::Warehouse, &project, &name).await {
-            Ok(live) => live,
+        let Named {
+            project,
+            name,
+            client,
+            live,
+            ..
+        } = match read_named(&self.data, Kind::Warehouse, &config).await {
+            Ok(named) => named,
             Err(d) => return (config, d.into()),
         };
         let freight = match freight_values::list_stored_freight(&client, &project).await {

@@ -204,7 +204,9 @@ fn server_capabilities() -> tf::ServerCapabilities {
     tf::ServerCapabilities {
         // Resources see destroys in PlanResourceChange (config and proposed state null).
         plan_destroy: true,
-        get_provider_schema_optional: false,
+        // Every schema is computed in `ProviderService::new` and no RPC relies on
+        // GetProviderSchema having been called, so Terraform may reuse schemas it has cached.
+        get_provider_schema_optional: true,
         move_resource_state: false,
         generate_resource_config: false,
     }
@@ -1446,6 +1448,10 @@ mod tests {
             .into_inner();
         assert_eq!(resp.resources[0].type_name, RESOURCE);
         assert_eq!(resp.data_sources[0].type_name, DATA_SOURCE);
+        // The other tests call RPCs on a service that was never asked for its schema.
+        let capabilities = resp.server_capabilities.unwrap();
+        assert!(capabilities.get_provider_schema_optional);
+        assert!(capabilities.plan_destroy);
     }
 
     #[tokio::test]

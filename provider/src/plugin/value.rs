@@ -88,6 +88,11 @@ impl Value {
             _ => None,
         }
     }
+    /// The string attribute `attr`, or `""` when it is null, unknown, absent or not a string:
+    /// for names that validation or the plan has already made sure of, and messages.
+    pub fn str_or_empty(&self, attr: &str) -> &str {
+        self.get(attr).as_str().unwrap_or_default()
+    }
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
@@ -1095,6 +1100,20 @@ mod tests {
     fn json_roundtrip(v: &Value, ty: &Type) -> Value {
         let bytes = encode_json(v, ty).unwrap();
         decode_json(&bytes, ty).unwrap()
+    }
+
+    #[test]
+    fn str_or_empty_reads_only_known_strings() {
+        let v = Value::object([
+            ("name", Value::string("dev")),
+            ("later", Value::Unknown),
+            ("count", Value::int(1)),
+        ]);
+        assert_eq!(v.str_or_empty("name"), "dev");
+        for absent in ["later", "count", "missing"] {
+            assert_eq!(v.str_or_empty(absent), "", "{absent}");
+        }
+        assert_eq!(Value::Null.str_or_empty("name"), "");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::plugin::plan::semantic::parse_go_duration;
 use crate::plugin::schema::Validator;
 use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
 use crate::provider::ProviderData;
+use crate::resources::validators::report;
 
 /// Prefixes of labels and annotations that Kargo or Kubernetes write themselves; they are
 /// never adopted on import and never shown as drift.
@@ -360,6 +361,46 @@ fn finalizer_text(object: &serde_json::Value) -> String {
         ),
         (false, true) => "present".to_string(),
     }
+}
+
+/// Refuses `true` for a bool attribute that exists only to be `false` here (`rule` is the
+/// rule as the docs state it); `summary` and `detail` say what to do instead.
+pub fn refuse_true(rule: &str, summary: &'static str, detail: &'static str) -> Validator {
+    Validator::new(rule, move |v, path, diags| {
+        if v.as_bool() == Some(true) {
+            report(diags, path.clone(), summary, detail);
+        }
+    })
+}
+
+/// A state in which every attribute of `attrs` is null, for a read or an import to fill in.
+pub fn null_state(attrs: &[Attribute]) -> Value {
+    Value::Object(
+        attrs
+            .iter()
+            .map(|a| (a.name.clone(), Value::Null))
+            .collect(),
+    )
+}
+
+/// Asserts that every attribute of `attrs`, nested ones included, has a description: the
+/// descriptions become the registry docs.
+#[cfg(test)]
+#[track_caller]
+pub fn assert_described(attrs: &[Attribute]) {
+    fn walk(attrs: &[Attribute], at: &str) {
+        for a in attrs {
+            assert!(
+                !a.description.is_empty(),
+                "{at}{} has no description",
+                a.name
+            );
+            if let Some(o) = a.nested_object() {
+                walk(&o.attributes, &format!("{at}{}.", a.name));
+            }
+        }
+    }
+    walk(attrs, "");
 }
 
 /// A create that failed before anything existed: nothing goes into state.

@@ -567,14 +567,7 @@ impl<T: PipelineKind> ObjectResource<T> {
     }
 
     fn null_state(&self) -> Value {
-        Value::Object(
-            self.schema
-                .block
-                .attributes
-                .iter()
-                .map(|a| (a.name.clone(), Value::Null))
-                .collect(),
-        )
+        common::null_state(&self.schema.block.attributes)
     }
 
     /// The object to server-side apply for a planned state (identity fields are the client's).

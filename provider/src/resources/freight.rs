@@ -8,8 +8,8 @@ use super::validators::{
     chart_repo_url, git_repo_url, image_repo_url, naming_path, object_name, semver_constraint,
 };
 use crate::kargo::freight::{
-    Artifact, Change, Freight, Origin, Selector, StageView, auto_promotion_candidate,
-    resolve_selector,
+    Artifact, ArtifactKind, Change, Freight, Origin, Selector, StageView, auto_promotion_candidate,
+    changes, resolve_selector,
 };
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::schema::Validator;
@@ -349,6 +349,64 @@ pub fn changes_value(changes: &[Change]) -> Value {
             })
             .collect(),
     )
+}
+
+/// The one line a plan shows for promoting `to` into `stage` while it holds `from`, e.g.
+/// `prod: freight tall-fox (ghcr.io/acme/app 1.0.0) → wise-owl (ghcr.io/acme/app 1.1.0)`:
+/// each freight by alias (name when it has none) with the artifacts that change, or all of
+/// them when none does; `prod: already at wise-owl` when the stage holds `to`.
+pub fn promotion_summary(stage: &str, from: Option<&Freight>, to: &Freight) -> String {
+    let label = |f: &Freight| f.alias.clone().unwrap_or_else(|| f.name.clone());
+    if from.is_some_and(|f| f.name == to.name) {
+        return format!("{stage}: already at {}", label(to));
+    }
+    let changed = changes(from, to);
+    let (before, after) = if changed.is_empty() {
+        // Other freight with the same artifacts: what it carries is all there is to show.
+        let all = |f: &Freight| -> Vec<String> {
+            changes(None, f)
+                .iter()
+                .map(|c| artifact_text(c, c.to.as_deref()))
+                .collect()
+        };
+        (from.map(all).unwrap_or_default(), all(to))
+    } else {
+        let side = |version: fn(&Change) -> Option<&str>| -> Vec<String> {
+            changed
+                .iter()
+                .filter_map(|c| version(c).map(|v| artifact_text(c, Some(v))))
+                .collect()
+        };
+        (side(|c| c.from.as_deref()), side(|c| c.to.as_deref()))
+    };
+    let from_text = match from {
+        Some(f) => with_artifacts(format!("freight {}", label(f)), &before),
+        None => "no freight".to_string(),
+    };
+    format!(
+        "{stage}: {from_text} → {}",
+        with_artifacts(label(to), &after)
+    )
+}
+
+/// `repo version` (`repo/name version` for a named chart), compact enough for one line.
+fn artifact_text(c: &Change, version: Option<&str>) -> String {
+    let repo = match (c.kind, &c.name) {
+        (ArtifactKind::Chart, Some(name)) => format!("{}/{name}", c.repo_url),
+        _ => c.repo_url.clone(),
+    };
+    match version {
+        Some(v) => format!("{repo} {v}"),
+        None => repo,
+    }
+}
+
+fn with_artifacts(freight: String, artifacts: &[String]) -> String {
+    if artifacts.is_empty() {
+        freight
+    } else {
+        format!("{freight} ({})", artifacts.join(", "))
+    }
 }
 
 /// The freight a configuration chose, decoded.
@@ -849,6 +907,59 @@ mod tests {
         assert_eq!(v.elements()[0].get("from"), &s("1.0.0"));
         assert_eq!(v.elements()[0].get("to"), &s("1.1.0"));
         assert_eq!(v.elements()[0].get("kind"), &s("image"));
+    }
+
+    fn carrying(name: &str, alias: Option<&str>, artifacts: Json) -> Freight {
+        let mut j =
+            json!({"metadata": {"name": name}, "origin": {"kind": "Warehouse", "name": "app"}});
+        if let Some(a) = alias {
+            j["alias"] = json!(a);
+        }
+        if let (Some(o), Some(extra)) = (j.as_object_mut(), artifacts.as_object()) {
+            o.extend(extra.clone());
+        }
+        Freight::from_json(&j).unwrap()
+    }
+
+    #[test]
+    fn summaries_list_what_changes_between_the_two_freights() {
+        let image = |tag: &str| json!({"repoURL": "ghcr.io/acme/app", "tag": tag});
+        let commit = json!({"repoURL": "https://github.com/acme/cfg", "id": "abcdef0123456789"});
+        let from = carrying(
+            "f1",
+            Some("tall-fox"),
+            json!({"images": [image("1.0.0")], "commits": [commit],
+                   "charts": [{"repoURL": "oci://ghcr.io/acme/charts/old", "version": "0.1.0"}]}),
+        );
+        let to = carrying(
+            "f2",
+            Some("wise-owl"),
+            json!({"images": [image("1.1.0")], "commits": [commit],
+                   "charts": [{"repoURL": "https://charts.acme.io", "name": "app", "version": "2.0.0"}]}),
+        );
+        assert_eq!(
+            promotion_summary("prod", Some(&from), &to),
+            "prod: freight tall-fox (ghcr.io/acme/app 1.0.0, oci://ghcr.io/acme/charts/old 0.1.0) \
+             → wise-owl (ghcr.io/acme/app 1.1.0, https://charts.acme.io/app 2.0.0)",
+            "the commit is the same in both, the charts are one removed and one added"
+        );
+        let untagged = carrying("f3", None, json!({"commits": [commit]}));
+        assert_eq!(
+            promotion_summary("dev", None, &untagged),
+            "dev: no freight → f3 (https://github.com/acme/cfg abcdef0)",
+            "no alias: the name; an untagged commit: its short ID"
+        );
+        let same_artifacts = carrying("f4", Some("calm-elk"), json!({"images": [image("1.0.0")]}));
+        let twin = carrying("f5", None, json!({"images": [image("1.0.0")]}));
+        assert_eq!(
+            promotion_summary("qa", Some(&same_artifacts), &twin),
+            "qa: freight calm-elk (ghcr.io/acme/app 1.0.0) → f5 (ghcr.io/acme/app 1.0.0)",
+            "nothing changes: everything is shown"
+        );
+        assert_eq!(
+            promotion_summary("prod", Some(&to), &to),
+            "prod: already at wise-owl"
+        );
     }
 
     #[test]

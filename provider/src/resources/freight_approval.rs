@@ -14,7 +14,6 @@ use super::freight::{
     self as choice, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, Way,
     artifacts_attribute, artifacts_value, freight_choice_attributes, freight_choice_validator,
 };
-use super::validators::report;
 use crate::kargo::freight::{Freight, StageView};
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::plan::semantic::format_go_duration;
@@ -83,20 +82,12 @@ subresource (API group `kargo.akuity.io`) in the project namespace instead.";
 /// An approval's selector counts all freight from the warehouse: `available_only` is
 /// accepted only as `false`.
 fn refuse_available_only() -> Validator {
-    Validator::new(
+    common::refuse_true(
         "must not be `true`: an approval considers all freight",
-        |v, path, diags| {
-            if v.as_bool() == Some(true) {
-                report(
-                    diags,
-                    path.clone(),
-                    "Not applicable to approvals",
-                    "An approval is how freight that is not yet available to the stage becomes \
-                     available, so `freight_selector` here always considers all freight from the \
-                     warehouse. Remove `available_only`.",
-                );
-            }
-        },
+        "Not applicable to approvals",
+        "An approval is how freight that is not yet available to the stage becomes available, \
+         so `freight_selector` here always considers all freight from the warehouse. Remove \
+         `available_only`.",
     )
 }
 
@@ -852,14 +843,7 @@ impl Resource for FreightApprovalResource {
                 return invalid(format!("The {what} {name:?} in {id:?} {problem}."));
             }
         }
-        let mut state = Value::Object(
-            self.schema
-                .block
-                .attributes
-                .iter()
-                .map(|a| (a.name.clone(), Value::Null))
-                .collect(),
-        );
+        let mut state = common::null_state(&self.schema.block.attributes);
         state.set("project", Value::string(*project));
         state.set("stage", Value::string(*stage));
         state.set("freight_name", Value::string(*freight));
@@ -1011,16 +995,8 @@ mod tests {
 
     #[test]
     fn every_attribute_is_described_and_rbac_is_documented() {
-        fn walk(attrs: &[Attribute]) {
-            for a in attrs {
-                assert!(!a.description.is_empty(), "{} has no description", a.name);
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes);
-                }
-            }
-        }
         let block = schema_block();
-        walk(&block.attributes);
+        common::assert_described(&block.attributes);
         assert!(block.description.contains("`freights/status`"));
         assert!(
             block

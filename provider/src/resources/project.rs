@@ -1379,13 +1379,7 @@ fn policy_from_json(p: &Json) -> Value {
 }
 
 fn null_state() -> Value {
-    Value::Object(
-        ProjectResource::schema_block()
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), Value::Null))
-            .collect(),
-    )
+    common::null_state(&ProjectResource::schema_block().attributes)
 }
 
 /// The state after a successful write: what was planned plus the computed attributes.
@@ -2052,20 +2046,8 @@ mod tests {
 
     #[test]
     fn schema_documents_every_attribute_and_each_secret_key() {
-        fn walk(attrs: &[Attribute], at: &str) {
-            for a in attrs {
-                assert!(
-                    !a.description.is_empty(),
-                    "{at}{} has no description",
-                    a.name
-                );
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes, &format!("{at}{}.", a.name));
-                }
-            }
-        }
         let block = ProjectResource::schema_block();
-        walk(&block.attributes, "");
+        common::assert_described(&block.attributes);
         let receivers = block
             .attribute("webhook_receivers")
             .and_then(Attribute::nested_object)

@@ -12,7 +12,7 @@ use super::freight::{
     FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Way,
     artifacts_attribute, artifacts_value, changes_attribute, changes_value, choose,
     freight_choice_attributes, freight_choice_validator, freight_summary_attribute, list_freight,
-    stage_freight_value, summary_value,
+    promotion_summary, stage_freight_value, summary_value,
 };
 use super::validators::object_name;
 use crate::kargo::freight::{Availability, Freight, Origin, StageView, availability, changes};
@@ -30,12 +30,13 @@ const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
 const WAYS: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
 
 /// Attributes only the provider sets.
-const COMPUTED: [&str; 10] = [
+const COMPUTED: [&str; 11] = [
     "id",
     "freight_name",
     "artifacts",
     "stage_freight",
     "changes",
+    "summary",
     "promotion_name",
     "phase",
     "message",
@@ -43,7 +44,13 @@ const COMPUTED: [&str; 10] = [
     "finished_at",
 ];
 /// Computed attributes that describe the freight and are settled at plan time.
-const RESOLVED: [&str; 4] = ["freight_name", "artifacts", "stage_freight", "changes"];
+const RESOLVED: [&str; 5] = [
+    "freight_name",
+    "artifacts",
+    "stage_freight",
+    "changes",
+    "summary",
+];
 /// Computed attributes that describe the Promotion object, known once it exists.
 const RUN: [&str; 6] = [
     "id",
@@ -173,6 +180,17 @@ impl PromotionResource {
                  differs between the freight the stage held when it was planned and the freight \
                  promoted. Empty when the stage already held it.",
             ),
+            Attribute::string("summary").computed().description(
+                "The promotion in one line, resolved at plan time with `changes` and kept as \
+                 it was planned: `<stage>: freight <alias> (<artifacts>) → <alias> \
+                 (<artifacts>)`, e.g. `production: freight wonky-wombat (ghcr.io/org/app 1.2.0) \
+                 → clever-koala (ghcr.io/org/app 1.3.0)`. Each freight is named by its alias \
+                 (its name when it has none), `no freight` when the stage held nothing from the \
+                 warehouse, and its artifacts are listed as `repo tag` for images, `repo tag` or \
+                 `repo short-id` for Git commits and `repo/name version` for charts: only those \
+                 that change, or all of them when none does. `<stage>: already at <alias>` when \
+                 the stage already held the freight. Null for an imported promotion.",
+            ),
             Attribute::string("promotion_name").computed().description(
                 "Name of the Promotion Kargo created (`<stage>.<id>.<freight>`).",
             ),
@@ -286,8 +304,8 @@ impl PromotionResource {
         planned: &Value,
         config: &Value,
     ) -> Result<Resolution, Diagnostic> {
-        let project = planned.get("project").as_str().unwrap_or_default();
-        let stage_name = planned.get("stage").as_str().unwrap_or_default();
+        let project = planned.str_or_empty("project");
+        let stage_name = planned.str_or_empty("stage");
         let choice = match planned.get("freight_name").as_str() {
             // What the plan showed is what gets promoted.
             Some(name) => FreightChoice::Name(name.to_string()),
@@ -476,6 +494,10 @@ fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unkno
             current.as_ref().map_or(Value::Null, summary_value),
         ),
         ("changes", changes_value(&changes(current.as_ref(), target))),
+        (
+            "summary",
+            Value::string(promotion_summary(&r.stage.name, current.as_ref(), target)),
+        ),
     ];
     for (name, value) in values {
         if !only_unknown || planned.get(name).is_unknown() {
@@ -554,7 +576,7 @@ pub(crate) fn decide(
                                 "Promotion {:?} of freight {:?} into stage {:?} is still {phase}; \
                                  nothing changes until it finishes. The next plan reads where it \
                                  got to.",
-                                prior.get("promotion_name").as_str().unwrap_or_default(),
+                                prior.str_or_empty("promotion_name"),
                                 target.name,
                                 r.stage.name
                             ),
@@ -569,7 +591,7 @@ pub(crate) fn decide(
                                  {:?} could not be read ({why}); nothing is planned for it now.",
                                 r.stage.name,
                                 target.name,
-                                prior.get("promotion_name").as_str().unwrap_or_default()
+                                prior.str_or_empty("promotion_name")
                             ),
                         ));
                             false
@@ -578,10 +600,7 @@ pub(crate) fn decide(
                         // later; until it has, the stage has not moved away from it.
                         PriorRun::Finished(phase)
                             if phase == "Succeeded"
-                                && !recorded_by(
-                                    &r.stage,
-                                    prior.get("promotion_name").as_str().unwrap_or_default(),
-                                ) =>
+                                && !recorded_by(&r.stage, prior.str_or_empty("promotion_name")) =>
                         {
                             false
                         }
@@ -788,16 +807,8 @@ impl Resource for PromotionResource {
     }
 
     async fn create(&self, ctx: &Context, planned: Value, config: Value) -> ApplyResult {
-        let project = planned
-            .get("project")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let stage = planned
-            .get("stage")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let project = planned.str_or_empty("project").to_string();
+        let stage = planned.str_or_empty("stage").to_string();
         let no_field = |_: &str| None;
         let client = match common::write_client(&self.data, ctx).await {
             Ok(c) => c,
@@ -814,11 +825,7 @@ impl Resource for PromotionResource {
                 Err(d) => return fail(d.into()),
             }
         }
-        let freight = state
-            .get("freight_name")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let freight = state.str_or_empty("freight_name").to_string();
         // Kargo replaces the name, steps and vars; it only needs the stage and the freight.
         let body = json!({
             "metadata": {"generateName": format!("{stage}-")},
@@ -835,11 +842,7 @@ impl Resource for PromotionResource {
         };
         set_run(&mut state, &project, &created);
         settle(&mut state);
-        let name = state
-            .get("promotion_name")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = state.str_or_empty("promotion_name").to_string();
         tracing::info!(promotion = %name, stage = %stage, freight = %freight, "promotion created");
         let mut diags = Diagnostics::default();
         if planned.get("wait").as_bool() == Some(false) {
@@ -958,7 +961,7 @@ impl Resource for PromotionResource {
         ) else {
             return Diagnostics::default();
         };
-        let stage = prior.get("stage").as_str().unwrap_or_default();
+        let stage = prior.str_or_empty("stage");
         let no_field = |_: &str| None;
         let client = match self.data.client() {
             Ok(c) => c,
@@ -1029,16 +1032,8 @@ impl Resource for PromotionResource {
 
     async fn read(&self, _ctx: &Context, state: Value, private: Vec<u8>) -> ReadResult {
         let importing = private == IMPORTING;
-        let project = state
-            .get("project")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = state
-            .get("promotion_name")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let project = state.str_or_empty("project").to_string();
+        let name = state.str_or_empty("promotion_name").to_string();
         let no_field = |_: &str| None;
         let trouble = |state: Value, private: Vec<u8>, e: &KargoError, what: &str| {
             if is_unreachable(e) && !importing {
@@ -1077,20 +1072,16 @@ impl Resource for PromotionResource {
                 .into(),
             };
         }
-        let stage_name = match (&promotion, state.get("stage").as_str()) {
-            (Some(p), _) if importing => p
-                .pointer("/spec/stage")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            (_, Some(s)) => s.to_string(),
-            (Some(p), None) => p
-                .pointer("/spec/stage")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            (None, None) => String::new(),
-        };
+        // An import knows only the promotion; otherwise the state says which stage it is.
+        let recorded_stage = state.get("stage").as_str().filter(|_| !importing);
+        let promoted_stage = promotion
+            .as_ref()
+            .and_then(|p| p.pointer("/spec/stage"))
+            .and_then(Json::as_str);
+        let stage_name = recorded_stage
+            .or(promoted_stage)
+            .unwrap_or_default()
+            .to_string();
         let live = match client.get(Kind::Stage, Some(&project), &stage_name).await {
             Ok(Some(s)) => s,
             // The stage (or the whole project) is gone, and its promotions with it.
@@ -1141,7 +1132,7 @@ impl Resource for PromotionResource {
                 )),
             ),
         }
-        let freight_name = new_state.get("freight_name").as_str().unwrap_or_default();
+        let freight_name = new_state.str_or_empty("freight_name");
         let origin = promotion
             .as_ref()
             .and_then(|p| p.pointer("/status/freight"))
@@ -1343,20 +1334,26 @@ mod tests {
     /// The state after promoting f2 over f1.
     fn prior() -> Value {
         let c = cfg();
-        let (mut planned, _, diags) = decide(
-            &block(),
-            &c,
-            &Value::Null,
-            &base(&c, &Value::Null),
-            resolved(freight("f2", "1.1.0", true), Some("f1")),
-            PriorRun::NotNeeded,
-        );
+        let (mut planned, _, diags) =
+            plan_new(&c, resolved(freight("f2", "1.1.0", true), Some("f1")));
         assert!(diags.is_empty(), "{diags:?}");
         planned.set("id", Value::string("shop/staging.01.f2"));
         planned.set("promotion_name", Value::string("staging.01.f2"));
         planned.set("phase", Value::string("Succeeded"));
         settle(&mut planned);
         planned
+    }
+
+    type Planned = (Value, Vec<AttributePath>, Diagnostics);
+
+    /// The plan of a new promotion configured as `config`.
+    fn plan_new(config: &Value, lookup: Lookup) -> Planned {
+        plan_over(&Value::Null, config, lookup, PriorRun::NotNeeded)
+    }
+
+    /// The plan of `config` over the state `prior`.
+    fn plan_over(prior: &Value, config: &Value, lookup: Lookup, run: PriorRun) -> Planned {
+        decide(&block(), config, prior, &base(config, prior), lookup, run)
     }
 
     fn paths(p: &[AttributePath]) -> Vec<String> {
@@ -1366,14 +1363,8 @@ mod tests {
     #[test]
     fn a_new_promotion_shows_the_freight_the_stage_and_the_changes() {
         let c = cfg();
-        let (planned, replace, diags) = decide(
-            &block(),
-            &c,
-            &Value::Null,
-            &base(&c, &Value::Null),
-            resolved(freight("f2", "1.1.0", true), Some("f1")),
-            PriorRun::NotNeeded,
-        );
+        let (planned, replace, diags) =
+            plan_new(&c, resolved(freight("f2", "1.1.0", true), Some("f1")));
         assert!(diags.is_empty() && replace.is_empty());
         assert_eq!(planned.get("freight_name"), &Value::string("f2"));
         assert_eq!(planned.get("freight_alias"), &Value::string("alias-f2"));
@@ -1391,22 +1382,32 @@ mod tests {
             (change.get("from"), change.get("to")),
             (&Value::string("1.0.0"), &Value::string("1.1.0"))
         );
+        assert_eq!(
+            planned.get("summary"),
+            &Value::string(
+                "staging: freight alias-f1 (ghcr.io/acme/app 1.0.0) → alias-f2 (ghcr.io/acme/app 1.1.0)"
+            )
+        );
         assert!(planned.get("promotion_name").is_unknown());
         assert_eq!(planned.get("wait"), &Value::Bool(true), "defaults planned");
         assert_eq!(planned.get("abort_on_destroy"), &Value::Bool(true));
     }
 
     #[test]
+    fn promoting_what_the_stage_holds_says_so() {
+        let c = cfg();
+        let (planned, _, diags) = plan_new(&c, resolved(freight("f2", "1.1.0", true), Some("f2")));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(
+            planned.get("summary"),
+            &Value::string("staging: already at alias-f2")
+        );
+    }
+
+    #[test]
     fn unavailable_freight_fails_the_plan_on_the_choosing_attribute() {
         let c = cfg();
-        let (_, _, diags) = decide(
-            &block(),
-            &c,
-            &Value::Null,
-            &base(&c, &Value::Null),
-            resolved(freight("f3", "1.2.0", false), Some("f1")),
-            PriorRun::NotNeeded,
-        );
+        let (_, _, diags) = plan_new(&c, resolved(freight("f3", "1.2.0", false), Some("f1")));
         assert!(diags.has_errors());
         let d = &diags.0[0];
         assert_eq!(
@@ -1430,11 +1431,9 @@ mod tests {
         );
         refreshed.set("message", Value::string("gone"));
         let c = cfg();
-        let (planned, replace, diags) = decide(
-            &block(),
-            &c,
+        let (planned, replace, diags) = plan_over(
             &refreshed,
-            &base(&c, &refreshed),
+            &c,
             resolved(freight("f2", "1.1.0", true), Some("f2")),
             PriorRun::NotNeeded,
         );
@@ -1446,26 +1445,29 @@ mod tests {
     fn other_freight_or_a_stage_that_moved_away_replaces() {
         let prior = prior();
         let c = cfg();
-        let (planned, replace, _) = decide(
-            &block(),
-            &c,
+        let (planned, replace, _) = plan_over(
             &prior,
-            &base(&c, &prior),
+            &c,
             resolved(freight("f3", "1.2.0", true), Some("f2")),
             PriorRun::NotNeeded,
         );
         assert_eq!(paths(&replace), ["promotion_name", "freight_name"]);
         assert_eq!(planned.get("freight_name"), &Value::string("f3"));
         assert_eq!(
+            planned.get("summary"),
+            &Value::string(
+                "staging: freight alias-f2 (ghcr.io/acme/app 1.0.0) → alias-f3 (ghcr.io/acme/app 1.2.0)"
+            ),
+            "the new promotion's own summary"
+        );
+        assert_eq!(
             planned.get("stage_freight").get("name"),
             &Value::string("f2")
         );
         // Moved away (promoted elsewhere) after this promotion finished.
-        let (planned, replace, diags) = decide(
-            &block(),
-            &c,
+        let (planned, replace, diags) = plan_over(
             &prior,
-            &base(&c, &prior),
+            &c,
             resolved(freight("f2", "1.1.0", true), Some("f1")),
             PriorRun::Gone,
         );
@@ -1494,7 +1496,7 @@ mod tests {
             });
             Lookup::Resolved(r)
         };
-        let plan = |lookup, run| decide(&block(), &c, &prior, &base(&c, &prior), lookup, run);
+        let plan = |lookup, run| plan_over(&prior, &c, lookup, run);
         let succeeded = || PriorRun::Finished("Succeeded".into());
         let older = "staging.01jyy0000000000000000000aa.f1abcde";
         let newer = "staging.01k000000000000000000000aa.f1abcde";
@@ -1524,11 +1526,9 @@ mod tests {
         let prior = prior();
         let mut c = cfg();
         c.set("stage", Value::string("qa"));
-        let (planned, replace, diags) = decide(
-            &block(),
-            &c,
+        let (planned, replace, diags) = plan_over(
             &prior,
-            &base(&c, &prior),
+            &c,
             resolved(freight("f2", "1.1.0", true), Some("f1")),
             PriorRun::Running("Running".into()),
         );
@@ -1541,11 +1541,9 @@ mod tests {
     fn a_running_promotion_is_left_alone_with_a_warning() {
         let prior = prior();
         let c = cfg();
-        let (planned, replace, diags) = decide(
-            &block(),
-            &c,
+        let (planned, replace, diags) = plan_over(
             &prior,
-            &base(&c, &prior),
+            &c,
             resolved(freight("f2", "1.1.0", true), Some("f1")),
             PriorRun::Running("Running".into()),
         );
@@ -1563,14 +1561,7 @@ mod tests {
     fn unresolved_plans_are_known_after_apply_and_keep_what_did_not_change() {
         let c = cfg();
         let warning = not_resolved_warning("The cluster is away.");
-        let (planned, _, diags) = decide(
-            &block(),
-            &c,
-            &Value::Null,
-            &base(&c, &Value::Null),
-            Lookup::Unresolved(Some(warning)),
-            PriorRun::NotNeeded,
-        );
+        let (planned, _, diags) = plan_new(&c, Lookup::Unresolved(Some(warning)));
         assert_eq!(diags.0[0].severity, Severity::Warning);
         assert!(
             diags.0[0]
@@ -1582,27 +1573,20 @@ mod tests {
             "freight_alias",
             "stage_freight",
             "changes",
+            "summary",
             "id",
         ] {
             assert!(planned.get(a).is_unknown(), "{a}");
         }
         let prior = prior();
-        let (planned, replace, _) = decide(
-            &block(),
-            &c,
-            &prior,
-            &base(&c, &prior),
-            Lookup::Unresolved(None),
-            PriorRun::NotNeeded,
-        );
+        let (planned, replace, _) =
+            plan_over(&prior, &c, Lookup::Unresolved(None), PriorRun::NotNeeded);
         assert!(replace.is_empty());
         assert_eq!(planned, prior);
         let named = config(json!({"project": "shop", "stage": "staging", "freight": "f9"}));
-        let (planned, replace, _) = decide(
-            &block(),
-            &named,
+        let (planned, replace, _) = plan_over(
             &prior,
-            &base(&named, &prior),
+            &named,
             Lookup::Unresolved(None),
             PriorRun::NotNeeded,
         );
@@ -1615,11 +1599,9 @@ mod tests {
         let prior = prior();
         let mut c = cfg();
         c.set("wait", Value::Bool(false));
-        let (planned, replace, _) = decide(
-            &block(),
-            &c,
+        let (planned, replace, _) = plan_over(
             &prior,
-            &base(&c, &prior),
+            &c,
             resolved(freight("f2", "1.1.0", true), Some("f2")),
             PriorRun::NotNeeded,
         );
@@ -1633,14 +1615,7 @@ mod tests {
         let c = cfg();
         let d = Diagnostic::error("No freight matches the selector", "none")
             .at(AttributePath::attr("freight_selector"));
-        let (_, _, diags) = decide(
-            &block(),
-            &c,
-            &Value::Null,
-            &base(&c, &Value::Null),
-            Lookup::Failed(d),
-            PriorRun::NotNeeded,
-        );
+        let (_, _, diags) = plan_new(&c, Lookup::Failed(d));
         assert!(diags.has_errors());
     }
 

@@ -554,22 +554,11 @@ mod tests {
 
     #[test]
     fn schemas_describe_every_attribute() {
-        fn walk(attrs: &[Attribute], at: &str) {
-            for a in attrs {
-                assert!(
-                    !a.description.is_empty(),
-                    "{at}{} has no description",
-                    a.name
-                );
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes, &format!("{at}{}.", a.name));
-                }
-            }
-        }
-        walk(&resource::<PromotionTask>().schema().block.attributes, "");
-        walk(
+        crate::resources::common::assert_described(
+            &resource::<PromotionTask>().schema().block.attributes,
+        );
+        crate::resources::common::assert_described(
             &resource::<ClusterPromotionTask>().schema().block.attributes,
-            "",
         );
         let config = resource::<PromotionTask>().schema();
         let config_attr = config

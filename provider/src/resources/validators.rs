@@ -8,17 +8,28 @@ use regex::Regex;
 use crate::plugin::schema::Validator;
 use crate::plugin::{AttributePath, Diagnostics, Value};
 
-/// Reports an error whose text starts with the attribute's path. Terraform can only point
-/// at top-level attributes in the configuration: an error on a nested attribute is shown at
-/// the resource (or at a top-level attribute of the same name), so the text must say where.
+/// Reports an error whose text names the attribute's path: at its start, unless the text
+/// already names it. Terraform can only point at top-level attributes in the configuration:
+/// an error on a nested attribute is shown at the resource (or at a top-level attribute of
+/// the same name), so the text must say where.
 pub fn report(
     diags: &mut Diagnostics,
     path: AttributePath,
     summary: &str,
     detail: impl AsRef<str>,
 ) {
-    let detail = format!("`{path}`: {}", detail.as_ref());
+    let detail = naming(&path, detail.as_ref());
     diags.error_at(path, summary, detail);
+}
+
+/// `detail`, led by "`path`: " unless it names the path already (once is enough).
+fn naming(path: &AttributePath, detail: &str) -> String {
+    let named = format!("`{path}`");
+    if detail.contains(&named) {
+        detail.to_string()
+    } else {
+        format!("{named}: {detail}")
+    }
 }
 
 /// Why `constraint` is not a semver constraint Kargo accepts, or `None` when it is one.
@@ -314,11 +325,8 @@ pub fn naming_path(inner: Validator) -> Validator {
     Validator::new(&inner.description, move |v, path, diags| {
         let mut found = Diagnostics::default();
         check(v, path, &mut found);
-        let named = format!("`{path}`");
         for mut d in found.0 {
-            if !d.detail.contains(&named) {
-                d.detail = format!("{named}: {}", d.detail);
-            }
+            d.detail = naming(path, &d.detail);
             diags.push(d);
         }
     })
@@ -543,12 +551,23 @@ mod tests {
     #[test]
     fn list_and_string_shape_checks() {
         assert!(run(&not_empty(), s("git-clone")).is_empty());
-        assert_eq!(run(&not_empty(), s(""))[0].1, "Empty value");
+        assert_eq!(
+            run(&not_empty(), s("")),
+            vec![(
+                "x".to_string(),
+                "Empty value".to_string(),
+                "`x` must not be empty.".to_string()
+            )],
+            "the path is named once"
+        );
         let one = min_items(1, "step");
         assert!(run(&one, Value::List(vec![s("a")])).is_empty());
         let errors = run(&one, Value::List(vec![]));
         assert_eq!(errors[0].0, "x");
-        assert!(errors[0].2.contains("at least 1 step"), "{}", errors[0].2);
+        assert_eq!(
+            errors[0].2,
+            "`x` has 0 elements; Kargo needs at least 1 step."
+        );
         let errors = run(
             &path_selectors(),
             Value::List(vec![

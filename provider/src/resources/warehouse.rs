@@ -1269,18 +1269,8 @@ mod tests {
 
     #[test]
     fn schema_describes_every_attribute() {
-        fn walk(attrs: &[Attribute], at: &str) {
-            for a in attrs {
-                assert!(
-                    !a.description.is_empty(),
-                    "{at}{} has no description",
-                    a.name
-                );
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes, &format!("{at}{}.", a.name));
-                }
-            }
-        }
-        walk(&resource::<Warehouse>().schema().block.attributes, "");
+        crate::resources::common::assert_described(
+            &resource::<Warehouse>().schema().block.attributes,
+        );
     }
 }

@@ -1,14 +1,19 @@
 //! One test's world: a fresh in-process sandbox and a Terraform working directory whose
 //! provider block points at it.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kargo_sandbox::{Options, Sandbox};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 use crate::terraform::Terraform;
 
 pub const KARGO: &str = "kargo.akuity.io";
+
+/// The `terraform` block every configuration starts with: the provider under test.
+const REQUIRED_PROVIDERS: &str =
+    "terraform {\n  required_providers {\n    kargo = { source = \"dokaseca/kargo\" }\n  }\n}\n\n";
 
 pub struct Env {
     pub sandbox: Sandbox,
@@ -45,7 +50,7 @@ impl Env {
     /// The provider block that connects to this sandbox through its kubeconfig.
     pub fn provider_block(&self) -> String {
         format!(
-            "terraform {{\n  required_providers {{\n    kargo = {{ source = \"dokaseca/kargo\" }}\n  }}\n}}\n\nprovider \"kargo\" {{\n  config_path = \"{}\"\n}}\n",
+            "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  config_path = \"{}\"\n}}\n",
             self.sandbox.kubeconfig_path().display()
         )
     }
@@ -54,6 +59,48 @@ impl Env {
     pub fn config(&self, resources: &str) {
         self.tf
             .write_main(&format!("{}\n{resources}", self.provider_block()));
+    }
+
+    /// The import round trip: forgets `address`, adopts it again from `resources` plus an
+    /// import block for `id`, and asserts the plan is empty afterwards.
+    #[track_caller]
+    pub fn import_round_trip(&self, address: &str, id: &str, resources: &str) {
+        self.tf.run(&["state", "rm", address]).ok();
+        self.config(&format!(
+            "{resources}\nimport {{\n  to = {address}\n  id = \"{id}\"\n}}\n"
+        ));
+        self.tf.apply().ok();
+        self.tf.assert_no_changes();
+    }
+
+    /// Creates a namespace already labelled as a Kargo project's, holding Secrets given as
+    /// (name, data key, value), all at once: Kargo adopts the namespace, so the Secrets exist
+    /// before the project does.
+    pub fn project_namespace(&self, namespace: &str, secrets: &[(&str, &str, &str)]) {
+        self.sandbox.with_txn(|txn| {
+            txn.create(json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {"kargo.akuity.io/project": "true"}}}))
+                .expect("create namespace");
+            for (name, key, value) in secrets {
+                txn.create(secret(namespace, name, key, value))
+                    .expect("create secret");
+            }
+        });
+    }
+
+    /// Creates a Secret holding one `key`, as `kubernetes_secret` would.
+    pub fn secret(&self, namespace: &str, name: &str, key: &str, value: &str) {
+        self.sandbox.with_txn(|txn| {
+            txn.create(secret(namespace, name, key, value))
+                .expect("create secret");
+        });
+    }
+
+    /// Asserts the provider has sent nothing to the cluster; `why` says why it needs none.
+    #[track_caller]
+    pub fn assert_no_requests(&self, why: &str) {
+        let requests = self.sandbox.requests();
+        assert!(requests.is_empty(), "{why}: {requests:?}");
     }
 
     /// An object in the sandbox, as a client would read it.
@@ -84,4 +131,25 @@ impl Default for Env {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A provider block with explicit connection settings instead of the kubeconfig: `host` and
+/// `token` as given, and the CA certificate of `env`'s sandbox.
+pub fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
+    format!(
+        "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  host                   = \"{host}\"\n  token                  = \"{token}\"\n  cluster_ca_certificate = <<-PEM\n{}\nPEM\n}}\n",
+        env.sandbox.ca_pem().trim_end()
+    )
+}
+
+fn secret(namespace: &str, name: &str, key: &str, value: &str) -> Json {
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace}, "stringData": {key: value}})
+}
+
+/// The directory of the repository's example `name` (`hub-cluster`, `migration`, `resources`).
+pub fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }

@@ -2,7 +2,10 @@
 //! built provider and an in-process sandbox, and reads back what a user would see.
 
 pub mod env;
+pub mod pipeline;
 pub mod terraform;
 
-pub use env::Env;
-pub use terraform::{Output, Terraform, find_resource, planned_actions, planned_after};
+pub use env::{Env, example_dir, explicit_provider};
+pub use terraform::{
+    Output, Terraform, find_resource, planned_actions, planned_after, state_entry,
+};

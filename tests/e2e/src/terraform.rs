@@ -1,6 +1,7 @@
 //! Drives the Terraform CLI in a scratch directory with a dev_overrides CLI config pointing
 //! at the provider binary built from this workspace; no `terraform init` is needed.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -55,6 +56,16 @@ impl Output {
     }
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// The Terraform-compatible binary: `$TF_BINARY`, else `terraform`, else `tofu`.
 pub fn binary() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();
@@ -100,6 +111,18 @@ pub fn sandbox_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The `TF_REATTACH_PROVIDERS` value in the banner a provider started with `-debug` prints on
+/// `stdout`: what tells Terraform to use that running provider instead of starting one.
+pub fn reattach_providers(stdout: impl Read) -> Option<String> {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("TF_REATTACH_PROVIDERS='")
+                .map(|v| v.trim_end_matches('\'').to_string())
+        })
 }
 
 /// A Terraform working directory with its own CLI config and environment.
@@ -160,13 +183,7 @@ impl Terraform {
 
     /// Runs the CLI with `args` (`-no-color` is added where Terraform accepts it).
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = self.command(args);
-        let out = cmd.output().expect("run terraform");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.command(args).output().expect("run terraform").into()
     }
 
     /// A prepared command, for tests that need to signal the process (Ctrl-C).
@@ -237,6 +254,21 @@ impl Terraform {
         find_resource(&self.state_json()["values"]["root_module"], address)
             .unwrap_or_else(|| panic!("{address} is not in state"))
     }
+
+    /// The root module's outputs as name → value (`terraform output -json` without the
+    /// `sensitive` and `type` beside each value).
+    #[track_caller]
+    pub fn outputs(&self) -> Json {
+        let out = self.run(&["output", "-json"]).ok();
+        let all: Json = serde_json::from_str(&out.stdout).expect("outputs JSON");
+        let values = all
+            .as_object()
+            .expect("outputs")
+            .iter()
+            .map(|(name, output)| (name.clone(), output["value"].clone()))
+            .collect();
+        Json::Object(values)
+    }
 }
 
 impl Default for Terraform {
@@ -258,6 +290,19 @@ pub fn find_resource(module: &Json, address: &str) -> Option<Json> {
         }
     }
     None
+}
+
+/// The state entry (not only its values) of `address` in the root module of `tf`'s state,
+/// e.g. to see whether it is tainted.
+#[track_caller]
+pub fn state_entry(tf: &Terraform, address: &str) -> Json {
+    tf.state_json()["values"]["root_module"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["address"] == address)
+        .cloned()
+        .unwrap_or_else(|| panic!("{address} is not in state"))
 }
 
 /// The actions planned for `address` in a `show -json` plan (e.g. `["update"]`,

@@ -1,80 +1,25 @@
 //! kargo_freight_approval end to end: approve → Kargo sees it → replace on a new target →
 //! import → withdraw; used approvals only forgotten; refusals; promotions that need approval.
 
-use std::time::Duration;
-
-use kargo_e2e::{Env, planned_actions, planned_after};
+use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, publish};
+use kargo_e2e::{Env, explicit_provider, planned_actions, planned_after};
 use serde_json::{Value as Json, json};
 
 /// One image warehouse and one Git warehouse; `dev` takes the image freight directly,
 /// `prod` only after `dev`, `ops` takes only the Git freight.
-const PIPELINE: &str = r#"
-resource "kargo_project" "p" {
-  name = "shop"
-}
-
-resource "kargo_warehouse" "app" {
-  project       = kargo_project.p.name
-  name          = "app"
-  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
-}
-
-resource "kargo_warehouse" "config" {
-  project       = kargo_project.p.name
-  name          = "config"
-  subscriptions = [{ git = { repo_url = "https://github.com/acme/config.git", branch = "main" } }]
-}
-
-locals {
-  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
-}
-
-resource "kargo_stage" "dev" {
-  project            = kargo_project.p.name
-  name               = "dev"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "prod" {
-  project            = kargo_project.p.name
-  name               = "prod"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name] } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "ops" {
-  project            = kargo_project.p.name
-  name               = "ops"
-  requested_freight  = [{ origin = { name = kargo_warehouse.config.name }, sources = { direct = true } }]
-  promotion_template = { steps = local.steps }
-}
-"#;
+static PIPELINE: Hcl = Hcl::new(|| {
+    Pipeline::new()
+        .git_warehouse("config", "https://github.com/acme/config.git")
+        .stage("dev", Sources::direct())
+        .stage("prod", Sources::after("dev"))
+        .stage("ops", Sources::direct().from_warehouse("config"))
+        .hcl()
+});
 
 const ADDR: &str = "kargo_freight_approval.prod";
-const WAIT: Duration = Duration::from_secs(20);
 
 fn pipeline() -> Env {
-    let env = Env::new();
-    env.config(PIPELINE);
-    env.tf.apply().ok();
-    env
-}
-
-/// A registry publishes `ghcr.io/acme/app:<tag>`; returns the new freight's (name, alias).
-fn publish(env: &Env, tag: &str) -> (String, String) {
-    let out = env
-        .sandbox
-        .control(
-            "publish",
-            &json!({"project": "shop", "warehouse": "app",
-                    "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}]}),
-        )
-        .expect("publish");
-    (
-        out["name"].as_str().expect("freight name").to_string(),
-        out["alias"].as_str().expect("freight alias").to_string(),
-    )
+    applied(&PIPELINE)
 }
 
 fn approval(name: &str, stage: &str, choice: &str) -> String {
@@ -179,14 +124,11 @@ fn approval_lifecycle() {
     env.tf.assert_no_changes();
 
     // Import round trip by <project>/<stage>/<freight name>.
-    env.tf.run(&["state", "rm", ADDR]).ok();
-    let import = format!("import {{\n  to = {ADDR}\n  id = \"shop/prod/{f2}\"\n}}\n");
-    env.config(&format!(
-        "{PIPELINE}{}{import}",
-        approval("prod", "prod", selector)
-    ));
-    env.tf.apply().ok();
-    env.tf.assert_no_changes();
+    env.import_round_trip(
+        ADDR,
+        &format!("shop/prod/{f2}"),
+        &format!("{PIPELINE}{}", approval("prod", "prod", selector)),
+    );
     let state = env.tf.resource(ADDR);
     assert_eq!(state["freight_name"], f2.as_str());
     assert_eq!(
@@ -216,7 +158,7 @@ fn approval_lifecycle() {
     env.tf.assert_no_changes();
 
     // Destroying the approval withdraws it, since prod never took the freight.
-    env.config(PIPELINE);
+    env.config(&PIPELINE);
     let out = env.tf.apply().ok();
     assert!(!out.all().contains("Approval kept"), "{}", out.all());
     assert_eq!(approved_at(&env, &f1, "prod"), None);
@@ -273,7 +215,7 @@ fn a_promotion_needs_the_approval_and_gets_it_in_the_same_apply() {
 
     // The freight was promoted with the approval: destroy cannot undo that, so it only
     // forgets the approval, and says so.
-    env.config(PIPELINE);
+    env.config(&PIPELINE);
     let out = env.tf.apply().ok();
     let text = out.flat();
     assert!(
@@ -362,7 +304,8 @@ fn refusals_name_the_attribute_and_write_nothing() {
 fn an_unreachable_cluster_plans_with_a_warning() {
     let env = Env::new();
     env.tf.write_main(&format!(
-        "terraform {{\n  required_providers {{\n    kargo = {{ source = \"dokaseca/kargo\" }}\n  }}\n}}\n\nprovider \"kargo\" {{\n  host  = \"https://127.0.0.1:1\"\n  token = \"t\"\n}}\n\n{}",
+        "{}\n{}",
+        explicit_provider(&env, "https://127.0.0.1:1", "t"),
         "resource \"kargo_freight_approval\" \"prod\" {\n  project       = \"shop\"\n  stage         = \"prod\"\n  freight_alias = \"tall-fox\"\n}\n"
     ));
     let out = env.tf.run(&["plan"]).ok();
@@ -383,11 +326,7 @@ fn without_rbac_on_freight_status_the_error_says_what_to_grant() {
     let (f1, _) = publish(&env, "1.0.0");
     env.sandbox
         .add_user(kargo_sandbox::User::new("ci", "ci-token").deny("patch", "freights/status"));
-    let provider = format!(
-        "terraform {{\n  required_providers {{\n    kargo = {{ source = \"dokaseca/kargo\" }}\n  }}\n}}\n\nprovider \"kargo\" {{\n  host  = \"{}\"\n  token = \"ci-token\"\n  cluster_ca_certificate = <<-PEM\n{}\nPEM\n}}\n",
-        env.sandbox.server_url(),
-        env.sandbox.ca_pem().trim_end()
-    );
+    let provider = explicit_provider(&env, env.sandbox.server_url(), "ci-token");
     let resources =
         PIPELINE.to_string() + &approval("prod", "prod", &format!("freight = \"{f1}\""));
     env.tf.write_main(&format!("{provider}{resources}"));

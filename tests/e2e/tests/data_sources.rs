@@ -3,81 +3,27 @@
 
 use std::time::Duration;
 
-use kargo_e2e::Env;
+use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, applied, promote, publish, wait_verified};
+use kargo_e2e::{Env, explicit_provider};
 use serde_json::{Value as Json, json};
 
 /// One image warehouse; `dev` takes its freight directly, `prod` after `dev`, and `gate` is
 /// a control-flow stage (no promotion steps) after `dev`.
-const PIPELINE: &str = r#"
-resource "kargo_project" "p" {
-  name = "shop"
-}
-
-resource "kargo_warehouse" "app" {
-  project       = kargo_project.p.name
-  name          = "app"
-  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
-}
-
-locals {
-  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
-}
-
-resource "kargo_stage" "dev" {
-  project            = kargo_project.p.name
-  name               = "dev"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "prod" {
-  project            = kargo_project.p.name
-  name               = "prod"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name], required_soak_time = "1h" } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "gate" {
-  project           = kargo_project.p.name
-  name              = "gate"
-  requested_freight = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name] } }]
-}
-"#;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn publish(env: &Env, tag: &str) -> (String, String) {
-    let out = env
-        .sandbox
-        .control(
-            "publish",
-            &json!({"project": "shop", "warehouse": "app",
-                    "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}]}),
-        )
-        .expect("publish");
-    (
-        out["name"].as_str().expect("freight name").to_string(),
-        out["alias"].as_str().expect("freight alias").to_string(),
-    )
-}
+static PIPELINE: Hcl = Hcl::new(|| {
+    Pipeline::new()
+        .stage("dev", Sources::direct())
+        .stage("prod", Sources::after("dev").soak("1h"))
+        .control_flow_stage("gate", Sources::after("dev"))
+        .hcl()
+});
 
 /// The pipeline with two freights, the older one promoted into (and verified in) dev.
 fn world() -> (Env, (String, String), (String, String)) {
-    let env = Env::new();
-    env.config(PIPELINE);
-    env.tf.apply().ok();
+    let env = applied(&PIPELINE);
     let f1 = publish(&env, "1.0.0");
     let f2 = publish(&env, "1.1.0");
-    env.sandbox
-        .control(
-            "promote",
-            &json!({"project": "shop", "stage": "dev", "freight": f1.0}),
-        )
-        .expect("promote");
-    env.eventually("f1 verified in dev", WAIT, |e| {
-        e.get("freights", Some("shop"), &f1.0)
-            .is_some_and(|f| f["status"]["verifiedIn"].get("dev").is_some())
-    });
+    promote(&env, "dev", &f1.0);
+    wait_verified(&env, &f1.0, "dev");
     (env, f1, f2)
 }
 
@@ -86,13 +32,7 @@ fn outputs(env: &Env, extra: &str) -> Json {
     env.config(&format!("{PIPELINE}{extra}"));
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    let out = env.tf.run(&["output", "-json"]).ok();
-    let all: Json = serde_json::from_str(&out.stdout).expect("outputs JSON");
-    let mut values = serde_json::Map::new();
-    for (k, v) in all.as_object().expect("outputs") {
-        values.insert(k.clone(), v["value"].clone());
-    }
-    Json::Object(values)
+    env.tf.outputs()
 }
 
 /// Plans the pipeline plus `extra`, expecting failure; returns the output, flattened.
@@ -375,9 +315,10 @@ output "app" {
 #[test]
 fn an_unreachable_cluster_or_missing_kargo_fails_with_what_to_do() {
     let env = Env::new();
-    env.tf.write_main(
-        "terraform {\n  required_providers {\n    kargo = { source = \"dokaseca/kargo\" }\n  }\n}\n\nprovider \"kargo\" {\n  host  = \"https://127.0.0.1:1\"\n  token = \"t\"\n}\n\ndata \"kargo_stage\" \"dev\" {\n  project = \"shop\"\n  name    = \"dev\"\n}\n",
-    );
+    env.tf.write_main(&format!(
+        "{}\ndata \"kargo_stage\" \"dev\" {{\n  project = \"shop\"\n  name    = \"dev\"\n}}\n",
+        explicit_provider(&env, "https://127.0.0.1:1", "t")
+    ));
     let text = env.tf.run(&["plan"]).failed().flat();
     assert!(
         text.contains("Cannot read Stage \"shop/dev\": the cluster is unreachable"),

@@ -2,10 +2,9 @@
 //! applied together against a sandbox: they must work as written, plan empty afterwards, and
 //! their import.sh commands must import what they created.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kargo_e2e::Env;
+use kargo_e2e::{Env, example_dir};
 use serde_json::{Value as Json, json};
 
 /// Example directories, in the order their resources depend on each other.
@@ -17,14 +16,8 @@ const EXAMPLES: [&str; 5] = [
     "kargo_stage",
 ];
 
-fn example_dir(resource_type: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/resources")
-        .join(resource_type)
-}
-
 fn read(resource_type: &str, file: &str) -> String {
-    let path = example_dir(resource_type).join(file);
+    let path = example_dir("resources").join(resource_type).join(file);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} is part of the docs: {e}", path.display()))
 }
@@ -46,15 +39,10 @@ fn the_resource_examples_apply_plan_empty_import_and_destroy() {
     let env = Env::new();
     // The namespace and the webhook Secret a platform team would provide (the project
     // example says so in its comments), so that the receiver's URL is published at once.
-    env.sandbox.with_txn(|txn| {
-        txn.create(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "guestbook", "labels": {"kargo.akuity.io/project": "true"}}}))
-            .expect("create namespace");
-        txn.create(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "github-webhook", "namespace": "guestbook"},
-            "stringData": {"secret": "webhook-token"}}))
-            .expect("create secret");
-    });
+    env.project_namespace(
+        "guestbook",
+        &[("github-webhook", "secret", "webhook-token")],
+    );
     env.config("");
     for example in EXAMPLES {
         env.tf

@@ -1,11 +1,10 @@
 //! The hub-cluster flow end to end: examples/hub-cluster applied against a sandbox that
 //! starts without Kargo, with `enable_kargo` switching Kargo and its pipeline in one apply.
 
-use std::path::{Path, PathBuf};
-
 use kargo_e2e::env::KARGO;
+use kargo_e2e::pipeline::publish_image;
 use kargo_e2e::terraform::sandbox_bin;
-use kargo_e2e::{Env, Output, planned_actions};
+use kargo_e2e::{Env, Output, example_dir, planned_actions};
 
 const PROJECT: &str = "my-app";
 
@@ -57,13 +56,9 @@ resource "terraform_data" "kargo_removal" {
 }
 "#;
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hub-cluster")
-}
-
 /// Puts the example's configuration (every `.tf` file) into the test's working directory.
 fn use_example(env: &Env) {
-    let entries = std::fs::read_dir(example_dir()).expect("read examples/hub-cluster");
+    let entries = std::fs::read_dir(example_dir("hub-cluster")).expect("read examples/hub-cluster");
     let mut copied = 0;
     for entry in entries {
         let path = entry.expect("list examples/hub-cluster").path();
@@ -104,17 +99,12 @@ fn set_variables(env: &Env, enable_kargo: bool, production_freight: Option<&str>
 
 /// Runs `terraform apply` with the provider's INFO logs on stderr.
 fn apply_with_provider_logs(env: &Env) -> Output {
-    let out = env
-        .tf
+    env.tf
         .command(&["apply", "-auto-approve"])
         .env("TF_LOG_PROVIDER", "INFO")
         .output()
-        .expect("run terraform");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("run terraform")
+        .into()
 }
 
 fn kargo_objects(env: &Env) -> Vec<String> {
@@ -185,11 +175,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "with enable_kargo = false the provider sends nothing: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("with enable_kargo = false the provider sends nothing");
     assert!(state_list(&env).is_empty());
     assert!(
         env.get("namespaces", None, PROJECT).is_none() && kargo_objects(&env).is_empty(),
@@ -214,11 +200,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
             "{address}"
         );
     }
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "planning the pipeline needs no cluster: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("planning the pipeline needs no cluster");
 
     let out = apply_with_provider_logs(&env).ok();
     assert_waited_for_kargo(&env, &out);
@@ -304,28 +286,13 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
         dev["spec"]["promotionTemplate"]["spec"]["steps"][0]["task"]["name"],
         "update-image"
     );
-    let outputs = env.tf.run(&["output", "-json"]).ok();
-    let outputs: serde_json::Value = serde_json::from_str(&outputs.stdout).expect("outputs");
-    assert_eq!(outputs["kargo_project_namespace"]["value"], PROJECT);
-    assert_eq!(outputs["addon_labels"]["value"]["enable_kargo"], "true");
+    let outputs = env.tf.outputs();
+    assert_eq!(outputs["kargo_project_namespace"], PROJECT);
+    assert_eq!(outputs["addon_labels"]["enable_kargo"], "true");
 
     // GHCR gets my-app 1.2.0; the team pins production to it through `production_freight`.
-    let published = env
-        .sandbox
-        .control(
-            "publish",
-            &serde_json::json!({"project": PROJECT, "warehouse": PROJECT,
-                "images": [{"repoURL": "ghcr.io/dokaseca/my-app", "tag": "1.2.0"}]}),
-        )
-        .expect("publish my-app 1.2.0");
-    let freight = published["name"]
-        .as_str()
-        .expect("freight name")
-        .to_string();
-    let alias = published["alias"]
-        .as_str()
-        .expect("freight alias")
-        .to_string();
+    let (freight, alias) =
+        publish_image(&env, PROJECT, PROJECT, "ghcr.io/dokaseca/my-app", "1.2.0");
     set_variables(&env, true, Some(&alias));
     let plan = env.tf.plan_json();
     for address in [
@@ -548,11 +515,7 @@ fn provider_configured_from_a_cluster_created_in_the_same_apply_plans_and_applie
         planned_actions(&plan, "kargo_stage.production[0]"),
         Some(vec!["create".to_string()])
     );
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "nothing is asked of a cluster that does not exist yet: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("nothing is asked of a cluster that does not exist yet");
 
     let out = apply_with_provider_logs(&env).ok();
     assert_waited_for_kargo(&env, &out);

@@ -2,66 +2,23 @@
 //! does, server-side apply under the field manager `Terraform`) are adopted with the guide's
 //! `removed` and `import` blocks, and then changed with the remedy the guide gives.
 
-use std::path::{Path, PathBuf};
+mod server_side;
 
-use kargo_e2e::{Env, planned_actions};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kargo_e2e::{Env, example_dir, planned_actions};
 use serde_json::Value as Json;
 
 /// The field manager kubernetes_manifest writes under unless told otherwise.
 const OLD_MANAGER: &str = "Terraform";
 const PROVIDER_MANAGER: &str = "terraform-provider-kargo";
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/migration")
-}
-
 fn read_example(rel: &str) -> String {
-    let path = example_dir().join(rel);
+    let path = example_dir("migration").join(rel);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} is part of the migration guide: {e}", path.display()))
 }
 
 fn manifest(rel: &str) -> Json {
     serde_yaml::from_str(&read_example(rel)).expect("the example manifests are valid YAML")
-}
-
-/// Server-side applies `manifest` under `manager`, as kubernetes_manifest would.
-fn apply_as(env: &Env, manager: &str, manifest: &Json) {
-    let kubeconfig = env.sandbox.kubeconfig_path().to_path_buf();
-    let manifest = manifest.clone();
-    let manager = manager.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        let kubeconfig = Kubeconfig::read_from(&kubeconfig).expect("sandbox kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("client configuration");
-        let client = kube::Client::try_from(config).expect("client");
-        let (group, version) = manifest["apiVersion"]
-            .as_str()
-            .and_then(|v| v.split_once('/'))
-            .expect("apiVersion group/version");
-        let kind = manifest["kind"].as_str().expect("kind");
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let name = manifest["metadata"]["name"].as_str().expect("name");
-        let api: Api<DynamicObject> = match manifest["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client, ns, &resource),
-            None => Api::all_with(client, &resource),
-        };
-        api.patch(
-            name,
-            &PatchParams::apply(&manager),
-            &Patch::Apply(&manifest),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply {kind} {name} as {manager}: {e}"));
-    });
 }
 
 /// The fields `manager` owns in `object`, as the `fieldsV1` JSON of its managedFields entry.
@@ -86,7 +43,7 @@ fn owns_interval(env: &Env, manager: &str) -> bool {
 /// The pipeline as an existing kubernetes_manifest configuration left it: the project
 /// first (its namespace appears once Kargo reconciles it), then everything in it.
 fn seed_as_kubernetes_manifest(env: &Env) {
-    apply_as(env, OLD_MANAGER, &manifest("kargo/project.yaml"));
+    server_side::apply(env, OLD_MANAGER, &manifest("kargo/project.yaml"));
     env.eventually(
         "the project namespace",
         std::time::Duration::from_secs(30),
@@ -98,7 +55,7 @@ fn seed_as_kubernetes_manifest(env: &Env) {
         "kargo/promotion-task.yaml",
         "kargo/stage-dev.yaml",
     ] {
-        apply_as(env, OLD_MANAGER, &manifest(file));
+        server_side::apply(env, OLD_MANAGER, &manifest(file));
     }
     let warehouse = env
         .get("warehouses", Some("guestbook"), "guestbook")

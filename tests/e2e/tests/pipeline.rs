@@ -221,8 +221,5 @@ resource "kargo_stage" "s" {
         text.contains("uses") && text.contains("task"),
         "uses xor task: {text}"
     );
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "validation needs no cluster"
-    );
+    env.assert_no_requests("validation needs no cluster");
 }

@@ -1,10 +1,10 @@
 //! The provider binary as a plugin: run by hand it explains itself; with `-debug` it serves
 //! for Terraform's reattach mode, which drives a real plan and apply against the sandbox.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use kargo_e2e::{Env, terraform::provider_dir};
+use kargo_e2e::Env;
+use kargo_e2e::terraform::{provider_dir, reattach_providers};
 
 #[test]
 fn run_by_hand_it_explains_and_prints_nothing_on_stdout() {
@@ -31,14 +31,8 @@ fn debug_mode_serves_terraform_through_reattach() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let reattach = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("TF_REATTACH_PROVIDERS='")
-                .map(|v| v.trim_end_matches('\'').to_string())
-        })
-        .expect("the -debug banner prints TF_REATTACH_PROVIDERS");
+    let reattach =
+        reattach_providers(stdout).expect("the -debug banner prints TF_REATTACH_PROVIDERS");
     let parsed: serde_json::Value =
         serde_json::from_str(&reattach).expect("reattach value is JSON");
     assert_eq!(

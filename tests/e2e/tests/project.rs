@@ -1,8 +1,47 @@
 //! kargo_project end to end: the real terraform binary against a fresh sandbox.
 
-use kargo_e2e::{Env, planned_actions, planned_after};
+use kargo_e2e::{Env, Output, planned_actions, planned_after};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
+
+/// Destroys everything and asserts the project and its namespace are gone from the cluster.
+#[track_caller]
+fn destroy_and_assert_gone(env: &Env, project: &str) {
+    env.tf.destroy().ok();
+    assert!(env.get("projects", None, project).is_none());
+    assert!(env.get("namespaces", None, project).is_none());
+}
+
+/// Plans after an out-of-band change and asserts the plan shows it; returns the plan output.
+#[track_caller]
+fn plan_shows_drift(env: &Env) -> Output {
+    let out = env.tf.plan_code();
+    assert_eq!(out.code, 2, "drift must show in the plan:\n{}", out.all());
+    out
+}
+
+/// Makes every write of a ProjectConfig fail with 503 until the faults are cleared.
+fn fail_project_config_writes(env: &Env) {
+    env.sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("patch")
+                .resource("projectconfigs"),
+        )
+        .expect("inject fault");
+}
+
+/// Applies, expecting the ProjectConfig write to fail and the error to say so.
+#[track_caller]
+fn apply_fails_to_write_project_config(env: &Env) {
+    let out = env.tf.apply().failed();
+    assert!(
+        out.flat()
+            .contains("Failed to write the project's ProjectConfig"),
+        "{}",
+        out.all()
+    );
+}
 
 #[test]
 fn project_lifecycle_apply_update_replace_import_destroy() {
@@ -98,26 +137,18 @@ resource "kargo_project" "p" {
     env.tf.assert_no_changes();
 
     // Import round trip: forget it, adopt it with an import block, expect an empty plan.
-    env.tf.run(&["state", "rm", "kargo_project.p"]).ok();
-    env.config(
+    env.import_round_trip(
+        "kargo_project.p",
+        "guestbook2",
         r#"
-import {
-  to = kargo_project.p
-  id = "guestbook2"
-}
-
 resource "kargo_project" "p" {
   name   = "guestbook2"
   labels = { team = "apps" }
 }
 "#,
     );
-    env.tf.apply().ok();
-    env.tf.assert_no_changes();
 
-    env.tf.destroy().ok();
-    assert!(env.get("projects", None, "guestbook2").is_none());
-    assert!(env.get("namespaces", None, "guestbook2").is_none());
+    destroy_and_assert_gone(&env, "guestbook2");
 }
 
 #[test]
@@ -137,8 +168,7 @@ resource "kargo_project" "p" {
         p["metadata"]["labels"]["team"] = json!("changed");
         txn.update(p).unwrap();
     });
-    let out = env.tf.plan_code();
-    assert_eq!(out.code, 2, "drift must show in the plan:\n{}", out.all());
+    let out = plan_shows_drift(&env);
     assert!(
         out.stdout.contains("\"changed\" -> \"a\""),
         "plan names the drifted value:\n{}",
@@ -159,11 +189,7 @@ fn invalid_name_is_rejected_at_plan_on_the_attribute() {
         "{}",
         out.stderr
     );
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "validation needs no cluster: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("validation needs no cluster");
 }
 
 #[test]
@@ -189,21 +215,6 @@ fn namespace_without_the_project_label_is_refused_with_the_label_to_add() {
     });
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-}
-
-/// A namespace already labelled as a project namespace, holding the receivers' Secrets: Kargo
-/// adopts it, so the Secrets exist before the ProjectConfig and the URLs come at once.
-fn namespace_with_secrets(env: &Env, ns: &str, secrets: &[(&str, &str, &str)]) {
-    env.sandbox.with_txn(|txn| {
-        txn.create(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {"kargo.akuity.io/project": "true"}}}))
-            .expect("create namespace");
-        for (name, key, value) in secrets {
-            txn.create(json!({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": ns}, "stringData": {*key: value}}))
-                .expect("create secret");
-        }
-    });
 }
 
 const RECEIVERS: &str = r#"
@@ -279,7 +290,7 @@ fn published_urls(env: &Env, project: &str) -> std::collections::BTreeMap<String
 #[test]
 fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     let env = Env::new();
-    namespace_with_secrets(&env, "hooks", &receiver_secrets());
+    env.project_namespace("hooks", &receiver_secrets());
     env.config(RECEIVERS);
     let out = env.tf.apply().ok();
     assert!(
@@ -388,12 +399,7 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     );
 
     // Import round trip: everything, URLs included, comes back from the ProjectConfig.
-    env.tf.run(&["state", "rm", "kargo_project.p"]).ok();
-    env.config(&format!(
-        "{updated}\nimport {{\n  to = kargo_project.p\n  id = \"hooks\"\n}}\n"
-    ));
-    env.tf.apply().ok();
-    env.tf.assert_no_changes();
+    env.import_round_trip("kargo_project.p", "hooks", &updated);
     let imported = env.tf.resource("kargo_project.p");
     assert_eq!(
         imported["webhook_receiver_urls"],
@@ -401,9 +407,7 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     );
     assert_eq!(imported["stage_links"], state["stage_links"]);
 
-    env.tf.destroy().ok();
-    assert!(env.get("projects", None, "hooks").is_none());
-    assert!(env.get("namespaces", None, "hooks").is_none());
+    destroy_and_assert_gone(&env, "hooks");
 }
 
 #[test]
@@ -441,12 +445,7 @@ resource "kargo_project" "p" {
     env.tf.assert_no_changes();
 
     // The Secret arrives (e.g. from kubernetes_secret, which needs the namespace first).
-    env.sandbox.with_txn(|txn| {
-        txn.create(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "gh-webhook", "namespace": "later"},
-            "stringData": {"secret": "s3cr3t"}}))
-            .expect("create secret");
-    });
+    env.secret("later", "gh-webhook", "secret", "s3cr3t");
     env.eventually(
         "Kargo to publish the URL",
         std::time::Duration::from_secs(10),
@@ -467,7 +466,7 @@ resource "kargo_project" "p" {
 #[test]
 fn out_of_band_changes_to_receivers_and_links_show_and_only_declared_lists_are_owned() {
     let env = Env::new();
-    namespace_with_secrets(&env, "owned", &[("gh", "secret", "x")]);
+    env.project_namespace("owned", &[("gh", "secret", "x")]);
     env.config(
         r#"
 resource "kargo_project" "p" {
@@ -490,8 +489,7 @@ resource "kargo_project" "p" {
         pc["spec"]["freightLinks"] = json!([{"title": "Theirs", "url": "https://example.com"}]);
         txn.update(pc).unwrap();
     });
-    let out = env.tf.plan_code();
-    assert_eq!(out.code, 2, "drift must show in the plan:\n{}", out.all());
+    let out = plan_shows_drift(&env);
     assert!(
         out.stdout.contains("\"Edited\" -> \"Logs\"") && out.stdout.contains("\"other\" -> \"gh\""),
         "plan names the drifted values:\n{}",
@@ -594,17 +592,13 @@ resource "kargo_project" "p" {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "validation needs no cluster: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("validation needs no cluster");
 }
 
 #[test]
 fn every_combination_of_project_config_lists_applies_to_an_empty_plan() {
     let env = Env::new();
-    namespace_with_secrets(&env, "combo", &[("gh", "secret", "x")]);
+    env.project_namespace("combo", &[("gh", "secret", "x")]);
     let policies = r#"promotion_policies = [{ stage_selector = { name = "dev" }, auto_promotion_enabled = true }]"#;
     let receivers =
         r#"webhook_receivers = [{ name = "gh", github = { secret_ref = { name = "gh" } } }]"#;
@@ -670,21 +664,9 @@ resource "kargo_project" "p" {
 }
 "#;
     // Create: the project exists but its ProjectConfig cannot be written.
-    env.sandbox
-        .inject_fault(
-            HttpFault::unavailable()
-                .verb("patch")
-                .resource("projectconfigs"),
-        )
-        .expect("inject fault");
+    fail_project_config_writes(&env);
     env.config(links);
-    let out = env.tf.apply().failed();
-    assert!(
-        out.flat()
-            .contains("Failed to write the project's ProjectConfig"),
-        "{}",
-        out.all()
-    );
+    apply_fails_to_write_project_config(&env);
     assert!(env.get("projects", None, "flaky").is_some());
     assert!(
         env.tf
@@ -702,21 +684,9 @@ resource "kargo_project" "p" {
     );
 
     // Update: the prior state stands, so the change is planned again.
-    env.sandbox
-        .inject_fault(
-            HttpFault::unavailable()
-                .verb("patch")
-                .resource("projectconfigs"),
-        )
-        .expect("inject fault");
+    fail_project_config_writes(&env);
     env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\""));
-    let out = env.tf.apply().failed();
-    assert!(
-        out.flat()
-            .contains("Failed to write the project's ProjectConfig"),
-        "{}",
-        out.all()
-    );
+    apply_fails_to_write_project_config(&env);
     let out = env.tf.plan_code();
     assert_eq!(out.code, 2, "the change is still to do:\n{}", out.all());
     env.sandbox.clear_faults().expect("clear faults");

@@ -3,27 +3,7 @@
 
 use std::time::Duration;
 
-use kargo_e2e::Env;
-
-fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
-    format!(
-        r#"terraform {{
-  required_providers {{
-    kargo = {{ source = "dokaseca/kargo" }}
-  }}
-}}
-
-provider "kargo" {{
-  host                   = "{host}"
-  token                  = "{token}"
-  cluster_ca_certificate = <<-PEM
-{ca}
-PEM
-}}
-"#,
-        ca = env.sandbox.ca_pem().trim_end()
-    )
-}
+use kargo_e2e::{Env, explicit_provider};
 
 #[test]
 fn wrong_token_fails_at_apply_with_a_clear_message_and_plan_needs_no_cluster() {
@@ -33,11 +13,7 @@ fn wrong_token_fails_at_apply_with_a_clear_message_and_plan_needs_no_cluster() {
         "{hcl}\nresource \"kargo_project\" \"p\" {{\n  name = \"p\"\n}}\n"
     ));
     env.tf.run(&["plan"]).ok();
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "planning a new project sends nothing: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("planning a new project sends nothing");
     let out = env.tf.apply().failed();
     assert!(
         out.flat()

@@ -3,88 +3,32 @@
 
 use std::time::Duration;
 
-use kargo_e2e::{Env, Terraform, planned_actions, planned_after};
+use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, promote, publish, wait_verified};
+use kargo_e2e::{Env, Terraform, explicit_provider, planned_actions, planned_after, state_entry};
 use kargo_sandbox::User;
 use serde_json::{Value as Json, json};
 
 /// A project without auto-promotion (so the tests decide what each stage holds), one image
 /// warehouse, `dev` taking freight directly, `staging` from `dev` after a 10 minute soak, and
 /// `production` from `staging`.
-const PIPELINE: &str = r#"
-resource "kargo_project" "p" {
-  name = "shop"
-}
-
-resource "kargo_warehouse" "app" {
-  project       = kargo_project.p.name
-  name          = "app"
-  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
-}
-
-locals {
-  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
-}
-
-resource "kargo_stage" "dev" {
-  project            = kargo_project.p.name
-  name               = "dev"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "staging" {
-  project            = kargo_project.p.name
-  name               = "staging"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name], required_soak_time = "10m" } }]
-  promotion_template = { steps = local.steps }
-}
-
-resource "kargo_stage" "production" {
-  project            = kargo_project.p.name
-  name               = "production"
-  requested_freight  = [{ origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.staging.name] } }]
-  promotion_template = { steps = local.steps }
-}
-"#;
-
-const WAIT: Duration = Duration::from_secs(20);
+static PIPELINE: Hcl = Hcl::new(|| {
+    Pipeline::new()
+        .stage("dev", Sources::direct())
+        .stage("staging", Sources::after("dev").soak("10m"))
+        .stage("production", Sources::after("staging"))
+        .hcl()
+});
 
 /// Applies the pipeline and returns the environment.
 fn pipeline() -> Env {
-    let env = Env::new();
-    env.config(PIPELINE);
-    env.tf.apply().ok();
-    env
-}
-
-/// A registry publishes `ghcr.io/acme/app:<tag>`; returns the freight's (name, alias).
-fn publish(env: &Env, tag: &str) -> (String, String) {
-    let out = env
-        .sandbox
-        .control(
-            "publish",
-            &json!({"project": "shop", "warehouse": "app",
-                    "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}]}),
-        )
-        .expect("publish");
-    let f = out.get("freight").unwrap_or(&out);
-    (
-        f["name"].as_str().expect("freight name").to_string(),
-        f["alias"].as_str().expect("freight alias").to_string(),
-    )
+    applied(&PIPELINE)
 }
 
 /// Promotes as Kargo's UI would, and waits until the stage holds the freight.
 fn promote_in_ui(env: &Env, stage: &str, freight: &str) -> String {
-    let out = env
-        .sandbox
-        .control(
-            "promote",
-            &json!({"project": "shop", "stage": stage, "freight": freight}),
-        )
-        .expect("promote");
+    let name = promote(env, stage, freight);
     wait_holds(env, stage, freight);
-    out["name"].as_str().expect("promotion name").to_string()
+    name
 }
 
 fn held(env: &Env, stage: &str) -> Option<String> {
@@ -97,13 +41,6 @@ fn held(env: &Env, stage: &str) -> Option<String> {
 fn wait_holds(env: &Env, stage: &str, freight: &str) {
     env.eventually(&format!("stage {stage} to hold {freight}"), WAIT, |e| {
         held(e, stage).as_deref() == Some(freight)
-    });
-}
-
-fn wait_verified(env: &Env, freight: &str, stage: &str) {
-    env.eventually(&format!("{freight} verified in {stage}"), WAIT, |e| {
-        e.get("freights", Some("shop"), freight)
-            .is_some_and(|f| f["status"]["verifiedIn"].get(stage).is_some())
     });
 }
 
@@ -131,25 +68,6 @@ fn promotion(stage: &str, choice: &str, extra: &str) -> String {
     format!(
         "resource \"kargo_promotion\" \"{stage}\" {{\n  project = kargo_project.p.name\n  stage   = kargo_stage.{stage}.name\n  {choice}\n  {extra}\n}}\n"
     )
-}
-
-/// A provider block with explicit connection settings (no kubeconfig).
-fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
-    format!(
-        "terraform {{\n  required_providers {{\n    kargo = {{ source = \"dokaseca/kargo\" }}\n  }}\n}}\n\nprovider \"kargo\" {{\n  host  = \"{host}\"\n  token = \"{token}\"\n  cluster_ca_certificate = <<-PEM\n{}\nPEM\n}}\n",
-        env.sandbox.ca_pem().trim_end()
-    )
-}
-
-/// The state entry (not only its values) of `address`, e.g. to see whether it is tainted.
-fn state_entry(tf: &Terraform, address: &str) -> Json {
-    tf.state_json()["values"]["root_module"]["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["address"] == address)
-        .cloned()
-        .unwrap_or_else(|| panic!("{address} is not in state"))
 }
 
 const SELECTOR: &str = r#"freight_selector = {
@@ -180,6 +98,14 @@ fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empt
     assert_eq!(
         after["changes"],
         json!([{"kind": "image", "repo_url": "ghcr.io/acme/app", "name": null, "from": "1.0.0", "to": "1.1.0"}])
+    );
+    assert_eq!(
+        after["summary"],
+        json!(format!(
+            "dev: freight {} (ghcr.io/acme/app 1.0.0) → {alias2} (ghcr.io/acme/app 1.1.0)",
+            after["stage_freight"]["alias"].as_str().unwrap_or(&f1)
+        )),
+        "the one-line summary the plan shows"
     );
 
     env.tf.apply().ok();

@@ -6,11 +6,11 @@
 //! defaults from the same emulated Kargo. The HCL is the project's own and needs nothing from
 //! `../shared`; without it the comparisons say SKIPPED and stop.
 
+mod server_side;
+
 use std::path::{Path, PathBuf};
 
 use kargo_e2e::{Env, Output};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize as _;
 use serde_json::Value as Json;
 
@@ -71,41 +71,6 @@ fn str_at<'a>(object: &'a Json, pointer: &str) -> &'a str {
     object.pointer(pointer).and_then(Json::as_str).unwrap_or("")
 }
 
-/// Server-side applies `manifest` to the sandbox, as `kubectl apply --server-side` does.
-fn kubectl_apply(env: &Env, manifest: &Json) {
-    let kubeconfig = env.sandbox.kubeconfig_path().to_path_buf();
-    let manifest = manifest.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        let kubeconfig = Kubeconfig::read_from(&kubeconfig).expect("sandbox kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("client configuration");
-        let client = kube::Client::try_from(config).expect("client");
-        let (group, version) = str_at(&manifest, "/apiVersion")
-            .split_once('/')
-            .expect("apiVersion group/version");
-        let kind = str_at(&manifest, "/kind");
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let name = str_at(&manifest, "/metadata/name");
-        let api: Api<DynamicObject> = match manifest.pointer("/metadata/namespace") {
-            Some(ns) => Api::namespaced_with(client, ns.as_str().unwrap_or(""), &resource),
-            None => Api::all_with(client, &resource),
-        };
-        api.patch(
-            name,
-            &PatchParams::apply("kubectl"),
-            &Patch::Apply(&manifest),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("kubectl apply of {kind} {name}: {e}"));
-    });
-}
-
 /// Applies `hcl` with terraform and checks that every pipeline object of `manifests` is
 /// stored with the spec (and the labels and annotations) Kargo stores for the original, that
 /// nothing else was created, that an immediate plan is empty and that destroy leaves nothing.
@@ -122,7 +87,8 @@ fn assert_terraform_matches_manifests(env: &Env, hcl: &str, manifests: &[Json]) 
         .collect();
     assert!(!in_scope.is_empty(), "the fixture describes a pipeline");
     for (manifest, _) in &in_scope {
-        kubectl_apply(&reference, manifest);
+        // As `kubectl apply --server-side` does.
+        server_side::apply(&reference, "kubectl", manifest);
     }
 
     for (manifest, plural) in &in_scope {
@@ -205,48 +171,37 @@ fn kargo_quickstart() {
     );
 }
 
-#[test]
-fn kargo_docs_project_config_with_exact_stage_names() {
-    let Some(manifests) =
-        fixtures(&["akuity_kargo__docs_working-with-projects__projectconfig-basic.yaml"])
-    else {
+/// The comparison for one of the ProjectConfig examples of Kargo's docs (`variant`: `basic`,
+/// `labels` or `patterns`), written as `hcl`.
+fn compare_docs_project_config(variant: &str, hcl: &str) {
+    let fixture = format!("akuity_kargo__docs_working-with-projects__projectconfig-{variant}.yaml");
+    let Some(manifests) = fixtures(&[&fixture]) else {
         return;
     };
-    let env = Env::new();
-    assert_terraform_matches_manifests(
-        &env,
+    assert_terraform_matches_manifests(&Env::new(), hcl, &manifests);
+}
+
+#[test]
+fn kargo_docs_project_config_with_exact_stage_names() {
+    compare_docs_project_config(
+        "basic",
         include_str!("../real-world/projectconfig-basic.tf"),
-        &manifests,
     );
 }
 
 #[test]
 fn kargo_docs_project_config_with_label_selectors() {
-    let Some(manifests) =
-        fixtures(&["akuity_kargo__docs_working-with-projects__projectconfig-labels.yaml"])
-    else {
-        return;
-    };
-    let env = Env::new();
-    assert_terraform_matches_manifests(
-        &env,
+    compare_docs_project_config(
+        "labels",
         include_str!("../real-world/projectconfig-labels.tf"),
-        &manifests,
     );
 }
 
 #[test]
 fn kargo_docs_project_config_with_name_patterns() {
-    let Some(manifests) =
-        fixtures(&["akuity_kargo__docs_working-with-projects__projectconfig-patterns.yaml"])
-    else {
-        return;
-    };
-    let env = Env::new();
-    assert_terraform_matches_manifests(
-        &env,
+    compare_docs_project_config(
+        "patterns",
         include_str!("../real-world/projectconfig-patterns.tf"),
-        &manifests,
     );
 }
 
@@ -395,9 +350,5 @@ fn the_pre_v1_manifests_written_as_terraform_are_rejected_with_their_replacement
         "{}",
         found.join("\n---\n")
     );
-    assert!(
-        env.sandbox.requests().is_empty(),
-        "validation needs no cluster: {:?}",
-        env.sandbox.requests()
-    );
+    env.assert_no_requests("validation needs no cluster");
 }

@@ -1,28 +1,22 @@
 //! Kargo behaviour of an in-process sandbox driven through kube-rs, as real clients see it:
 //! Projects, Warehouse defaults, publishing, Promotions, soak, approval, faults, auto-promotion.
 
+mod core_support;
+
 use std::time::Duration;
 
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
 use kargo_sandbox::{Options, Sandbox, User};
 
 async fn start() -> (Sandbox, Client) {
-    let sandbox = Sandbox::start(Options::default())
-        .await
-        .expect("sandbox starts");
-    let kubeconfig =
-        Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("kubeconfig is readable");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    let client = Client::try_from(config).expect("client");
+    let sandbox = core_support::start(Options::default()).await;
+    let client = core_support::client(&sandbox).await;
     (sandbox, client)
 }
 
@@ -492,12 +486,7 @@ async fn promote_permission_is_enforced() {
         .unwrap()
         .to_string();
     sandbox.add_user(User::new("viewer", "viewer-token").deny("promote", "stages"));
-    let mut config = Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(sandbox.kubeconfig_path()).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
+    let mut config = core_support::config_for(sandbox.kubeconfig_path()).await;
     config.auth_info.token = Some("viewer-token".to_string().into());
     let viewer = Client::try_from(config).unwrap();
     let err = promote(&viewer, "p", "dev", &freight).await.unwrap_err();

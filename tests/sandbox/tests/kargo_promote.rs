@@ -1,32 +1,24 @@
 //! The sandbox as a promotion test bench: the cluster clock in every `Date` header, the
 //! `promote` command (Kargo's UI and CLI) and `hold-promotion` (a promotion that keeps running).
 
+mod core_support;
+
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
+use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
 use kargo_sandbox::{Options, Sandbox};
 
 async fn start() -> (Sandbox, Client) {
-    let sandbox = Sandbox::start(Options::default())
-        .await
-        .expect("sandbox starts");
-    let kubeconfig =
-        Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("kubeconfig is readable");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    (sandbox, Client::try_from(config).expect("client"))
+    let sandbox = core_support::start(Options::default()).await;
+    let client = core_support::client(&sandbox).await;
+    (sandbox, client)
 }
 
 fn api(client: &Client, kind: &str, plural: &str, ns: Option<&str>) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kargo.akuity.io", "v1alpha1", kind),
-        plural,
-    );
+    let ar = core_support::kargo_resource(kind, plural);
     match ns {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

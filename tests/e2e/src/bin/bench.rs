@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use kargo_e2e::terraform::{binary, provider_dir};
+use kargo_e2e::terraform::{binary, provider_dir, reattach_providers};
 use kargo_e2e::{Env, Output, Terraform};
 
 /// go-plugin's handshake cookie for Terraform providers (a fixed public value).
@@ -389,13 +389,7 @@ fn peak_rss_kb(provider: &std::path::Path, n: usize) -> Result<Option<u64>, Stri
         .map_err(|e| format!("start {} -debug: {e}", provider.display()))?;
     let mut child = Reaped(child);
     let stdout = child.0.stdout.take().ok_or("no stdout")?;
-    let reattach = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("TF_REATTACH_PROVIDERS='")
-                .map(|v| v.trim_end_matches('\'').to_string())
-        })
+    let reattach = reattach_providers(stdout)
         .ok_or("the -debug banner did not print TF_REATTACH_PROVIDERS")?;
     let mut env = Env::new();
     env.tf.env("TF_REATTACH_PROVIDERS", &reattach);

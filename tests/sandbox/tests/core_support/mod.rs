@@ -42,7 +42,8 @@ pub async fn client_without_retries(sandbox: &Sandbox) -> kube::Client {
     kube::Client::try_from(cfg).expect("client")
 }
 
-async fn config_for(kubeconfig: &Path) -> kube::Config {
+/// The client configuration of a kubeconfig, to adjust before building a client.
+pub async fn config_for(kubeconfig: &Path) -> kube::Config {
     let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig parses");
     kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

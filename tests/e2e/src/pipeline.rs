@@ -1,0 +1,222 @@
+//! The promotion pipeline most end-to-end tests start from (project `shop`, image warehouse
+//! `app`, stages built to order) as HCL, and what tests do to it in Kargo: publish, promote, wait.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::Env;
+
+/// The project every [`Pipeline`] declares (as `kargo_project.p`).
+pub const PROJECT: &str = "shop";
+/// Its image warehouse (`kargo_warehouse.app`).
+pub const WAREHOUSE: &str = "app";
+/// The image that warehouse subscribes to.
+pub const IMAGE: &str = "ghcr.io/acme/app";
+/// How long a test waits for Kargo to reach a state before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The project `shop`, its image warehouse `app` and the clone-and-push steps stages promote
+/// with; the project has no auto-promotion, so each test decides what every stage holds.
+const BASE: &str = r#"
+resource "kargo_project" "p" {
+  name = "shop"
+}
+
+resource "kargo_warehouse" "app" {
+  project       = kargo_project.p.name
+  name          = "app"
+  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
+}
+
+locals {
+  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
+}
+"#;
+
+/// A pipeline configuration, built stage by stage.
+///
+/// ```
+/// use kargo_e2e::pipeline::{Pipeline, Sources};
+///
+/// let hcl = Pipeline::new()
+///     .stage("dev", Sources::direct())
+///     .stage("prod", Sources::after("dev").soak("1h"))
+///     .hcl();
+/// assert!(hcl.contains("required_soak_time = \"1h\""));
+/// ```
+pub struct Pipeline {
+    hcl: String,
+}
+
+impl Pipeline {
+    /// The project and its image warehouse, no stages yet.
+    pub fn new() -> Self {
+        Self {
+            hcl: BASE.to_string(),
+        }
+    }
+
+    /// Adds a warehouse subscribed to the `main` branch of the Git repository `repo_url`.
+    pub fn git_warehouse(mut self, name: &str, repo_url: &str) -> Self {
+        self.hcl.push_str(&format!(
+            "\nresource \"kargo_warehouse\" \"{name}\" {{\n  project       = kargo_project.p.name\n  name          = \"{name}\"\n  subscriptions = [{{ git = {{ repo_url = \"{repo_url}\", branch = \"main\" }} }}]\n}}\n"
+        ));
+        self
+    }
+
+    /// Adds a stage that takes freight from `sources` and promotes with the shared steps.
+    pub fn stage(self, name: &str, sources: Sources) -> Self {
+        self.add_stage(
+            name,
+            sources,
+            "  promotion_template = { steps = local.steps }\n",
+        )
+    }
+
+    /// Adds a control-flow stage: one with no promotion steps.
+    pub fn control_flow_stage(self, name: &str, sources: Sources) -> Self {
+        self.add_stage(name, sources, "")
+    }
+
+    fn add_stage(mut self, name: &str, sources: Sources, template: &str) -> Self {
+        let Sources { warehouse, hcl } = sources;
+        self.hcl.push_str(&format!(
+            "\nresource \"kargo_stage\" \"{name}\" {{\n  project            = kargo_project.p.name\n  name               = \"{name}\"\n  requested_freight  = [{{ origin = {{ name = kargo_warehouse.{warehouse}.name }}, sources = {{ {hcl} }} }}]\n{template}}}\n"
+        ));
+        self
+    }
+
+    /// The configuration, to follow the provider block.
+    pub fn hcl(self) -> String {
+        self.hcl
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a stage takes its freight from: the `sources` of its one requested freight.
+pub struct Sources {
+    warehouse: String,
+    hcl: String,
+}
+
+impl Sources {
+    /// Freight straight from the warehouse `app`.
+    pub fn direct() -> Self {
+        Self {
+            warehouse: WAREHOUSE.to_string(),
+            hcl: "direct = true".to_string(),
+        }
+    }
+
+    /// Freight from warehouse `app` once it has been through `stage`.
+    pub fn after(stage: &str) -> Self {
+        Self {
+            warehouse: WAREHOUSE.to_string(),
+            hcl: format!("stages = [kargo_stage.{stage}.name]"),
+        }
+    }
+
+    /// Freight that has also soaked for `duration` (a Kargo duration such as `10m`).
+    pub fn soak(mut self, duration: &str) -> Self {
+        self.hcl
+            .push_str(&format!(", required_soak_time = \"{duration}\""));
+        self
+    }
+
+    /// Freight from `warehouse` instead of `app`.
+    pub fn from_warehouse(mut self, warehouse: &str) -> Self {
+        self.warehouse = warehouse.to_string();
+        self
+    }
+}
+
+/// HCL built on first use and then used like a string constant (`{PIPELINE}` in a format
+/// string, `&PIPELINE` as a `&str`), so a test file names its configuration once:
+/// `static PIPELINE: Hcl = Hcl::new(|| Pipeline::new().stage(...).hcl());`.
+pub struct Hcl(LazyLock<String>);
+
+impl Hcl {
+    pub const fn new(build: fn() -> String) -> Self {
+        Self(LazyLock::new(build))
+    }
+}
+
+impl Deref for Hcl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hcl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// A fresh sandbox with `resources` applied.
+pub fn applied(resources: &str) -> Env {
+    let env = Env::new();
+    env.config(resources);
+    env.tf.apply().ok();
+    env
+}
+
+/// A registry publishes `image:tag` for `warehouse` of `project`; returns the new freight's
+/// (name, alias).
+pub fn publish_image(
+    env: &Env,
+    project: &str,
+    warehouse: &str,
+    image: &str,
+    tag: &str,
+) -> (String, String) {
+    let out = env
+        .sandbox
+        .control(
+            "publish",
+            &json!({"project": project, "warehouse": warehouse,
+                    "images": [{"repoURL": image, "tag": tag}]}),
+        )
+        .unwrap_or_else(|e| panic!("publish {image}:{tag}: {e:?}"));
+    (
+        out["name"].as_str().expect("freight name").to_string(),
+        out["alias"].as_str().expect("freight alias").to_string(),
+    )
+}
+
+/// A registry publishes `ghcr.io/acme/app:<tag>`; returns the new freight's (name, alias).
+pub fn publish(env: &Env, tag: &str) -> (String, String) {
+    publish_image(env, PROJECT, WAREHOUSE, IMAGE, tag)
+}
+
+/// Promotes `freight` into `stage` as Kargo's UI would; returns the Promotion's name.
+pub fn promote(env: &Env, stage: &str, freight: &str) -> String {
+    let out = env
+        .sandbox
+        .control(
+            "promote",
+            &json!({"project": PROJECT, "stage": stage, "freight": freight}),
+        )
+        .expect("promote");
+    out["name"].as_str().expect("promotion name").to_string()
+}
+
+/// Waits until Kargo has verified `freight` in `stage`.
+#[track_caller]
+pub fn wait_verified(env: &Env, freight: &str, stage: &str) {
+    env.eventually(&format!("{freight} verified in {stage}"), WAIT, |e| {
+        e.get("freights", Some(PROJECT), freight)
+            .is_some_and(|f| f["status"]["verifiedIn"].get(stage).is_some())
+    });
+}
