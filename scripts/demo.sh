@@ -65,6 +65,10 @@ step "terraform apply of that plan: Kargo promotes dev and the provider waits fo
 step "terraform plan right after: nothing to do"
 "$tf" plan -detailed-exitcode -compact-warnings
 
+step "dev as Kargo reports it now: terraform apply -refresh-only records the stage's new freight"
+"$tf" apply -refresh-only -auto-approve -compact-warnings >/dev/null
+"$tf" state show -no-color kargo_stage.dev | sed -n '/current_freight/,/^    }/p'
+
 step "What Kargo now holds"
 kubectl_bin="$(command -v kubectl || true)"
 if [ -n "$kubectl_bin" ]; then

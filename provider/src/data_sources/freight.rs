@@ -253,11 +253,13 @@ fn describe_freight(freights: &[Freight]) -> String {
 }
 
 /// Picks the freight the configuration designates, or says what was searched and what exists.
+/// `strict_semvers` is how a selector reads versions (see `Selector::learn_strictness`).
 fn find<'a>(
     config: &Value,
     freights: &'a [Freight],
     filters: &Filters,
     project: &str,
+    strict_semvers: bool,
 ) -> Result<&'a Freight, Diagnostic> {
     let exists = || {
         format!(
@@ -296,6 +298,7 @@ fn find<'a>(
     };
     let selector = Selector {
         available_only: false,
+        strict_semvers,
         ..selector
     };
     let choice = FreightChoice::Selector(selector.clone());
@@ -427,7 +430,14 @@ impl DataSource for FreightDataSource {
             Ok(f) => f,
             Err(e) => return (config, read_error(&what, &e).into()),
         };
-        match find(&config, &freights, &filters, &project) {
+        let strict_semvers = match FreightChoice::from_config(&config) {
+            Some(FreightChoice::Selector(mut selector)) => {
+                selector.learn_strictness(&client, &project).await;
+                selector.strict_semvers
+            }
+            _ => true,
+        };
+        match find(&config, &freights, &filters, &project, strict_semvers) {
             Ok(f) => (state(&config, &project, f), Diagnostics::default()),
             Err(d) => (config, d.into()),
         }
@@ -496,7 +506,7 @@ mod tests {
     #[test]
     fn finds_by_name_alias_and_selector() {
         let f = freights();
-        let pick = |j| find(&config(j), &f, &no_filters(), "shop").map(|f| f.name.clone());
+        let pick = |j| find(&config(j), &f, &no_filters(), "shop", true).map(|f| f.name.clone());
         assert_eq!(pick(json!({"name": "f2"})), Ok("f2".into()));
         assert_eq!(pick(json!({"alias": "tall-fox"})), Ok("f1".into()));
         assert_eq!(pick(selector("^1")), Ok("f2".into()));
@@ -511,6 +521,7 @@ mod tests {
             &f,
             &no_filters(),
             "shop",
+            true,
         )
         .unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "alias");
@@ -524,7 +535,7 @@ mod tests {
             "newest first: {}",
             err.detail
         );
-        let err = find(&config(selector("^2")), &f, &no_filters(), "shop").unwrap_err();
+        let err = find(&config(selector("^2")), &f, &no_filters(), "shop", true).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "freight_selector");
         assert!(err.detail.contains("\"^2\""), "{}", err.detail);
         assert!(
@@ -541,9 +552,9 @@ mod tests {
             verified_in: Some("dev".into()),
             available_to: None,
         };
-        let got = find(&config(selector("^1")), &f, &verified, "shop").unwrap();
+        let got = find(&config(selector("^1")), &f, &verified, "shop", true).unwrap();
         assert_eq!(got.name, "f1", "the newest verified in dev");
-        let err = find(&config(json!({"name": "f2"})), &f, &verified, "shop").unwrap_err();
+        let err = find(&config(json!({"name": "f2"})), &f, &verified, "shop", true).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "verified_in_stage");
         assert!(
             err.detail.contains("verified in no stage"),
@@ -555,7 +566,7 @@ mod tests {
             available_to: Some((prod(), "2025-06-01T00:00:00Z".parse().unwrap())),
         };
         assert_eq!(
-            find(&config(selector("^1")), &f, &available, "shop")
+            find(&config(selector("^1")), &f, &available, "shop", true)
                 .unwrap()
                 .name,
             "f1"
@@ -565,6 +576,7 @@ mod tests {
             &f,
             &available,
             "shop",
+            true,
         )
         .unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "available_to_stage");
@@ -573,7 +585,7 @@ mod tests {
             "{}",
             err.detail
         );
-        let err = find(&config(selector("~1.1")), &f, &available, "shop").unwrap_err();
+        let err = find(&config(selector("~1.1")), &f, &available, "shop", true).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "available_to_stage");
         assert!(
             err.detail

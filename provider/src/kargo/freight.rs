@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value as Json;
 
+use super::Kind;
 use super::client::KargoClient;
 use super::error::{Error, Result};
 use super::semver::{Constraint, parse_version};
@@ -638,6 +639,62 @@ pub struct Selector {
     pub version_constraint: Option<String>,
     /// Count only freight the stage may take now.
     pub available_only: bool,
+    /// Read versions as complete semantic versions only (see [`strict_semvers`]); with
+    /// `false`, partial ones like `1.2` and `v1` count too.
+    pub strict_semvers: bool,
+}
+
+/// Whether Kargo reads the versions of `artifact` strictly (only complete
+/// `MAJOR.MINOR.PATCH` versions), given `warehouse` as the cluster returns it, when it could
+/// be read.
+///
+/// Images and Git repositories follow the `strictSemvers` of the warehouse's subscription to
+/// the same repository URL; when the field, the subscription or the warehouse is missing,
+/// Kargo's default (strict) applies. Charts have no such field: Kargo reads the tags of OCI
+/// repositories strictly and the versions in a classic repository's index leniently.
+pub fn strict_semvers(artifact: &Artifact, warehouse: Option<&Json>) -> bool {
+    let (kind, repo_url) = match artifact {
+        Artifact::Image { repo_url } => ("image", repo_url),
+        Artifact::Git { repo_url } => ("git", repo_url),
+        Artifact::Chart { repo_url, .. } => return repo_url.starts_with("oci://"),
+    };
+    warehouse
+        .and_then(|w| w.pointer("/spec/subscriptions"))
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get(kind))
+        .find(|s| s.get("repoURL").and_then(Json::as_str) == Some(repo_url.as_str()))
+        .and_then(|s| s.get("strictSemvers"))
+        .and_then(Json::as_bool)
+        .unwrap_or(true)
+}
+
+impl Selector {
+    /// Sets [`Selector::strict_semvers`] from the warehouse the freight comes from (one GET,
+    /// only for images and Git repositories). A warehouse that cannot be read counts as
+    /// strict, Kargo's default, so a plan still resolves while it is being created.
+    pub async fn learn_strictness(&mut self, client: &KargoClient, project: &str) {
+        if matches!(self.artifact, Artifact::Chart { .. }) {
+            self.strict_semvers = strict_semvers(&self.artifact, None);
+            return;
+        }
+        let warehouse = match client
+            .get(Kind::Warehouse, Some(project), &self.warehouse)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(
+                    warehouse = %self.warehouse,
+                    error = %e,
+                    "could not read the warehouse; reading versions strictly"
+                );
+                None
+            }
+        };
+        self.strict_semvers = strict_semvers(&self.artifact, warehouse.as_ref());
+    }
 }
 
 /// Newest first: the higher semantic version (versions before non-versions), then the
@@ -697,7 +754,9 @@ pub fn resolve_selector<'a>(
     let mut matching: Vec<(Option<semver::Version>, &Freight)> = with_artifact
         .iter()
         .filter_map(|(version, f)| {
-            let parsed = version.as_deref().and_then(parse_version);
+            let parsed = version
+                .as_deref()
+                .and_then(|v| parse_version(v, selector.strict_semvers));
             match &constraint {
                 None => Some((parsed, *f)),
                 Some(c) => parsed.filter(|p| c.matches(p)).map(|p| (Some(p), *f)),
@@ -711,8 +770,25 @@ pub fn resolve_selector<'a>(
             .collect();
         found.sort();
         found.dedup();
+        // Partial versions left out by strict reading are the likely surprise: name them.
+        let partial: Vec<&str> = found
+            .iter()
+            .map(String::as_str)
+            .filter(|v| selector.strict_semvers && parse_version(v, false).is_some())
+            .filter(|v| parse_version(v, true).is_none())
+            .collect();
+        let hint = if partial.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Versions are read strictly (the subscription's `strict_semvers`, true by \
+                 default, or an OCI chart repository), so {} {} not counted.",
+                partial.join(", "),
+                if partial.len() == 1 { "is" } else { "are" }
+            )
+        };
         return Err(format!(
-            "No freight from {origin} has {} at a version matching {:?}; the versions found are: {}.",
+            "No freight from {origin} has {} at a version matching {:?}; the versions found are: {}.{hint}",
             selector.artifact,
             constraint
                 .as_ref()
@@ -1230,6 +1306,7 @@ mod tests {
             },
             version_constraint: constraint.map(str::to_string),
             available_only,
+            strict_semvers: true,
         }
     }
 
@@ -1361,6 +1438,73 @@ mod tests {
             resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap().name,
             "bb"
         );
+    }
+
+    #[test]
+    fn the_subscriptions_strict_semvers_decides_which_tags_count() {
+        let warehouse = |strict: Option<bool>| {
+            let mut image = json!({"repoURL": "ghcr.io/acme/app"});
+            if let Some(strict) = strict {
+                image["strictSemvers"] = json!(strict);
+            }
+            json!({"spec": {"subscriptions": [
+                {"git": {"repoURL": "ghcr.io/acme/app", "strictSemvers": !strict.unwrap_or(true)}},
+                {"image": {"repoURL": "ghcr.io/other/app", "strictSemvers": false}},
+                {"image": image},
+            ]}})
+        };
+        let image = selector(None, true).artifact;
+        assert!(!strict_semvers(&image, Some(&warehouse(Some(false)))));
+        assert!(strict_semvers(&image, Some(&warehouse(Some(true)))));
+        assert!(
+            strict_semvers(&image, Some(&warehouse(None))),
+            "Kargo's default"
+        );
+        assert!(strict_semvers(&image, None), "no warehouse: the default");
+        let git = Artifact::Git {
+            repo_url: "ghcr.io/acme/app".into(),
+        };
+        assert!(
+            !strict_semvers(&git, Some(&warehouse(Some(true)))),
+            "matched by kind and URL"
+        );
+        let chart = |repo_url: &str| Artifact::Chart {
+            repo_url: repo_url.into(),
+            name: None,
+        };
+        assert!(strict_semvers(
+            &chart("oci://ghcr.io/acme/charts/app"),
+            None
+        ));
+        assert!(!strict_semvers(&chart("https://charts.acme.io"), None));
+
+        let freights = vec![
+            image_freight("a", "1.1.0", "2025-01-01T00:00:00Z"),
+            image_freight("b", "1.2", "2025-01-02T00:00:00Z"),
+            image_freight("c", "v2", "2025-01-03T00:00:00Z"),
+            image_freight("d", "latest", "2025-01-04T00:00:00Z"),
+            image_freight("e", "main-abc123", "2025-01-05T00:00:00Z"),
+            image_freight("f", "v1.3.0-rc.1", "2025-01-06T00:00:00Z"),
+        ];
+        let s = stage(
+            json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
+        );
+        let pick = |c: Option<&str>, w: &Json| {
+            let mut sel = selector(c, true);
+            sel.strict_semvers = strict_semvers(&sel.artifact, Some(w));
+            resolve_selector(&sel, &freights, &s, ts(NOW)).map(|f| f.name.as_str())
+        };
+        let strict = warehouse(None);
+        let lenient = warehouse(Some(false));
+        assert_eq!(pick(Some(">=1.0"), &strict), Ok("a"));
+        assert_eq!(pick(Some(">=1.0"), &lenient), Ok("c"));
+        assert_eq!(pick(Some("^1.0"), &lenient), Ok("b"), "1.2 is 1.2.0");
+        assert_eq!(pick(Some(">=1.0.0-0 <2.0.0"), &lenient), Ok("f"));
+        assert_eq!(pick(None, &strict), Ok("f"), "versions before other tags");
+        assert_eq!(pick(None, &lenient), Ok("c"));
+        let err = pick(Some("^2"), &strict).unwrap_err();
+        assert!(err.contains("so 1.2, v2 are not counted"), "{err}");
+        assert_eq!(pick(Some("^2"), &lenient), Ok("c"));
     }
 
     #[test]

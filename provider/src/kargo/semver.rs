@@ -1,5 +1,6 @@
 //! Semantic versions and version constraints as Kargo reads them (the Masterminds `semver/v3`
-//! rules): a `v` prefix, partial versions, `x` wildcards, hyphen ranges and prerelease gating.
+//! rules): a `v` prefix, partial versions, `x` wildcards, hyphen ranges and prerelease gating;
+//! versions parsed strictly or leniently, as a subscription's `strictSemvers` says.
 
 use std::cmp::Ordering;
 
@@ -148,11 +149,11 @@ fn is_wildcard(c: char) -> bool {
 /// A parsed version constraint that checks versions the way Kargo does.
 ///
 /// ```
-/// use terraform_provider_kargo::kargo::semver::{Constraint, parse_version};
+/// use terraform_provider_kargo::kargo::semver::{Constraint, parse_strict_version};
 /// let c = Constraint::parse("^1.2").unwrap();
-/// assert!(c.matches(&parse_version("v1.9.0").unwrap()));
-/// assert!(!c.matches(&parse_version("2.0.0").unwrap()));
-/// assert!(!c.matches(&parse_version("1.9.1-rc.1").unwrap()), "no prerelease asked for");
+/// assert!(c.matches(&parse_strict_version("v1.9.0").unwrap()));
+/// assert!(!c.matches(&parse_strict_version("2.0.0").unwrap()));
+/// assert!(!c.matches(&parse_strict_version("1.9.1-rc.1").unwrap()), "no prerelease asked for");
 /// ```
 #[derive(Clone, Debug)]
 pub struct Constraint {
@@ -276,14 +277,33 @@ fn comparator_matches(c: &Comparator, v: &Version) -> bool {
     }
 }
 
-/// Parses a tag or version as Kargo does for semantic ordering: an optional `v` prefix and
-/// missing minor/patch parts (`v1.2` is 1.2.0). `None` for anything else (`latest`, a SHA).
-pub fn parse_version(text: &str) -> Option<Version> {
-    let s = text.trim();
-    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-    if let Ok(v) = Version::parse(s) {
+/// Parses a tag or version the way Kargo's `semver.Parse(text, strict)` does. `None` for
+/// anything that is not a version there (`latest`, a commit SHA, `main-abc123`).
+///
+/// Both forms take an optional lowercase `v` prefix (Masterminds only knows that one) and a
+/// prerelease and build suffix. Strict parsing (a subscription's `strictSemvers`, Kargo's
+/// default) then wants a complete `MAJOR.MINOR.PATCH`, as Masterminds' `StrictNewVersion`;
+/// lenient parsing (`strictSemvers: false`, as `NewVersion`) also takes `1.2` and `v1`, with
+/// the missing parts as zero.
+pub fn parse_version(text: &str, strict: bool) -> Option<Version> {
+    if strict {
+        parse_strict_version(text)
+    } else {
+        parse_lenient_version(text)
+    }
+}
+
+/// A complete semantic version, `v` prefix allowed: `1.2.3`, `v1.2.3-rc.1+build.5`.
+pub fn parse_strict_version(text: &str) -> Option<Version> {
+    Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
+}
+
+/// A semantic version that may lack its minor or patch part (`v1.2` is 1.2.0).
+pub fn parse_lenient_version(text: &str) -> Option<Version> {
+    if let Some(v) = parse_strict_version(text) {
         return Some(v);
     }
+    let s = text.strip_prefix('v').unwrap_or(text);
     // Partial versions: fill in the missing parts before any prerelease or build suffix.
     let split = s.find(['-', '+']).unwrap_or(s.len());
     let (core, rest) = s.split_at(split);
@@ -308,7 +328,7 @@ mod tests {
     use super::*;
 
     fn v(s: &str) -> Version {
-        parse_version(s).unwrap_or_else(|| panic!("{s} is a version"))
+        parse_lenient_version(s).unwrap_or_else(|| panic!("{s} is a version"))
     }
 
     fn check(constraint: &str, yes: &[&str], no: &[&str]) {
@@ -322,14 +342,91 @@ mod tests {
     }
 
     #[test]
-    fn versions_accept_v_prefixes_and_partial_forms() {
+    fn lenient_versions_accept_v_prefixes_and_partial_forms() {
         assert_eq!(v("v1.2.3"), Version::new(1, 2, 3));
         assert_eq!(v("1.2"), Version::new(1, 2, 0));
-        assert_eq!(v("V2"), Version::new(2, 0, 0));
+        assert_eq!(v("v1"), Version::new(1, 0, 0));
         assert_eq!(v("1.2-rc.1").pre.as_str(), "rc.1");
-        for bad in ["latest", "", "1.2.3.4", "sha-abc", "v", "1..2", "abc123"] {
-            assert_eq!(parse_version(bad), None, "{bad:?}");
+        assert_eq!(v("v1.2+build.7").build.as_str(), "build.7");
+        // Masterminds knows only the lowercase prefix.
+        for bad in [
+            "latest",
+            "",
+            "1.2.3.4",
+            "sha-abc",
+            "v",
+            "1..2",
+            "abc123",
+            "V2",
+            "main-abc123",
+        ] {
+            assert_eq!(parse_lenient_version(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn strict_versions_need_all_three_parts() {
+        for good in ["1.2.3", "v1.2.3", "v1.2.3-rc.1", "1.2.3+build.7", "0.0.0"] {
+            assert!(parse_strict_version(good).is_some(), "{good:?}");
+        }
+        assert_eq!(parse_strict_version("v2.0.1"), Some(Version::new(2, 0, 1)));
+        for bad in [
+            "1.2",
+            "v1",
+            "1.2-rc.1",
+            "latest",
+            "main-abc123",
+            "V1.2.3",
+            "01.2.3",
+            "1.2.3.4",
+        ] {
+            assert_eq!(parse_strict_version(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_version("1.2", true), None);
+        assert_eq!(parse_version("1.2", false), Some(Version::new(1, 2, 0)));
+    }
+
+    /// The tags a constraint keeps, highest first, as a selector would order them.
+    fn select(constraint: &str, strict: bool, tags: &[&'static str]) -> Vec<&'static str> {
+        let c = Constraint::parse(constraint).unwrap();
+        let mut kept: Vec<(Version, &'static str)> = tags
+            .iter()
+            .filter_map(|t| parse_version(t, strict).map(|v| (v, *t)))
+            .filter(|(v, _)| c.matches(v))
+            .collect();
+        kept.sort_by(|a, b| b.0.cmp_precedence(&a.0));
+        kept.into_iter().map(|(_, t)| t).collect()
+    }
+
+    #[test]
+    fn strictness_decides_which_tags_count() {
+        let tags = [
+            "1.2",
+            "v1",
+            "1.1.0",
+            "v1.3.0-rc.1",
+            "1.0.5",
+            "latest",
+            "main-abc123",
+        ];
+        assert_eq!(select(">=1.0", true, &tags), ["1.1.0", "1.0.5"]);
+        assert_eq!(
+            select(">=1.0", false, &tags),
+            ["1.2", "1.1.0", "1.0.5", "v1"]
+        );
+        assert_eq!(
+            select(">=1.0.0-0", true, &tags),
+            ["v1.3.0-rc.1", "1.1.0", "1.0.5"],
+            "a constraint naming a prerelease admits them"
+        );
+        assert_eq!(
+            select(">=1.0.0-0", false, &tags),
+            ["v1.3.0-rc.1", "1.2", "1.1.0", "1.0.5", "v1"]
+        );
+        assert_eq!(
+            select("*", false, &["latest", "main-abc123"]),
+            [] as [&str; 0]
+        );
     }
 
     #[test]

@@ -96,9 +96,17 @@ fn selector_attribute(what: &str) -> Attribute {
                     "A semantic version constraint in Kargo's syntax on the artifact's version \
                      (image tag, commit tag or chart version), e.g. `^1.2`, `~1.2.3`, \
                      `>=1.0.0 <2.0.0` or `1.x`. A `v` prefix on versions is accepted, \
-                     versions that are not semantic are ignored, and prereleases only match \
-                     when the constraint names one (`>=1.0.0-0`). Unset: the newest freight \
-                     carrying the artifact, highest semantic version first.",
+                     versions that are not semantic (`latest`, `main-abc123`) are ignored, and \
+                     prereleases only match when the constraint names one (`>=1.0.0-0`). \
+                     Which versions count follows Kargo: for an image or Git repository, the \
+                     `strict_semvers` of the warehouse's subscription to the same `repo_url` \
+                     (read from the warehouse when planning; when it is unset or the warehouse \
+                     cannot be read, `true`, Kargo's default). Strict, only complete versions \
+                     count (`1.2.3`, `v1.2.3-rc.1`); otherwise partial ones like `1.2` or `v1` \
+                     count too, as `1.2.0` and `1.0.0`. Chart versions are read strictly from \
+                     OCI repositories and leniently from classic (`https://`) ones, as Kargo \
+                     discovers them. Unset: the newest freight carrying the artifact, highest \
+                     semantic version first.",
                 ),
             Attribute::bool("available_only")
                 .default(Value::Bool(true))
@@ -454,7 +462,17 @@ impl FreightChoice {
             artifact,
             version_constraint: known(s.get("version_constraint")),
             available_only: s.get("available_only").as_bool().unwrap_or(true),
+            // Kargo's default until the warehouse says otherwise (see `learn_strictness`).
+            strict_semvers: true,
         }))
+    }
+
+    /// For a selector, reads from its warehouse whether versions are read strictly (see
+    /// [`Selector::learn_strictness`]); other choices need nothing.
+    pub async fn learn_strictness(&mut self, client: &KargoClient, project: &str) {
+        if let FreightChoice::Selector(selector) = self {
+            selector.learn_strictness(client, project).await;
+        }
     }
 
     /// The attribute this choice was made with, where diagnostics about it belong.
@@ -534,8 +552,8 @@ fn planned_approvals() -> &'static std::sync::Mutex<PlannedApprovals> {
 
 /// Records that the plan approves `freight` for `stage`. Terraform plans a resource only after
 /// those it depends on, within one provider process per plan, so what `depends_on` an approval
-/// sees the freight as approved; at apply the approval is written before they run, and they
-/// check availability against the cluster again.
+/// sees the freight as approved. At apply the approval is written before they run, and
+/// Kargo's promotion webhook checks availability again when the promotion is created.
 pub fn expect_approval(client: &KargoClient, project: &str, freight: &str, stage: &str) {
     planned_approvals()
         .lock()
@@ -619,7 +637,8 @@ pub fn choose<'a>(
     }
 }
 
-/// Lists the project's freight and picks the one `choice` designates (see [`choose`]).
+/// Lists the project's freight and picks the one `choice` designates (see [`choose`]), a
+/// selector reading versions as its warehouse's subscription does.
 pub async fn resolve(
     client: &KargoClient,
     project: &str,
@@ -627,6 +646,9 @@ pub async fn resolve(
     choice: &FreightChoice,
     now: Timestamp,
 ) -> Result<Freight, Diagnostic> {
+    let mut choice = choice.clone();
+    choice.learn_strictness(client, project).await;
+    let choice = &choice;
     let freights = list_freight(client, project).await.map_err(|e| {
         Diagnostic::error(
             "Failed to list the project's freight",
@@ -794,6 +816,7 @@ mod tests {
                 },
                 version_constraint: None,
                 available_only: false,
+                strict_semvers: true,
             })
         );
         assert_eq!(c.path().to_string(), "freight_selector");
@@ -862,6 +885,7 @@ mod tests {
             },
             version_constraint: Some("~1.0".into()),
             available_only: true,
+            strict_semvers: true,
         });
         assert_eq!(choose(&sel, &f, None, "shop", now()).unwrap().name, "f1");
         let origin = FreightChoice::Origin("app".into());
@@ -882,6 +906,7 @@ mod tests {
             },
             version_constraint: None,
             available_only: true,
+            strict_semvers: true,
         });
         let err = choose(&none, &f, Some(&stage), "shop", now()).unwrap_err();
         assert_eq!(err.summary, "No freight matches the selector");

@@ -59,7 +59,9 @@ the freight as approved for the stage, so both are applied together.
 
 The freight is chosen by name (`freight`), alias (`freight_alias`) or with `freight_selector`, \
 which for an approval considers **all** freight from the warehouse, available to the stage or \
-not (approving is how freight becomes available). The choice is resolved at plan time, so the \
+not (approving is how freight becomes available). Unlike `kargo_promotion` there is no \
+`origin_warehouse`: Kargo's auto-promotion pick is always freight the stage can already take, so \
+it never needs an approval. The choice is resolved at plan time, so the \
 plan shows the freight's name, alias and artifacts. Plan and apply check that the stage requests \
 freight from the freight's warehouse, as Kargo's API does. When the cluster cannot be reached \
 while planning, the plan succeeds with the freight \"known after apply\" and a warning. Choosing \
@@ -366,8 +368,10 @@ impl FreightApprovalResource {
             Err(KargoError::NotFound { .. }) => Vec::new(),
             Err(e) => return unreachable(diags, &e),
         };
+        let mut choice = choice.clone();
+        choice.learn_strictness(&client, project).await;
         // An approval ignores availability, so no stage and no clock are involved.
-        let freight = match choice::choose(choice, &freights, None, project, Timestamp::now()) {
+        let freight = match choice::choose(&choice, &freights, None, project, Timestamp::now()) {
             Ok(f) => f.clone(),
             Err(d) => {
                 diags.push(d);

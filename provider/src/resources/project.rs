@@ -1769,6 +1769,88 @@ mod tests {
         assert_eq!(read, expected);
     }
 
+    #[test]
+    fn every_receiver_type_converts_to_kargo_and_back() {
+        let planned = state_from_planned(
+            &config(json!({
+                "name": "shop",
+                "keep_namespace": false,
+                "webhook_receivers": [
+                    {"name": "gh", "github": {"secret_ref": {"name": "s-gh"}}},
+                    {"name": "gl", "gitlab": {"secret_ref": {"name": "s-gl"}}},
+                    {"name": "bb", "bitbucket": {"secret_ref": {"name": "s-bb"}}},
+                    {"name": "hub", "dockerhub": {"secret_ref": {"name": "s-hub"}}},
+                    {"name": "quay", "quay": {"secret_ref": {"name": "s-quay"}}},
+                    {"name": "harbor", "harbor": {"secret_ref": {"name": "s-harbor"}}},
+                    {"name": "jfrog", "artifactory": {"secret_ref": {"name": "s-jfrog"}}},
+                    {"name": "acr", "azure": {"secret_ref": {"name": "s-acr"}}},
+                    {"name": "gitea", "gitea": {"secret_ref": {"name": "s-gitea"}}},
+                    {"name": "ci", "generic": {"secret_ref": {"name": "s-ci"}}},
+                ],
+            })),
+            true,
+        );
+        let spec = project_config_spec(&planned).unwrap();
+        assert_eq!(
+            Json::Object(spec.clone()),
+            json!({"webhookReceivers": [
+                {"name": "gh", "github": {"secretRef": {"name": "s-gh"}}},
+                {"name": "gl", "gitlab": {"secretRef": {"name": "s-gl"}}},
+                {"name": "bb", "bitbucket": {"secretRef": {"name": "s-bb"}}},
+                {"name": "hub", "dockerhub": {"secretRef": {"name": "s-hub"}}},
+                {"name": "quay", "quay": {"secretRef": {"name": "s-quay"}}},
+                {"name": "harbor", "harbor": {"secretRef": {"name": "s-harbor"}}},
+                {"name": "jfrog", "artifactory": {"secretRef": {"name": "s-jfrog"}}},
+                {"name": "acr", "azure": {"secretRef": {"name": "s-acr"}}},
+                {"name": "gitea", "gitea": {"secretRef": {"name": "s-gitea"}}},
+                {"name": "ci", "generic": {"secretRef": {"name": "s-ci"}}},
+            ]})
+        );
+        let published = [
+            ("gh", "github/1"),
+            ("gl", "gitlab/2"),
+            ("bb", "bitbucket/3"),
+            ("hub", "dockerhub/4"),
+            ("quay", "quay/5"),
+            ("harbor", "harbor/6"),
+            ("jfrog", "artifactory/7"),
+            ("acr", "azure/8"),
+            ("gitea", "gitea/9"),
+            ("ci", "generic/10"),
+        ];
+        let live = live_config(Json::Object(spec), &published);
+        let read = state_from_live(&planned, &live_project(), Some(&live), false);
+        let mut expected = planned.clone();
+        fill_receiver_urls(
+            &mut expected,
+            &plan_receiver_urls_for_test(&planned),
+            Some(&published_receivers(&live)),
+        );
+        assert_eq!(read, expected);
+        for (receiver, (name, path)) in read
+            .get("webhook_receivers")
+            .elements()
+            .iter()
+            .zip(published)
+        {
+            assert_eq!(receiver.get("name"), &Value::string(name));
+            assert_eq!(
+                receiver.get("url"),
+                &Value::string(format!("https://hooks/{path}"))
+            );
+        }
+        // Imported from Kargo alone, every type comes back the same.
+        let imported = state_from_live(&Value::Null, &live_project(), Some(&live), true);
+        assert_eq!(
+            imported.get("webhook_receivers"),
+            read.get("webhook_receivers")
+        );
+        assert_eq!(
+            imported.get("webhook_receiver_urls"),
+            read.get("webhook_receiver_urls")
+        );
+    }
+
     /// `planned` with every receiver URL unknown, as a plan for a new receiver list has them.
     fn plan_receiver_urls_for_test(planned: &Value) -> Value {
         let mut p = planned.clone();

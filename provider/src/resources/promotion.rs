@@ -220,7 +220,7 @@ impl PromotionResource {
         else {
             return Lookup::Unresolved(None);
         };
-        let Some(choice) = FreightChoice::from_config(config) else {
+        let Some(mut choice) = FreightChoice::from_config(config) else {
             return Lookup::Unresolved(None);
         };
         let unresolved = |why: String| Lookup::Unresolved(Some(not_resolved_warning(&why)));
@@ -261,6 +261,7 @@ impl PromotionResource {
             Ok(t) => t,
             Err(e) => return unresolved(format!("The cluster's clock could not be read: {e}.")),
         };
+        choice.learn_strictness(&client, project).await;
         match choose(&choice, &freights, Some(&stage), project, now) {
             Ok(target) => {
                 let target = target.clone();
@@ -306,7 +307,7 @@ impl PromotionResource {
     ) -> Result<Resolution, Diagnostic> {
         let project = planned.str_or_empty("project");
         let stage_name = planned.str_or_empty("stage");
-        let choice = match planned.get("freight_name").as_str() {
+        let mut choice = match planned.get("freight_name").as_str() {
             // What the plan showed is what gets promoted.
             Some(name) => FreightChoice::Name(name.to_string()),
             None => FreightChoice::from_config(config).ok_or_else(|| {
@@ -345,6 +346,7 @@ impl PromotionResource {
             .server_time()
             .await
             .map_err(|e| read_failed("the cluster's clock", &e))?;
+        choice.learn_strictness(client, project).await;
         let target = choose(&choice, &freights, Some(&stage), project, now)
             .map_err(|d| d.at(path.clone()))?
             .clone();

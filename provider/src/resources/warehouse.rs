@@ -40,6 +40,7 @@ static RULES: Rules = Rules {
         "subscriptions.image.allow_tags",
         "subscriptions.image.ignore_tags",
         "subscriptions.image.semver_constraint",
+        "subscriptions.image.tag_selection_strategy",
         "subscriptions.git.allow_tags",
         "subscriptions.git.ignore_tags",
     ],
@@ -136,7 +137,8 @@ fn image_subscription() -> NestedObject {
             .default(Value::Bool(true))
             .description(
                 "With `SemVer`, consider only tags that are complete semantic versions \
-                 (`1.2.3`, not `1.2`). Default `true`.",
+                 (`1.2.3`, not `1.2`). Freight selectors (`freight_selector`) read this \
+                 image's tags the same way. Default `true`.",
             ),
         allow_tags_regexes("tags"),
         ignore_tags_regexes("tags"),
@@ -164,7 +166,33 @@ fn image_subscription() -> NestedObject {
                  `constraint`, which takes the same syntax.",
             ))
             .description("Removed in Kargo v1.9: use `constraint`. Setting it is an error."),
+        removed_tag_selection_strategy(),
     ])
+}
+
+/// `tagSelectionStrategy` (e.g. `{semVer: {allowPrerelease: false}}`) appears in manifests
+/// written for old or imagined Kargo versions. Without this attribute Terraform would drop
+/// it from the object without a word and the warehouse would quietly use the defaults.
+fn removed_tag_selection_strategy() -> Attribute {
+    Attribute::dynamic("tag_selection_strategy")
+        .optional()
+        .deprecated(
+            "Not a Kargo field: use `image_selection_strategy`, `constraint` and \
+             `strict_semvers`.",
+        )
+        .validate(removed(
+            "Removed attribute",
+            "Kargo's image subscriptions have no `tag_selection_strategy` (`tagSelectionStrategy`); \
+             it is replaced by `image_selection_strategy` (`SemVer`, `Lexical`, `NewestBuild` or \
+             `Digest`) with `constraint` for the tags to consider. Prereleases are considered \
+             only when `constraint` names one (e.g. `>=1.0.0-0`), and `strict_semvers` decides \
+             whether partial versions such as `1.2` count.",
+        ))
+        .description(
+            "Removed: not a Kargo field; use `image_selection_strategy`, `constraint` (a \
+             constraint naming a prerelease admits prereleases) and `strict_semvers`. Setting \
+             it is an error, and it is never sent to Kargo.",
+        )
 }
 
 fn git_subscription() -> NestedObject {
@@ -199,8 +227,9 @@ fn git_subscription() -> NestedObject {
         Attribute::bool("strict_semvers")
             .default(Value::Bool(true))
             .description(
-                "With `SemVer`, consider only tags that are complete semantic versions. Default \
-                 `true`.",
+                "With `SemVer`, consider only tags that are complete semantic versions. Freight \
+                 selectors (`freight_selector`) read this repository's tags the same way. \
+                 Default `true`.",
             ),
         Attribute::string("semver_constraint")
             .optional()
@@ -1259,12 +1288,52 @@ mod tests {
             &r,
             json!({
                 "name": "my-app-warehouse",
-                "subscriptions": [{"image": {"repo_url": "ghcr.io/dokaseca/my-app"}}],
+                "subscriptions": [{"image": {
+                    "repo_url": "ghcr.io/dokaseca/my-app",
+                    "tag_selection_strategy": {"sem_ver": {"allow_prerelease": false}},
+                }}],
             }),
         );
         let found = errors(&validate(&r, &config));
-        assert_eq!(paths(&found), vec!["project"]);
+        assert_eq!(
+            paths(&found),
+            vec!["project", "subscriptions[0].image.tag_selection_strategy"]
+        );
         assert_eq!(found[0].1, "Missing required attribute");
+        assert_eq!(found[1].1, "Removed attribute");
+        for replacement in [
+            "`image_selection_strategy`",
+            "`SemVer`",
+            "`constraint`",
+            "`>=1.0.0-0`",
+            "`strict_semvers`",
+        ] {
+            assert!(found[1].2.contains(replacement), "{}", found[1].2);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_legacy_tag_selection_strategy_is_never_sent() {
+        let r = resource::<Warehouse>();
+        let config = config(
+            &r,
+            json!({
+                "project": "my-app",
+                "name": "my-app-warehouse",
+                "subscriptions": [{"image": {
+                    "repo_url": "ghcr.io/dokaseca/my-app",
+                    "tag_selection_strategy": {"sem_ver": {"allow_prerelease": false}},
+                }}],
+            }),
+        );
+        let body = body_for(&r, &config).await;
+        let image = &body["spec"]["subscriptions"][0]["image"];
+        assert_eq!(image["repoURL"], "ghcr.io/dokaseca/my-app", "{body}");
+        let text = body.to_string().to_lowercase();
+        assert!(
+            !text.contains("tagselection") && !text.contains("tag_selection"),
+            "{body}"
+        );
     }
 
     #[test]

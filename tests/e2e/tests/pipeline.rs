@@ -1,7 +1,12 @@
 //! kargo_warehouse, kargo_stage, kargo_promotion_task and kargo_cluster_promotion_task end
-//! to end: apply → empty plan → in-place change → replace → import → destroy.
+//! to end: apply → empty plan → in-place change → replace → import → destroy, and objects
+//! created in the same apply as their project.
+
+use std::time::Duration;
 
 use kargo_e2e::{Env, planned_actions};
+use kargo_sandbox::HttpFault;
+use serde_json::json;
 
 const PIPELINE: &str = r##"
 resource "kargo_project" "p" {
@@ -61,6 +66,30 @@ resource "kargo_stage" "prod" {
 }
 "##;
 
+/// Every object the pipeline creates, as (resource, namespace, name).
+const PIPELINE_OBJECTS: [(&str, Option<&str>, &str); 5] = [
+    ("warehouses", Some("shop"), "app"),
+    ("stages", Some("shop"), "dev"),
+    ("stages", Some("shop"), "prod"),
+    ("promotiontasks", Some("shop"), "update-image"),
+    ("clusterpromotiontasks", None, "notify"),
+];
+
+/// Destroys everything and asserts each of `objects`, the project and its namespace are gone
+/// from the cluster.
+#[track_caller]
+fn destroy_and_assert_gone(env: &Env, objects: &[(&str, Option<&str>, &str)]) {
+    env.tf.destroy().ok();
+    for (res, ns, name) in objects {
+        assert!(
+            env.get(res, *ns, name).is_none(),
+            "{res}/{name} still present after destroy"
+        );
+    }
+    assert!(env.get("projects", None, "shop").is_none());
+    assert!(env.get("namespaces", None, "shop").is_none());
+}
+
 #[test]
 fn pipeline_lifecycle() {
     let env = Env::new();
@@ -98,23 +127,53 @@ fn pipeline_lifecycle() {
     assert_eq!(state["interval"], "10m", "the user's spelling is kept");
     assert_eq!(state["id"], "shop/app");
 
-    // In place: a new constraint and a re-encoded (reordered) step config.
-    let changed = PIPELINE
-        .replace("constraint = \"^1.0.0\"", "constraint = \"^1.2.0\"")
-        .replace(
-            "jsonencode({ url = \"https://hooks.example.com\", method = \"POST\" })",
-            "\"{\\\"method\\\": \\\"POST\\\", \\\"url\\\": \\\"https://hooks.example.com\\\"}\"",
-        );
-    env.config(&changed);
-    let plan = env.tf.plan_json();
-    assert_eq!(
-        planned_actions(&plan, "kargo_warehouse.app"),
-        Some(vec!["update".to_string()])
+    // A step config re-encoded with its keys in another order is not a change.
+    let reordered = PIPELINE.replace(
+        "jsonencode({ url = \"https://hooks.example.com\", method = \"POST\" })",
+        "\"{\\\"method\\\": \\\"POST\\\", \\\"url\\\": \\\"https://hooks.example.com\\\"}\"",
     );
+    env.config(&reordered);
+    let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_cluster_promotion_task.notify"),
         Some(vec!["no-op".to_string()]),
         "reordering JSON keys is not a change"
+    );
+    env.tf.assert_no_changes();
+
+    // In place: a new constraint, a new value for a stage's step var, a new step in the
+    // project's task and a new var in the cluster's task.
+    let changed = reordered
+        .replace("constraint = \"^1.0.0\"", "constraint = \"^1.2.0\"")
+        .replace(
+            "value = \"https://github.com/acme/gitops\"",
+            "value = \"https://github.com/acme/deploy\"",
+        )
+        .replace(
+            "message = \"promote\" }) },",
+            "message = \"promote\" }) },\n    { uses = \"git-push\", config = jsonencode({ path = \"./src\" }) },",
+        )
+        .replace(
+            "vars = [{ name = \"channel\", value = \"#deploys\" }]",
+            "vars = [{ name = \"channel\", value = \"#deploys\" }, { name = \"severity\", value = \"info\" }]",
+        );
+    env.config(&changed);
+    let plan = env.tf.plan_json();
+    for addr in [
+        "kargo_warehouse.app",
+        "kargo_stage.dev",
+        "kargo_promotion_task.update",
+        "kargo_cluster_promotion_task.notify",
+    ] {
+        assert_eq!(
+            planned_actions(&plan, addr),
+            Some(vec!["update".to_string()]),
+            "{addr}"
+        );
+    }
+    assert_eq!(
+        planned_actions(&plan, "kargo_stage.prod"),
+        Some(vec!["no-op".to_string()])
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
@@ -122,19 +181,22 @@ fn pipeline_lifecycle() {
         env.get("warehouses", Some("shop"), "app").unwrap()["spec"]["subscriptions"][0]["image"]["constraint"],
         "^1.2.0"
     );
-
-    // Renaming the production stage replaces it.
-    let renamed = changed.replace("name    = \"prod\"", "name    = \"production\"");
-    env.config(&renamed);
-    let plan = env.tf.plan_json();
     assert_eq!(
-        planned_actions(&plan, "kargo_stage.prod"),
-        Some(vec!["delete".to_string(), "create".to_string()])
+        env.get("stages", Some("shop"), "dev").unwrap()["spec"]["promotionTemplate"]["spec"]["steps"]
+            [0]["vars"],
+        json!([{"name": "repo", "value": "https://github.com/acme/deploy"}])
     );
-    env.tf.apply().ok();
-    assert!(env.get("stages", Some("shop"), "prod").is_none());
-    assert!(env.get("stages", Some("shop"), "production").is_some());
-    env.tf.assert_no_changes();
+    let task = env
+        .get("promotiontasks", Some("shop"), "update-image")
+        .unwrap();
+    assert_eq!(
+        task["spec"]["steps"][2],
+        json!({"uses": "git-push", "config": {"path": "./src"}})
+    );
+    assert_eq!(
+        env.get("clusterpromotiontasks", None, "notify").unwrap()["spec"]["vars"],
+        json!([{"name": "channel", "value": "#deploys"}, {"name": "severity", "value": "info"}])
+    );
 
     // Import round trip for each kind.
     for addr in [
@@ -163,22 +225,142 @@ import {
   id = "notify"
 }
 "#;
-    env.config(&format!("{renamed}\n{imports}"));
+    env.config(&format!("{changed}\n{imports}"));
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 
-    env.tf.destroy().ok();
-    for (res, ns, name) in [
-        ("stages", Some("shop"), "dev"),
-        ("warehouses", Some("shop"), "app"),
-        ("clusterpromotiontasks", None, "notify"),
+    destroy_and_assert_gone(&env, &PIPELINE_OBJECTS);
+}
+
+#[test]
+fn renaming_replaces_each_pipeline_object_and_its_users_follow_in_place() {
+    let env = Env::new();
+    env.config(PIPELINE);
+    env.tf.apply().ok();
+
+    let renamed = PIPELINE
+        .replace("name     = \"app\"", "name     = \"api\"")
+        .replace("name    = \"update-image\"", "name    = \"bump-image\"")
+        .replace("name = \"notify\"", "name = \"announce\"")
+        .replace("name    = \"prod\"", "name    = \"production\"");
+    env.config(&renamed);
+    let plan = env.tf.plan_json();
+    for addr in [
+        "kargo_warehouse.app",
+        "kargo_promotion_task.update",
+        "kargo_cluster_promotion_task.notify",
+        "kargo_stage.prod",
     ] {
-        assert!(
-            env.get(res, ns, name).is_none(),
-            "{res}/{name} still present after destroy"
+        assert_eq!(
+            planned_actions(&plan, addr),
+            Some(vec!["delete".to_string(), "create".to_string()]),
+            "{addr}"
         );
     }
-    assert!(env.get("namespaces", None, "shop").is_none());
+    assert_eq!(
+        planned_actions(&plan, "kargo_stage.dev"),
+        Some(vec!["update".to_string()]),
+        "the stage follows the new names in place"
+    );
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+
+    let renames = [
+        ("warehouses", Some("shop"), "app", "api"),
+        ("promotiontasks", Some("shop"), "update-image", "bump-image"),
+        ("clusterpromotiontasks", None, "notify", "announce"),
+        ("stages", Some("shop"), "prod", "production"),
+    ];
+    for (res, ns, old, new) in renames {
+        assert!(env.get(res, ns, old).is_none(), "{res}/{old} deleted");
+        assert!(env.get(res, ns, new).is_some(), "{res}/{new} created");
+    }
+    let dev = env.get("stages", Some("shop"), "dev").expect("dev kept");
+    assert_eq!(dev["spec"]["requestedFreight"][0]["origin"]["name"], "api");
+    let steps = &dev["spec"]["promotionTemplate"]["spec"]["steps"];
+    assert_eq!(steps[0]["task"]["name"], "bump-image");
+    assert_eq!(steps[1]["task"]["name"], "announce");
+    assert_eq!(env.tf.resource("kargo_warehouse.app")["id"], "shop/api");
+
+    let objects: Vec<_> = renames
+        .iter()
+        .map(|(res, ns, _, new)| (*res, *ns, *new))
+        .chain([("stages", Some("shop"), "dev")])
+        .collect();
+    destroy_and_assert_gone(&env, &objects);
+}
+
+#[test]
+fn objects_of_a_project_created_in_the_same_apply_wait_for_its_namespace() {
+    let env = Env::new();
+    // The project is slow to come, so the other writes certainly reach Kargo before its
+    // namespace exists.
+    env.sandbox
+        .inject_fault(
+            HttpFault::delay(Duration::from_secs(2))
+                .verb("patch")
+                .resource("projects")
+                .times(1),
+        )
+        .expect("inject fault");
+    // A literal project name and no depends_on: Terraform creates all four at once.
+    env.config(
+        r#"
+resource "kargo_project" "shop" {
+  name = "shop"
+}
+
+resource "kargo_warehouse" "app" {
+  project = "shop"
+  name    = "app"
+  subscriptions = [
+    { image = { repo_url = "ghcr.io/acme/app" } },
+  ]
+}
+
+resource "kargo_promotion_task" "update" {
+  project = "shop"
+  name    = "update-image"
+  steps   = [{ uses = "git-clone", config = jsonencode({ repoURL = "https://github.com/acme/gitops", checkout = [{ branch = "main", path = "./src" }] }) }]
+}
+
+resource "kargo_stage" "dev" {
+  project = "shop"
+  name    = "dev"
+  requested_freight = [
+    { origin = { name = "app" }, sources = { direct = true } },
+  ]
+  promotion_template = {
+    steps = [{ task = { name = "update-image" } }]
+  }
+}
+"#,
+    );
+    env.tf.apply().ok();
+    for (res, name) in [
+        ("warehouses", "app"),
+        ("promotiontasks", "update-image"),
+        ("stages", "dev"),
+    ] {
+        assert!(
+            env.get(res, Some("shop"), name).is_some(),
+            "{res}/{name} created"
+        );
+    }
+    let refused: Vec<String> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch" && r.namespace.as_deref() == Some("shop") && r.code >= 400)
+        .map(|r| r.resource)
+        .collect();
+    for res in ["warehouses", "promotiontasks", "stages"] {
+        assert!(
+            refused.iter().any(|r| r == res),
+            "the first write of {res} came before the namespace and was retried: {refused:?}"
+        );
+    }
+    env.tf.assert_no_changes();
 }
 
 #[test]

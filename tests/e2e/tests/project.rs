@@ -410,6 +410,86 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     destroy_and_assert_gone(&env, "hooks");
 }
 
+/// One receiver of each type Kargo knows, as (type, receiver name, Secret, data key the type
+/// reads its token from).
+const EVERY_RECEIVER_TYPE: [(&str, &str, &str, &str); 10] = [
+    ("github", "gh", "gh-secret", "secret"),
+    ("gitlab", "gl", "gl-secret", "secret-token"),
+    ("bitbucket", "bb", "bb-secret", "secret"),
+    ("dockerhub", "hub", "hub-secret", "secret"),
+    ("quay", "quay", "quay-secret", "secret"),
+    ("harbor", "harbor", "harbor-secret", "auth-header"),
+    ("artifactory", "jfrog", "jfrog-secret", "secret-token"),
+    ("azure", "acr", "acr-secret", "secret"),
+    ("gitea", "gitea", "gitea-secret", "secret"),
+    ("generic", "ci", "ci-secret", "secret"),
+];
+
+#[test]
+fn every_receiver_type_round_trips_with_the_url_kargo_publishes() {
+    let env = Env::new();
+    let secrets: Vec<(&str, &str, &str)> = EVERY_RECEIVER_TYPE
+        .iter()
+        .map(|(kind, _, secret, key)| (*secret, *key, *kind))
+        .collect();
+    env.project_namespace("every", &secrets);
+    let receivers: Vec<String> = EVERY_RECEIVER_TYPE
+        .iter()
+        .map(|(kind, name, secret, _)| {
+            format!("    {{ name = \"{name}\", {kind} = {{ secret_ref = {{ name = \"{secret}\" }} }} }},")
+        })
+        .collect();
+    let config = format!(
+        "resource \"kargo_project\" \"p\" {{\n  name = \"every\"\n  webhook_receivers = [\n{}\n  ]\n}}\n",
+        receivers.join("\n")
+    );
+    env.config(&config);
+    let out = env.tf.apply().ok();
+    assert!(
+        !out.all().contains("without a URL"),
+        "every Secret holds the key its type reads, so no warning:\n{}",
+        out.all()
+    );
+    env.tf.assert_no_changes();
+
+    let pc = env
+        .get("projectconfigs", Some("every"), "every")
+        .expect("receivers live in the ProjectConfig");
+    let published = published_urls(&env, "every");
+    let state = env.tf.resource("kargo_project.p");
+    for (i, (kind, name, secret, _)) in EVERY_RECEIVER_TYPE.iter().enumerate() {
+        assert_eq!(
+            pc["spec"]["webhookReceivers"][i],
+            json!({"name": name, *kind: {"secretRef": {"name": secret}}})
+        );
+        let url = published
+            .get(*name)
+            .unwrap_or_else(|| panic!("Kargo published no URL for {name}: {published:?}"));
+        assert!(
+            url.starts_with(&format!("https://kargo-webhooks.sandbox.local/{kind}/")),
+            "{url}"
+        );
+        assert_eq!(state["webhook_receivers"][i]["url"], *url, "{kind}");
+        assert_eq!(state["webhook_receiver_urls"][*name], *url, "{kind}");
+        assert_eq!(
+            state["webhook_receivers"][i][*kind]["secret_ref"]["name"],
+            *secret
+        );
+    }
+    assert_eq!(published.len(), EVERY_RECEIVER_TYPE.len(), "{published:?}");
+
+    // Import: every type reads back from Kargo's spelling into the same state.
+    env.import_round_trip("kargo_project.p", "every", &config);
+    let imported = env.tf.resource("kargo_project.p");
+    assert_eq!(imported["webhook_receivers"], state["webhook_receivers"]);
+    assert_eq!(
+        imported["webhook_receiver_urls"],
+        state["webhook_receiver_urls"]
+    );
+
+    destroy_and_assert_gone(&env, "every");
+}
+
 #[test]
 fn a_receiver_whose_secret_is_missing_warns_and_its_url_arrives_with_the_secret() {
     let env = Env::new();

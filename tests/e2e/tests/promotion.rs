@@ -502,3 +502,47 @@ fn destroy_aborts_a_running_promotion_unless_told_not_to() {
     env.sandbox.clear_faults().unwrap();
     wait_holds(&env, "dev", &f1);
 }
+
+#[test]
+fn a_selector_reads_versions_as_the_warehouse_subscription_does() {
+    // Partial versions such as `1.2` count only when the subscription turns strict semvers
+    // off; the selector learns that from the warehouse in the cluster.
+    let strict = r#"subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]"#;
+    assert!(PIPELINE.contains(strict), "{}", &*PIPELINE);
+    let lenient = PIPELINE.replace(
+        strict,
+        r#"subscriptions = [{ image = { repo_url = "ghcr.io/acme/app", strict_semvers = false } }]"#,
+    );
+    let env = applied(&lenient);
+    let (f110, _) = publish(&env, "1.1.0");
+    let (f12, _) = publish(&env, "1.2");
+    assert_ne!(f110, f12);
+    let selector = r#"freight_selector = {
+    warehouse          = "app"
+    image              = { repo_url = "ghcr.io/acme/app" }
+    version_constraint = ">=1.0"
+  }"#;
+
+    env.config(&format!("{lenient}\n{}", promotion("dev", selector, "")));
+    let plan = env.tf.plan_json();
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(
+        after["freight_name"],
+        json!(f12),
+        "1.2 is 1.2.0, the highest"
+    );
+    assert_eq!(after["artifacts"]["images"][0]["tag"], "1.2");
+
+    // Back to strict semvers: once the warehouse says so, `1.2` no longer counts.
+    env.config(&PIPELINE);
+    env.tf.apply().ok();
+    env.config(&format!("{PIPELINE}\n{}", promotion("dev", selector, "")));
+    let plan = env.tf.plan_json();
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(
+        after["freight_name"],
+        json!(f110),
+        "only complete versions count"
+    );
+    assert_eq!(after["artifacts"]["images"][0]["tag"], "1.1.0");
+}

@@ -339,16 +339,19 @@ fn the_pre_v1_manifests_written_as_terraform_are_rejected_with_their_replacement
         "kargo_stage.production",
         &["promotion_policy", "kargo_project.promotion_policies"],
     );
-    // The RFC's `tagSelectionStrategy` never existed in Kargo. Terraform converts an object
-    // written for a nested attribute to the attribute's type and drops attributes the type
-    // does not have, so `tag_selection_strategy` never reaches the provider: the warehouse
-    // plans with Kargo's default image selection (SemVer) and no error can name it.
-    assert!(
-        !found
-            .iter()
-            .any(|e| e.contains("with kargo_warehouse.my_app,")),
-        "{}",
-        found.join("\n---\n")
+    // The RFC's `tagSelectionStrategy` is not a Kargo field. Terraform would drop an attribute
+    // the schema lacks without a word, so the schema keeps it just to reject it, naming what
+    // replaces it.
+    assert!(legacy.contains("tag_selection_strategy = {"), "{legacy}");
+    assert_error(
+        &found,
+        "kargo_warehouse.my_app",
+        &[
+            "tag_selection_strategy",
+            "image_selection_strategy",
+            "`constraint`",
+            "strict_semvers",
+        ],
     );
     env.assert_no_requests("validation needs no cluster");
 }
