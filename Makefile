@@ -5,8 +5,6 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 TARGET_DIR ?= $(CURDIR)/target
-PROVIDER_BIN := $(TARGET_DIR)/debug/terraform-provider-kargo
-SANDBOX_BIN := $(TARGET_DIR)/debug/kargo-sandbox
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
@@ -49,6 +47,7 @@ fmt:
 # Unit tests, the sandbox's own suite and the end-to-end suite (real terraform against
 # the sandbox). nextest runs test binaries in parallel; plain cargo test is the fallback.
 test: tf-check lint build
+	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: CRD schema checks and fixture comparisons are skipped (see SKIPPED lines with --no-capture)"
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -70,11 +69,9 @@ docs-check:
 	$(CARGO) run -q -p kargo-docs -- check
 
 # Apply / empty plan / destroy of the examples against a real cluster with Kargo installed,
-# when TF_ACC=1 and KUBECONFIG are set; otherwise it says it is skipped and why.
+# when TF_ACC=1 and KUBECONFIG are set (the script then builds what it runs); otherwise it
+# says it is skipped and why.
 testacc:
-	@if [ "$$TF_ACC" = "1" ] && [ -n "$$KUBECONFIG" ]; then \
-	  $(MAKE) --no-print-directory tf-check build; \
-	fi
 	scripts/testacc.sh
 
 # The performance budget, measured on the release build: prints one table of times, ratios,

@@ -27,5 +27,5 @@ while IFS= read -r dir; do
   else
     echo "FAILED: ${dir#"$root"/}"; echo "$out"; status=1
   fi
-done < <(find "$root/examples" -name '*.tf' -printf '%h\n' | sort -u)
+done < <(find "$root/examples" -name '*.tf' -exec dirname {} \; | sort -u)
 exit $status

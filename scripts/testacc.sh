@@ -11,6 +11,7 @@ if [ "${TF_ACC:-}" != "1" ] || [ -z "${KUBECONFIG:-}" ]; then
 fi
 
 tf="$("$root/scripts/tf-binary")"
+"${MAKE:-make}" -C "$root" --no-print-directory build
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 # KUBECONFIG may list several files; the examples take one path, the first.
 kubeconfig="${KUBECONFIG%%:*}"
@@ -28,44 +29,24 @@ provider_installation {
 RC
 export TF_CLI_CONFIG_FILE="$work/dev.tfrc" TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
 
-# What the provider offers, to leave out example files whose resource types it lacks (said aloud).
-mkdir -p "$work/schema"
-printf 'terraform {\n  required_providers {\n    kargo = { source = "dokaseca/kargo" }\n  }\n}\n' > "$work/schema/main.tf"
-"$tf" -chdir="$work/schema" providers schema -json > "$work/schema.json" 2>/dev/null
-offers() { grep -q "\"$1\"" "$work/schema.json"; }
-
 status=0
 applied=()
 cleanup() {
-  for dir in "${applied[@]}"; do
+  for dir in ${applied[@]+"${applied[@]}"}; do
     [ -n "$dir" ] || continue
     echo "testacc: destroying what $(basename "$dir") created"
-    "$tf" -chdir="$dir" destroy -auto-approve -no-color "${vars[@]}" >/dev/null 2>&1 ||
+    "$tf" -chdir="$dir" destroy -auto-approve -no-color ${vars[@]+"${vars[@]}"} >/dev/null 2>&1 ||
       echo "testacc: destroy in $dir failed; clean up by hand" >&2
   done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# prepare NAME SOURCE_DIR: copies an example into the work dir (prints the copy's path, or
-# nothing when the example needs a resource type this build lacks).
+# prepare NAME SOURCE_DIR: copies an example into the work dir and prints the copy's path.
 prepare() {
-  local name="$1" src="$2" dir="$work/$1"
+  local dir="$work/$1"
   mkdir -p "$dir"
-  cp "$src"/*.tf "$dir/"
-  for file in "$dir"/*.tf; do
-    for type in kargo_promotion kargo_freight_approval; do
-      if grep -q "resource \"$type\"" "$file" && ! offers "$type"; then
-        if [ "$(basename "$file")" = "main.tf" ]; then
-          echo "testacc: $name: SKIPPED: it needs $type, which this provider build does not offer" >&2
-          return 0
-        fi
-        echo "testacc: $name: leaving out $(basename "$file"): it needs $type, which this provider build does not offer" >&2
-        rm -f "$file"
-        break
-      fi
-    done
-  done
+  cp "$2"/*.tf "$dir/"
   echo "$dir"
 }
 
@@ -82,38 +63,34 @@ tf_empty_plan() {
 # The quickstart: apply, empty plan, destroy.
 vars=(-var "kubeconfig=$kubeconfig")
 dir="$(prepare quickstart "$root/examples/quickstart")"
-if [ -n "$dir" ]; then
-  applied+=("$dir")
-  echo "testacc: quickstart: apply"
-  "$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}"
-  tf_empty_plan "$dir" "${vars[@]}"
-  echo "testacc: quickstart: destroy"
-  "$tf" -chdir="$dir" destroy -auto-approve -no-color -compact-warnings "${vars[@]}"
-  applied=()
-  echo "testacc: quickstart: ok"
-fi
+applied+=("$dir")
+echo "testacc: quickstart: apply"
+"$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}"
+tf_empty_plan "$dir" "${vars[@]}"
+echo "testacc: quickstart: destroy"
+"$tf" -chdir="$dir" destroy -auto-approve -no-color -compact-warnings "${vars[@]}"
+applied=()
+echo "testacc: quickstart: ok"
 
 # The hub cluster: switch enable_kargo on (apply, empty plan), then off (everything goes).
 vars=(-var "kubeconfig_path=$kubeconfig")
 [ -n "$context" ] && vars+=(-var "kubeconfig_context=$context")
 dir="$(prepare hub-cluster "$root/examples/hub-cluster")"
-if [ -n "$dir" ]; then
-  applied+=("$dir")
-  echo "testacc: hub-cluster: enable_kargo = true"
-  "$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}" -var 'addons={ enable_kargo = true }'
-  tf_empty_plan "$dir" "${vars[@]}" -var 'addons={ enable_kargo = true }'
-  echo "testacc: hub-cluster: enable_kargo = false"
-  "$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}" -var 'addons={ enable_kargo = false }'
-  tf_empty_plan "$dir" "${vars[@]}" -var 'addons={ enable_kargo = false }'
-  left="$("$tf" -chdir="$dir" state list)"
-  if [ -n "$left" ]; then
-    echo "testacc: hub-cluster: FAILED: still in state after enable_kargo = false:" >&2
-    echo "$left" >&2
-    status=1
-  fi
-  applied=()
-  echo "testacc: hub-cluster: ok"
+applied+=("$dir")
+echo "testacc: hub-cluster: enable_kargo = true"
+"$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}" -var 'addons={ enable_kargo = true }'
+tf_empty_plan "$dir" "${vars[@]}" -var 'addons={ enable_kargo = true }'
+echo "testacc: hub-cluster: enable_kargo = false"
+"$tf" -chdir="$dir" apply -auto-approve -no-color -compact-warnings "${vars[@]}" -var 'addons={ enable_kargo = false }'
+tf_empty_plan "$dir" "${vars[@]}" -var 'addons={ enable_kargo = false }'
+left="$("$tf" -chdir="$dir" state list)"
+if [ -n "$left" ]; then
+  echo "testacc: hub-cluster: FAILED: still in state after enable_kargo = false:" >&2
+  echo "$left" >&2
+  status=1
 fi
+applied=()
+echo "testacc: hub-cluster: ok"
 
 [ "$status" -eq 0 ] && echo "testacc: passed" || echo "testacc: FAILED" >&2
 exit $status

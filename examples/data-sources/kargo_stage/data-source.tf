@@ -1,14 +1,14 @@
-# The image tag production runs right now, for a release dashboard or another module.
-data "kargo_stage" "prod" {
+# The image tag staging runs right now, for a release dashboard or another module.
+data "kargo_stage" "staging" {
   project = "guestbook"
-  name    = "prod"
+  name    = "staging"
 }
 
-output "prod_image_tag" {
+output "staging_image_tag" {
   # Null until something has been promoted into the stage.
-  value = try(data.kargo_stage.prod.current_freight.artifacts.images[0].tag, null)
+  value = try(data.kargo_stage.staging.current_freight.artifacts.images[0].tag, null)
 }
 
-output "prod_last_promotion" {
-  value = try("${data.kargo_stage.prod.last_promotion.name}: ${data.kargo_stage.prod.last_promotion.phase}", "none yet")
+output "staging_last_promotion" {
+  value = try("${data.kargo_stage.staging.last_promotion.name}: ${data.kargo_stage.staging.last_promotion.phase}", "none yet")
 }

@@ -1,8 +1,8 @@
-# Fast-track a hotfix to production without waiting for it to pass staging: approve the
-# newest 1.4.x image of the guestbook warehouse for the "prod" stage, then promote it.
+# Fast-track a hotfix to staging without waiting for it to pass dev: approve the newest
+# 1.4.x image of the guestbook warehouse for the "staging" stage, then promote it.
 resource "kargo_freight_approval" "hotfix" {
   project = "guestbook"
-  stage   = "prod"
+  stage   = "staging"
 
   freight_selector = {
     warehouse          = "guestbook"
@@ -20,5 +20,5 @@ resource "kargo_promotion" "hotfix" {
 }
 
 output "approved" {
-  value = "${kargo_freight_approval.hotfix.freight_alias} approved for prod at ${kargo_freight_approval.hotfix.approved_at}"
+  value = "${kargo_freight_approval.hotfix.freight_alias} approved for staging at ${kargo_freight_approval.hotfix.approved_at}"
 }

@@ -4,19 +4,20 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{client, config_string, get_required, id_attribute, project_attribute, read_error};
+use super::{client, get_required, id_attribute, origin_attribute, project_attribute, read_error};
 use crate::kargo::Kind;
-use crate::kargo::freight::{Availability, Freight, Selector, StageView, availability};
+use crate::kargo::freight::{
+    Availability, Freight, SelectorMiss, StageView, availability, search_selector,
+};
 use crate::plugin::validate::validators::exactly_one_of;
 use crate::plugin::{
-    Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, NestedObject,
-    Schema, Value,
+    Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, Schema, Value,
 };
 use crate::provider::ProviderData;
 use crate::resources::common::refuse_true;
 use crate::resources::freight::{
-    FREIGHT_SELECTOR, FreightChoice, Way, artifacts_attribute, artifacts_value, choose,
-    freight_choice_attributes, list_stored_freight,
+    self, FREIGHT_SELECTOR, FreightChoice, artifact_labels, artifacts_attribute, artifacts_value,
+    list_stored_freight,
 };
 use crate::resources::freight_approval::replace_nested;
 use crate::resources::validators::object_name;
@@ -38,10 +39,7 @@ const AVAILABLE_FILTER: &str = "available_to_stage";
 const SHOWN_MATCHES: usize = 3;
 
 fn selector_attribute() -> Attribute {
-    let selector = freight_choice_attributes(&[Way::Selector], "the freight")
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Attribute::string(FREIGHT_SELECTOR));
+    let selector = freight::selector_attribute("the freight");
     let available_only = Attribute::bool("available_only")
         .optional()
         .validate(refuse_true(
@@ -105,19 +103,10 @@ fn schema() -> Schema {
                      judged with the cluster's clock. With `name` or `alias`, reading fails \
                      with the reason when the freight is not available.",
                 ),
-            Attribute::nested(
-                "origin",
-                NestedObject::single(vec![
-                    Attribute::string("kind")
-                        .computed()
-                        .description("Kind of the origin; always `Warehouse`."),
-                    Attribute::string("name")
-                        .computed()
-                        .description("Name of the warehouse that produced the freight."),
-                ]),
-            )
-            .computed()
-            .description("Where the freight was produced."),
+            origin_attribute(
+                "Name of the warehouse that produced the freight.",
+                "Where the freight was produced.",
+            ),
             artifacts_attribute("artifacts", "The artifacts the freight carries."),
             stage_names("verified_in", "Stages the freight has been verified in."),
             stage_names(
@@ -196,53 +185,17 @@ fn describe_freight(freights: &[Freight]) -> String {
         return "none".to_string();
     }
     let mut sorted: Vec<&Freight> = freights.iter().collect();
-    sorted.sort_by(|a, b| {
-        b.effective_discovered_at()
-            .cmp(&a.effective_discovered_at())
-            .then_with(|| b.name.cmp(&a.name))
-    });
+    sorted.sort_by(|a, b| a.cmp_newest_first(b));
     const SHOWN: usize = 10;
     let mut lines: Vec<String> = sorted
         .iter()
         .take(SHOWN)
         .map(|f| {
-            let artifacts: Vec<String> = f
-                .images
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{}:{}",
-                        i.repo_url,
-                        i.tag.as_deref().or(i.digest.as_deref()).unwrap_or("?")
-                    )
-                })
-                .chain(f.commits.iter().map(|c| {
-                    format!(
-                        "{}@{}",
-                        c.repo_url,
-                        c.tag
-                            .clone()
-                            .or_else(|| c.id.as_deref().map(|id| id.chars().take(7).collect()))
-                            .unwrap_or_default()
-                    )
-                }))
-                .chain(f.charts.iter().map(|c| {
-                    format!(
-                        "{}{}:{}",
-                        c.repo_url,
-                        c.name
-                            .as_deref()
-                            .map(|n| format!("/{n}"))
-                            .unwrap_or_default(),
-                        c.version.as_deref().unwrap_or("?")
-                    )
-                }))
-                .collect();
             format!(
                 "{} from warehouse {:?} ({})",
                 f.describe(),
                 f.origin.name,
-                artifacts.join(", ")
+                artifact_labels(f).join(", ")
             )
         })
         .collect();
@@ -252,14 +205,14 @@ fn describe_freight(freights: &[Freight]) -> String {
     lines.join("; ")
 }
 
-/// Picks the freight the configuration designates, or says what was searched and what exists.
-/// `strict_semvers` is how a selector reads versions (see `Selector::learn_strictness`).
+/// Picks the freight the configuration designates — by `name` or `alias`, or else by
+/// `choice`, its freight selector — or says what was searched and what exists.
 fn find<'a>(
     config: &Value,
+    choice: Option<&FreightChoice>,
     freights: &'a [Freight],
     filters: &Filters,
     project: &str,
-    strict_semvers: bool,
 ) -> Result<&'a Freight, Diagnostic> {
     let exists = || {
         format!(
@@ -290,53 +243,32 @@ fn find<'a>(
     if let Some(alias) = config.get("alias").as_str() {
         return by("alias", alias, &|f| f.alias.as_deref() == Some(alias));
     }
-    let Some(FreightChoice::Selector(selector)) = FreightChoice::from_config(config) else {
+    let Some(choice @ FreightChoice::Selector(selector)) = choice else {
         return Err(Diagnostic::error(
             "Nothing to search for",
             "Set exactly one of `name`, `alias` and `freight_selector` to a known value.",
         ));
     };
-    let selector = Selector {
-        available_only: false,
-        strict_semvers,
-        ..selector
-    };
-    let choice = FreightChoice::Selector(selector.clone());
-    // First among all freight, so that a selector matching nothing says so on its own.
-    let newest = choose(&choice, freights, None, project, Timestamp::now()).map_err(|mut d| {
-        d.detail.push_str(&exists());
-        d
-    })?;
-    if filters.rejects(newest).is_none() {
-        return Ok(newest);
-    }
-    let passing: Vec<Freight> = freights
-        .iter()
-        .filter(|f| filters.rejects(f).is_none())
-        .cloned()
-        .collect();
-    match choose(&choice, &passing, None, project, Timestamp::now()) {
-        Ok(f) => freights
-            .iter()
-            .find(|x| x.name == f.name)
-            .ok_or_else(|| Diagnostic::error("Freight not found", f.describe())),
-        Err(_) => {
-            let filter = filters
-                .rejects(newest)
+    let reject = |f: &Freight| filters.rejects(f).map(|(_, why)| why);
+    match search_selector(selector, freights, &reject) {
+        Ok(found) => Ok(found),
+        Err(SelectorMiss::NoMatch(why)) => Err(Diagnostic::error(
+            "No freight matches the selector",
+            format!("{why}{}", exists()),
+        )
+        .at(choice.path())),
+        Err(SelectorMiss::Rejected { rejected, .. }) => {
+            // The filter the newest match fails is where the error belongs.
+            let filter = rejected
+                .first()
+                .and_then(|(newest, _)| filters.rejects(newest))
                 .map_or(AVAILABLE_FILTER, |(filter, _)| filter);
             // Why each of the newest matches fails, newest first.
-            let mut remaining = freights.to_vec();
-            let mut reasons = Vec::new();
-            while reasons.len() < SHOWN_MATCHES {
-                let Ok(f) = choose(&choice, &remaining, None, project, Timestamp::now()) else {
-                    break;
-                };
-                let name = f.name.clone();
-                if let Some((_, why)) = filters.rejects(f) {
-                    reasons.push(why);
-                }
-                remaining.retain(|x| x.name != name);
-            }
+            let reasons: Vec<&str> = rejected
+                .iter()
+                .take(SHOWN_MATCHES)
+                .map(|(_, why)| why.as_str())
+                .collect();
             Err(Diagnostic::error(
                 "No freight matches the selector and the filter",
                 format!(
@@ -401,7 +333,7 @@ impl DataSource for FreightDataSource {
     }
 
     async fn read(&self, _ctx: &Context, config: Value) -> (Value, Diagnostics) {
-        let project = config_string(&config, "project");
+        let project = config.str_or_empty("project").to_string();
         let what = format!("the freight of project {project:?}");
         let client = match client(&self.data, &what) {
             Ok(c) => c,
@@ -430,14 +362,11 @@ impl DataSource for FreightDataSource {
             Ok(f) => f,
             Err(e) => return (config, read_error(&what, &e).into()),
         };
-        let strict_semvers = match FreightChoice::from_config(&config) {
-            Some(FreightChoice::Selector(mut selector)) => {
-                selector.learn_strictness(&client, &project).await;
-                selector.strict_semvers
-            }
-            _ => true,
-        };
-        match find(&config, &freights, &filters, &project, strict_semvers) {
+        let mut choice = FreightChoice::from_config(&config);
+        if let Some(choice) = &mut choice {
+            choice.learn_strictness(&client, &project).await;
+        }
+        match find(&config, choice.as_ref(), &freights, &filters, &project) {
             Ok(f) => (state(&config, &project, f), Diagnostics::default()),
             Err(d) => (config, d.into()),
         }
@@ -498,6 +427,21 @@ mod tests {
         .unwrap()
     }
 
+    /// [`find`] as a read calls it, with the selector's versions read strictly.
+    fn find_in<'a>(
+        config: &Value,
+        freights: &'a [Freight],
+        filters: &Filters,
+    ) -> Result<&'a Freight, Diagnostic> {
+        find(
+            config,
+            FreightChoice::from_config(config).as_ref(),
+            freights,
+            filters,
+            "shop",
+        )
+    }
+
     fn selector(constraint: &str) -> serde_json::Value {
         json!({"project": "shop", "freight_selector": {"warehouse": "app",
             "image": {"repo_url": "ghcr.io/acme/app"}, "version_constraint": constraint}})
@@ -506,7 +450,7 @@ mod tests {
     #[test]
     fn finds_by_name_alias_and_selector() {
         let f = freights();
-        let pick = |j| find(&config(j), &f, &no_filters(), "shop", true).map(|f| f.name.clone());
+        let pick = |j| find_in(&config(j), &f, &no_filters()).map(|f| f.name.clone());
         assert_eq!(pick(json!({"name": "f2"})), Ok("f2".into()));
         assert_eq!(pick(json!({"alias": "tall-fox"})), Ok("f1".into()));
         assert_eq!(pick(selector("^1")), Ok("f2".into()));
@@ -516,14 +460,7 @@ mod tests {
     #[test]
     fn misses_say_what_was_searched_and_what_exists() {
         let f = freights();
-        let err = find(
-            &config(json!({"alias": "sad-cat"})),
-            &f,
-            &no_filters(),
-            "shop",
-            true,
-        )
-        .unwrap_err();
+        let err = find_in(&config(json!({"alias": "sad-cat"})), &f, &no_filters()).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "alias");
         assert!(
             err.detail.contains("no freight with alias \"sad-cat\""),
@@ -535,7 +472,7 @@ mod tests {
             "newest first: {}",
             err.detail
         );
-        let err = find(&config(selector("^2")), &f, &no_filters(), "shop", true).unwrap_err();
+        let err = find_in(&config(selector("^2")), &f, &no_filters()).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "freight_selector");
         assert!(err.detail.contains("\"^2\""), "{}", err.detail);
         assert!(
@@ -552,9 +489,9 @@ mod tests {
             verified_in: Some("dev".into()),
             available_to: None,
         };
-        let got = find(&config(selector("^1")), &f, &verified, "shop", true).unwrap();
+        let got = find_in(&config(selector("^1")), &f, &verified).unwrap();
         assert_eq!(got.name, "f1", "the newest verified in dev");
-        let err = find(&config(json!({"name": "f2"})), &f, &verified, "shop", true).unwrap_err();
+        let err = find_in(&config(json!({"name": "f2"})), &f, &verified).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "verified_in_stage");
         assert!(
             err.detail.contains("verified in no stage"),
@@ -566,26 +503,19 @@ mod tests {
             available_to: Some((prod(), "2025-06-01T00:00:00Z".parse().unwrap())),
         };
         assert_eq!(
-            find(&config(selector("^1")), &f, &available, "shop", true)
+            find_in(&config(selector("^1")), &f, &available)
                 .unwrap()
                 .name,
             "f1"
         );
-        let err = find(
-            &config(json!({"alias": "wise-owl"})),
-            &f,
-            &available,
-            "shop",
-            true,
-        )
-        .unwrap_err();
+        let err = find_in(&config(json!({"alias": "wise-owl"})), &f, &available).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "available_to_stage");
         assert!(
             err.detail.contains("not been verified in stage \"dev\""),
             "{}",
             err.detail
         );
-        let err = find(&config(selector("~1.1")), &f, &available, "shop", true).unwrap_err();
+        let err = find_in(&config(selector("~1.1")), &f, &available).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "available_to_stage");
         assert!(
             err.detail

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::schema::AttributeType;
-use crate::plugin::{Attribute, Block, DataSource, Diagnostic, Nesting, Value};
+use crate::plugin::{Attribute, Block, DataSource, Diagnostic, NestedObject, Nesting, Value};
 use crate::provider::ProviderData;
 use crate::resources::common;
 use crate::resources::convert::kargo_key;
@@ -55,15 +55,6 @@ pub(crate) fn read_error(what: &str, err: &KargoError) -> Diagnostic {
     Diagnostic::error(summary, err.to_string())
 }
 
-/// A configured string attribute, empty when null (the schema makes required ones set).
-pub(crate) fn config_string(config: &Value, attribute: &str) -> String {
-    config
-        .get(attribute)
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The object a data source reads by `project` and `name`, with what it was read through.
 pub(crate) struct Named {
     pub project: String,
@@ -81,8 +72,8 @@ pub(crate) async fn read_named(
     kind: Kind,
     config: &Value,
 ) -> Result<Named, Diagnostic> {
-    let project = config_string(config, "project");
-    let name = config_string(config, "name");
+    let project = config.str_or_empty("project").to_string();
+    let name = config.str_or_empty("name").to_string();
     let what = kind.describe(Some(&project), &name);
     let client = client(data, &what)?;
     let live = get_required(&client, kind, &project, &name).await?;
@@ -223,6 +214,24 @@ pub(crate) fn id_attribute() -> Attribute {
         .description("`<project>/<name>`.")
 }
 
+/// The computed `origin` of freight, `kind` (always `Warehouse`) and `name`, with the
+/// warehouse's name described by `name_description` and the whole by `description`.
+pub(crate) fn origin_attribute(name_description: &str, description: &str) -> Attribute {
+    Attribute::nested(
+        "origin",
+        NestedObject::single(vec![
+            Attribute::string("kind")
+                .computed()
+                .description("Kind of the origin; always `Warehouse`."),
+            Attribute::string("name")
+                .computed()
+                .description(name_description),
+        ]),
+    )
+    .computed()
+    .description(description)
+}
+
 /// The schema of a data source that reads one `what` (`"stage"`) by `project` and `name`:
 /// `id`, `project` and `name`, validated the way the resources do, then `attributes`.
 pub(crate) fn named_object_block(what: &str, attributes: Vec<Attribute>) -> Block {
@@ -250,7 +259,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plugin::NestedObject;
 
     #[test]
     fn fields_read_by_their_kargo_names() {

@@ -4,14 +4,14 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{Named, id, named_object_block, read_fields, read_named};
+use super::{Named, id, named_object_block, origin_attribute, read_fields, read_named};
 use crate::kargo::Kind;
 use crate::kargo::freight::StageView;
 use crate::plugin::{
     Attribute, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
 };
 use crate::provider::ProviderData;
-use crate::resources::freight::{current_freight_value, freight_summary_attribute};
+use crate::resources::stage::{status_attributes, status_values};
 
 /// The `kargo_stage` data source.
 pub struct StageDataSource {
@@ -41,19 +41,11 @@ fn last_promotion_attributes() -> Vec<Attribute> {
     ]
 }
 
-/// The shape of `requested_freight`, as the `kargo_stage` resource has it; the attribute
-/// names map onto Kargo's fields one to one.
+/// The shape of `requested_freight`: the `kargo_stage` resource's without
+/// `sources.auto_promotion_options`; the attribute names map onto Kargo's fields one to one.
 fn requested_freight_attributes() -> Vec<Attribute> {
     vec![
-        Attribute::nested(
-            "origin",
-            NestedObject::single(vec![
-                computed_string("kind", "Kind of the origin; always `Warehouse`."),
-                computed_string("name", "Name of the warehouse."),
-            ]),
-        )
-        .computed()
-        .description("Where the freight is produced."),
+        origin_attribute("Name of the warehouse.", "Where the freight is produced."),
         Attribute::nested(
             "sources",
             NestedObject::single(vec![
@@ -80,25 +72,13 @@ fn requested_freight_attributes() -> Vec<Attribute> {
 }
 
 fn schema() -> Schema {
-    let attributes = vec![
-        freight_summary_attribute(
-            "current_freight",
-            "The freight the stage currently holds, in the same shape as the `kargo_stage` \
-             resource's `current_freight` (for a stage requesting from several warehouses, \
-             the freight of the first `requested_freight` entry). Null until something has \
-             been promoted.",
-        ),
-        computed_string(
-            "health",
-            "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
-             `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
-        ),
-        Attribute::bool("auto_promotion_enabled")
-            .computed()
-            .description(
-                "Whether the project's promotion policies let Kargo promote into this stage \
-             automatically.",
-            ),
+    let mut attributes = status_attributes(
+        "The freight the stage currently holds, in the same shape as the `kargo_stage` \
+         resource's `current_freight` (for a stage requesting from several warehouses, the \
+         freight of the first `requested_freight` entry). Null until something has been \
+         promoted.",
+    );
+    attributes.extend([
         Attribute::nested(
             "last_promotion",
             NestedObject::single(last_promotion_attributes()),
@@ -117,7 +97,7 @@ fn schema() -> Schema {
             "True for a control-flow stage: one without promotion steps, which only passes \
              freight on to the stages downstream of it and cannot be promoted to.",
         ),
-    ];
+    ]);
     Schema::new(
         0,
         named_object_block("stage", attributes).description(
@@ -178,39 +158,32 @@ impl DataSource for StageDataSource {
                 );
             }
         };
-        let current = current_freight_value(&client, &live, &Value::Null).await;
-        let state = Value::object([
-            ("id", id(&project, &name)),
-            ("project", Value::string(&project)),
-            ("name", Value::string(&name)),
-            ("current_freight", current),
-            (
-                "health",
-                live.pointer("/status/health/status")
-                    .and_then(Json::as_str)
-                    .map_or(Value::Null, Value::string),
-            ),
-            (
-                "auto_promotion_enabled",
-                Value::Bool(view.auto_promotion_enabled.unwrap_or(false)),
-            ),
-            ("last_promotion", last_promotion(&live)),
-            (
-                "requested_freight",
-                Value::List(
-                    live.pointer("/spec/requestedFreight")
-                        .and_then(Json::as_array)
-                        .map(|items| {
-                            items
-                                .iter()
-                                .map(|r| read_fields(&requested_freight_attributes(), Some(r)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                ),
-            ),
-            ("control_flow", Value::Bool(!view.has_promotion_steps)),
-        ]);
+        let requested_attributes = requested_freight_attributes();
+        let requested = live
+            .pointer("/spec/requestedFreight")
+            .and_then(Json::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|r| read_fields(&requested_attributes, Some(r)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let status = status_values(&client, &live, Some(&view), &Value::Null).await;
+        let state = Value::object(
+            [
+                ("id", id(&project, &name)),
+                ("project", Value::string(&project)),
+                ("name", Value::string(&name)),
+            ]
+            .into_iter()
+            .chain(status)
+            .chain([
+                ("last_promotion", last_promotion(&live)),
+                ("requested_freight", Value::List(requested)),
+                ("control_flow", Value::Bool(!view.has_promotion_steps)),
+            ]),
+        );
         (state, Diagnostics::default())
     }
 }

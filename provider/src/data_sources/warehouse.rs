@@ -1,6 +1,8 @@
 //! `data "kargo_warehouse"`: what a Warehouse has discovered (image tags, commits, chart
 //! versions) and the newest Freight it has produced, as Kargo reports them.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
@@ -10,6 +12,7 @@ use crate::kargo::freight::{Freight, Origin};
 use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
 use crate::provider::ProviderData;
 use crate::resources::freight as freight_values;
+use crate::resources::warehouse::last_freight_id;
 
 /// The `kargo_warehouse` data source.
 pub struct WarehouseDataSource {
@@ -180,20 +183,16 @@ fn newest_from<'a>(freight: &'a [Freight], name: &str) -> Option<&'a Freight> {
     freight
         .iter()
         .filter(|f| f.origin == origin)
-        .max_by(|a, b| {
-            a.effective_discovered_at()
-                .cmp(&b.effective_discovered_at())
-                .then_with(|| a.name.cmp(&b.name))
-        })
+        .min_by(|a, b| a.cmp_newest_first(b))
 }
 
 /// The state for a live Warehouse and the project's Freight.
 fn state(project: &str, name: &str, live: &Json, freight: &[Freight]) -> Value {
+    static DISCOVERED_ARTIFACTS: LazyLock<Vec<Attribute>> =
+        LazyLock::new(discovered_artifacts_attributes);
     let discovered = live
         .pointer("/status/discoveredArtifacts")
-        .map_or(Value::Null, |d| {
-            read_fields(&discovered_artifacts_attributes(), Some(d))
-        });
+        .map_or(Value::Null, |d| read_fields(&DISCOVERED_ARTIFACTS, Some(d)));
     let latest = newest_from(freight, name).map_or(Value::Null, freight_values::summary_value);
     let (ready, message) = ready(live);
     Value::object([
@@ -202,13 +201,7 @@ fn state(project: &str, name: &str, live: &Json, freight: &[Freight]) -> Value {
         ("name", Value::string(name)),
         ("discovered_artifacts", discovered),
         ("latest_freight", latest),
-        (
-            "last_freight_id",
-            live.pointer("/status/lastFreightID")
-                .and_then(Json::as_str)
-                .filter(|s| !s.is_empty())
-                .map_or(Value::Null, Value::string),
-        ),
+        ("last_freight_id", last_freight_id(live)),
         ("ready", ready),
         ("message", message),
     ])

@@ -357,27 +357,57 @@ impl KargoClient {
     ) -> Result<Value> {
         let what = target.describe();
         let started = std::time::Instant::now();
-        let response = match self.client.send(req.map(kube::client::Body::from)).await {
-            Ok(response) => response,
-            Err(err) => {
-                let err = Error::from_kube(err, &what, &self.host);
-                tracing::debug!(
-                    verb,
-                    kind = target.kind.kind(),
-                    object = %target.object(),
-                    latency_ms = started.elapsed().as_millis() as u64,
-                    error = %err,
-                    "Kubernetes API request failed"
-                );
-                return Err(err);
-            }
-        };
+        let response = self
+            .transmit(
+                verb,
+                target,
+                &what,
+                started,
+                req.map(kube::client::Body::from),
+            )
+            .await?;
+        self.decode(verb, target, &what, started, response).await
+    }
+
+    /// Sends one request as it is; a failure to get an answer becomes a typed error about
+    /// `what`.
+    async fn transmit(
+        &self,
+        verb: &'static str,
+        target: &Target<'_>,
+        what: &str,
+        started: std::time::Instant,
+        req: http::Request<kube::client::Body>,
+    ) -> Result<http::Response<kube::client::Body>> {
+        self.client.send(req).await.map_err(|err| {
+            let err = Error::from_kube(err, what, &self.host);
+            tracing::debug!(
+                verb,
+                kind = target.kind.kind(),
+                object = %target.object(),
+                latency_ms = started.elapsed().as_millis() as u64,
+                error = %err,
+                "Kubernetes API request failed"
+            );
+            err
+        })
+    }
+
+    /// Decodes the JSON answer to a request sent at `started`; failures become typed errors.
+    async fn decode(
+        &self,
+        verb: &'static str,
+        target: &Target<'_>,
+        what: &str,
+        started: std::time::Instant,
+        response: http::Response<kube::client::Body>,
+    ) -> Result<Value> {
         let code = response.status();
         let body = response
             .into_body()
             .collect_bytes()
             .await
-            .map_err(|e| Error::from_kube(e, &what, &self.host))?;
+            .map_err(|e| Error::from_kube(e, what, &self.host))?;
         tracing::debug!(
             verb,
             kind = target.kind.kind(),
@@ -389,7 +419,7 @@ impl KargoClient {
         if code.is_client_error() || code.is_server_error() {
             return Err(Error::from_status(
                 &failure_status(code, &body),
-                &what,
+                what,
                 &self.host,
             ));
         }
@@ -467,24 +497,6 @@ impl KargoClient {
             .patch(name, &self.apply_params(), &Patch::Apply(&object))
             .map_err(|e| Self::build_error(&target, e))?;
         self.send("APPLY", &target, req).await
-    }
-
-    /// Server-side apply of the `status` subresource. Only for state the user owns there
-    /// (Freight approval, `status.approvedFor`).
-    pub async fn apply_status(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        name: &str,
-        object: Value,
-    ) -> Result<Value> {
-        let target = self.target(kind, namespace, Some(name))?;
-        let object = with_identity(object, kind, namespace, name)?;
-        let req = self
-            .request(&target)
-            .patch_subresource("status", name, &self.apply_params(), &Patch::Apply(&object))
-            .map_err(|e| Self::build_error(&target, e))?;
-        self.send("APPLY status", &target, req).await
     }
 
     /// Creates an object and returns it as stored (with the name the server generated when
@@ -871,18 +883,30 @@ impl KargoClient {
         }
     }
 
-    /// The API server's version (e.g. `v1.33.1`), for diagnostics.
-    pub async fn server_version(&self) -> Result<String> {
-        let target = Target {
-            kind: Kind::Namespace,
-            namespace: None,
-            name: None,
-        };
+    /// Sends one `GET /version`, the cheapest request the API server answers; a failure to
+    /// get an answer is an error about `what`. Returns the answer and when it was asked.
+    async fn get_version(
+        &self,
+        what: &str,
+    ) -> Result<(http::Response<kube::client::Body>, std::time::Instant)> {
         let req = http::Request::get("/version")
             .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
+            .body(kube::client::Body::empty())
             .map_err(|e| Error::Other(format!("could not build the version request: {e}")))?;
-        let info = self.send("VERSION", &target, req).await?;
+        let started = std::time::Instant::now();
+        let response = self
+            .transmit("VERSION", &VERSION_TARGET, what, started, req)
+            .await?;
+        Ok((response, started))
+    }
+
+    /// The API server's version (e.g. `v1.33.1`), for diagnostics.
+    pub async fn server_version(&self) -> Result<String> {
+        let what = VERSION_TARGET.describe();
+        let (response, started) = self.get_version(&what).await?;
+        let info = self
+            .decode("VERSION", &VERSION_TARGET, &what, started, response)
+            .await?;
         info["gitVersion"]
             .as_str()
             .map(str::to_string)
@@ -890,6 +914,38 @@ impl KargoClient {
                 Error::Other("the API server's /version answer has no gitVersion".into())
             })
     }
+}
+
+impl KargoClient {
+    /// The API server's clock, from the `Date` header of a cheap request. Soak times are
+    /// measured against it, so a skewed local clock cannot make freight look soaked (or not).
+    /// Falls back to the local clock, logged, when the server sends no usable `Date`.
+    pub async fn server_time(&self) -> Result<jiff::Timestamp> {
+        let (response, _) = self.get_version("the API server's clock").await?;
+        let date = response
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        Ok(date.unwrap_or_else(|| {
+            tracing::debug!("the API server sent no Date header; using the local clock");
+            jiff::Timestamp::now()
+        }))
+    }
+}
+
+/// What `GET /version` is sent as, for logs and errors: no object in particular.
+const VERSION_TARGET: Target<'static> = Target {
+    kind: Kind::Namespace,
+    namespace: None,
+    name: None,
+};
+
+/// An HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`).
+pub fn parse_http_date(text: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text)
+        .ok()
 }
 
 /// Fills in the identity fields server-side apply needs, from the arguments.
@@ -1047,6 +1103,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some("1994-11-06T08:49:37Z".parse().unwrap())
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
 
     #[test]
     fn kinds_map_to_fixed_api_coordinates() {

@@ -152,6 +152,19 @@ impl Error {
         )
     }
 
+    /// True when the cluster cannot be asked right now (unreachable, Kargo not installed or
+    /// not serving, or the connection not configured yet), rather than that something is
+    /// wrong with the object asked about.
+    pub fn is_cluster_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable { .. }
+                | Error::KargoNotInstalled { .. }
+                | Error::ServiceUnavailable { .. }
+                | Error::ConfigUnknown
+        )
+    }
+
     /// True when the object (or its namespace) does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })

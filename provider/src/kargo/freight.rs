@@ -11,7 +11,6 @@ use serde_json::Value as Json;
 
 use super::Kind;
 use super::client::KargoClient;
-use super::error::{Error, Result};
 use super::semver::{Constraint, parse_version};
 use crate::plugin::plan::semantic::{format_go_duration, parse_go_duration};
 
@@ -216,6 +215,17 @@ impl Freight {
     /// `discoveredAt`, falling back to the creation time: what Kargo orders freight by.
     pub fn effective_discovered_at(&self) -> Option<Timestamp> {
         self.discovered_at.or(self.created_at)
+    }
+
+    /// Kargo's order of freight, newest first: the later [`effective_discovered_at`], then
+    /// the greater name. For `sort_by`, and `min_by` to find the newest.
+    ///
+    /// [`effective_discovered_at`]: Freight::effective_discovered_at
+    pub fn cmp_newest_first(&self, other: &Freight) -> Ordering {
+        other
+            .effective_discovered_at()
+            .cmp(&self.effective_discovered_at())
+            .then_with(|| other.name.cmp(&self.name))
     }
 
     pub fn is_verified_in(&self, stage: &str) -> bool {
@@ -709,39 +719,49 @@ fn newest_first(
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     };
-    by_version
-        .then_with(|| {
-            b.1.effective_discovered_at()
-                .cmp(&a.1.effective_discovered_at())
-        })
-        .then_with(|| b.1.name.cmp(&a.1.name))
+    by_version.then_with(|| a.1.cmp_newest_first(b.1))
 }
 
 fn version_label(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "(no version)".to_string())
 }
 
-/// The freight `selector` picks for `stage` among `freights` (the project's). The error says
-/// what was searched for and what was found.
-pub fn resolve_selector<'a>(
+/// Why [`search_selector`] found nothing.
+#[derive(Debug)]
+pub enum SelectorMiss<'a> {
+    /// No freight matches the selector: what was searched for and what was found.
+    NoMatch(String),
+    /// Freight matches the selector, but all of it was rejected: the matches newest first,
+    /// each with why it was rejected.
+    Rejected {
+        /// What the matches carry, e.g. `image "ghcr.io/acme/app" at a version matching "^1"`.
+        what: String,
+        rejected: Vec<(&'a Freight, String)>,
+    },
+}
+
+/// The newest of `freights` (the project's) that matches `selector` and that `reject` does
+/// not turn down; `reject` says why it turns freight down. The selector's `available_only`
+/// is not consulted: availability is one such predicate (see [`resolve_selector`]).
+pub fn search_selector<'a>(
     selector: &Selector,
     freights: &'a [Freight],
-    stage: &StageView,
-    now: Timestamp,
-) -> std::result::Result<&'a Freight, String> {
+    reject: &dyn Fn(&Freight) -> Option<String>,
+) -> std::result::Result<&'a Freight, SelectorMiss<'a>> {
     let origin = Origin::warehouse(&selector.warehouse);
     let constraint = selector
         .version_constraint
         .as_deref()
         .map(|c| Constraint::parse(c).map_err(|e| format!("version constraint {c:?} {e}")))
-        .transpose()?;
+        .transpose()
+        .map_err(SelectorMiss::NoMatch)?;
     let from_warehouse: Vec<&Freight> = freights.iter().filter(|f| f.origin == origin).collect();
     let with_artifact: Vec<(Option<String>, &Freight)> = from_warehouse
         .iter()
         .filter_map(|f| f.version_of(&selector.artifact).map(|v| (v, *f)))
         .collect();
     if with_artifact.is_empty() {
-        return Err(if from_warehouse.is_empty() {
+        return Err(SelectorMiss::NoMatch(if from_warehouse.is_empty() {
             format!("There is no freight from {origin} yet.")
         } else {
             format!(
@@ -749,7 +769,7 @@ pub fn resolve_selector<'a>(
                 from_warehouse.len(),
                 selector.artifact
             )
-        });
+        }));
     }
     let mut matching: Vec<(Option<semver::Version>, &Freight)> = with_artifact
         .iter()
@@ -787,7 +807,7 @@ pub fn resolve_selector<'a>(
                 if partial.len() == 1 { "is" } else { "are" }
             )
         };
-        return Err(format!(
+        return Err(SelectorMiss::NoMatch(format!(
             "No freight from {origin} has {} at a version matching {:?}; the versions found are: {}.{hint}",
             selector.artifact,
             constraint
@@ -795,21 +815,14 @@ pub fn resolve_selector<'a>(
                 .map(Constraint::as_str)
                 .unwrap_or_default(),
             found.join(", ")
-        ));
+        )));
     }
     matching.sort_by(newest_first);
-    if !selector.available_only {
-        return Ok(matching[0].1);
-    }
-    let newest = matching[0].1;
-    let mut newest_reason = None;
+    let mut rejected = Vec::new();
     for (_, f) in &matching {
-        match availability(stage, f, now) {
-            Availability::Available => return Ok(f),
-            Availability::Unavailable(reason) if newest_reason.is_none() => {
-                newest_reason = Some(reason)
-            }
-            Availability::Unavailable(_) => {}
+        match reject(f) {
+            None => return Ok(f),
+            Some(why) => rejected.push((*f, why)),
         }
     }
     let what = match &constraint {
@@ -820,16 +833,45 @@ pub fn resolve_selector<'a>(
         ),
         None => selector.artifact.to_string(),
     };
-    Err(format!(
-        "{} freight from {origin} {} {what}, but none of it is available to stage {:?}. The \
-         newest, {} ({}), is not: {}",
-        matching.len(),
-        if matching.len() == 1 { "has" } else { "have" },
-        stage.name,
-        newest.describe(),
-        version_label(&newest.version_of(&selector.artifact).flatten()),
-        newest_reason.unwrap_or_default()
-    ))
+    Err(SelectorMiss::Rejected { what, rejected })
+}
+
+/// The freight `selector` picks for `stage` among `freights` (the project's): with
+/// `available_only`, the newest the stage may take now. The error says what was searched
+/// for and what was found.
+pub fn resolve_selector<'a>(
+    selector: &Selector,
+    freights: &'a [Freight],
+    stage: &StageView,
+    now: Timestamp,
+) -> std::result::Result<&'a Freight, String> {
+    let unavailable = |f: &Freight| match availability(stage, f, now) {
+        Availability::Available => None,
+        Availability::Unavailable(reason) => Some(reason),
+    };
+    let any = |_: &Freight| None;
+    let reject: &dyn Fn(&Freight) -> Option<String> = if selector.available_only {
+        &unavailable
+    } else {
+        &any
+    };
+    match search_selector(selector, freights, reject) {
+        Ok(f) => Ok(f),
+        Err(SelectorMiss::NoMatch(why)) => Err(why),
+        Err(SelectorMiss::Rejected { what, rejected }) => {
+            let origin = Origin::warehouse(&selector.warehouse);
+            let (newest, newest_reason) = &rejected[0];
+            Err(format!(
+                "{} freight from {origin} {} {what}, but none of it is available to stage {:?}. \
+                 The newest, {} ({}), is not: {newest_reason}",
+                rejected.len(),
+                if rejected.len() == 1 { "has" } else { "have" },
+                stage.name,
+                newest.describe(),
+                version_label(&newest.version_of(&selector.artifact).flatten()),
+            ))
+        }
+    }
 }
 
 /// Kargo's own auto-promotion candidate for `stage` from warehouse `origin_warehouse`: the
@@ -879,11 +921,7 @@ pub fn auto_promotion_candidate<'a>(
             stage.name
         ));
     }
-    candidates.sort_by(|a, b| {
-        b.effective_discovered_at()
-            .cmp(&a.effective_discovered_at())
-            .then_with(|| b.name.cmp(&a.name))
-    });
+    candidates.sort_by(|a, b| a.cmp_newest_first(b));
     Ok(candidates[0])
 }
 
@@ -1009,39 +1047,6 @@ pub fn changes(from: Option<&Freight>, to: &Freight) -> Vec<Change> {
         }
     }
     out
-}
-
-impl KargoClient {
-    /// The API server's clock, from the `Date` header of a cheap request. Soak times are
-    /// measured against it, so a skewed local clock cannot make freight look soaked (or not).
-    /// Falls back to the local clock, logged, when the server sends no usable `Date`.
-    pub async fn server_time(&self) -> Result<Timestamp> {
-        let req = http::Request::get("/version")
-            .header(http::header::ACCEPT, "application/json")
-            .body(kube::client::Body::empty())
-            .map_err(|e| Error::Other(format!("could not build the version request: {e}")))?;
-        let response = self
-            .kube()
-            .send(req)
-            .await
-            .map_err(|e| Error::from_kube(e, "the API server's clock", self.host()))?;
-        let date = response
-            .headers()
-            .get(http::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date);
-        Ok(date.unwrap_or_else(|| {
-            tracing::debug!("the API server sent no Date header; using the local clock");
-            Timestamp::now()
-        }))
-    }
-}
-
-/// An HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`).
-pub fn parse_http_date(text: &str) -> Option<Timestamp> {
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(text)
-        .ok()
 }
 
 #[cfg(test)]
@@ -1604,14 +1609,5 @@ mod tests {
             (c[0].from.as_deref(), c[0].to.as_deref()),
             (Some("sha256:01"), Some("sha256:02"))
         );
-    }
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(ts("1994-11-06T08:49:37Z"))
-        );
-        assert_eq!(parse_http_date("yesterday"), None);
     }
 }

@@ -7,7 +7,8 @@ use std::cmp::Ordering;
 use semver::{Comparator, Op, Version, VersionReq};
 
 /// Translates a Masterminds constraint into one `semver::VersionReq` text per `||`
-/// alternative, checking each with the `semver` crate.
+/// alternative, checking each with the `semver` crate: what [`Constraint::parse`] reads a
+/// constraint as.
 ///
 /// Masterminds forms handled: `||` alternatives; comparators joined by commas or spaces;
 /// operators `=`, `!=`, `>`, `<`, `>=`, `=>`, `<=`, `=<`, `~`, `~>`, `^` or none (an operator
@@ -15,15 +16,19 @@ use semver::{Comparator, Op, Version, VersionReq};
 /// hyphen ranges `1.2 - 1.4.5`. `!=` cannot be expressed in the `semver` crate, so its
 /// version is checked on its own and the comparator left out (see [`Constraint`], which
 /// keeps it).
-pub fn masterminds_to_semver(constraint: &str) -> Result<Vec<String>, String> {
-    Ok(groups(constraint)?.into_iter().map(|g| g.req).collect())
+#[cfg(test)]
+pub(crate) fn masterminds_to_semver(constraint: &str) -> Result<Vec<String>, String> {
+    Ok(groups(constraint)?.into_iter().map(|g| g.text).collect())
 }
 
-/// One `||` alternative after translation: the `semver` requirement text and the versions
-/// excluded with `!=`.
+/// One `||` alternative after translation, parsed by the `semver` crate: the requirement and
+/// the comparators of the versions excluded with `!=`.
 struct Group {
-    req: String,
-    excluded: Vec<String>,
+    /// The requirement as translated, before parsing.
+    #[cfg(test)]
+    text: String,
+    req: VersionReq,
+    excluded: Vec<Comparator>,
 }
 
 fn groups(constraint: &str) -> Result<Vec<Group>, String> {
@@ -93,23 +98,28 @@ fn translate_group(group: &str) -> Result<Group, String> {
     for c in &comparators {
         match translate_comparator(c)? {
             Translated::Requirement(text) => translated.push(text),
-            Translated::Excluded(text) => excluded.push(text),
+            Translated::Excluded(comparators) => excluded.extend(comparators),
             Translated::Any => {}
         }
     }
-    let req = if translated.is_empty() {
+    let text = if translated.is_empty() {
         "*".to_string()
     } else {
         translated.join(", ")
     };
-    VersionReq::parse(&req).map_err(|e| format!("is not a valid version range: {e}"))?;
-    Ok(Group { req, excluded })
+    let req = VersionReq::parse(&text).map_err(|e| format!("is not a valid version range: {e}"))?;
+    Ok(Group {
+        #[cfg(test)]
+        text,
+        req,
+        excluded,
+    })
 }
 
 enum Translated {
     Requirement(String),
-    /// A `!=` comparator, as the `=<version>` requirement it excludes.
-    Excluded(String),
+    /// A `!=` comparator, as the comparators of the `=<version>` requirement it excludes.
+    Excluded(Vec<Comparator>),
     /// Matches every version (`*`, `x`).
     Any,
 }
@@ -134,10 +144,9 @@ fn translate_comparator(c: &Written<'_>) -> Result<Translated, String> {
         return Ok(Translated::Any);
     }
     if op == "!=" {
-        let text = format!("={version}");
-        VersionReq::parse(&text)
+        let excluded = VersionReq::parse(&format!("={version}"))
             .map_err(|e| format!("has an invalid version {:?} after `!=`: {e}", c.version))?;
-        return Ok(Translated::Excluded(text));
+        return Ok(Translated::Excluded(excluded.comparators));
     }
     Ok(Translated::Requirement(format!("{op}{version}")))
 }
@@ -173,15 +182,7 @@ impl Constraint {
     /// Parses a constraint in Kargo's syntax; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<Constraint, String> {
         let mut alternatives = Vec::new();
-        for group in groups(text)? {
-            let req = VersionReq::parse(&group.req)
-                .map_err(|e| format!("is not a valid version range: {e}"))?;
-            let mut excluded = Vec::new();
-            for e in &group.excluded {
-                let r = VersionReq::parse(e)
-                    .map_err(|err| format!("has an invalid version after `!=`: {err}"))?;
-                excluded.extend(r.comparators);
-            }
+        for Group { req, excluded, .. } in groups(text)? {
             let allows_prerelease = req
                 .comparators
                 .iter()

@@ -171,23 +171,39 @@ pub fn timeout_duration() -> Validator {
     )
 }
 
-/// The `timeouts = { create = "...", delete = "..." }` attribute.
-pub fn timeouts_attribute(create_default: &str, delete_default: &str) -> Attribute {
+/// The `timeouts = { create = "...", delete = "..." }` attribute, with `create` and `delete`
+/// described as given (each description states its default).
+pub fn timeouts_attribute(create: impl Into<String>, delete: impl Into<String>) -> Attribute {
     Attribute::nested(
         "timeouts",
         NestedObject::single(vec![
             Attribute::string("create")
                 .optional()
-                .description(format!("How long to wait for the object to be ready after creating it. Default `{create_default}`."))
+                .description(create)
                 .validate(timeout_duration()),
             Attribute::string("delete")
                 .optional()
-                .description(format!("How long to wait for the object to be gone after deleting it. Default `{delete_default}`."))
+                .description(delete)
                 .validate(timeout_duration()),
         ]),
     )
     .optional()
     .description("Bounds on how long Terraform waits for this resource.")
+}
+
+/// [`timeouts_attribute`] for a resource that waits for its object to be ready after creating
+/// it and to be gone after deleting it, by default for the durations given.
+pub fn object_timeouts_attribute(create_default: &str, delete_default: &str) -> Attribute {
+    timeouts_attribute(
+        format!(
+            "How long to wait for the object to be ready after creating it. Default \
+             `{create_default}`."
+        ),
+        format!(
+            "How long to wait for the object to be gone after deleting it. Default \
+             `{delete_default}`."
+        ),
+    )
 }
 
 /// Reads a timeout from the `timeouts` attribute of `state`, falling back to `default`.
@@ -259,6 +275,11 @@ pub fn string_map_json(v: &Value) -> Option<serde_json::Map<String, serde_json::
 /// Maps a Kubernetes field path (`spec.requestedFreight[0].origin`) onto the Terraform
 /// attribute path it came from. Resources supply the translation of the first segments.
 pub type FieldMapper<'a> = &'a dyn Fn(&str) -> Option<AttributePath>;
+
+/// The [`FieldMapper`] of an action whose errors belong to no attribute in particular.
+pub fn no_field(_: &str) -> Option<AttributePath> {
+    None
+}
 
 /// Turns a Kargo API error into a diagnostic with a plain-language summary, attached to
 /// the attribute Kargo named when the resource can translate the field.
@@ -381,6 +402,45 @@ pub fn null_state(attrs: &[Attribute]) -> Value {
             .map(|a| (a.name.clone(), Value::Null))
             .collect(),
     )
+}
+
+/// Sets the attributes of `state` that are still unknown to the values given for them; known
+/// values are never contradicted.
+pub fn fill_unknown<N: AsRef<str>>(
+    state: &mut Value,
+    values: impl IntoIterator<Item = (N, Value)>,
+) {
+    for (name, value) in values {
+        let name = name.as_ref();
+        if state.get(name).is_unknown() {
+            state.set(name, value);
+        }
+    }
+}
+
+/// Sets the attributes of `state` that are still unknown to their values in `from`.
+pub fn fill_unknown_from(state: &mut Value, from: &Value) {
+    let values = from.entries().into_iter().flatten();
+    fill_unknown(state, values.map(|(k, v)| (k.as_str(), v.clone())));
+}
+
+/// Sets every attribute of `state` that is still unknown to null: unknown values must not
+/// reach Terraform after apply.
+pub fn null_unknowns(state: &mut Value) {
+    let unknown: Vec<String> = state
+        .entries()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.is_unknown())
+        .map(|(k, _)| k.clone())
+        .collect();
+    fill_unknown(state, unknown.into_iter().map(|k| (k, Value::Null)));
+}
+
+/// Sets the computed-only attributes of `attrs` that are still unknown in `state` to null.
+pub fn null_unknown_computed(state: &mut Value, attrs: &[Attribute]) {
+    let computed = attrs.iter().filter(|a| a.is_computed_only());
+    fill_unknown(state, computed.map(|a| (a.name.as_str(), Value::Null)));
 }
 
 /// Asserts that every attribute of `attrs`, nested ones included, has a description: the

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    self, IMPORTING, PROJECT_LABEL, fail, managed_map, string_map_json, timeout, timeouts_attribute,
+    self, IMPORTING, PROJECT_LABEL, fail, managed_map, object_timeouts_attribute, string_map_json,
+    timeout,
 };
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::plan::{plan_from_schema, semantic::json_eq, values_equal};
@@ -552,7 +553,7 @@ impl<T: PipelineKind> ObjectResource<T> {
              others add are left alone and never show as changes."
         )));
         all.extend(attrs.iter().cloned());
-        all.push(timeouts_attribute("5m", "5m"));
+        all.push(object_timeouts_attribute("5m", "5m"));
         Block::new(all).description(T::description())
     }
 
@@ -631,16 +632,8 @@ impl<T: PipelineKind> ObjectResource<T> {
         {
             state.set("id", Value::string(target.id()));
         }
-        for (name, v) in T::status(client, live, before).await {
-            if state.get(name).is_unknown() {
-                state.set(name, v);
-            }
-        }
-        for attr in &self.schema.block.attributes {
-            if attr.is_computed_only() && state.get(&attr.name).is_unknown() {
-                state.set(&attr.name, Value::Null);
-            }
-        }
+        common::fill_unknown(&mut state, T::status(client, live, before).await);
+        common::null_unknown_computed(&mut state, &self.schema.block.attributes);
         state
     }
 
@@ -703,7 +696,7 @@ impl<T: PipelineKind> ObjectResource<T> {
     fn client(&self) -> Result<std::sync::Arc<KargoClient>, Diagnostics> {
         self.data
             .client()
-            .map_err(|e| common::diagnostics("connect to the cluster", &e, &|_: &str| None))
+            .map_err(|e| common::diagnostics("connect to the cluster", &e, &common::no_field))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::kargo::freight::{
     changes, resolve_selector,
 };
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::plugin::plan::values_equal;
 use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::exactly_one_of;
 use crate::plugin::{Attribute, AttributePath, Diagnostic, NestedObject, Value};
@@ -46,7 +47,26 @@ impl Way {
     }
 }
 
-fn selector_attribute(what: &str) -> Attribute {
+/// Whether the freight is chosen differently than when `prior` was planned: `chosen` holds the
+/// choice attributes as planned now (the configuration with its defaults). A `freight_alias`
+/// left null in `config` is the computed report of the alias, not a choice.
+pub fn choice_changed(ways: &[Way], chosen: &Value, config: &Value, prior: &Value) -> bool {
+    ways.iter().map(|w| w.attribute()).any(|a| {
+        (a != FREIGHT_ALIAS || !config.get(a).is_null())
+            && !values_equal(chosen.get(a), prior.get(a))
+    })
+}
+
+/// `freight_alias` is an output unless configured: sets it in `planned` to `value` when the
+/// configuration leaves it null.
+pub fn set_alias_output(planned: &mut Value, config: &Value, value: Value) {
+    if config.get(FREIGHT_ALIAS).is_null() {
+        planned.set(FREIGHT_ALIAS, value);
+    }
+}
+
+/// `freight_selector`, choosing `what` (see [`freight_choice_attributes`]).
+pub(crate) fn selector_attribute(what: &str) -> Attribute {
     let repo = |validator: Validator, description: &str| {
         Attribute::string("repo_url")
             .required()
@@ -407,6 +427,31 @@ fn artifact_text(c: &Change, version: Option<&str>) -> String {
         Some(v) => format!("{repo} {v}"),
         None => repo,
     }
+}
+
+/// Each artifact `f` carries as messages listing freight show it: `repo:tag` for images
+/// (the digest without a tag), `repo@tag` for commits (the short ID without a tag) and
+/// `repo/name:version` for charts (`repo:version` without a name).
+pub(crate) fn artifact_labels(f: &Freight) -> Vec<String> {
+    changes(None, f)
+        .iter()
+        .map(|c| {
+            let version = c.to.as_deref();
+            match c.kind {
+                ArtifactKind::Image => format!("{}:{}", c.repo_url, version.unwrap_or("?")),
+                ArtifactKind::Git => format!("{}@{}", c.repo_url, version.unwrap_or_default()),
+                ArtifactKind::Chart => format!(
+                    "{}{}:{}",
+                    c.repo_url,
+                    c.name
+                        .as_deref()
+                        .map(|n| format!("/{n}"))
+                        .unwrap_or_default(),
+                    version.unwrap_or("?")
+                ),
+            }
+        })
+        .collect()
 }
 
 fn with_artifacts(freight: String, artifacts: &[String]) -> String {

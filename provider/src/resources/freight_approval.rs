@@ -9,10 +9,11 @@ use jiff::Timestamp;
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
-use super::common::{self, IMPORTING, dns_label, dns_subdomain, fail, timeout};
+use super::common::{self, IMPORTING, dns_label, dns_subdomain, fail, no_field, timeout};
 use super::freight::{
     self as choice, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, Way,
-    artifacts_attribute, artifacts_value, freight_choice_attributes, freight_choice_validator,
+    artifacts_attribute, artifacts_value, choice_changed, freight_choice_attributes,
+    freight_choice_validator, set_alias_output,
 };
 use crate::kargo::freight::{Freight, StageView};
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
@@ -21,7 +22,7 @@ use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal
 use crate::plugin::schema::{AttributeType, Validator};
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    NestedObject, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+    PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::provider::ProviderData;
 
@@ -170,32 +171,15 @@ fn schema_block() -> Block {
             .computed()
             .use_state_for_unknown()
             .description("When the freight was approved for the stage (RFC 3339), as Kargo records it."),
-        timeouts_attribute(),
+        common::timeouts_attribute(
+            "How long creating may take, including waiting for the Kargo API when Kargo is \
+             installed by the same apply. Default `5m`.",
+            "How long withdrawing the approval may take. Default `2m`.",
+        ),
     ]);
     Block::new(attrs)
         .description(DESCRIPTION)
         .validate(freight_choice_validator(&WAYS))
-}
-
-fn timeouts_attribute() -> Attribute {
-    Attribute::nested(
-        "timeouts",
-        NestedObject::single(vec![
-            Attribute::string("create")
-                .optional()
-                .validate(common::timeout_duration())
-                .description(
-                    "How long creating may take, including waiting for the Kargo API when Kargo \
-                     is installed by the same apply. Default `5m`.",
-                ),
-            Attribute::string("delete")
-                .optional()
-                .validate(common::timeout_duration())
-                .description("How long withdrawing the approval may take. Default `2m`."),
-        ]),
-    )
-    .optional()
-    .description("Bounds on how long Terraform waits for this resource.")
 }
 
 /// Where a field Kargo names in a refusal lives in this resource.
@@ -303,10 +287,9 @@ fn used_by_stage(freight: &Freight, stage_name: &str, stage: Option<&Json>) -> O
     if in_history {
         return Some(format!("stage {stage_name:?} has held it"));
     }
-    let promoting = stage
-        .pointer("/status/currentPromotion/freight/name")
-        .and_then(Json::as_str)
-        == Some(freight.name.as_str());
+    let promoting = StageView::from_json(stage).is_ok_and(|view| {
+        view.current_promotion.and_then(|p| p.freight).as_deref() == Some(freight.name.as_str())
+    });
     promoting.then(|| format!("a promotion of it into stage {stage_name:?} is running"))
 }
 
@@ -319,20 +302,11 @@ enum Target {
     Unknown,
 }
 
-/// The choice attributes as configured, compared with what the prior state recorded. A
-/// configured-null `freight_alias` is the computed report of the alias, not a choice.
-fn choice_changed(config: &Value, prior: &Value) -> bool {
-    let differs = |name: &str| !values_equal(config.get(name), prior.get(name));
-    differs(FREIGHT)
-        || differs(FREIGHT_SELECTOR)
-        || (!config.get(FREIGHT_ALIAS).is_null() && differs(FREIGHT_ALIAS))
-}
-
 impl FreightApprovalResource {
     fn client(&self) -> Result<std::sync::Arc<KargoClient>, Diagnostics> {
         self.data
             .client()
-            .map_err(|e| common::diagnostics("connect to the cluster", &e, &|_: &str| None))
+            .map_err(|e| common::diagnostics("connect to the cluster", &e, &no_field))
     }
 
     /// Resolves the configured choice against the cluster while planning. Connection
@@ -407,26 +381,23 @@ impl FreightApprovalResource {
         project: &str,
         planned: &Value,
         config: &Value,
-    ) -> Result<Json, Diagnostics> {
-        let name = match text(planned.get("freight_name")) {
-            Some(name) => name,
-            None => {
-                let Some(choice) = FreightChoice::from_config(config) else {
-                    return Err(Diagnostic::error(
-                        "Freight to approve unknown",
-                        "Set exactly one of `freight`, `freight_alias` and `freight_selector` to \
-                         a value known at apply.",
-                    )
-                    .into());
-                };
-                choice::resolve(client, project, None, &choice, Timestamp::now())
-                    .await
-                    .map_err(Diagnostics::from)?
-                    .name
-            }
+    ) -> Result<Freight, Diagnostics> {
+        let Some(name) = text(planned.get("freight_name")) else {
+            let Some(choice) = FreightChoice::from_config(config) else {
+                return Err(Diagnostic::error(
+                    "Freight to approve unknown",
+                    "Set exactly one of `freight`, `freight_alias` and `freight_selector` to a \
+                     value known at apply.",
+                )
+                .into());
+            };
+            return choice::resolve(client, project, None, &choice, Timestamp::now())
+                .await
+                .map_err(Diagnostics::from);
         };
         match client.get(Kind::Freight, Some(project), &name).await {
-            Ok(Some(f)) => Ok(f),
+            Ok(Some(f)) => Freight::from_json(&f)
+                .map_err(|e| Diagnostics::from(Diagnostic::error("Unreadable freight", e))),
             Ok(None) => Err(Diagnostic::error(
                 "Freight not found",
                 format!(
@@ -435,7 +406,7 @@ impl FreightApprovalResource {
                 ),
             )
             .into()),
-            Err(e) => Err(common::diagnostics("read the freight", &e, &|_: &str| None)),
+            Err(e) => Err(common::diagnostics("read the freight", &e, &no_field)),
         }
     }
 
@@ -447,34 +418,24 @@ impl FreightApprovalResource {
         planned: &Value,
         config: &Value,
     ) -> Result<(Freight, String), Diagnostics> {
-        let live = self
+        let freight = self
             .freight_for_apply(client, project, planned, config)
             .await?;
-        let freight = Freight::from_json(&live)
-            .map_err(|e| Diagnostics::from(Diagnostic::error("Unreadable freight", e)))?;
         let stage_live = client
             .get(Kind::Stage, Some(project), stage)
             .await
-            .map_err(|e| common::diagnostics("read the stage", &e, &|_: &str| None))?;
+            .map_err(|e| common::diagnostics("read the stage", &e, &no_field))?;
         if let Some(d) = stage_refusal(stage, project, stage_live.as_ref(), &freight) {
             return Err(d.into());
         }
-        let approved_at = |object: &Json| {
-            object
-                .pointer(&format!("/status/approvedFor/{}/approvedAt", escape(stage)))
-                .and_then(Json::as_str)
-                .map(str::to_string)
-        };
         // An approval someone already made is adopted as it is.
-        if freight.is_approved_for(stage)
-            && let Some(at) = approved_at(&live)
-        {
+        if let Some(at) = approved_at(&freight, stage) {
             return Ok((freight, at));
         }
         let now = client
             .server_time()
             .await
-            .map_err(|e| common::diagnostics("read the cluster's clock", &e, &|_: &str| None))?;
+            .map_err(|e| common::diagnostics("read the cluster's clock", &e, &no_field))?;
         // Kubernetes timestamps have whole seconds.
         let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
         let patch = json!({"status": {"approvedFor": {stage: {"approvedAt": now.to_string()}}}});
@@ -482,7 +443,10 @@ impl FreightApprovalResource {
             .merge_patch_status(Kind::Freight, Some(project), &freight.name, patch)
             .await
             .map_err(|e| Diagnostics::from(write_error("approve the freight", &e)))?;
-        let at = approved_at(&stored).unwrap_or_else(|| now.to_string());
+        let at = Freight::from_json(&stored)
+            .ok()
+            .and_then(|f| approved_at(&f, stage))
+            .unwrap_or_else(|| now.to_string());
         Ok((freight, at))
     }
 }
@@ -506,9 +470,14 @@ async fn bounded<T>(
     }
 }
 
-/// JSON-pointer escaping of one path segment.
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// When `freight` was approved for `stage`, as Kargo recorded it.
+fn approved_at(freight: &Freight, stage: &str) -> Option<String> {
+    freight
+        .approved_for
+        .get(stage)
+        .copied()
+        .flatten()
+        .map(|at| at.to_string())
 }
 
 fn id(project: &str, stage: &str, freight: &str) -> String {
@@ -526,11 +495,7 @@ fn fill_from_freight(state: &mut Value, freight: &Freight, project: &str, stage:
         ("artifacts", artifacts_value(freight)),
         ("id", Value::string(id(project, stage, &freight.name))),
     ];
-    for (name, v) in values {
-        if state.get(name).is_unknown() {
-            state.set(name, v);
-        }
-    }
+    common::fill_unknown(state, values);
 }
 
 #[async_trait]
@@ -555,7 +520,7 @@ impl Resource for FreightApprovalResource {
         let stage = text(planned.get("stage"));
         let choice = FreightChoice::from_config(&req.config);
         let is_selector = matches!(choice, Some(FreightChoice::Selector(_)));
-        let changed = creating || choice_changed(&req.config, prior);
+        let changed = creating || choice_changed(&WAYS, &req.config, &req.config, prior);
         let mut diags = Diagnostics::default();
         let target = match (&project, &stage, &choice) {
             _ if !changed && !is_selector => Target::Keep,
@@ -578,17 +543,13 @@ impl Resource for FreightApprovalResource {
                 for name in ["freight_name", "artifacts", "approved_at"] {
                     planned.set(name, prior.get(name).clone());
                 }
-                if req.config.get(FREIGHT_ALIAS).is_null() {
-                    planned.set(FREIGHT_ALIAS, prior.get(FREIGHT_ALIAS).clone());
-                }
+                set_alias_output(planned, &req.config, prior.get(FREIGHT_ALIAS).clone());
             }
             Target::Resolved(freight) => {
                 for name in ["freight_name", "artifacts", "id"] {
                     planned.set(name, Value::Unknown);
                 }
-                if req.config.get(FREIGHT_ALIAS).is_null() {
-                    planned.set(FREIGHT_ALIAS, Value::Unknown);
-                }
+                set_alias_output(planned, &req.config, Value::Unknown);
                 if let (Some(project), Some(stage)) = (&project, &stage) {
                     fill_from_freight(planned, &freight, project, stage);
                 }
@@ -607,9 +568,7 @@ impl Resource for FreightApprovalResource {
                 for name in ["freight_name", "artifacts", "approved_at"] {
                     planned.set(name, Value::Unknown);
                 }
-                if req.config.get(FREIGHT_ALIAS).is_null() {
-                    planned.set(FREIGHT_ALIAS, Value::Unknown);
-                }
+                set_alias_output(planned, &req.config, Value::Unknown);
                 // Chosen by name, the freight is known even without the cluster.
                 if let Some(name) = req.config.get(FREIGHT).as_str() {
                     planned.set("freight_name", Value::string(name));
@@ -647,7 +606,7 @@ impl Resource for FreightApprovalResource {
         let work = async {
             let client = common::write_client(&self.data, ctx)
                 .await
-                .map_err(|e| common::diagnostics("connect to the cluster", &e, &|_: &str| None))?;
+                .map_err(|e| common::diagnostics("connect to the cluster", &e, &no_field))?;
             self.approve(&client, &project, &stage, &planned, &config)
                 .await
         };
@@ -697,17 +656,17 @@ impl Resource for FreightApprovalResource {
     ) -> ApplyResult {
         // Only how the same freight is chosen (or a timeout) changed: nothing to write.
         let mut state = planned;
-        for name in [
+        let names = [
             "freight_name",
             FREIGHT_ALIAS,
             "artifacts",
             "approved_at",
             "id",
-        ] {
-            if state.get(name).is_unknown() {
-                state.set(name, prior.get(name).clone());
-            }
-        }
+        ];
+        common::fill_unknown(
+            &mut state,
+            names.map(|name| (name, prior.get(name).clone())),
+        );
         ApplyResult {
             new_state: state,
             private: Vec::new(),
@@ -771,7 +730,7 @@ impl Resource for FreightApprovalResource {
         };
         let live = match client.get(Kind::Freight, Some(&project), &name).await {
             Ok(live) => live,
-            Err(e) => return keep(common::diagnostics("read the freight", &e, &|_: &str| None)),
+            Err(e) => return keep(common::diagnostics("read the freight", &e, &no_field)),
         };
         let cannot_import = |detail: String| ReadResult {
             new_state: Value::Null,
@@ -789,14 +748,7 @@ impl Resource for FreightApprovalResource {
             // The freight is gone (deleted or garbage-collected), and its approval with it.
             None => return ReadResult::default(),
         };
-        let approved_at = live.as_ref().and_then(|l| {
-            l.pointer(&format!(
-                "/status/approvedFor/{}/approvedAt",
-                escape(&stage)
-            ))
-            .and_then(Json::as_str)
-            .map(str::to_string)
-        });
+        let approved_at = approved_at(&freight, &stage);
         if !freight.is_approved_for(&stage) {
             if importing {
                 return cannot_import(format!(
@@ -865,7 +817,7 @@ async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) 
     let live = match client.get(Kind::Freight, Some(project), name).await {
         Ok(Some(live)) => live,
         Ok(None) => return Diagnostics::default(),
-        Err(e) => return common::diagnostics("read the freight", &e, &|_: &str| None),
+        Err(e) => return common::diagnostics("read the freight", &e, &no_field),
     };
     let freight = match Freight::from_json(&live) {
         Ok(f) => f,
@@ -876,7 +828,7 @@ async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) 
     }
     let stage_live = match client.get(Kind::Stage, Some(project), stage).await {
         Ok(s) => s,
-        Err(e) => return common::diagnostics("read the stage", &e, &|_: &str| None),
+        Err(e) => return common::diagnostics("read the stage", &e, &no_field),
     };
     if let Some(why) = used_by_stage(&freight, stage, stage_live.as_ref()) {
         return Diagnostic::warning(
@@ -1088,15 +1040,15 @@ mod tests {
         let by_alias =
             config(json!({"project": "shop", "stage": "prod", "freight_alias": "tall-fox"}));
         assert!(
-            choice_changed(&by_alias, &prior()),
+            choice_changed(&WAYS, &by_alias, &by_alias, &prior()),
             "freight was set before"
         );
         let mut alias_prior = prior();
         alias_prior.set(FREIGHT, Value::Null);
-        assert!(!choice_changed(&by_alias, &alias_prior));
+        assert!(!choice_changed(&WAYS, &by_alias, &by_alias, &alias_prior));
         let by_name = config(json!({"project": "shop", "stage": "prod", "freight": "f1"}));
         assert!(
-            !choice_changed(&by_name, &prior()),
+            !choice_changed(&WAYS, &by_name, &by_name, &prior()),
             "the reported alias is not a choice"
         );
     }
@@ -1159,8 +1111,8 @@ mod tests {
                 .unwrap()
                 .contains("has held it")
         );
-        let promoting =
-            json!({"status": {"currentPromotion": {"name": "p", "freight": {"name": "f1"}}}});
+        let promoting = json!({"metadata": {"name": "prod"},
+            "status": {"currentPromotion": {"name": "p", "freight": {"name": "f1"}}}});
         assert!(
             used_by_stage(&fresh, "prod", Some(&promoting))
                 .unwrap()

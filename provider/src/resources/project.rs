@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value as Json, json};
 
 use super::common::{
-    self, IMPORTING, PROJECT_LABEL, dns_label, fail, managed_map, string_map_json, timeout,
-    timeouts_attribute,
+    self, IMPORTING, PROJECT_LABEL, dns_label, fail, managed_map, no_field,
+    object_timeouts_attribute, string_map_json, timeout,
 };
 use super::convert::{
     ConvertError, FieldStep, Rules, attributes_from_json, attributes_to_json,
@@ -408,7 +408,7 @@ impl ProjectResource {
                 .use_state_for_unknown()
                 .description("The namespace that holds the project's warehouses, stages and freight."),
             Attribute::bool("ready").computed().description("Whether Kargo reports the project Ready."),
-            timeouts_attribute("5m", "10m"),
+            object_timeouts_attribute("5m", "10m"),
         ])
         .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` live in the project's ProjectConfig, which is written by server-side apply: only the lists declared here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is declared and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.")
     }
@@ -713,10 +713,6 @@ impl Resource for ProjectResource {
             diagnostics: diags,
         }
     }
-}
-
-fn no_field(_: &str) -> Option<AttributePath> {
-    None
 }
 
 /// The attributes that live in the ProjectConfig, for placing Kargo's errors.

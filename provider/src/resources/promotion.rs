@@ -7,20 +7,20 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde_json::{Value as Json, json};
 
-use super::common::{self, IMPORTING, dns_label, fail, timeout, timeouts_attribute};
+use super::common::{self, IMPORTING, dns_label, fail, no_field, timeout, timeouts_attribute};
 use super::freight::{
     FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Way,
-    artifacts_attribute, artifacts_value, changes_attribute, changes_value, choose,
+    artifacts_attribute, artifacts_value, changes_attribute, changes_value, choice_changed, choose,
     freight_choice_attributes, freight_choice_validator, freight_summary_attribute, list_freight,
-    promotion_summary, stage_freight_value, summary_value,
+    promotion_summary, set_alias_output, stage_freight_value, summary_value,
 };
 use super::validators::object_name;
 use crate::kargo::freight::{Availability, Freight, Origin, StageView, availability, changes};
 use crate::kargo::{Error as KargoError, KargoClient, Kind, WatchStep};
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
 use crate::plugin::{
-    ApplyResult, Attribute, AttributePath, AttributeType, Block, Context, Diagnostic, Diagnostics,
-    ImportResult, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+    ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
+    PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::provider::ProviderData;
 
@@ -93,11 +93,15 @@ on `promotions`); the built-in `kargo-promoter` role has it. Import with \
 /// The `kargo_promotion` resource.
 pub struct PromotionResource {
     data: ProviderData,
+    schema: Schema,
 }
 
 impl PromotionResource {
     pub fn new(data: ProviderData) -> Self {
-        Self { data }
+        Self {
+            data,
+            schema: Schema::new(0, Self::schema_block()),
+        }
     }
 
     fn schema_block() -> Block {
@@ -133,19 +137,11 @@ impl PromotionResource {
             }
             attrs.push(a);
         }
-        let mut timeouts = timeouts_attribute("30m", "5m");
-        if let AttributeType::Nested(object) = &mut timeouts.ty {
-            for a in &mut object.attributes {
-                a.description = match a.name.as_str() {
-                    "create" => "How long apply waits for the promotion to finish (with \
-                                 `wait`). When it passes, the promotion keeps running in Kargo \
-                                 and the apply warns. Default `30m`."
-                        .into(),
-                    _ => "How long destroy waits for an aborted promotion to stop. Default `5m`."
-                        .into(),
-                };
-            }
-        }
+        let timeouts = timeouts_attribute(
+            "How long apply waits for the promotion to finish (with `wait`). When it passes, the \
+             promotion keeps running in Kargo and the apply warns. Default `30m`.",
+            "How long destroy waits for an aborted promotion to stop. Default `5m`.",
+        );
         attrs.extend([
             Attribute::bool("wait").default(Value::Bool(true)).description(
                 "Wait for the promotion to finish (Succeeded, or Failed, Errored or Aborted, which \
@@ -220,7 +216,7 @@ impl PromotionResource {
         else {
             return Lookup::Unresolved(None);
         };
-        let Some(mut choice) = FreightChoice::from_config(config) else {
+        let Some(choice) = FreightChoice::from_config(config) else {
             return Lookup::Unresolved(None);
         };
         let unresolved = |why: String| Lookup::Unresolved(Some(not_resolved_warning(&why)));
@@ -235,44 +231,25 @@ impl PromotionResource {
             Ok(c) => c,
             Err(e) => return unresolved(format!("The cluster cannot be asked: {e}.")),
         };
-        let live = match client.get(Kind::Stage, Some(project), stage_name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                return unresolved(format!(
-                    "Stage {stage_name:?} does not exist in project {project:?} yet (it may be \
-                     created by this apply)."
-                ));
+        match resolve(&client, project, stage_name, choice).await {
+            Ok(r) => Lookup::Resolved(Box::new(r)),
+            Err(Unresolvable::StageMissing) => unresolved(format!(
+                "Stage {stage_name:?} does not exist in project {project:?} yet (it may be \
+                 created by this apply)."
+            )),
+            Err(Unresolvable::StageUnread(e)) => {
+                unresolved(format!("Stage {stage_name:?} could not be read: {e}."))
             }
-            Err(e) => return unresolved(format!("Stage {stage_name:?} could not be read: {e}.")),
-        };
-        let stage = match StageView::from_json(&live) {
-            Ok(s) => s,
-            Err(e) => return unresolved(format!("Stage {stage_name:?} could not be read: {e}.")),
-        };
-        let freights = match list_freight(&client, project).await {
-            Ok(f) => f,
-            Err(e) => {
-                return unresolved(format!(
-                    "The freight of project {project:?} could not be listed: {e}."
-                ));
+            Err(Unresolvable::StageUnreadable(e)) => {
+                unresolved(format!("Stage {stage_name:?} could not be read: {e}."))
             }
-        };
-        let now = match client.server_time().await {
-            Ok(t) => t,
-            Err(e) => return unresolved(format!("The cluster's clock could not be read: {e}.")),
-        };
-        choice.learn_strictness(&client, project).await;
-        match choose(&choice, &freights, Some(&stage), project, now) {
-            Ok(target) => {
-                let target = target.clone();
-                Lookup::Resolved(Box::new(Resolution {
-                    stage,
-                    freights,
-                    target,
-                    now,
-                }))
+            Err(Unresolvable::FreightUnlisted(e)) => unresolved(format!(
+                "The freight of project {project:?} could not be listed: {e}."
+            )),
+            Err(Unresolvable::ClockUnread(e)) => {
+                unresolved(format!("The cluster's clock could not be read: {e}."))
             }
-            Err(d) => Lookup::Failed(d),
+            Err(Unresolvable::NoFreight(d)) => Lookup::Failed(d),
         }
     }
 
@@ -307,7 +284,7 @@ impl PromotionResource {
     ) -> Result<Resolution, Diagnostic> {
         let project = planned.str_or_empty("project");
         let stage_name = planned.str_or_empty("stage");
-        let mut choice = match planned.get("freight_name").as_str() {
+        let choice = match planned.get("freight_name").as_str() {
             // What the plan showed is what gets promoted.
             Some(name) => FreightChoice::Name(name.to_string()),
             None => FreightChoice::from_config(config).ok_or_else(|| {
@@ -325,41 +302,78 @@ impl PromotionResource {
                 format!("Could not read {what} to resolve the freight to promote: {e}"),
             )
         };
-        let live = client
-            .get(Kind::Stage, Some(project), stage_name)
-            .await
-            .map_err(|e| read_failed(&format!("stage {stage_name:?}"), &e))?
-            .ok_or_else(|| {
-                Diagnostic::error(
+        let r = resolve(client, project, stage_name, choice).await.map_err(
+            |failure| match failure {
+                Unresolvable::StageMissing => Diagnostic::error(
                     "Stage not found",
                     format!("Project {project:?} has no stage {stage_name:?} to promote into."),
                 )
-                .at(AttributePath::attr("stage"))
-            })?;
-        let stage = StageView::from_json(&live).map_err(|e| {
-            Diagnostic::error("Unreadable stage", e).at(AttributePath::attr("stage"))
-        })?;
-        let freights = list_freight(client, project)
-            .await
-            .map_err(|e| read_failed(&format!("the freight of project {project:?}"), &e))?;
-        let now = client
-            .server_time()
-            .await
-            .map_err(|e| read_failed("the cluster's clock", &e))?;
-        choice.learn_strictness(client, project).await;
-        let target = choose(&choice, &freights, Some(&stage), project, now)
-            .map_err(|d| d.at(path.clone()))?
-            .clone();
-        if let Availability::Unavailable(reason) = availability(&stage, &target, now) {
+                .at(AttributePath::attr("stage")),
+                Unresolvable::StageUnread(e) => read_failed(&format!("stage {stage_name:?}"), &e),
+                Unresolvable::StageUnreadable(e) => {
+                    Diagnostic::error("Unreadable stage", e).at(AttributePath::attr("stage"))
+                }
+                Unresolvable::FreightUnlisted(e) => {
+                    read_failed(&format!("the freight of project {project:?}"), &e)
+                }
+                Unresolvable::ClockUnread(e) => read_failed("the cluster's clock", &e),
+                Unresolvable::NoFreight(d) => d.at(path.clone()),
+            },
+        )?;
+        if let Availability::Unavailable(reason) = availability(&r.stage, &r.target, r.now) {
             return Err(unavailable(&reason, path));
         }
-        Ok(Resolution {
-            stage,
-            freights,
-            target,
-            now,
-        })
+        Ok(r)
     }
+}
+
+/// Why the cluster could not say which freight a choice means.
+enum Unresolvable {
+    /// The stage does not exist.
+    StageMissing,
+    /// The stage could not be read.
+    StageUnread(KargoError),
+    /// The stage was read but makes no sense.
+    StageUnreadable(String),
+    /// The project's freight could not be listed.
+    FreightUnlisted(KargoError),
+    /// The cluster's clock could not be read.
+    ClockUnread(KargoError),
+    /// The choice designates no freight (the diagnostic says what was found).
+    NoFreight(Diagnostic),
+}
+
+/// Resolves `choice` for a promotion into `stage_name`: the stage, the project's freight, the
+/// cluster's clock and the freight chosen.
+async fn resolve(
+    client: &KargoClient,
+    project: &str,
+    stage_name: &str,
+    mut choice: FreightChoice,
+) -> Result<Resolution, Unresolvable> {
+    let live = client
+        .get(Kind::Stage, Some(project), stage_name)
+        .await
+        .map_err(Unresolvable::StageUnread)?
+        .ok_or(Unresolvable::StageMissing)?;
+    let stage = StageView::from_json(&live).map_err(Unresolvable::StageUnreadable)?;
+    let freights = list_freight(client, project)
+        .await
+        .map_err(Unresolvable::FreightUnlisted)?;
+    let now = client
+        .server_time()
+        .await
+        .map_err(Unresolvable::ClockUnread)?;
+    choice.learn_strictness(client, project).await;
+    let target = choose(&choice, &freights, Some(&stage), project, now)
+        .map_err(Unresolvable::NoFreight)?
+        .clone();
+    Ok(Resolution {
+        stage,
+        freights,
+        target,
+        now,
+    })
 }
 
 /// The freight a configuration means, as far as the cluster could tell at plan time.
@@ -467,15 +481,6 @@ fn set_unknown(planned: &mut Value, names: &[&str]) {
     }
 }
 
-/// Whether the configuration chooses differently than what `prior` was planned from.
-fn choice_changed(base: &Value, config: &Value, prior: &Value) -> bool {
-    let differs = |a: &str| !values_equal(base.get(a), prior.get(a));
-    differs(FREIGHT)
-        || differs(FREIGHT_SELECTOR)
-        || differs(ORIGIN_WAREHOUSE)
-        || (!config.get(FREIGHT_ALIAS).is_null() && differs(FREIGHT_ALIAS))
-}
-
 /// The resolved values of a new promotion of `r.target`.
 fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unknown: bool) {
     let target = &r.target;
@@ -506,13 +511,9 @@ fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unkno
             planned.set(name, value);
         }
     }
-    if config.get(FREIGHT_ALIAS).is_null()
-        && (!only_unknown || planned.get(FREIGHT_ALIAS).is_unknown())
-    {
-        planned.set(
-            FREIGHT_ALIAS,
-            target.alias.as_deref().map_or(Value::Null, Value::string),
-        );
+    if !only_unknown || planned.get(FREIGHT_ALIAS).is_unknown() {
+        let alias = target.alias.as_deref().map_or(Value::Null, Value::string);
+        set_alias_output(planned, config, alias);
     }
 }
 
@@ -549,11 +550,9 @@ pub(crate) fn decide(
             if let Some(w) = warning {
                 diags.push(w);
             }
-            if is_create || moved || choice_changed(base, config, prior) {
+            if is_create || moved || choice_changed(&WAYS, base, config, prior) {
                 set_unknown(&mut planned, &RESOLVED);
-                if config.get(FREIGHT_ALIAS).is_null() {
-                    planned.set(FREIGHT_ALIAS, Value::Unknown);
-                }
+                set_alias_output(&mut planned, config, Value::Unknown);
                 if let Some(name) = config.get(FREIGHT).as_str() {
                     planned.set("freight_name", Value::string(name));
                 }
@@ -652,22 +651,6 @@ fn set_run(state: &mut Value, project: &str, promotion: &Json) {
     state.set("finished_at", text("/status/finishedAt"));
 }
 
-/// Unknown values must not reach Terraform after apply.
-fn settle(state: &mut Value) {
-    let unknown: Vec<String> = state
-        .entries()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.is_unknown())
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    for k in unknown {
-        state.set(&k, Value::Null);
-    }
-}
-
 /// `Promotion "x" into stage "dev" ended Failed at step "push": <message>`.
 fn failure_text(promotion: &Json, stage: &str) -> String {
     let name = promotion
@@ -745,18 +728,6 @@ fn split_id(id: &str) -> Option<(&str, &str)> {
     (!project.is_empty() && !name.is_empty() && !name.contains('/')).then_some((project, name))
 }
 
-/// Errors that say the cluster cannot be asked right now (rather than that something is wrong
-/// with the object): a refresh keeps the state and warns instead of failing the plan.
-fn is_unreachable(e: &KargoError) -> bool {
-    matches!(
-        e,
-        KargoError::Unreachable { .. }
-            | KargoError::KargoNotInstalled { .. }
-            | KargoError::ServiceUnavailable { .. }
-            | KargoError::ConfigUnknown
-    )
-}
-
 fn keep(state: Value, private: Vec<u8>, d: Diagnostic) -> ReadResult {
     ReadResult {
         new_state: state,
@@ -772,12 +743,11 @@ impl Resource for PromotionResource {
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(0, Self::schema_block())
+        self.schema.clone()
     }
 
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
-        let block = Self::schema_block();
-        let base = plan_from_schema(&Schema::new(0, block.clone()), &req);
+        let base = plan_from_schema(&self.schema, &req);
         if req.config.is_null() {
             return base;
         }
@@ -793,7 +763,7 @@ impl Resource for PromotionResource {
             _ => PriorRun::NotNeeded,
         };
         let (planned_state, requires_replace, diagnostics) = decide(
-            &block,
+            &self.schema.block,
             &req.config,
             &req.prior_state,
             &base.planned_state,
@@ -811,7 +781,6 @@ impl Resource for PromotionResource {
     async fn create(&self, ctx: &Context, planned: Value, config: Value) -> ApplyResult {
         let project = planned.str_or_empty("project").to_string();
         let stage = planned.str_or_empty("stage").to_string();
-        let no_field = |_: &str| None;
         let client = match common::write_client(&self.data, ctx).await {
             Ok(c) => c,
             Err(e) => return fail(common::diagnostics("connect to the cluster", &e, &no_field)),
@@ -843,7 +812,7 @@ impl Resource for PromotionResource {
             Err(e) => return fail(create_error(&e, &project, &stage, &config).into()),
         };
         set_run(&mut state, &project, &created);
-        settle(&mut state);
+        common::null_unknowns(&mut state);
         let name = state.str_or_empty("promotion_name").to_string();
         tracing::info!(promotion = %name, stage = %stage, freight = %freight, "promotion created");
         let mut diags = Diagnostics::default();
@@ -938,14 +907,8 @@ impl Resource for PromotionResource {
         // Only `wait`, `timeouts` and `abort_on_destroy` change in place, and they only matter
         // to this provider: nothing to send.
         let mut state = planned;
-        if let Some(entries) = prior.entries() {
-            for (k, v) in entries {
-                if state.get(k).is_unknown() {
-                    state.set(k, v.clone());
-                }
-            }
-        }
-        settle(&mut state);
+        common::fill_unknown_from(&mut state, &prior);
+        common::null_unknowns(&mut state);
         ApplyResult {
             new_state: state,
             private: Vec::new(),
@@ -964,7 +927,6 @@ impl Resource for PromotionResource {
             return Diagnostics::default();
         };
         let stage = prior.str_or_empty("stage");
-        let no_field = |_: &str| None;
         let client = match self.data.client() {
             Ok(c) => c,
             Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
@@ -1036,9 +998,10 @@ impl Resource for PromotionResource {
         let importing = private == IMPORTING;
         let project = state.str_or_empty("project").to_string();
         let name = state.str_or_empty("promotion_name").to_string();
-        let no_field = |_: &str| None;
         let trouble = |state: Value, private: Vec<u8>, e: &KargoError, what: &str| {
-            if is_unreachable(e) && !importing {
+            // The cluster cannot be asked right now: a refresh keeps the state and warns
+            // instead of failing the plan.
+            if e.is_cluster_unavailable() && !importing {
                 keep(
                     state,
                     private,
@@ -1122,7 +1085,14 @@ impl Resource for PromotionResource {
         };
         let mut new_state = state.clone();
         if importing {
-            new_state = import_state(&client, &project, &stage_name, promotion.as_ref()).await;
+            new_state = import_state(
+                &client,
+                &self.schema.block.attributes,
+                &project,
+                &stage_name,
+                promotion.as_ref(),
+            )
+            .await;
         }
         match &promotion {
             Some(p) => set_run(&mut new_state, &project, p),
@@ -1179,12 +1149,7 @@ impl Resource for PromotionResource {
                 ..Default::default()
             };
         };
-        let mut state = Value::object(
-            Self::schema_block()
-                .attributes
-                .iter()
-                .map(|a| (a.name.clone(), Value::Null)),
-        );
+        let mut state = common::null_state(&self.schema.block.attributes);
         state.set("project", Value::string(project));
         state.set("promotion_name", Value::string(name));
         state.set("id", Value::string(id));
@@ -1200,16 +1165,12 @@ impl Resource for PromotionResource {
 /// that a configuration naming that freight (`freight = "<name>"`) plans no changes.
 async fn import_state(
     client: &KargoClient,
+    attrs: &[Attribute],
     project: &str,
     stage: &str,
     promotion: Option<&Json>,
 ) -> Value {
-    let mut state = Value::object(
-        PromotionResource::schema_block()
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), Value::Null)),
-    );
+    let mut state = common::null_state(attrs);
     let freight_name = promotion
         .and_then(|p| p.pointer("/spec/freight"))
         .and_then(Json::as_str)
@@ -1342,7 +1303,7 @@ mod tests {
         planned.set("id", Value::string("shop/staging.01.f2"));
         planned.set("promotion_name", Value::string("staging.01.f2"));
         planned.set("phase", Value::string("Succeeded"));
-        settle(&mut planned);
+        common::null_unknowns(&mut planned);
         planned
     }
 

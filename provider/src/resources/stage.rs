@@ -8,9 +8,10 @@ use serde_json::Value as Json;
 
 use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
-use super::freight::{current_freight_value, freight_summary_attribute};
+use super::freight::{freight_summary_attribute, stage_freight_value};
 use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
 use super::validators::{min_items, naming_path, object_name, removed, report};
+use crate::kargo::freight::StageView;
 use crate::kargo::{KargoClient, Kind};
 use crate::plugin::plan::semantic::duration_eq;
 use crate::plugin::schema::Validator;
@@ -211,13 +212,56 @@ fn verification() -> Attribute {
     )
 }
 
-fn current_freight() -> Attribute {
-    freight_summary_attribute(
-        "current_freight",
-        "The freight the stage currently holds, as Kargo reports it (for a stage requesting \
-         from several warehouses, the freight of the first `requested_freight` entry). Null \
-         until something has been promoted.",
-    )
+/// `current_freight` described by `description`: the resource and the data source word it
+/// differently.
+pub(crate) fn current_freight(description: &str) -> Attribute {
+    freight_summary_attribute("current_freight", description)
+}
+
+/// What a stage's status reports — `current_freight`, `health` and `auto_promotion_enabled` —
+/// as the resource and the `kargo_stage` data source have them.
+pub(crate) fn status_attributes(current_freight_description: &str) -> Vec<Attribute> {
+    vec![
+        current_freight(current_freight_description),
+        Attribute::string("health").computed().description(
+            "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
+             `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
+        ),
+        Attribute::bool("auto_promotion_enabled")
+            .computed()
+            .description(
+                "Whether the project's promotion policies let Kargo promote into this stage \
+             automatically.",
+            ),
+    ]
+}
+
+/// The values of [`status_attributes`] for the live Stage `live`, read as `stage` (`None`
+/// when it cannot be read, which leaves `current_freight` null). The alias of the current
+/// freight is kept from `prior` while the freight is unchanged.
+pub(crate) async fn status_values(
+    client: &KargoClient,
+    live: &Json,
+    stage: Option<&StageView>,
+    prior: &Value,
+) -> Vec<(&'static str, Value)> {
+    let health = live
+        .pointer("/status/health/status")
+        .and_then(Json::as_str)
+        .map_or(Value::Null, Value::string);
+    let auto = live
+        .pointer("/status/autoPromotionEnabled")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let freight = match stage {
+        Some(stage) => stage_freight_value(client, stage, None, prior.get("current_freight")).await,
+        None => Value::Null,
+    };
+    vec![
+        ("health", health),
+        ("auto_promotion_enabled", Value::Bool(auto)),
+        ("current_freight", freight),
+    ]
 }
 
 #[async_trait]
@@ -275,16 +319,14 @@ impl PipelineKind for Stage {
                     "Not a Kargo stage field: auto-promotion is set with \
                      `kargo_project.promotion_policies`. Setting it is an error.",
                 ),
-            current_freight(),
-            Attribute::string("health").computed().description(
-                "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
-                 `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
-            ),
-            Attribute::bool("auto_promotion_enabled").computed().description(
-                "Whether the project's promotion policies let Kargo promote into this stage \
-                 automatically.",
-            ),
         ]
+        .into_iter()
+        .chain(status_attributes(
+            "The freight the stage currently holds, as Kargo reports it (for a stage requesting \
+             from several warehouses, the freight of the first `requested_freight` entry). Null \
+             until something has been promoted.",
+        ))
+        .collect()
     }
 
     fn rules() -> &'static Rules {
@@ -305,20 +347,8 @@ impl PipelineKind for Stage {
         live: &Json,
         prior: &Value,
     ) -> Vec<(&'static str, Value)> {
-        let health = live
-            .pointer("/status/health/status")
-            .and_then(Json::as_str)
-            .map_or(Value::Null, Value::string);
-        let auto = live
-            .pointer("/status/autoPromotionEnabled")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        let freight = current_freight_value(client, live, prior.get("current_freight")).await;
-        vec![
-            ("health", health),
-            ("auto_promotion_enabled", Value::Bool(auto)),
-            ("current_freight", freight),
-        ]
+        let stage = StageView::from_json(live).ok();
+        status_values(client, live, stage.as_ref(), prior).await
     }
 }
 
@@ -394,6 +424,7 @@ mod tests {
     use super::*;
     use crate::plugin::Resource as _;
     use crate::resources::convert::test_support::*;
+    use crate::resources::freight::current_freight_value;
 
     const QUICKSTART: &str = "akuity_kargo__docs_docs_20-quickstart_index.yaml";
     const DOKA: &str = "thatmlopsguy_dokaseca-addons__kargo_rustfs_stages.yaml";

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::kargo::semver::Constraint;
 use crate::plugin::schema::Validator;
 use crate::plugin::{AttributePath, Diagnostics, Value};
 
@@ -35,12 +36,10 @@ fn naming(path: &AttributePath, detail: &str) -> String {
 /// Why `constraint` is not a semver constraint Kargo accepts, or `None` when it is one.
 ///
 /// Kargo parses constraints with the Masterminds library; they are translated into the
-/// `semver` crate's syntax (see [`masterminds_to_semver`]) and parsed there.
+/// `semver` crate's syntax and parsed there (see [`Constraint`]).
 pub fn semver_constraint_problem(constraint: &str) -> Option<String> {
-    masterminds_to_semver(constraint).err()
+    Constraint::parse(constraint).err()
 }
-
-pub use crate::kargo::semver::masterminds_to_semver;
 
 /// A semver constraint in Kargo's syntax, e.g. `^1.29.0` or `>=1.2, <2.0 || ~3.1`.
 pub fn semver_constraint() -> Validator {
@@ -407,6 +406,7 @@ pub fn is_reserved_alias(alias: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kargo::semver::masterminds_to_semver;
     use crate::plugin::diagnostics::Severity;
 
     fn run(v: &Validator, value: Value) -> Vec<(String, String, String)> {

@@ -534,13 +534,17 @@ impl PipelineKind for Warehouse {
         live: &Json,
         _prior: &Value,
     ) -> Vec<(&'static str, Value)> {
-        let last = live
-            .pointer("/status/lastFreightID")
-            .and_then(Json::as_str)
-            .filter(|s| !s.is_empty())
-            .map_or(Value::Null, Value::string);
-        vec![("last_freight", last)]
+        vec![("last_freight", last_freight_id(live))]
     }
+}
+
+/// The newest freight the live Warehouse's own discovery produced (`status.lastFreightID`);
+/// null until Kargo has built one.
+pub(crate) fn last_freight_id(live: &Json) -> Value {
+    live.pointer("/status/lastFreightID")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or(Value::Null, Value::string)
 }
 
 /// Image repository as Kargo compares them: Docker Hub's host and `library/` dropped.

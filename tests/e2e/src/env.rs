@@ -40,7 +40,7 @@ impl Env {
         Self::with_options(Options::default().without_kargo())
     }
 
-    pub fn with_options(options: Options) -> Self {
+    fn with_options(options: Options) -> Self {
         Self {
             sandbox: start(options),
             tf: Terraform::new(),
@@ -111,6 +111,27 @@ impl Env {
             KARGO
         };
         self.sandbox.get(group, resource, namespace, name)
+    }
+
+    /// Destroys everything and asserts each of `objects` (resource plural, namespace, name),
+    /// the project `project` and its namespace are gone from the cluster.
+    #[track_caller]
+    pub fn destroy_and_assert_gone(&self, project: &str, objects: &[(&str, Option<&str>, &str)]) {
+        self.tf.destroy().ok();
+        for (res, ns, name) in objects {
+            assert!(
+                self.get(res, *ns, name).is_none(),
+                "{res}/{name} still present after destroy"
+            );
+        }
+        assert!(
+            self.get("projects", None, project).is_none(),
+            "project {project} still present after destroy"
+        );
+        assert!(
+            self.get("namespaces", None, project).is_none(),
+            "namespace {project} still present after destroy"
+        );
     }
 
     /// Waits (bounded) for `cond` on the sandbox; panics with `what` when it never holds.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::Env;
+use crate::env::KARGO;
 
 /// The project every [`Pipeline`] declares (as `kargo_project.p`).
 pub const PROJECT: &str = "shop";
@@ -39,14 +40,17 @@ locals {
 
 /// A pipeline configuration, built stage by stage.
 ///
-/// ```
-/// use kargo_e2e::pipeline::{Pipeline, Sources};
+/// ```no_run
+/// use kargo_e2e::pipeline::{Pipeline, Sources, applied};
 ///
-/// let hcl = Pipeline::new()
-///     .stage("dev", Sources::direct())
-///     .stage("prod", Sources::after("dev").soak("1h"))
-///     .hcl();
-/// assert!(hcl.contains("required_soak_time = \"1h\""));
+/// // `dev` takes freight straight from the warehouse, `prod` once it has been through `dev`
+/// // and soaked for an hour.
+/// let env = applied(
+///     &Pipeline::new()
+///         .stage("dev", Sources::direct())
+///         .stage("prod", Sources::after("dev").soak("1h"))
+///         .hcl(),
+/// );
 /// ```
 pub struct Pipeline {
     hcl: String,
@@ -218,5 +222,50 @@ pub fn wait_verified(env: &Env, freight: &str, stage: &str) {
     env.eventually(&format!("{freight} verified in {stage}"), WAIT, |e| {
         e.get("freights", Some(PROJECT), freight)
             .is_some_and(|f| f["status"]["verifiedIn"].get(stage).is_some())
+    });
+}
+
+/// The freight `stage` of `project` holds from `warehouse`: its newest freight history entry.
+pub fn held_in(env: &Env, project: &str, warehouse: &str, stage: &str) -> Option<String> {
+    env.get("stages", Some(project), stage)?["status"]["freightHistory"][0]["items"]
+        [format!("Warehouse/{warehouse}")]["name"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The freight `stage` of the pipeline holds from its warehouse `app`.
+pub fn held(env: &Env, stage: &str) -> Option<String> {
+    held_in(env, PROJECT, WAREHOUSE, stage)
+}
+
+/// Waits until `stage` of the pipeline holds `freight`.
+#[track_caller]
+pub fn wait_holds(env: &Env, stage: &str, freight: &str) {
+    env.eventually(&format!("stage {stage} to hold {freight}"), WAIT, |e| {
+        held(e, stage).as_deref() == Some(freight)
+    });
+}
+
+/// Records (`approved`) or withdraws `freight`'s approval for `stage` in its status, as
+/// `kargo approve` would, without the provider; withdrawing asserts it was approved.
+#[track_caller]
+pub fn set_approval(env: &Env, freight: &str, stage: &str, approved: bool) {
+    env.sandbox.with_txn(|txn| {
+        let mut f = txn
+            .get(KARGO, "freights", Some(PROJECT), freight)
+            .unwrap_or_else(|| panic!("freight {freight} not in the sandbox"));
+        if approved {
+            f["status"]["approvedFor"][stage] = json!({"approvedAt": "2025-01-01T00:00:00Z"});
+        } else {
+            let withdrawn = f["status"]["approvedFor"]
+                .as_object_mut()
+                .and_then(|approvals| approvals.remove(stage));
+            assert!(
+                withdrawn.is_some(),
+                "{freight} was not approved for {stage}: {}",
+                f["status"]
+            );
+        }
+        txn.update_status(f).expect("approval recorded");
     });
 }

@@ -33,6 +33,29 @@ impl Output {
             .collect::<Vec<_>>()
             .join(" ")
     }
+    /// The diagnostics of a failed run, one [`flat`](Self::flat) text per `Error:` block
+    /// (its summary first, then where and its detail).
+    pub fn errors(&self) -> Vec<String> {
+        self.flat()
+            .split("Error: ")
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+    /// Asserts one `Error:` block is on `resource` (an address such as `kargo_stage.s`) and
+    /// contains every one of `texts` (e.g. its summary and its detail).
+    #[track_caller]
+    pub fn assert_error(&self, resource: &str, texts: &[&str]) {
+        let errors = self.errors();
+        let with = format!("with {resource},");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&with) && texts.iter().all(|t| e.contains(t))),
+            "no error on {resource} saying {texts:?} in:\n{}",
+            errors.join("\n---\n")
+        );
+    }
     /// Panics with the full output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -177,10 +200,6 @@ impl Terraform {
         std::fs::write(self.dir.path().join(file), content).expect("write config file");
     }
 
-    pub fn remove(&self, file: &str) {
-        let _ = std::fs::remove_file(self.dir.path().join(file));
-    }
-
     /// Runs the CLI with `args` (`-no-color` is added where Terraform accepts it).
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run terraform").into()
@@ -213,6 +232,23 @@ impl Terraform {
 
     pub fn destroy(&self) -> Output {
         self.run(&["destroy", "-auto-approve"])
+    }
+
+    /// The addresses in state (`terraform state list`); none when there is no state yet.
+    /// Panics on any other failure.
+    #[track_caller]
+    pub fn state_list(&self) -> Vec<String> {
+        let out = self.run(&["state", "list"]);
+        if !out.success() {
+            assert!(
+                out.all().contains("No state file was found"),
+                "state list failed (exit {}):\n{}",
+                out.code,
+                out.all()
+            );
+            return Vec::new();
+        }
+        out.stdout.lines().map(str::to_string).collect()
     }
 
     /// `plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
@@ -278,7 +314,7 @@ impl Default for Terraform {
 }
 
 /// The `values` of `address` in a `show -json` module (searching child modules too).
-pub fn find_resource(module: &Json, address: &str) -> Option<Json> {
+fn find_resource(module: &Json, address: &str) -> Option<Json> {
     for r in module["resources"].as_array().into_iter().flatten() {
         if r["address"] == address {
             return Some(r["values"].clone());
@@ -320,6 +356,11 @@ pub fn planned_actions(plan: &Json, address: &str) -> Option<Vec<String>> {
                 .filter_map(|a| a.as_str().map(String::from))
                 .collect()
         })
+}
+
+/// `names` as [`planned_actions`] returns them, e.g. `actions(&["create"])`.
+pub fn actions(names: &[&str]) -> Option<Vec<String>> {
+    Some(names.iter().map(|s| s.to_string()).collect())
 }
 
 /// The planned `after` values of `address`.

@@ -1,8 +1,8 @@
 //! kargo_freight_approval end to end: approve → Kargo sees it → replace on a new target →
 //! import → withdraw; used approvals only forgotten; refusals; promotions that need approval.
 
-use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, publish};
-use kargo_e2e::{Env, explicit_provider, planned_actions, planned_after};
+use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, publish, set_approval};
+use kargo_e2e::{Env, actions, explicit_provider, planned_actions, planned_after};
 use serde_json::{Value as Json, json};
 
 /// One image warehouse and one Git warehouse; `dev` takes the image freight directly,
@@ -48,10 +48,6 @@ fn available(env: &Env, stage: &str, freight: &str) -> bool {
         )
         .expect("available")["available"]
         == true
-}
-
-fn actions(names: &[&str]) -> Option<Vec<String>> {
-    Some(names.iter().map(|s| s.to_string()).collect())
 }
 
 #[test]
@@ -107,16 +103,7 @@ fn approval_lifecycle() {
     env.tf.assert_no_changes();
 
     // Withdrawn outside Terraform: the next plan approves again.
-    env.sandbox.with_txn(|txn| {
-        let mut f = txn
-            .get("kargo.akuity.io", "freights", Some("shop"), &f2)
-            .expect("freight");
-        f["status"]["approvedFor"]
-            .as_object_mut()
-            .expect("approvals")
-            .remove("prod");
-        txn.update_status(f).expect("status update");
-    });
+    set_approval(&env, &f2, "prod", false);
     let plan = env.tf.plan_json();
     assert_eq!(planned_actions(&plan, ADDR), actions(&["create"]));
     env.tf.apply().ok();
@@ -224,8 +211,11 @@ fn a_promotion_needs_the_approval_and_gets_it_in_the_same_apply() {
     );
     assert!(text.contains("A promotion cannot be undone"), "{text}");
     assert!(approved_at(&env, &f1, "prod").is_some(), "still approved");
-    let listed = env.tf.run(&["state", "list"]).ok().stdout;
-    assert!(!listed.contains("kargo_freight_approval"), "{listed}");
+    let listed = env.tf.state_list();
+    assert!(
+        !listed.iter().any(|a| a.contains("kargo_freight_approval")),
+        "{listed:?}"
+    );
     env.tf.assert_no_changes();
 }
 
@@ -296,8 +286,11 @@ fn refusals_name_the_attribute_and_write_nothing() {
     let text = env.tf.run(&["validate"]).failed().flat();
     assert!(text.contains("Not applicable to approvals"), "{text}");
     assert!(text.contains("always considers all freight"), "{text}");
-    let listed = env.tf.run(&["state", "list"]).ok().stdout;
-    assert!(!listed.contains("kargo_freight_approval"), "{listed}");
+    let listed = env.tf.state_list();
+    assert!(
+        !listed.iter().any(|a| a.contains("kargo_freight_approval")),
+        "{listed:?}"
+    );
 }
 
 #[test]
@@ -340,6 +333,9 @@ fn without_rbac_on_freight_status_the_error_says_what_to_grant() {
     );
     assert!(!text.contains("ci-token"), "the token is never shown");
     assert_eq!(approved_at(&env, &f1, "prod"), None);
-    let listed = env.tf.run(&["state", "list"]).ok().stdout;
-    assert!(!listed.contains("kargo_freight_approval"), "{listed}");
+    let listed = env.tf.state_list();
+    assert!(
+        !listed.iter().any(|a| a.contains("kargo_freight_approval")),
+        "{listed:?}"
+    );
 }

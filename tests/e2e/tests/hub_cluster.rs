@@ -2,9 +2,9 @@
 //! starts without Kargo, with `enable_kargo` switching Kargo and its pipeline in one apply.
 
 use kargo_e2e::env::KARGO;
-use kargo_e2e::pipeline::publish_image;
+use kargo_e2e::pipeline::{held_in, publish_image};
 use kargo_e2e::terraform::sandbox_bin;
-use kargo_e2e::{Env, Output, example_dir, planned_actions};
+use kargo_e2e::{Env, Output, actions, example_dir, planned_actions};
 
 const PROJECT: &str = "my-app";
 
@@ -111,16 +111,6 @@ fn kargo_objects(env: &Env) -> Vec<String> {
     env.sandbox.object_names(KARGO)
 }
 
-fn state_list(env: &Env) -> Vec<String> {
-    env.tf
-        .run(&["state", "list"])
-        .ok()
-        .stdout
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Asserts the provider found the Kargo API missing, waited, and then found it served.
 #[track_caller]
 fn assert_waited_for_kargo(env: &Env, out: &Output) {
@@ -176,7 +166,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     env.tf.apply().ok();
     env.tf.assert_no_changes();
     env.assert_no_requests("with enable_kargo = false the provider sends nothing");
-    assert!(state_list(&env).is_empty());
+    assert!(env.tf.state_list().is_empty());
     assert!(
         env.get("namespaces", None, PROJECT).is_none() && kargo_objects(&env).is_empty(),
         "nothing was created"
@@ -196,7 +186,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     ] {
         assert_eq!(
             planned_actions(&plan, address),
-            Some(vec!["create".to_string()]),
+            actions(&["create"]),
             "{address}"
         );
     }
@@ -301,7 +291,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     ] {
         assert_eq!(
             planned_actions(&plan, address),
-            Some(vec!["create".to_string()]),
+            actions(&["create"]),
             "{address}"
         );
     }
@@ -325,11 +315,9 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
         "approved for production: {}",
         approved["status"]
     );
-    let production = env
-        .get("stages", Some(PROJECT), "production")
-        .expect("production stored");
     assert_eq!(
-        production["status"]["freightHistory"][0]["items"]["Warehouse/my-app"]["name"], freight,
+        held_in(&env, PROJECT, "my-app", "production").as_deref(),
+        Some(freight.as_str()),
         "production runs the pinned freight"
     );
     assert_eq!(
@@ -342,12 +330,12 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_project.app[0]"),
-        Some(vec!["delete".to_string()])
+        actions(&["delete"])
     );
     env.sandbox.reset_requests();
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    assert!(state_list(&env).is_empty());
+    assert!(env.tf.state_list().is_empty());
     assert_eq!(
         kargo_objects(&env),
         Vec::<String>::new(),
@@ -424,7 +412,7 @@ fn kargo_removed_in_the_same_apply_fails_the_destroy_in_time_and_a_later_apply_f
         text.contains("check that the Kargo controller is running"),
         "it says what to do: {text}"
     );
-    let state = state_list(&env);
+    let state = env.tf.state_list();
     for address in ["kargo_stage.production[0]", "kargo_project.app[0]"] {
         assert!(
             state.contains(&address.to_string()),
@@ -454,7 +442,7 @@ fn kargo_removed_in_the_same_apply_fails_the_destroy_in_time_and_a_later_apply_f
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
-    assert!(state_list(&env).is_empty());
+    assert!(env.tf.state_list().is_empty());
     assert_eq!(kargo_objects(&env), Vec::<String>::new());
     assert!(env.get("namespaces", None, PROJECT).is_none());
 }
@@ -513,7 +501,7 @@ fn provider_configured_from_a_cluster_created_in_the_same_apply_plans_and_applie
     );
     assert_eq!(
         planned_actions(&plan, "kargo_stage.production[0]"),
-        Some(vec!["create".to_string()])
+        actions(&["create"])
     );
     env.assert_no_requests("nothing is asked of a cluster that does not exist yet");
 

@@ -4,7 +4,7 @@
 
 mod server_side;
 
-use kargo_e2e::{Env, example_dir, planned_actions};
+use kargo_e2e::{Env, actions, example_dir, planned_actions};
 use serde_json::Value as Json;
 
 /// The field manager kubernetes_manifest writes under unless told otherwise.
@@ -171,7 +171,7 @@ fn kubernetes_manifest_objects_are_adopted_with_import_blocks_and_an_empty_plan(
     env.config(&changed);
     assert_eq!(
         planned_actions(&env.tf.plan_json(), "kargo_warehouse.guestbook"),
-        Some(vec!["update".to_string()])
+        actions(&["update"])
     );
     let refused = env.tf.apply().failed();
     let text = refused.flat();
@@ -192,7 +192,7 @@ fn kubernetes_manifest_objects_are_adopted_with_import_blocks_and_an_empty_plan(
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_warehouse.guestbook"),
-        Some(vec!["update".to_string()])
+        actions(&["update"])
     );
     let applied = env.tf.apply().ok();
     assert!(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kargo_e2e::{Env, planned_actions};
+use kargo_e2e::{Env, actions, planned_actions};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
 
@@ -75,21 +75,6 @@ const PIPELINE_OBJECTS: [(&str, Option<&str>, &str); 5] = [
     ("clusterpromotiontasks", None, "notify"),
 ];
 
-/// Destroys everything and asserts each of `objects`, the project and its namespace are gone
-/// from the cluster.
-#[track_caller]
-fn destroy_and_assert_gone(env: &Env, objects: &[(&str, Option<&str>, &str)]) {
-    env.tf.destroy().ok();
-    for (res, ns, name) in objects {
-        assert!(
-            env.get(res, *ns, name).is_none(),
-            "{res}/{name} still present after destroy"
-        );
-    }
-    assert!(env.get("projects", None, "shop").is_none());
-    assert!(env.get("namespaces", None, "shop").is_none());
-}
-
 #[test]
 fn pipeline_lifecycle() {
     let env = Env::new();
@@ -136,7 +121,7 @@ fn pipeline_lifecycle() {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_cluster_promotion_task.notify"),
-        Some(vec!["no-op".to_string()]),
+        actions(&["no-op"]),
         "reordering JSON keys is not a change"
     );
     env.tf.assert_no_changes();
@@ -165,15 +150,11 @@ fn pipeline_lifecycle() {
         "kargo_promotion_task.update",
         "kargo_cluster_promotion_task.notify",
     ] {
-        assert_eq!(
-            planned_actions(&plan, addr),
-            Some(vec!["update".to_string()]),
-            "{addr}"
-        );
+        assert_eq!(planned_actions(&plan, addr), actions(&["update"]), "{addr}");
     }
     assert_eq!(
         planned_actions(&plan, "kargo_stage.prod"),
-        Some(vec!["no-op".to_string()])
+        actions(&["no-op"])
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
@@ -229,7 +210,7 @@ import {
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 
-    destroy_and_assert_gone(&env, &PIPELINE_OBJECTS);
+    env.destroy_and_assert_gone("shop", &PIPELINE_OBJECTS);
 }
 
 #[test]
@@ -253,13 +234,13 @@ fn renaming_replaces_each_pipeline_object_and_its_users_follow_in_place() {
     ] {
         assert_eq!(
             planned_actions(&plan, addr),
-            Some(vec!["delete".to_string(), "create".to_string()]),
+            actions(&["delete", "create"]),
             "{addr}"
         );
     }
     assert_eq!(
         planned_actions(&plan, "kargo_stage.dev"),
-        Some(vec!["update".to_string()]),
+        actions(&["update"]),
         "the stage follows the new names in place"
     );
     env.tf.apply().ok();
@@ -287,7 +268,7 @@ fn renaming_replaces_each_pipeline_object_and_its_users_follow_in_place() {
         .map(|(res, ns, _, new)| (*res, *ns, *new))
         .chain([("stages", Some("shop"), "dev")])
         .collect();
-    destroy_and_assert_gone(&env, &objects);
+    env.destroy_and_assert_gone("shop", &objects);
 }
 
 #[test]
@@ -392,16 +373,32 @@ resource "kargo_stage" "s" {
 "#,
     );
     let out = env.tf.run(&["validate"]).failed();
-    let text = out.flat();
-    assert!(text.contains("5 minutes"), "duration error: {text}");
-    assert!(
-        text.contains("allow_tags_regexes"),
-        "removed field names its replacement: {text}"
+    out.assert_error(
+        "kargo_warehouse.w",
+        &[
+            "Invalid duration",
+            "\"5 minutes\" is not a duration Kargo accepts",
+        ],
     );
-    assert!(text.contains("MatchUpstream"), "MatchUpstream rule: {text}");
-    assert!(
-        text.contains("uses") && text.contains("task"),
-        "uses xor task: {text}"
+    out.assert_error(
+        "kargo_warehouse.w",
+        &[
+            "Removed attribute",
+            "`subscriptions[0].image.allow_tags`: `allow_tags` was removed in Kargo v1.11",
+            "use `allow_tags_regexes`",
+        ],
+    );
+    out.assert_error(
+        "kargo_stage.s",
+        &[
+            "Conflicting freight sources",
+            "`requested_freight[0].sources.direct`: The `MatchUpstream` selection policy",
+            "cannot be combined with `direct = true`",
+        ],
+    );
+    out.assert_error(
+        "kargo_stage.s",
+        &["`promotion_template.steps[0]`: Only one of \"uses\", \"task\" may be set"],
     );
     env.assert_no_requests("validation needs no cluster");
 }

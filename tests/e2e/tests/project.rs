@@ -1,16 +1,8 @@
 //! kargo_project end to end: the real terraform binary against a fresh sandbox.
 
-use kargo_e2e::{Env, Output, planned_actions, planned_after};
+use kargo_e2e::{Env, Output, actions, planned_actions, planned_after};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
-
-/// Destroys everything and asserts the project and its namespace are gone from the cluster.
-#[track_caller]
-fn destroy_and_assert_gone(env: &Env, project: &str) {
-    env.tf.destroy().ok();
-    assert!(env.get("projects", None, project).is_none());
-    assert!(env.get("namespaces", None, project).is_none());
-}
 
 /// Plans after an out-of-band change and asserts the plan shows it; returns the plan output.
 #[track_caller]
@@ -96,7 +88,7 @@ resource "kargo_project" "p" {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_project.p"),
-        Some(vec!["update".to_string()])
+        actions(&["update"])
     );
     env.tf.apply().ok();
     env.tf.assert_no_changes();
@@ -122,7 +114,7 @@ resource "kargo_project" "p" {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_project.p"),
-        Some(vec!["delete".to_string(), "create".to_string()])
+        actions(&["delete", "create"])
     );
     env.tf.apply().ok();
     assert!(
@@ -148,7 +140,7 @@ resource "kargo_project" "p" {
 "#,
     );
 
-    destroy_and_assert_gone(&env, "guestbook2");
+    env.destroy_and_assert_gone("guestbook2", &[]);
 }
 
 #[test]
@@ -183,11 +175,12 @@ fn invalid_name_is_rejected_at_plan_on_the_attribute() {
     let env = Env::new();
     env.config(r#"resource "kargo_project" "p" { name = "Not_A_Label" }"#);
     let out = env.tf.run(&["plan"]).failed();
-    assert!(out.stderr.contains("Invalid name"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("with kargo_project.p,") && out.stderr.contains("name"),
-        "{}",
-        out.stderr
+    out.assert_error(
+        "kargo_project.p",
+        &[
+            "Invalid name",
+            "\"Not_A_Label\" is not a valid DNS-1123 label",
+        ],
     );
     env.assert_no_requests("validation needs no cluster");
 }
@@ -364,7 +357,7 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_project.p"),
-        Some(vec!["update".to_string()])
+        actions(&["update"])
     );
     let after = planned_after(&plan, "kargo_project.p").expect("planned");
     assert_eq!(after["webhook_receivers"][0]["url"], published["github"]);
@@ -407,7 +400,7 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
     );
     assert_eq!(imported["stage_links"], state["stage_links"]);
 
-    destroy_and_assert_gone(&env, "hooks");
+    env.destroy_and_assert_gone("hooks", &[]);
 }
 
 /// One receiver of each type Kargo knows, as (type, receiver name, Secret, data key the type
@@ -487,7 +480,7 @@ fn every_receiver_type_round_trips_with_the_url_kargo_publishes() {
         state["webhook_receiver_urls"]
     );
 
-    destroy_and_assert_gone(&env, "every");
+    env.destroy_and_assert_gone("every", &[]);
 }
 
 #[test]
@@ -749,10 +742,7 @@ resource "kargo_project" "p" {
     apply_fails_to_write_project_config(&env);
     assert!(env.get("projects", None, "flaky").is_some());
     assert!(
-        env.tf
-            .run(&["state", "list"])
-            .stdout
-            .contains("kargo_project.p"),
+        env.tf.state_list().contains(&"kargo_project.p".to_string()),
         "the project that exists stays in state"
     );
     env.sandbox.clear_faults().expect("clear faults");

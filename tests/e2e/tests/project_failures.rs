@@ -25,10 +25,7 @@ fn wrong_token_fails_at_apply_with_a_clear_message_and_plan_needs_no_cluster() {
         !out.all().contains("not-the-token"),
         "the token must never be printed"
     );
-    assert!(
-        env.tf.run(&["state", "list"]).stdout.trim().is_empty(),
-        "nothing was created"
-    );
+    assert!(env.tf.state_list().is_empty(), "nothing was created");
 }
 
 #[test]
@@ -99,11 +96,10 @@ fn ctrl_c_during_the_create_wait_leaves_a_valid_state() {
         "the wait must stop promptly"
     );
     let _ = exit;
-    let list = env.tf.run(&["state", "list"]).ok();
+    let list = env.tf.state_list();
     assert!(
-        list.stdout.contains("kargo_project.p"),
-        "the created project is recorded: {}",
-        list.stdout
+        list.contains(&"kargo_project.p".to_string()),
+        "the created project is recorded: {list:?}"
     );
     // With Kargo back, the state refreshes and converges.
     env.sandbox.install_kargo();
@@ -139,10 +135,7 @@ fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_
     );
     assert!(text.contains("run destroy again"), "{text}");
     assert!(
-        env.tf
-            .run(&["state", "list"])
-            .stdout
-            .contains("kargo_project.p"),
+        env.tf.state_list().contains(&"kargo_project.p".to_string()),
         "still in state"
     );
     env.sandbox.install_kargo();

@@ -3,8 +3,13 @@
 
 use std::time::Duration;
 
-use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, promote, publish, wait_verified};
-use kargo_e2e::{Env, Terraform, explicit_provider, planned_actions, planned_after, state_entry};
+use kargo_e2e::pipeline::{
+    Hcl, Pipeline, Sources, WAIT, applied, held, promote, publish, set_approval, wait_holds,
+    wait_verified,
+};
+use kargo_e2e::{
+    Env, Terraform, actions, explicit_provider, planned_actions, planned_after, state_entry,
+};
 use kargo_sandbox::User;
 use serde_json::{Value as Json, json};
 
@@ -29,19 +34,6 @@ fn promote_in_ui(env: &Env, stage: &str, freight: &str) -> String {
     let name = promote(env, stage, freight);
     wait_holds(env, stage, freight);
     name
-}
-
-fn held(env: &Env, stage: &str) -> Option<String> {
-    env.get("stages", Some("shop"), stage)?["status"]["freightHistory"][0]["items"]["Warehouse/app"]
-        ["name"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn wait_holds(env: &Env, stage: &str, freight: &str) {
-    env.eventually(&format!("stage {stage} to hold {freight}"), WAIT, |e| {
-        held(e, stage).as_deref() == Some(freight)
-    });
 }
 
 fn promotions(env: &Env) -> Vec<Json> {
@@ -79,7 +71,7 @@ const SELECTOR: &str = r#"freight_selector = {
 #[test]
 fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empty() {
     let env = pipeline();
-    let (f1, _) = publish(&env, "1.0.0");
+    let (f1, alias1) = publish(&env, "1.0.0");
     let (f2, alias2) = publish(&env, "1.1.0");
     promote_in_ui(&env, "dev", &f1);
 
@@ -87,13 +79,14 @@ fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empt
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_promotion.dev"),
-        Some(vec!["create".to_string()])
+        actions(&["create"])
     );
     let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
     assert_eq!(after["freight_name"], json!(f2), "the newest ^1.0 freight");
     assert_eq!(after["freight_alias"], json!(alias2));
     assert_eq!(after["artifacts"]["images"][0]["tag"], "1.1.0");
     assert_eq!(after["stage_freight"]["name"], json!(f1));
+    assert_eq!(after["stage_freight"]["alias"], json!(alias1));
     assert_eq!(after["stage_freight"]["warehouse"], "app");
     assert_eq!(
         after["changes"],
@@ -102,8 +95,7 @@ fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empt
     assert_eq!(
         after["summary"],
         json!(format!(
-            "dev: freight {} (ghcr.io/acme/app 1.0.0) → {alias2} (ghcr.io/acme/app 1.1.0)",
-            after["stage_freight"]["alias"].as_str().unwrap_or(&f1)
+            "dev: freight {alias1} (ghcr.io/acme/app 1.0.0) → {alias2} (ghcr.io/acme/app 1.1.0)"
         )),
         "the one-line summary the plan shows"
     );
@@ -122,7 +114,7 @@ fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empt
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_promotion.dev"),
-        Some(vec!["delete".to_string(), "create".to_string()])
+        actions(&["delete", "create"])
     );
     let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
     assert_eq!(after["stage_freight"]["name"], json!(f1));
@@ -210,19 +202,7 @@ fn plan_refuses_freight_that_is_not_verified_soaked_or_approved() {
     );
     assert!(text.contains("kargo_freight_approval"), "{text}");
     // Approved for production (as `kargo approve` would record it): the plan accepts it.
-    let approve = |approved: bool| {
-        env.sandbox.with_txn(|t| {
-            let mut f = t
-                .get("kargo.akuity.io", "freights", Some("shop"), &f1)
-                .expect("freight");
-            f["status"]["approvedFor"] = if approved {
-                json!({"production": {"approvedAt": "2025-01-01T00:00:00Z"}})
-            } else {
-                json!({})
-            };
-            t.update_status(f).expect("approval recorded");
-        })
-    };
+    let approve = |approved: bool| set_approval(&env, &f1, "production", approved);
     approve(true);
     let plan = env.tf.plan_json();
     assert_eq!(
@@ -244,9 +224,8 @@ fn plan_refuses_freight_that_is_not_verified_soaked_or_approved() {
     );
     assert!(
         !env.tf
-            .run(&["state", "list"])
-            .stdout
-            .contains("kargo_promotion.production"),
+            .state_list()
+            .contains(&"kargo_promotion.production".to_string()),
         "nothing recorded"
     );
     approve(true);
@@ -256,7 +235,7 @@ fn plan_refuses_freight_that_is_not_verified_soaked_or_approved() {
     for address in ["kargo_promotion.staging", "kargo_promotion.production"] {
         assert_eq!(
             planned_actions(&plan, address),
-            Some(vec!["create".to_string()]),
+            actions(&["create"]),
             "{address}"
         );
         assert_eq!(
@@ -295,7 +274,7 @@ fn a_failed_promotion_fails_the_apply_taints_and_the_next_apply_promotes_again()
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_promotion.dev"),
-        Some(vec!["delete".to_string(), "create".to_string()])
+        actions(&["delete", "create"])
     );
     env.tf.apply().ok();
     assert_eq!(env.tf.resource("kargo_promotion.dev")["phase"], "Succeeded");
@@ -452,10 +431,18 @@ fn promoting_without_the_promote_verb_names_what_to_grant() {
     );
     assert!(text.contains("kargo-promoter"), "{text}");
     assert!(promotions(&env).is_empty());
-    assert!(
-        tf.run(&["state", "list"]).stdout.trim().is_empty(),
-        "nothing recorded"
-    );
+    assert!(tf.state_list().is_empty(), "nothing recorded");
+}
+
+/// The names of the Promotions patched or updated through the API since the request log was
+/// last reset.
+fn promotion_writes(env: &Env) -> Vec<String> {
+    env.sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "promotions" && matches!(r.verb.as_str(), "patch" | "update"))
+        .map(|r| r.name.unwrap_or_default())
+        .collect()
 }
 
 #[test]
@@ -480,7 +467,13 @@ fn destroy_aborts_a_running_promotion_unless_told_not_to() {
     env.eventually("the promotion to run", WAIT, |e| {
         phase(e, &first) == "Running"
     });
+    env.sandbox.reset_requests();
     tf.destroy().ok();
+    assert!(
+        promotion_writes(&env).contains(&first),
+        "destroy asked Kargo to abort it: {:?}",
+        env.sandbox.requests()
+    );
     assert_eq!(phase(&env, &first), "Aborted", "destroy aborted it");
     assert!(
         env.get("promotions", Some("shop"), &first).is_some(),
@@ -496,8 +489,22 @@ fn destroy_aborts_a_running_promotion_unless_told_not_to() {
     env.eventually("the promotion to run", WAIT, |e| {
         phase(e, &second) == "Running"
     });
+    env.sandbox.reset_requests();
     tf.destroy().ok();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = promotion_writes(&env);
+    assert!(
+        written.is_empty(),
+        "destroy wrote to no Promotion, got {written:?}"
+    );
+    let promotion = env
+        .get("promotions", Some("shop"), &second)
+        .expect("the Promotion is left to Kargo");
+    assert!(
+        promotion["metadata"]["annotations"]
+            .get("kargo.akuity.io/abort")
+            .is_none(),
+        "no abort requested: {promotion}"
+    );
     assert_eq!(phase(&env, &second), "Running", "left running");
     env.sandbox.clear_faults().unwrap();
     wait_holds(&env, "dev", &f1);

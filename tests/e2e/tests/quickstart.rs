@@ -1,8 +1,8 @@
 //! examples/quickstart, applied as written against a sandbox the way `make demo` runs it:
 //! the pipeline, a promotion into dev, then the plan-time diff when a newer image appears.
 
-use kargo_e2e::pipeline::publish_image;
-use kargo_e2e::{Env, example_dir, planned_actions, planned_after};
+use kargo_e2e::pipeline::{held_in, publish_image};
+use kargo_e2e::{Env, actions, example_dir, planned_actions, planned_after};
 
 const IMAGE: &str = "ghcr.io/akuity/guestbook";
 
@@ -32,10 +32,9 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     let promotion = env.tf.resource("kargo_promotion.dev[0]");
     assert_eq!(promotion["freight_name"], first.as_str());
     assert_eq!(promotion["phase"], "Succeeded");
-    let dev = env.get("stages", Some("kargo-demo"), "dev").expect("dev");
     assert_eq!(
-        dev["status"]["freightHistory"][0]["items"]["Warehouse/guestbook"]["name"],
-        first.as_str(),
+        held_in(&env, "kargo-demo", "guestbook", "dev").as_deref(),
+        Some(first.as_str()),
         "dev runs the promoted freight"
     );
 
@@ -44,7 +43,7 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     let plan = env.tf.plan_json();
     assert_eq!(
         planned_actions(&plan, "kargo_promotion.dev[0]"),
-        Some(vec!["delete".to_string(), "create".to_string()]),
+        actions(&["delete", "create"]),
         "a new target is a new promotion"
     );
     let after = planned_after(&plan, "kargo_promotion.dev[0]").expect("planned promotion");

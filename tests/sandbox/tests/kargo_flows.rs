@@ -5,69 +5,13 @@ mod core_support;
 
 use std::time::Duration;
 
+use core_support::{api, create, get, start_kargo as start, wait_until};
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
-use kargo_sandbox::{Options, Sandbox, User};
-
-async fn start() -> (Sandbox, Client) {
-    let sandbox = core_support::start(Options::default()).await;
-    let client = core_support::client(&sandbox).await;
-    (sandbox, client)
-}
-
-fn api(client: &Client, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
-    let (group, version, plural) = match kind {
-        "Namespace" => ("", "v1", "namespaces"),
-        "Project" => ("kargo.akuity.io", "v1alpha1", "projects"),
-        "ProjectConfig" => ("kargo.akuity.io", "v1alpha1", "projectconfigs"),
-        "Warehouse" => ("kargo.akuity.io", "v1alpha1", "warehouses"),
-        "Stage" => ("kargo.akuity.io", "v1alpha1", "stages"),
-        "Freight" => ("kargo.akuity.io", "v1alpha1", "freights"),
-        "Promotion" => ("kargo.akuity.io", "v1alpha1", "promotions"),
-        other => panic!("no test mapping for {other}"),
-    };
-    let ar =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    }
-}
-
-async fn create(client: &Client, obj: Value) -> Result<Value, kube::Error> {
-    let kind = obj["kind"].as_str().unwrap().to_string();
-    let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
-    let dynamic: DynamicObject = serde_json::from_value(obj).unwrap();
-    let created = api(client, &kind, ns.as_deref())
-        .create(&PostParams::default(), &dynamic)
-        .await?;
-    Ok(serde_json::to_value(created).unwrap())
-}
-
-async fn get(client: &Client, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-    let o = api(client, kind, ns).get_opt(name).await.unwrap();
-    o.map(|o| serde_json::to_value(o).unwrap())
-}
-
-/// Polls until `check` returns `Some` (every 25 ms, up to `secs`).
-async fn eventually<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use kargo_sandbox::{Sandbox, User};
 
 fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
     obj.pointer("/status/conditions")?
@@ -146,7 +90,7 @@ async fn promote(
 }
 
 async fn finished(client: &Client, ns: &str, name: &str) -> Value {
-    eventually(20, "a terminal Promotion phase", async || {
+    wait_until(20, "a terminal Promotion phase", async || {
         let p = get(client, "Promotion", Some(ns), name).await?;
         let phase = p.pointer("/status/phase")?.as_str()?.to_string();
         ["Succeeded", "Failed", "Errored", "Aborted"]
@@ -179,7 +123,7 @@ async fn project_creates_its_namespace_and_conflicts_with_foreign_ones() {
             .unwrap()
             .contains(&json!("kargo.akuity.io/finalizer"))
     );
-    let ready = eventually(10, "Project Ready", async || {
+    let ready = wait_until(10, "Project Ready", async || {
         let p = get(&client, "Project", None, "demo").await?;
         condition(&p, "Ready")
             .filter(|c| c["status"] == "True")
@@ -309,7 +253,7 @@ async fn promotion_runs_to_succeeded_and_updates_stage_and_freight() {
     assert!(name.ends_with(&format!(".{}", &freight[..7])), "{name}");
     assert_ne!(name, "my-promotion");
 
-    let running = eventually(10, "a Running Promotion", async || {
+    let running = wait_until(10, "a Running Promotion", async || {
         let p = get(&client, "Promotion", Some("p"), &name).await?;
         (p.pointer("/status/phase")? == "Running").then_some(p)
     })
@@ -325,7 +269,7 @@ async fn promotion_runs_to_succeeded_and_updates_stage_and_freight() {
     assert_eq!(aliases, vec!["step-1", "push", "step-3"]);
     assert!(metas.iter().all(|m| m["status"] == "Succeeded"));
 
-    let s = eventually(10, "Stage Ready", async || {
+    let s = wait_until(10, "Stage Ready", async || {
         let s = get(&client, "Stage", Some("p"), "dev").await?;
         condition(&s, "Ready")
             .filter(|c| c["status"] == "True")
@@ -377,7 +321,7 @@ async fn soak_time_passes_with_the_sandbox_clock_and_approval_bypasses_it() {
         finished(&client, "p", &name).await["status"]["phase"],
         "Succeeded"
     );
-    eventually(10, "verification in dev", async || {
+    wait_until(10, "verification in dev", async || {
         get(&client, "Freight", Some("p"), &freight)
             .await?
             .pointer("/status/verifiedIn/dev")
@@ -519,7 +463,7 @@ async fn project_config_turns_on_auto_promotion() {
     )
     .await
     .unwrap();
-    eventually(10, "autoPromotionEnabled on dev", async || {
+    wait_until(10, "autoPromotionEnabled on dev", async || {
         let s = get(&client, "Stage", Some("p"), "dev").await?;
         (s.pointer("/status/autoPromotionEnabled")? == true).then_some(())
     })
@@ -529,7 +473,7 @@ async fn project_config_turns_on_auto_promotion() {
         .as_str()
         .unwrap()
         .to_string();
-    let s = eventually(20, "dev to get the new Freight by itself", async || {
+    let s = wait_until(20, "dev to get the new Freight by itself", async || {
         let s = get(&client, "Stage", Some("p"), "dev").await?;
         (s.pointer("/status/freightHistory/0/items/Warehouse~1w/name")? == &json!(freight))
             .then_some(s)

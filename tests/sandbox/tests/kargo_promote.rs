@@ -5,76 +5,52 @@ mod core_support;
 
 use std::time::Duration;
 
+use core_support::{create, get, start_kargo as start, wait_until};
 use kube::Client;
-use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
-use kargo_sandbox::{Options, Sandbox};
-
-async fn start() -> (Sandbox, Client) {
-    let sandbox = core_support::start(Options::default()).await;
-    let client = core_support::client(&sandbox).await;
-    (sandbox, client)
-}
-
-fn api(client: &Client, kind: &str, plural: &str, ns: Option<&str>) -> Api<DynamicObject> {
-    let ar = core_support::kargo_resource(kind, plural);
-    match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    }
-}
-
-async fn create(client: &Client, kind: &str, plural: &str, obj: Value) {
-    let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
-    let dynamic: DynamicObject = serde_json::from_value(obj).expect("object");
-    api(client, kind, plural, ns.as_deref())
-        .create(&PostParams::default(), &dynamic)
-        .await
-        .expect("created");
-}
+use kargo_sandbox::Sandbox;
 
 async fn promotion(client: &Client, name: &str) -> Value {
-    let p = api(client, "Promotion", "promotions", Some("p"))
-        .get(name)
+    get(client, "Promotion", Some("p"), name)
         .await
-        .expect("promotion exists");
-    serde_json::to_value(p).expect("json")
+        .expect("promotion exists")
 }
 
 async fn phase_eventually(client: &Client, name: &str, want: &str) -> Value {
-    for _ in 0..200 {
-        let p = promotion(client, name).await;
-        if p["status"]["phase"] == want {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("promotion {name} never reached {want}");
+    wait_until(
+        20,
+        &format!("promotion {name} to reach {want}"),
+        async || {
+            let p = promotion(client, name).await;
+            (p["status"]["phase"] == want).then_some(p)
+        },
+    )
+    .await
 }
 
 /// A project with a warehouse, a `dev` stage taking freight directly and a `prod` stage
 /// taking it from `dev`; returns the name and alias of freight for tag 1.0.0.
 async fn pipeline(sandbox: &Sandbox, client: &Client) -> (String, String) {
-    create(client, "Project", "projects", json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": {"name": "p"}})).await;
+    create(client, json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": {"name": "p"}})).await.expect("created");
     create(
         client,
-        "Warehouse",
-        "warehouses",
         json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
         "metadata": {"name": "w", "namespace": "p"},
         "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/app"}}]}}),
     )
-    .await;
+    .await
+    .expect("created");
     for (name, sources) in [
         ("dev", json!({"direct": true})),
         ("prod", json!({"stages": ["dev"]})),
     ] {
-        create(client, "Stage", "stages", json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        create(client, json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
             "metadata": {"name": name, "namespace": "p"},
             "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": sources}],
                      "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone", "as": "clone"}, {"uses": "git-push", "as": "push"}]}}}}))
-        .await;
+        .await
+        .expect("created");
     }
     let out = sandbox
         .control(

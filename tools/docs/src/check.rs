@@ -56,6 +56,12 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether the committed file `path` is generated from nothing: not one of `pages`, nor
+/// `pending` (a page whose sources have problems to fix first).
+fn is_stale(path: &str, pages: &Pages, pending: &BTreeSet<String>) -> bool {
+    !pages.contains_key(path) && !pending.contains(path)
+}
+
 /// The differences between `pages` and the files in `docs_dir`; empty when they match.
 /// Files in `pending` (pages whose sources have problems) are left out of the comparison.
 pub fn compare(
@@ -79,7 +85,7 @@ pub fn compare(
         }
     }
     for path in committed {
-        if !pages.contains_key(&path) && !pending.contains(&path) {
+        if is_stale(&path, pages, pending) {
             out.push(Difference::Stale(path));
         }
     }
@@ -107,16 +113,16 @@ pub fn write(
         written.push(target);
     }
     for path in files_under(docs_dir)? {
-        if !pages.contains_key(&path) && !pending.contains(&path) {
+        if is_stale(&path, pages, pending) {
             let target = docs_dir.join(&path);
             std::fs::remove_file(&target)?;
-            written.push(target);
             // An emptied directory goes too; one with other files stays (remove_dir fails).
-            if let Some(parent) = docs_dir.join(&path).parent()
+            if let Some(parent) = target.parent()
                 && parent != docs_dir
             {
                 let _ = std::fs::remove_dir(parent);
             }
+            written.push(target);
         }
     }
     Ok(written)

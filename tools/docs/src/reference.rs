@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use terraform_provider_kargo::plugin::{
-    Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Type, Value,
+    Attribute, AttributeType, Block, NestedBlock, Nesting, Type, Value,
 };
 
 /// Which list an attribute or block is shown in.
@@ -400,7 +400,7 @@ pub fn undocumented(block: &Block) -> Vec<String> {
                 out.push(path.clone());
             }
             if let Some(o) = a.nested_object() {
-                walk_object(o, &format!("{path}."), out);
+                walk(&o.attributes, &[], &format!("{path}."), out);
             }
         }
         for b in blocks {
@@ -416,9 +416,6 @@ pub fn undocumented(block: &Block) -> Vec<String> {
             );
         }
     }
-    fn walk_object(o: &NestedObject, at: &str, out: &mut Vec<String>) {
-        walk(&o.attributes, &[], at, out);
-    }
     let mut out = Vec::new();
     walk(&block.attributes, &block.blocks, "", &mut out);
     out
@@ -426,6 +423,8 @@ pub fn undocumented(block: &Block) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use terraform_provider_kargo::plugin::NestedObject;
+
     use super::*;
 
     fn sample() -> Block {

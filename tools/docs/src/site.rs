@@ -186,13 +186,7 @@ pub fn import_blocks(script: &str) -> Vec<String> {
 
 fn type_page(root: &Path, kind: Kind, entry: &Entry, problems: &mut Vec<String>) -> Option<String> {
     let name = &entry.type_name;
-    let dir = format!(
-        "examples/{}/{name}",
-        match kind {
-            Kind::Resource => "resources",
-            Kind::DataSource => "data-sources",
-        }
-    );
+    let dir = format!("examples/{}/{name}", kind.docs_dir());
     let before = problems.len();
     let description = entry.schema.block.description.trim();
     if description.is_empty() {

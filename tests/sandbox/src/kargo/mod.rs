@@ -137,12 +137,6 @@ impl Kargo {
         }
     }
 
-    /// Replaces the step runner (the default simulates every built-in step).
-    pub fn with_step_runner(mut self, runner: Box<dyn StepRunner>) -> Self {
-        self.runner = runner;
-        self
-    }
-
     pub fn config(&self) -> &KargoConfig {
         &self.config
     }

@@ -797,12 +797,6 @@ fn split_base_url(url: &str) -> (String, String) {
     }
 }
 
-/// The namespace of a ProjectConfig is also its name; used to route events.
-pub fn project_of(obj: &Value) -> &str {
-    let ns = namespace(obj);
-    if ns.is_empty() { name(obj) } else { ns }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,11 +166,6 @@ pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
     s.parse::<jiff::Timestamp>().ok()
 }
 
-/// Copies a map-typed status field out of an object (empty when absent).
-pub fn object_or_empty(v: Option<&Value>) -> Map<String, Value> {
-    v.and_then(Value::as_object).cloned().unwrap_or_default()
-}
-
 // ---------------------------------------------------------------------------
 // Field errors, rendered the way apimachinery's field.Error.ErrorBody() does.
 

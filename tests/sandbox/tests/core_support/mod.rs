@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kargo_sandbox::{Options, Sandbox};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
@@ -84,9 +84,10 @@ pub fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::S
     }
 }
 
-/// Where `../shared/kargo/v1.11.2/crds` is; fails loudly when it is missing.
-/// Kargo's published CRDs, or `None` (with a loud notice) when ../shared is not beside the
-/// repository: the schema tests then cannot run, and say so instead of passing silently.
+/// Where Kargo's published CRDs are (`../shared/kargo/v1.11.2/crds` beside the repository, or
+/// `KARGO_SANDBOX_CRDS`), or `None` when they are absent: the schema test calling it then
+/// returns early after printing a SKIPPED line (shown with `--no-capture`; `make test` says
+/// up front when `../shared` is absent).
 pub fn crds_dir() -> Option<std::path::PathBuf> {
     let dir = kargo_sandbox::schema::crds_dir();
     if dir.is_none() {
@@ -149,4 +150,61 @@ pub async fn eventually<T>(timeout: Duration, mut f: impl AsyncFnMut() -> Option
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Like [`eventually`], but panics naming `what` when `check` never returns `Some` within
+/// `secs` seconds.
+pub async fn wait_until<T>(secs: u64, what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    eventually(Duration::from_secs(secs), check)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// A sandbox with Kargo installed and an admin client for it.
+pub async fn start_kargo() -> (Sandbox, kube::Client) {
+    let sandbox = start(Options::default()).await;
+    let client = client(&sandbox).await;
+    (sandbox, client)
+}
+
+/// The dynamic API of `kind` (a namespace or one of Kargo's kinds), in `ns` or cluster-wide.
+pub fn api(client: &kube::Client, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
+    let (group, version, plural) = match kind {
+        "Namespace" => ("", "v1", "namespaces"),
+        "Project" => ("kargo.akuity.io", "v1alpha1", "projects"),
+        "ProjectConfig" => ("kargo.akuity.io", "v1alpha1", "projectconfigs"),
+        "Warehouse" => ("kargo.akuity.io", "v1alpha1", "warehouses"),
+        "Stage" => ("kargo.akuity.io", "v1alpha1", "stages"),
+        "Freight" => ("kargo.akuity.io", "v1alpha1", "freights"),
+        "Promotion" => ("kargo.akuity.io", "v1alpha1", "promotions"),
+        other => panic!("no test mapping for {other}"),
+    };
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Creates `obj` (its kind and namespace taken from it); returns it as stored.
+pub async fn create(client: &kube::Client, obj: Value) -> Result<Value, kube::Error> {
+    let kind = obj["kind"]
+        .as_str()
+        .expect("the object has a kind")
+        .to_string();
+    let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    let created = api(client, &kind, ns.as_deref())
+        .create(&PostParams::default(), &dynamic(obj))
+        .await?;
+    Ok(serde_json::to_value(created).expect("json"))
+}
+
+/// The object `kind` `ns`/`name`, if it exists.
+pub async fn get(client: &kube::Client, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    let o = api(client, kind, ns)
+        .get_opt(name)
+        .await
+        .expect("get answers");
+    o.map(|o| serde_json::to_value(o).expect("json"))
 }
