@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::Error;
 use crate::api::{ControlPlane, KargoMode, State};
@@ -677,6 +678,7 @@ async fn accept_loop(
     addr: SocketAddr,
     tls: TlsAcceptor,
 ) {
+    let app = crate::router::app(shared.clone());
     let mut connections = shared.shutdown.child_token();
     loop {
         let refusing = lock(&shared.faults).refusing();
@@ -713,7 +715,7 @@ async fn accept_loop(
             _ = shared.refuse.notified() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
-                    tokio::spawn(serve_connection(shared.clone(), tcp, tls.clone(), connections.clone()));
+                    tokio::spawn(serve_connection(shared.clone(), app.clone(), tcp, tls.clone(), connections.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -726,6 +728,7 @@ async fn accept_loop(
 
 async fn serve_connection(
     shared: Arc<Shared>,
+    app: axum::Router,
     tcp: TcpStream,
     tls: TlsAcceptor,
     stop: CancellationToken,
@@ -742,11 +745,10 @@ async fn serve_connection(
             Err(_) => return,
         },
     };
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let (app, clock) = (app.clone(), shared.clock.clone());
         async move {
-            let clock = shared.clock.clone();
-            let mut resp = crate::router::handle(shared, req).await?;
+            let mut resp = app.oneshot(req).await?;
             // The sandbox's (movable) clock, not hyper's wall clock: clients measure soak
             // times against the server's Date.
             if let Ok(date) = http::HeaderValue::from_str(&clock.http_date()) {

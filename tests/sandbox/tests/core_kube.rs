@@ -578,3 +578,111 @@ async fn generate_name_dry_run_and_method_errors() {
     let e = api_error(client.request_text(req).await);
     assert_eq!((e.code, e.reason.as_str()), (415, "UnsupportedMediaType"));
 }
+
+#[tokio::test]
+async fn paths_route_like_the_api_server() {
+    let sandbox = start_plain().await;
+    let client = client(&sandbox).await;
+    namespace(&client, "p").await;
+    let get = async |method: &str, path: &str| -> (u16, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let resp = client.send(req).await.expect("an answer");
+        let code = resp.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    };
+    let logged = || {
+        let r = sandbox.requests().pop().expect("logged");
+        (r.verb, r.resource, r.namespace, r.name, r.code)
+    };
+    let s = |v: &str| Some(v.to_string());
+
+    let (code, ns) = get("GET", "/api/v1/namespaces/p").await;
+    assert_eq!((code, ns["metadata"]["name"].as_str()), (200, Some("p")));
+    assert_eq!(
+        logged(),
+        ("get".into(), "namespaces".into(), None, s("p"), 200)
+    );
+    // `namespaces/<ns>/<word>` is the namespace's subresource when <word> is not a kind.
+    let (code, ns) = get("GET", "/api/v1/namespaces/p/status").await;
+    assert_eq!(
+        (code, ns["status"]["phase"].as_str()),
+        (200, Some("Active"))
+    );
+    assert_eq!(
+        logged(),
+        ("get".into(), "namespaces/status".into(), None, s("p"), 200)
+    );
+    let (code, list) = get("GET", "/api/v1/namespaces/p/configmaps").await;
+    assert_eq!((code, list["kind"].as_str()), (200, Some("ConfigMapList")));
+    assert_eq!(
+        logged(),
+        ("list".into(), "configmaps".into(), s("p"), None, 200)
+    );
+    let (code, _) = get(
+        "GET",
+        "/api/v1/watch/namespaces/p/configmaps?timeoutSeconds=1",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        logged(),
+        ("watch".into(), "configmaps".into(), s("p"), None, 200)
+    );
+    // Query values are percent-decoded (and `+` is a space).
+    let (code, list) = get(
+        "GET",
+        "/api/v1/namespaces?labelSelector=kubernetes.io%2Fmetadata.name+in+%28p%29",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+
+    let stages = "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages";
+    let (code, e) = get("GET", &format!("{stages}/x/status")).await;
+    assert_eq!((code, e["reason"].as_str()), (404, Some("NotFound")));
+    assert_eq!(e["message"], "stages.kargo.akuity.io \"x\" not found");
+    assert_eq!(
+        logged(),
+        ("get".into(), "stages/status".into(), s("p"), s("x"), 404)
+    );
+    let (code, e) = get("GET", &format!("{stages}/x/bogus")).await;
+    assert_eq!(
+        (code, e["message"].as_str()),
+        (
+            404,
+            Some("the server could not find the requested resource")
+        )
+    );
+    for missing in [
+        "/api/v2/namespaces",
+        "/nope",
+        "/openapi/v3/apis/nope/v1",
+        "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/x/status/more",
+    ] {
+        let (code, _) = get("GET", missing).await;
+        assert_eq!(code, 404, "{missing}");
+    }
+    assert_eq!(
+        logged(),
+        (
+            "get".into(),
+            "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/x/status/more".into(),
+            None,
+            None,
+            404
+        )
+    );
+    let (code, e) = get("POST", "/version").await;
+    assert_eq!(
+        (code, e["reason"].as_str()),
+        (405, Some("MethodNotAllowed"))
+    );
+}
