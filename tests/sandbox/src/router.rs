@@ -17,13 +17,14 @@ use serde_json::{Value, json};
 use crate::api::{self, DeleteOptions, Deleted, FieldValidation};
 use crate::auth;
 use crate::discovery;
-use crate::hooks::ApiError;
+use crate::faults::After;
+use crate::hooks::{ApiError, StatusCause};
 use crate::patch;
 use crate::proto;
 use crate::reqlog::RequestRecord;
 use crate::resources::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::server::{Shared, lock};
+use crate::server::{ConnectionReset, Shared, lock};
 use crate::status;
 use crate::store::meta_str;
 use crate::table::{self, Include};
@@ -71,9 +72,13 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.all(key).next()
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0
             .iter()
-            .find(|(k, _)| k == key)
+            .filter(move |(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
@@ -273,7 +278,8 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         .users
         .authenticate(&token)
         .map(str::to_string);
-    let response = match (&user, effect.unavailable) {
+    let reset = req.extensions().get::<ConnectionReset>().cloned();
+    let mut response = match (&user, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
         (Some(user), false) => {
@@ -293,7 +299,13 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
             result.unwrap_or_else(|e| error_response(&e))
         }
     };
-    let code = response.status().as_u16();
+    if effect.after == Some(After::Timeout) {
+        response = error_response(&status::timeout());
+    }
+    let code = match effect.after {
+        Some(After::Reset) => 0,
+        _ => response.status().as_u16(),
+    };
     tracing::debug!(%method, %path, code, user = user.as_deref().unwrap_or("-"), "request");
     lock(&shared.log).record(RequestRecord {
         verb: verb.to_string(),
@@ -306,6 +318,17 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         user_agent,
         code,
     });
+    match effect.after {
+        Some(After::Reset) => {
+            if let Some(reset) = reset {
+                reset.reset();
+            }
+            // The connection goes down under this request; its answer is never sent.
+            std::future::pending::<()>().await;
+        }
+        Some(After::Delay(d)) => tokio::time::sleep(d).await,
+        Some(After::Timeout) | None => {}
+    }
     response
 }
 
@@ -319,7 +342,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn write_request(&self, apply: bool) -> Result<api::Request, ApiError> {
+    /// The writer and options of a write; `dry_run` holds `dryRun` values from the body.
+    fn write_request(&self, apply: bool, dry_run: &[&str]) -> Result<api::Request, ApiError> {
         let manager = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(m) if m.len() > 128 => {
                 return Err(status::bad_request(
@@ -351,10 +375,34 @@ impl Ctx<'_> {
                 )));
             }
         };
+        let dry_run: Vec<&str> = self
+            .query
+            .all("dryRun")
+            .chain(dry_run.iter().copied())
+            .collect();
+        if dry_run.iter().any(|v| *v != "All") {
+            let options = match self.verb {
+                "create" => "CreateOptions",
+                "update" => "UpdateOptions",
+                "patch" => "PatchOptions",
+                _ => "DeleteOptions",
+            };
+            let values: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
+            let message = format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                values.join(", ")
+            );
+            let cause = StatusCause {
+                reason: "FieldValueNotSupported".into(),
+                message,
+                field: "dryRun".into(),
+            };
+            return Err(ApiError::invalid(options, "meta.k8s.io", "", vec![cause]));
+        }
         Ok(api::Request {
             user: self.user.to_string(),
             control_plane: false,
-            dry_run: self.query.get("dryRun") == Some("All"),
+            dry_run: !dry_run.is_empty(),
             manager,
             validation,
         })
@@ -598,7 +646,7 @@ async fn serve_resource(
             Ok(resp)
         }
         "create" => {
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let (ct, body) = read_body(req).await?;
             let obj = decode(&ct, &body)?;
             check_identity(res, &obj, ns, None)?;
@@ -607,7 +655,7 @@ async fn serve_resource(
             Ok(object_response(201, &w.object, &w.warnings))
         }
         "update" => {
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let (ct, body) = read_body(req).await?;
             let obj = decode(&ct, &body)?;
             check_identity(res, &obj, ns, Some(&name))?;
@@ -672,19 +720,19 @@ async fn delete_options(
     ctx: &Ctx<'_>,
     req: Request,
 ) -> Result<(DeleteOptions, api::Request), ApiError> {
-    let mut write = ctx.write_request(false)?;
     let (content_type, body) = read_body(req).await?;
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
         decode(&content_type, &body)?
     };
-    let dry_run = write.dry_run
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v == "All"));
-    write.dry_run = dry_run;
+    let in_body: Vec<&str> = body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let write = ctx.write_request(false, &in_body)?;
+    let dry_run = write.dry_run;
     let policy = ctx
         .query
         .get("propagationPolicy")
@@ -724,7 +772,7 @@ fn patch_object(
 ) -> Result<Response<Body>, ApiError> {
     match content_type {
         "application/apply-patch+yaml" => {
-            let write = ctx.write_request(true)?;
+            let write = ctx.write_request(true, &[])?;
             let applied = decode(content_type, body)?;
             let force = ctx.query.flag("force");
             let (w, created) =
@@ -742,7 +790,7 @@ fn patch_object(
             if strategic && res.custom {
                 return Err(status::unsupported_media_type(content_type, PATCH_TYPES));
             }
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let p: Value = serde_json::from_slice(body)
                 .map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
             let mut state = lock(&ctx.shared.state);

@@ -40,6 +40,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Lets a request's handler reset its connection (the `ResetAfterWrite` fault); handed to
+/// handlers in the request's extensions.
+#[derive(Clone)]
+pub struct ConnectionReset(Arc<Notify>);
+
+impl ConnectionReset {
+    pub fn reset(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// What the runtime thread, the HTTP handlers and the [`Sandbox`] handle share.
 pub struct Shared {
     pub state: Mutex<State>,
@@ -734,6 +745,19 @@ async fn serve_connection(
     stop: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
+    // A second handle on the socket, to close it with a reset (SO_LINGER 0) when a fault
+    // asks while the connection owns the first.
+    let split = tcp.into_std().and_then(|std| {
+        let twin = std.try_clone()?;
+        Ok((TcpStream::from_std(std)?, twin))
+    });
+    let (tcp, twin) = match split {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot set up the connection");
+            return;
+        }
+    };
     let stream = tokio::select! {
         _ = stop.cancelled() => return,
         r = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)) => match r {
@@ -745,7 +769,10 @@ async fn serve_connection(
             Err(_) => return,
         },
     };
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let reset = ConnectionReset(Arc::new(Notify::new()));
+    let handle = reset.clone();
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(handle.clone());
         let (app, clock) = (app.clone(), shared.clock.clone());
         async move {
             let mut resp = app.oneshot(req).await?;
@@ -766,5 +793,11 @@ async fn serve_connection(
             }
         }
         _ = stop.cancelled() => {}
+        _ = reset.0.notified() => {
+            match TcpStream::from_std(twin).and_then(|t| t.set_zero_linger()) {
+                Ok(()) => tracing::debug!("connection reset by a fault"),
+                Err(e) => tracing::debug!(error = %e, "cannot reset the connection; closing it"),
+            }
+        }
     }
 }
