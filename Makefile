@@ -8,7 +8,7 @@ TARGET_DIR ?= $(CURDIR)/target
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
-.PHONY: all build install demo test lint lint-workflows fmt examples-check clean tf-check help bench testacc docs docs-check release
+.PHONY: all build install demo test lint lint-workflows fmt examples-check clean tf-check help bench testacc docs docs-check release generate
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: provider start-up, plan/apply ratios, requests, memory"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
+	@echo "make generate  regenerate the sandbox's CRD facts from ../shared/kargo/v1.11.2/crds"
 
 # Terraform (>= 1.5) or OpenTofu must be on PATH for anything that runs it.
 tf-check:
@@ -66,7 +67,7 @@ fmt:
 # Unit tests, the sandbox's own suite and the end-to-end suite (real terraform against
 # the sandbox). nextest runs test binaries in parallel; plain cargo test is the fallback.
 test: tf-check lint build
-	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: CRD schema checks and fixture comparisons are skipped (see SKIPPED lines with --no-capture)"
+	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: comparisons with its upstream files (real-world fixtures, the CRDs behind tests/sandbox/data) are skipped (see SKIPPED lines with --no-capture); schema checks still run"
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -86,6 +87,11 @@ docs:
 
 docs-check:
 	$(CARGO) run -q -p kargo-docs -- check
+
+# The schema facts the sandbox carries (tests/sandbox/data), generated from Kargo's published
+# schemas in ../shared by kargo-schemagen; a test fails when the committed ones are stale.
+generate:
+	$(CARGO) run -q -p kargo-schemagen -- crds
 
 # Apply / empty plan / destroy of the examples against a real cluster with Kargo installed,
 # when TF_ACC=1 and KUBECONFIG are set (the script then builds what it runs); otherwise it

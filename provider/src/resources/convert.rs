@@ -1053,24 +1053,18 @@ pub(super) mod test_support {
     use crate::provider::ProviderData;
 
     /// Whether `../shared` (Kargo's real-world manifests) sits beside the repository, as it
-    /// always does in CI. Without it the fixture comparisons cannot run; they say so loudly
-    /// instead of passing silently.
+    /// always does in CI. Without it the fixture comparisons cannot run; they say SKIPPED
+    /// instead of passing silently, and fail when `CI` is set.
     pub fn fixtures_present() -> bool {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world");
-        if !dir.is_dir() {
-            eprintln!(
-                "SKIPPED: {} is absent, so this comparison with Kargo's real-world manifests did not run",
-                dir.display()
-            );
-        }
-        dir.is_dir()
+        kargo_sandbox::reference::for_test("fixtures/real-world").is_some()
     }
 
-    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`.
+    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`
+    /// (callers check [`fixtures_present`] first).
     pub fn fixture(file: &str, kind: &str, name: &str) -> Json {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world")
+        let path = kargo_sandbox::reference::shared_dir()
+            .unwrap_or_default()
+            .join("fixtures/real-world")
             .join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(

@@ -9,8 +9,6 @@
 
 mod server_side;
 
-use std::path::{Path, PathBuf};
-
 use kargo_e2e::Env;
 use serde::Deserialize as _;
 use serde_json::Value as Json;
@@ -24,20 +22,10 @@ const DOKA_TASKS: &str = "thatmlopsguy_dokaseca-addons__kargo_rustfs_promotion.y
 const LEGACY: &str =
     "thatmlopsguy_dokaseca-control-plane__docs_rfc_0001-gitops-promotion-with-kargo.LEGACY.yaml";
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/real-world")
-}
-
-/// The objects of the fixture files, or `None` (saying so) when `../shared` is absent.
+/// The objects of the fixture files, or `None` (saying SKIPPED, or failing under CI) when
+/// `../shared` is absent.
 fn fixtures(files: &[&str]) -> Option<Vec<Json>> {
-    let dir = fixtures_dir();
-    if !dir.is_dir() {
-        println!(
-            "SKIPPED: {} absent, so the comparison with the original Kargo manifests did not run",
-            dir.display()
-        );
-        return None;
-    }
+    let dir = kargo_sandbox::reference::for_test("fixtures/real-world")?;
     let mut objects = Vec::new();
     for file in files {
         let path = dir.join(file);

@@ -943,13 +943,36 @@ impl State {
             hooks.admit(&mut ControlPlane { state: self }, &mut review)?;
         }
         if opts.dry_run {
+            // What the deletion would answer, without touching anything: a namespace or an
+            // object with finalizers comes back marked, anything else as it was.
             return Ok(if finalizers(&obj).is_empty() && !res.is_namespace() {
                 Deleted::Gone(obj)
             } else {
-                Deleted::Pending(obj)
+                Deleted::Pending(self.marked_for_deletion(res, obj))
             });
         }
         Ok(self.delete_object(res, obj, opts.orphan))
+    }
+
+    /// `obj` as a deletion marks it: a deletion timestamp (once), the next generation for
+    /// custom resources, and the Terminating phase for a namespace.
+    fn marked_for_deletion(&self, res: &ResourceDef, mut obj: Value) -> Value {
+        if deleting(&obj) {
+            return obj;
+        }
+        let now = self.now();
+        let meta = meta_mut(&mut obj);
+        meta.insert("deletionTimestamp".into(), Value::from(now));
+        if res.is_namespace() {
+            obj["status"] = json!({"phase": "Terminating"});
+            return obj;
+        }
+        meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+        if res.custom {
+            let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+            meta.insert("generation".into(), Value::from(g + 1));
+        }
+        obj
     }
 
     fn delete_object(
@@ -965,14 +988,7 @@ impl State {
         }
         if !finalizers(&obj).is_empty() {
             if !deleting(&obj) {
-                let now = self.now();
-                let meta = meta_mut(&mut obj);
-                meta.insert("deletionTimestamp".into(), Value::from(now));
-                meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
-                if res.custom {
-                    let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
-                    meta.insert("generation".into(), Value::from(g + 1));
-                }
+                obj = self.marked_for_deletion(res, obj);
                 obj = self.store.replace(res, obj);
             }
             return Deleted::Pending(obj);
@@ -989,8 +1005,7 @@ impl State {
     fn terminate_namespace(&mut self, mut ns_obj: Value) -> Deleted {
         let name = meta_str(&ns_obj, "name").unwrap_or_default().to_string();
         if !deleting(&ns_obj) {
-            meta_mut(&mut ns_obj).insert("deletionTimestamp".into(), Value::from(self.now()));
-            ns_obj["status"] = json!({"phase": "Terminating"});
+            ns_obj = self.marked_for_deletion(resources::namespaces(), ns_obj);
             ns_obj = self.store.replace(resources::namespaces(), ns_obj);
         }
         for res in RESOURCES.iter().filter(|r| r.namespaced) {

@@ -27,6 +27,11 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   fault http unavailable [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
   fault http delay --ms N [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
   fault http refuse --for DURATION
+  fault http timeout-after-write|reset-after-write [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
+                     carry matching requests out (the object is stored), then answer 504 or reset
+                     the connection: the client cannot tell whether its write happened
+  fault http delay-response --ms N [--for DURATION] [--count N] [--verb VERB] [--resource RESOURCE]
+                     carry matching requests out at once, answer N ms later (past a client deadline)
   fault promotion --project P --stage S --step N|ALIAS --message M
   fault verification --project P --stage S [--message M]
   clear-faults       clear HTTP and Kargo faults
@@ -184,7 +189,13 @@ fn publish_body(a: &Args) -> Result<Value, String> {
 }
 
 fn http_fault(kind: &str, a: &Args) -> Result<Value, String> {
-    let mut fault = json!({"kind": kind});
+    let name = match kind {
+        "timeout-after-write" => "timeoutAfterWrite",
+        "reset-after-write" => "resetAfterWrite",
+        "delay-response" => "delayResponse",
+        other => other,
+    };
+    let mut fault = json!({"kind": name});
     if let Some(d) = a.one("for") {
         fault["durationMs"] = json!(parse_duration(d)?.as_millis() as u64);
     }
@@ -206,7 +217,9 @@ fn http_fault(kind: &str, a: &Args) -> Result<Value, String> {
         }
     }
     match kind {
-        "delay" if a.one("ms").is_none() => Err("fault http delay needs --ms".into()),
+        "delay" | "delay-response" if a.one("ms").is_none() => {
+            Err(format!("fault http {kind} needs --ms"))
+        }
         "refuse" if a.one("for").is_none() => Err("fault http refuse needs --for".into()),
         _ => Ok(fault),
     }
@@ -366,7 +379,15 @@ async fn fault(a: &Args) -> Result<(), String> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["http", kind @ ("unavailable" | "delay" | "refuse")] => {
+        [
+            "http",
+            kind @ ("unavailable"
+            | "delay"
+            | "refuse"
+            | "timeout-after-write"
+            | "reset-after-write"
+            | "delay-response"),
+        ] => {
             a.allow(&["kubeconfig", "for", "count", "ms", "verb", "resource"])?;
             let body = http_fault(kind, a)?;
             print(&client()?.call(Method::POST, "faults", Some(&body)).await?);

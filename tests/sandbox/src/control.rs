@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::routing::{MethodFilter, on};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, Response};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde_json::{Value, json};
@@ -26,121 +29,115 @@ use crate::tls;
 /// How long a refusal asked for over HTTP waits, so its own answer still gets out.
 const REFUSE_GRACE: Duration = Duration::from_millis(150);
 
-/// Serves `/sandbox/v1/…`.
-pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<Body> {
-    match serve(&shared, req).await {
-        Ok(v) => json_response(200, &v),
-        Err(e) => error_response(&e),
+/// One control call: the sandbox, the path's parameter (if any) and the JSON body.
+type Call = fn(&Arc<Shared>, &str, Value) -> Result<Value, ApiError>;
+
+#[rustfmt::skip]
+const CALLS: &[(&str, MethodFilter, Call)] = &[
+    ("/v1/kargo", MethodFilter::GET, |s, _, _| Ok(json!(lock(&s.state).kargo))),
+    ("/v1/kargo/install", MethodFilter::POST, |s, _, _| {
+        s.install_kargo();
+        Ok(json!(lock(&s.state).kargo))
+    }),
+    ("/v1/kargo/uninstall", MethodFilter::POST, |s, _, _| {
+        s.uninstall_kargo();
+        Ok(json!(lock(&s.state).kargo))
+    }),
+    ("/v1/control/{name}", MethodFilter::POST, |s, name, body| s.control(name, &body)),
+    ("/v1/faults", MethodFilter::POST, |s, _, body| add_fault(s, parse(body)?)),
+    ("/v1/faults", MethodFilter::DELETE, |s, _, _| s.clear_faults().map(|()| json!({"cleared": true}))),
+    ("/v1/clock/advance", MethodFilter::POST, |s, _, body| {
+        let text = body.get("duration").and_then(Value::as_str).unwrap_or_default();
+        s.advance_clock(parse_duration(text).map_err(status::bad_request)?);
+        Ok(json!({"offsetMs": s.clock.offset_ms(), "now": s.clock.stamp()}))
+    }),
+    ("/v1/stats", MethodFilter::GET, |s, _, _| Ok(json!(s.request_counts()))),
+    ("/v1/requests", MethodFilter::GET, |s, _, _| Ok(json!(s.requests()))),
+    ("/v1/requests", MethodFilter::DELETE, |s, _, _| {
+        s.reset_requests();
+        Ok(json!({"reset": true}))
+    }),
+    ("/v1/users", MethodFilter::POST, |s, _, body| {
+        let user: User = parse(body)?;
+        if user.name.is_empty() || user.token.is_empty() {
+            return Err(status::bad_request("a user needs a name and a token"));
+        }
+        s.add_user(user.clone());
+        Ok(json!({"name": user.name, "deny": user.deny}))
+    }),
+];
+
+/// The control API's routes (nested under `/sandbox`), all for the admin only.
+pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
+    let not_found = || async { error_response(&status::no_such_resource()) };
+    let mut router = Router::new()
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found);
+    for (path, method, call) in CALLS {
+        let call = *call;
+        let handler = move |State(s), Path(p): Path<Vec<String>>, bytes: Bytes| async move {
+            let param = p.first().map(String::as_str).unwrap_or_default();
+            match body(&bytes).and_then(|b| call(&s, param, b)) {
+                Ok(v) => json_response(200, &v),
+                Err(e) => error_response(&e),
+            }
+        };
+        router = router.route(path, on(*method, handler));
     }
+    router.layer(middleware::from_fn_with_state(shared, admin_only))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(body.clone())
-        .map_err(|e| status::bad_request(format!("invalid request: {e}")))
-}
-
-async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Value, ApiError> {
+async fn admin_only(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response<Body> {
     let token = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
-        .trim()
-        .to_string();
+        .trim();
     let user = lock(&shared.state)
         .users
-        .authenticate(&token)
+        .authenticate(token)
         .map(str::to_string);
     match user.as_deref() {
-        None => return Err(status::unauthorized()),
-        Some(ADMIN) => {}
-        Some(other) => {
-            return Err(ApiError::new(
-                403,
-                "Forbidden",
-                format!("User \"{other}\" cannot use the sandbox control API"),
-            ));
-        }
+        Some(ADMIN) => next.run(req).await,
+        None => error_response(&status::unauthorized()),
+        Some(other) => error_response(&ApiError::new(
+            403,
+            "Forbidden",
+            format!("User \"{other}\" cannot use the sandbox control API"),
+        )),
     }
-    let method = req.method().clone();
-    let path = req
-        .uri()
-        .path()
-        .trim_start_matches("/sandbox/v1")
-        .trim_matches('/')
-        .to_string();
-    let bytes = Limited::new(req.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| status::bad_request(format!("request body: {e}")))?
-        .to_bytes();
-    let body: Value = if bytes.is_empty() {
-        json!({})
+}
+
+/// The JSON body of a control call (`{}` when empty).
+fn body(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes).map_err(|e| status::bad_request(format!("invalid JSON: {e}")))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| status::bad_request(format!("invalid request: {e}")))
+}
+
+fn add_fault(shared: &Arc<Shared>, fault: HttpFault) -> Result<Value, ApiError> {
+    if fault.kind == FaultKind::Refuse {
+        if fault.duration_ms.is_none() {
+            return Err(status::bad_request("a refuse fault needs a duration"));
+        }
+        let (shared, delayed) = (shared.clone(), fault.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSE_GRACE).await;
+            let _ = shared.add_fault(delayed);
+        });
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| status::bad_request(format!("invalid JSON: {e}")))?
-    };
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match (method, segs.as_slice()) {
-        (Method::GET, ["kargo"]) => Ok(json!(lock(&shared.state).kargo)),
-        (Method::POST, ["kargo", "install"]) => {
-            shared.install_kargo();
-            Ok(json!(lock(&shared.state).kargo))
-        }
-        (Method::POST, ["kargo", "uninstall"]) => {
-            shared.uninstall_kargo();
-            Ok(json!(lock(&shared.state).kargo))
-        }
-        (Method::POST, ["control", name]) => shared.control(name, &body),
-        (Method::POST, ["faults"]) => {
-            let fault: HttpFault = parse(&body)?;
-            if fault.kind == FaultKind::Refuse {
-                if fault.duration_ms.is_none() {
-                    return Err(status::bad_request("a refuse fault needs a duration"));
-                }
-                let shared = shared.clone();
-                let delayed = fault.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(REFUSE_GRACE).await;
-                    let _ = shared.add_fault(delayed);
-                });
-            } else {
-                shared
-                    .add_fault(fault.clone())
-                    .map_err(status::bad_request)?;
-            }
-            Ok(json!(fault))
-        }
-        (Method::DELETE, ["faults"]) => {
-            shared.clear_faults()?;
-            Ok(json!({"cleared": true}))
-        }
-        (Method::POST, ["clock", "advance"]) => {
-            let text = body
-                .get("duration")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let by = parse_duration(text).map_err(status::bad_request)?;
-            shared.advance_clock(by);
-            Ok(json!({"offsetMs": shared.clock.offset_ms(), "now": shared.clock.stamp()}))
-        }
-        (Method::GET, ["stats"]) => Ok(json!(shared.request_counts())),
-        (Method::GET, ["requests"]) => Ok(json!(shared.requests())),
-        (Method::DELETE, ["requests"]) => {
-            shared.reset_requests();
-            Ok(json!({"reset": true}))
-        }
-        (Method::POST, ["users"]) => {
-            let user: User = parse(&body)?;
-            if user.name.is_empty() || user.token.is_empty() {
-                return Err(status::bad_request("a user needs a name and a token"));
-            }
-            shared.add_user(user.clone());
-            Ok(json!({"name": user.name, "deny": user.deny}))
-        }
-        _ => Err(status::no_such_resource()),
+        shared
+            .add_fault(fault.clone())
+            .map_err(status::bad_request)?;
     }
+    Ok(json!(fault))
 }
 
 /// A client for a running sandbox's control API, configured from its kubeconfig.

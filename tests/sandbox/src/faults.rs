@@ -1,5 +1,6 @@
-//! HTTP-level faults: answer 503, delay requests, or refuse connections, for a while or for a
-//! number of requests, optionally only for matching verbs and resources.
+//! HTTP-level faults: answer 503, delay requests, refuse connections, or lose the answer to a
+//! request that was carried out (504, connection reset, an answer too late), for a while or
+//! for a number of requests, optionally only for matching verbs and resources.
 
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,19 @@ pub enum FaultKind {
     Delay,
     /// Close the listener and drop open connections (clients see connection refused).
     Refuse,
+    /// Carry the request out (store the object), then answer `504 Timeout` as an API server
+    /// whose storage was slow does: the client cannot tell whether the write happened.
+    TimeoutAfterWrite,
+    /// Carry the request out, then reset the connection instead of answering.
+    ResetAfterWrite,
+    /// Carry the request out at once and hold its answer back for `delay_ms` (past a client's
+    /// deadline, the client gives up on a write that happened).
+    DelayResponse,
 }
 
-/// One HTTP fault. Build with [`HttpFault::unavailable`], [`HttpFault::delay`] or
-/// [`HttpFault::refuse`], then narrow it:
+/// One HTTP fault. Build with [`HttpFault::unavailable`], [`HttpFault::delay`],
+/// [`HttpFault::refuse`], [`HttpFault::timeout_after_write`],
+/// [`HttpFault::reset_after_write`] or [`HttpFault::delay_response`], then narrow it:
 ///
 /// ```
 /// use std::time::Duration;
@@ -26,6 +36,8 @@ pub enum FaultKind {
 /// assert_eq!(fault.count, Some(2));
 /// let slow = HttpFault::delay(Duration::from_millis(300)).for_duration(Duration::from_secs(5));
 /// assert_eq!(slow.duration_ms, Some(5000));
+/// let lost = HttpFault::reset_after_write().verb("create").resource("promotions").times(1);
+/// assert_eq!(lost.verb.as_deref(), Some("create"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +85,24 @@ impl HttpFault {
         HttpFault::new(FaultKind::Refuse).for_duration(duration)
     }
 
+    /// Stores the object, then answers `504 Timeout`.
+    pub fn timeout_after_write() -> HttpFault {
+        HttpFault::new(FaultKind::TimeoutAfterWrite)
+    }
+
+    /// Stores the object, then resets the connection.
+    pub fn reset_after_write() -> HttpFault {
+        HttpFault::new(FaultKind::ResetAfterWrite)
+    }
+
+    /// Carries the request out at once and answers only after `by`.
+    pub fn delay_response(by: Duration) -> HttpFault {
+        HttpFault {
+            delay_ms: by.as_millis() as u64,
+            ..HttpFault::new(FaultKind::DelayResponse)
+        }
+    }
+
     pub fn for_duration(mut self, d: Duration) -> HttpFault {
         self.duration_ms = Some(d.as_millis() as u64);
         self
@@ -106,11 +136,20 @@ struct Active {
     remaining: Option<u32>,
 }
 
+/// What happens to the answer of a request that was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Timeout,
+    Reset,
+    Delay(Duration),
+}
+
 /// What a request meets.
 #[derive(Debug, Default, PartialEq)]
 pub struct Effect {
     pub delay: Option<Duration>,
     pub unavailable: bool,
+    pub after: Option<After>,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +207,14 @@ impl Faults {
                     effect.delay = Some(effect.delay.map_or(d, |e| e.max(d)));
                 }
                 FaultKind::Refuse => {}
+                FaultKind::TimeoutAfterWrite => effect.after = Some(After::Timeout),
+                FaultKind::ResetAfterWrite => effect.after = Some(After::Reset),
+                FaultKind::DelayResponse => {
+                    let d = Duration::from_millis(a.fault.delay_ms);
+                    if !matches!(effect.after, Some(After::Timeout | After::Reset)) {
+                        effect.after = Some(After::Delay(d));
+                    }
+                }
             }
             if let Some(n) = a.remaining.as_mut() {
                 *n = n.saturating_sub(1);
@@ -196,7 +243,8 @@ mod tests {
             f.on_request("list", "stages"),
             Effect {
                 delay: Some(Duration::from_millis(50)),
-                unavailable: false
+                unavailable: false,
+                after: None,
             }
         );
         assert!(f.on_request("get", "stages").unavailable);
@@ -207,5 +255,37 @@ mod tests {
         assert!(f.add(HttpFault::new(FaultKind::Refuse)).is_err());
         f.add(HttpFault::refuse(Duration::from_secs(5))).unwrap();
         assert!(f.refusing().is_some());
+    }
+
+    #[test]
+    fn answers_lost_after_the_write() {
+        let mut f = Faults::default();
+        f.add(HttpFault::delay_response(Duration::from_millis(20)).verb("create"))
+            .unwrap();
+        assert_eq!(
+            f.on_request("create", "promotions").after,
+            Some(After::Delay(Duration::from_millis(20)))
+        );
+        f.add(HttpFault::reset_after_write().verb("create").times(1))
+            .unwrap();
+        assert_eq!(
+            f.on_request("create", "promotions").after,
+            Some(After::Reset)
+        );
+        assert_eq!(
+            f.on_request("create", "promotions").after,
+            Some(After::Delay(Duration::from_millis(20))),
+            "the reset was for one request"
+        );
+        f.clear();
+        f.add(HttpFault::timeout_after_write().resource("promotions"))
+            .unwrap();
+        assert_eq!(
+            f.on_request("create", "promotions").after,
+            Some(After::Timeout)
+        );
+        assert_eq!(f.on_request("create", "stages").after, None);
+        let json = serde_json::to_value(HttpFault::reset_after_write()).unwrap();
+        assert_eq!(json["kind"], "resetAfterWrite");
     }
 }

@@ -35,6 +35,7 @@ mod kubeconfig;
 mod patch;
 mod persist;
 mod proto;
+pub mod reference;
 mod reqlog;
 mod resources;
 mod router;

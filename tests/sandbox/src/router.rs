@@ -1,40 +1,42 @@
-//! The Kubernetes HTTP surface: routes paths to discovery or resources, authenticates,
-//! applies HTTP faults, logs every request, and maps verbs onto the object semantics.
+//! The Kubernetes HTTP surface: an axum router maps paths to discovery documents or resources;
+//! every API request is faulted, authenticated, served, logged, and its verb mapped onto the
+//! object semantics.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::routing::any;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use serde::Serialize;
+use http_body_util::{BodyExt, Limited};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::{self, DeleteOptions, Deleted, FieldValidation};
 use crate::auth;
 use crate::discovery;
-use crate::hooks::ApiError;
+use crate::faults::After;
+use crate::hooks::{ApiError, StatusCause};
 use crate::patch;
 use crate::proto;
 use crate::reqlog::RequestRecord;
 use crate::resources::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::server::{Shared, lock};
+use crate::server::{ConnectionReset, Shared, lock};
 use crate::status;
 use crate::store::meta_str;
 use crate::table::{self, Include};
 use crate::watch::{self, WatchSpec};
 
 /// The response body type of every handler.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub type Body = axum::body::Body;
 
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed_unsync()
+    Body::from(b.into())
 }
 
 pub fn json_bytes(code: u16, bytes: Vec<u8>, warnings: &[String]) -> Response<Body> {
@@ -63,50 +65,20 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 #[derive(Debug, Default)]
 pub struct Query(Vec<(String, String)>);
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        let pairs = q
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect();
-        Query(pairs)
+        let pairs = form_urlencoded::parse(q.unwrap_or_default().as_bytes());
+        Query(pairs.into_owned().collect())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.all(key).next()
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0
             .iter()
-            .find(|(k, _)| k == key)
+            .filter(move |(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
@@ -115,10 +87,24 @@ impl Query {
     }
 }
 
+/// The parameters a route's path can carry (empty when it does not).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Params {
+    pub group: String,
+    pub version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+/// Serves a non-resource document (discovery, OpenAPI, health) for a GET.
+pub type Document = fn(&Shared, &Params, &Request) -> Result<Response<Body>, ApiError>;
+
 /// Where a path leads.
-#[derive(Debug)]
 enum Route {
-    NonResource,
+    Document(Document, Params),
     Resource(Target),
     Missing,
 }
@@ -134,6 +120,37 @@ struct Target {
 }
 
 impl Target {
+    fn new(p: Params, watch: bool) -> Target {
+        let Params {
+            group,
+            version,
+            mut namespace,
+            mut plural,
+            mut name,
+            mut sub,
+        } = p;
+        // In the core group `namespaces/<ns>/<word>` is the namespace's subresource when
+        // <word> is not a namespaced kind (`/api/v1/namespaces/p/status`).
+        if group.is_empty()
+            && namespace.is_some()
+            && name.is_none()
+            && resources::by_plural("", &plural).is_none()
+        {
+            name = namespace.take();
+            sub = Some(std::mem::replace(&mut plural, "namespaces".into()));
+        }
+        let version = if group.is_empty() { "v1" } else { &version };
+        let res = resources::by_plural(&group, &plural).filter(|r| r.version == version);
+        Target {
+            plural,
+            res,
+            namespace,
+            name,
+            sub,
+            watch,
+        }
+    }
+
     fn resource_label(&self) -> String {
         match &self.sub {
             Some(s) => format!("{}/{s}", self.plural),
@@ -142,51 +159,73 @@ impl Target {
     }
 }
 
-fn route(path: &str) -> Route {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        []
-        | ["version"]
-        | ["healthz"]
-        | ["livez"]
-        | ["readyz"]
-        | ["api"]
-        | ["apis"]
-        | ["openapi", ..] => Route::NonResource,
-        ["api", "v1"] | ["apis", _] | ["apis", _, _] => Route::NonResource,
-        ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
-        ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
-        _ => Route::Missing,
-    }
+/// The documents served outside resource paths, each GET only.
+#[rustfmt::skip]
+const DOCUMENTS: &[(&str, Document)] = &[
+    ("/", |_, _, _| Err(status::no_such_resource())),
+    ("/version", |_, _, _| Ok(json_response(200, &discovery::version()))),
+    ("/healthz", |_, _, _| Ok(healthy())),
+    ("/livez", |_, _, _| Ok(healthy())),
+    ("/readyz", |_, _, _| Ok(healthy())),
+    ("/api", |s, _, _| Ok(json_response(200, &discovery::core_versions(&s.address())))),
+    ("/apis", |s, _, _| Ok(json_response(200, &discovery::groups(served(s))))),
+    ("/api/v1", |s, _, _| document(discovery::resource_list("", "v1", served(s)))),
+    ("/apis/{group}", |s, p, _| document(discovery::group(&p.group, served(s)))),
+    ("/apis/{group}/{version}", |s, p, _| {
+        document(discovery::resource_list(&p.group, &p.version, served(s)))
+    }),
+    ("/openapi/v2", |_, _, _| Ok(json_response(200, &discovery::openapi_v2()))),
+    ("/openapi/v3", |s, _, _| Ok(json_response(200, &discovery::openapi_v3_index(served(s))))),
+    ("/openapi/v3/api/{version}", |s, p, _| {
+        document(discovery::openapi_v3_document("", &p.version, served(s)))
+    }),
+    ("/openapi/v3/apis/{group}/{version}", |s, p, _| {
+        document(discovery::openapi_v3_document(&p.group, &p.version, served(s)))
+    }),
+    ("/openapi/{*rest}", |_, _, _| Err(status::no_such_resource())),
+];
+
+fn served(shared: &Shared) -> bool {
+    lock(&shared.state).kargo.served
 }
 
-fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
-    let (watch, rest) = match rest {
-        ["watch", tail @ ..] => (true, tail),
-        _ => (false, rest),
-    };
-    let namespaced =
-        |plural: &str| !group.is_empty() || resources::by_plural(group, plural).is_some();
-    let (plural, namespace, name, sub) = match rest {
-        ["namespaces", ns, plural, tail @ ..] if namespaced(plural) => match tail {
-            [] => (*plural, Some(*ns), None, None),
-            [name] => (*plural, Some(*ns), Some(*name), None),
-            [name, sub] => (*plural, Some(*ns), Some(*name), Some(*sub)),
-            _ => return Route::Missing,
-        },
-        [plural] => (*plural, None, None, None),
-        [plural, name] => (*plural, None, Some(*name), None),
-        [plural, name, sub] => (*plural, None, Some(*name), Some(*sub)),
-        _ => return Route::Missing,
-    };
-    Route::Resource(Target {
-        plural: plural.to_string(),
-        res: resources::by_plural(group, plural).filter(|r| r.version == version),
-        namespace: namespace.map(str::to_string),
-        name: name.map(str::to_string),
-        sub: sub.map(str::to_string),
-        watch,
-    })
+fn document(doc: Option<Value>) -> Result<Response<Body>, ApiError> {
+    doc.map(|d| json_response(200, &d))
+        .ok_or_else(status::no_such_resource)
+}
+
+fn healthy() -> Response<Body> {
+    let mut resp = Response::new(full("ok"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// The sandbox's HTTP routes. Prefix handlers own everything under their prefix with their
+/// own rules (no Kubernetes authentication, faults or request log); everything else is the
+/// Kubernetes API.
+pub fn app(shared: Arc<Shared>) -> Router {
+    let mut router = Router::new()
+        .nest("/sandbox", crate::control::routes(shared.clone()))
+        .fallback(|State(s), req| serve(s, req, Route::Missing));
+    for (path, doc) in DOCUMENTS {
+        let doc = *doc;
+        let to = move |State(s), Path(p), req| serve(s, req, Route::Document(doc, p));
+        router = router.route(path, any(to));
+    }
+    for prefix in ["/api/v1", "/apis/{group}/{version}"] {
+        for (watch, infix) in [(false, ""), (true, "/watch")] {
+            for scope in ["", "/namespaces/{namespace}"] {
+                for tail in ["/{plural}", "/{plural}/{name}", "/{plural}/{name}/{sub}"] {
+                    let to = move |State(s), Path(p), req| {
+                        serve(s, req, Route::Resource(Target::new(p, watch)))
+                    };
+                    router = router.route(&format!("{prefix}{infix}{scope}{tail}"), any(to));
+                }
+            }
+        }
+    }
+    router.with_state(shared)
 }
 
 fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
@@ -204,26 +243,19 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
     }
 }
 
-fn header(req: &http::Request<Incoming>, name: http::header::HeaderName) -> &str {
+fn header<B>(req: &http::Request<B>, name: http::header::HeaderName) -> &str {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
 }
 
-/// Serves one Kubernetes API request (the `/sandbox/v1` control API is routed elsewhere).
-pub async fn handle(
-    shared: Arc<Shared>,
-    req: http::Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+/// Serves one Kubernetes API request: faults, authentication, the route, the request log.
+async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if path.starts_with("/sandbox/") {
-        return Ok(crate::control::handle(shared, req).await);
-    }
     let query = Query::parse(req.uri().query());
     let method = req.method().clone();
     let user_agent = header(&req, USER_AGENT).to_string();
-    let route = route(&path);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(t) => (
             verb_of(&method, t, &query),
@@ -246,7 +278,8 @@ pub async fn handle(
         .users
         .authenticate(&token)
         .map(str::to_string);
-    let response = match (&user, effect.unavailable) {
+    let reset = req.extensions().get::<ConnectionReset>().cloned();
+    let mut response = match (&user, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
         (Some(user), false) => {
@@ -258,15 +291,21 @@ pub async fn handle(
                 verb,
             };
             let result = match route {
-                Route::NonResource if method == Method::GET => non_resource(&shared, &path),
-                Route::NonResource => Err(status::method_not_allowed()),
+                Route::Document(doc, p) if method == Method::GET => doc(&shared, &p, &req),
+                Route::Document(..) => Err(status::method_not_allowed()),
                 Route::Missing => Err(status::no_such_resource()),
                 Route::Resource(t) => serve_resource(&ctx, req, t).await,
             };
             result.unwrap_or_else(|e| error_response(&e))
         }
     };
-    let code = response.status().as_u16();
+    if effect.after == Some(After::Timeout) {
+        response = error_response(&status::timeout());
+    }
+    let code = match effect.after {
+        Some(After::Reset) => 0,
+        _ => response.status().as_u16(),
+    };
     tracing::debug!(%method, %path, code, user = user.as_deref().unwrap_or("-"), "request");
     lock(&shared.log).record(RequestRecord {
         verb: verb.to_string(),
@@ -279,33 +318,18 @@ pub async fn handle(
         user_agent,
         code,
     });
-    Ok(response)
-}
-
-fn non_resource(shared: &Shared, path: &str) -> Result<Response<Body>, ApiError> {
-    let served = lock(&shared.state).kargo.served;
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let doc = match segs.as_slice() {
-        ["version"] => Some(discovery::version()),
-        ["api"] => Some(discovery::core_versions(&shared.address())),
-        ["apis"] => Some(discovery::groups(served)),
-        ["apis", g] => discovery::group(g, served),
-        ["api", "v1"] => discovery::resource_list("", "v1", served),
-        ["apis", g, v] => discovery::resource_list(g, v, served),
-        ["openapi", "v2"] => Some(discovery::openapi_v2()),
-        ["openapi", "v3"] => Some(discovery::openapi_v3_index(served)),
-        ["openapi", "v3", "api", v] => discovery::openapi_v3_document("", v, served),
-        ["openapi", "v3", "apis", g, v] => discovery::openapi_v3_document(g, v, served),
-        ["healthz"] | ["livez"] | ["readyz"] => {
-            let mut resp = Response::new(full("ok"));
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            return Ok(resp);
+    match effect.after {
+        Some(After::Reset) => {
+            if let Some(reset) = reset {
+                reset.reset();
+            }
+            // The connection goes down under this request; its answer is never sent.
+            std::future::pending::<()>().await;
         }
-        _ => None,
-    };
-    doc.map(|d| json_response(200, &d))
-        .ok_or_else(status::no_such_resource)
+        Some(After::Delay(d)) => tokio::time::sleep(d).await,
+        Some(After::Timeout) | None => {}
+    }
+    response
 }
 
 /// Per-request context for resource handlers.
@@ -318,7 +342,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn write_request(&self, apply: bool) -> Result<api::Request, ApiError> {
+    /// The writer and options of a write; `dry_run` holds `dryRun` values from the body.
+    fn write_request(&self, apply: bool, dry_run: &[&str]) -> Result<api::Request, ApiError> {
         let manager = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(m) if m.len() > 128 => {
                 return Err(status::bad_request(
@@ -350,10 +375,34 @@ impl Ctx<'_> {
                 )));
             }
         };
+        let dry_run: Vec<&str> = self
+            .query
+            .all("dryRun")
+            .chain(dry_run.iter().copied())
+            .collect();
+        if dry_run.iter().any(|v| *v != "All") {
+            let options = match self.verb {
+                "create" => "CreateOptions",
+                "update" => "UpdateOptions",
+                "patch" => "PatchOptions",
+                _ => "DeleteOptions",
+            };
+            let values: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
+            let message = format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                values.join(", ")
+            );
+            let cause = StatusCause {
+                reason: "FieldValueNotSupported".into(),
+                message,
+                field: "dryRun".into(),
+            };
+            return Err(ApiError::invalid(options, "meta.k8s.io", "", vec![cause]));
+        }
         Ok(api::Request {
             user: self.user.to_string(),
             control_plane: false,
-            dry_run: self.query.get("dryRun") == Some("All"),
+            dry_run: !dry_run.is_empty(),
             manager,
             validation,
         })
@@ -374,7 +423,7 @@ impl Ctx<'_> {
     }
 }
 
-fn table_include(req: &http::Request<Incoming>, q: &Query) -> Option<Include> {
+fn table_include(req: &Request, q: &Query) -> Option<Include> {
     if !header(req, ACCEPT).contains("as=Table") {
         return None;
     }
@@ -385,7 +434,7 @@ fn table_include(req: &http::Request<Incoming>, q: &Query) -> Option<Include> {
     })
 }
 
-async fn read_body(req: http::Request<Incoming>) -> Result<(String, Bytes), ApiError> {
+async fn read_body(req: Request) -> Result<(String, Bytes), ApiError> {
     let content_type = header(&req, CONTENT_TYPE)
         .split(';')
         .next()
@@ -485,7 +534,7 @@ fn object_response(code: u16, obj: &Value, warnings: &[String]) -> Response<Body
 
 async fn serve_resource(
     ctx: &Ctx<'_>,
-    req: http::Request<Incoming>,
+    req: Request,
     t: Target,
 ) -> Result<Response<Body>, ApiError> {
     let served = lock(&ctx.shared.state).kargo.served;
@@ -597,7 +646,7 @@ async fn serve_resource(
             Ok(resp)
         }
         "create" => {
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let (ct, body) = read_body(req).await?;
             let obj = decode(&ct, &body)?;
             check_identity(res, &obj, ns, None)?;
@@ -606,7 +655,7 @@ async fn serve_resource(
             Ok(object_response(201, &w.object, &w.warnings))
         }
         "update" => {
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let (ct, body) = read_body(req).await?;
             let obj = decode(&ct, &body)?;
             check_identity(res, &obj, ns, Some(&name))?;
@@ -669,21 +718,21 @@ async fn serve_resource(
 
 async fn delete_options(
     ctx: &Ctx<'_>,
-    req: http::Request<Incoming>,
+    req: Request,
 ) -> Result<(DeleteOptions, api::Request), ApiError> {
-    let mut write = ctx.write_request(false)?;
     let (content_type, body) = read_body(req).await?;
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
         decode(&content_type, &body)?
     };
-    let dry_run = write.dry_run
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v == "All"));
-    write.dry_run = dry_run;
+    let in_body: Vec<&str> = body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let write = ctx.write_request(false, &in_body)?;
+    let dry_run = write.dry_run;
     let policy = ctx
         .query
         .get("propagationPolicy")
@@ -723,7 +772,7 @@ fn patch_object(
 ) -> Result<Response<Body>, ApiError> {
     match content_type {
         "application/apply-patch+yaml" => {
-            let write = ctx.write_request(true)?;
+            let write = ctx.write_request(true, &[])?;
             let applied = decode(content_type, body)?;
             let force = ctx.query.flag("force");
             let (w, created) =
@@ -741,7 +790,7 @@ fn patch_object(
             if strategic && res.custom {
                 return Err(status::unsupported_media_type(content_type, PATCH_TYPES));
             }
-            let write = ctx.write_request(false)?;
+            let write = ctx.write_request(false, &[])?;
             let p: Value = serde_json::from_slice(body)
                 .map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
             let mut state = lock(&ctx.shared.state);
@@ -778,60 +827,5 @@ fn patch_object(
             }
             Err(status::unsupported_media_type(other, &accepted))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(path: &str) -> Target {
-        match route(path) {
-            Route::Resource(t) => t,
-            other => panic!("{path}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn routes_distinguish_scopes_and_subresources() {
-        let t = target("/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/dev/status");
-        assert_eq!(
-            (
-                t.plural.as_str(),
-                t.namespace.as_deref(),
-                t.name.as_deref(),
-                t.sub.as_deref()
-            ),
-            ("stages", Some("p"), Some("dev"), Some("status"))
-        );
-        let t = target("/api/v1/namespaces/p/status");
-        assert_eq!(
-            (
-                t.plural.as_str(),
-                t.namespace,
-                t.name.as_deref(),
-                t.sub.as_deref()
-            ),
-            ("namespaces", None, Some("p"), Some("status"))
-        );
-        let t = target("/api/v1/namespaces/p/secrets");
-        assert_eq!(
-            (t.plural.as_str(), t.namespace.as_deref(), t.name),
-            ("secrets", Some("p"), None)
-        );
-        let t = target("/apis/kargo.akuity.io/v1alpha1/watch/namespaces/p/stages");
-        assert!(t.watch);
-        assert!(matches!(
-            route("/apis/kargo.akuity.io/v1alpha1"),
-            Route::NonResource
-        ));
-        assert!(matches!(route("/nope"), Route::Missing));
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1"));
-        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
-        assert!(q.flag("watch"));
     }
 }

@@ -2,7 +2,6 @@
 //! and the API server's treatment of custom resources — defaulting, pruning and validation.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -211,7 +210,6 @@ pub struct Column {
     pub ty: String,
     pub json_path: String,
     pub priority: i64,
-    pub description: String,
 }
 
 /// What the sandbox keeps of one CRD.
@@ -225,12 +223,27 @@ pub struct Crd {
     pub short_names: Vec<String>,
     pub columns: Vec<Column>,
     pub root: Node,
+    /// The CRD as committed (what `apiextensions.k8s.io` serves, and OpenAPI is built from).
+    pub document: Value,
 }
+
+/// Kargo's CRD facts, generated from its published CRDs by `kargo-schemagen crds`
+/// (`make generate`) and compiled in, so that every sandbox applies the same checks.
+const CRDS: &[&str] = &[
+    include_str!("../data/crds/kargo.akuity.io_clusterconfigs.json"),
+    include_str!("../data/crds/kargo.akuity.io_clusterpromotiontasks.json"),
+    include_str!("../data/crds/kargo.akuity.io_freights.json"),
+    include_str!("../data/crds/kargo.akuity.io_projectconfigs.json"),
+    include_str!("../data/crds/kargo.akuity.io_projects.json"),
+    include_str!("../data/crds/kargo.akuity.io_promotions.json"),
+    include_str!("../data/crds/kargo.akuity.io_promotiontasks.json"),
+    include_str!("../data/crds/kargo.akuity.io_stages.json"),
+    include_str!("../data/crds/kargo.akuity.io_warehouses.json"),
+];
 
 /// Kargo's CRDs, keyed by plural.
 #[derive(Debug)]
 pub struct Catalog {
-    pub dir: PathBuf,
     pub crds: BTreeMap<String, Crd>,
 }
 
@@ -244,33 +257,18 @@ impl Catalog {
         out
     }
 
-    fn load(dir: &Path) -> Result<Catalog, String> {
+    fn load(files: &[&str]) -> Result<Catalog, String> {
         let mut crds = BTreeMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let doc: Value =
-                serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            let crd = parse_crd(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
+        for text in files {
+            let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let crd = parse_crd(doc)?;
             crds.insert(crd.plural.clone(), crd);
         }
-        if crds.is_empty() {
-            return Err(format!("{}: no CRD files", dir.display()));
-        }
-        Ok(Catalog {
-            dir: dir.to_path_buf(),
-            crds,
-        })
+        Ok(Catalog { crds })
     }
 }
 
-fn parse_crd(doc: &Value) -> Result<Crd, String> {
+fn parse_crd(doc: Value) -> Result<Crd, String> {
     let spec = doc.get("spec").ok_or("no spec")?;
     let names = spec.get("names").ok_or("no spec.names")?;
     let name = |k: &str| {
@@ -288,35 +286,24 @@ fn parse_crd(doc: &Value) -> Result<Crd, String> {
     let schema = version
         .pointer("/schema/openAPIV3Schema")
         .ok_or("no openAPIV3Schema")?;
-    let mut root = Node::parse(schema)?;
+    let mut root = Node::parse(schema).map_err(|e| format!("{}: {e}", name("plural")))?;
     root.properties.insert("metadata".into(), meta_node());
+    let text = |c: &Value, k: &str, default: &str| {
+        c.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
     let columns = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
         .map(|cols| {
             cols.iter()
                 .map(|c| Column {
-                    name: c
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    ty: c
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("string")
-                        .to_string(),
-                    json_path: c
-                        .get("jsonPath")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    name: text(c, "name", ""),
+                    ty: text(c, "type", "string"),
+                    json_path: text(c, "jsonPath", ""),
                     priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                    description: c
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
                 })
                 .collect()
         })
@@ -330,62 +317,23 @@ fn parse_crd(doc: &Value) -> Result<Crd, String> {
         short_names: strings(names.get("shortNames")),
         columns,
         root,
+        document: doc,
     })
 }
 
-/// Where Kargo's CRDs are: `KARGO_SANDBOX_CRDS`, else `shared/kargo/v1.11.2/crds` beside an
-/// ancestor of this crate's source or of the running executable.
-pub fn crds_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("KARGO_SANDBOX_CRDS") {
-        return Some(PathBuf::from(dir));
-    }
-    let rel = Path::new("shared")
-        .join("kargo")
-        .join("v1.11.2")
-        .join("crds");
-    let mut starts = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
-    if let Ok(exe) = std::env::current_exe() {
-        starts.push(exe);
-    }
-    for start in starts {
-        for dir in start.ancestors() {
-            let candidate = dir.join(&rel);
-            if candidate.is_dir() {
-                return Some(candidate);
-            }
+static CATALOG: OnceLock<Catalog> = OnceLock::new();
+
+/// The parsed CRDs. The committed data is checked by this crate's tests, so a failure to
+/// parse it is a defect of the build, not something a user or the cluster can cause.
+pub fn catalog() -> &'static Catalog {
+    CATALOG.get_or_init(|| {
+        let catalog = Catalog::load(CRDS)
+            .unwrap_or_else(|e| panic!("the committed CRD facts do not parse: {e}"));
+        for rule in catalog.rules().iter().filter(|r| !cel::known(r)) {
+            tracing::warn!(rule = %rule, "CRD validation rule not implemented by the sandbox; it is not checked");
         }
-    }
-    None
-}
-
-static CATALOG: OnceLock<Option<Catalog>> = OnceLock::new();
-
-/// The parsed CRDs, or `None` (logged once) when they are not available.
-pub fn catalog() -> Option<&'static Catalog> {
-    CATALOG
-        .get_or_init(|| {
-            let Some(dir) = crds_dir() else {
-                tracing::warn!(
-                    "Kargo CRD schemas not found (set KARGO_SANDBOX_CRDS or provide ../shared/kargo/v1.11.2/crds): \
-                     schema validation of Kargo objects is off"
-                );
-                return None;
-            };
-            match Catalog::load(&dir) {
-                Ok(c) => {
-                    for rule in c.rules().iter().filter(|r| !cel::known(r)) {
-                        tracing::warn!(rule = %rule, "CRD validation rule not implemented by the sandbox; it is not checked");
-                    }
-                    tracing::debug!(dir = %dir.display(), kinds = c.crds.len(), "loaded Kargo CRD schemas");
-                    Some(c)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read Kargo CRD schemas: schema validation of Kargo objects is off");
-                    None
-                }
-            }
-        })
-        .as_ref()
+        catalog
+    })
 }
 
 static GENERIC_ROOT: OnceLock<Node> = OnceLock::new();
@@ -443,7 +391,7 @@ fn object_root() -> Node {
 /// root that only knows ObjectMeta.
 pub fn root_for(group: &str, plural: &str) -> &'static Node {
     if group == crate::resources::KARGO_GROUP {
-        if let Some(crd) = catalog().and_then(|c| c.crds.get(plural)) {
+        if let Some(crd) = catalog().crds.get(plural) {
             return &crd.root;
         }
     } else if let Some(root) = BUILTIN_ROOTS
@@ -875,6 +823,53 @@ mod tests {
 
     fn node(v: Value) -> Node {
         Node::parse(&v).unwrap()
+    }
+
+    #[test]
+    fn the_committed_crds_are_all_compiled_in_and_match_the_served_kinds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/crds");
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count();
+        assert_eq!(
+            CRDS.len(),
+            files,
+            "every file in {} is in CRDS",
+            dir.display()
+        );
+        let catalog = catalog();
+        let kargo: Vec<_> = crate::resources::RESOURCES
+            .iter()
+            .filter(|r| r.is_kargo())
+            .collect();
+        assert_eq!(catalog.crds.len(), kargo.len());
+        for res in kargo {
+            let crd = &catalog.crds[res.plural];
+            assert_eq!(
+                (
+                    crd.kind.as_str(),
+                    crd.singular.as_str(),
+                    crd.namespaced,
+                    crd.status
+                ),
+                (res.kind, res.singular, res.namespaced, res.status),
+                "{}",
+                res.plural
+            );
+            assert_eq!(crd.short_names, res.short_names, "{}", res.plural);
+        }
+        let warehouse = &catalog.crds["warehouses"].root;
+        assert_eq!(
+            warehouse.field("spec").field("interval").default,
+            Some(json!("5m0s"))
+        );
     }
 
     #[test]

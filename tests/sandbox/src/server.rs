@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::Error;
 use crate::api::{ControlPlane, KargoMode, State};
@@ -37,6 +38,17 @@ const MAX_ROUNDS: usize = 1000;
 /// Locks a mutex, carrying on if a panicking holder poisoned it (the state stays usable).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Lets a request's handler reset its connection (the `ResetAfterWrite` fault); handed to
+/// handlers in the request's extensions.
+#[derive(Clone)]
+pub struct ConnectionReset(Arc<Notify>);
+
+impl ConnectionReset {
+    pub fn reset(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// What the runtime thread, the HTTP handlers and the [`Sandbox`] handle share.
@@ -677,6 +689,7 @@ async fn accept_loop(
     addr: SocketAddr,
     tls: TlsAcceptor,
 ) {
+    let app = crate::router::app(shared.clone());
     let mut connections = shared.shutdown.child_token();
     loop {
         let refusing = lock(&shared.faults).refusing();
@@ -713,7 +726,7 @@ async fn accept_loop(
             _ = shared.refuse.notified() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
-                    tokio::spawn(serve_connection(shared.clone(), tcp, tls.clone(), connections.clone()));
+                    tokio::spawn(serve_connection(shared.clone(), app.clone(), tcp, tls.clone(), connections.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -726,11 +739,25 @@ async fn accept_loop(
 
 async fn serve_connection(
     shared: Arc<Shared>,
+    app: axum::Router,
     tcp: TcpStream,
     tls: TlsAcceptor,
     stop: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
+    // A second handle on the socket, to close it with a reset (SO_LINGER 0) when a fault
+    // asks while the connection owns the first.
+    let split = tcp.into_std().and_then(|std| {
+        let twin = std.try_clone()?;
+        Ok((TcpStream::from_std(std)?, twin))
+    });
+    let (tcp, twin) = match split {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot set up the connection");
+            return;
+        }
+    };
     let stream = tokio::select! {
         _ = stop.cancelled() => return,
         r = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)) => match r {
@@ -742,11 +769,13 @@ async fn serve_connection(
             Err(_) => return,
         },
     };
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
+    let reset = ConnectionReset(Arc::new(Notify::new()));
+    let handle = reset.clone();
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(handle.clone());
+        let (app, clock) = (app.clone(), shared.clock.clone());
         async move {
-            let clock = shared.clock.clone();
-            let mut resp = crate::router::handle(shared, req).await?;
+            let mut resp = app.oneshot(req).await?;
             // The sandbox's (movable) clock, not hyper's wall clock: clients measure soak
             // times against the server's Date.
             if let Ok(date) = http::HeaderValue::from_str(&clock.http_date()) {
@@ -764,5 +793,11 @@ async fn serve_connection(
             }
         }
         _ = stop.cancelled() => {}
+        _ = reset.0.notified() => {
+            match TcpStream::from_std(twin).and_then(|t| t.set_zero_linger()) {
+                Ok(()) => tracing::debug!("connection reset by a fault"),
+                Err(e) => tracing::debug!(error = %e, "cannot reset the connection; closing it"),
+            }
+        }
     }
 }

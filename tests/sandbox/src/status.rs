@@ -116,6 +116,16 @@ pub fn unavailable() -> ApiError {
     )
 }
 
+/// The 504 an API server answers when its storage did not confirm a write in time (the write
+/// may still have happened).
+pub fn timeout() -> ApiError {
+    ApiError::new(
+        504,
+        "Timeout",
+        "Timeout: request did not complete within requested timeout - context deadline exceeded",
+    )
+}
+
 /// The `Status` object for an error.
 pub fn body(e: &ApiError) -> Value {
     let mut details = Map::new();

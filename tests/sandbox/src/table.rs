@@ -55,7 +55,7 @@ fn age() -> Column {
 
 fn columns(res: &ResourceDef) -> Vec<Column> {
     if res.is_kargo()
-        && let Some(crd) = schema::catalog().and_then(|c| c.crds.get(res.plural))
+        && let Some(crd) = schema::catalog().crds.get(res.plural)
     {
         let mut cols = vec![name_column()];
         for c in &crd.columns {
@@ -73,7 +73,6 @@ fn columns(res: &ResourceDef) -> Vec<Column> {
             };
             cols.push(Column {
                 priority: c.priority,
-                description: c.description.clone(),
                 ..col(&c.name, ty, source)
             });
         }

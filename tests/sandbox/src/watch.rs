@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
@@ -161,7 +161,7 @@ pub fn start(shared: &Arc<Shared>, spec: WatchSpec) -> Result<Body, ApiError> {
             .await
             .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
-    Ok(StreamBody::new(stream).boxed_unsync())
+    Ok(Body::new(StreamBody::new(stream)))
 }
 
 async fn pump(

@@ -578,3 +578,312 @@ async fn generate_name_dry_run_and_method_errors() {
     let e = api_error(client.request_text(req).await);
     assert_eq!((e.code, e.reason.as_str()), (415, "UnsupportedMediaType"));
 }
+
+#[tokio::test]
+async fn paths_route_like_the_api_server() {
+    let sandbox = start_plain().await;
+    let client = client(&sandbox).await;
+    namespace(&client, "p").await;
+    let get = async |method: &str, path: &str| -> (u16, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let resp = client.send(req).await.expect("an answer");
+        let code = resp.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    };
+    let logged = || {
+        let r = sandbox.requests().pop().expect("logged");
+        (r.verb, r.resource, r.namespace, r.name, r.code)
+    };
+    let s = |v: &str| Some(v.to_string());
+
+    let (code, ns) = get("GET", "/api/v1/namespaces/p").await;
+    assert_eq!((code, ns["metadata"]["name"].as_str()), (200, Some("p")));
+    assert_eq!(
+        logged(),
+        ("get".into(), "namespaces".into(), None, s("p"), 200)
+    );
+    // `namespaces/<ns>/<word>` is the namespace's subresource when <word> is not a kind.
+    let (code, ns) = get("GET", "/api/v1/namespaces/p/status").await;
+    assert_eq!(
+        (code, ns["status"]["phase"].as_str()),
+        (200, Some("Active"))
+    );
+    assert_eq!(
+        logged(),
+        ("get".into(), "namespaces/status".into(), None, s("p"), 200)
+    );
+    let (code, list) = get("GET", "/api/v1/namespaces/p/configmaps").await;
+    assert_eq!((code, list["kind"].as_str()), (200, Some("ConfigMapList")));
+    assert_eq!(
+        logged(),
+        ("list".into(), "configmaps".into(), s("p"), None, 200)
+    );
+    let (code, _) = get(
+        "GET",
+        "/api/v1/watch/namespaces/p/configmaps?timeoutSeconds=1",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        logged(),
+        ("watch".into(), "configmaps".into(), s("p"), None, 200)
+    );
+    // Query values are percent-decoded (and `+` is a space).
+    let (code, list) = get(
+        "GET",
+        "/api/v1/namespaces?labelSelector=kubernetes.io%2Fmetadata.name+in+%28p%29",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+
+    let stages = "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages";
+    let (code, e) = get("GET", &format!("{stages}/x/status")).await;
+    assert_eq!((code, e["reason"].as_str()), (404, Some("NotFound")));
+    assert_eq!(e["message"], "stages.kargo.akuity.io \"x\" not found");
+    assert_eq!(
+        logged(),
+        ("get".into(), "stages/status".into(), s("p"), s("x"), 404)
+    );
+    let (code, e) = get("GET", &format!("{stages}/x/bogus")).await;
+    assert_eq!(
+        (code, e["message"].as_str()),
+        (
+            404,
+            Some("the server could not find the requested resource")
+        )
+    );
+    for missing in [
+        "/api/v2/namespaces",
+        "/nope",
+        "/openapi/v3/apis/nope/v1",
+        "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/x/status/more",
+    ] {
+        let (code, _) = get("GET", missing).await;
+        assert_eq!(code, 404, "{missing}");
+    }
+    assert_eq!(
+        logged(),
+        (
+            "get".into(),
+            "/apis/kargo.akuity.io/v1alpha1/namespaces/p/stages/x/status/more".into(),
+            None,
+            None,
+            404
+        )
+    );
+    let (code, e) = get("POST", "/version").await;
+    assert_eq!(
+        (code, e["reason"].as_str()),
+        (405, Some("MethodNotAllowed"))
+    );
+}
+
+/// The store's resourceVersion (a list's), which any write moves.
+async fn store_version(client: &kube::Client) -> String {
+    Api::<Namespace>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dry_run_answers_what_would_be_and_changes_nothing() {
+    let sandbox = start_plain().await;
+    let client = client(&sandbox).await;
+    namespace(&client, "p").await;
+    let api = kargo_api(&client, "p", "Warehouse", "warehouses");
+    let subs = json!([{"image": {"repoURL": "ghcr.io/a/b"}}]);
+    let mut body = warehouse("w", json!({"interval": "1m", "subscriptions": subs}));
+    body["metadata"]["finalizers"] = json!(["test/hold"]);
+    let live = api
+        .create(&PostParams::default(), &dynamic(body))
+        .await
+        .unwrap();
+    let rv = live.metadata.resource_version.clone();
+    let before = store_version(&client).await;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+
+    // Create: defaulted, named from generateName, given a uid; not stored, no version.
+    let mut generated = warehouse("", json!({"subscriptions": subs}));
+    generated["metadata"] = json!({"generateName": "w-", "namespace": "p"});
+    let preview = api.create(&dry, &dynamic(generated)).await.unwrap();
+    let name = preview.metadata.name.clone().unwrap();
+    assert!(name.starts_with("w-") && name.len() == 7, "{name}");
+    assert_eq!(preview.data["spec"]["interval"], "5m0s");
+    assert!(preview.metadata.uid.is_some() && preview.metadata.resource_version.is_none());
+    assert!(api.get_opt(&name).await.unwrap().is_none());
+
+    // Update, merge and JSON patch, apply: the changed object at the same resourceVersion.
+    let mut changed = live.clone();
+    changed.data["spec"]["interval"] = json!("2m");
+    let updated = api.replace("w", &dry, &changed).await.unwrap();
+    let patch = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let merged = api
+        .patch(
+            "w",
+            &patch,
+            &Patch::Merge(json!({"spec": {"interval": "3m"}})),
+        )
+        .await
+        .unwrap();
+    let replace = json!([{"op": "replace", "path": "/spec/interval", "value": "4m"}]);
+    let patched = api
+        .patch(
+            "w",
+            &patch,
+            &Patch::Json::<()>(serde_json::from_value(replace).unwrap()),
+        )
+        .await
+        .unwrap();
+    let applied = api
+        .patch(
+            "w",
+            &PatchParams::apply("preview").dry_run().force(),
+            &Patch::Apply(warehouse("w", json!({"interval": "5m"}))),
+        )
+        .await
+        .unwrap();
+    for (obj, interval) in [
+        (&updated, "2m"),
+        (&merged, "3m"),
+        (&patched, "4m"),
+        (&applied, "5m"),
+    ] {
+        assert_eq!(obj.data["spec"]["interval"], interval);
+        assert_eq!(obj.metadata.resource_version, rv, "{interval}");
+        assert_eq!(obj.metadata.generation, Some(2), "{interval}");
+    }
+    assert!(managers(&applied).contains(&("preview".into(), "Apply".into())));
+    let created_by_apply = api
+        .patch(
+            "new",
+            &PatchParams::apply("preview").dry_run(),
+            &Patch::Apply(warehouse("new", json!({"subscriptions": subs}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created_by_apply.data["spec"]["interval"], "5m0s");
+    assert!(api.get_opt("new").await.unwrap().is_none());
+
+    // Delete: the object as the deletion would leave it (marked, as it has a finalizer).
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let marked = api.delete("w", &dry_delete).await.unwrap().left().unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.generation, Some(2));
+    api.delete_collection(&dry_delete, &Default::default())
+        .await
+        .unwrap();
+    let ns = Api::<Namespace>::all(client.clone())
+        .delete("p", &dry_delete)
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+
+    // Nothing changed: the stored object, the namespace, the store's version.
+    let stored = api.get("w").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap(),
+        serde_json::to_value(&live).unwrap()
+    );
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("p")
+        .await
+        .unwrap();
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    assert_eq!(store_version(&client).await, before);
+}
+
+#[tokio::test]
+async fn dry_run_runs_admission_and_validation_without_side_effects() {
+    let sandbox = start(kargo_sandbox::Options::default()).await;
+    let client = client(&sandbox).await;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let projects: Api<DynamicObject> =
+        Api::all_with(client.clone(), &kargo_resource("Project", "projects"));
+    let project = dynamic(
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project",
+        "metadata": {"name": "dry"}}),
+    );
+    let preview = projects.create(&dry, &project).await.unwrap();
+    assert_eq!(preview.metadata.name.as_deref(), Some("dry"));
+    assert!(projects.get_opt("dry").await.unwrap().is_none());
+    let namespaces = Api::<Namespace>::all(client.clone());
+    assert!(
+        namespaces.get_opt("dry").await.unwrap().is_none(),
+        "the Project webhook creates no namespace for a dry run"
+    );
+
+    // The same refusals as a real write: the webhook's and the schema's.
+    namespace(&client, "plain").await;
+    let warehouses = kargo_api(&client, "plain", "Warehouse", "warehouses");
+    let subs = json!([{"image": {"repoURL": "ghcr.io/a/b"}}]);
+    let mut w = warehouse("w", json!({"subscriptions": subs}));
+    w["metadata"]["namespace"] = json!("plain");
+    let real = api_error(
+        warehouses
+            .create(&PostParams::default(), &dynamic(w.clone()))
+            .await,
+    );
+    let dry_err = api_error(warehouses.create(&dry, &dynamic(w.clone())).await);
+    assert_eq!(real.code, 422);
+    assert_eq!((dry_err.code, dry_err.message), (real.code, real.message));
+    projects
+        .create(&PostParams::default(), &project)
+        .await
+        .unwrap();
+    let in_project = kargo_api(&client, "dry", "Warehouse", "warehouses");
+    let mut bad = warehouse("w", json!({"interval": "soon", "subscriptions": subs}));
+    bad["metadata"]["namespace"] = json!("dry");
+    let e = api_error(in_project.create(&dry, &dynamic(bad)).await);
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("spec.interval in body should match"),
+        "{}",
+        e.message
+    );
+
+    // Only `All` is a dry run.
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/apis/kargo.akuity.io/v1alpha1/projects?dryRun=Some")
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&project).unwrap())
+        .unwrap();
+    let e = api_error(client.request_text(req).await);
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            422,
+            "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Some\"}: supported values: \"All\""
+        )
+    );
+}

@@ -244,6 +244,127 @@ async fn http_faults_fail_delay_and_refuse() {
 }
 
 #[tokio::test]
+async fn write_faults_store_the_object_and_lose_the_answer() {
+    let sandbox = start_plain().await;
+    let client = client_without_retries(&sandbox).await;
+    namespace(&client, "w").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "w");
+    let created = |name: &str| {
+        sandbox
+            .get("", "configmaps", Some("w"), name)
+            .is_some_and(|o| o["data"]["k"] == "v")
+    };
+    let last = || {
+        let r = sandbox.requests().pop().expect("logged");
+        (r.verb, r.resource, r.name, r.code)
+    };
+
+    // Stored, then 504: the client sees a timeout for a write that happened.
+    sandbox
+        .inject_fault(
+            HttpFault::timeout_after_write()
+                .verb("create")
+                .resource("configmaps")
+                .times(1),
+        )
+        .unwrap();
+    let e = api_error(cms.create(&PostParams::default(), &config_map("t")).await);
+    assert_eq!(
+        (e.code, e.reason.as_str(), e.message.as_str()),
+        (
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded"
+        )
+    );
+    assert!(created("t"), "the object was stored before the 504");
+    assert_eq!(last(), ("create".into(), "configmaps".into(), None, 504));
+    cms.create(&PostParams::default(), &config_map("t2"))
+        .await
+        .expect("the fault was for one request");
+
+    // Stored, then the connection is reset: no answer at all.
+    sandbox
+        .inject_fault(HttpFault::reset_after_write().verb("create").times(1))
+        .unwrap();
+    let reset = cms.create(&PostParams::default(), &config_map("r")).await;
+    assert!(
+        matches!(reset, Err(kube::Error::Service(_)))
+            && format!("{reset:?}").contains("kind: ConnectionReset"),
+        "a connection reset, not an answer: {reset:?}"
+    );
+    assert!(created("r"), "the object was stored before the reset");
+    assert_eq!(last(), ("create".into(), "configmaps".into(), None, 0));
+    cms.get("r").await.expect("the client reconnects");
+
+    // Stored at once, answered past the client's deadline. The request log shows the write
+    // while the client still waits, so a test can act at that moment.
+    let mut config = config_for(sandbox.kubeconfig_path()).await;
+    config.default_retry = false;
+    config.read_timeout = Some(Duration::from_millis(500));
+    let impatient: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "w");
+    sandbox
+        .inject_fault(HttpFault::delay_response(Duration::from_secs(3)).verb("create"))
+        .unwrap();
+    sandbox.reset_requests();
+    let t = Instant::now();
+    let pending = tokio::spawn(async move {
+        impatient
+            .create(&PostParams::default(), &config_map("d"))
+            .await
+    });
+    let seen = eventually(Duration::from_secs(2), async || {
+        sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "create" && r.code == 201)
+            .then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the create is logged before its answer");
+    assert!(created("d"), "stored while the answer is held back");
+    let gave_up = pending.await.unwrap();
+    assert!(
+        matches!(
+            gave_up,
+            Err(kube::Error::HyperError(_) | kube::Error::Service(_))
+        ),
+        "the client's deadline passed: {gave_up:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    sandbox.clear_faults().unwrap();
+
+    // The CLI injects the same faults.
+    let (ok, out, err) = cli(
+        &sandbox,
+        &[
+            "fault",
+            "http",
+            "timeout-after-write",
+            "--verb",
+            "create",
+            "--count",
+            "1",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"kind\": \"timeoutAfterWrite\""), "{out}");
+    let e = api_error(cms.create(&PostParams::default(), &config_map("c")).await);
+    assert_eq!(e.code, 504);
+    assert!(created("c"));
+    let (ok, _, err) = cli(
+        &sandbox,
+        &["fault", "http", "delay-response", "--verb", "get"],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("fault http delay-response needs --ms"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn request_log_counts_verbs_and_resources() {
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;

@@ -1,5 +1,5 @@
-//! CRD schema enforcement against Kargo's published CRDs: defaults, pruning, 422 field
-//! errors worded like the API server's, the CEL rules, and real-world manifests.
+//! CRD schema enforcement with the committed facts of Kargo's CRDs: defaults, pruning, 422
+//! field errors worded like the API server's, the CEL rules, and real-world manifests.
 
 mod core_support;
 
@@ -26,15 +26,10 @@ const KNOWN_RULES: &[&str] = &[
 
 #[test]
 fn every_cel_rule_in_the_crds_is_implemented() {
-    let Some(dir) = crds_dir() else { return };
-    let mut found = BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let doc: Value = serde_yaml::from_str(&text).unwrap();
-        collect_rules(&doc, &mut found);
-    }
-    assert!(!found.is_empty(), "no rules found in {}", dir.display());
-    for rule in &found {
+    let catalog = kargo_sandbox::schema::catalog();
+    assert_eq!(catalog.crds.len(), 9);
+    let loaded: BTreeSet<String> = catalog.rules().iter().map(|r| normalise(r)).collect();
+    for rule in &loaded {
         assert!(
             kargo_sandbox::cel::known(rule),
             "CRD rule not implemented by the sandbox: {rule}"
@@ -42,38 +37,13 @@ fn every_cel_rule_in_the_crds_is_implemented() {
     }
     let listed: BTreeSet<String> = KNOWN_RULES.iter().map(|r| normalise(r)).collect();
     assert_eq!(
-        found, listed,
+        loaded, listed,
         "the CRDs' rules changed: implement new ones in cel.rs and list them here"
     );
-    let catalog = kargo_sandbox::schema::catalog().expect("the sandbox loads the CRDs");
-    let loaded: BTreeSet<String> = catalog.rules().iter().map(|r| normalise(r)).collect();
-    assert_eq!(
-        loaded, found,
-        "the sandbox sees the same rules as the files hold"
-    );
-    assert_eq!(catalog.crds.len(), 9);
 }
 
 fn normalise(rule: &str) -> String {
     rule.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn collect_rules(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(rules) = m.get("x-kubernetes-validations").and_then(Value::as_array) {
-                out.extend(
-                    rules
-                        .iter()
-                        .filter_map(|r| r["rule"].as_str())
-                        .map(normalise),
-                );
-            }
-            m.values().for_each(|c| collect_rules(c, out));
-        }
-        Value::Array(a) => a.iter().for_each(|c| collect_rules(c, out)),
-        _ => {}
-    }
 }
 
 fn causes(e: &kube::core::Status) -> Vec<(String, String)> {
@@ -86,9 +56,6 @@ fn causes(e: &kube::core::Status) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_with_field_paths() {
-    if crds_dir().is_none() {
-        return;
-    }
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
@@ -175,9 +142,6 @@ async fn invalid_objects_are_rejected_with_field_paths() {
 
 #[tokio::test]
 async fn defaults_are_applied_and_unknown_fields_pruned_or_refused() {
-    if crds_dir().is_none() {
-        return;
-    }
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     namespace(&client, "p").await;
@@ -232,8 +196,9 @@ fn documents(path: &std::path::Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn real_world_manifests_validate_and_the_legacy_one_does_not() {
-    let Some(dir) = crds_dir() else { return };
-    let fixtures = dir.join("../../../fixtures/real-world");
+    let Some(fixtures) = kargo_sandbox::reference::for_test("fixtures/real-world") else {
+        return;
+    };
     let sandbox = start_plain().await;
     let client = client(&sandbox).await;
     let mut checked = 0;

@@ -84,21 +84,6 @@ pub fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::S
     }
 }
 
-/// Where Kargo's published CRDs are (`../shared/kargo/v1.11.2/crds` beside the repository, or
-/// `KARGO_SANDBOX_CRDS`), or `None` when they are absent: the schema test calling it then
-/// returns early after printing a SKIPPED line (shown with `--no-capture`; `make test` says
-/// up front when `../shared` is absent).
-pub fn crds_dir() -> Option<std::path::PathBuf> {
-    let dir = kargo_sandbox::schema::crds_dir();
-    if dir.is_none() {
-        eprintln!(
-            "SKIPPED: Kargo's CRDs are absent (../shared/kargo/v1.11.2/crds beside the repository root, \
-             or KARGO_SANDBOX_CRDS), so this schema test did not run"
-        );
-    }
-    dir
-}
-
 /// Runs `kubectl --kubeconfig <sandbox> args…` and returns (success, stdout, stderr).
 pub async fn kubectl(sandbox: &Sandbox, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new("kubectl")
