@@ -93,6 +93,13 @@ async fn serve(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Val
             Ok(json!(lock(&shared.state).kargo))
         }
         (Method::POST, ["control", name]) => shared.control(name, &body),
+        (Method::POST, ["git", command]) => {
+            let (git, command) = (shared.git.clone(), command.to_string());
+            tokio::task::spawn_blocking(move || git.control(&command, &body))
+                .await
+                .map_err(|e| status::bad_request(e.to_string()))?
+                .map_err(status::bad_request)
+        }
         (Method::POST, ["faults"]) => {
             let fault: HttpFault = parse(&body)?;
             if fault.kind == FaultKind::Refuse {

@@ -220,6 +220,9 @@ pub async fn handle(
     if path.starts_with("/sandbox/") {
         return Ok(crate::control::handle(shared, req).await);
     }
+    if path.starts_with(crate::git::http::PREFIX) {
+        return Ok(crate::git::http::handle(shared, req).await);
+    }
     let query = Query::parse(req.uri().query());
     let method = req.method().clone();
     let user_agent = header(&req, USER_AGENT).to_string();

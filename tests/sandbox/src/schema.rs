@@ -336,13 +336,17 @@ fn parse_crd(doc: &Value) -> Result<Crd, String> {
 /// Where Kargo's CRDs are: `KARGO_SANDBOX_CRDS`, else `shared/kargo/v1.11.2/crds` beside an
 /// ancestor of this crate's source or of the running executable.
 pub fn crds_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("KARGO_SANDBOX_CRDS") {
+    shared_kargo_dir("KARGO_SANDBOX_CRDS", "crds")
+}
+
+/// A directory of Kargo's published material: the environment variable `env`, else
+/// `shared/kargo/v1.11.2/<leaf>` beside an ancestor of this crate's source or of the running
+/// executable.
+pub fn shared_kargo_dir(env: &str, leaf: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(env) {
         return Some(PathBuf::from(dir));
     }
-    let rel = Path::new("shared")
-        .join("kargo")
-        .join("v1.11.2")
-        .join("crds");
+    let rel = Path::new("shared").join("kargo").join("v1.11.2").join(leaf);
     let mut starts = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
     if let Ok(exe) = std::env::current_exe() {
         starts.push(exe);
