@@ -48,6 +48,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Wakes the controller loop after commits.
     pub wake: Notify,
+    /// Asks the controller loop for a tick now (a promotion step's work finished).
+    pub tick_now: Arc<Notify>,
     /// Wakes the accept loop when connection refusal starts or is cleared.
     pub refuse: Notify,
     pub shutdown: CancellationToken,
@@ -129,6 +131,7 @@ impl Shared {
     /// Clears HTTP faults and asks Kargo to clear its own.
     pub fn clear_faults(&self) -> Result<(), ApiError> {
         lock(&self.faults).clear();
+        self.git.clear_faults();
         self.refuse.notify_one();
         let served = lock(&self.state).kargo.served;
         if served {
@@ -394,6 +397,7 @@ impl Sandbox {
                 true,
             )?,
         });
+        let tick_now = Arc::new(Notify::new());
         let clock = Arc::new(Clock::new(offset));
         let mut store = Store::new(rv, objects);
         store.record_events = kargo.running;
@@ -403,12 +407,13 @@ impl Sandbox {
                 kargo,
                 users: Users::new(token.clone(), users),
                 clock: clock.clone(),
-                hooks: Arc::new(Kargo::with_git(git.clone())),
+                hooks: Arc::new(Kargo::with_git(git.clone(), tick_now.clone())),
             }),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::default()),
             clock,
             wake: Notify::new(),
+            tick_now,
             refuse: Notify::new(),
             shutdown: CancellationToken::new(),
             git,
@@ -697,6 +702,7 @@ async fn controller_loop(shared: Arc<Shared>) {
         let is_tick = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = shared.wake.notified() => false,
+            _ = shared.tick_now.notified() => true,
             _ = tick.tick() => true,
         };
         shared.run_controllers(is_tick);

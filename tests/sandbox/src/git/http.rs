@@ -86,6 +86,9 @@ pub async fn serve(host: &GitHost, req: http::Request<Bytes>) -> Response<Bytes>
         );
         return resp;
     }
+    if req.method() == http::Method::POST && rest.ends_with("/git-receive-pack") {
+        host.fire_race(name);
+    }
     let git = match git_binary() {
         Ok(g) => g,
         Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),

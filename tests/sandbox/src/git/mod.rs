@@ -95,6 +95,8 @@ pub struct GitHost {
     temporary: bool,
     /// Promotions' work directories (always private to this sandbox).
     work_root: PathBuf,
+    /// Armed "another writer" faults: (repository, branch) moved just before the next push.
+    races: Mutex<Vec<(String, String)>>,
 }
 
 impl Drop for GitHost {
@@ -149,6 +151,7 @@ impl GitHost {
             ulid::Ulid::new().to_string().to_lowercase()
         ));
         Ok(GitHost {
+            races: Mutex::new(Vec::new()),
             work_root,
             root,
             base_url: OnceLock::new(),
@@ -452,6 +455,65 @@ impl GitHost {
         Ok(pr)
     }
 
+    /// Arms a fault: just before the next push to repository `name`, another writer commits
+    /// to `branch`, so a push based on the old tip is rejected as non-fast-forward.
+    pub fn arm_race(&self, name: &str, branch: &str) -> Result<(), String> {
+        let name = name.strip_suffix(".git").unwrap_or(name);
+        let dir = self
+            .repo_dir(name)
+            .ok_or_else(|| format!("repository {name:?} not found"))?;
+        Self::branch_head(&dir, branch)?
+            .ok_or_else(|| format!("branch {branch:?} of repository {name:?} not found"))?;
+        lock(&self.races).push((name.to_string(), branch.to_string()));
+        Ok(())
+    }
+
+    /// Fires an armed race for `name`: an empty commit lands on the branch.
+    pub fn fire_race(&self, name: &str) {
+        let armed = {
+            let mut races = lock(&self.races);
+            races
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| races.remove(i))
+        };
+        let (Some((_, branch)), Some(dir)) = (armed, self.repo_dir(name)) else {
+            return;
+        };
+        let moved = (|| {
+            let head = Self::branch_head(&dir, &branch)?.ok_or("the branch is gone")?;
+            let commit = sandbox_git([
+                "commit-tree",
+                &format!("{head}^{{tree}}"),
+                "-p",
+                &head,
+                "-m",
+                "A concurrent change by another writer",
+            ])
+            .dir(&dir)
+            .run()
+            .map_err(exec_err)?;
+            sandbox_git([
+                "update-ref",
+                &format!("refs/heads/{branch}"),
+                commit.trim(),
+                &head,
+            ])
+            .dir(&dir)
+            .run()
+            .map_err(exec_err)?;
+            Ok::<(), String>(())
+        })();
+        if let Err(e) = moved {
+            tracing::warn!(repo = name, branch, error = %e, "cannot move the branch for a race fault");
+        }
+    }
+
+    /// Drops armed Git faults.
+    pub fn clear_faults(&self) {
+        lock(&self.races).clear();
+    }
+
     /// The repository URL a command names: a full URL, or a served repository's name.
     pub fn resolve_url(&self, repo: &str) -> String {
         if repo.contains("://") {
@@ -497,6 +559,10 @@ impl GitHost {
             "close" => Ok(json!(
                 self.close_pull_request(&self.resolve_url(s("repo")), number()?)?
             )),
+            "race" => {
+                self.arm_race(s("repo"), s("branch"))?;
+                Ok(json!({"armed": true}))
+            }
             other => Err(format!("unknown git command {other:?}")),
         }
     }

@@ -141,9 +141,13 @@ impl Kargo {
 
     /// Kargo whose promotion steps really run: Git steps against the repositories `git`
     /// serves (or local `file://` ones), file steps in a per-Promotion work directory.
-    pub fn with_git(git: std::sync::Arc<crate::git::GitHost>) -> Self {
+    /// `tick_now` is notified when a step's work finishes, so the Promotion moves on at once.
+    pub fn with_git(
+        git: std::sync::Arc<crate::git::GitHost>,
+        tick_now: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         Self {
-            runner: Box::new(runner::RealSteps::new(git)),
+            runner: Box::new(runner::RealSteps::new(git, tick_now)),
             ..Self::new()
         }
     }

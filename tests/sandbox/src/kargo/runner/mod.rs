@@ -103,14 +103,16 @@ struct PromotionWork {
 /// Runs Kargo's steps for real where the sandbox can, simulating the rest.
 pub struct RealSteps {
     git: Arc<GitHost>,
+    tick_now: Arc<tokio::sync::Notify>,
     simulated: SimulatedSteps,
     work: Mutex<HashMap<(String, String), PromotionWork>>,
 }
 
 impl RealSteps {
-    pub fn new(git: Arc<GitHost>) -> RealSteps {
+    pub fn new(git: Arc<GitHost>, tick_now: Arc<tokio::sync::Notify>) -> RealSteps {
         RealSteps {
             git,
+            tick_now,
             simulated: SimulatedSteps,
             work: Mutex::new(HashMap::new()),
         }
@@ -206,13 +208,14 @@ impl RealSteps {
             clones: work.clones,
             now: super::util::format_time(ctx.txn.now()),
         };
+        let tick_now = self.tick_now.clone();
         let spawned = std::thread::Builder::new()
             .name("kargo-sandbox-step".into())
             .spawn(move || {
-                let clones = job.clones;
                 let mut job = job;
                 let outcome = run_job(&mut job);
-                (outcome, job.clones.max(clones))
+                tick_now.notify_one();
+                (outcome, job.clones)
             });
         match spawned {
             Ok(handle) => {
