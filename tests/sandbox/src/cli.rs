@@ -41,6 +41,25 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
                      request counts by verb and resource as JSON (--requests: the full log)
   add-user --name N --token T [--deny VERB:RESOURCE]...
                      add a restricted user (e.g. --deny promote:stages --deny delete:stages)
+
+Git repositories (served over smart HTTPS at https://<address>/git/NAME.git; clients trust the
+sandbox CA from the kubeconfig, e.g. GIT_SSL_CAINFO=ca.crt git clone URL):
+  git create NAME [--from DIR] [--branch main] [--private --username U --password P]
+                     create a repository (one commit of DIR's files when given) and print its
+                     URL; a private one answers 401 without those basic-auth credentials
+  git race --repo NAME --branch B
+                     fault: another writer commits to B just before the next push to NAME
+Promotions whose git-clone targets a repository the sandbox serves (or a local file:// one) run
+their steps for real; Git credentials are Secrets labelled kargo.akuity.io/cred-type: git in the
+project namespace or in kargo-shared-resources, as in Kargo.
+
+Pull requests (opened by git-open-pr steps; git-wait-for-pr waits until one is merged or closed):
+  pr list [--repo NAME|URL]
+                     the pull requests, as JSON
+  pr merge --repo NAME|URL --number N
+                     merge with a merge commit on the target branch (fails on a conflict)
+  pr close --repo NAME|URL --number N
+                     close without merging
 ";
 
 /// Parsed `--flag value` pairs and positional words.
@@ -235,7 +254,10 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
         Some((c, r)) => (c.as_str(), r),
         None => return Err(USAGE.to_string()),
     };
-    let a = Args::parse(rest, &["without-kargo", "reset", "requests", "help"])?;
+    let a = Args::parse(
+        rest,
+        &["without-kargo", "reset", "requests", "help", "private"],
+    )?;
     match cmd {
         "serve" => {
             a.allow(&[
@@ -314,6 +336,8 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             Ok(())
         }
         "fault" => fault(&a).await,
+        "git" => git(&a).await,
+        "pr" => pr(&a).await,
         "clear-faults" => {
             a.allow(&["kubeconfig"])?;
             a.client()?.call(Method::DELETE, "faults", None).await?;
@@ -419,6 +443,82 @@ async fn fault(a: &Args) -> Result<(), String> {
             print(
                 &client()?
                     .call(Method::POST, "control/fail-verification", Some(&body))
+                    .await?,
+            );
+            Ok(())
+        }
+        _ => Err(format!("usage: see `kargo-sandbox help`\n\n{USAGE}")),
+    }
+}
+
+async fn git(a: &Args) -> Result<(), String> {
+    let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["create", name] => {
+            a.allow(&[
+                "kubeconfig",
+                "from",
+                "branch",
+                "private",
+                "username",
+                "password",
+            ])?;
+            let mut body = json!({"name": name, "branch": a.one("branch").unwrap_or("main")});
+            if let Some(from) = a.one("from") {
+                // The sandbox may run elsewhere: send an absolute path.
+                let abs = std::path::absolute(from).map_err(|e| format!("--from {from:?}: {e}"))?;
+                body["from"] = json!(abs);
+            }
+            match (a.has("private"), a.one("username"), a.one("password")) {
+                (true, Some(u), Some(p)) => {
+                    body["username"] = json!(u);
+                    body["password"] = json!(p);
+                }
+                (true, _, _) => return Err("--private needs --username and --password".into()),
+                (false, None, None) => {}
+                (false, _, _) => {
+                    return Err("--username and --password go with --private".into());
+                }
+            }
+            let v = a
+                .client()?
+                .call(Method::POST, "git/create", Some(&body))
+                .await?;
+            println!("{}", v.get("url").and_then(Value::as_str).unwrap_or_default());
+            Ok(())
+        }
+        ["race"] => {
+            a.allow(&["kubeconfig", "repo", "branch"])?;
+            let body = json!({"repo": a.need("repo")?, "branch": a.need("branch")?});
+            a.client()?
+                .call(Method::POST, "git/race", Some(&body))
+                .await?;
+            println!("armed: the next push to {} finds {} moved", a.need("repo")?, a.need("branch")?);
+            Ok(())
+        }
+        _ => Err(format!("usage: see `kargo-sandbox help`\n\n{USAGE}")),
+    }
+}
+
+async fn pr(a: &Args) -> Result<(), String> {
+    let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["list"] => {
+            a.allow(&["kubeconfig", "repo"])?;
+            let body = json!({"repo": a.one("repo").unwrap_or_default()});
+            print(&a.client()?.call(Method::POST, "git/prs", Some(&body)).await?);
+            Ok(())
+        }
+        [verb @ ("merge" | "close")] => {
+            a.allow(&["kubeconfig", "repo", "number"])?;
+            let n = a.need("number")?;
+            let number: u64 = n
+                .parse()
+                .map_err(|_| format!("--number {n:?} is not a number"))?;
+            let body = json!({"repo": a.need("repo")?, "number": number});
+            print(
+                &a.client()?
+                    .call(Method::POST, &format!("git/{verb}"), Some(&body))
                     .await?,
             );
             Ok(())

@@ -84,6 +84,24 @@ pub fn routes(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         };
         router = router.route(path, on(*method, handler));
     }
+    // Git commands run `git` and wait for it: off the async workers.
+    let git = |State(s): State<Arc<Shared>>, Path(command): Path<String>, bytes: Bytes| async move {
+        let result = match body(&bytes) {
+            Ok(b) => {
+                let git = s.git.clone();
+                tokio::task::spawn_blocking(move || git.control(&command, &b))
+                    .await
+                    .map_err(|e| status::bad_request(e.to_string()))
+                    .and_then(|r| r.map_err(status::bad_request))
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => json_response(200, &v),
+            Err(e) => error_response(&e),
+        }
+    };
+    router = router.route("/v1/git/{command}", on(MethodFilter::POST, git));
     router.layer(middleware::from_fn_with_state(shared, admin_only))
 }
 

@@ -31,6 +31,7 @@ mod clock;
 mod control;
 mod discovery;
 mod faults;
+pub mod git;
 mod kubeconfig;
 mod patch;
 mod persist;

@@ -45,6 +45,11 @@ impl StateDir {
         })
     }
 
+    /// Where the sandbox keeps the repositories it serves.
+    pub fn git_root(&self) -> PathBuf {
+        self.dir.join("git")
+    }
+
     pub fn load_tls(&self) -> Result<Option<Material>, Error> {
         let parts = (
             read_opt(&self.dir.join("ca.crt"))?,

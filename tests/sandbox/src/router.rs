@@ -207,6 +207,10 @@ fn healthy() -> Response<Body> {
 pub fn app(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .nest("/sandbox", crate::control::routes(shared.clone()))
+        .route(
+            &format!("{}{{*rest}}", crate::git::http::PREFIX),
+            any(|State(s), req| crate::git::http::handle(s, req)),
+        )
         .fallback(|State(s), req| serve(s, req, Route::Missing));
     for (path, doc) in DOCUMENTS {
         let doc = *doc;

@@ -20,6 +20,7 @@ use crate::api::{ControlPlane, KargoMode, State};
 use crate::auth::{User, Users};
 use crate::clock::Clock;
 use crate::faults::{Faults, HttpFault};
+use crate::git::GitHost;
 use crate::hooks::{ApiError, Control, Controller, Event, ObjectRef, Txn};
 use crate::kargo::Kargo;
 use crate::kubeconfig::{self, Endpoint};
@@ -59,9 +60,13 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Wakes the controller loop after commits.
     pub wake: Notify,
+    /// Asks the controller loop for a tick now (a promotion step's work finished).
+    pub tick_now: Arc<Notify>,
     /// Wakes the accept loop when connection refusal starts or is cleared.
     pub refuse: Notify,
     pub shutdown: CancellationToken,
+    /// The Git repositories and pull requests the sandbox serves.
+    pub git: Arc<GitHost>,
     address: OnceLock<String>,
     state_dir: Option<StateDir>,
     flushing: Mutex<()>,
@@ -138,6 +143,7 @@ impl Shared {
     /// Clears HTTP faults and asks Kargo to clear its own.
     pub fn clear_faults(&self) -> Result<(), ApiError> {
         lock(&self.faults).clear();
+        self.git.clear_faults();
         self.refuse.notify_one();
         let served = lock(&self.state).kargo.served;
         if served {
@@ -391,6 +397,19 @@ impl Sandbox {
                 running: false,
             },
         };
+        let git = Arc::new(match &state_dir {
+            Some(dir) => GitHost::open(dir.git_root(), &material.ca_pem, false)?,
+            None => GitHost::open(
+                std::env::temp_dir().join(format!(
+                    "kargo-sandbox-git-{}-{}",
+                    std::process::id(),
+                    random_token()
+                )),
+                &material.ca_pem,
+                true,
+            )?,
+        });
+        let tick_now = Arc::new(Notify::new());
         let clock = Arc::new(Clock::new(offset));
         let mut store = Store::new(rv, objects);
         store.record_events = kargo.running;
@@ -400,14 +419,16 @@ impl Sandbox {
                 kargo,
                 users: Users::new(token.clone(), users),
                 clock: clock.clone(),
-                hooks: Arc::new(Kargo::new()),
+                hooks: Arc::new(Kargo::with_git(git.clone(), tick_now.clone())),
             }),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::default()),
             clock,
             wake: Notify::new(),
+            tick_now,
             refuse: Notify::new(),
             shutdown: CancellationToken::new(),
+            git,
             address: OnceLock::new(),
             state_dir,
             flushing: Mutex::new(()),
@@ -562,6 +583,30 @@ impl Sandbox {
         self.shared.reset_requests();
     }
 
+    /// Creates a Git repository the sandbox serves (one commit of the files under `from`
+    /// when given, on `branch`; private when `auth` is given) and returns its URL,
+    /// `https://<address>/git/<name>.git`.
+    ///
+    /// ```no_run
+    /// # async fn demo(sandbox: kargo_sandbox::Sandbox) -> Result<(), String> {
+    /// let url = sandbox.git_create("gitops", Some(std::path::Path::new("./seed")), "main", None)?;
+    /// # let _ = url; Ok(()) }
+    /// ```
+    pub fn git_create(
+        &self,
+        name: &str,
+        from: Option<&Path>,
+        branch: &str,
+        auth: Option<crate::git::BasicAuth>,
+    ) -> Result<String, String> {
+        self.shared.git.create(name, from, branch, auth)
+    }
+
+    /// The sandbox's Git host: served repositories and their pull requests.
+    pub fn git(&self) -> &GitHost {
+        &self.shared.git
+    }
+
     /// Reads an object straight from the store (no request is logged).
     pub fn get(
         &self,
@@ -650,6 +695,7 @@ async fn run(
         }
     };
     let _ = shared.address.set(addr.to_string());
+    shared.git.set_address(&addr.to_string());
     tokio::spawn(controller_loop(shared.clone()));
     if shared.state_dir.is_some() {
         tokio::spawn(flush_loop(shared.clone()));
@@ -668,6 +714,7 @@ async fn controller_loop(shared: Arc<Shared>) {
         let is_tick = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = shared.wake.notified() => false,
+            _ = shared.tick_now.notified() => true,
             _ = tick.tick() => true,
         };
         shared.run_controllers(is_tick);

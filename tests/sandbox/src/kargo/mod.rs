@@ -9,6 +9,7 @@ pub mod availability;
 mod control;
 mod discovery;
 pub mod duration;
+pub mod expr;
 #[cfg(test)]
 mod flows;
 pub mod freight;
@@ -17,6 +18,7 @@ pub mod pattern;
 pub mod project;
 pub mod promotion;
 mod promotions;
+mod runner;
 pub mod semver;
 pub mod stage;
 mod stages;
@@ -134,6 +136,19 @@ impl Kargo {
             ulids: Mutex::new(ulid::Generator::new()),
             runner: Box::new(SimulatedSteps),
             config,
+        }
+    }
+
+    /// Kargo whose promotion steps really run: Git steps against the repositories `git`
+    /// serves (or local `file://` ones), file steps in a per-Promotion work directory.
+    /// `tick_now` is notified when a step's work finishes, so the Promotion moves on at once.
+    pub fn with_git(
+        git: std::sync::Arc<crate::git::GitHost>,
+        tick_now: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            runner: Box::new(runner::RealSteps::new(git, tick_now)),
+            ..Self::new()
         }
     }
 
@@ -355,6 +370,8 @@ impl Kargo {
         let mut st = self.state();
         st.step_clock.remove(&key);
         st.bound_promotion_faults.remove(&key);
+        drop(st);
+        self.runner.forget(ns, name);
     }
 }
 

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::expr::{Scope, alias_namespace};
 use super::promotion::abort_request;
-use super::steps::{BUILTIN_STEPS, StepContext, StepOutcome, evaluate_if, unregistered_message};
+use super::steps::{BUILTIN_STEPS, StepContext, StepOutcome, unregistered_message};
 use super::util::{self, ANNOTATION_ABORT, GROUP, annotation, arr_at, format_time, str_at};
 use super::{Kargo, StepSelector};
 use crate::hooks::Txn;
@@ -176,22 +177,21 @@ impl Kargo {
             let step = &steps[i];
             let alias = super::promotion::step_alias(step, i);
             if metas.len() <= i {
-                metas.push(json!({"alias": alias}));
+                let mut meta = json!({"alias": alias});
+                if step.get("continueOnError").and_then(Value::as_bool) == Some(true) {
+                    meta["continueOnError"] = json!(true);
+                }
+                metas.push(meta);
             }
             let now = format_time(txn.now());
-            let had_failure = metas[..i].iter().zip(&steps).any(|(m, s)| {
-                matches!(str_at(m, "status"), "Failed" | "Errored")
-                    && s.get("continueOnError").and_then(Value::as_bool) != Some(true)
-            });
-            let meta = &mut metas[i];
-            if meta.get("startedAt").is_none() && !is_terminal_step(str_at(meta, "status")) {
-                let cond = str_at(step, "if");
-                let skip = if cond.is_empty() {
-                    Ok(had_failure)
-                } else {
-                    evaluate_if(cond, had_failure).map(|run| !run)
-                };
-                match skip {
+            if is_done(&metas[i]) {
+                i += 1;
+                continue;
+            }
+            if metas[i].get("startedAt").is_none() {
+                let scope = Scope::of(&*txn, &promo, &state, &metas[..i]);
+                let meta = &mut metas[i];
+                match scope.should_skip(step, i) {
                     Err(e) => {
                         meta["status"] = json!("Errored");
                         meta["message"] = json!(format!(
@@ -219,12 +219,6 @@ impl Kargo {
                 self.state()
                     .step_clock
                     .insert(key.clone(), (i, Instant::now()));
-                waiting = true;
-                break;
-            }
-            if is_terminal_step(str_at(meta, "status")) {
-                i += 1;
-                continue;
             }
             let started = {
                 let mut st = self.state();
@@ -237,30 +231,31 @@ impl Kargo {
                     }
                 }
             };
-            if started.elapsed() < self.config.step_duration
+            let mut vars: Vec<Value> = arr_at(&promo, "spec.vars").to_vec();
+            vars.extend(arr_at(step, "vars").iter().cloned());
+            let ctx = StepContext {
+                txn: &*txn,
+                object: &promo,
+                metas: &metas,
+                project: &ns,
+                stage: stage_name,
+                promotion: &name,
+                freight: &freight,
+                vars,
+                state: &state,
+                alias: &alias,
+                index: i,
+            };
+            let paced = self.runner.paced(&ctx);
+            if (paced && started.elapsed() < self.config.step_duration)
                 || self.is_held(&ns, stage_name, i, &alias)
             {
                 waiting = true;
                 break;
             }
-            let fault = self.fault_for(&key, i, &alias);
-            let outcome = match fault {
+            let outcome = match self.fault_for(&key, i, &alias) {
                 Some(message) => StepOutcome::Failed(message),
-                None => {
-                    let mut vars: Vec<Value> = arr_at(&promo, "spec.vars").to_vec();
-                    vars.extend(arr_at(step, "vars").iter().cloned());
-                    let ctx = StepContext {
-                        project: &ns,
-                        stage: stage_name,
-                        promotion: &name,
-                        freight: &freight,
-                        vars,
-                        state: &state,
-                        alias: &alias,
-                        index: i,
-                    };
-                    self.runner.run(&ctx, step)
-                }
+                None => self.runner.run(&ctx, step),
             };
             let meta = &mut metas[i];
             match outcome {
@@ -268,27 +263,60 @@ impl Kargo {
                     waiting = true;
                     break;
                 }
-                StepOutcome::Succeeded { output } => {
+                StepOutcome::Succeeded { output, message } => {
                     meta["status"] = json!("Succeeded");
+                    if message.is_empty() {
+                        if let Some(m) = meta.as_object_mut() {
+                            m.remove("message");
+                        }
+                    } else {
+                        meta["message"] = json!(message);
+                    }
                     meta["finishedAt"] = json!(now);
-                    state[alias.as_str()] = output;
+                    propagate_output(&mut state, step, &alias, output);
+                }
+                StepOutcome::Skipped { output } => {
+                    meta["status"] = json!("Skipped");
+                    meta["finishedAt"] = json!(now);
+                    propagate_output(&mut state, step, &alias, output);
                 }
                 StepOutcome::Failed(m) => {
                     meta["status"] = json!("Failed");
                     meta["message"] = json!(format!("step {alias:?}: {m}"));
                     meta["finishedAt"] = json!(now);
                 }
-                StepOutcome::Errored(m) => {
+                StepOutcome::Unrecoverable(m) => {
                     meta["status"] = json!("Errored");
                     meta["message"] = json!(format!(
-                        "step {alias:?} met error threshold of 1: error running step {alias:?}: {m}"
+                        "an unrecoverable error occurred: error running step {alias:?}: {m}"
                     ));
-                    meta["errorCount"] = json!(1);
                     meta["finishedAt"] = json!(now);
                 }
-            }
-            if step.get("continueOnError").and_then(Value::as_bool) == Some(true) {
-                meta["continueOnError"] = json!(true);
+                StepOutcome::Invalid(m) => {
+                    meta["status"] = json!("Errored");
+                    meta["message"] = json!(m);
+                }
+                StepOutcome::Errored(m) => {
+                    let count = meta.get("errorCount").and_then(Value::as_u64).unwrap_or(0) + 1;
+                    let threshold = step
+                        .pointer("/retry/errorThreshold")
+                        .and_then(Value::as_u64)
+                        .filter(|t| *t > 0)
+                        .unwrap_or(1);
+                    let message = format!("error running step {alias:?}: {m}");
+                    meta["status"] = json!("Errored");
+                    meta["errorCount"] = json!(count);
+                    if count >= threshold {
+                        meta["message"] = json!(format!(
+                            "step {alias:?} met error threshold of {threshold}: {message}"
+                        ));
+                        meta["finishedAt"] = json!(now);
+                    } else {
+                        meta["message"] = json!(format!("{message}; step will be retried"));
+                        waiting = true;
+                        break;
+                    }
+                }
             }
             i += 1;
         }
@@ -388,11 +416,32 @@ impl Kargo {
     }
 }
 
-fn is_terminal_step(status: &str) -> bool {
-    matches!(
-        status,
+/// Whether a step is behind the Promotion: finished, or ended before it started (skipped,
+/// unregistered, its `if` or config unusable). A step being retried has started but not
+/// finished.
+fn is_done(meta: &Value) -> bool {
+    let terminal = matches!(
+        str_at(meta, "status"),
         "Succeeded" | "Failed" | "Errored" | "Aborted" | "Skipped"
-    )
+    );
+    terminal && (meta.get("finishedAt").is_some() || meta.get("startedAt").is_none())
+}
+
+/// Records a step's output under its alias; `compose-output` inside a task also publishes
+/// it under the task's alias, as Kargo's task-output propagation does.
+fn propagate_output(state: &mut Value, step: &Value, alias: &str, output: Value) {
+    if str_at(step, "uses") == "compose-output"
+        && let (Some(ns), Some(out)) = (alias_namespace(alias), output.as_object())
+    {
+        let ns = ns.to_string();
+        if !state[ns.as_str()].is_object() {
+            state[ns.as_str()] = json!({});
+        }
+        for (k, v) in out {
+            state[ns.as_str()][k.as_str()] = v.clone();
+        }
+    }
+    state[alias] = output;
 }
 
 /// Kargo's `DetermineFinalPhase`: the most severe step outcome (ignoring continueOnError

@@ -1,12 +1,19 @@
 //! The seam through which Promotion steps run. The default runner simulates Kargo's built-in
-//! steps (each succeeds, `fail` fails with its message); a runner doing real work plugs in here.
+//! steps (each succeeds, `fail` fails with its message); the real one (`runner`) plugs in here.
 
 use serde_json::Value;
 
 use super::util::str_at;
+use crate::hooks::Txn;
 
 /// Everything a step sees when it runs.
 pub struct StepContext<'a> {
+    /// The store, read-only: Secrets for credentials, Warehouses for the `*From` functions.
+    pub txn: &'a dyn Txn,
+    /// The Promotion object (vars, freight collection, actor).
+    pub object: &'a Value,
+    /// `status.stepExecutionMetadata` so far (the current step's entry included).
+    pub metas: &'a [Value],
     pub project: &'a str,
     pub stage: &'a str,
     pub promotion: &'a str,
@@ -21,18 +28,35 @@ pub struct StepContext<'a> {
     pub index: usize,
 }
 
-/// How a step ended (or that it needs more time).
+/// How a step ended (or that it needs more time), as Kargo's engine tells the cases apart.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepOutcome {
-    Succeeded {
-        output: Value,
-    },
-    /// A business failure; the message becomes the step's and the Promotion's.
+    /// Done; `message` (usually empty) says what the sandbox only emulated.
+    Succeeded { output: Value, message: String },
+    /// The step decided there was nothing to do (e.g. `git-commit` without changes).
+    Skipped { output: Value },
+    /// A business failure that no retry fixes; the message becomes the step's and the
+    /// Promotion's (`step "<alias>": <message>`).
     Failed(String),
-    /// A technical failure.
+    /// A technical failure; it counts towards the step's error threshold and is retried
+    /// below it (`error running step "<alias>": <message>`).
     Errored(String),
+    /// A technical failure no retry fixes (`an unrecoverable error occurred: …`).
+    Unrecoverable(String),
+    /// The step could not even be prepared (its config's expressions failed); the message is
+    /// the step's as it is.
+    Invalid(String),
     /// Not finished yet; the controller calls the runner again later.
     Running,
+}
+
+impl StepOutcome {
+    pub fn succeeded(output: Value) -> StepOutcome {
+        StepOutcome::Succeeded {
+            output,
+            message: String::new(),
+        }
+    }
 }
 
 /// Runs one Promotion step. It is called with the store locked, so slow work (network,
@@ -40,6 +64,15 @@ pub enum StepOutcome {
 /// asks again on a later tick.
 pub trait StepRunner: Send + Sync {
     fn run(&self, ctx: &StepContext<'_>, step: &Value) -> StepOutcome;
+
+    /// Whether the controller holds each step `Running` for the configured step duration
+    /// before asking this runner (so clients can watch simulated steps run).
+    fn paced(&self, _ctx: &StepContext<'_>) -> bool {
+        true
+    }
+
+    /// The Promotion ended or went away: drop whatever the runner keeps for it.
+    fn forget(&self, _project: &str, _promotion: &str) {}
 }
 
 /// Kargo v1.11's open-source built-in step kinds.
@@ -102,54 +135,27 @@ impl StepRunner for SimulatedSteps {
                     format!("failed: {message}")
                 })
             }
-            "compose-output" => StepOutcome::Succeeded {
-                output: step
-                    .get("config")
+            "compose-output" => StepOutcome::succeeded(
+                step.get("config")
                     .cloned()
                     .unwrap_or(Value::Object(Default::default())),
-            },
-            _ => StepOutcome::Succeeded {
-                output: Value::Object(Default::default()),
-            },
+            ),
+            _ => StepOutcome::succeeded(Value::Object(Default::default())),
         }
     }
-}
-
-/// Evaluates a step's `if`. Only the status functions and literals are understood; anything
-/// else is an error rather than a guess.
-pub fn evaluate_if(expr: &str, had_failure: bool) -> Result<bool, String> {
-    let trimmed = expr.trim();
-    let inner = trimmed
-        .strip_prefix("${{")
-        .and_then(|s| s.strip_suffix("}}"))
-        .map(str::trim)
-        .unwrap_or(trimmed);
-    let (negate, body) = match inner.strip_prefix('!') {
-        Some(rest) => (true, rest.trim()),
-        None => (false, inner),
-    };
-    let value = match body {
-        "true" => true,
-        "false" => false,
-        "always()" => true,
-        "success()" => !had_failure,
-        "failure()" => had_failure,
-        _ => {
-            return Err(format!(
-                "expression {expr:?} cannot be evaluated by the sandbox"
-            ));
-        }
-    };
-    Ok(value != negate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kargo::testkit::FakeTxn;
     use serde_json::json;
 
-    fn ctx<'a>(freight: &'a Value, state: &'a Value) -> StepContext<'a> {
+    fn ctx<'a>(txn: &'a FakeTxn, freight: &'a Value, state: &'a Value) -> StepContext<'a> {
         StepContext {
+            txn,
+            object: freight,
+            metas: &[],
             project: "p",
             stage: "s",
             promotion: "x",
@@ -163,32 +169,22 @@ mod tests {
 
     #[test]
     fn simulated_runner() {
-        let (f, s) = (json!({}), json!({}));
+        let (f, s, t) = (json!({}), json!({}), FakeTxn::new());
         let r = SimulatedSteps;
         assert_eq!(
             r.run(
-                &ctx(&f, &s),
+                &ctx(&t, &f, &s),
                 &json!({"uses": "fail", "config": {"message": "nope"}})
             ),
             StepOutcome::Failed("failed: nope".into())
         );
         assert_eq!(
-            r.run(&ctx(&f, &s), &json!({"uses": "fail"})),
+            r.run(&ctx(&t, &f, &s), &json!({"uses": "fail"})),
             StepOutcome::Failed("failed".into())
         );
         assert!(matches!(
-            r.run(&ctx(&f, &s), &json!({"uses": "git-clone"})),
+            r.run(&ctx(&t, &f, &s), &json!({"uses": "git-clone"})),
             StepOutcome::Succeeded { .. }
         ));
-    }
-
-    #[test]
-    fn if_expressions() {
-        assert_eq!(evaluate_if("${{ always() }}", true), Ok(true));
-        assert_eq!(evaluate_if("${{ failure() }}", false), Ok(false));
-        assert_eq!(evaluate_if("${{ success() }}", false), Ok(true));
-        assert_eq!(evaluate_if("${{ !success() }}", true), Ok(true));
-        assert_eq!(evaluate_if("false", false), Ok(false));
-        assert!(evaluate_if("${{ vars.x == 'y' }}", false).is_err());
     }
 }

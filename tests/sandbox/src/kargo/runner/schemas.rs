@@ -1,0 +1,185 @@
+//! Kargo's published step-config JSON schemas (`../shared/kargo/v1.11.2/step-schemas`, or
+//! `KARGO_SANDBOX_STEP_SCHEMAS`) as a test oracle: each evaluated config is checked against
+//! its schema and failures are worded as Kargo's gojsonschema-based validation words them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jsonschema::error::ValidationErrorKind as K;
+use serde_json::Value;
+
+struct Catalog {
+    dir: PathBuf,
+    validators: Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>,
+}
+
+/// Resolves `file:///schemas/<name>` (how Kargo's schemas reference each other) in `dir`.
+struct DirRetriever(PathBuf);
+
+impl jsonschema::Retrieve for DirRetriever {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(self.0.join(&name))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+fn catalog() -> Option<&'static Catalog> {
+    static CATALOG: OnceLock<Option<Catalog>> = OnceLock::new();
+    CATALOG
+        .get_or_init(|| {
+            let Some(dir) =
+                crate::schema::shared_kargo_dir("KARGO_SANDBOX_STEP_SCHEMAS", "step-schemas")
+            else {
+                tracing::info!(
+                    "Kargo's step schemas are absent (../shared/kargo/v1.11.2/step-schemas or \
+                     KARGO_SANDBOX_STEP_SCHEMAS): step configs are checked by the steps alone"
+                );
+                return None;
+            };
+            Some(Catalog {
+                dir,
+                validators: Mutex::new(HashMap::new()),
+            })
+        })
+        .as_ref()
+}
+
+fn validator(kind: &str) -> Option<Arc<jsonschema::Validator>> {
+    let cat = catalog()?;
+    let mut cache = crate::server::lock(&cat.validators);
+    cache
+        .entry(kind.to_string())
+        .or_insert_with(|| compile(&cat.dir, kind).map(Arc::new))
+        .clone()
+}
+
+fn compile(dir: &std::path::Path, kind: &str) -> Option<jsonschema::Validator> {
+    let file = format!("{kind}-config.json");
+    let text = std::fs::read_to_string(dir.join(&file)).ok()?;
+    let schema: Value = serde_json::from_str(&text).ok()?;
+    match jsonschema::options()
+        .with_base_uri(format!("file:///schemas/{file}"))
+        .with_retriever(DirRetriever(dir.to_path_buf()))
+        .build(&schema)
+    {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(kind, error = %e, "cannot compile Kargo's step schema");
+            None
+        }
+    }
+}
+
+/// gojsonschema's name for a field: `(root)` or the dotted instance path.
+fn field(path: &str) -> String {
+    let dotted = path.trim_start_matches('/').replace('/', ".");
+    if dotted.is_empty() {
+        "(root)".to_string()
+    } else {
+        dotted
+    }
+}
+
+fn describe(kind: &K, instance: &Value) -> String {
+    let given = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match kind {
+        K::Required { property } => {
+            format!("{} is required", property.as_str().unwrap_or_default())
+        }
+        K::AdditionalProperties { unexpected } => unexpected
+            .iter()
+            .map(|p| format!("Additional property {p} is not allowed"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        K::Type { kind } => {
+            let expected = match kind {
+                jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                jsonschema::error::TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            format!(
+                "Invalid type. Expected: {expected}, given: {}",
+                given(instance)
+            )
+        }
+        K::MinLength { limit } => {
+            format!("String length must be greater than or equal to {limit}")
+        }
+        K::MaxLength { limit } => format!("String length must be less than or equal to {limit}"),
+        K::MinItems { limit } => format!("Array must have at least {limit} items"),
+        K::MaxItems { limit } => format!("Array must have at most {limit} items"),
+        K::MinProperties { limit } => format!("Must have at least {limit} properties"),
+        K::Minimum { limit } => format!("Must be greater than or equal to {limit}"),
+        K::Maximum { limit } => format!("Must be less than or equal to {limit}"),
+        K::Pattern { pattern } => format!("Does not match pattern '{pattern}'"),
+        K::Format { format } => format!("Does not match format '{format}'"),
+        K::Enum { options } => {
+            let allowed = options
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("must be one of the following: {allowed}")
+        }
+        K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } => {
+            "Must validate one and only one schema (oneOf)".to_string()
+        }
+        K::AnyOf { .. } => "Must validate at least one schema (anyOf)".to_string(),
+        K::Not { .. } => "Must not validate the schema (not)".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Checks `config` against the schema of step `kind`; `Err` carries Kargo's message
+/// (`invalid <kind> config: <field>: <description>`, one line per violation). Passes when
+/// the schemas are absent.
+pub fn validate(kind: &str, config: &Value) -> Result<(), String> {
+    let Some(v) = validator(kind) else {
+        return Ok(());
+    };
+    // Kargo validates a missing config as an empty object.
+    let empty = Value::Object(Default::default());
+    let doc = if config.is_null() { &empty } else { config };
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| {
+            let path = e.instance_path().as_str().to_string();
+            let desc = match e.kind() {
+                K::Enum { .. } => format!("{} {}", field(&path), describe(e.kind(), e.instance())),
+                k => describe(k, e.instance()),
+            };
+            format!("{}: {desc}", field(&path))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invalid {kind} config: {}", errors.join("\n")))
+    }
+}
