@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber, span};
-use tracing_subscriber::filter::LevelFilter;
+/// Re-exported: [`Levels`] is made of these.
+pub use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -84,8 +85,7 @@ fn under(target: &str, prefix: &str) -> bool {
 /// debug output is noise for a Terraform user.
 ///
 /// ```
-/// use tfplugin::logging::Levels;
-/// use tracing_subscriber::filter::LevelFilter;
+/// use tfplugin::logging::{LevelFilter, Levels};
 ///
 /// let levels = Levels::new(LevelFilter::DEBUG);
 /// assert_eq!(levels.own, LevelFilter::DEBUG);
@@ -148,8 +148,7 @@ pub fn init(target: LogTarget) {
 /// the fields of the enclosing spans (outermost first) and of the event itself.
 ///
 /// ```
-/// use tfplugin::logging::{HclogLayer, Levels, LogTarget};
-/// use tracing_subscriber::filter::LevelFilter;
+/// use tfplugin::logging::{HclogLayer, LevelFilter, Levels, LogTarget};
 /// use tracing_subscriber::layer::SubscriberExt as _;
 ///
 /// let layer = HclogLayer::new(
