@@ -337,45 +337,18 @@ fn median_plan(tf: &Terraform) -> Result<Duration, String> {
 
 /// The representative Kargo workload: one project and N warehouses in it. Warehouses are
 /// the resource a pipeline has most of, and their schema is the largest of the pipeline
-/// kinds. The terraform_data and echo_store twins have the same values and the same
+/// kinds. The echo_store and terraform_data twins have the same values and the same
 /// dependency graph.
-fn kargo_config(env: &Env, n: usize) -> String {
-    format!(
-        r#"{}
-resource "kargo_project" "bench" {{
-  name = "bench"
-}}
-
-resource "kargo_warehouse" "w" {{
-  count    = {n}
-  project  = kargo_project.bench.name
-  name     = "w-${{count.index}}"
-  interval = "10m"
-  subscriptions = [
-    {{ image = {{ repo_url = "ghcr.io/acme/app-${{count.index}}", constraint = "^1.0.0" }} }},
-  ]
-}}
-"#,
-        env.provider_block()
-    )
-}
-
-fn echo_config(n: usize) -> String {
+fn workload(project_type: &str, warehouse_type: &str, n: usize) -> String {
     format!(
         r#"
-terraform {{
-  required_providers {{
-    echo = {{ source = "example/echo" }}
-  }}
-}}
-
-resource "echo_store" "project" {{
+resource "{project_type}" "bench" {{
   name = "bench"
 }}
 
-resource "echo_store" "w" {{
+resource "{warehouse_type}" "w" {{
   count    = {n}
-  project  = echo_store.project.name
+  project  = {project_type}.bench.name
   name     = "w-${{count.index}}"
   interval = "10m"
   subscriptions = [
@@ -383,6 +356,22 @@ resource "echo_store" "w" {{
   ]
 }}
 "#
+    )
+}
+
+fn kargo_config(env: &Env, n: usize) -> String {
+    format!(
+        "{}{}",
+        env.provider_block(),
+        workload("kargo_project", "kargo_warehouse", n)
+    )
+}
+
+/// The workload on the example provider: its one resource type plays both parts.
+fn echo_config(n: usize) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    echo = {{ source = \"example/echo\" }}\n  }}\n}}\n{}",
+        workload("echo_store", "echo_store", n)
     )
 }
 
