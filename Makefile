@@ -19,7 +19,7 @@ help:
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
 	@echo "make release   dist/: the registry-format zip for this platform, manifest, SHA256SUMS (+ .sig with GPG_FINGERPRINT)"
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
-	@echo "make bench     the performance budget: provider start-up, plan/apply ratios, requests, memory"
+	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
 	@echo "make generate  regenerate the sandbox's CRD facts from ../shared/kargo/v1.11.2/crds"
 
@@ -99,10 +99,12 @@ generate:
 testacc:
 	scripts/testacc.sh
 
-# The performance budget, measured on the release build: prints one table of times, ratios,
-# request counts and memory. Informational; not part of `make test`.
+# The performance budget, measured on the release build: plan and apply times of kargo, the
+# plugin crate's example provider (the floor for any plugin provider) and terraform_data side by
+# side, then start-up, request counts and memory. Informational; not part of `make test`.
 bench: tf-check
 	$(CARGO) build --release -p terraform-provider-kargo
+	$(CARGO) build --release -p tfplugin --example terraform-provider-echo
 	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench
 
 clean:

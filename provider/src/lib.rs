@@ -1,8 +1,12 @@
 //! terraform-provider-kargo: a Terraform and OpenTofu provider for Kargo.
-//! `plugin` speaks Terraform's protocol, `kargo` talks to the cluster, `resources` glue them.
+//! `plugin` (the `tfplugin` crate) speaks Terraform's protocol, `kargo` talks to the cluster, `resources` glue them.
 
 pub mod data_sources;
+pub mod duration;
 pub mod kargo;
-pub mod plugin;
 pub mod provider;
 pub mod resources;
+
+/// Terraform's plugin protocol, served by the generic `tfplugin` crate; re-exported under its
+/// old module name so that `crate::plugin::…` paths keep working.
+pub use tfplugin as plugin;

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use super::Kind;
 use super::client::KargoClient;
 use super::semver::{Constraint, parse_version};
-use crate::plugin::plan::semantic::{format_go_duration, parse_go_duration};
+use crate::duration::{format_go_duration, parse_go_duration};
 
 /// The label Kargo mirrors a Freight's alias into.
 pub const ALIAS_LABEL: &str = "kargo.akuity.io/alias";

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 
 use std::sync::Arc;
 
+use crate::duration::parse_go_duration;
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
 use crate::plugin::Context;
-use crate::plugin::plan::semantic::parse_go_duration;
 use crate::plugin::schema::Validator;
 use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
 use crate::provider::ProviderData;

@@ -1045,9 +1045,9 @@ pub(super) mod test_support {
     use serde_json::{Value as Json, json};
 
     use super::{ObjectResource, PipelineKind};
+    use crate::duration::{format_go_duration, parse_go_duration};
     use crate::kargo::{ClientOptions, KargoClient};
     use crate::plugin::diagnostics::Severity;
-    use crate::plugin::plan::semantic::{format_go_duration, parse_go_duration};
     use crate::plugin::validate::validate_config;
     use crate::plugin::{Context, Diagnostics, PlanRequest, PlanResponse, Resource, Value};
     use crate::provider::ProviderData;
@@ -1305,8 +1305,8 @@ mod tests {
 
     use super::test_support::*;
     use super::*;
+    use crate::duration::duration_eq;
     use crate::plugin::NestedObject;
-    use crate::plugin::plan::semantic::duration_eq;
 
     #[test]
     fn snake_case_names_become_kargo_keys() {

@@ -15,9 +15,9 @@ use super::freight::{
     artifacts_attribute, artifacts_value, choice_changed, freight_choice_attributes,
     freight_choice_validator, set_alias_output,
 };
+use crate::duration::format_go_duration;
 use crate::kargo::freight::{Freight, StageView};
 use crate::kargo::{Error as KargoError, KargoClient, Kind};
-use crate::plugin::plan::semantic::format_go_duration;
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
 use crate::plugin::schema::{AttributeType, Validator};
 use crate::plugin::{

@@ -902,7 +902,7 @@ fn project_error(action: &str, name: &str, err: &KargoError) -> Diagnostic {
 }
 
 fn humanize(d: Duration) -> String {
-    crate::plugin::plan::semantic::format_go_duration(d)
+    crate::duration::format_go_duration(d)
 }
 
 fn is_ready(project: Option<&Json>) -> bool {

@@ -877,7 +877,7 @@ impl Resource for PromotionResource {
                 set_run(&mut state, &project, &last);
                 diags.push(still_running(&format!(
                     "The wait ended after {} (`timeouts.create`).",
-                    crate::plugin::plan::semantic::format_go_duration(limit)
+                    crate::duration::format_go_duration(limit)
                 )));
             }
             Err(KargoError::Cancelled) => {

@@ -11,8 +11,9 @@ use super::validators::{
     is_reserved_alias, json_object, min_items, naming_path, not_empty, object_name, report,
     var_name,
 };
+use crate::duration::duration_eq;
 use crate::kargo::Kind;
-use crate::plugin::plan::semantic::{duration_eq, json_eq};
+use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
 use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
 

@@ -15,8 +15,9 @@ use super::validators::{
     not_empty, path_selectors, platform, regex_list, removed, report, rfc3339, semver_constraint,
     semver_constraint_problem, timestamp_eq,
 };
+use crate::duration::duration_eq;
 use crate::kargo::{KargoClient, Kind};
-use crate::plugin::plan::semantic::{duration_eq, json_eq};
+use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
 use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
 

@@ -4,10 +4,19 @@
 //! The budget: start-up + handshake under 20 ms; `terraform plan` of N Kargo resources within
 //! 1.5x of the same plan over N `terraform_data` (N = 10, 100, 1000); one GET per resource per
 //! refresh and one PATCH per create; provider peak RSS under 40 MB at N = 1000.
+//!
+//! Beside kargo and the built-in `terraform_data`, every workload also runs on the example
+//! provider of the plugin crate (`terraform-provider-echo`, whose resource stores what it is
+//! given): a plugin provider with a schema of the same shape and no API behind it. It pays
+//! what every plugin provider pays (start-up, AutoMTLS, schema, RPCs) and `terraform_data`
+//! does not, so kargo / echo is the provider's own cost and echo / terraform_data Terraform's
+//! cost of a plugin.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+
+use std::path::{Path, PathBuf};
 
 use kargo_e2e::terraform::{binary, provider_dir, reattach_providers};
 use kargo_e2e::{Env, Output, Terraform};
@@ -24,6 +33,13 @@ const SIZES: [usize; 3] = [10, 100, 1000];
 const STARTUP_BUDGET: Duration = Duration::from_millis(20);
 const PLAN_RATIO_BUDGET: f64 = 1.5;
 const RSS_BUDGET_KB: u64 = 40 * 1024;
+
+/// The example provider of the plugin crate, built next to the provider's release build.
+const ECHO_ADDRESS: &str = "registry.terraform.io/example/echo";
+
+fn echo_dir() -> PathBuf {
+    provider_dir().join("examples")
+}
 
 /// One line of the report.
 struct Row {
@@ -52,8 +68,8 @@ impl Row {
 
 fn main() -> ExitCode {
     match run() {
-        Ok(rows) => {
-            print_table(&rows);
+        Ok(report) => {
+            print_report(&report);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -63,7 +79,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<Vec<Row>, String> {
+/// The two tables of the report: plan and apply times side by side, and the budget.
+struct Report {
+    side_by_side: Vec<SideBySide>,
+    budget: Vec<Row>,
+}
+
+/// One measure of the same workload on the three providers.
+struct SideBySide {
+    n: usize,
+    what: &'static str,
+    kargo: Duration,
+    echo: Duration,
+    builtin: Duration,
+    /// The ARCHITECTURE.md budget for kargo / terraform_data, when there is one.
+    budget: Option<f64>,
+}
+
+fn run() -> Result<Report, String> {
     let provider = provider_dir().join("terraform-provider-kargo");
     if !provider_dir().ends_with("release") {
         return Err(format!(
@@ -72,80 +105,76 @@ fn run() -> Result<Vec<Row>, String> {
             provider.display()
         ));
     }
+    let echo = echo_dir().join("terraform-provider-echo");
+    if !echo.exists() {
+        return Err(format!(
+            "{} is missing: build it with `cargo build --release -p tfplugin --example \
+             terraform-provider-echo` (`make bench` does)",
+            echo.display()
+        ));
+    }
     eprintln!(
-        "provider: {}\nterraform: {}",
+        "provider: {}\nexample provider: {}\nterraform: {}",
         provider.display(),
+        echo.display(),
         terraform_version()
     );
-    let mut rows = Vec::new();
+    let mut budget = Vec::new();
+    let mut side_by_side = Vec::new();
 
-    eprintln!("measuring provider start-up and handshake ({STARTS} starts)…");
-    let startup = median(
-        (0..STARTS)
-            .map(|_| time_to_handshake(&provider))
-            .collect::<Result<Vec<_>, _>>()?,
-    );
-    rows.push(
+    eprintln!("measuring provider start-up and handshake ({STARTS} starts each)…");
+    let startup = median_startup(&provider)?;
+    let echo_startup = median_startup(&echo)?;
+    budget.push(
         Row::new(
             format!("provider start + handshake (AutoMTLS, median of {STARTS})"),
-            format!("{:.1} ms", ms(startup)),
+            format!("{:.1} ms (echo: {:.1} ms)", ms(startup), ms(echo_startup)),
         )
         .budget("< 20 ms", startup < STARTUP_BUDGET),
     );
 
     eprintln!("fixed cost of a plan (no warehouses)…");
-    let (kargo_fixed, builtin_fixed) = fixed_cost()?;
-    rows.push(Row::new(
-        "N=0    plan, project only      kargo / terraform_data",
-        format!(
-            "{:.2} s / {:.2} s = {:.2}x",
-            kargo_fixed.as_secs_f64(),
-            builtin_fixed.as_secs_f64(),
-            kargo_fixed.as_secs_f64() / builtin_fixed.as_secs_f64()
-        ),
-    ));
+    let (kargo_fixed, echo_fixed, builtin_fixed) = fixed_cost()?;
+    side_by_side.push(SideBySide {
+        n: 0,
+        what: "plan (project only)",
+        kargo: kargo_fixed,
+        echo: echo_fixed,
+        builtin: builtin_fixed,
+        budget: None,
+    });
 
     for n in SIZES {
         eprintln!("N = {n}: terraform_data…");
         let builtin = measure_terraform_data(n)?;
+        eprintln!("N = {n}: echo_store…");
+        let echo = measure_echo(n)?;
         eprintln!("N = {n}: kargo_warehouse…");
         let kargo = measure_kargo(n)?;
-        let ratio = |k: Duration, b: Duration| k.as_secs_f64() / b.as_secs_f64();
-        let plan_create = ratio(kargo.plan_create, builtin.plan_create);
-        let plan_refresh = ratio(kargo.plan_refresh, builtin.plan_refresh);
-        let apply = ratio(kargo.apply, builtin.apply);
-        rows.push(
-            Row::new(
-                format!("N={n:<4} plan, new resources   kargo / terraform_data"),
-                format!(
-                    "{:.2} s / {:.2} s = {plan_create:.2}x",
-                    kargo.plan_create.as_secs_f64(),
-                    builtin.plan_create.as_secs_f64()
-                ),
-            )
-            .budget("<= 1.5x", plan_create <= PLAN_RATIO_BUDGET),
-        );
-        rows.push(
-            Row::new(
-                format!("N={n:<4} plan, after apply     kargo / terraform_data"),
-                format!(
-                    "{:.2} s / {:.2} s = {plan_refresh:.2}x",
-                    kargo.plan_refresh.as_secs_f64(),
-                    builtin.plan_refresh.as_secs_f64()
-                ),
-            )
-            .budget("<= 1.5x", plan_refresh <= PLAN_RATIO_BUDGET),
-        );
-        rows.push(Row::new(
-            format!("N={n:<4} apply (create)        kargo / terraform_data"),
-            format!(
-                "{:.2} s / {:.2} s = {apply:.2}x",
-                kargo.apply.as_secs_f64(),
-                builtin.apply.as_secs_f64()
+        for (what, pick, limit) in [
+            (
+                "plan, new resources",
+                (|t: &Timings| t.plan_create) as fn(&Timings) -> Duration,
+                Some(PLAN_RATIO_BUDGET),
             ),
-        ));
+            (
+                "plan, after apply",
+                |t: &Timings| t.plan_refresh,
+                Some(PLAN_RATIO_BUDGET),
+            ),
+            ("apply (create)", |t: &Timings| t.apply, None),
+        ] {
+            side_by_side.push(SideBySide {
+                n,
+                what,
+                kargo: pick(&kargo),
+                echo: pick(&echo),
+                builtin: pick(&builtin),
+                budget: limit,
+            });
+        }
         let gets = kargo.refresh_gets as f64 / (n + 1) as f64;
-        rows.push(
+        budget.push(
             Row::new(
                 format!("N={n:<4} GETs per resource per refresh"),
                 format!(
@@ -160,7 +189,7 @@ fn run() -> Result<Vec<Row>, String> {
             ),
         );
         let patches = kargo.create_patches as f64 / n as f64;
-        rows.push(
+        budget.push(
             Row::new(
                 format!("N={n:<4} PATCHes per warehouse created"),
                 format!("{patches:.2}"),
@@ -170,17 +199,46 @@ fn run() -> Result<Vec<Row>, String> {
     }
 
     eprintln!("N = 1000: provider peak memory in -debug (reattach) mode…");
-    match peak_rss_kb(&provider, 1000)? {
-        Some(kb) => rows.push(
+    let kargo_rss = {
+        let env = Env::new();
+        let config = kargo_config(&env, 1000);
+        // The sandbox stays up until the end of this block.
+        let Env { sandbox, tf } = env;
+        let rss = peak_rss_kb(&provider, tf, &config)?;
+        drop(sandbox);
+        rss
+    };
+    eprintln!("N = 1000: example provider peak memory…");
+    let echo_rss = {
+        let tf = echo_terraform("");
+        peak_rss_kb(&echo, tf, &echo_config(1000))?
+    };
+    match (kargo_rss, echo_rss) {
+        (Some(kb), Some(echo_kb)) => budget.push(
             Row::new(
                 "N=1000 provider peak RSS (VmHWM, plan + apply + plan)",
-                format!("{:.1} MB", kb as f64 / 1024.0),
+                format!(
+                    "{:.1} MB (echo: {:.1} MB)",
+                    kb as f64 / 1024.0,
+                    echo_kb as f64 / 1024.0
+                ),
             )
             .budget("< 40 MB", kb < RSS_BUDGET_KB),
         ),
-        None => rows.push(Row::new("N=1000 provider peak RSS", "n/a (needs /proc)")),
+        _ => budget.push(Row::new("N=1000 provider peak RSS", "n/a (needs /proc)")),
     }
-    Ok(rows)
+    Ok(Report {
+        side_by_side,
+        budget,
+    })
+}
+
+fn median_startup(binary: &Path) -> Result<Duration, String> {
+    Ok(median(
+        (0..STARTS)
+            .map(|_| time_to_handshake(binary))
+            .collect::<Result<Vec<_>, _>>()?,
+    ))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -214,7 +272,7 @@ impl Drop for Reaped {
 
 /// Spawns the provider as Terraform does (cookie, protocol 6, a client certificate for
 /// AutoMTLS) and times until its handshake line is on stdout.
-fn time_to_handshake(provider: &std::path::Path) -> Result<Duration, String> {
+fn time_to_handshake(provider: &Path) -> Result<Duration, String> {
     // Any PEM certificate does as the host's: the provider only pins it. The sandbox's CA
     // is a real one, so the provider builds its own TLS identity exactly as it does for Terraform.
     static CLIENT_CERT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -279,17 +337,18 @@ fn median_plan(tf: &Terraform) -> Result<Duration, String> {
 
 /// The representative Kargo workload: one project and N warehouses in it. Warehouses are
 /// the resource a pipeline has most of, and their schema is the largest of the pipeline
-/// kinds. The terraform_data twin has the same values and the same dependency graph.
-fn kargo_config(n: usize) -> String {
+/// kinds. The echo_store and terraform_data twins have the same values and the same
+/// dependency graph.
+fn workload(project_type: &str, warehouse_type: &str, n: usize) -> String {
     format!(
         r#"
-resource "kargo_project" "bench" {{
+resource "{project_type}" "bench" {{
   name = "bench"
 }}
 
-resource "kargo_warehouse" "w" {{
+resource "{warehouse_type}" "w" {{
   count    = {n}
-  project  = kargo_project.bench.name
+  project  = {project_type}.bench.name
   name     = "w-${{count.index}}"
   interval = "10m"
   subscriptions = [
@@ -297,6 +356,22 @@ resource "kargo_warehouse" "w" {{
   ]
 }}
 "#
+    )
+}
+
+fn kargo_config(env: &Env, n: usize) -> String {
+    format!(
+        "{}{}",
+        env.provider_block(),
+        workload("kargo_project", "kargo_warehouse", n)
+    )
+}
+
+/// The workload on the example provider: its one resource type plays both parts.
+fn echo_config(n: usize) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    echo = {{ source = \"example/echo\" }}\n  }}\n}}\n{}",
+        workload("echo_store", "echo_store", n)
     )
 }
 
@@ -322,24 +397,40 @@ resource "terraform_data" "w" {{
     )
 }
 
+/// A Terraform directory whose CLI configuration points at the example provider.
+fn echo_terraform(config: &str) -> Terraform {
+    let mut tf = Terraform::new();
+    let rc = tf.path().join("echo.tfrc");
+    tf.write(
+        "echo.tfrc",
+        &format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"{ECHO_ADDRESS}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            echo_dir().display()
+        ),
+    );
+    tf.env("TF_CLI_CONFIG_FILE", &rc.display().to_string());
+    tf.write_main(config);
+    tf
+}
+
 /// A plan with no warehouses: what every command costs before the first resource. Terraform
 /// runs built-in `terraform_data` in its own process but launches a plugin provider three
 /// times per plan (schema, validate, plan), each with a fresh AutoMTLS certificate.
-fn fixed_cost() -> Result<(Duration, Duration), String> {
+fn fixed_cost() -> Result<(Duration, Duration, Duration), String> {
     let env = Env::new();
-    env.config(&kargo_config(0));
+    env.tf.write_main(&kargo_config(&env, 0));
     let kargo = median_plan(&env.tf)?;
+    let echo = median_plan(&echo_terraform(&echo_config(0)))?;
     let tf = Terraform::new();
     tf.write_main(&terraform_data_config(0));
-    Ok((kargo, median_plan(&tf)?))
+    Ok((kargo, echo, median_plan(&tf)?))
 }
 
-fn measure_terraform_data(n: usize) -> Result<Timings, String> {
-    let tf = Terraform::new();
-    tf.write_main(&terraform_data_config(n));
-    let plan_create = median_plan(&tf)?;
+/// Plan, apply and plan again of a workload that has no API to count requests on.
+fn measure_without_api(tf: &Terraform) -> Result<Timings, String> {
+    let plan_create = median_plan(tf)?;
     let apply = timed(|| tf.apply())?;
-    let plan_refresh = median_plan(&tf)?;
+    let plan_refresh = median_plan(tf)?;
     Ok(Timings {
         plan_create,
         apply,
@@ -350,9 +441,19 @@ fn measure_terraform_data(n: usize) -> Result<Timings, String> {
     })
 }
 
+fn measure_echo(n: usize) -> Result<Timings, String> {
+    measure_without_api(&echo_terraform(&echo_config(n)))
+}
+
+fn measure_terraform_data(n: usize) -> Result<Timings, String> {
+    let tf = Terraform::new();
+    tf.write_main(&terraform_data_config(n));
+    measure_without_api(&tf)
+}
+
 fn measure_kargo(n: usize) -> Result<Timings, String> {
     let env = Env::new();
-    env.config(&kargo_config(n));
+    env.tf.write_main(&kargo_config(&env, n));
     let plan_create = median_plan(&env.tf)?;
     env.sandbox.reset_requests();
     let apply = timed(|| env.tf.apply())?;
@@ -377,9 +478,9 @@ fn measure_kargo(n: usize) -> Result<Timings, String> {
     })
 }
 
-/// Runs plan, apply and plan of `n` warehouses against a provider this bench started in
+/// Runs plan, apply and plan of `config` in `tf` against a provider this bench started in
 /// `-debug` mode (Terraform reattaches instead of spawning it), then reads its peak RSS.
-fn peak_rss_kb(provider: &std::path::Path, n: usize) -> Result<Option<u64>, String> {
+fn peak_rss_kb(provider: &Path, mut tf: Terraform, config: &str) -> Result<Option<u64>, String> {
     let child = Command::new(provider)
         .arg("-debug")
         .stdin(Stdio::null())
@@ -391,15 +492,14 @@ fn peak_rss_kb(provider: &std::path::Path, n: usize) -> Result<Option<u64>, Stri
     let stdout = child.0.stdout.take().ok_or("no stdout")?;
     let reattach = reattach_providers(stdout)
         .ok_or("the -debug banner did not print TF_REATTACH_PROVIDERS")?;
-    let mut env = Env::new();
-    env.tf.env("TF_REATTACH_PROVIDERS", &reattach);
-    env.config(&kargo_config(n));
+    tf.env("TF_REATTACH_PROVIDERS", &reattach);
+    tf.write_main(config);
     for args in [
         &["plan", "-input=false"][..],
         &["apply", "-auto-approve"][..],
         &["plan", "-input=false"][..],
     ] {
-        timed(|| env.tf.run(args))?;
+        timed(|| tf.run(args))?;
     }
     let status = match std::fs::read_to_string(format!("/proc/{}/status", child.0.id())) {
         Ok(s) => s,
@@ -409,6 +509,83 @@ fn peak_rss_kb(provider: &std::path::Path, n: usize) -> Result<Option<u64>, Stri
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+}
+
+fn print_report(report: &Report) {
+    let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let header = [
+        "N",
+        "measure",
+        "kargo",
+        "echo",
+        "terraform_data",
+        "kargo/echo",
+        "echo/tf_data",
+        "kargo/tf_data",
+        "budget",
+        "met",
+    ];
+    let rows: Vec<Vec<String>> = report
+        .side_by_side
+        .iter()
+        .map(|r| {
+            let kargo_vs_builtin = ratio(r.kargo, r.builtin);
+            vec![
+                r.n.to_string(),
+                r.what.to_string(),
+                secs(r.kargo),
+                secs(r.echo),
+                secs(r.builtin),
+                format!("{:.2}x", ratio(r.kargo, r.echo)),
+                format!("{:.2}x", ratio(r.echo, r.builtin)),
+                format!("{kargo_vs_builtin:.2}x"),
+                r.budget.map(|b| format!("<= {b}x")).unwrap_or_default(),
+                match r.budget {
+                    Some(b) if kargo_vs_builtin <= b => "yes".into(),
+                    Some(_) => "NO".into(),
+                    None => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(&header.map(String::from)));
+    println!(
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+    );
+    for r in &rows {
+        println!("{}", line(r));
+    }
+    println!();
+    print_table(&report.budget);
+    println!(
+        "\nWorkload: one project and N warehouses (image subscription): kargo_project and \
+         kargo_warehouse against the in-process sandbox, echo_store (the plugin crate's example \
+         provider, which stores what it is given) and terraform_data with the same values and \
+         dependency graph. Plans are medians of {PLAN_RUNS}. kargo/echo is the provider's own \
+         cost; echo/tf_data is what Terraform charges any plugin provider (start-ups, AutoMTLS, \
+         schema, RPCs) that the built-in terraform_data does not pay."
+    );
 }
 
 fn print_table(rows: &[Row]) {
@@ -436,10 +613,4 @@ fn print_table(rows: &[Row]) {
             r.what, r.value, r.budget
         );
     }
-    println!(
-        "\nWorkload: one kargo_project and N kargo_warehouse (image subscription) against the \
-         in-process sandbox, versus the same values in N terraform_data. Plans are medians of \
-         {PLAN_RUNS}; the N=0 row is the fixed cost of launching a plugin provider, which the \
-         built-in terraform_data does not pay."
-    );
 }

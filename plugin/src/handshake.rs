@@ -28,87 +28,67 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
-use super::Provider;
-use super::server;
+use crate::Provider;
+use crate::error::{Error, Result};
+use crate::server;
 
 /// Environment variable and value Terraform sets so that a plugin knows it was started by Terraform.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
+/// The value of [`MAGIC_COOKIE_KEY`] for Terraform providers (a fixed, public value).
 pub const MAGIC_COOKIE_VALUE: &str =
     "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// go-plugin's own protocol version: the first field of the handshake line.
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
-/// The Terraform plugin protocol this provider speaks (tfplugin6).
+/// The Terraform plugin protocol this crate speaks (tfplugin6).
 pub const PROTOCOL_VERSION: u32 = 6;
-/// The provider's registry address, as `TF_REATTACH_PROVIDERS` must name it.
-pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/dokaseca/kargo";
-/// Forces the listener kind: `unix` (the default on Unix, like go-plugin) or `tcp`.
-pub const NETWORK_ENV: &str = "KARGO_PLUGIN_NETWORK";
-
-/// Shown when someone runs the binary by hand.
-pub const NOT_LAUNCHED_BY_TERRAFORM: &str = "\
-This binary is the Kargo provider for Terraform and OpenTofu. Terraform starts it
-itself when a configuration uses the provider; it is not meant to be run directly.
-
-To use it, declare it in your configuration and run terraform:
-
-    terraform {
-      required_providers {
-        kargo = { source = \"dokaseca/kargo\" }
-      }
-    }
-
-To debug it, run it with -debug: it then serves on a local address and prints a
-TF_REATTACH_PROVIDERS value; export that in the shell where you run terraform.
-Run it with --help for all options.";
 
 /// How long a connecting client may take to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After go-plugin's Shutdown call, how long connections may take to close before we exit anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-#[derive(Debug, thiserror::Error)]
-pub enum HandshakeError {
-    #[error("{NOT_LAUNCHED_BY_TERRAFORM}")]
-    NotLaunchedByTerraform,
-    #[error(
-        "Terraform offered plugin protocol version(s) {0:?}, but this provider speaks only \
-         protocol 6 (Terraform v1.0 or newer, OpenTofu v1.6 or newer)"
-    )]
-    UnsupportedProtocol(String),
-    #[error("invalid plugin environment: {0}")]
-    Environment(String),
-    #[error("could not listen for Terraform's connection: {0}")]
-    Listen(#[source] io::Error),
-    #[error("could not set up TLS with Terraform: {0}")]
-    Tls(String),
-    #[error("could not install signal handlers: {0}")]
-    Signals(#[source] io::Error),
-    #[error("could not write the handshake line to stdout: {0}")]
-    Stdout(#[source] io::Error),
-    #[error("the gRPC server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
-}
-
 /// The go-plugin environment Terraform sets for the plugin. Empty variables count as unset.
+///
+/// ```
+/// use tfplugin::handshake::{MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginEnv, check_cookie};
+///
+/// let env = PluginEnv::from_lookup("ECHO_PLUGIN_NETWORK", |key| match key {
+///     MAGIC_COOKIE_KEY => Some(MAGIC_COOKIE_VALUE.to_string()),
+///     "PLUGIN_PROTOCOL_VERSIONS" => Some("5,6".to_string()),
+///     _ => None,
+/// });
+/// assert!(check_cookie(&env).is_ok());
+/// assert_eq!(env.protocol_versions.as_deref(), Some("5,6"));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct PluginEnv {
+    /// `TF_PLUGIN_MAGIC_COOKIE`: proves that Terraform started the process.
     pub magic_cookie: Option<String>,
+    /// `PLUGIN_PROTOCOL_VERSIONS`: the protocol versions the host speaks, comma-separated.
     pub protocol_versions: Option<String>,
+    /// `PLUGIN_MIN_PORT`: the lowest TCP port the plugin may listen on.
     pub min_port: Option<String>,
+    /// `PLUGIN_MAX_PORT`: the highest TCP port the plugin may listen on.
     pub max_port: Option<String>,
+    /// `PLUGIN_UNIX_SOCKET_DIR`: where to create the unix socket.
     pub unix_socket_dir: Option<PathBuf>,
     /// PEM of the host's certificate; its presence turns on AutoMTLS.
     pub client_cert: Option<String>,
+    /// The value of [`network_variable`](Self::network_variable): `unix` or `tcp`.
     pub network: Option<String>,
+    /// The provider's own variable that forces the listener kind (not part of go-plugin).
+    pub network_variable: String,
 }
 
 impl PluginEnv {
-    pub fn from_process() -> Self {
-        Self::from_lookup(|key| std::env::var(key).ok())
+    /// Reads the process environment; `network_variable` names the provider's variable
+    /// that forces the listener kind (e.g. `ECHO_PLUGIN_NETWORK`).
+    pub fn from_process(network_variable: &str) -> Self {
+        Self::from_lookup(network_variable, |key| std::env::var(key).ok())
     }
 
     /// Reads the environment through `get`, so tests need not touch the process environment.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+    pub fn from_lookup(network_variable: &str, get: impl Fn(&str) -> Option<String>) -> Self {
         let var = |key: &str| get(key).filter(|v| !v.is_empty());
         Self {
             magic_cookie: var(MAGIC_COOKIE_KEY),
@@ -117,22 +97,23 @@ impl PluginEnv {
             max_port: var("PLUGIN_MAX_PORT"),
             unix_socket_dir: var("PLUGIN_UNIX_SOCKET_DIR").map(PathBuf::from),
             client_cert: var("PLUGIN_CLIENT_CERT"),
-            network: var(NETWORK_ENV),
+            network: var(network_variable),
+            network_variable: network_variable.to_string(),
         }
     }
 }
 
 /// Succeeds only when Terraform (or another go-plugin host speaking Terraform's handshake) started us.
-pub fn check_cookie(env: &PluginEnv) -> Result<(), HandshakeError> {
+pub fn check_cookie(env: &PluginEnv) -> Result<()> {
     match env.magic_cookie.as_deref() {
         Some(MAGIC_COOKIE_VALUE) => Ok(()),
-        _ => Err(HandshakeError::NotLaunchedByTerraform),
+        _ => Err(Error::NotLaunchedByTerraform),
     }
 }
 
 /// Picks protocol 6 from the comma-separated versions the host offers. A host that offers
 /// nothing gets 6, as go-plugin falls back to the handshake's default version.
-pub fn negotiate_protocol(env: &PluginEnv) -> Result<u32, HandshakeError> {
+pub(crate) fn negotiate_protocol(env: &PluginEnv) -> Result<u32> {
     let Some(offered) = env.protocol_versions.as_deref() else {
         return Ok(PROTOCOL_VERSION);
     };
@@ -144,17 +125,21 @@ pub fn negotiate_protocol(env: &PluginEnv) -> Result<u32, HandshakeError> {
     if supported {
         Ok(PROTOCOL_VERSION)
     } else {
-        Err(HandshakeError::UnsupportedProtocol(offered.to_string()))
+        Err(Error::UnsupportedProtocol(offered.to_string()))
     }
 }
 
+/// How Terraform connects to the plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Network {
+    /// A unix socket (go-plugin's default on Unix).
     Unix,
+    /// TCP on 127.0.0.1.
     Tcp,
 }
 
 impl Network {
+    /// `"unix"` or `"tcp"`, as go-plugin names them.
     pub fn as_str(self) -> &'static str {
         match self {
             Network::Unix => "unix",
@@ -162,6 +147,7 @@ impl Network {
         }
     }
 
+    /// `"unix"` or `"tcp"`, in any case.
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "unix" => Some(Network::Unix),
@@ -171,8 +157,9 @@ impl Network {
     }
 }
 
-/// The listener kind: `KARGO_PLUGIN_NETWORK` when set, else a unix socket like go-plugin on Unix.
-pub fn choose_network(env: &PluginEnv) -> Result<Network, HandshakeError> {
+/// The listener kind: the provider's network variable when set, else a unix socket like
+/// go-plugin on Unix.
+pub(crate) fn choose_network(env: &PluginEnv) -> Result<Network> {
     match env.network.as_deref() {
         None => Ok(if cfg!(unix) {
             Network::Unix
@@ -180,27 +167,28 @@ pub fn choose_network(env: &PluginEnv) -> Result<Network, HandshakeError> {
             Network::Tcp
         }),
         Some(s) => Network::parse(s).ok_or_else(|| {
-            HandshakeError::Environment(format!(
-                "{NETWORK_ENV} must be \"unix\" or \"tcp\", not {s:?}"
+            Error::Environment(format!(
+                "{} must be \"unix\" or \"tcp\", not {s:?}",
+                env.network_variable
             ))
         }),
     }
 }
 
 /// The TCP ports go-plugin allows; both bounds unset means "any free port".
-pub fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>, HandshakeError> {
-    let parse = |name: &str, v: Option<&str>| -> Result<u16, HandshakeError> {
+pub(crate) fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>> {
+    let parse = |name: &str, v: Option<&str>| -> Result<u16, Error> {
         match v {
             None => Ok(0),
             Some(s) => s.trim().parse::<u16>().map_err(|_| {
-                HandshakeError::Environment(format!("{name} must be a port number, not {s:?}"))
+                Error::Environment(format!("{name} must be a port number, not {s:?}"))
             }),
         }
     };
     let min = parse("PLUGIN_MIN_PORT", env.min_port.as_deref())?;
     let max = parse("PLUGIN_MAX_PORT", env.max_port.as_deref())?;
     if min > max {
-        return Err(HandshakeError::Environment(format!(
+        return Err(Error::Environment(format!(
             "PLUGIN_MIN_PORT ({min}) is greater than PLUGIN_MAX_PORT ({max})"
         )));
     }
@@ -210,7 +198,7 @@ pub fn port_range(env: &PluginEnv) -> Result<RangeInclusive<u16>, HandshakeError
 /// Binds the listener the environment asks for. When nobody chose the network and a unix socket
 /// cannot be created (no writable socket directory, a path over the socket-name limit), falls
 /// back to TCP, which go-plugin's host accepts just as well.
-pub fn listen(env: &PluginEnv) -> Result<PluginListener, HandshakeError> {
+pub(crate) fn listen(env: &PluginEnv) -> Result<PluginListener> {
     let network = choose_network(env)?;
     match PluginListener::bind(env, network) {
         Err(e) if network == Network::Unix && env.network.is_none() => {
@@ -252,7 +240,7 @@ pub fn reattach_json(provider_address: &str, network: Network, address: &str, pi
 // ---------------------------------------------------------------------------------------------
 
 /// Where Terraform connects. A unix socket file is removed when the listener is dropped.
-pub struct PluginListener {
+pub(crate) struct PluginListener {
     inner: ListenerKind,
     address: String,
 }
@@ -280,20 +268,15 @@ impl Drop for SocketFile {
 impl PluginListener {
     /// Binds 127.0.0.1 on the first free port of `ports` (port 0 lets the OS choose).
     /// Must be called within a tokio runtime.
-    pub fn bind_tcp(ports: RangeInclusive<u16>) -> Result<Self, HandshakeError> {
+    pub(crate) fn bind_tcp(ports: RangeInclusive<u16>) -> Result<Self> {
         let mut last_err = None;
         for port in ports {
             match std::net::TcpListener::bind(("127.0.0.1", port)) {
                 Ok(listener) => {
-                    let address = listener
-                        .local_addr()
-                        .map_err(HandshakeError::Listen)?
-                        .to_string();
-                    listener
-                        .set_nonblocking(true)
-                        .map_err(HandshakeError::Listen)?;
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .map_err(HandshakeError::Listen)?;
+                    let address = listener.local_addr().map_err(Error::Listen)?.to_string();
+                    listener.set_nonblocking(true).map_err(Error::Listen)?;
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(Error::Listen)?;
                     return Ok(Self {
                         inner: ListenerKind::Tcp(listener),
                         address,
@@ -302,7 +285,7 @@ impl PluginListener {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(HandshakeError::Listen(last_err.unwrap_or_else(|| {
+        Err(Error::Listen(last_err.unwrap_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, "empty port range")
         })))
     }
@@ -310,7 +293,7 @@ impl PluginListener {
     /// Creates a fresh socket in `dir` (the system temp directory when `None`).
     /// Must be called within a tokio runtime.
     #[cfg(unix)]
-    pub fn bind_unix(dir: Option<&Path>) -> Result<Self, HandshakeError> {
+    pub(crate) fn bind_unix(dir: Option<&Path>) -> Result<Self> {
         let dir = dir
             .map(Path::to_path_buf)
             .unwrap_or_else(std::env::temp_dir);
@@ -321,7 +304,7 @@ impl PluginListener {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos())
                 .unwrap_or_default();
-            let path = dir.join(format!("plugin-kargo-{pid}-{nanos:x}-{attempt}"));
+            let path = dir.join(format!("tfplugin-{pid}-{nanos:x}-{attempt}"));
             match tokio::net::UnixListener::bind(&path) {
                 Ok(listener) => {
                     let address = path.to_string_lossy().into_owned();
@@ -334,28 +317,28 @@ impl PluginListener {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_err = Some(e),
-                Err(e) => return Err(HandshakeError::Listen(e)),
+                Err(e) => return Err(Error::Listen(e)),
             }
         }
-        Err(HandshakeError::Listen(last_err.unwrap_or_else(|| {
+        Err(Error::Listen(last_err.unwrap_or_else(|| {
             io::Error::new(io::ErrorKind::AddrInUse, "no free socket name")
         })))
     }
 
     /// Binds what `network` asks for, with go-plugin's environment (port range, socket dir).
-    pub fn bind(env: &PluginEnv, network: Network) -> Result<Self, HandshakeError> {
+    pub(crate) fn bind(env: &PluginEnv, network: Network) -> Result<Self> {
         match network {
             Network::Tcp => Self::bind_tcp(port_range(env)?),
             #[cfg(unix)]
             Network::Unix => Self::bind_unix(env.unix_socket_dir.as_deref()),
             #[cfg(not(unix))]
-            Network::Unix => Err(HandshakeError::Environment(
+            Network::Unix => Err(Error::Environment(
                 "unix sockets are not available here".into(),
             )),
         }
     }
 
-    pub fn network(&self) -> Network {
+    pub(crate) fn network(&self) -> Network {
         match self.inner {
             ListenerKind::Tcp(_) => Network::Tcp,
             #[cfg(unix)]
@@ -364,7 +347,7 @@ impl PluginListener {
     }
 
     /// `host:port` for TCP, the socket path for unix.
-    pub fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         &self.address
     }
 
@@ -386,7 +369,7 @@ impl PluginListener {
 }
 
 /// One accepted connection, plain or TLS, over TCP or a unix socket.
-pub struct Conn(Box<dyn Io>);
+pub(crate) struct Conn(Box<dyn Io>);
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
@@ -441,7 +424,7 @@ impl Connected for Conn {
 /// Accepts connections until `shutdown`, completing TLS handshakes (when `tls` is set) off the
 /// accept loop so that one slow client cannot hold up the next. Failed handshakes are logged
 /// and dropped; they never stop the server.
-pub fn incoming(
+pub(crate) fn incoming(
     listener: PluginListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
@@ -500,30 +483,29 @@ pub fn incoming(
 
 /// The server side of go-plugin's AutoMTLS: our fresh certificate and a TLS configuration that
 /// accepts exactly the host's certificate.
-pub struct AutoMtls {
-    pub config: Arc<rustls::ServerConfig>,
+pub(crate) struct AutoMtls {
+    pub(crate) config: Arc<rustls::ServerConfig>,
     /// DER of our certificate; the host pins it from the handshake line.
-    pub server_cert: CertificateDer<'static>,
+    pub(crate) server_cert: CertificateDer<'static>,
 }
 
 /// Builds the TLS configuration from `PLUGIN_CLIENT_CERT`. The host checks our certificate
 /// against the handshake line and the name "localhost"; we require the host's certificate.
-pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, HandshakeError> {
-    let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes()).map_err(|e| {
-        HandshakeError::Tls(format!("PLUGIN_CLIENT_CERT is not a PEM certificate: {e}"))
-    })?;
+pub(crate) fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls> {
+    let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes())
+        .map_err(|e| Error::Tls(format!("PLUGIN_CLIENT_CERT is not a PEM certificate: {e}")))?;
 
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .map_err(|e| HandshakeError::Tls(format!("certificate parameters: {e}")))?;
+        .map_err(|e| Error::Tls(format!("certificate parameters: {e}")))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "localhost");
-    let key = rcgen::KeyPair::generate()
-        .map_err(|e| HandshakeError::Tls(format!("generating a key: {e}")))?;
+    let key =
+        rcgen::KeyPair::generate().map_err(|e| Error::Tls(format!("generating a key: {e}")))?;
     let cert = params
         .self_signed(&key)
-        .map_err(|e| HandshakeError::Tls(format!("self-signing: {e}")))?;
+        .map_err(|e| Error::Tls(format!("self-signing: {e}")))?;
     let server_cert = cert.der().clone();
     let server_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
@@ -531,10 +513,10 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, HandshakeError> {
     let verifier = ExactClientCert::new(client_cert, provider.signature_verification_algorithms);
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| HandshakeError::Tls(e.to_string()))?
+        .map_err(|e| Error::Tls(e.to_string()))?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(vec![server_cert.clone()], server_key)
-        .map_err(|e| HandshakeError::Tls(e.to_string()))?;
+        .map_err(|e| Error::Tls(e.to_string()))?;
     // grpc-go refuses TLS connections that do not negotiate h2.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(AutoMtls {
@@ -547,14 +529,17 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, HandshakeError> {
 /// certificates rather than building chains) and checks its handshake signatures, including
 /// the ECDSA P-521 ones go-plugin's client makes and ring cannot verify.
 #[derive(Debug)]
-pub struct ExactClientCert {
+pub(crate) struct ExactClientCert {
     expected: CertificateDer<'static>,
     fallback: WebPkiSupportedAlgorithms,
 }
 
 impl ExactClientCert {
     /// `fallback` verifies signatures from keys other than P-521 (normally ring's algorithms).
-    pub fn new(expected: CertificateDer<'static>, fallback: WebPkiSupportedAlgorithms) -> Self {
+    pub(crate) fn new(
+        expected: CertificateDer<'static>,
+        fallback: WebPkiSupportedAlgorithms,
+    ) -> Self {
         Self { expected, fallback }
     }
 
@@ -635,19 +620,19 @@ enum HashAlg {
 
 /// ECDSA over NIST P-521 (RustCrypto's `p521`), with the message hashed by `hash`.
 #[derive(Debug)]
-pub struct EcdsaP521 {
+pub(crate) struct EcdsaP521 {
     hash: HashAlg,
 }
 
 /// ECDSA P-521 with SHA-512: TLS 1.3's `ecdsa_secp521r1_sha512`, go-plugin's client signature.
-pub static ECDSA_P521_SHA512: EcdsaP521 = EcdsaP521 {
+pub(crate) static ECDSA_P521_SHA512: EcdsaP521 = EcdsaP521 {
     hash: HashAlg::Sha512,
 };
 /// P-521 keys signing with shorter hashes, possible only in TLS 1.2.
-pub static ECDSA_P521_SHA384: EcdsaP521 = EcdsaP521 {
+pub(crate) static ECDSA_P521_SHA384: EcdsaP521 = EcdsaP521 {
     hash: HashAlg::Sha384,
 };
-pub static ECDSA_P521_SHA256: EcdsaP521 = EcdsaP521 {
+pub(crate) static ECDSA_P521_SHA256: EcdsaP521 = EcdsaP521 {
     hash: HashAlg::Sha256,
 };
 
@@ -718,10 +703,7 @@ impl SignatureVerificationAlgorithm for EcdsaP521 {
 /// Serves `provider` the way Terraform expects when it starts the binary: checks the handshake
 /// environment, listens, prints the handshake line on stdout (the only stdout output ever), and
 /// serves until go-plugin's Shutdown call.
-pub async fn serve_managed(
-    provider: Arc<dyn Provider>,
-    env: &PluginEnv,
-) -> Result<(), HandshakeError> {
+pub async fn serve_managed(provider: Arc<dyn Provider>, env: &PluginEnv) -> Result<()> {
     check_cookie(env)?;
     negotiate_protocol(env)?;
     let listener = listen(env)?;
@@ -745,7 +727,7 @@ pub async fn serve_managed(
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|_| stdout.flush())
-        .map_err(HandshakeError::Stdout)?;
+        .map_err(Error::Stdout)?;
     drop(stdout);
 
     let result = serve_until_shutdown(provider, conns, shutdown).await;
@@ -759,7 +741,7 @@ async fn serve_until_shutdown(
     provider: Arc<dyn Provider>,
     conns: ReceiverStream<io::Result<Conn>>,
     shutdown: CancellationToken,
-) -> Result<(), HandshakeError> {
+) -> Result<()> {
     let serve = server::serve(provider, conns, shutdown.clone());
     tokio::pin!(serve);
     let grace = async {
@@ -767,7 +749,7 @@ async fn serve_until_shutdown(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        result = &mut serve => result.map_err(HandshakeError::from),
+        result = &mut serve => result.map_err(Error::from),
         _ = grace => {
             tracing::debug!("connections still open after shutdown; exiting anyway");
             Ok(())
@@ -796,26 +778,42 @@ fn ignore_interrupts() {
 
 /// A provider served in plaintext for `TF_REATTACH_PROVIDERS`: `-debug`, and tests that host
 /// the provider in-process.
+///
+/// ```no_run
+/// # async fn demo(provider: std::sync::Arc<dyn tfplugin::Provider>) -> tfplugin::Result<()> {
+/// use tfplugin::handshake::{DebugServer, Network};
+///
+/// let server = DebugServer::start("registry.terraform.io/example/echo", provider, Network::Tcp).await?;
+/// println!("TF_REATTACH_PROVIDERS='{}'", server.reattach_json());
+/// // ... run terraform with that variable set, then:
+/// server.shutdown();
+/// server.wait().await
+/// # }
+/// ```
 pub struct DebugServer {
+    provider_address: String,
     network: Network,
     address: String,
     shutdown: CancellationToken,
-    task: JoinHandle<Result<(), HandshakeError>>,
+    task: JoinHandle<Result<()>>,
 }
 
 impl DebugServer {
     /// Starts serving on 127.0.0.1 (TCP, any free port) or a unix socket in the temp directory.
+    /// `provider_address` is the address Terraform knows the provider by, e.g.
+    /// `registry.terraform.io/example/echo`. Must be called within a tokio runtime.
     pub async fn start(
+        provider_address: impl Into<String>,
         provider: Arc<dyn Provider>,
         network: Network,
-    ) -> Result<Self, HandshakeError> {
+    ) -> Result<Self> {
         let listener = match network {
             Network::Tcp => PluginListener::bind_tcp(0..=0)?,
             #[cfg(unix)]
             Network::Unix => PluginListener::bind_unix(None)?,
             #[cfg(not(unix))]
             Network::Unix => {
-                return Err(HandshakeError::Environment(
+                return Err(Error::Environment(
                     "unix sockets are not available here".into(),
                 ));
             }
@@ -832,6 +830,7 @@ impl DebugServer {
             }
         });
         Ok(Self {
+            provider_address: provider_address.into(),
             network,
             address,
             shutdown,
@@ -839,10 +838,12 @@ impl DebugServer {
         })
     }
 
+    /// The listener kind.
     pub fn network(&self) -> Network {
         self.network
     }
 
+    /// `127.0.0.1:port` for TCP, the socket path for unix.
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -850,7 +851,7 @@ impl DebugServer {
     /// The `TF_REATTACH_PROVIDERS` value for this server (pid of the current process).
     pub fn reattach_json(&self) -> String {
         reattach_json(
-            PROVIDER_ADDRESS,
+            &self.provider_address,
             self.network,
             &self.address,
             std::process::id(),
@@ -862,15 +863,16 @@ impl DebugServer {
         self.shutdown.clone()
     }
 
+    /// Stops accepting calls; [`wait`](Self::wait) returns once connections have closed.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
 
     /// Waits until the server has stopped (after [`DebugServer::shutdown`] or go-plugin's Shutdown).
-    pub async fn wait(self) -> Result<(), HandshakeError> {
+    pub async fn wait(self) -> Result<()> {
         match self.task.await {
             Ok(result) => result,
-            Err(e) => Err(HandshakeError::Listen(io::Error::other(e))),
+            Err(e) => Err(Error::Listen(io::Error::other(e))),
         }
     }
 }
@@ -880,12 +882,14 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const NETWORK_ENV: &str = "EXAMPLE_PLUGIN_NETWORK";
+
     fn env(vars: &[(&str, &str)]) -> PluginEnv {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        PluginEnv::from_lookup(|k| map.get(k).cloned())
+        PluginEnv::from_lookup(NETWORK_ENV, |k| map.get(k).cloned())
     }
 
     #[test]
@@ -893,24 +897,16 @@ mod tests {
         assert!(check_cookie(&env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)])).is_ok());
         assert!(matches!(
             check_cookie(&env(&[])),
-            Err(HandshakeError::NotLaunchedByTerraform)
+            Err(Error::NotLaunchedByTerraform)
         ));
         assert!(matches!(
             check_cookie(&env(&[(MAGIC_COOKIE_KEY, "d602bf8f")])),
-            Err(HandshakeError::NotLaunchedByTerraform)
+            Err(Error::NotLaunchedByTerraform)
         ));
         assert!(matches!(
             check_cookie(&env(&[(MAGIC_COOKIE_KEY, "")])),
-            Err(HandshakeError::NotLaunchedByTerraform)
+            Err(Error::NotLaunchedByTerraform)
         ));
-    }
-
-    #[test]
-    fn not_launched_message_explains_debug() {
-        let msg = HandshakeError::NotLaunchedByTerraform.to_string();
-        assert!(msg.contains("Terraform starts it"), "{msg}");
-        assert!(msg.contains("-debug"), "{msg}");
-        assert!(msg.contains("TF_REATTACH_PROVIDERS"), "{msg}");
     }
 
     #[test]
@@ -929,7 +925,7 @@ mod tests {
         );
         assert_eq!(negotiate_protocol(&env(&[])).unwrap(), 6);
         match negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "4,5")])) {
-            Err(HandshakeError::UnsupportedProtocol(offered)) => assert_eq!(offered, "4,5"),
+            Err(Error::UnsupportedProtocol(offered)) => assert_eq!(offered, "4,5"),
             other => panic!("expected UnsupportedProtocol, got {other:?}"),
         }
         assert!(negotiate_protocol(&env(&[("PLUGIN_PROTOCOL_VERSIONS", "60")])).is_err());
@@ -956,10 +952,15 @@ mod tests {
 
     #[test]
     fn reattach_json_names_the_provider_and_address() {
-        let json = reattach_json(PROVIDER_ADDRESS, Network::Tcp, "127.0.0.1:4000", 42);
+        let json = reattach_json(
+            "registry.terraform.io/example/echo",
+            Network::Tcp,
+            "127.0.0.1:4000",
+            42,
+        );
         assert_eq!(
             json,
-            r#"{"registry.terraform.io/dokaseca/kargo":{"Protocol":"grpc","ProtocolVersion":6,"Pid":42,"Test":true,"Addr":{"Network":"tcp","String":"127.0.0.1:4000"}}}"#
+            r#"{"registry.terraform.io/example/echo":{"Protocol":"grpc","ProtocolVersion":6,"Pid":42,"Test":true,"Addr":{"Network":"tcp","String":"127.0.0.1:4000"}}}"#
         );
     }
 
@@ -1013,7 +1014,7 @@ mod tests {
             ("PLUGIN_UNIX_SOCKET_DIR", missing),
             (NETWORK_ENV, "unix"),
         ]));
-        assert!(matches!(forced, Err(HandshakeError::Listen(_))));
+        assert!(matches!(forced, Err(Error::Listen(_))));
 
         let dir_ok = dir.path().to_str().unwrap();
         let listener = listen(&env(&[("PLUGIN_UNIX_SOCKET_DIR", dir_ok)])).unwrap();
@@ -1351,6 +1352,6 @@ nLypMV7x2v+aaLu30fXEhRFg0P4fdGsqGwpUrRvEqYPF+L5qTPWRgS2dR2Q3BR1c
 
     #[test]
     fn auto_mtls_rejects_a_bad_client_cert() {
-        assert!(matches!(auto_mtls("not pem"), Err(HandshakeError::Tls(_))));
+        assert!(matches!(auto_mtls("not pem"), Err(Error::Tls(_))));
     }
 }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::diagnostics::AttributePath;
-use super::schema::{Attribute, AttributeType, Block, NestedBlock, Nesting, Schema};
-use super::value::Value;
-use super::{PlanRequest, PlanResponse};
+use crate::diagnostics::AttributePath;
+use crate::schema::{Attribute, AttributeType, Block, NestedBlock, Nesting, Schema};
+use crate::value::Value;
+use crate::{PlanRequest, PlanResponse};
 
 static NULL: Value = Value::Null;
 
@@ -541,23 +541,9 @@ fn numbers_equal(x: &serde_json::Number, y: &serde_json::Number) -> bool {
     matches!((x.as_f64(), y.as_f64()), (Some(a), Some(b)) if a == b)
 }
 
-/// Semantic equality functions for [`Attribute::semantic_eq`](super::schema::Attribute).
+/// Semantic equality functions for [`Attribute::semantic_eq`](crate::schema::Attribute).
 pub mod semantic {
-    use std::time::Duration;
-
-    use super::super::value::Value;
-
-    /// Durations in Go's `time.ParseDuration` syntax compare by length of time
-    /// ("5m" == "5m0s" == "300s"); strings that do not parse compare as strings.
-    pub fn duration_eq(a: &Value, b: &Value) -> bool {
-        match (a.as_str(), b.as_str()) {
-            (Some(x), Some(y)) => match (parse_go_duration(x), parse_go_duration(y)) {
-                (Some(dx), Some(dy)) => dx == dy,
-                _ => x == y,
-            },
-            _ => super::values_equal(a, b),
-        }
-    }
+    use crate::value::Value;
 
     /// Strings holding JSON compare as documents (key order, whitespace and number
     /// spelling ignored); strings that do not parse compare as strings.
@@ -591,137 +577,25 @@ pub mod semantic {
             _ => a == b,
         }
     }
-
-    const NANOS_PER_UNIT: [(&str, u128); 8] = [
-        ("ns", 1),
-        ("us", 1_000),
-        ("\u{b5}s", 1_000),  // micro sign
-        ("\u{3bc}s", 1_000), // Greek small letter mu
-        ("ms", 1_000_000),
-        ("s", 1_000_000_000),
-        ("m", 60_000_000_000),
-        ("h", 3_600_000_000_000),
-    ];
-
-    /// Parses a duration as Go's `time.ParseDuration` does ("1h30m", "1.5s", "300ms").
-    /// Negative durations, and durations beyond Go's range (about 292 years), are `None`.
-    pub fn parse_go_duration(s: &str) -> Option<Duration> {
-        let mut rest = s;
-        let negative = rest.starts_with('-');
-        if let Some(r) = rest.strip_prefix(['-', '+']) {
-            rest = r;
-        }
-        if rest == "0" {
-            return Some(Duration::ZERO);
-        }
-        if rest.is_empty() {
-            return None;
-        }
-        let mut total: u128 = 0;
-        while !rest.is_empty() {
-            let int_len = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let (int_part, after_int) = rest.split_at(int_len);
-            let (frac_part, after_num) = match after_int.strip_prefix('.') {
-                Some(r) => {
-                    let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-                    r.split_at(n)
-                }
-                None => ("", after_int),
-            };
-            if int_part.is_empty() && frac_part.is_empty() {
-                return None;
-            }
-            let unit_len = after_num
-                .find(|c: char| c == '.' || c.is_ascii_digit())
-                .unwrap_or(after_num.len());
-            let (unit, after_unit) = after_num.split_at(unit_len);
-            let scale = NANOS_PER_UNIT
-                .iter()
-                .find(|(name, _)| *name == unit)
-                .map(|(_, n)| *n)?;
-            let whole: u128 = if int_part.is_empty() {
-                0
-            } else {
-                int_part.parse().ok()?
-            };
-            let mut nanos = whole.checked_mul(scale)?;
-            // Fractional digits beyond nanosecond precision cannot change the result.
-            let mut frac_scale = scale;
-            for d in frac_part.chars().take(30) {
-                frac_scale /= 10;
-                if frac_scale == 0 {
-                    break;
-                }
-                nanos += u128::from(d.to_digit(10)?) * frac_scale;
-            }
-            total = total.checked_add(nanos)?;
-            if total > i64::MAX as u128 {
-                return None;
-            }
-            rest = after_unit;
-        }
-        if negative && total != 0 {
-            return None;
-        }
-        let secs = u64::try_from(total / 1_000_000_000).ok()?;
-        Some(Duration::new(secs, (total % 1_000_000_000) as u32))
-    }
-
-    /// Formats a duration as Go's `Duration.String()`: "1h0m0s", "5m0s", "1.5s", "300ms", "0s".
-    pub fn format_go_duration(d: Duration) -> String {
-        let nanos = d.as_nanos();
-        if nanos == 0 {
-            return "0s".to_string();
-        }
-        if nanos < 1_000 {
-            return format!("{nanos}ns");
-        }
-        if nanos < 1_000_000 {
-            return format!("{}\u{b5}s", with_fraction(nanos, 1_000));
-        }
-        if nanos < 1_000_000_000 {
-            return format!("{}ms", with_fraction(nanos, 1_000_000));
-        }
-        let secs = nanos / 1_000_000_000;
-        let sub = nanos % 1_000_000_000;
-        let seconds = with_fraction((secs % 60) * 1_000_000_000 + sub, 1_000_000_000);
-        let minutes = (secs / 60) % 60;
-        let hours = secs / 3600;
-        if hours > 0 {
-            format!("{hours}h{minutes}m{seconds}s")
-        } else if minutes > 0 {
-            format!("{minutes}m{seconds}s")
-        } else {
-            format!("{seconds}s")
-        }
-    }
-
-    /// `value / unit` in decimal, without trailing zeros in the fraction.
-    fn with_fraction(value: u128, unit: u128) -> String {
-        let whole = value / unit;
-        let frac = value % unit;
-        if frac == 0 {
-            return whole.to_string();
-        }
-        let width = unit.ilog10() as usize;
-        let digits = format!("{frac:0width$}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::semantic::{duration_eq, format_go_duration, json_eq, parse_go_duration};
+    use super::semantic::json_eq;
     use super::*;
-    use crate::plugin::diagnostics::PathStep;
-    use crate::plugin::schema::NestedObject;
+    use crate::diagnostics::PathStep;
+    use crate::schema::NestedObject;
 
     fn s(v: &str) -> Value {
         Value::string(v)
+    }
+
+    /// A semantic equality for the tests: strings that differ only in letter case.
+    fn case_insensitive_eq(a: &Value, b: &Value) -> bool {
+        match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => values_equal(a, b),
+        }
     }
 
     fn schema() -> Schema {
@@ -733,7 +607,7 @@ mod tests {
                 Attribute::string("interval")
                     .optional()
                     .computed()
-                    .semantic_eq(duration_eq),
+                    .semantic_eq(case_insensitive_eq),
                 Attribute::string("mode").default(s("Auto")),
                 Attribute::string("config").optional().semantic_eq(json_eq),
                 Attribute::string("id").computed().use_state_for_unknown(),
@@ -771,7 +645,7 @@ mod tests {
                 Block::new(vec![
                     Attribute::string("timeout")
                         .default(s("10m"))
-                        .semantic_eq(duration_eq),
+                        .semantic_eq(case_insensitive_eq),
                 ]),
                 Nesting::Single,
             ))
@@ -1027,7 +901,7 @@ mod tests {
         prior.set("config", s(r#"{"a": [1, 2], "b": {"c": true}}"#));
         let cfg = config(&[
             ("name", s("app")),
-            ("interval", s("300s")),
+            ("interval", s("5M")),
             ("config", s(r#"{"b":{"c":true},"a":[1,2.0]}"#)),
             (
                 "items",
@@ -1037,7 +911,7 @@ mod tests {
         let resp = plan(&cfg, &prior);
         assert_eq!(
             resp.planned_state, prior,
-            "no diff for equivalent duration and JSON"
+            "no diff for semantically equal strings and JSON"
         );
 
         let cfg = config(&[
@@ -1305,7 +1179,7 @@ mod tests {
     #[test]
     fn block_defaults_and_semantic_equality_apply_inside_blocks() {
         let mut prior = base_state();
-        prior.set("wait", Value::object([("timeout", s("10m0s"))]));
+        prior.set("wait", Value::object([("timeout", s("10M"))]));
         let cfg = config(&[
             ("name", s("app")),
             ("interval", s("5m")),
@@ -1313,7 +1187,7 @@ mod tests {
                 "items",
                 Value::List(vec![item("r1", Value::Null, Value::Null)]),
             ),
-            ("wait", Value::object([("timeout", s("600s"))])),
+            ("wait", Value::object([("timeout", s("10m"))])),
         ]);
         let resp = plan(&cfg, &prior);
         assert_eq!(resp.planned_state, prior);
@@ -1352,67 +1226,7 @@ mod tests {
     }
 
     #[test]
-    fn go_durations_parse_like_time_parse_duration() {
-        let d = |secs: u64, nanos: u32| Some(Duration::new(secs, nanos));
-        assert_eq!(parse_go_duration("5m"), d(300, 0));
-        assert_eq!(parse_go_duration("5m0s"), d(300, 0));
-        assert_eq!(parse_go_duration("300s"), d(300, 0));
-        assert_eq!(parse_go_duration("1h30m"), d(5400, 0));
-        assert_eq!(parse_go_duration("90m"), d(5400, 0));
-        assert_eq!(parse_go_duration("1.5s"), d(1, 500_000_000));
-        assert_eq!(parse_go_duration(".5s"), d(0, 500_000_000));
-        assert_eq!(parse_go_duration("1.s"), d(1, 0));
-        assert_eq!(parse_go_duration("2h45m10.25s"), d(9910, 250_000_000));
-        assert_eq!(parse_go_duration("300ms"), d(0, 300_000_000));
-        assert_eq!(parse_go_duration("10us"), d(0, 10_000));
-        assert_eq!(parse_go_duration("10µs"), d(0, 10_000));
-        assert_eq!(parse_go_duration("10μs"), d(0, 10_000));
-        assert_eq!(parse_go_duration("7ns"), d(0, 7));
-        assert_eq!(parse_go_duration("+1m"), d(60, 0));
-        assert_eq!(parse_go_duration("0"), d(0, 0));
-        assert_eq!(parse_go_duration("-0s"), d(0, 0));
-        for bad in [
-            "",
-            "5",
-            "1d",
-            "m",
-            ".s",
-            "5 m",
-            "-5m",
-            "1h-5m",
-            "9999999999h",
-        ] {
-            assert_eq!(parse_go_duration(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn go_durations_format_like_duration_string() {
-        let f = |secs: u64, nanos: u32| format_go_duration(Duration::new(secs, nanos));
-        assert_eq!(f(0, 0), "0s");
-        assert_eq!(f(300, 0), "5m0s");
-        assert_eq!(f(3600, 0), "1h0m0s");
-        assert_eq!(f(5400, 0), "1h30m0s");
-        assert_eq!(f(1, 500_000_000), "1.5s");
-        assert_eq!(f(61, 250_000_000), "1m1.25s");
-        assert_eq!(f(0, 300_000_000), "300ms");
-        assert_eq!(f(0, 1_500_000), "1.5ms");
-        assert_eq!(f(0, 10_000), "10µs");
-        assert_eq!(f(0, 7), "7ns");
-        assert_eq!(f(90_061, 1), "25h1m1.000000001s");
-        for text in ["5m0s", "1h0m0s", "1.5s", "2h45m10.25s", "300ms"] {
-            let parsed = parse_go_duration(text).unwrap();
-            assert_eq!(parse_go_duration(&format_go_duration(parsed)), Some(parsed));
-        }
-    }
-
-    #[test]
     fn semantic_equality_functions() {
-        assert!(duration_eq(&s("5m"), &s("5m0s")));
-        assert!(duration_eq(&s("1h30m"), &s("90m")));
-        assert!(!duration_eq(&s("5m"), &s("5m1s")));
-        assert!(duration_eq(&s("soon"), &s("soon")));
-        assert!(!duration_eq(&s("soon"), &s("5m")));
         assert!(json_eq(
             &s(r#"{"a":1,"b":[true,null]}"#),
             &s("{ \"b\": [true, null], \"a\": 1.0 }")

@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: a compile-time `env!` would pin whichever checkout first built
     // this script into the shared target directory.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
-    let proto_root = PathBuf::from(manifest_dir).join("..").join("proto");
+    let proto_root = PathBuf::from(manifest_dir).join("proto");
     let files = [
         "tfplugin6.proto",
         "plugin/grpc_controller.proto",
@@ -26,9 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         // Generating the two well-known types used (Empty, Timestamp) keeps
-        // prost-types out of the provider's runtime dependencies.
+        // prost-types out of the runtime dependencies.
         .compile_well_known_types(true)
-        // RPCs the provider does not implement answer `Unimplemented`, which
+        // RPCs the server does not implement answer `Unimplemented`, which
         // Terraform treats as "feature not supported".
         .generate_default_stubs(true)
         .include_file("protos.rs")

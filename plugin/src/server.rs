@@ -14,14 +14,14 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
-use super::schema::{Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema};
-use super::value::{self, Type, Value};
-use super::{
+use crate::schema::{Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema};
+use crate::value::{self, Type, Value};
+use crate::{
     AttributePath, Context, DataSource, Diagnostic, Diagnostics, PathStep, PlanRequest, Provider,
     Resource, Severity, validate,
 };
 
-/// Code generated from `proto/` by `build.rs`.
+/// Code generated from `proto/` by `build.rs` (tfplugin6 and go-plugin's services).
 #[allow(
     clippy::all,
     clippy::pedantic,
@@ -756,8 +756,8 @@ fn upgrade_state(
                         "The stored state of this {type_name} does not match the provider's schema: {e}."
                     ),
                 );
-                if !e.path.is_root() {
-                    d = d.at(e.path.clone());
+                if let Some(path) = e.path().filter(|p| !p.is_root()) {
+                    d = d.at(path.clone());
                 }
                 diags.push(d);
                 return None;
@@ -800,8 +800,8 @@ fn decode(
                      This usually means Terraform and the provider disagree about the schema; please report it."
                 ),
             );
-            if !e.path.is_root() {
-                d = d.at(e.path.clone());
+            if let Some(path) = e.path().filter(|p| !p.is_root()) {
+                d = d.at(path.clone());
             }
             diags.push(d);
             None
@@ -1116,15 +1116,15 @@ impl health::health_server::Health for Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::{ApplyResult, ImportResult, PlanResponse, ReadResult};
+    use crate::{ApplyResult, ImportResult, PlanResponse, ReadResult};
     use async_trait::async_trait;
     use std::sync::Mutex;
     use std::time::Duration;
     use tf::attribute_path::step::Selector;
     use tf::provider_server::Provider as _;
 
-    const RESOURCE: &str = "kargo_test";
-    const DATA_SOURCE: &str = "kargo_thing";
+    const RESOURCE: &str = "example_test";
+    const DATA_SOURCE: &str = "example_thing";
 
     struct FakeResource;
 
@@ -1459,7 +1459,7 @@ mod tests {
         let (svc, _) = service();
         let resp = svc
             .validate_resource_config(Request::new(tf::validate_resource_config::Request {
-                type_name: "kargo_nope".into(),
+                type_name: "example_nope".into(),
                 config: dv(&Value::Null, &Type::Dynamic),
                 client_capabilities: None,
             }))
@@ -1471,7 +1471,7 @@ mod tests {
             resp.diagnostics[0].severity,
             tf::diagnostic::Severity::Error as i32
         );
-        assert!(resp.diagnostics[0].detail.contains("kargo_nope"));
+        assert!(resp.diagnostics[0].detail.contains("example_nope"));
 
         // 0xc1 is never valid msgpack.
         let resp = svc
@@ -1493,7 +1493,7 @@ mod tests {
 
         let resp = svc
             .read_data_source(Request::new(tf::read_data_source::Request {
-                type_name: "kargo_nope".into(),
+                type_name: "example_nope".into(),
                 ..Default::default()
             }))
             .await

@@ -5,72 +5,141 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::diagnostics::{AttributePath, Diagnostics};
-use super::value::{Type, Value};
+use crate::diagnostics::{AttributePath, Diagnostics};
+use crate::value::{Type, Value};
 
 /// A validator runs at ValidateResourceConfig time and reports on `path`. Attribute
 /// validators see only wholly known, non-null values (the caller skips the rest);
 /// object validators see each known object, whose attributes may still be unknown.
 pub type ValidatorFn = Arc<dyn Fn(&Value, &AttributePath, &mut Diagnostics) + Send + Sync>;
 
-/// Semantic equality: `true` when two known values mean the same to Kargo
+/// Semantic equality: `true` when two known values mean the same to the provider's API
 /// (e.g. durations "10m" and "10m0s", or JSON documents with keys reordered).
 pub type SemanticEqFn = fn(&Value, &Value) -> bool;
 
-#[derive(Clone, Debug)]
+/// The schema of a provider block, resource or data source: a versioned top-level [`Block`].
+///
+/// ```
+/// use tfplugin::{Attribute, Block, Schema, Type, Value};
+///
+/// let schema = Schema::new(0, Block::new(vec![
+///     Attribute::string("name").required().requires_replace(),
+///     Attribute::string("mode").default(Value::string("auto")),
+///     Attribute::string("id").computed().use_state_for_unknown(),
+/// ]));
+/// assert_eq!(
+///     schema.block.implied_type(),
+///     Type::object([("id", Type::String), ("mode", Type::String), ("name", Type::String)]),
+/// );
+/// ```
+#[derive(Clone, Debug, Default)]
 pub struct Schema {
+    /// Bumped when stored state must be upgraded (see UpgradeResourceState).
     pub version: i64,
+    /// The top-level block.
     pub block: Block,
 }
 
+/// An object with attributes and nested blocks: a resource's body or a nested block's.
 #[derive(Clone, Debug, Default)]
 pub struct Block {
+    /// The attributes, in the order the docs list them.
     pub attributes: Vec<Attribute>,
+    /// The nested block types.
     pub blocks: Vec<NestedBlock>,
     /// Markdown, shown in the docs.
     pub description: String,
+    /// A deprecation message; Terraform warns when the block is used.
     pub deprecation: Option<String>,
     /// Object-level rules (e.g. "exactly one of a, b"), run on the whole object.
     pub validators: Vec<Validator>,
 }
 
+/// How many objects a nested attribute or block holds, and how they are addressed.
 #[derive(Clone, Debug, Copy, PartialEq, Eq)]
 pub enum Nesting {
+    /// One object (or null).
     Single,
+    /// An ordered list of objects.
     List,
+    /// An unordered set of objects.
     Set,
+    /// Objects by string key.
     Map,
     /// Blocks only: a single block whose absence is an object of nulls, never null.
     Group,
 }
 
+/// A nested block type (`name { ... }` in configuration). New schemas usually prefer nested
+/// attributes ([`Attribute::nested`]); blocks remain for `timeouts`-style and legacy shapes.
 #[derive(Clone, Debug)]
 pub struct NestedBlock {
+    /// The block's name in configuration.
     pub type_name: String,
+    /// What each block contains.
     pub block: Block,
+    /// How many blocks, and how they are addressed.
     pub nesting: Nesting,
+    /// The fewest blocks allowed (0: no minimum).
     pub min_items: i64,
+    /// The most blocks allowed (0: no maximum).
     pub max_items: i64,
 }
 
+/// An attribute's type: a cty type, or nested attributes.
 #[derive(Clone, Debug)]
 pub enum AttributeType {
+    /// A value of a cty type (string, number, list of strings, dynamic, ...).
     Primitive(Type),
+    /// Nested attributes: an object or a collection of objects with their own attributes.
     Nested(NestedObject),
 }
 
+/// The attributes of a nested attribute's object(s), and how many objects there are.
+///
+/// ```
+/// use tfplugin::{Attribute, NestedObject};
+///
+/// let subscriptions = Attribute::nested(
+///     "subscriptions",
+///     NestedObject::list(vec![
+///         Attribute::string("repo_url").required(),
+///         Attribute::string("constraint").optional(),
+///     ]),
+/// )
+/// .required();
+/// assert!(subscriptions.nested_object().is_some());
+/// ```
 #[derive(Clone, Debug)]
 pub struct NestedObject {
+    /// The attributes of each object.
     pub attributes: Vec<Attribute>,
+    /// One object or a collection.
     pub nesting: Nesting,
     /// Object-level rules run on each element.
     pub validators: Vec<Validator>,
 }
 
+/// A named rule checked at validation time; see [`crate::validate::validators`] for
+/// ready-made ones.
+///
+/// ```
+/// use tfplugin::schema::Validator;
+/// use tfplugin::{Attribute, Value};
+///
+/// let even = Validator::new("an even number", |value, path, diags| {
+///     if value.as_i64().is_some_and(|n| n % 2 != 0) {
+///         diags.error_at(path.clone(), "Odd number", format!("{value:?} is odd."));
+///     }
+/// });
+/// let replicas = Attribute::number("replicas").optional().validate(even);
+/// assert_eq!(replicas.validators[0].description, "an even number");
+/// ```
 #[derive(Clone)]
 pub struct Validator {
     /// Human-readable rule, used in docs ("must be a DNS-1123 label").
     pub description: String,
+    /// The check itself.
     pub check: ValidatorFn,
 }
 
@@ -82,17 +151,40 @@ impl fmt::Debug for Validator {
     }
 }
 
+/// One attribute: its name, type, whether configuration must, may or cannot set it, and
+/// the provider-side behaviour the schema-driven plan applies (defaults, replacement,
+/// semantic equality, validators). Built with sentence-like modifiers:
+///
+/// ```
+/// use tfplugin::{Attribute, Value};
+///
+/// let interval = Attribute::string("interval")
+///     .description("How often to check, e.g. `5m`.")
+///     .default(Value::string("5m"));
+/// assert!(interval.optional && interval.computed);
+///
+/// let id = Attribute::string("id").computed().use_state_for_unknown();
+/// assert!(id.is_computed_only());
+/// ```
 #[derive(Clone, Debug)]
 pub struct Attribute {
+    /// The name in configuration.
     pub name: String,
+    /// The type.
     pub ty: AttributeType,
     /// Markdown, shown in the docs.
     pub description: String,
+    /// Configuration must set it.
     pub required: bool,
+    /// Configuration may set it.
     pub optional: bool,
+    /// The provider may set it (alone: only the provider sets it).
     pub computed: bool,
+    /// Terraform hides its value in plans and output.
     pub sensitive: bool,
+    /// Never stored in plan or state (Terraform 1.11+).
     pub write_only: bool,
+    /// A deprecation message; Terraform warns when the attribute is set.
     pub deprecation: Option<String>,
     // ---- provider-side behaviour, never sent to Terraform as such ----
     /// A change to this attribute replaces the resource.
@@ -102,18 +194,21 @@ pub struct Attribute {
     /// Keep the prior state's value at plan time for this computed attribute
     /// instead of marking it unknown when other attributes change.
     pub use_state_for_unknown: bool,
-    /// Values that mean the same to Kargo never show as a diff.
+    /// Values that mean the same to the provider's API never show as a diff.
     pub semantic_eq: Option<SemanticEqFn>,
+    /// Rules checked at validation time, on known values.
     pub validators: Vec<Validator>,
 }
 
 impl Schema {
+    /// A schema at `version` with `block` as its body.
     pub fn new(version: i64, block: Block) -> Self {
         Self { version, block }
     }
 }
 
 impl Block {
+    /// A block with these attributes and no nested blocks.
     pub fn new(attributes: Vec<Attribute>) -> Self {
         Self {
             attributes,
@@ -125,6 +220,7 @@ impl Block {
         self.description = text.into();
         self
     }
+    /// Adds a nested block type.
     pub fn block(mut self, block: NestedBlock) -> Self {
         self.blocks.push(block);
         self
@@ -134,13 +230,16 @@ impl Block {
         self.validators.push(validator);
         self
     }
+    /// Marks the block deprecated with `message`.
     pub fn deprecated(mut self, message: impl Into<String>) -> Self {
         self.deprecation = Some(message.into());
         self
     }
+    /// The attribute named `name`.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
+    /// The nested block type named `type_name`.
     pub fn nested_block(&self, type_name: &str) -> Option<&NestedBlock> {
         self.blocks.iter().find(|b| b.type_name == type_name)
     }
@@ -162,6 +261,7 @@ impl Block {
 }
 
 impl NestedBlock {
+    /// A block type named `type_name` holding `block`s as `nesting` says.
     pub fn new(type_name: impl Into<String>, block: Block, nesting: Nesting) -> Self {
         Self {
             type_name: type_name.into(),
@@ -171,14 +271,17 @@ impl NestedBlock {
             max_items: 0,
         }
     }
+    /// At least `n` blocks.
     pub fn min_items(mut self, n: i64) -> Self {
         self.min_items = n;
         self
     }
+    /// At most `n` blocks.
     pub fn max_items(mut self, n: i64) -> Self {
         self.max_items = n;
         self
     }
+    /// The type Terraform derives for the block's value.
     pub fn implied_type(&self) -> Type {
         let object = self.block.implied_type();
         match self.nesting {
@@ -200,15 +303,19 @@ impl NestedObject {
             validators: Vec::new(),
         }
     }
+    /// One object.
     pub fn single(attributes: Vec<Attribute>) -> Self {
         Self::with(attributes, Nesting::Single)
     }
+    /// A list of objects.
     pub fn list(attributes: Vec<Attribute>) -> Self {
         Self::with(attributes, Nesting::List)
     }
+    /// A set of objects.
     pub fn set(attributes: Vec<Attribute>) -> Self {
         Self::with(attributes, Nesting::Set)
     }
+    /// Objects by key.
     pub fn map(attributes: Vec<Attribute>) -> Self {
         Self::with(attributes, Nesting::Map)
     }
@@ -217,6 +324,7 @@ impl NestedObject {
         self.validators.push(validator);
         self
     }
+    /// The attribute named `name`.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
@@ -243,6 +351,7 @@ impl NestedObject {
 }
 
 impl AttributeType {
+    /// The cty type of the attribute's value.
     pub fn implied_type(&self) -> Type {
         match self {
             AttributeType::Primitive(t) => t.clone(),
@@ -284,9 +393,11 @@ impl Attribute {
             validators: Vec::new(),
         }
     }
+    /// A string attribute.
     pub fn string(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::String))
     }
+    /// A bool attribute.
     pub fn bool(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::Bool))
     }
@@ -294,25 +405,31 @@ impl Attribute {
     pub fn number(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::Number))
     }
+    /// A list of strings.
     pub fn string_list(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::list(Type::String)))
     }
+    /// A map of strings.
     pub fn string_map(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::map(Type::String)))
     }
+    /// Any value; its type is decided by the configuration.
     pub fn dynamic(name: impl Into<String>) -> Self {
         Self::new(name, AttributeType::Primitive(Type::Dynamic))
     }
+    /// Nested attributes: an object or a collection of objects.
     pub fn nested(name: impl Into<String>, object: NestedObject) -> Self {
         Self::new(name, AttributeType::Nested(object))
     }
 
+    /// Configuration must set it.
     pub fn required(mut self) -> Self {
         self.required = true;
         self.optional = false;
         self.computed = false;
         self
     }
+    /// Configuration may set it.
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self.required = false;
@@ -324,6 +441,7 @@ impl Attribute {
         self.required = false;
         self
     }
+    /// Hidden in plans and output.
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
@@ -338,10 +456,12 @@ impl Attribute {
         self.description = text.into();
         self
     }
+    /// Marks the attribute deprecated with `message`.
     pub fn deprecated(mut self, message: impl Into<String>) -> Self {
         self.deprecation = Some(message.into());
         self
     }
+    /// A change to it replaces the resource.
     pub fn requires_replace(mut self) -> Self {
         self.requires_replace = true;
         self
@@ -354,14 +474,18 @@ impl Attribute {
         self.required = false;
         self
     }
+    /// For a computed attribute: keep the prior value at plan time instead of "known after
+    /// apply" when something else changes (for values that never change, such as IDs).
     pub fn use_state_for_unknown(mut self) -> Self {
         self.use_state_for_unknown = true;
         self
     }
+    /// Values `eq` finds equal to the prior value plan as the prior value: no diff.
     pub fn semantic_eq(mut self, eq: SemanticEqFn) -> Self {
         self.semantic_eq = Some(eq);
         self
     }
+    /// Adds a rule checked on the attribute's known values.
     pub fn validate(mut self, validator: Validator) -> Self {
         self.validators.push(validator);
         self
@@ -371,9 +495,11 @@ impl Attribute {
     pub fn is_computed_only(&self) -> bool {
         self.computed && !self.optional && !self.required
     }
+    /// The cty type of the attribute's value.
     pub fn implied_type(&self) -> Type {
         self.ty.implied_type()
     }
+    /// The nested attributes, when it has any.
     pub fn nested_object(&self) -> Option<&NestedObject> {
         match &self.ty {
             AttributeType::Nested(o) => Some(o),

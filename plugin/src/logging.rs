@@ -7,39 +7,105 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber, span};
-use tracing_subscriber::filter::LevelFilter;
+/// Re-exported: [`Levels`] is made of these.
+pub use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Events from this crate carry targets under this prefix; everything else is a dependency.
-const CRATE_TARGET: &str = "terraform_provider_kargo";
-/// `@module` of this crate's events (followed by the module path, e.g. `kargo.plugin.server`).
-const MODULE: &str = "kargo";
+/// This crate's own events: they follow the provider's level, like the provider's events.
+const OWN_CRATE: &str = env!("CARGO_CRATE_NAME");
+
+/// Which events are the provider's own and what their hclog `@module` reads.
+///
+/// Events whose `tracing` target is under `target` (normally the provider crate's name) or
+/// under this crate follow the requested log level; everything else is a dependency, capped at
+/// WARN. `@module` is `module` followed by the module path: `terraform_provider_echo::store`
+/// becomes `echo.store`, and this crate's `tfplugin::server` becomes `echo.plugin.server`.
+///
+/// ```
+/// use tfplugin::logging::LogTarget;
+///
+/// let target = LogTarget::new("terraform_provider_echo", "echo");
+/// assert_eq!(target.module_of("terraform_provider_echo::store"), "echo.store");
+/// assert_eq!(target.module_of("tfplugin::server"), "echo.plugin.server");
+/// assert_eq!(target.module_of("h2::proto::streams"), "h2");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogTarget {
+    target: String,
+    module: String,
+}
+
+impl LogTarget {
+    /// `target` is the `tracing` target prefix of the provider's own code (its crate name,
+    /// with `_` for `-`); `module` is the name its events carry in Terraform's log.
+    pub fn new(target: impl Into<String>, module: impl Into<String>) -> Self {
+        Self {
+            target: target.into(),
+            module: module.into(),
+        }
+    }
+
+    /// Whether events with this `tracing` target are the provider's own.
+    pub fn is_own(&self, target: &str) -> bool {
+        under(target, &self.target) || under(target, OWN_CRATE)
+    }
+
+    /// The hclog `@module` for events with this `tracing` target; a dependency's events keep
+    /// its crate name (`h2::proto` → `h2`).
+    pub fn module_of(&self, target: &str) -> String {
+        let (prefix, rest) = if let Some(rest) = strip_segment(target, &self.target) {
+            (self.module.clone(), rest)
+        } else if let Some(rest) = strip_segment(target, OWN_CRATE) {
+            (format!("{}.plugin", self.module), rest)
+        } else {
+            return target.split("::").next().unwrap_or(target).to_string();
+        };
+        let mut module = prefix;
+        for part in rest.split("::").filter(|p| !p.is_empty()) {
+            module.push('.');
+            module.push_str(part);
+        }
+        module
+    }
+}
+
+/// `target` without `prefix` when `prefix` is `target` itself or one of its leading path segments.
+fn strip_segment<'a>(target: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = target.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with("::")).then_some(rest)
+}
+
+fn under(target: &str, prefix: &str) -> bool {
+    strip_segment(target, prefix).is_some()
+}
 
 /// The most verbose level written: the provider's own events follow the requested level;
-/// dependencies (HTTP/2, TLS, Kubernetes client internals) are capped at WARN, because their
+/// dependencies (HTTP/2, TLS, API client internals) are capped at WARN, because their
 /// debug output is noise for a Terraform user.
+///
+/// ```
+/// use tfplugin::logging::{LevelFilter, Levels};
+///
+/// let levels = Levels::new(LevelFilter::DEBUG);
+/// assert_eq!(levels.own, LevelFilter::DEBUG);
+/// assert_eq!(levels.dependencies, LevelFilter::WARN);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Levels {
+    /// The limit for the provider's own events (and this crate's).
     pub own: LevelFilter,
+    /// The limit for everything else.
     pub dependencies: LevelFilter,
 }
 
 impl Levels {
+    /// `max` for the provider's own events, at most WARN for dependencies.
     pub fn new(max: LevelFilter) -> Self {
         Self {
             own: max,
             dependencies: max.min(LevelFilter::WARN),
         }
-    }
-
-    fn allows(&self, meta: &Metadata<'_>) -> bool {
-        let limit = if meta.target().starts_with(CRATE_TARGET) {
-            self.own
-        } else {
-            self.dependencies
-        };
-        limit >= *meta.level()
     }
 }
 
@@ -69,26 +135,53 @@ pub fn level_from_env(get: impl Fn(&str) -> Option<String>) -> LevelFilter {
 
 /// Installs the hclog layer as the process-wide subscriber, writing to stderr at the level the
 /// environment asks for. Does nothing if a subscriber is already installed.
-pub fn init() {
+/// [`ServeOptions::run`](crate::ServeOptions::run) calls it; call it yourself only when you
+/// start the server some other way.
+pub fn init(target: LogTarget) {
     let levels = Levels::new(level_from_env(|key| std::env::var(key).ok()));
     let subscriber =
-        tracing_subscriber::registry().with(HclogLayer::new(levels, std::io::stderr()));
+        tracing_subscriber::registry().with(HclogLayer::new(target, levels, std::io::stderr()));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// Writes one hclog JSON object per event: `@level`, `@message`, `@module`, `@timestamp`, then
 /// the fields of the enclosing spans (outermost first) and of the event itself.
+///
+/// ```
+/// use tfplugin::logging::{HclogLayer, LevelFilter, Levels, LogTarget};
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let layer = HclogLayer::new(
+///     LogTarget::new("terraform_provider_echo", "echo"),
+///     Levels::new(LevelFilter::INFO),
+///     std::io::stderr(),
+/// );
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
+/// ```
 pub struct HclogLayer {
+    target: LogTarget,
     levels: Levels,
     out: Arc<Mutex<dyn Write + Send>>,
 }
 
 impl HclogLayer {
-    pub fn new(levels: Levels, out: impl Write + Send + 'static) -> Self {
+    /// A layer writing to `out` (stderr, when Terraform runs the provider).
+    pub fn new(target: LogTarget, levels: Levels, out: impl Write + Send + 'static) -> Self {
         Self {
+            target,
             levels,
             out: Arc::new(Mutex::new(out)),
         }
+    }
+
+    fn allows(&self, meta: &Metadata<'_>) -> bool {
+        let limit = if self.target.is_own(meta.target()) {
+            self.levels.own
+        } else {
+            self.levels.dependencies
+        };
+        limit >= *meta.level()
     }
 }
 
@@ -100,7 +193,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        self.levels.allows(meta)
+        self.allows(meta)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -148,7 +241,7 @@ where
         let line = format_line(
             meta.level(),
             message.as_deref().unwrap_or_default(),
-            &module_name(meta.target()),
+            &self.target.module_of(meta.target()),
             &timestamp_now(),
             fields,
         );
@@ -215,22 +308,6 @@ fn level_name(level: &Level) -> &'static str {
         Level::INFO => "info",
         Level::WARN => "warn",
         Level::ERROR => "error",
-    }
-}
-
-/// `terraform_provider_kargo::plugin::server` → `kargo.plugin.server`; a dependency's target
-/// keeps its crate name (`h2::proto` → `h2`).
-fn module_name(target: &str) -> String {
-    match target.strip_prefix(CRATE_TARGET) {
-        Some(rest) => {
-            let mut module = MODULE.to_string();
-            for part in rest.split("::").filter(|p| !p.is_empty()) {
-                module.push('.');
-                module.push_str(part);
-            }
-            module
-        }
-        None => target.split("::").next().unwrap_or(target).to_string(),
     }
 }
 
@@ -303,8 +380,9 @@ mod tests {
 
     fn capture(levels: Levels, f: impl FnOnce()) -> Vec<Json> {
         let buffer = Buffer::default();
+        let target = LogTarget::new("terraform_provider_echo", "echo");
         let subscriber =
-            tracing_subscriber::registry().with(HclogLayer::new(levels, buffer.clone()));
+            tracing_subscriber::registry().with(HclogLayer::new(target, levels, buffer.clone()));
         tracing::subscriber::with_default(subscriber, f);
         buffer.lines()
     }
@@ -375,7 +453,7 @@ mod tests {
         let line = format_line(
             &Level::WARN,
             "slow",
-            "kargo.plugin",
+            "echo.plugin",
             "2026-01-02T03:04:05.000006Z",
             fields,
         );
@@ -384,7 +462,7 @@ mod tests {
         let parsed: Json = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["@level"], "warn");
         assert_eq!(parsed["@message"], "slow");
-        assert_eq!(parsed["@module"], "kargo.plugin");
+        assert_eq!(parsed["@module"], "echo.plugin");
         assert_eq!(parsed["@timestamp"], "2026-01-02T03:04:05.000006Z");
         assert_eq!(parsed["rpc"], "PlanResourceChange");
     }
@@ -398,16 +476,16 @@ mod tests {
                 type_name = tracing::field::Empty
             );
             let _guard = span.enter();
-            span.record("type_name", "kargo_stage");
+            span.record("type_name", "echo_store");
             tracing::debug!(elapsed_ms = 12u64, ok = true, "applied {}", "it");
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         let line = &lines[0];
         assert_eq!(line["@level"], "debug");
         assert_eq!(line["@message"], "applied it");
-        assert_eq!(line["@module"], "kargo.plugin.logging.tests");
+        assert_eq!(line["@module"], "echo.plugin.logging.tests");
         assert_eq!(line["rpc"], "ApplyResourceChange");
-        assert_eq!(line["type_name"], "kargo_stage");
+        assert_eq!(line["type_name"], "echo_store");
         assert_eq!(line["elapsed_ms"], 12);
         assert_eq!(line["ok"], true);
     }
@@ -417,6 +495,8 @@ mod tests {
         let lines = capture(Levels::new(LevelFilter::DEBUG), || {
             tracing::trace!("too verbose");
             tracing::debug!("kept");
+            tracing::debug!(target: "terraform_provider_echo::store", "provider's own");
+            tracing::debug!(target: "terraform_provider_echo_extra", "another crate");
             tracing::info!(target: "h2::proto", "dependency chatter");
             tracing::warn!(target: "kube_client::client", "dependency warning");
         });
@@ -424,8 +504,10 @@ mod tests {
             .iter()
             .map(|l| l["@message"].as_str().unwrap())
             .collect();
-        assert_eq!(messages, ["kept", "dependency warning"]);
-        assert_eq!(lines[1]["@module"], "kube_client");
+        assert_eq!(messages, ["kept", "provider's own", "dependency warning"]);
+        assert_eq!(lines[0]["@module"], "echo.plugin.logging.tests");
+        assert_eq!(lines[1]["@module"], "echo.store");
+        assert_eq!(lines[2]["@module"], "kube_client");
 
         let none = capture(Levels::new(LevelFilter::OFF), || tracing::error!("dropped"));
         assert!(none.is_empty());

@@ -6,46 +6,90 @@ use std::fmt;
 
 use rmp::Marker;
 
-use super::diagnostics::AttributePath;
+use crate::diagnostics::AttributePath;
+use crate::error::Error;
 
 /// A cty type. `Dynamic` is cty's DynamicPseudoType (`"dynamic"` in JSON type notation).
+///
+/// ```
+/// use tfplugin::Type;
+///
+/// let ty = Type::object([("tags", Type::list(Type::String)), ("port", Type::Number)]);
+/// assert_eq!(ty.to_string(), r#"["object",{"port":"number","tags":["list","string"]}]"#);
+/// assert_eq!(Type::from_json(&ty.to_json()).unwrap(), ty);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Type {
+    /// `bool`.
     Bool,
+    /// `number`: integers and decimals alike.
     Number,
+    /// `string`.
     String,
+    /// Any type, decided by the value (cty's DynamicPseudoType).
     Dynamic,
+    /// A list of one element type.
     List(Box<Type>),
+    /// A set of one element type.
     Set(Box<Type>),
+    /// A map from strings to one element type.
     Map(Box<Type>),
     /// Attribute types by name. Optional-attribute markers of type constraints are
     /// accepted by [`Type::from_json`] and dropped: they do not exist on the wire.
     Object(BTreeMap<String, Type>),
+    /// A fixed sequence of element types.
     Tuple(Vec<Type>),
 }
 
 /// A cty value. Collections keep their kind so that a dynamic value can be re-encoded
 /// with the same type it arrived with.
+///
+/// ```
+/// use tfplugin::Value;
+///
+/// let mut store = Value::object([
+///     ("name", Value::string("app")),
+///     ("replicas", Value::int(3)),
+///     ("id", Value::Unknown),
+/// ]);
+/// assert_eq!(store.get("name").as_str(), Some("app"));
+/// assert_eq!(store.get("replicas").as_i64(), Some(3));
+/// assert!(!store.is_wholly_known());
+/// store.set("id", Value::string("app-1"));
+/// assert!(store.is_wholly_known());
+/// assert!(store.get("absent").is_null());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Value {
+    /// Null: not set.
     #[default]
     Null,
     /// Not yet known (plan time). Refined unknowns decode to this as well.
     Unknown,
+    /// A bool.
     Bool(bool),
+    /// A number (integers are kept as integers).
     Number(serde_json::Number),
+    /// A string.
     String(String),
+    /// A list.
     List(Vec<Value>),
+    /// A set (order carries no meaning).
     Set(Vec<Value>),
+    /// A map.
     Map(BTreeMap<String, Value>),
+    /// An object: attributes by name.
     Object(BTreeMap<String, Value>),
+    /// A tuple.
     Tuple(Vec<Value>),
 }
 
 impl Value {
+    /// A string value.
     pub fn string(s: impl Into<String>) -> Self {
         Value::String(s.into())
     }
+    /// A whole number.
     pub fn int(n: i64) -> Self {
         Value::Number(n.into())
     }
@@ -57,9 +101,11 @@ impl Value {
     {
         Value::Object(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
+    /// Whether it is null.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+    /// Whether it is (wholly) unknown.
     pub fn is_unknown(&self) -> bool {
         matches!(self, Value::Unknown)
     }
@@ -82,6 +128,7 @@ impl Value {
             _ => &NULL,
         }
     }
+    /// The string, when it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -93,12 +140,14 @@ impl Value {
     pub fn str_or_empty(&self, attr: &str) -> &str {
         self.get(attr).as_str().unwrap_or_default()
     }
+    /// The bool, when it is one.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
             _ => None,
         }
     }
+    /// The number, when it is a whole number within `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Number(n) => n
@@ -292,12 +341,15 @@ fn unify(a: Type, b: Type) -> Type {
 }
 
 impl Type {
+    /// `list(element)`.
     pub fn list(element: Type) -> Type {
         Type::List(Box::new(element))
     }
+    /// `set(element)`.
     pub fn set(element: Type) -> Type {
         Type::Set(Box::new(element))
     }
+    /// `map(element)`.
     pub fn map(element: Type) -> Type {
         Type::Map(Box::new(element))
     }
@@ -346,14 +398,14 @@ impl Type {
     }
 
     /// Parses cty's JSON type notation; an object's optional-attribute list is ignored.
-    pub fn from_json(j: &serde_json::Value) -> Result<Type, CodecError> {
+    pub fn from_json(j: &serde_json::Value) -> Result<Type, Error> {
         type_from_json(j, &AttributePath::root())
     }
 }
 
-fn type_from_json(j: &serde_json::Value, path: &AttributePath) -> Result<Type, CodecError> {
+fn type_from_json(j: &serde_json::Value, path: &AttributePath) -> Result<Type, Error> {
     use serde_json::Value as J;
-    let bad = || CodecError::new(path, format!("invalid type description {j}"));
+    let bad = || Error::value(path, format!("invalid type description {j}"));
     match j {
         J::String(s) => match s.as_str() {
             "bool" => Ok(Type::Bool),
@@ -402,34 +454,6 @@ impl fmt::Display for Type {
         write!(f, "{}", self.to_json())
     }
 }
-
-/// A value that could not be decoded or encoded, with the attribute path where it failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodecError {
-    pub path: AttributePath,
-    pub message: String,
-}
-
-impl CodecError {
-    pub fn new(path: &AttributePath, message: impl Into<String>) -> Self {
-        Self {
-            path: path.clone(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_root() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "at {}: {}", self.path, self.message)
-        }
-    }
-}
-
-impl std::error::Error for CodecError {}
 
 // ---------------------------------------------------------------------------------------
 // Numbers
@@ -484,13 +508,13 @@ fn parse_number(s: &str) -> Option<serde_json::Number> {
 const UNKNOWN_MSGPACK: [u8; 3] = [0xd4, 0, 0];
 
 /// Decodes a msgpack `DynamicValue` of type `ty`.
-pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
+pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
     let mut r = Reader { buf: bytes };
     decode_mp(&mut r, ty, &AttributePath::root())
 }
 
 /// Encodes `v` as msgpack of type `ty`, as cty does.
-pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, CodecError> {
+pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     encode_mp(&mut out, v, ty, &AttributePath::root())?;
     Ok(out)
@@ -501,21 +525,21 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn marker(&mut self, path: &AttributePath) -> Result<Marker, CodecError> {
+    fn marker(&mut self, path: &AttributePath) -> Result<Marker, Error> {
         rmp::decode::read_marker(&mut self.buf)
-            .map_err(|_| CodecError::new(path, "unexpected end of msgpack data"))
+            .map_err(|_| Error::value(path, "unexpected end of msgpack data"))
     }
 
-    fn take(&mut self, n: usize, path: &AttributePath) -> Result<&'a [u8], CodecError> {
+    fn take(&mut self, n: usize, path: &AttributePath) -> Result<&'a [u8], Error> {
         if self.buf.len() < n {
-            return Err(CodecError::new(path, "unexpected end of msgpack data"));
+            return Err(Error::value(path, "unexpected end of msgpack data"));
         }
         let (head, rest) = self.buf.split_at(n);
         self.buf = rest;
         Ok(head)
     }
 
-    fn be(&mut self, n: usize, path: &AttributePath) -> Result<u64, CodecError> {
+    fn be(&mut self, n: usize, path: &AttributePath) -> Result<u64, Error> {
         Ok(self
             .take(n, path)?
             .iter()
@@ -524,16 +548,16 @@ impl<'a> Reader<'a> {
 
     /// A length prefix, bounded by the bytes left so a corrupt prefix cannot make
     /// us reserve gigabytes.
-    fn len(&mut self, n: usize, path: &AttributePath) -> Result<usize, CodecError> {
+    fn len(&mut self, n: usize, path: &AttributePath) -> Result<usize, Error> {
         let len = usize::try_from(self.be(n, path)?)
-            .map_err(|_| CodecError::new(path, "msgpack length out of range"))?;
+            .map_err(|_| Error::value(path, "msgpack length out of range"))?;
         if len > self.buf.len() {
-            return Err(CodecError::new(path, "msgpack length exceeds the data"));
+            return Err(Error::value(path, "msgpack length exceeds the data"));
         }
         Ok(len)
     }
 
-    fn skip_ext(&mut self, marker: Marker, path: &AttributePath) -> Result<(), CodecError> {
+    fn skip_ext(&mut self, marker: Marker, path: &AttributePath) -> Result<(), Error> {
         let data_len = match marker {
             Marker::FixExt1 => 1,
             Marker::FixExt2 => 2,
@@ -543,7 +567,7 @@ impl<'a> Reader<'a> {
             Marker::Ext8 => self.len(1, path)?,
             Marker::Ext16 => self.len(2, path)?,
             Marker::Ext32 => self.len(4, path)?,
-            _ => return Err(CodecError::new(path, "expected a msgpack extension")),
+            _ => return Err(Error::value(path, "expected a msgpack extension")),
         };
         // One byte of extension type code, then the payload (refinements are ignored).
         self.take(1 + data_len, path)?;
@@ -555,12 +579,12 @@ impl<'a> Reader<'a> {
         marker: Marker,
         path: &AttributePath,
         what: &str,
-    ) -> Result<usize, CodecError> {
+    ) -> Result<usize, Error> {
         match marker {
             Marker::FixArray(n) => Ok(usize::from(n)),
             Marker::Array16 => self.be(2, path).map(|n| n as usize),
             Marker::Array32 => self.be(4, path).map(|n| n as usize),
-            _ => Err(CodecError::new(path, format!("{what} is required"))),
+            _ => Err(Error::value(path, format!("{what} is required"))),
         }
     }
 
@@ -569,12 +593,12 @@ impl<'a> Reader<'a> {
         marker: Marker,
         path: &AttributePath,
         what: &str,
-    ) -> Result<usize, CodecError> {
+    ) -> Result<usize, Error> {
         match marker {
             Marker::FixMap(n) => Ok(usize::from(n)),
             Marker::Map16 => self.be(2, path).map(|n| n as usize),
             Marker::Map32 => self.be(4, path).map(|n| n as usize),
-            _ => Err(CodecError::new(path, format!("{what} is required"))),
+            _ => Err(Error::value(path, format!("{what} is required"))),
         }
     }
 
@@ -584,13 +608,13 @@ impl<'a> Reader<'a> {
         marker: Marker,
         path: &AttributePath,
         what: &str,
-    ) -> Result<&'a [u8], CodecError> {
+    ) -> Result<&'a [u8], Error> {
         let len = match marker {
             Marker::FixStr(n) => usize::from(n),
             Marker::Str8 | Marker::Bin8 => self.len(1, path)?,
             Marker::Str16 | Marker::Bin16 => self.len(2, path)?,
             Marker::Str32 | Marker::Bin32 => self.len(4, path)?,
-            _ => return Err(CodecError::new(path, format!("{what} is required"))),
+            _ => return Err(Error::value(path, format!("{what} is required"))),
         };
         self.take(len, path)
     }
@@ -600,13 +624,12 @@ impl<'a> Reader<'a> {
         marker: Marker,
         path: &AttributePath,
         what: &str,
-    ) -> Result<String, CodecError> {
+    ) -> Result<String, Error> {
         let raw = self.raw_bytes(marker, path, what)?;
-        String::from_utf8(raw.to_vec())
-            .map_err(|_| CodecError::new(path, "string is not valid UTF-8"))
+        String::from_utf8(raw.to_vec()).map_err(|_| Error::value(path, "string is not valid UTF-8"))
     }
 
-    fn key(&mut self, path: &AttributePath) -> Result<String, CodecError> {
+    fn key(&mut self, path: &AttributePath) -> Result<String, Error> {
         let marker = self.marker(path)?;
         self.string(marker, path, "a string key")
     }
@@ -626,7 +649,7 @@ fn is_ext(marker: Marker) -> bool {
     )
 }
 
-fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Value, CodecError> {
+fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Value, Error> {
     let marker = r.marker(path)?;
     if is_ext(marker) {
         // cty defines no extension other than unknown (type 0) and refined unknown (type 12).
@@ -640,7 +663,7 @@ fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Valu
         Type::Dynamic => {
             let n = r.array_len(marker, path, "a [type, value] pair for a dynamic value")?;
             if n != 2 {
-                return Err(CodecError::new(
+                return Err(Error::value(
                     path,
                     "a dynamic value must be a [type, value] pair",
                 ));
@@ -648,14 +671,14 @@ fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Valu
             let type_marker = r.marker(path)?;
             let raw = r.raw_bytes(type_marker, path, "the type of a dynamic value")?;
             let json: serde_json::Value = serde_json::from_slice(raw)
-                .map_err(|e| CodecError::new(path, format!("invalid dynamic value type: {e}")))?;
+                .map_err(|e| Error::value(path, format!("invalid dynamic value type: {e}")))?;
             let concrete = type_from_json(&json, path)?;
             decode_mp(r, &concrete, path)
         }
         Type::Bool => match marker {
             Marker::True => Ok(Value::Bool(true)),
             Marker::False => Ok(Value::Bool(false)),
-            _ => Err(CodecError::new(path, "bool is required")),
+            _ => Err(Error::value(path, "bool is required")),
         },
         Type::Number => decode_mp_number(r, marker, path).map(Value::Number),
         Type::String => r.string(marker, path, "string").map(Value::String),
@@ -674,7 +697,7 @@ fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Valu
         Type::Tuple(ts) => {
             let n = r.array_len(marker, path, "a tuple")?;
             if n != ts.len() {
-                return Err(CodecError::new(
+                return Err(Error::value(
                     path,
                     format!("a tuple of length {} is required", ts.len()),
                 ));
@@ -703,7 +726,7 @@ fn decode_mp(r: &mut Reader<'_>, ty: &Type, path: &AttributePath) -> Result<Valu
                 let attr_path = path.join_attr(&k);
                 let t = attrs
                     .get(&k)
-                    .ok_or_else(|| CodecError::new(&attr_path, "unsupported attribute"))?;
+                    .ok_or_else(|| Error::value(&attr_path, "unsupported attribute"))?;
                 let v = decode_mp(r, t, &attr_path)?;
                 entries.insert(k, v);
             }
@@ -719,7 +742,7 @@ fn decode_mp_number(
     r: &mut Reader<'_>,
     marker: Marker,
     path: &AttributePath,
-) -> Result<serde_json::Number, CodecError> {
+) -> Result<serde_json::Number, Error> {
     let as_signed = |n: u64, bits: u32| -> i64 {
         // Sign-extend a big-endian two's-complement integer of `bits` width.
         let shift = 64 - bits;
@@ -739,31 +762,30 @@ fn decode_mp_number(
         Marker::F32 => {
             let f = f32::from_bits(r.be(4, path)? as u32);
             number_from_f64(f64::from(f))
-                .ok_or_else(|| CodecError::new(path, "infinite or NaN numbers are not supported"))?
+                .ok_or_else(|| Error::value(path, "infinite or NaN numbers are not supported"))?
         }
         Marker::F64 => {
             let f = f64::from_bits(r.be(8, path)?);
             number_from_f64(f)
-                .ok_or_else(|| CodecError::new(path, "infinite or NaN numbers are not supported"))?
+                .ok_or_else(|| Error::value(path, "infinite or NaN numbers are not supported"))?
         }
         m @ (Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32) => {
             let s = r.string(m, path, "number")?;
-            parse_number(&s)
-                .ok_or_else(|| CodecError::new(path, format!("invalid number {s:?}")))?
+            parse_number(&s).ok_or_else(|| Error::value(path, format!("invalid number {s:?}")))?
         }
-        _ => return Err(CodecError::new(path, "number is required")),
+        _ => return Err(Error::value(path, "number is required")),
     })
 }
 
-fn write_err(path: &AttributePath) -> impl Fn(rmp::encode::ValueWriteError) -> CodecError + '_ {
-    move |e| CodecError::new(path, format!("msgpack write failed: {e}"))
+fn write_err(path: &AttributePath) -> impl Fn(rmp::encode::ValueWriteError) -> Error + '_ {
+    move |e| Error::value(path, format!("msgpack write failed: {e}"))
 }
 
-fn len_u32(n: usize, path: &AttributePath) -> Result<u32, CodecError> {
-    u32::try_from(n).map_err(|_| CodecError::new(path, "collection too large for msgpack"))
+fn len_u32(n: usize, path: &AttributePath) -> Result<u32, Error> {
+    u32::try_from(n).map_err(|_| Error::value(path, "collection too large for msgpack"))
 }
 
-fn mismatch(path: &AttributePath, v: &Value, ty: &Type) -> CodecError {
+fn mismatch(path: &AttributePath, v: &Value, ty: &Type) -> Error {
     let kind = match v {
         Value::Null => "null",
         Value::Unknown => "unknown",
@@ -776,7 +798,7 @@ fn mismatch(path: &AttributePath, v: &Value, ty: &Type) -> CodecError {
         Value::Object(_) => "object",
         Value::Tuple(_) => "tuple",
     };
-    CodecError::new(
+    Error::value(
         path,
         format!("a {kind} value does not conform to type {ty}"),
     )
@@ -798,12 +820,7 @@ fn primitive_as(v: &Value, ty: &Type) -> Option<Value> {
     }
 }
 
-fn encode_mp(
-    out: &mut Vec<u8>,
-    v: &Value,
-    ty: &Type,
-    path: &AttributePath,
-) -> Result<(), CodecError> {
+fn encode_mp(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &AttributePath) -> Result<(), Error> {
     use rmp::encode as enc;
     match v {
         Value::Unknown => {
@@ -812,7 +829,7 @@ fn encode_mp(
         }
         Value::Null => {
             enc::write_nil(out)
-                .map_err(|e| CodecError::new(path, format!("msgpack write failed: {e}")))?;
+                .map_err(|e| Error::value(path, format!("msgpack write failed: {e}")))?;
             return Ok(());
         }
         _ => {}
@@ -822,7 +839,7 @@ fn encode_mp(
         Type::Dynamic => {
             let concrete = v.infer_type();
             let type_json = serde_json::to_vec(&concrete.to_json())
-                .map_err(|e| CodecError::new(path, format!("cannot write a type: {e}")))?;
+                .map_err(|e| Error::value(path, format!("cannot write a type: {e}")))?;
             enc::write_array_len(out, 2).map_err(&werr)?;
             enc::write_bin(out, &type_json).map_err(&werr)?;
             encode_mp(out, v, &concrete, path)
@@ -830,7 +847,7 @@ fn encode_mp(
         Type::Bool | Type::Number | Type::String => {
             match primitive_as(v, ty).ok_or_else(|| mismatch(path, v, ty))? {
                 Value::Bool(b) => enc::write_bool(out, b)
-                    .map_err(|e| CodecError::new(path, format!("msgpack write failed: {e}"))),
+                    .map_err(|e| Error::value(path, format!("msgpack write failed: {e}"))),
                 Value::String(s) => enc::write_str(out, &s).map_err(&werr),
                 Value::Number(n) => {
                     if let Some(i) = n.as_i64() {
@@ -865,7 +882,7 @@ fn encode_mp(
                 _ => return Err(mismatch(path, v, ty)),
             };
             if items.len() != ts.len() {
-                return Err(CodecError::new(
+                return Err(Error::value(
                     path,
                     format!(
                         "a tuple of {} elements does not conform to type {ty}",
@@ -891,7 +908,7 @@ fn encode_mp(
         Type::Object(attrs) => {
             let entries = v.entries().ok_or_else(|| mismatch(path, v, ty))?;
             if let Some(extra) = entries.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(CodecError::new(
+                return Err(Error::value(
                     &path.join_attr(extra),
                     "attribute is not in the schema",
                 ));
@@ -913,26 +930,26 @@ fn encode_mp(
 
 /// Decodes cty JSON of type `ty`, tolerantly: attributes not in the type are dropped
 /// (so state written by an older schema still decodes) and missing ones are null.
-pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
+pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
     let root = AttributePath::root();
     let j: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| CodecError::new(&root, format!("invalid JSON: {e}")))?;
+        .map_err(|e| Error::value(&root, format!("invalid JSON: {e}")))?;
     decode_js(&j, ty, &root)
 }
 
 /// Encodes `v` as cty JSON of type `ty`. Unknown values cannot be encoded.
-pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, CodecError> {
+pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, Error> {
     let root = AttributePath::root();
     let j = encode_js(v, ty, &root)?;
-    serde_json::to_vec(&j).map_err(|e| CodecError::new(&root, format!("cannot write JSON: {e}")))
+    serde_json::to_vec(&j).map_err(|e| Error::value(&root, format!("cannot write JSON: {e}")))
 }
 
-fn decode_js(j: &serde_json::Value, ty: &Type, path: &AttributePath) -> Result<Value, CodecError> {
+fn decode_js(j: &serde_json::Value, ty: &Type, path: &AttributePath) -> Result<Value, Error> {
     use serde_json::Value as J;
     if j.is_null() {
         return Ok(Value::Null);
     }
-    let need = |what: &str| CodecError::new(path, format!("{what} is required"));
+    let need = |what: &str| Error::value(path, format!("{what} is required"));
     match ty {
         Type::Dynamic => {
             let o = j
@@ -1015,10 +1032,10 @@ fn decode_js(j: &serde_json::Value, ty: &Type, path: &AttributePath) -> Result<V
     }
 }
 
-fn encode_js(v: &Value, ty: &Type, path: &AttributePath) -> Result<serde_json::Value, CodecError> {
+fn encode_js(v: &Value, ty: &Type, path: &AttributePath) -> Result<serde_json::Value, Error> {
     use serde_json::Value as J;
     match v {
-        Value::Unknown => return Err(CodecError::new(path, "value is not known")),
+        Value::Unknown => return Err(Error::value(path, "value is not known")),
         Value::Null => return Ok(J::Null),
         _ => {}
     }
@@ -1068,7 +1085,7 @@ fn encode_js(v: &Value, ty: &Type, path: &AttributePath) -> Result<serde_json::V
         Type::Object(attrs) => {
             let entries = v.entries().ok_or_else(|| mismatch(path, v, ty))?;
             if let Some(extra) = entries.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(CodecError::new(
+                return Err(Error::value(
                     &path.join_attr(extra),
                     "attribute is not in the schema",
                 ));
@@ -1085,7 +1102,7 @@ fn encode_js(v: &Value, ty: &Type, path: &AttributePath) -> Result<serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::schema::{Attribute, Block, NestedBlock, NestedObject, Nesting};
+    use crate::schema::{Attribute, Block, NestedBlock, NestedObject, Nesting};
     use serde_json::json;
 
     fn obj_ty(attrs: &[(&str, Type)]) -> Type {
@@ -1346,7 +1363,7 @@ mod tests {
         );
         let extra = Value::object([("b", Value::string("x")), ("zz", Value::Null)]);
         let err = encode_msgpack(&extra, &ty).unwrap_err();
-        assert_eq!(err.path, AttributePath::attr("zz"));
+        assert_eq!(err.path(), Some(&AttributePath::attr("zz")));
         // A map value is accepted where an object type is asked for.
         let as_map = Value::Map([("a".to_string(), Value::int(1))].into());
         assert_eq!(
@@ -1364,12 +1381,18 @@ mod tests {
             0x01, 0xa1, b'x',
         ];
         let err = decode_msgpack(&bytes, &ty).unwrap_err();
-        assert_eq!(err.path.to_string(), "spec.items[1]");
+        assert_eq!(
+            err.path().map(ToString::to_string).as_deref(),
+            Some("spec.items[1]")
+        );
         assert_eq!(err.to_string(), "at spec.items[1]: invalid number \"x\"");
         let truncated = decode_msgpack(&bytes[..10], &ty).unwrap_err();
-        assert!(truncated.message.contains("end of msgpack"), "{truncated}");
+        assert!(
+            truncated.to_string().contains("end of msgpack"),
+            "{truncated}"
+        );
         let unknown_attr = decode_msgpack(&[0x81, 0xa1, b'z', 0xc0], &ty).unwrap_err();
-        assert_eq!(unknown_attr.path, AttributePath::attr("z"));
+        assert_eq!(unknown_attr.path(), Some(&AttributePath::attr("z")));
     }
 
     fn nested_schema() -> Block {
@@ -1579,10 +1602,10 @@ mod tests {
             ])
         );
         let err = decode_json(br#"{"keep": ["not", "a", "string"]}"#, &ty).unwrap_err();
-        assert_eq!(err.path, AttributePath::attr("keep"));
+        assert_eq!(err.path(), Some(&AttributePath::attr("keep")));
         let err = encode_json(&Value::object([("n", Value::Unknown)]), &ty).unwrap_err();
-        assert_eq!(err.path, AttributePath::attr("n"));
-        assert_eq!(err.message, "value is not known");
+        assert_eq!(err.path(), Some(&AttributePath::attr("n")));
+        assert_eq!(err.to_string(), "at n: value is not known");
     }
 
     #[test]
@@ -1697,7 +1720,7 @@ mod tests {
             vec![0xc3]
         );
         let err = encode_msgpack(&Value::string("yes"), &Type::Bool).unwrap_err();
-        assert!(err.message.contains("does not conform"), "{err}");
+        assert!(err.to_string().contains("does not conform"), "{err}");
         assert!(encode_msgpack(&Value::List(vec![]), &Type::String).is_err());
     }
 }

@@ -1,9 +1,9 @@
 //! Schema-driven configuration checks (read-only and required attributes, validators), plus
 //! the generic validators resources attach to attributes and objects.
 
-use super::diagnostics::{AttributePath, Diagnostics};
-use super::schema::{Attribute, AttributeType, Block, NestedBlock, Nesting, Validator};
-use super::value::Value;
+use crate::diagnostics::{AttributePath, Diagnostics};
+use crate::schema::{Attribute, AttributeType, Block, NestedBlock, Nesting, Validator};
+use crate::value::Value;
 
 /// Checks `config` against `block`: read-only attributes set, required attributes
 /// missing, deprecated attributes used, and every validator. Unknown values are
@@ -47,7 +47,7 @@ fn validate_object(
             && is_present(value)
         {
             diags.push(
-                super::diagnostics::Diagnostic::warning("Block deprecated", message.clone())
+                crate::diagnostics::Diagnostic::warning("Block deprecated", message.clone())
                     .at(block_path.clone()),
             );
         }
@@ -142,7 +142,7 @@ fn validate_attribute(
     }
     if let Some(message) = &attr.deprecation {
         diags.push(
-            super::diagnostics::Diagnostic::warning("Attribute deprecated", message.clone())
+            crate::diagnostics::Diagnostic::warning("Attribute deprecated", message.clone())
                 .at(path.clone()),
         );
     }
@@ -174,9 +174,9 @@ fn validate_attribute(
 pub mod validators {
     use regex::Regex;
 
-    use super::super::diagnostics::{AttributePath, Diagnostics};
-    use super::super::schema::Validator;
-    use super::super::value::Value;
+    use crate::diagnostics::{AttributePath, Diagnostics};
+    use crate::schema::Validator;
+    use crate::value::Value;
 
     fn quoted<S: AsRef<str>>(items: &[S]) -> String {
         items
@@ -436,8 +436,8 @@ mod tests {
 
     use super::validators::*;
     use super::*;
-    use crate::plugin::diagnostics::Severity;
-    use crate::plugin::schema::NestedObject;
+    use crate::diagnostics::Severity;
+    use crate::schema::NestedObject;
 
     fn s(v: &str) -> Value {
         Value::string(v)

@@ -1,112 +1,30 @@
-//! The provider binary as Terraform runs it: the go-plugin handshake (AutoMTLS over a unix
-//! socket, plaintext over TCP), `-debug` with `TF_REATTACH_PROVIDERS`, and running it by hand.
+//! A provider binary built on the crate, as Terraform runs it: the go-plugin handshake
+//! (AutoMTLS over a unix socket, plaintext over TCP), `-debug` with `TF_REATTACH_PROVIDERS`,
+//! and running it by hand. The binary is the example provider.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PROVIDER: &str = "registry.terraform.io/dokaseca/kargo";
+use common::{PROVIDER, Workspace, assert_success, echo_binary, text};
 
-fn provider_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-kargo"))
-}
+const MAIN_TF: &str = "provider \"echo\" {}\n";
 
-/// A working directory with a configuration that uses the provider and a CLI config whose
-/// dev_overrides point Terraform at the freshly built binary (no `terraform init` needed).
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bin_dir = provider_binary()
-            .parent()
-            .expect("binary directory")
-            .to_path_buf();
-        std::fs::write(
-            dir.path().join("cli.tfrc"),
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                bin_dir.display()
-            ),
-        )
-        .expect("write CLI config");
-        std::fs::write(
-            dir.path().join("main.tf"),
-            "terraform {\n  required_providers {\n    kargo = { source = \"dokaseca/kargo\" }\n  }\n}\n\nprovider \"kargo\" {}\n",
-        )
-        .expect("write main.tf");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `terraform <args>` in this workspace with a clean, offline-friendly environment.
-    fn terraform(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new("terraform");
-        cmd.args(args).current_dir(self.path());
-        for var in [
-            "TF_LOG",
-            "TF_LOG_PROVIDER",
-            "TF_LOG_CORE",
-            "TF_LOG_PATH",
-            "TF_REATTACH_PROVIDERS",
-            "TF_DISABLE_PLUGIN_TLS",
-            "TF_PLUGIN_CACHE_DIR",
-            "KARGO_PLUGIN_NETWORK",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("TF_CLI_CONFIG_FILE", self.path().join("cli.tfrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        match cmd.output() {
-            Ok(out) => out,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "the `terraform` binary is not on PATH: these tests drive the real Terraform CLI \
-                 (1.x) against the provider; install it and re-run"
-            ),
-            Err(e) => panic!("could not run terraform: {e}"),
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// Asserts that `providers schema -json` output describes this provider's configuration block.
+/// Asserts that `providers schema -json` output describes the example provider.
 fn assert_provider_schema(stdout: &[u8]) {
     let schema: serde_json::Value = serde_json::from_slice(stdout).expect("schema output is JSON");
     let provider = &schema["provider_schemas"][PROVIDER];
-    assert!(provider.is_object(), "no schema for {PROVIDER} in {schema}");
-    let block = &provider["provider"]["block"];
-    assert!(
-        block.is_object(),
-        "the provider schema has no configuration block: {provider}"
+    assert_eq!(
+        provider["provider"]["block"]["attributes"]["id_prefix"]["type"], "string",
+        "no provider block with `id_prefix` for {PROVIDER} in {schema}"
     );
-    assert!(
-        block["attributes"]
-            .as_object()
-            .is_some_and(|a| !a.is_empty()),
-        "the provider block has no attributes: {block}"
+    let store = &provider["resource_schemas"]["echo_store"]["block"]["attributes"];
+    assert_eq!(store["name"]["required"], true, "{store}");
+    assert_eq!(
+        store["subscriptions"]["nested_type"]["nesting_mode"], "list",
+        "{store}"
     );
 }
 
@@ -123,13 +41,13 @@ fn listening_line(terraform_log: &str) -> String {
 
 #[test]
 fn terraform_reads_the_schema_and_plans_over_automtls() {
-    let ws = Workspace::new();
+    let ws = Workspace::new(MAIN_TF);
     let out = ws.terraform(&["providers", "schema", "-json"], &[]);
     assert_success("terraform providers schema -json", &out);
     assert_provider_schema(&out.stdout);
 
     // Terraform sets PLUGIN_CLIENT_CERT (AutoMTLS) unless told not to; the provider's debug log
-    // reaches Terraform's log through go-plugin's stderr parsing.
+    // reaches Terraform's log through go-plugin's stderr parsing, under the provider's module.
     let out = ws.terraform(
         &["plan", "-input=false", "-no-color"],
         &[("TF_LOG", "debug")],
@@ -144,6 +62,7 @@ fn terraform_reads_the_schema_and_plans_over_automtls() {
     let line = listening_line(&log);
     assert!(line.contains("tls=true"), "{line}");
     assert!(line.contains("network=unix"), "{line}");
+    assert!(line.contains("@module=echo.plugin.handshake"), "{line}");
     assert!(
         log.contains("GetProviderSchema finished"),
         "RPC log line missing:\n{log}"
@@ -151,11 +70,11 @@ fn terraform_reads_the_schema_and_plans_over_automtls() {
 }
 
 #[test]
-fn terraform_works_without_tls_over_tcp() {
-    let ws = Workspace::new();
+fn terraform_works_without_tls_over_tcp_chosen_by_the_network_variable() {
+    let ws = Workspace::new(MAIN_TF);
     let env = [
         ("TF_DISABLE_PLUGIN_TLS", "1"),
-        ("KARGO_PLUGIN_NETWORK", "tcp"),
+        ("ECHO_PLUGIN_NETWORK", "tcp"),
         ("TF_LOG", "debug"),
     ];
     let out = ws.terraform(&["providers", "schema", "-json"], &env);
@@ -170,8 +89,34 @@ fn terraform_works_without_tls_over_tcp() {
 }
 
 #[test]
+fn a_bad_network_variable_stops_the_provider_with_a_logged_error() {
+    let ws = Workspace::new(MAIN_TF);
+    let out = ws.terraform(
+        &["providers", "schema", "-json"],
+        &[("ECHO_PLUGIN_NETWORK", "udp"), ("TF_LOG", "error")],
+    );
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Failed to load plugin schemas"), "{stderr}");
+    // Terraform shows a plugin's own words only in its log.
+    let line = stderr
+        .lines()
+        .find(|l| {
+            l.contains("[ERROR] provider.terraform-provider-echo: provider stopped with an error:")
+        })
+        .unwrap_or_else(|| panic!("the provider's error is not in Terraform's log:\n{stderr}"));
+    assert!(
+        line.contains(
+            r#"error="invalid plugin environment: ECHO_PLUGIN_NETWORK must be \"unix\" or \"tcp\", not \"udp\"""#
+        ),
+        "{line}"
+    );
+    assert!(line.contains("@module=echo.plugin.serve"), "{line}");
+}
+
+#[test]
 fn run_by_hand_it_explains_itself_and_prints_nothing_on_stdout() {
-    let out = Command::new(provider_binary())
+    let out = Command::new(echo_binary())
         .env_remove("TF_PLUGIN_MAGIC_COOKIE")
         .stdin(Stdio::null())
         .output()
@@ -183,32 +128,73 @@ fn run_by_hand_it_explains_itself_and_prints_nothing_on_stdout() {
         text(&out.stdout)
     );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("Terraform starts it"), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "This binary is the Terraform provider registry.terraform.io/example/echo."
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"echo = { source = "example/echo" }"#),
+        "{stderr}"
+    );
     assert!(stderr.contains("-debug"), "{stderr}");
     assert!(stderr.contains("TF_REATTACH_PROVIDERS"), "{stderr}");
 }
 
 #[test]
 fn a_wrong_cookie_is_refused_too() {
-    let out = Command::new(provider_binary())
+    let out = Command::new(echo_binary())
         .env("TF_PLUGIN_MAGIC_COOKIE", "not-the-cookie")
         .stdin(Stdio::null())
         .output()
         .expect("run the provider binary");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{:?}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("Terraform (or OpenTofu)"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
-fn version_flag_prints_the_version() {
-    let out = Command::new(provider_binary())
+fn version_and_help_flags_print_on_stdout() {
+    let out = Command::new(echo_binary())
         .arg("--version")
         .output()
         .expect("run the provider binary");
     assert_success("--version", &out);
     assert_eq!(
         text(&out.stdout).trim(),
-        format!("terraform-provider-kargo {}", env!("CARGO_PKG_VERSION"))
+        format!("terraform-provider-echo {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = Command::new(echo_binary())
+        .arg("-help")
+        .output()
+        .expect("run the provider binary");
+    assert_success("-help", &out);
+    let usage = text(&out.stdout);
+    assert!(
+        usage.starts_with("Usage: terraform-provider-echo [options]"),
+        "{usage}"
+    );
+    assert!(usage.contains("ECHO_PLUGIN_NETWORK"), "{usage}");
+}
+
+#[test]
+fn an_unknown_flag_prints_the_usage_and_exits_2() {
+    let out = Command::new(echo_binary())
+        .arg("--frobnicate")
+        .output()
+        .expect("run the provider binary");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{:?}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("terraform-provider-echo: unknown argument \"--frobnicate\"\n\nUsage:"),
+        "{stderr}"
     );
 }
 
@@ -228,7 +214,7 @@ impl Drop for Child {
 fn debug_mode_serves_terraform_through_tf_reattach_providers() {
     for network in ["tcp", "unix"] {
         let mut child = Child(
-            Command::new(provider_binary())
+            Command::new(echo_binary())
                 .arg("-debug")
                 .arg(format!("-debug-network={network}"))
                 .stdin(Stdio::null())
@@ -255,7 +241,7 @@ fn debug_mode_serves_terraform_through_tf_reattach_providers() {
         assert_eq!(entry["Pid"], child.0.id(), "{config}");
 
         // No dev_overrides and no init: reattach alone must be enough.
-        let ws = Workspace::new();
+        let ws = Workspace::new(MAIN_TF);
         std::fs::remove_file(ws.path().join("cli.tfrc")).expect("remove CLI config");
         let empty_cli_config = ws.path().join("empty.tfrc");
         std::fs::write(&empty_cli_config, "").expect("write empty CLI config");
