@@ -1,22 +1,10 @@
-//! Go's duration notation (`time.ParseDuration` and `Duration.String()`), which Kargo's
-//! fields and Terraform's `timeouts` use: parsing, canonical spelling and semantic equality.
+//! Go's duration syntax (`time.ParseDuration`, `Duration.String()`), which Kargo and the
+//! provider's own settings use: parsing, formatting and equality by length of time.
 
 use std::time::Duration;
 
 use crate::plugin::Value;
 use crate::plugin::plan::values_equal;
-
-/// Durations in Go's `time.ParseDuration` syntax compare by length of time
-/// ("5m" == "5m0s" == "300s"); strings that do not parse compare as strings.
-pub fn duration_eq(a: &Value, b: &Value) -> bool {
-    match (a.as_str(), b.as_str()) {
-        (Some(x), Some(y)) => match (parse_go_duration(x), parse_go_duration(y)) {
-            (Some(dx), Some(dy)) => dx == dy,
-            _ => x == y,
-        },
-        _ => values_equal(a, b),
-    }
-}
 
 const NANOS_PER_UNIT: [(&str, u128); 8] = [
     ("ns", 1),
@@ -31,6 +19,13 @@ const NANOS_PER_UNIT: [(&str, u128); 8] = [
 
 /// Parses a duration as Go's `time.ParseDuration` does ("1h30m", "1.5s", "300ms").
 /// Negative durations, and durations beyond Go's range (about 292 years), are `None`.
+///
+/// ```
+/// use std::time::Duration;
+/// use terraform_provider_kargo::duration::parse_go_duration;
+/// assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+/// assert_eq!(parse_go_duration("5 minutes"), None);
+/// ```
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut rest = s;
     let negative = rest.starts_with('-');
@@ -136,13 +131,21 @@ fn with_fraction(value: u128, unit: u128) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// Semantic equality for duration attributes: durations compare by length of time
+/// ("5m" == "5m0s" == "300s"); strings that do not parse compare as strings.
+pub fn duration_eq(a: &Value, b: &Value) -> bool {
+    match (a.as_str(), b.as_str()) {
+        (Some(x), Some(y)) => match (parse_go_duration(x), parse_go_duration(y)) {
+            (Some(dx), Some(dy)) => dx == dy,
+            _ => x == y,
+        },
+        _ => values_equal(a, b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &str) -> Value {
-        Value::string(v)
-    }
 
     #[test]
     fn go_durations_parse_like_time_parse_duration() {
@@ -152,6 +155,7 @@ mod tests {
         assert_eq!(parse_go_duration("300s"), d(300, 0));
         assert_eq!(parse_go_duration("1h30m"), d(5400, 0));
         assert_eq!(parse_go_duration("90m"), d(5400, 0));
+        assert_eq!(parse_go_duration("1.5h"), d(5400, 0));
         assert_eq!(parse_go_duration("1.5s"), d(1, 500_000_000));
         assert_eq!(parse_go_duration(".5s"), d(0, 500_000_000));
         assert_eq!(parse_go_duration("1.s"), d(1, 0));
@@ -171,7 +175,10 @@ mod tests {
             "m",
             ".s",
             "5 m",
+            "5 minutes",
+            "5x",
             "-5m",
+            "-1s",
             "1h-5m",
             "9999999999h",
         ] {
@@ -201,6 +208,7 @@ mod tests {
 
     #[test]
     fn durations_compare_by_length_of_time() {
+        let s = Value::string;
         assert!(duration_eq(&s("5m"), &s("5m0s")));
         assert!(duration_eq(&s("1h30m"), &s("90m")));
         assert!(!duration_eq(&s("5m"), &s("5m1s")));

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use terraform_provider_kargo::kargo::{ClientOptions, Error, KargoClient, Kind, WatchStep};
+use terraform_provider_kargo::kargo::{
+    ClientOptions, Error, Freight, KargoClient, Object as _, Project, Promotion, Stage, Warehouse,
+    WatchStep, decode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -202,16 +205,30 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
 }
 
-fn stage(rv: &str, phase: &str) -> Value {
+fn stage(rv: &str) -> Value {
     json!({
         "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
         "metadata": {"name": "dev", "namespace": "demo", "resourceVersion": rv, "uid": "u1"},
+        "spec": {"shard": "a"}
+    })
+}
+
+/// A Promotion named `dev` at `phase`: what waits typically watch.
+fn promotion(rv: &str, phase: &str) -> Value {
+    json!({
+        "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "dev", "namespace": "demo", "resourceVersion": rv, "uid": "u1"},
+        "spec": {"stage": "dev", "freight": "abc"},
         "status": {"phase": phase}
     })
 }
 
-fn stage_list(items: Vec<Value>) -> Value {
-    json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "StageList", "metadata": {"resourceVersion": "10"}, "items": items})
+fn promotion_list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "PromotionList", "metadata": {"resourceVersion": "10"}, "items": items})
+}
+
+fn stage_with_shard(shard: &str) -> Stage {
+    decode(json!({"spec": {"shard": shard}})).unwrap()
 }
 
 fn discovery(resources: &[&str]) -> Value {
@@ -245,15 +262,11 @@ async fn apply_is_a_server_side_apply_with_the_field_manager() {
     .await;
     let client = api.client(ClientOptions::default());
     let stored = client
-        .apply(
-            Kind::Stage,
-            Some("demo"),
-            "dev",
-            json!({"spec": {"shard": "a"}}),
-        )
+        .apply(Some("demo"), "dev", &stage_with_shard("a"))
         .await
         .unwrap();
-    assert_eq!(stored["metadata"]["resourceVersion"], "7");
+    assert_eq!(stored.resource_version(), Some("7"));
+    assert_eq!(stored.spec.rest["shard"], "a");
 
     let forced = api.client(ClientOptions {
         field_manager: "team".into(),
@@ -261,7 +274,7 @@ async fn apply_is_a_server_side_apply_with_the_field_manager() {
         ..Default::default()
     });
     forced
-        .apply(Kind::Project, None, "demo", json!({}))
+        .apply(None, "demo", &Project::default())
         .await
         .unwrap();
 
@@ -308,24 +321,19 @@ async fn apply_is_a_server_side_apply_with_the_field_manager() {
 
 #[tokio::test]
 async fn status_subresource_and_merge_patches() {
-    let api = FakeApi::start(|r| Reply::Json(200, json!({"seen": r.method.clone()}))).await;
+    let api = FakeApi::start(|_| Reply::Json(200, stage("5"))).await;
     let client = api.client(ClientOptions::default());
-    client
+    let patched: Stage = client
         .merge_patch(
-            Kind::Stage,
             Some("demo"),
             "dev",
-            json!({"metadata": {"annotations": {"a": "b"}}}),
+            &json!({"metadata": {"annotations": {"a": "b"}}}),
         )
         .await
         .unwrap();
+    assert_eq!(patched.resource_version(), Some("5"));
     client
-        .merge_patch_status(
-            Kind::Stage,
-            Some("demo"),
-            "dev",
-            json!({"status": {"x": 1}}),
-        )
+        .merge_patch_status::<Stage>(Some("demo"), "dev", &json!({"status": {"x": 1}}))
         .await
         .unwrap();
     let requests = api.requests();
@@ -347,13 +355,12 @@ async fn create_returns_the_generated_name() {
     })
     .await;
     let client = api.client(ClientOptions::default());
-    let promo =
-        json!({"metadata": {"generateName": "dev."}, "spec": {"stage": "dev", "freight": "abc"}});
-    let stored = client
-        .create(Kind::Promotion, Some("demo"), promo)
-        .await
-        .unwrap();
-    assert_eq!(stored["metadata"]["name"], "dev.01j.abc1234");
+    let promo: Promotion = decode(
+        json!({"metadata": {"generateName": "dev."}, "spec": {"stage": "dev", "freight": "abc"}}),
+    )
+    .unwrap();
+    let stored = client.create(Some("demo"), &promo).await.unwrap();
+    assert_eq!(stored.name(), "dev.01j.abc1234");
     let request = &api.requests()[0];
     assert_eq!(request.method, "POST");
     assert_eq!(
@@ -381,23 +388,24 @@ async fn get_maps_404_to_none_but_an_unserved_group_to_an_error() {
                    "message": "stages.kargo.akuity.io \"gone\" not found",
                    "details": {"name": "gone", "group": "kargo.akuity.io", "kind": "stages"}}),
         ),
-        p if p.ends_with("/stages/dev") => Reply::Json(200, stage("3", "Steady")),
+        p if p.ends_with("/stages/dev") => Reply::Json(200, stage("3")),
         _ => Reply::Text(404, "404 page not found"),
     })
     .await;
     let client = api.client(ClientOptions::default());
     assert_eq!(
-        client.get(Kind::Stage, Some("demo"), "gone").await.unwrap(),
+        client.get::<Stage>(Some("demo"), "gone").await.unwrap(),
         None
     );
     let found = client
-        .get(Kind::Stage, Some("demo"), "dev")
+        .get::<Stage>(Some("demo"), "dev")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found["status"]["phase"], "Steady");
+    assert_eq!((found.name(), found.resource_version()), ("dev", Some("3")));
+    assert_eq!(found.spec.rest["shard"], "a");
     let err = client
-        .get(Kind::Warehouse, Some("demo"), "w")
+        .get::<Warehouse>(Some("demo"), "w")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::KargoNotInstalled { .. }), "{err:?}");
@@ -412,23 +420,13 @@ async fn delete_reports_whether_the_object_existed() {
                 status(404, "NotFound", "stages.kargo.akuity.io \"gone\" not found"),
             )
         } else {
-            Reply::Json(200, stage("4", "Steady"))
+            Reply::Json(200, stage("4"))
         }
     })
     .await;
     let client = api.client(ClientOptions::default());
-    assert!(
-        client
-            .delete(Kind::Stage, Some("demo"), "dev")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !client
-            .delete(Kind::Stage, Some("demo"), "gone")
-            .await
-            .unwrap()
-    );
+    assert!(client.delete::<Stage>(Some("demo"), "dev").await.unwrap());
+    assert!(!client.delete::<Stage>(Some("demo"), "gone").await.unwrap());
     assert!(api.requests().iter().all(|r| r.method == "DELETE"));
 }
 
@@ -436,22 +434,24 @@ async fn delete_reports_whether_the_object_existed() {
 async fn list_follows_continue_tokens_and_passes_the_selector() {
     let api = FakeApi::start(|r| {
         if r.target.contains("continue=page2") {
-            Reply::Json(200, json!({"metadata": {}, "items": [{"metadata": {"name": "c"}}]}))
+            Reply::Json(200, json!({"metadata": {"resourceVersion": "8"}, "items": [{"metadata": {"name": "c"}}]}))
         } else {
-            Reply::Json(200, json!({"metadata": {"continue": "page2"}, "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]}))
+            Reply::Json(200, json!({"metadata": {"continue": "page2", "resourceVersion": "7"}, "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]}))
         }
     })
     .await;
     let client = api.client(ClientOptions::default());
-    let items = client
-        .list(Kind::Freight, Some("demo"), Some("kargo.akuity.io/alias=x"))
+    let list = client
+        .list::<Freight>(Some("demo"), Some("kargo.akuity.io/alias=x"))
         .await
         .unwrap();
-    let names: Vec<&str> = items
-        .iter()
-        .map(|i| i["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = list.items.iter().map(|i| i.name()).collect();
     assert_eq!(names, vec!["a", "b", "c"]);
+    assert_eq!(
+        list.resource_version.as_deref(),
+        Some("7"),
+        "the version the first page was read at"
+    );
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
     assert!(
@@ -481,7 +481,7 @@ async fn failures_become_typed_errors() {
     .await;
     let client = api.client(ClientOptions::default());
     let err = client
-        .apply(Kind::Stage, Some("demo"), "conflict", json!({}))
+        .apply(Some("demo"), "conflict", &Stage::default())
         .await
         .unwrap_err();
     assert!(
@@ -489,12 +489,12 @@ async fn failures_become_typed_errors() {
         "{err:?}"
     );
     let err = client
-        .apply(Kind::Stage, Some("demo"), "denied", json!({}))
+        .apply(Some("demo"), "denied", &Stage::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
     let err = client
-        .get(Kind::Stage, Some("demo"), "unauth")
+        .get::<Stage>(Some("demo"), "unauth")
         .await
         .unwrap_err();
     assert!(
@@ -503,7 +503,7 @@ async fn failures_become_typed_errors() {
     );
     assert!(!err.to_string().contains(TOKEN));
     let err = client
-        .apply(Kind::Stage, Some("demo"), "webhook", json!({}))
+        .apply(Some("demo"), "webhook", &Stage::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::WebhookUnavailable { .. }), "{err:?}");
@@ -521,10 +521,7 @@ async fn unreachable_api_names_the_host() {
         ClientOptions::default(),
     )
     .unwrap();
-    let err = client
-        .get(Kind::Stage, Some("demo"), "dev")
-        .await
-        .unwrap_err();
+    let err = client.get::<Stage>(Some("demo"), "dev").await.unwrap_err();
     let Error::Unreachable { host, reason } = &err else {
         panic!("expected Unreachable, got {err:?}")
     };
@@ -628,13 +625,14 @@ async fn writes_are_retried_while_kargo_starts() {
     .await;
     let client = api.client(ClientOptions::default());
     let cancel = CancellationToken::new();
+    let empty = Stage::default();
     let stored = client
         .retry_while_kargo_starting("Stage \"demo/dev\"", &cancel, || {
-            client.apply(Kind::Stage, Some("demo"), "dev", json!({"spec": {}}))
+            client.apply(Some("demo"), "dev", &empty)
         })
         .await
         .unwrap();
-    assert_eq!(stored["metadata"]["name"], "dev");
+    assert_eq!(stored.name(), "dev");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
     // Errors that waiting cannot fix are returned at once.
@@ -643,7 +641,7 @@ async fn writes_are_retried_while_kargo_starts() {
     let client = api.client(ClientOptions::default());
     let err = client
         .retry_while_kargo_starting("Stage", &cancel, || {
-            client.apply(Kind::Stage, Some("demo"), "dev", json!({}))
+            client.apply(Some("demo"), "dev", &empty)
         })
         .await
         .unwrap_err();
@@ -660,7 +658,7 @@ async fn writes_are_retried_while_kargo_starts() {
     });
     let err = client
         .retry_while_kargo_starting("Stage \"demo/dev\"", &cancel, || {
-            client.get(Kind::Stage, Some("demo"), "dev")
+            client.get::<Stage>(Some("demo"), "dev")
         })
         .await
         .unwrap_err();
@@ -680,10 +678,15 @@ fn watch_server(
             "{}",
             r.target
         );
+        assert!(
+            r.path().ends_with("/namespaces/demo/promotions"),
+            "{}",
+            r.target
+        );
         if r.target.contains("watch=true") {
             Reply::Stream(events.clone())
         } else {
-            Reply::Json(200, stage_list(initial.clone()))
+            Reply::Json(200, promotion_list(initial.clone()))
         }
     }
 }
@@ -693,49 +696,43 @@ async fn wait_until_follows_the_watch() {
     let events = vec![
         (
             Duration::from_millis(50),
-            json!({"type": "MODIFIED", "object": stage("11", "Promoting")}),
+            json!({"type": "MODIFIED", "object": promotion("11", "Running")}),
         ),
         (
             Duration::from_millis(50),
-            json!({"type": "MODIFIED", "object": stage("12", "Steady")}),
+            json!({"type": "MODIFIED", "object": promotion("12", "Succeeded")}),
         ),
     ];
-    let api = FakeApi::start(watch_server(events, vec![stage("10", "NotApplicable")])).await;
+    let api = FakeApi::start(watch_server(events, vec![promotion("10", "Pending")])).await;
     let client = api.client(ClientOptions::default());
     let mut phases = Vec::new();
     let result = client
         .watch_until(
-            Kind::Stage,
             Some("demo"),
             "dev",
-            "Stage \"demo/dev\" to be Steady",
+            "Promotion \"demo/dev\" to succeed",
             Duration::from_secs(10),
             &CancellationToken::new(),
-            |object| {
-                let phase = object.map(|o| {
-                    o["status"]["phase"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                });
+            |object: Option<&Promotion>| {
+                let phase = object.map(|o| o.phase().unwrap_or_default().to_string());
                 phases.push(phase.clone());
                 match phase.as_deref() {
-                    Some("Steady") => {
-                        WatchStep::Done(object.map(|o| o["metadata"]["resourceVersion"].clone()))
-                    }
+                    Some("Succeeded") => WatchStep::Done(
+                        object.and_then(|o| o.resource_version().map(str::to_string)),
+                    ),
                     _ => WatchStep::Continue,
                 }
             },
         )
         .await
         .unwrap();
-    assert_eq!(result, Some(json!("12")));
+    assert_eq!(result.as_deref(), Some("12"));
     assert_eq!(
         phases,
         vec![
-            Some("NotApplicable".to_string()),
-            Some("Promoting".to_string()),
-            Some("Steady".to_string())
+            Some("Pending".to_string()),
+            Some("Running".to_string()),
+            Some("Succeeded".to_string())
         ]
     );
     // One list and one watch: waiting is not a polling loop.
@@ -748,19 +745,18 @@ async fn wait_until_follows_the_watch() {
 async fn watch_step_can_fail_the_wait() {
     let events = vec![(
         Duration::from_millis(20),
-        json!({"type": "MODIFIED", "object": stage("11", "Errored")}),
+        json!({"type": "MODIFIED", "object": promotion("11", "Errored")}),
     )];
-    let api = FakeApi::start(watch_server(events, vec![stage("10", "Running")])).await;
+    let api = FakeApi::start(watch_server(events, vec![promotion("10", "Running")])).await;
     let client = api.client(ClientOptions::default());
     let err = client
-        .watch_until::<()>(
-            Kind::Stage,
+        .watch_until::<Promotion, ()>(
             Some("demo"),
             "dev",
             "x",
             Duration::from_secs(10),
             &CancellationToken::new(),
-            |object| match object.and_then(|o| o["status"]["phase"].as_str()) {
+            |object| match object.and_then(Promotion::phase) {
                 Some("Errored") => WatchStep::Fail(Error::Other("promotion errored".into())),
                 _ => WatchStep::Continue,
             },
@@ -774,13 +770,12 @@ async fn watch_step_can_fail_the_wait() {
 async fn wait_deleted_sees_the_delete_event() {
     let events = vec![(
         Duration::from_millis(50),
-        json!({"type": "DELETED", "object": stage("11", "Steady")}),
+        json!({"type": "DELETED", "object": promotion("11", "Succeeded")}),
     )];
-    let api = FakeApi::start(watch_server(events, vec![stage("10", "Steady")])).await;
+    let api = FakeApi::start(watch_server(events, vec![promotion("10", "Succeeded")])).await;
     let client = api.client(ClientOptions::default());
     client
-        .wait_deleted(
-            Kind::Stage,
+        .wait_deleted::<Promotion>(
             Some("demo"),
             "dev",
             Duration::from_secs(10),
@@ -794,8 +789,7 @@ async fn wait_deleted_sees_the_delete_event() {
     let client = api.client(ClientOptions::default());
     let started = Instant::now();
     client
-        .wait_deleted(
-            Kind::Stage,
+        .wait_deleted::<Promotion>(
             Some("demo"),
             "dev",
             Duration::from_secs(10),
@@ -808,18 +802,17 @@ async fn wait_deleted_sees_the_delete_event() {
 
 #[tokio::test]
 async fn waits_time_out_with_the_last_state_seen() {
-    let api = FakeApi::start(watch_server(vec![], vec![stage("10", "Promoting")])).await;
+    let api = FakeApi::start(watch_server(vec![], vec![promotion("10", "Running")])).await;
     let client = api.client(ClientOptions::default());
     let started = Instant::now();
     let err = client
         .wait_until(
-            Kind::Stage,
             Some("demo"),
             "dev",
-            "Stage \"demo/dev\" to be Steady",
+            "Promotion \"demo/dev\" to succeed",
             Duration::from_millis(500),
             &CancellationToken::new(),
-            |o| o.is_some_and(|o| o["status"]["phase"] == "Steady"),
+            |o: Option<&Promotion>| o.is_some_and(|o| o.phase() == Some("Succeeded")),
         )
         .await
         .unwrap_err();
@@ -827,13 +820,13 @@ async fn waits_time_out_with_the_last_state_seen() {
     let Error::Timeout { what, last_seen } = &err else {
         panic!("expected Timeout, got {err:?}")
     };
-    assert_eq!(what, "Stage \"demo/dev\" to be Steady");
-    assert!(last_seen.contains("phase Promoting"), "{last_seen}");
+    assert_eq!(what, "Promotion \"demo/dev\" to succeed");
+    assert!(last_seen.contains("phase Running"), "{last_seen}");
 }
 
 #[tokio::test]
 async fn cancellation_ends_waits_promptly() {
-    let api = FakeApi::start(watch_server(vec![], vec![stage("10", "Promoting")])).await;
+    let api = FakeApi::start(watch_server(vec![], vec![promotion("10", "Running")])).await;
     let client = Arc::new(api.client(ClientOptions::default()));
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
@@ -844,13 +837,12 @@ async fn cancellation_ends_waits_promptly() {
     let started = Instant::now();
     let err = client
         .wait_until(
-            Kind::Stage,
             Some("demo"),
             "dev",
             "never",
             Duration::from_secs(60),
             &cancel,
-            |_| false,
+            |_: Option<&Promotion>| false,
         )
         .await
         .unwrap_err();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use terraform_provider_kargo::kargo::connection::{
+use terraform_provider_kargo::config::{
     ConfigError, ExecSettings, Secret, Setting, Settings, Source,
 };
 use terraform_provider_kargo::kargo::{self, KargoClient};

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kargo_sandbox::{HttpFault, Options, Sandbox};
-use serde_json::{Value, json};
-use terraform_provider_kargo::kargo::{Error, KargoClient, Kind};
+use serde_json::json;
+use terraform_provider_kargo::kargo::{
+    Error, KargoClient, Namespace, Object as _, Project, Warehouse, decode,
+};
 use terraform_provider_kargo::plugin::{Context, Provider, Value as TfValue};
 use terraform_provider_kargo::provider::KargoProvider;
 use tokio_util::sync::CancellationToken;
@@ -24,41 +26,37 @@ fn s(v: &str) -> TfValue {
     TfValue::string(v)
 }
 
-fn warehouse(interval: &str) -> Value {
-    json!({"spec": {"interval": interval, "subscriptions": [{"image": {"repoURL": "ghcr.io/example/app"}}]}})
+fn warehouse(interval: &str) -> Warehouse {
+    decode(json!({"spec": {"interval": interval, "subscriptions": [{"image": {"repoURL": "ghcr.io/example/app"}}]}}))
+        .unwrap()
 }
 
 async fn project(client: &KargoClient, name: &str) {
     let cancel = CancellationToken::new();
     client.ensure_kargo_api(&cancel).await.unwrap();
-    client
-        .apply(Kind::Project, None, name, json!({}))
-        .await
-        .unwrap();
+    client.apply(None, name, &Project::default()).await.unwrap();
     // The project's namespace is created by Kargo; wait for it like a resource would.
     client
         .wait_until(
-            Kind::Namespace,
             None,
             name,
             "the project namespace",
             Duration::from_secs(10),
             &cancel,
-            |ns| ns.is_some(),
+            |ns: Option<&Namespace>| ns.is_some(),
         )
         .await
         .unwrap();
 }
 
-fn managers(object: &Value) -> Vec<String> {
-    object["metadata"]["managedFields"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|e| e["manager"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+fn managers(object: &Warehouse) -> Vec<String> {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|e| e.manager.clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -72,33 +70,29 @@ async fn kubeconfig_from_the_provider_block_reaches_the_api() {
     assert!(client.server_version().await.unwrap().starts_with('v'));
     project(&client, "demo").await;
     let stored = client
-        .apply(Kind::Warehouse, Some("demo"), "images", warehouse("10m0s"))
+        .apply(Some("demo"), "images", &warehouse("10m0s"))
         .await
         .unwrap();
-    assert_eq!(stored["spec"]["interval"], "10m0s");
+    assert_eq!(stored.spec.rest["interval"], "10m0s");
     assert!(
         managers(&stored).contains(&"terraform-provider-kargo".to_string()),
         "{:?}",
         managers(&stored)
     );
     let read = client
-        .get(Kind::Warehouse, Some("demo"), "images")
+        .get::<Warehouse>(Some("demo"), "images")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(read["metadata"]["uid"], stored["metadata"]["uid"]);
+    assert!(read.metadata.uid.is_some());
+    assert_eq!(read.metadata.uid, stored.metadata.uid);
     assert_eq!(
-        client
-            .get(Kind::Warehouse, Some("demo"), "nope")
-            .await
-            .unwrap(),
+        client.get::<Warehouse>(Some("demo"), "nope").await.unwrap(),
         None
     );
-    let listed = client
-        .list(Kind::Warehouse, Some("demo"), None)
-        .await
-        .unwrap();
-    assert_eq!(listed.len(), 1);
+    let listed = client.list::<Warehouse>(Some("demo"), None).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert!(listed.resource_version.is_some());
 }
 
 #[tokio::test]
@@ -121,7 +115,7 @@ async fn explicit_host_token_and_ca() {
         ("token", s(sandbox.token())),
     ])
     .await;
-    let err = client.get(Kind::Project, None, "x").await.unwrap_err();
+    let err = client.get::<Project>(None, "x").await.unwrap_err();
     assert!(
         matches!(&err, Error::Unreachable { host, .. } if host == sandbox.server_url()),
         "{err:?}"
@@ -133,7 +127,7 @@ async fn explicit_host_token_and_ca() {
         ("insecure", TfValue::Bool(true)),
     ])
     .await;
-    assert_eq!(client.get(Kind::Project, None, "x").await.unwrap(), None);
+    assert_eq!(client.get::<Project>(None, "x").await.unwrap(), None);
 
     // A rejected token is reported as such, without echoing it.
     let client = client_for(vec![
@@ -142,7 +136,7 @@ async fn explicit_host_token_and_ca() {
         ("cluster_ca_certificate", s(sandbox.ca_pem())),
     ])
     .await;
-    let err = client.get(Kind::Project, None, "x").await.unwrap_err();
+    let err = client.get::<Project>(None, "x").await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
     assert!(!err.to_string().contains("not-the-token"));
 }
@@ -158,12 +152,12 @@ async fn ssa_conflicts_name_the_other_manager_and_force_takes_over() {
     ])
     .await;
     project(&ours, "demo").await;
-    ours.apply(Kind::Warehouse, Some("demo"), "images", warehouse("10m0s"))
+    ours.apply(Some("demo"), "images", &warehouse("10m0s"))
         .await
         .unwrap();
 
     let err = theirs
-        .apply(Kind::Warehouse, Some("demo"), "images", warehouse("20m0s"))
+        .apply(Some("demo"), "images", &warehouse("20m0s"))
         .await
         .unwrap_err();
     let Error::Conflict {
@@ -182,10 +176,10 @@ async fn ssa_conflicts_name_the_other_manager_and_force_takes_over() {
     ])
     .await;
     let stored = forced
-        .apply(Kind::Warehouse, Some("demo"), "images", warehouse("20m0s"))
+        .apply(Some("demo"), "images", &warehouse("20m0s"))
         .await
         .unwrap();
-    assert_eq!(stored["spec"]["interval"], "20m0s");
+    assert_eq!(stored.spec.rest["interval"], "20m0s");
 }
 
 #[tokio::test]
@@ -198,16 +192,15 @@ async fn schema_violations_are_invalid() {
     .await;
     project(&client, "demo").await;
     let err = client
-        .apply(
-            Kind::Warehouse,
-            Some("demo"),
-            "images",
-            warehouse("five minutes"),
-        )
+        .apply(Some("demo"), "images", &warehouse("five minutes"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
     assert!(err.to_string().contains("interval"), "{err}");
+}
+
+fn stage_label(w: &Warehouse) -> Option<&str> {
+    w.metadata.labels.as_ref()?.get("stage").map(String::as_str)
 }
 
 #[tokio::test]
@@ -220,7 +213,7 @@ async fn waits_follow_the_watch() {
     .await;
     project(&client, "demo").await;
     client
-        .apply(Kind::Warehouse, Some("demo"), "images", warehouse("10m0s"))
+        .apply(Some("demo"), "images", &warehouse("10m0s"))
         .await
         .unwrap();
 
@@ -229,45 +222,38 @@ async fn waits_follow_the_watch() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let patch = json!({"metadata": {"labels": {"stage": "ready"}}});
         writer
-            .merge_patch(Kind::Warehouse, Some("demo"), "images", patch)
+            .merge_patch::<Warehouse>(Some("demo"), "images", &patch)
             .await
             .unwrap();
     });
     let cancel = CancellationToken::new();
     let seen = client
         .wait_until(
-            Kind::Warehouse,
             Some("demo"),
             "images",
             "the label",
             Duration::from_secs(10),
             &cancel,
-            |w| w.is_some_and(|w| w["metadata"]["labels"]["stage"] == "ready"),
+            |w: Option<&Warehouse>| w.is_some_and(|w| stage_label(w) == Some("ready")),
         )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seen["metadata"]["labels"]["stage"], "ready");
+    assert_eq!(stage_label(&seen), Some("ready"));
 
     assert!(
         client
-            .delete(Kind::Warehouse, Some("demo"), "images")
+            .delete::<Warehouse>(Some("demo"), "images")
             .await
             .unwrap()
     );
     client
-        .wait_deleted(
-            Kind::Warehouse,
-            Some("demo"),
-            "images",
-            Duration::from_secs(10),
-            &cancel,
-        )
+        .wait_deleted::<Warehouse>(Some("demo"), "images", Duration::from_secs(10), &cancel)
         .await
         .unwrap();
     assert!(
         !client
-            .delete(Kind::Warehouse, Some("demo"), "images")
+            .delete::<Warehouse>(Some("demo"), "images")
             .await
             .unwrap()
     );
@@ -316,12 +302,13 @@ async fn apply_waits_for_kargo_installed_late_and_retries_unavailable() {
                 .times(2),
         )
         .unwrap();
+    let late = Project::default();
     let stored = client
         .retry_while_kargo_starting("Project \"late\"", &cancel, || {
-            client.apply(Kind::Project, None, "late", json!({}))
+            client.apply(None, "late", &late)
         })
         .await
         .unwrap();
-    assert_eq!(stored["metadata"]["name"], "late");
+    assert_eq!(stored.name(), "late");
     assert_eq!(sandbox.request_counts().get("patch", "projects"), 3);
 }

@@ -5,21 +5,17 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::{client, get_required, id_attribute, origin_attribute, project_attribute, read_error};
-use crate::kargo::Kind;
-use crate::kargo::freight::{
-    Availability, Freight, SelectorMiss, StageView, availability, search_selector,
-};
+use crate::config::ProviderData;
+use crate::kargo::freight::{Availability, SelectorMiss, availability, search_selector};
+use crate::kargo::{Freight, Object as _, Stage};
 use crate::plugin::validate::validators::exactly_one_of;
 use crate::plugin::{
     Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, Schema, Value,
 };
-use crate::provider::ProviderData;
+use crate::resolve::choice::{artifacts_attribute, replace_nested, selector_attribute};
+use crate::resolve::values::{artifact_labels, artifacts_value};
+use crate::resolve::{self, FREIGHT_SELECTOR, FreightChoice};
 use crate::resources::common::refuse_true;
-use crate::resources::freight::{
-    self, FREIGHT_SELECTOR, FreightChoice, artifact_labels, artifacts_attribute, artifacts_value,
-    list_stored_freight,
-};
-use crate::resources::freight_approval::replace_nested;
 use crate::resources::validators::object_name;
 
 /// The `kargo_freight` data source.
@@ -38,8 +34,8 @@ const AVAILABLE_FILTER: &str = "available_to_stage";
 /// How many failing matches an error explains.
 const SHOWN_MATCHES: usize = 3;
 
-fn selector_attribute() -> Attribute {
-    let selector = freight::selector_attribute("the freight");
+fn freight_selector_attribute() -> Attribute {
+    let selector = selector_attribute("the freight");
     let available_only = Attribute::bool("available_only")
         .optional()
         .validate(refuse_true(
@@ -86,7 +82,7 @@ fn schema() -> Schema {
                     "Find the freight by its alias (e.g. `tall-fox`); reports the alias when it is \
                  found otherwise.",
                 ),
-            selector_attribute(),
+            freight_selector_attribute(),
             Attribute::string(VERIFIED_FILTER)
                 .optional()
                 .validate(object_name())
@@ -132,7 +128,7 @@ fn schema() -> Schema {
 /// The filters of a read, with the stage availability is judged for.
 struct Filters {
     verified_in: Option<String>,
-    available_to: Option<(StageView, Timestamp)>,
+    available_to: Option<(Stage, Timestamp)>,
 }
 
 impl Filters {
@@ -142,6 +138,7 @@ impl Filters {
             && !freight.is_verified_in(stage)
         {
             let verified: Vec<String> = freight
+                .status
                 .verified_in
                 .keys()
                 .map(|s| format!("{s:?}"))
@@ -173,7 +170,7 @@ impl Filters {
             parts.push(format!("verified in stage {stage:?}"));
         }
         if let Some((stage, _)) = &self.available_to {
-            parts.push(format!("available to stage {:?}", stage.name));
+            parts.push(format!("available to stage {:?}", stage.name()));
         }
         parts.join(" and ")
     }
@@ -238,10 +235,10 @@ fn find<'a>(
         }
     };
     if let Some(name) = config.get("name").as_str() {
-        return by("name", name, &|f| f.name == name);
+        return by("name", name, &|f| f.name() == name);
     }
     if let Some(alias) = config.get("alias").as_str() {
-        return by("alias", alias, &|f| f.alias.as_deref() == Some(alias));
+        return by("alias", alias, &|f| f.alias() == Some(alias));
     }
     let Some(choice @ FreightChoice::Selector(selector)) = choice else {
         return Err(Diagnostic::error(
@@ -293,26 +290,23 @@ fn names<V>(map: &std::collections::BTreeMap<String, V>) -> Value {
 fn state(config: &Value, project: &str, f: &Freight) -> Value {
     let mut state = config.clone();
     let values = [
-        ("id", super::id(project, &f.name)),
-        ("name", Value::string(&f.name)),
-        (
-            "alias",
-            f.alias.as_deref().map_or(Value::Null, Value::string),
-        ),
+        ("id", super::id(project, f.name())),
+        ("name", Value::string(f.name())),
+        ("alias", f.alias().map_or(Value::Null, Value::string)),
         (
             "origin",
             Value::object([
-                ("kind", Value::string(&f.origin.kind)),
+                ("kind", Value::string(f.origin.kind())),
                 ("name", Value::string(&f.origin.name)),
             ]),
         ),
         ("artifacts", artifacts_value(f)),
-        ("verified_in", names(&f.verified_in)),
-        ("approved_for", names(&f.approved_for)),
-        ("currently_in", names(&f.currently_in)),
+        ("verified_in", names(&f.status.verified_in)),
+        ("approved_for", names(&f.status.approved_for)),
+        ("currently_in", names(&f.status.currently_in)),
         (
             "created_at",
-            f.created_at
+            f.created_at()
                 .map_or(Value::Null, |t| Value::string(t.to_string())),
         ),
     ];
@@ -344,28 +338,24 @@ impl DataSource for FreightDataSource {
             available_to: None,
         };
         if let Some(stage) = config.get(AVAILABLE_FILTER).as_str() {
-            let live = match get_required(&client, Kind::Stage, &project, stage).await {
+            let live = match get_required::<Stage>(&client, &project, stage).await {
                 Ok(live) => live,
                 Err(d) => return (config, d.at(AttributePath::attr(AVAILABLE_FILTER)).into()),
-            };
-            let view = match StageView::from_json(&live) {
-                Ok(v) => v,
-                Err(e) => return (config, Diagnostic::error("Unreadable stage", e).into()),
             };
             let now = match client.server_time().await {
                 Ok(now) => now,
                 Err(e) => return (config, read_error("the cluster's clock", &e).into()),
             };
-            filters.available_to = Some((view, now));
+            filters.available_to = Some((live, now));
         }
-        let freights = match list_stored_freight(&client, &project).await {
+        let freights = match resolve::stored_freight(&client, &project).await {
             Ok(f) => f,
             Err(e) => return (config, read_error(&what, &e).into()),
         };
-        let mut choice = FreightChoice::from_config(&config);
-        if let Some(choice) = &mut choice {
-            choice.learn_strictness(&client, &project).await;
-        }
+        let choice = match FreightChoice::from_config(&config) {
+            Some(choice) => Some(resolve::with_strictness(&client, &project, &choice).await),
+            None => None,
+        };
         match find(&config, choice.as_ref(), &freights, &filters, &project) {
             Ok(f) => (state(&config, &project, f), Diagnostics::default()),
             Err(d) => (config, d.into()),
@@ -378,6 +368,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::kargo::types::test_support::{freight, stage};
     use crate::plugin::validate::validate_config;
 
     fn freights() -> Vec<Freight> {
@@ -402,7 +393,7 @@ mod tests {
             if let Some(stage) = verified {
                 j["status"] = json!({"verifiedIn": {*stage: {}}, "currentlyIn": {*stage: {}}});
             }
-            Freight::from_json(&j).unwrap()
+            freight(j)
         })
         .collect()
     }
@@ -418,13 +409,12 @@ mod tests {
         }
     }
 
-    fn prod() -> StageView {
-        StageView::from_json(&json!({
+    fn prod() -> Stage {
+        stage(json!({
             "metadata": {"name": "prod", "namespace": "shop"},
             "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}],
                      "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}}},
         }))
-        .unwrap()
     }
 
     /// [`find`] as a read calls it, with the selector's versions read strictly.
@@ -450,7 +440,7 @@ mod tests {
     #[test]
     fn finds_by_name_alias_and_selector() {
         let f = freights();
-        let pick = |j| find_in(&config(j), &f, &no_filters()).map(|f| f.name.clone());
+        let pick = |j| find_in(&config(j), &f, &no_filters()).map(|f| f.name().to_string());
         assert_eq!(pick(json!({"name": "f2"})), Ok("f2".into()));
         assert_eq!(pick(json!({"alias": "tall-fox"})), Ok("f1".into()));
         assert_eq!(pick(selector("^1")), Ok("f2".into()));
@@ -490,7 +480,7 @@ mod tests {
             available_to: None,
         };
         let got = find_in(&config(selector("^1")), &f, &verified).unwrap();
-        assert_eq!(got.name, "f1", "the newest verified in dev");
+        assert_eq!(got.name(), "f1", "the newest verified in dev");
         let err = find_in(&config(json!({"name": "f2"})), &f, &verified).unwrap_err();
         assert_eq!(err.attribute.unwrap().to_string(), "verified_in_stage");
         assert!(
@@ -505,7 +495,7 @@ mod tests {
         assert_eq!(
             find_in(&config(selector("^1")), &f, &available)
                 .unwrap()
-                .name,
+                .name(),
             "f1"
         );
         let err = find_in(&config(json!({"alias": "wise-owl"})), &f, &available).unwrap_err();

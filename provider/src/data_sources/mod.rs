@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::config::ProviderData;
+use crate::kargo::{Error as KargoError, KargoClient, Object};
 use crate::plugin::schema::AttributeType;
 use crate::plugin::{Attribute, Block, DataSource, Diagnostic, NestedObject, Nesting, Value};
-use crate::provider::ProviderData;
-use crate::resources::common;
+use crate::resources::common::{self, explain};
 use crate::resources::convert::kargo_key;
 
 pub mod freight;
@@ -33,9 +33,10 @@ pub(crate) fn client(data: &ProviderData, what: &str) -> Result<Arc<KargoClient>
         KargoError::ConfigUnknown => Diagnostic::error(
             format!("Cannot read {what}"),
             format!(
-                "{e}. A data source is read while planning, so the provider's connection settings \
+                "{} A data source is read while planning, so the provider's connection settings \
                  must be known then: configure the provider from values known at plan time, or \
-                 apply the resources the connection depends on first (`terraform apply -target=...`)."
+                 apply the resources the connection depends on first (`terraform apply -target=...`).",
+                explain(&e)
             ),
         ),
         e => read_error(what, &e),
@@ -52,35 +53,31 @@ pub(crate) fn read_error(what: &str, err: &KargoError) -> Diagnostic {
         }
         _ => format!("Cannot read {what}"),
     };
-    Diagnostic::error(summary, err.to_string())
+    Diagnostic::error(summary, explain(err))
 }
 
 /// The object a data source reads by `project` and `name`, with what it was read through.
-pub(crate) struct Named {
+pub(crate) struct Named<K> {
     pub project: String,
     pub name: String,
-    /// How messages name the object, e.g. `Stage "shop/dev"`.
-    pub what: String,
     pub client: Arc<KargoClient>,
-    pub live: Json,
+    pub live: K,
 }
 
-/// Reads the `kind` object named by the `project` and `name` of `config`, which must exist:
-/// the start of every data source that reads one object by name.
-pub(crate) async fn read_named(
+/// Reads the `K` named by the `project` and `name` of `config`, which must exist: the start
+/// of every data source that reads one object by name.
+pub(crate) async fn read_named<K: Object>(
     data: &ProviderData,
-    kind: Kind,
     config: &Value,
-) -> Result<Named, Diagnostic> {
+) -> Result<Named<K>, Diagnostic> {
     let project = config.str_or_empty("project").to_string();
     let name = config.str_or_empty("name").to_string();
-    let what = kind.describe(Some(&project), &name);
+    let what = K::KIND.describe(Some(&project), &name);
     let client = client(data, &what)?;
-    let live = get_required(&client, kind, &project, &name).await?;
+    let live = get_required::<K>(&client, &project, &name).await?;
     Ok(Named {
         project,
         name,
-        what,
         client,
         live,
     })
@@ -88,18 +85,18 @@ pub(crate) async fn read_named(
 
 /// Reads one namespaced Kargo object that must exist. When it does not, the error names
 /// the objects of that kind the project does have, so a typo is easy to spot.
-pub(crate) async fn get_required(
+pub(crate) async fn get_required<K: Object>(
     client: &KargoClient,
-    kind: Kind,
     project: &str,
     name: &str,
-) -> Result<Json, Diagnostic> {
+) -> Result<K, Diagnostic> {
+    let kind = K::KIND;
     let what = kind.describe(Some(project), name);
-    match client.get(kind, Some(project), name).await {
+    match client.get::<K>(Some(project), name).await {
         Ok(Some(object)) => Ok(object),
         Ok(None) => {
-            let existing = match client.list(kind, Some(project), None).await {
-                Ok(items) => describe_names(&names(&items)),
+            let existing = match client.list::<K>(Some(project), None).await {
+                Ok(list) => describe_names(&names(&list.items)),
                 Err(_) => "none could be listed".to_string(),
             };
             Err(Diagnostic::error(
@@ -119,12 +116,8 @@ pub(crate) async fn get_required(
 }
 
 /// The `metadata.name`s of `items`, in order.
-pub(crate) fn names(items: &[Json]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|i| i.pointer("/metadata/name").and_then(Json::as_str))
-        .map(str::to_string)
-        .collect()
+fn names(items: &[impl Object]) -> Vec<String> {
+    items.iter().map(|i| i.name().to_string()).collect()
 }
 
 /// `"a", "b", "c"`, or `none` — for messages that list what exists.

@@ -2,16 +2,12 @@
 //! it takes freight from, as Kargo reports them.
 
 use async_trait::async_trait;
-use serde_json::Value as Json;
 
 use super::{Named, id, named_object_block, origin_attribute, read_fields, read_named};
-use crate::kargo::Kind;
-use crate::kargo::freight::StageView;
-use crate::plugin::{
-    Attribute, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
-};
-use crate::provider::ProviderData;
-use crate::resources::stage::{status_attributes, status_values};
+use crate::config::ProviderData;
+use crate::kargo::{PromotionReference, Stage};
+use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
+use crate::resolve::stage::{status_attributes, status_values};
 
 /// The `kargo_stage` data source.
 pub struct StageDataSource {
@@ -109,22 +105,21 @@ fn schema() -> Schema {
     )
 }
 
-fn last_promotion(live: &Json) -> Value {
-    let Some(p) = live.pointer("/status/lastPromotion") else {
+fn last_promotion(last: Option<&PromotionReference>) -> Value {
+    let Some(p) = last else {
         return Value::Null;
     };
-    let text = |pointer: &str| {
-        p.pointer(pointer)
-            .and_then(Json::as_str)
-            .filter(|s| !s.is_empty())
+    let text = |s: Option<&str>| {
+        s.filter(|s| !s.is_empty())
             .map_or(Value::Null, Value::string)
     };
+    let status = p.status.as_ref();
     Value::object([
-        ("name", text("/name")),
-        ("phase", text("/status/phase")),
-        ("message", text("/status/message")),
-        ("finished_at", text("/finishedAt")),
-        ("freight", text("/freight/name")),
+        ("name", text(Some(&p.name))),
+        ("phase", text(p.phase())),
+        ("message", text(status.and_then(|s| s.message.as_deref()))),
+        ("finished_at", text(p.finished_at.as_deref())),
+        ("freight", text(p.freight_name())),
     ])
 }
 
@@ -142,34 +137,19 @@ impl DataSource for StageDataSource {
         let Named {
             project,
             name,
-            what,
             client,
             live,
-        } = match read_named(&self.data, Kind::Stage, &config).await {
+        } = match read_named::<Stage>(&self.data, &config).await {
             Ok(named) => named,
             Err(d) => return (config, d.into()),
         };
-        let view = match StageView::from_json(&live) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    config,
-                    Diagnostic::error(format!("Cannot read {what}"), e).into(),
-                );
-            }
-        };
         let requested_attributes = requested_freight_attributes();
         let requested = live
-            .pointer("/spec/requestedFreight")
-            .and_then(Json::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|r| read_fields(&requested_attributes, Some(r)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let status = status_values(&client, &live, Some(&view), &Value::Null).await;
+            .requested_freight()
+            .iter()
+            .map(|r| read_fields(&requested_attributes, serde_json::to_value(r).ok().as_ref()))
+            .collect();
+        let status = status_values(&client, &live, &Value::Null).await;
         let state = Value::object(
             [
                 ("id", id(&project, &name)),
@@ -179,9 +159,12 @@ impl DataSource for StageDataSource {
             .into_iter()
             .chain(status)
             .chain([
-                ("last_promotion", last_promotion(&live)),
+                (
+                    "last_promotion",
+                    last_promotion(live.status.last_promotion.as_ref()),
+                ),
                 ("requested_freight", Value::List(requested)),
-                ("control_flow", Value::Bool(!view.has_promotion_steps)),
+                ("control_flow", Value::Bool(!live.has_promotion_steps())),
             ]),
         );
         (state, Diagnostics::default())
@@ -193,21 +176,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::kargo::types::test_support::stage;
 
     #[test]
     fn last_promotion_reads_kargo_fields() {
-        let live = json!({"status": {"lastPromotion": {
+        let live = stage(json!({"status": {"lastPromotion": {
             "name": "prod.01abc.f1",
             "freight": {"name": "f1"},
             "finishedAt": "2025-01-01T00:00:00Z",
             "status": {"phase": "Failed", "message": "step 2 failed"},
-        }}});
-        let v = last_promotion(&live);
+        }}}));
+        let v = last_promotion(live.status.last_promotion.as_ref());
         assert_eq!(v.get("phase"), &Value::string("Failed"));
         assert_eq!(v.get("message"), &Value::string("step 2 failed"));
         assert_eq!(v.get("freight"), &Value::string("f1"));
         assert_eq!(v.get("finished_at"), &Value::string("2025-01-01T00:00:00Z"));
-        assert_eq!(last_promotion(&json!({"status": {}})), Value::Null);
+        let none = stage(json!({"status": {}}));
+        assert_eq!(
+            last_promotion(none.status.last_promotion.as_ref()),
+            Value::Null
+        );
     }
 
     #[test]

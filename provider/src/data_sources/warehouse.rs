@@ -3,16 +3,13 @@
 
 use std::sync::LazyLock;
 
-use async_trait::async_trait;
-use serde_json::Value as Json;
-
 use super::{Named, id, named_object_block, read_fields, read_named};
-use crate::kargo::Kind;
-use crate::kargo::freight::{Freight, Origin};
+use crate::config::ProviderData;
+use crate::kargo::{Freight, Origin, Warehouse, condition};
 use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
-use crate::provider::ProviderData;
-use crate::resources::freight as freight_values;
-use crate::resources::warehouse::last_freight_id;
+use crate::resolve::choice::freight_summary_attribute;
+use crate::resolve::{self, values::summary_value};
+use async_trait::async_trait;
 
 /// The `kargo_warehouse` data source.
 pub struct WarehouseDataSource {
@@ -126,7 +123,7 @@ fn schema() -> Schema {
              `status.discoveredArtifacts`), up to each subscription's `discovery_limit`. Null \
              until the warehouse has run a discovery.",
         ),
-        freight_values::freight_summary_attribute(
+        freight_summary_attribute(
             "latest_freight",
             "The newest freight that originates from this warehouse (by discovery time), \
              whether Kargo built it automatically or it was assembled by hand. Null when the \
@@ -156,19 +153,11 @@ fn schema() -> Schema {
 }
 
 /// The Ready condition's status and message.
-fn ready(live: &Json) -> (Value, Value) {
-    let condition = live
-        .pointer("/status/conditions")
-        .and_then(Json::as_array)
-        .and_then(|c| {
-            c.iter()
-                .find(|c| c.get("type").and_then(Json::as_str) == Some("Ready"))
-        });
-    match condition {
+fn ready(live: &Warehouse) -> (Value, Value) {
+    match condition(&live.status.conditions, "Ready") {
         Some(c) => (
-            Value::Bool(c.get("status").and_then(Json::as_str) == Some("True")),
-            c.get("message")
-                .and_then(Json::as_str)
+            Value::Bool(c.is_true()),
+            Some(c.message.as_str())
                 .filter(|m| !m.is_empty())
                 .map_or(Value::Null, Value::string),
         ),
@@ -187,13 +176,20 @@ fn newest_from<'a>(freight: &'a [Freight], name: &str) -> Option<&'a Freight> {
 }
 
 /// The state for a live Warehouse and the project's Freight.
-fn state(project: &str, name: &str, live: &Json, freight: &[Freight]) -> Value {
+fn state(project: &str, name: &str, live: &Warehouse, freight: &[Freight]) -> Value {
     static DISCOVERED_ARTIFACTS: LazyLock<Vec<Attribute>> =
         LazyLock::new(discovered_artifacts_attributes);
     let discovered = live
-        .pointer("/status/discoveredArtifacts")
+        .status
+        .discovered_artifacts
+        .as_ref()
         .map_or(Value::Null, |d| read_fields(&DISCOVERED_ARTIFACTS, Some(d)));
-    let latest = newest_from(freight, name).map_or(Value::Null, freight_values::summary_value);
+    let latest = newest_from(freight, name).map_or(Value::Null, summary_value);
+    let last_freight_id = live
+        .status
+        .last_freight_id
+        .as_deref()
+        .map_or(Value::Null, Value::string);
     let (ready, message) = ready(live);
     Value::object([
         ("id", id(project, name)),
@@ -201,7 +197,7 @@ fn state(project: &str, name: &str, live: &Json, freight: &[Freight]) -> Value {
         ("name", Value::string(name)),
         ("discovered_artifacts", discovered),
         ("latest_freight", latest),
-        ("last_freight_id", last_freight_id(live)),
+        ("last_freight_id", last_freight_id),
         ("ready", ready),
         ("message", message),
     ])
@@ -223,12 +219,11 @@ impl DataSource for WarehouseDataSource {
             name,
             client,
             live,
-            ..
-        } = match read_named(&self.data, Kind::Warehouse, &config).await {
+        } = match read_named::<Warehouse>(&self.data, &config).await {
             Ok(named) => named,
             Err(d) => return (config, d.into()),
         };
-        let freight = match freight_values::list_stored_freight(&client, &project).await {
+        let freight = match resolve::stored_freight(&client, &project).await {
             Ok(items) => items,
             Err(e) => {
                 let what = format!("the freight of project {project:?}");

@@ -6,141 +6,22 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use kube::Resource as _;
 use kube::api::{Api, DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind, Request, Status};
+use kube::core::{Request, Status};
 use kube::runtime::WatchStreamExt as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{DEFAULT_API_WAIT_TIMEOUT, DEFAULT_FIELD_MANAGER, redact_userinfo};
 use super::error::{Error, Result};
+use super::types::{KARGO_GROUP, KARGO_VERSION, Kind, Object};
 
-/// The API group every Kargo kind belongs to.
-pub const KARGO_GROUP: &str = "kargo.akuity.io";
-/// The only served version of the Kargo API.
-pub const KARGO_VERSION: &str = "v1alpha1";
-
-/// The kinds the provider reads and writes. The API coordinates are fixed, so no discovery
-/// is needed (and planning never has to reach the cluster).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Project,
-    ProjectConfig,
-    Warehouse,
-    Stage,
-    Freight,
-    Promotion,
-    PromotionTask,
-    ClusterPromotionTask,
-    ClusterConfig,
-    /// The core `v1` Namespace.
-    Namespace,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 10] = [
-        Kind::Project,
-        Kind::ProjectConfig,
-        Kind::Warehouse,
-        Kind::Stage,
-        Kind::Freight,
-        Kind::Promotion,
-        Kind::PromotionTask,
-        Kind::ClusterPromotionTask,
-        Kind::ClusterConfig,
-        Kind::Namespace,
-    ];
-
-    pub const fn group(self) -> &'static str {
-        match self {
-            Kind::Namespace => "",
-            _ => KARGO_GROUP,
-        }
-    }
-
-    pub const fn version(self) -> &'static str {
-        match self {
-            Kind::Namespace => "v1",
-            _ => KARGO_VERSION,
-        }
-    }
-
-    /// The `apiVersion` field of objects of this kind.
-    pub const fn api_version(self) -> &'static str {
-        match self {
-            Kind::Namespace => "v1",
-            _ => "kargo.akuity.io/v1alpha1",
-        }
-    }
-
-    pub const fn kind(self) -> &'static str {
-        match self {
-            Kind::Project => "Project",
-            Kind::ProjectConfig => "ProjectConfig",
-            Kind::Warehouse => "Warehouse",
-            Kind::Stage => "Stage",
-            Kind::Freight => "Freight",
-            Kind::Promotion => "Promotion",
-            Kind::PromotionTask => "PromotionTask",
-            Kind::ClusterPromotionTask => "ClusterPromotionTask",
-            Kind::ClusterConfig => "ClusterConfig",
-            Kind::Namespace => "Namespace",
-        }
-    }
-
-    /// The resource name in URLs.
-    pub const fn plural(self) -> &'static str {
-        match self {
-            Kind::Project => "projects",
-            Kind::ProjectConfig => "projectconfigs",
-            Kind::Warehouse => "warehouses",
-            Kind::Stage => "stages",
-            Kind::Freight => "freights",
-            Kind::Promotion => "promotions",
-            Kind::PromotionTask => "promotiontasks",
-            Kind::ClusterPromotionTask => "clusterpromotiontasks",
-            Kind::ClusterConfig => "clusterconfigs",
-            Kind::Namespace => "namespaces",
-        }
-    }
-
-    /// Project, ClusterPromotionTask, ClusterConfig and Namespace are cluster-scoped; the
-    /// rest live in a project's namespace.
-    pub const fn namespaced(self) -> bool {
-        !matches!(
-            self,
-            Kind::Project | Kind::ClusterPromotionTask | Kind::ClusterConfig | Kind::Namespace
-        )
-    }
-
-    pub const fn is_kargo(self) -> bool {
-        !matches!(self, Kind::Namespace)
-    }
-
-    /// The kube-rs description of this kind, for dynamic API access.
-    pub fn api_resource(self) -> ApiResource {
-        ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(self.group(), self.version(), self.kind()),
-            self.plural(),
-        )
-    }
-
-    /// `Stage "demo/dev"` or `Project "demo"`: how messages name one object.
-    pub fn describe(self, namespace: Option<&str>, name: &str) -> String {
-        match namespace {
-            Some(ns) => format!("{} \"{ns}/{name}\"", self.kind()),
-            None => format!("{} \"{name}\"", self.kind()),
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind())
-    }
-}
+/// Field manager used for server-side apply unless configured otherwise.
+pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-kargo";
+/// How long writes wait for the Kargo API unless configured otherwise.
+pub const DEFAULT_API_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Behaviour of writes and of the wait for the Kargo API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,11 +76,13 @@ const LIST_PAGE_SIZE: u32 = 500;
 /// Building one never contacts the cluster; the first request does.
 ///
 /// ```no_run
-/// # async fn demo(client: &terraform_provider_kargo::kargo::client::KargoClient) -> terraform_provider_kargo::kargo::error::Result<()> {
-/// use terraform_provider_kargo::kargo::client::Kind;
-/// let stage = serde_json::json!({"spec": {"requestedFreight": []}});
-/// let stored = client.apply(Kind::Stage, Some("demo"), "dev", stage).await?;
-/// assert_eq!(stored["metadata"]["name"], "dev");
+/// # async fn demo(client: &terraform_provider_kargo::kargo::KargoClient) -> terraform_provider_kargo::kargo::Result<()> {
+/// use terraform_provider_kargo::kargo::{Object as _, Stage};
+/// let stored = client.apply(Some("demo"), "dev", &Stage::default()).await?;
+/// assert_eq!(stored.name(), "dev");
+/// if let Some(stage) = client.get::<Stage>(Some("demo"), "dev").await? {
+///     println!("{} holds {:?}", stage.name(), stage.status.freight_history.first());
+/// }
 /// # Ok(()) }
 /// ```
 pub struct KargoClient {
@@ -319,10 +202,7 @@ impl KargoClient {
     }
 
     fn request(&self, target: &Target<'_>) -> Request {
-        Request::new(DynamicObject::url_path(
-            &target.kind.api_resource(),
-            target.namespace,
-        ))
+        Request::new(target.kind.url_path(target.namespace))
     }
 
     fn build_error(target: &Target<'_>, err: kube::core::request::Error) -> Error {
@@ -348,13 +228,13 @@ impl KargoClient {
         }
     }
 
-    /// Sends one request and decodes the JSON answer; failures become typed errors.
-    async fn send(
+    /// Sends one request and decodes the JSON answer as `T`; failures become typed errors.
+    async fn send<T: DeserializeOwned>(
         &self,
         verb: &'static str,
         target: &Target<'_>,
         req: http::Request<Vec<u8>>,
-    ) -> Result<Value> {
+    ) -> Result<T> {
         let what = target.describe();
         let started = std::time::Instant::now();
         let response = self
@@ -394,14 +274,14 @@ impl KargoClient {
     }
 
     /// Decodes the JSON answer to a request sent at `started`; failures become typed errors.
-    async fn decode(
+    async fn decode<T: DeserializeOwned>(
         &self,
         verb: &'static str,
         target: &Target<'_>,
         what: &str,
         started: std::time::Instant,
         response: http::Response<kube::client::Body>,
-    ) -> Result<Value> {
+    ) -> Result<T> {
         let code = response.status();
         let body = response
             .into_body()
@@ -425,19 +305,14 @@ impl KargoClient {
         }
         serde_json::from_slice(&body).map_err(|e| {
             Error::Other(format!(
-                "the API server's answer about {what} is not valid JSON: {e}"
+                "the API server's answer about {what} could not be read: {e}"
             ))
         })
     }
 
     /// Reads one object; `None` when it does not exist.
-    pub async fn get(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>> {
-        let target = self.target(kind, namespace, Some(name))?;
+    pub async fn get<K: Object>(&self, namespace: Option<&str>, name: &str) -> Result<Option<K>> {
+        let target = self.target(K::KIND, namespace, Some(name))?;
         let req = self
             .request(&target)
             .get(name, &GetParams::default())
@@ -450,48 +325,52 @@ impl KargoClient {
     }
 
     /// Lists objects (all namespaces when `namespace` is `None` for a namespaced kind),
-    /// optionally filtered by a label selector such as `kargo.akuity.io/stage=dev`.
-    pub async fn list(
+    /// optionally filtered by a label selector such as `kargo.akuity.io/stage=dev`, with the
+    /// `resourceVersion` of the collection they were read at.
+    pub async fn list<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<Value>> {
-        let target = self.target(kind, namespace, None)?;
+    ) -> Result<ObjectList<K>> {
+        let target = self.target(K::KIND, namespace, None)?;
         let mut params = ListParams::default().limit(LIST_PAGE_SIZE);
         if let Some(selector) = label_selector {
             params = params.labels(selector);
         }
-        let mut items = Vec::new();
+        let mut list = ObjectList {
+            items: Vec::new(),
+            resource_version: None,
+        };
         loop {
             let req = self
                 .request(&target)
                 .list(&params)
                 .map_err(|e| Self::build_error(&target, e))?;
-            let mut page = self.send("LIST", &target, req).await?;
-            if let Value::Array(page_items) = page["items"].take() {
-                items.extend(page_items);
+            let page: Page<K> = self.send("LIST", &target, req).await?;
+            list.items.extend(page.items);
+            // Continued pages are read at the first page's version.
+            if list.resource_version.is_none() {
+                list.resource_version = page.metadata.resource_version;
             }
-            match page["metadata"]["continue"].as_str() {
-                Some(token) if !token.is_empty() => params = params.continue_token(token),
+            match page.metadata.continue_token {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
                 _ => break,
             }
         }
-        Ok(items)
+        Ok(list)
     }
 
     /// Server-side apply of the main resource with the configured field manager (forcing
     /// ownership when `force_conflicts` is set). `apiVersion`, `kind`, `metadata.name` and
     /// `metadata.namespace` are filled in from the arguments. Returns the stored object.
-    pub async fn apply(
+    pub async fn apply<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
-        object: Value,
-    ) -> Result<Value> {
-        let target = self.target(kind, namespace, Some(name))?;
-        let object = with_identity(object, kind, namespace, name)?;
+        object: &K,
+    ) -> Result<K> {
+        let target = self.target(K::KIND, namespace, Some(name))?;
+        let object = with_identity(encode(object)?, K::KIND, namespace, name)?;
         let req = self
             .request(&target)
             .patch(name, &self.apply_params(), &Patch::Apply(&object))
@@ -501,15 +380,11 @@ impl KargoClient {
 
     /// Creates an object and returns it as stored (with the name the server generated when
     /// the object only has `metadata.generateName`, as for Promotions).
-    pub async fn create(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        object: Value,
-    ) -> Result<Value> {
-        let name = object["metadata"]["name"].as_str().map(str::to_string);
+    pub async fn create<K: Object>(&self, namespace: Option<&str>, object: &K) -> Result<K> {
+        let kind = K::KIND;
+        let name = object.meta().name.clone();
         let target = self.target(kind, namespace, None)?;
-        let mut object = object;
+        let mut object = encode(object)?;
         let Some(map) = object.as_object_mut() else {
             return Err(Error::Other(format!(
                 "a {kind} to create must be a JSON object"
@@ -543,46 +418,44 @@ impl KargoClient {
     }
 
     /// JSON merge patch of the main resource.
-    pub async fn merge_patch(
+    pub async fn merge_patch<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
-        patch: Value,
-    ) -> Result<Value> {
-        let target = self.target(kind, namespace, Some(name))?;
+        patch: &Value,
+    ) -> Result<K> {
+        let target = self.target(K::KIND, namespace, Some(name))?;
         let req = self
             .request(&target)
-            .patch(name, &self.write_params(), &Patch::Merge(&patch))
+            .patch(name, &self.write_params(), &Patch::Merge(patch))
             .map_err(|e| Self::build_error(&target, e))?;
         self.send("PATCH", &target, req).await
     }
 
     /// JSON merge patch of the `status` subresource.
-    pub async fn merge_patch_status(
+    pub async fn merge_patch_status<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
-        patch: Value,
-    ) -> Result<Value> {
-        let target = self.target(kind, namespace, Some(name))?;
+        patch: &Value,
+    ) -> Result<K> {
+        let target = self.target(K::KIND, namespace, Some(name))?;
         let req = self
             .request(&target)
-            .patch_subresource("status", name, &self.write_params(), &Patch::Merge(&patch))
+            .patch_subresource("status", name, &self.write_params(), &Patch::Merge(patch))
             .map_err(|e| Self::build_error(&target, e))?;
         self.send("PATCH status", &target, req).await
     }
 
     /// Requests deletion. Returns `false` when the object was already gone. Finalizers may
     /// keep it around for a while; see [`KargoClient::wait_deleted`].
-    pub async fn delete(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Result<bool> {
-        let target = self.target(kind, namespace, Some(name))?;
+    pub async fn delete<K: Object>(&self, namespace: Option<&str>, name: &str) -> Result<bool> {
+        let target = self.target(K::KIND, namespace, Some(name))?;
         let req = self
             .request(&target)
             .delete(name, &DeleteParams::default())
             .map_err(|e| Self::build_error(&target, e))?;
-        match self.send("DELETE", &target, req).await {
+        match self.send::<Value>("DELETE", &target, req).await {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(err) => Err(err),
@@ -590,16 +463,15 @@ impl KargoClient {
     }
 
     /// Waits (by watch) until the object no longer exists.
-    pub async fn wait_deleted(
+    pub async fn wait_deleted<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let what = format!("{} to be deleted", kind.describe(namespace, name));
-        self.wait_until(kind, namespace, name, &what, timeout, cancel, |object| {
+        let what = format!("{} to be deleted", K::KIND.describe(namespace, name));
+        self.wait_until::<K>(namespace, name, &what, timeout, cancel, |object| {
             object.is_none()
         })
         .await
@@ -609,24 +481,29 @@ impl KargoClient {
     /// Waits (by watch) until `predicate` holds for the object (`None` while it does not
     /// exist) and returns the version it held for. `what` completes "timed out waiting
     /// for ...", e.g. `Stage "demo/dev" to become Ready`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn wait_until(
+    pub async fn wait_until<K: Object>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
         what: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-        predicate: impl Fn(Option<&Value>) -> bool,
-    ) -> Result<Option<Value>> {
-        self.watch_until(kind, namespace, name, what, timeout, cancel, |object| {
-            if predicate(object) {
-                WatchStep::Done(object.cloned())
-            } else {
-                WatchStep::Continue
-            }
-        })
+        predicate: impl Fn(Option<&K>) -> bool,
+    ) -> Result<Option<K>> {
+        self.watch_until(
+            namespace,
+            name,
+            what,
+            timeout,
+            cancel,
+            |object: Option<&K>| {
+                if predicate(object) {
+                    WatchStep::Done(object.cloned())
+                } else {
+                    WatchStep::Continue
+                }
+            },
+        )
         .await
     }
 
@@ -635,23 +512,21 @@ impl KargoClient {
     /// [`Error::Cancelled`] when `cancel` fires and [`Error::Timeout`] (naming `what` and the
     /// last state seen) when `timeout` passes. Transient watch failures are retried with
     /// backoff; authorization failures end the wait at once.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn watch_until<T>(
+    pub async fn watch_until<K: Object, T>(
         &self,
-        kind: Kind,
         namespace: Option<&str>,
         name: &str,
         what: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-        mut step: impl FnMut(Option<&Value>) -> WatchStep<T>,
+        mut step: impl FnMut(Option<&K>) -> WatchStep<T>,
     ) -> Result<T> {
+        let kind = K::KIND;
         let target = self.target(kind, namespace, Some(name))?;
         let description = target.describe();
-        let resource = kind.api_resource();
-        let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
+        let api: Api<K> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &()),
+            None => Api::all_with(self.client.clone(), &()),
         };
         let deadline = Instant::now() + timeout;
         let stream = kube::runtime::watcher::watch_object(api, name).default_backoff();
@@ -683,15 +558,9 @@ impl KargoClient {
                 }
                 Some(Ok(object)) => {
                     last_error = None;
-                    let object = match object {
-                        Some(o) => Some(serde_json::to_value(&o).map_err(|e| {
-                            Error::Other(format!("could not decode {description}: {e}"))
-                        })?),
-                        None => None,
-                    };
                     let version: Option<String> = object
                         .as_ref()
-                        .map(|o| resource_version(o).unwrap_or_default());
+                        .map(|o| o.resource_version().unwrap_or_default().to_string());
                     if last_version.as_ref() == Some(&version) {
                         continue;
                     }
@@ -703,7 +572,7 @@ impl KargoClient {
                         "new version"
                     );
                     last_version = Some(version);
-                    last_seen = describe_state(object.as_ref());
+                    last_seen = describe_object(object.as_ref());
                     match step(object.as_ref()) {
                         WatchStep::Continue => {}
                         WatchStep::Done(value) => return Ok(value),
@@ -768,7 +637,7 @@ impl KargoClient {
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| Error::Other(format!("could not build the discovery request: {e}")))?;
-        let list = match self.send("DISCOVER", &target, req).await {
+        let list: Value = match self.send("DISCOVER", &target, req).await {
             Ok(list) => list,
             Err(Error::NotFound { message, .. }) => {
                 return Err(Error::KargoNotInstalled { message });
@@ -904,7 +773,7 @@ impl KargoClient {
     pub async fn server_version(&self) -> Result<String> {
         let what = VERSION_TARGET.describe();
         let (response, started) = self.get_version(&what).await?;
-        let info = self
+        let info: Value = self
             .decode("VERSION", &VERSION_TARGET, &what, started, response)
             .await?;
         info["gitVersion"]
@@ -1006,10 +875,55 @@ fn failure_status(code: http::StatusCode, body: &[u8]) -> Status {
     }
 }
 
-fn resource_version(object: &Value) -> Option<String> {
-    object["metadata"]["resourceVersion"]
-        .as_str()
-        .map(str::to_string)
+/// A page of a list answer.
+#[derive(Deserialize)]
+struct Page<K> {
+    #[serde(default)]
+    metadata: PageMeta,
+    #[serde(default = "Vec::new")]
+    items: Vec<K>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    resource_version: Option<String>,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+/// The objects a list returned, with the collection's `resourceVersion` at the time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectList<K> {
+    pub items: Vec<K>,
+    pub resource_version: Option<String>,
+}
+
+fn encode<K: Object>(object: &K) -> Result<Value> {
+    serde_json::to_value(object)
+        .map_err(|e| Error::Other(format!("could not encode the {}: {e}", K::KIND)))
+}
+
+/// [`describe_state`] of a typed object.
+fn describe_object<K: Object>(object: Option<&K>) -> String {
+    match object.map(serde_json::to_value) {
+        None => describe_state(None),
+        Some(Ok(json)) => describe_state(Some(&json)),
+        Some(Err(_)) => "the object exists (its state could not be shown)".to_string(),
+    }
+}
+
+/// Replaces `user:password@` in a URL with `***@`.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let after = &url[scheme_end + 3..];
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    match after[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end + 3], &after[at..]),
+        None => url.to_string(),
+    }
 }
 
 fn watch_error(err: kube::runtime::watcher::Error, what: &str, host: &str) -> Error {
@@ -1114,32 +1028,13 @@ mod tests {
     }
 
     #[test]
-    fn kinds_map_to_fixed_api_coordinates() {
-        let stage = Kind::Stage.api_resource();
-        assert_eq!(stage.group, "kargo.akuity.io");
-        assert_eq!(stage.version, "v1alpha1");
-        assert_eq!(stage.api_version, "kargo.akuity.io/v1alpha1");
-        assert_eq!(stage.kind, "Stage");
-        assert_eq!(stage.plural, "stages");
+    fn userinfo_is_redacted() {
         assert_eq!(
-            DynamicObject::url_path(&stage, Some("demo")),
-            "/apis/kargo.akuity.io/v1alpha1/namespaces/demo/stages"
+            redact_userinfo("http://bob:hunter2@proxy:3128/x"),
+            "http://***@proxy:3128/x"
         );
-        let ns = Kind::Namespace.api_resource();
-        assert_eq!(ns.api_version, "v1");
-        assert_eq!(DynamicObject::url_path(&ns, None), "/api/v1/namespaces");
-        let cluster_scoped: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !k.namespaced()).collect();
-        assert_eq!(
-            cluster_scoped,
-            vec![
-                Kind::Project,
-                Kind::ClusterPromotionTask,
-                Kind::ClusterConfig,
-                Kind::Namespace
-            ]
-        );
-        assert_eq!(Kind::Freight.plural(), "freights");
-        assert_eq!(Kind::ClusterPromotionTask.plural(), "clusterpromotiontasks");
+        assert_eq!(redact_userinfo("https://kube:6443"), "https://kube:6443");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
     }
 
     #[test]

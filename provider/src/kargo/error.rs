@@ -24,9 +24,7 @@ pub enum Error {
     #[error("{what} was not found: {message}")]
     NotFound { what: String, message: String },
 
-    #[error(
-        "{what} already exists: {message}. Import the existing object instead of creating it, or choose another name."
-    )]
+    #[error("{what} already exists: {message}.")]
     AlreadyExists { what: String, message: String },
 
     #[error("{}", conflict_text(.what, .message, .managers, .fields))]
@@ -47,23 +45,19 @@ pub enum Error {
     },
 
     #[error(
-        "the cluster refused the request on {what} (403 Forbidden): {message}. The credentials the provider uses need RBAC permission for this operation."
+        "the cluster refused the request on {what} (403 Forbidden): {message}. The client's credentials need RBAC permission for this operation."
     )]
     Forbidden { what: String, message: String },
 
     #[error(
-        "not permitted to promote to Stage \"{stage}\": {message}. Kargo requires the custom `promote` verb on `stages/{stage}` (API group kargo.akuity.io) in the project namespace; grant it to the provider's identity with a Role and RoleBinding."
+        "not permitted to promote to Stage \"{stage}\": {message}. Kargo requires the custom `promote` verb on `stages/{stage}` (API group kargo.akuity.io) in the project namespace; grant it to the client's identity with a Role and RoleBinding."
     )]
     NotPermittedToPromote { stage: String, message: String },
 
-    #[error(
-        "the Kubernetes API at {host} rejected the provider's credentials (401 Unauthorized). Check that the token, client certificate or exec plugin configured for the provider is valid and has not expired."
-    )]
+    #[error("the Kubernetes API at {host} rejected the credentials (401 Unauthorized).")]
     Unauthorized { host: String },
 
-    #[error(
-        "could not reach the Kubernetes API at {host}: {reason}. Check the provider's `host` (or the kubeconfig's cluster server), the network path, proxy and TLS settings."
-    )]
+    #[error("could not reach the Kubernetes API at {host}: {reason}.")]
     Unreachable { host: String, reason: String },
 
     #[error(
@@ -72,7 +66,7 @@ pub enum Error {
     ServiceUnavailable { what: String, message: String },
 
     #[error(
-        "the Kargo API (kargo.akuity.io/v1alpha1) is not served by this cluster ({message}). Install Kargo and its CRDs first; when Kargo is installed by the same apply, raise `api_wait_timeout` if it needs longer to start."
+        "the Kargo API (kargo.akuity.io/v1alpha1) is not served by this cluster ({message}). Install Kargo and its CRDs first."
     )]
     KargoNotInstalled { message: String },
 
@@ -84,12 +78,10 @@ pub enum Error {
     #[error("timed out waiting for {what}; last state seen: {last_seen}")]
     Timeout { what: String, last_seen: String },
 
-    #[error("the operation was cancelled before it completed (Terraform was interrupted)")]
+    #[error("the operation was cancelled before it completed")]
     Cancelled,
 
-    #[error(
-        "the provider configuration depends on values that are not known until apply (for example a cluster created in the same run), so the cluster cannot be contacted yet"
-    )]
+    #[error("the connection settings are not known yet, so the cluster cannot be contacted yet")]
     ConfigUnknown,
 
     #[error("invalid Kubernetes connection settings: {0}")]
@@ -117,9 +109,7 @@ fn conflict_text(what: &str, message: &str, managers: &[String], fields: &[Strin
     if !fields.is_empty() {
         let _ = write!(text, ": {}", fields.join(", "));
     }
-    text.push_str(
-        ". Remove these fields from the configuration, stop the other manager from setting them, or enable `force_conflicts` to take ownership.",
-    );
+    text.push('.');
     text
 }
 
@@ -302,7 +292,7 @@ impl Error {
 }
 
 /// The text of an error and its sources, without repeating a message its source already says.
-pub(crate) fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(s) = source {
@@ -551,7 +541,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(".spec.shard"), "{text}");
-        assert!(text.contains("force_conflicts"), "{text}");
+        // What to change in Terraform (`force_conflicts`) is the provider's to add.
+        assert!(text.ends_with(".spec.vars."), "{text}");
     }
 
     #[test]
@@ -652,7 +643,7 @@ mod tests {
         );
         assert!(
             e.to_string()
-                .contains("rejected the provider's credentials"),
+                .contains("rejected the credentials (401 Unauthorized)"),
             "{e}"
         );
     }

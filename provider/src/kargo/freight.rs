@@ -1,220 +1,54 @@
-//! Freight as Kargo sees it: its artifacts, where it was verified, approved and soaked, whether
-//! a Stage may take it (Kargo's availability rules, explained when not) and choosing freight.
+//! Freight as Kargo reasons about it: where it was verified, approved and soaked, whether a
+//! Stage may take it (Kargo's availability rules, explained when not) and choosing freight.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::Value as Json;
 
-use super::Kind;
-use super::client::KargoClient;
 use super::semver::{Constraint, parse_version};
+use super::types::{
+    ALIAS_LABEL, Freight, FreightReference, FreightRequest, Object as _, ObjectMeta, Origin,
+    PromotionReference, Stage, Warehouse,
+};
 use crate::duration::{format_go_duration, parse_go_duration};
 
-/// The label Kargo mirrors a Freight's alias into.
-pub const ALIAS_LABEL: &str = "kargo.akuity.io/alias";
-
-/// Where freight originates: always a Warehouse in Kargo v1.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Origin {
-    pub kind: String,
-    pub name: String,
-}
-
-impl Origin {
-    pub fn warehouse(name: impl Into<String>) -> Origin {
-        Origin {
-            kind: "Warehouse".to_string(),
-            name: name.into(),
-        }
-    }
-
-    /// `Warehouse/<name>`, the key Kargo uses in freight collections.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
-    }
-
-    fn from_json(j: Option<&Json>) -> Origin {
-        let text = |k: &str| {
-            j.and_then(|o| o.get(k))
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let kind = text("kind");
-        Origin {
-            kind: if kind.is_empty() {
-                "Warehouse".to_string()
-            } else {
-                kind
-            },
-            name: text("name"),
-        }
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}", self.kind.to_lowercase(), self.name)
-    }
-}
-
-/// A container image in a freight.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Image {
-    pub repo_url: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-/// A Git commit in a freight.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Commit {
-    pub repo_url: String,
-    pub id: Option<String>,
-    pub tag: Option<String>,
-    pub branch: Option<String>,
-}
-
-/// A Helm chart in a freight.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Chart {
-    pub repo_url: String,
-    pub name: Option<String>,
-    pub version: Option<String>,
-}
-
-/// `status.verifiedIn[<stage>]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verified {
-    pub verified_at: Option<Timestamp>,
-    /// The longest completed stay in the stage after verification (`longestSoak`).
-    pub longest_soak: Option<Duration>,
-}
-
-/// One Freight object (or a freight reference from a Stage's status, which has no status).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Freight {
-    pub name: String,
-    pub namespace: Option<String>,
-    pub alias: Option<String>,
-    pub origin: Origin,
-    pub images: Vec<Image>,
-    pub commits: Vec<Commit>,
-    pub charts: Vec<Chart>,
-    pub created_at: Option<Timestamp>,
-    pub discovered_at: Option<Timestamp>,
-    pub verified_in: BTreeMap<String, Verified>,
-    /// Stage → when the freight was approved for it.
-    pub approved_for: BTreeMap<String, Option<Timestamp>>,
-    /// Stage → since when the stage has been using the freight.
-    pub currently_in: BTreeMap<String, Option<Timestamp>>,
-}
-
-fn text(j: &Json, key: &str) -> Option<String> {
-    j.get(key)
-        .and_then(Json::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn time(j: Option<&Json>) -> Option<Timestamp> {
-    j.and_then(Json::as_str).and_then(|s| s.parse().ok())
-}
-
-fn items<'a>(j: &'a Json, key: &str) -> &'a [Json] {
-    j.get(key)
-        .and_then(Json::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn stage_map<T>(j: Option<&Json>, f: impl Fn(&Json) -> T) -> BTreeMap<String, T> {
-    j.and_then(Json::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), f(v))).collect())
-        .unwrap_or_default()
-}
-
 impl Freight {
-    /// Reads a Freight object (fields at the top level, no `spec`) or a freight reference
-    /// (`{name, origin, images, …}` as Stage and Promotion statuses carry). Optional fields
-    /// may be missing; only a name is required.
-    pub fn from_json(j: &Json) -> std::result::Result<Freight, String> {
-        if !j.is_object() {
-            return Err("a freight must be a JSON object".into());
+    /// The freight a reference (from a Stage's or Promotion's status) names, as far as the
+    /// reference tells: name, origin and artifacts, no alias and no status.
+    pub fn from_reference(reference: &FreightReference) -> Freight {
+        Freight {
+            metadata: ObjectMeta {
+                name: Some(reference.name.clone()),
+                ..ObjectMeta::default()
+            },
+            origin: reference.origin.clone(),
+            artifacts: reference.artifacts.clone(),
+            ..Freight::default()
         }
-        let name = j
-            .pointer("/metadata/name")
-            .and_then(Json::as_str)
-            .or_else(|| j.get("name").and_then(Json::as_str))
-            .filter(|s| !s.is_empty())
-            .ok_or("the freight has no name")?
-            .to_string();
-        let alias = text(j, "alias").or_else(|| {
-            j.pointer("/metadata/labels")
+    }
+
+    /// The alias, from the `alias` field or else the label Kargo mirrors it into.
+    pub fn alias(&self) -> Option<&str> {
+        self.alias.as_deref().or_else(|| {
+            self.metadata
+                .labels
+                .as_ref()
                 .and_then(|l| l.get(ALIAS_LABEL))
-                .and_then(Json::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        });
-        let status = j.get("status");
-        Ok(Freight {
-            name,
-            namespace: j
-                .pointer("/metadata/namespace")
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            alias,
-            origin: Origin::from_json(j.get("origin")),
-            images: items(j, "images")
-                .iter()
-                .map(|i| Image {
-                    repo_url: text(i, "repoURL").unwrap_or_default(),
-                    tag: text(i, "tag"),
-                    digest: text(i, "digest"),
-                })
-                .collect(),
-            commits: items(j, "commits")
-                .iter()
-                .map(|c| Commit {
-                    repo_url: text(c, "repoURL").unwrap_or_default(),
-                    id: text(c, "id"),
-                    tag: text(c, "tag"),
-                    branch: text(c, "branch"),
-                })
-                .collect(),
-            charts: items(j, "charts")
-                .iter()
-                .map(|c| Chart {
-                    repo_url: text(c, "repoURL").unwrap_or_default(),
-                    name: text(c, "name"),
-                    version: text(c, "version"),
-                })
-                .collect(),
-            created_at: time(j.pointer("/metadata/creationTimestamp")),
-            discovered_at: time(j.get("discoveredAt")),
-            verified_in: stage_map(status.and_then(|s| s.get("verifiedIn")), |v| Verified {
-                verified_at: time(v.get("verifiedAt")),
-                longest_soak: v
-                    .get("longestSoak")
-                    .and_then(Json::as_str)
-                    .and_then(parse_go_duration),
-            }),
-            approved_for: stage_map(status.and_then(|s| s.get("approvedFor")), |v| {
-                time(v.get("approvedAt"))
-            }),
-            currently_in: stage_map(status.and_then(|s| s.get("currentlyIn")), |v| {
-                time(v.get("since"))
-            }),
+                .map(String::as_str)
+                .filter(|a| !a.is_empty())
         })
+    }
+
+    /// When the freight was created.
+    pub fn created_at(&self) -> Option<Timestamp> {
+        self.metadata.creation_timestamp.as_ref().map(|t| t.0)
     }
 
     /// `discoveredAt`, falling back to the creation time: what Kargo orders freight by.
     pub fn effective_discovered_at(&self) -> Option<Timestamp> {
-        self.discovered_at.or(self.created_at)
+        self.discovered_at.or_else(|| self.created_at())
     }
 
     /// Kargo's order of freight, newest first: the later [`effective_discovered_at`], then
@@ -225,33 +59,42 @@ impl Freight {
         other
             .effective_discovered_at()
             .cmp(&self.effective_discovered_at())
-            .then_with(|| other.name.cmp(&self.name))
+            .then_with(|| other.name().cmp(self.name()))
     }
 
     pub fn is_verified_in(&self, stage: &str) -> bool {
-        self.verified_in.contains_key(stage)
+        self.status.verified_in.contains_key(stage)
     }
 
     pub fn is_approved_for(&self, stage: &str) -> bool {
-        self.approved_for.contains_key(stage)
+        self.status.approved_for.contains_key(stage)
     }
 
     pub fn is_currently_in(&self, stage: &str) -> bool {
-        self.currently_in.contains_key(stage)
+        self.status.currently_in.contains_key(stage)
+    }
+
+    /// When the freight was approved for `stage`, as Kargo recorded it.
+    pub fn approved_at(&self, stage: &str) -> Option<Timestamp> {
+        self.status.approved_for.get(stage)?.approved_at
     }
 
     /// How long the freight has soaked in `stage` at `now`, as Kargo counts it: zero unless
     /// verified there, else the longer of its longest completed stay and its current one.
     pub fn longest_soak(&self, stage: &str, now: Timestamp) -> Duration {
-        let Some(verified) = self.verified_in.get(stage) else {
+        let Some(verified) = self.status.verified_in.get(stage) else {
             return Duration::ZERO;
         };
-        let completed = verified.longest_soak.unwrap_or_default();
+        let completed = verified
+            .longest_soak
+            .as_deref()
+            .and_then(parse_go_duration)
+            .unwrap_or_default();
         let current = self
+            .status
             .currently_in
             .get(stage)
-            .copied()
-            .flatten()
+            .and_then(|c| c.since)
             .and_then(|since| Duration::try_from(now.duration_since(since)).ok())
             .unwrap_or_default();
         completed.max(current)
@@ -259,26 +102,27 @@ impl Freight {
 
     /// `"<name>"` or `"<name>" (alias "<alias>")`, how messages name the freight.
     pub fn describe(&self) -> String {
-        match &self.alias {
-            Some(alias) => format!("freight {:?} (alias {alias:?})", self.name),
-            None => format!("freight {:?}", self.name),
+        match self.alias() {
+            Some(alias) => format!("freight {:?} (alias {alias:?})", self.name()),
+            None => format!("freight {:?}", self.name()),
         }
     }
 
     /// The version of `artifact` this freight carries, when it carries that artifact.
     pub fn version_of(&self, artifact: &Artifact) -> Option<Option<String>> {
+        let a = &self.artifacts;
         match artifact {
-            Artifact::Image { repo_url } => self
+            Artifact::Image { repo_url } => a
                 .images
                 .iter()
                 .find(|i| &i.repo_url == repo_url)
                 .map(|i| i.tag.clone()),
-            Artifact::Git { repo_url } => self
+            Artifact::Git { repo_url } => a
                 .commits
                 .iter()
                 .find(|c| &c.repo_url == repo_url)
                 .map(|c| c.tag.clone()),
-            Artifact::Chart { repo_url, name } => self
+            Artifact::Chart { repo_url, name } => a
                 .charts
                 .iter()
                 .find(|c| &c.repo_url == repo_url && (name.is_none() || &c.name == name))
@@ -306,172 +150,154 @@ pub enum SelectionPolicy {
     MatchUpstream,
 }
 
-/// One `spec.requestedFreight` entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FreightRequest {
-    pub origin: Origin,
-    pub direct: bool,
-    pub stages: Vec<String>,
-    pub required_soak_time: Option<Duration>,
-    pub availability_strategy: AvailabilityStrategy,
-    pub selection_policy: SelectionPolicy,
-}
+impl FreightRequest {
+    /// The requested origin (a warehouse without a name when unset).
+    pub fn origin(&self) -> Origin {
+        self.origin.clone().unwrap_or_default()
+    }
 
-/// `status.lastPromotion` / `status.currentPromotion` of a Stage.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PromotionRef {
-    pub name: String,
-    pub phase: Option<String>,
-    pub freight: Option<String>,
-}
+    /// Whether freight comes straight from the warehouse.
+    pub fn direct(&self) -> bool {
+        self.sources.as_ref().and_then(|s| s.direct) == Some(true)
+    }
 
-impl PromotionRef {
-    fn from_json(j: Option<&Json>) -> Option<PromotionRef> {
-        let j = j?;
-        Some(PromotionRef {
-            name: text(j, "name")?,
-            phase: j
-                .pointer("/status/phase")
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            freight: j
-                .pointer("/freight/name")
-                .and_then(Json::as_str)
-                .map(str::to_string),
-        })
+    /// The upstream stages freight passes through.
+    pub fn upstream(&self) -> &[String] {
+        self.sources
+            .as_ref()
+            .and_then(|s| s.stages.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// `requiredSoakTime`, when set to more than zero.
+    pub fn required_soak_time(&self) -> Option<Duration> {
+        self.sources
+            .as_ref()?
+            .required_soak_time
+            .as_deref()
+            .and_then(parse_go_duration)
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn availability_strategy(&self) -> AvailabilityStrategy {
+        match self
+            .sources
+            .as_ref()
+            .and_then(|s| s.availability_strategy.as_deref())
+        {
+            Some("All") => AvailabilityStrategy::All,
+            _ => AvailabilityStrategy::OneOf,
+        }
+    }
+
+    pub fn selection_policy(&self) -> SelectionPolicy {
+        match self
+            .sources
+            .as_ref()
+            .and_then(|s| s.auto_promotion_options.as_ref())
+            .and_then(|o| o.selection_policy.as_deref())
+        {
+            Some("MatchUpstream") => SelectionPolicy::MatchUpstream,
+            _ => SelectionPolicy::NewestFreight,
+        }
     }
 }
 
-/// What the provider needs to know about a Stage to reason about freight.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StageView {
-    pub name: String,
-    pub namespace: String,
-    pub requested_freight: Vec<FreightRequest>,
-    /// False for a control-flow stage, which cannot be promoted to.
-    pub has_promotion_steps: bool,
-    /// The freight the stage holds now (`status.freightHistory[0]`), in the order of
-    /// `requested_freight` (origins no longer requested last). Freight references carry no
-    /// alias or status.
-    pub current_freight: Vec<Freight>,
-    pub last_promotion: Option<PromotionRef>,
-    pub current_promotion: Option<PromotionRef>,
-    /// `status.autoPromotionEnabled`, when Kargo has reported it.
-    pub auto_promotion_enabled: Option<bool>,
+impl PromotionReference {
+    /// The promotion's phase, when Kargo has recorded it.
+    pub fn phase(&self) -> Option<&str> {
+        self.status.as_ref()?.phase.as_deref()
+    }
+
+    /// The name of the freight promoted.
+    pub fn freight_name(&self) -> Option<&str> {
+        self.freight.as_ref().map(|f| f.name.as_str())
+    }
 }
 
-impl StageView {
-    /// Reads a Stage object.
-    pub fn from_json(j: &Json) -> std::result::Result<StageView, String> {
-        let name = j
-            .pointer("/metadata/name")
-            .and_then(Json::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or("the stage has no name")?
-            .to_string();
-        let requested_freight: Vec<FreightRequest> = j
-            .pointer("/spec/requestedFreight")
-            .and_then(Json::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .map(|r| {
-                let sources = r.get("sources").cloned().unwrap_or(Json::Null);
-                FreightRequest {
-                    origin: Origin::from_json(r.get("origin")),
-                    direct: sources.get("direct").and_then(Json::as_bool) == Some(true),
-                    stages: items(&sources, "stages")
-                        .iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_string)
-                        .collect(),
-                    required_soak_time: sources
-                        .get("requiredSoakTime")
-                        .and_then(Json::as_str)
-                        .and_then(parse_go_duration)
-                        .filter(|d| !d.is_zero()),
-                    availability_strategy: match sources
-                        .get("availabilityStrategy")
-                        .and_then(Json::as_str)
-                    {
-                        Some("All") => AvailabilityStrategy::All,
-                        _ => AvailabilityStrategy::OneOf,
-                    },
-                    selection_policy: match sources
-                        .pointer("/autoPromotionOptions/selectionPolicy")
-                        .and_then(Json::as_str)
-                    {
-                        Some("MatchUpstream") => SelectionPolicy::MatchUpstream,
-                        _ => SelectionPolicy::NewestFreight,
-                    },
-                }
-            })
-            .collect();
-        let has_promotion_steps = j
-            .pointer("/spec/promotionTemplate/spec/steps")
-            .and_then(Json::as_array)
-            .is_some_and(|s| !s.is_empty());
-        let mut current: Vec<(usize, Freight)> = j
-            .pointer("/status/freightHistory/0/items")
-            .and_then(Json::as_object)
-            .map(|m| {
-                m.values()
-                    .filter_map(|r| Freight::from_json(r).ok())
-                    .map(|f| {
-                        let rank = requested_freight
-                            .iter()
-                            .position(|r| r.origin == f.origin)
-                            .unwrap_or(usize::MAX);
-                        (rank, f)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        current.sort_by_key(|(rank, _)| *rank);
-        Ok(StageView {
-            name,
-            namespace: j
-                .pointer("/metadata/namespace")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            requested_freight,
-            has_promotion_steps,
-            current_freight: current.into_iter().map(|(_, f)| f).collect(),
-            last_promotion: PromotionRef::from_json(j.pointer("/status/lastPromotion")),
-            current_promotion: PromotionRef::from_json(j.pointer("/status/currentPromotion")),
-            auto_promotion_enabled: j
-                .pointer("/status/autoPromotionEnabled")
-                .and_then(Json::as_bool),
-        })
+/// What the provider reads of a Stage to reason about freight.
+impl Stage {
+    /// `spec.requestedFreight`.
+    pub fn requested_freight(&self) -> &[FreightRequest] {
+        self.spec.requested_freight.as_deref().unwrap_or_default()
+    }
+
+    /// False for a control-flow stage, which cannot be promoted to.
+    pub fn has_promotion_steps(&self) -> bool {
+        self.spec
+            .promotion_template
+            .as_ref()
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.steps.as_ref())
+            .is_some_and(|s| !s.is_empty())
     }
 
     /// The request for freight from `origin`, if the stage makes one.
     pub fn request_for(&self, origin: &Origin) -> Option<&FreightRequest> {
-        self.requested_freight.iter().find(|r| &r.origin == origin)
+        self.requested_freight()
+            .iter()
+            .find(|r| r.origin.as_ref() == Some(origin))
+    }
+
+    /// The freight the stage holds now (`status.freightHistory[0]`), in the order of
+    /// `requested_freight` (origins no longer requested last). Freight references carry no
+    /// alias or status.
+    pub fn current_freight(&self) -> Vec<Freight> {
+        let Some(current) = self.status.freight_history.first() else {
+            return Vec::new();
+        };
+        let requested = self.requested_freight();
+        let rank = |f: &FreightReference| {
+            requested
+                .iter()
+                .position(|r| r.origin.as_ref() == Some(&f.origin))
+                .unwrap_or(usize::MAX)
+        };
+        let mut held: Vec<&FreightReference> = current
+            .items
+            .values()
+            .filter(|r| !r.name.is_empty())
+            .collect();
+        held.sort_by_key(|r| rank(r));
+        held.into_iter().map(Freight::from_reference).collect()
     }
 
     /// The freight the stage holds from `origin`.
-    pub fn current_for(&self, origin: &Origin) -> Option<&Freight> {
-        self.current_freight.iter().find(|f| &f.origin == origin)
+    pub fn current_for(&self, origin: &Origin) -> Option<Freight> {
+        self.current_freight()
+            .into_iter()
+            .find(|f| &f.origin == origin)
     }
 
     /// The freight of the first requested origin (or, failing that, any): what a single
     /// "current freight" of the stage means.
-    pub fn primary_current(&self) -> Option<&Freight> {
-        self.current_freight.first()
+    pub fn primary_current(&self) -> Option<Freight> {
+        self.current_freight().into_iter().next()
     }
 
     /// Whether the stage currently holds the freight named `name`.
     pub fn holds(&self, name: &str) -> bool {
-        self.current_freight.iter().any(|f| f.name == name)
+        self.status
+            .freight_history
+            .first()
+            .is_some_and(|c| c.items.values().any(|r| r.name == name))
+    }
+
+    /// Whether the stage has ever held the freight named `name` (as far as its history
+    /// goes back).
+    pub fn has_held(&self, name: &str) -> bool {
+        self.status
+            .freight_history
+            .iter()
+            .flat_map(|c| c.items.values())
+            .any(|r| r.name == name)
     }
 
     fn requested_origins(&self) -> String {
         let origins: Vec<String> = self
-            .requested_freight
+            .requested_freight()
             .iter()
-            .map(|r| r.origin.to_string())
+            .map(|r| r.origin().to_string())
             .collect();
         if origins.is_empty() {
             "no warehouse at all".to_string()
@@ -536,61 +362,65 @@ fn upstream_shortfall(
 /// requested directly from its warehouse, or verified (and soaked for `required_soak_time`)
 /// in one (`OneOf`) or all (`All`) upstream stages. A control-flow stage takes nothing.
 /// `now` must be the cluster's clock.
-pub fn availability(stage: &StageView, freight: &Freight, now: Timestamp) -> Availability {
+pub fn availability(stage: &Stage, freight: &Freight, now: Timestamp) -> Availability {
     let who = freight.describe();
+    let stage_name = stage.name();
+    let stage_namespace = stage.namespace().unwrap_or_default();
     let unavailable = |why: String| Availability::Unavailable(why);
-    if !stage.has_promotion_steps {
+    if !stage.has_promotion_steps() {
         return unavailable(format!(
             "Stage {:?} has no promotion steps: it is a control-flow stage, which only passes \
              freight on to the stages downstream of it and cannot be promoted to.",
-            stage.name
+            stage_name
         ));
     }
-    if let Some(ns) = &freight.namespace
-        && !stage.namespace.is_empty()
-        && ns != &stage.namespace
+    if let Some(ns) = freight.namespace()
+        && !stage_namespace.is_empty()
+        && ns != stage_namespace
     {
         return unavailable(format!(
-            "{who} belongs to project {ns:?}, not to project {:?} of stage {:?}.",
-            stage.namespace, stage.name
+            "{who} belongs to project {ns:?}, not to project {stage_namespace:?} of stage \
+             {stage_name:?}."
         ));
     }
     let Some(request) = stage.request_for(&freight.origin) else {
         return unavailable(format!(
             "{who} comes from {}, but stage {:?} requests freight only from {}.",
             freight.origin,
-            stage.name,
+            stage_name,
             stage.requested_origins()
         ));
     };
-    if freight.is_approved_for(&stage.name) || request.direct {
+    if freight.is_approved_for(stage_name) || request.direct() {
         return Availability::Available;
     }
     let approval = format!(
         "Freight approved for stage {:?} is available regardless (approve it with \
          kargo_freight_approval or `kargo approve`).",
-        stage.name
+        stage_name
     );
-    if request.stages.is_empty() && request.availability_strategy == AvailabilityStrategy::OneOf {
+    let upstream = request.upstream();
+    let strategy = request.availability_strategy();
+    if upstream.is_empty() && strategy == AvailabilityStrategy::OneOf {
         return unavailable(format!(
             "{who} is not available to stage {:?}: the stage takes freight from {} neither \
              directly nor through upstream stages, so it needs an approval. {approval}",
-            stage.name, freight.origin
+            stage_name, freight.origin
         ));
     }
-    let shortfalls: Vec<String> = request
-        .stages
+    let soak = request.required_soak_time();
+    let shortfalls: Vec<String> = upstream
         .iter()
-        .filter_map(|u| upstream_shortfall(freight, u, request.required_soak_time, now))
+        .filter_map(|u| upstream_shortfall(freight, u, soak, now))
         .collect();
-    let qualified = match request.availability_strategy {
+    let qualified = match strategy {
         AvailabilityStrategy::All => shortfalls.is_empty(),
-        AvailabilityStrategy::OneOf => shortfalls.len() < request.stages.len(),
+        AvailabilityStrategy::OneOf => shortfalls.len() < upstream.len(),
     };
     if qualified {
         return Availability::Available;
     }
-    let rule = match (request.availability_strategy, request.stages.len()) {
+    let rule = match (strategy, upstream.len()) {
         (_, 1) => String::new(),
         (AvailabilityStrategy::All, _) => {
             " (it must pass every upstream stage: availability strategy All)".to_string()
@@ -601,7 +431,7 @@ pub fn availability(stage: &StageView, freight: &Freight, now: Timestamp) -> Ava
     };
     unavailable(format!(
         "{who} is not available to stage {:?}{rule}: {}. {approval}",
-        stage.name,
+        stage_name,
         shortfalls.join("; ")
     ))
 }
@@ -662,48 +492,33 @@ pub struct Selector {
 /// the same repository URL; when the field, the subscription or the warehouse is missing,
 /// Kargo's default (strict) applies. Charts have no such field: Kargo reads the tags of OCI
 /// repositories strictly and the versions in a classic repository's index leniently.
-pub fn strict_semvers(artifact: &Artifact, warehouse: Option<&Json>) -> bool {
+pub fn strict_semvers(artifact: &Artifact, warehouse: Option<&Warehouse>) -> bool {
     let (kind, repo_url) = match artifact {
         Artifact::Image { repo_url } => ("image", repo_url),
         Artifact::Git { repo_url } => ("git", repo_url),
         Artifact::Chart { repo_url, .. } => return repo_url.starts_with("oci://"),
     };
     warehouse
-        .and_then(|w| w.pointer("/spec/subscriptions"))
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get(kind))
-        .find(|s| s.get("repoURL").and_then(Json::as_str) == Some(repo_url.as_str()))
-        .and_then(|s| s.get("strictSemvers"))
-        .and_then(Json::as_bool)
+        .and_then(|w| w.subscription(kind, repo_url))
+        .and_then(|s| s.strict_semvers)
         .unwrap_or(true)
 }
 
 impl Selector {
-    /// Sets [`Selector::strict_semvers`] from the warehouse the freight comes from (one GET,
-    /// only for images and Git repositories). A warehouse that cannot be read counts as
-    /// strict, Kargo's default, so a plan still resolves while it is being created.
-    pub async fn learn_strictness(&mut self, client: &KargoClient, project: &str) {
-        if matches!(self.artifact, Artifact::Chart { .. }) {
-            self.strict_semvers = strict_semvers(&self.artifact, None);
-            return;
+    /// The warehouse whose subscriptions decide how versions are read, when that matters:
+    /// images and Git repositories (charts never need it).
+    pub fn strictness_source(&self) -> Option<&str> {
+        match self.artifact {
+            Artifact::Chart { .. } => None,
+            _ => Some(&self.warehouse),
         }
-        let warehouse = match client
-            .get(Kind::Warehouse, Some(project), &self.warehouse)
-            .await
-        {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::debug!(
-                    warehouse = %self.warehouse,
-                    error = %e,
-                    "could not read the warehouse; reading versions strictly"
-                );
-                None
-            }
-        };
-        self.strict_semvers = strict_semvers(&self.artifact, warehouse.as_ref());
+    }
+
+    /// Sets [`Selector::strict_semvers`] from the warehouse the freight comes from (`None`
+    /// when it could not be read: Kargo's default, strict, so a plan still resolves while
+    /// the warehouse is being created).
+    pub fn learn_strictness(&mut self, warehouse: Option<&Warehouse>) {
+        self.strict_semvers = strict_semvers(&self.artifact, warehouse);
     }
 }
 
@@ -842,7 +657,7 @@ pub fn search_selector<'a>(
 pub fn resolve_selector<'a>(
     selector: &Selector,
     freights: &'a [Freight],
-    stage: &StageView,
+    stage: &Stage,
     now: Timestamp,
 ) -> std::result::Result<&'a Freight, String> {
     let unavailable = |f: &Freight| match availability(stage, f, now) {
@@ -866,7 +681,7 @@ pub fn resolve_selector<'a>(
                  The newest, {} ({}), is not: {newest_reason}",
                 rejected.len(),
                 if rejected.len() == 1 { "has" } else { "have" },
-                stage.name,
+                stage.name(),
                 newest.describe(),
                 version_label(&newest.version_of(&selector.artifact).flatten()),
             ))
@@ -878,7 +693,7 @@ pub fn resolve_selector<'a>(
 /// newest freight from it available to the stage (with `MatchUpstream`, the one the single
 /// upstream stage holds now).
 pub fn auto_promotion_candidate<'a>(
-    stage: &StageView,
+    stage: &Stage,
     origin_warehouse: &str,
     freights: &'a [Freight],
     now: Timestamp,
@@ -887,12 +702,12 @@ pub fn auto_promotion_candidate<'a>(
     let Some(request) = stage.request_for(&origin) else {
         return Err(format!(
             "Stage {:?} does not request freight from {origin}; it requests freight from {}.",
-            stage.name,
+            stage.name(),
             stage.requested_origins()
         ));
     };
-    let upstream = match request.selection_policy {
-        SelectionPolicy::MatchUpstream if !request.direct => request.stages.first(),
+    let upstream = match request.selection_policy() {
+        SelectionPolicy::MatchUpstream if !request.direct() => request.upstream().first(),
         _ => None,
     };
     let mut candidates: Vec<&Freight> = freights
@@ -906,11 +721,11 @@ pub fn auto_promotion_candidate<'a>(
             Some(u) => format!(
                 "No freight from {origin} is available to stage {:?} and in use by its upstream \
                  stage {u:?} (selection policy MatchUpstream).",
-                stage.name
+                stage.name()
             ),
             None => format!(
                 "No freight from {origin} is available to stage {:?} yet.",
-                stage.name
+                stage.name()
             ),
         });
     }
@@ -918,7 +733,7 @@ pub fn auto_promotion_candidate<'a>(
         return Err(format!(
             "Stage {:?} follows what its upstream stage holds (MatchUpstream), and that is \
              changing right now; plan again in a moment.",
-            stage.name
+            stage.name()
         ));
     }
     candidates.sort_by(|a, b| a.cmp_newest_first(b));
@@ -972,21 +787,21 @@ fn short_id(id: &str) -> String {
 }
 
 fn entries(f: &Freight) -> Vec<Entry> {
-    let images = f.images.iter().map(|i| Entry {
+    let images = f.artifacts.images.iter().map(|i| Entry {
         kind: ArtifactKind::Image,
         repo_url: i.repo_url.clone(),
         name: None,
         label: i.tag.clone().or_else(|| i.digest.clone()),
         exact: (i.tag.clone(), i.digest.clone()),
     });
-    let commits = f.commits.iter().map(|c| Entry {
+    let commits = f.artifacts.commits.iter().map(|c| Entry {
         kind: ArtifactKind::Git,
         repo_url: c.repo_url.clone(),
         name: None,
         label: c.tag.clone().or_else(|| c.id.as_deref().map(short_id)),
         exact: (c.tag.clone(), c.id.clone()),
     });
-    let charts = f.charts.iter().map(|c| Entry {
+    let charts = f.artifacts.charts.iter().map(|c| Entry {
         kind: ArtifactKind::Chart,
         repo_url: c.repo_url.clone(),
         name: c.name.clone(),
@@ -1051,9 +866,10 @@ pub fn changes(from: Option<&Freight>, to: &Freight) -> Vec<Change> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     use super::*;
+    use crate::kargo::types::{ApprovedStage, CurrentStage, VerifiedStage};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -1061,8 +877,14 @@ mod tests {
 
     const NOW: &str = "2025-06-01T12:00:00Z";
 
-    fn freight(j: Json) -> Freight {
-        Freight::from_json(&j).unwrap()
+    use crate::kargo::types::test_support::{freight, stage as stage_from};
+
+    fn verified() -> VerifiedStage {
+        VerifiedStage::default()
+    }
+
+    fn since(at: Option<&str>) -> CurrentStage {
+        CurrentStage { since: at.map(ts) }
     }
 
     fn image_freight(name: &str, tag: &str, created: &str) -> Freight {
@@ -1073,15 +895,14 @@ mod tests {
         }))
     }
 
-    fn stage(requested: Json) -> StageView {
-        StageView::from_json(&json!({
+    fn stage(requested: Json) -> Stage {
+        stage_from(json!({
             "metadata": {"name": "staging", "namespace": "shop"},
             "spec": {
                 "requestedFreight": requested,
                 "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}},
             },
         }))
-        .unwrap()
     }
 
     fn reason(a: Availability) -> String {
@@ -1103,44 +924,54 @@ mod tests {
                 "currentlyIn": {"dev": {"since": "2025-01-02T00:00:00Z"}},
             },
         }));
-        assert_eq!(f.alias.as_deref(), Some("tall-fox"));
-        assert_eq!(f.origin.key(), "Warehouse/app");
-        assert_eq!(f.images[0].digest.as_deref(), Some("sha256:aa"));
-        assert_eq!(f.commits[0].tag, None);
-        assert_eq!(f.charts[0].name, None);
         assert_eq!(
-            f.verified_in["dev"].longest_soak,
-            Some(Duration::from_secs(3600))
+            f.alias(),
+            Some("tall-fox"),
+            "the label when there is no field"
         );
+        assert_eq!(f.origin.key(), "Warehouse/app");
+        assert_eq!(f.artifacts.images[0].digest.as_deref(), Some("sha256:aa"));
+        assert_eq!(f.artifacts.commits[0].tag, None);
+        assert_eq!(f.artifacts.charts[0].name, None);
+        assert_eq!(
+            f.longest_soak("dev", ts("2025-01-02T00:00:00Z")),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(f.approved_at("prod"), Some(ts("2025-01-03T00:00:00Z")));
         assert!(f.is_approved_for("prod") && !f.is_approved_for("dev"));
         assert!(f.is_currently_in("dev"));
-        let reference =
-            freight(json!({"name": "f2", "origin": {"kind": "Warehouse", "name": "app"}}));
-        assert_eq!(reference.name, "f2");
-        assert!(reference.images.is_empty() && reference.verified_in.is_empty());
-        assert!(Freight::from_json(&json!({"origin": {}})).is_err());
-        assert!(Freight::from_json(&json!("f1")).is_err());
+        assert_eq!(f.created_at(), Some(ts("2025-01-01T00:00:00Z")));
+        let reference: FreightReference = serde_json::from_value(
+            json!({"name": "f2", "origin": {"kind": "Warehouse", "name": "app"},
+                   "images": [{"repoURL": "ghcr.io/acme/app", "tag": "2.0.0"}]}),
+        )
+        .unwrap();
+        let referenced = Freight::from_reference(&reference);
+        assert_eq!(referenced.name(), "f2");
+        assert_eq!(referenced.artifacts.images[0].tag.as_deref(), Some("2.0.0"));
+        assert!(referenced.status.verified_in.is_empty() && referenced.alias().is_none());
     }
 
     #[test]
     fn soak_counts_the_current_stay_only_once_verified() {
         let mut f = image_freight("f", "1.0.0", "2025-01-01T00:00:00Z");
-        f.currently_in
-            .insert("dev".into(), Some(ts("2025-06-01T11:50:00Z")));
+        f.status
+            .currently_in
+            .insert("dev".into(), since(Some("2025-06-01T11:50:00Z")));
         assert_eq!(
             f.longest_soak("dev", ts(NOW)),
             Duration::ZERO,
             "not verified"
         );
-        f.verified_in.insert(
+        f.status.verified_in.insert(
             "dev".into(),
-            Verified {
+            VerifiedStage {
                 verified_at: None,
-                longest_soak: Some(Duration::from_secs(300)),
+                longest_soak: Some("5m0s".into()),
             },
         );
         assert_eq!(f.longest_soak("dev", ts(NOW)), Duration::from_secs(600));
-        f.currently_in.clear();
+        f.status.currently_in.clear();
         assert_eq!(f.longest_soak("dev", ts(NOW)), Duration::from_secs(300));
     }
 
@@ -1156,7 +987,9 @@ mod tests {
         );
         let mut f = image_freight("f", "1.0.0", NOW);
         assert!(!availability(&s, &f, ts(NOW)).is_available());
-        f.approved_for.insert("staging".into(), None);
+        f.status
+            .approved_for
+            .insert("staging".into(), ApprovedStage::default());
         assert!(availability(&s, &f, ts(NOW)).is_available());
     }
 
@@ -1177,9 +1010,10 @@ mod tests {
         let s = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"},
             "sources": {"stages": ["dev"], "requiredSoakTime": "10m0s"}}]));
         let mut f = image_freight("f", "1.0.0", NOW);
-        f.verified_in.insert("dev".into(), Verified::default());
-        f.currently_in
-            .insert("dev".into(), Some(ts("2025-06-01T11:54:30Z")));
+        f.status.verified_in.insert("dev".into(), verified());
+        f.status
+            .currently_in
+            .insert("dev".into(), since(Some("2025-06-01T11:54:30Z")));
         let r = reason(availability(&s, &f, ts(NOW)));
         assert!(
             r.contains("4m30s remaining of the required soak time of 10m0s"),
@@ -1195,14 +1029,14 @@ mod tests {
                 "sources": {"stages": ["a", "b"], "availabilityStrategy": strategy}}])
         };
         let mut f = image_freight("f", "1.0.0", NOW);
-        f.verified_in.insert("a".into(), Verified::default());
+        f.status.verified_in.insert("a".into(), verified());
         assert!(availability(&stage(requested("OneOf")), &f, ts(NOW)).is_available());
         assert!(availability(&stage(requested("")), &f, ts(NOW)).is_available());
         let r = reason(availability(&stage(requested("All")), &f, ts(NOW)));
         assert!(r.contains("availability strategy All"), "{r}");
         assert!(r.contains("not been verified in stage \"b\""), "{r}");
         assert!(!r.contains("stage \"a\""), "a qualifies: {r}");
-        f.verified_in.insert("b".into(), Verified::default());
+        f.status.verified_in.insert("b".into(), verified());
         assert!(availability(&stage(requested("All")), &f, ts(NOW)).is_available());
         let none = image_freight("g", "1.0.0", NOW);
         let r = reason(availability(&stage(requested("OneOf")), &none, ts(NOW)));
@@ -1235,24 +1069,23 @@ mod tests {
 
     #[test]
     fn control_flow_stages_and_other_projects_take_nothing() {
-        let gate = StageView::from_json(&json!({
+        let gate = stage_from(json!({
             "metadata": {"name": "gate", "namespace": "shop"},
             "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]},
-        }))
-        .unwrap();
+        }));
         let f = image_freight("f", "1.0.0", NOW);
         assert!(reason(availability(&gate, &f, ts(NOW))).contains("control-flow stage"));
         let s = stage(
             json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
         );
         let mut other = f.clone();
-        other.namespace = Some("elsewhere".into());
+        other.metadata.namespace = Some("elsewhere".into());
         assert!(reason(availability(&s, &other, ts(NOW))).contains("project \"elsewhere\""));
     }
 
     #[test]
-    fn stage_view_reads_requests_current_freight_and_promotions() {
-        let s = StageView::from_json(&json!({
+    fn stages_read_requests_current_freight_and_promotions() {
+        let s = stage_from(json!({
             "metadata": {"name": "prod", "namespace": "shop"},
             "spec": {
                 "requestedFreight": [
@@ -1273,34 +1106,33 @@ mod tests {
                 "currentPromotion": {"name": "prod.02"},
                 "autoPromotionEnabled": true,
             },
-        }))
-        .unwrap();
-        let r = &s.requested_freight[0];
-        assert_eq!(r.required_soak_time, Some(Duration::from_secs(3600)));
-        assert_eq!(r.availability_strategy, AvailabilityStrategy::All);
-        assert_eq!(r.selection_policy, SelectionPolicy::MatchUpstream);
-        assert!(s.requested_freight[1].direct);
-        assert!(s.has_promotion_steps);
+        }));
+        let r = &s.requested_freight()[0];
+        assert_eq!(r.required_soak_time(), Some(Duration::from_secs(3600)));
+        assert_eq!(r.availability_strategy(), AvailabilityStrategy::All);
+        assert_eq!(r.selection_policy(), SelectionPolicy::MatchUpstream);
+        assert!(s.requested_freight()[1].direct());
+        assert!(s.has_promotion_steps());
         assert_eq!(
-            s.primary_current().unwrap().name,
+            s.primary_current().unwrap().name(),
             "f-api",
             "first requested origin first"
         );
         assert_eq!(
-            s.current_for(&Origin::warehouse("web")).unwrap().name,
+            s.current_for(&Origin::warehouse("web")).unwrap().name(),
             "f-web"
         );
         assert!(s.holds("f-web") && !s.holds("f-x"));
-        let last = s.last_promotion.as_ref().unwrap();
+        let last = s.status.last_promotion.as_ref().unwrap();
         assert_eq!(
-            (last.phase.as_deref(), last.freight.as_deref()),
+            (last.phase(), last.freight_name()),
             (Some("Succeeded"), Some("f-api"))
         );
-        assert_eq!(s.current_promotion.as_ref().unwrap().name, "prod.02");
-        assert_eq!(s.auto_promotion_enabled, Some(true));
-        let empty = StageView::from_json(&json!({"metadata": {"name": "x"}})).unwrap();
-        assert!(empty.primary_current().is_none() && empty.last_promotion.is_none());
-        assert!(StageView::from_json(&json!({})).is_err());
+        assert_eq!(s.status.current_promotion.as_ref().unwrap().name, "prod.02");
+        assert_eq!(s.status.auto_promotion_enabled, Some(true));
+        let empty = stage_from(json!({"metadata": {"name": "x"}}));
+        assert!(empty.primary_current().is_none() && empty.status.last_promotion.is_none());
+        assert!(!empty.has_promotion_steps() && empty.requested_freight().is_empty());
     }
 
     fn selector(constraint: Option<&str>, available_only: bool) -> Selector {
@@ -1329,7 +1161,7 @@ mod tests {
         );
         let now = ts(NOW);
         let pick = |c: Option<&str>| {
-            resolve_selector(&selector(c, true), &freights, &s, now).map(|f| f.name.as_str())
+            resolve_selector(&selector(c, true), &freights, &s, now).map(|f| f.name())
         };
         assert_eq!(
             pick(Some("^1.0")),
@@ -1364,21 +1196,21 @@ mod tests {
             json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
         );
         let got = resolve_selector(&selector(None, true), &freights, &s, ts(NOW)).unwrap();
-        assert_eq!(got.name, "a");
+        assert_eq!(got.name(), "a");
     }
 
     #[test]
     fn available_only_skips_what_the_stage_cannot_take_and_says_why() {
         let mut ok = image_freight("ok", "1.0.0", "2025-01-01T00:00:00Z");
-        ok.verified_in.insert("dev".into(), Verified::default());
+        ok.status.verified_in.insert("dev".into(), verified());
         let freights = vec![ok, image_freight("new", "1.1.0", "2025-01-02T00:00:00Z")];
         let s = stage(
             json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
         );
         let got = resolve_selector(&selector(Some("^1"), true), &freights, &s, ts(NOW)).unwrap();
-        assert_eq!(got.name, "ok");
+        assert_eq!(got.name(), "ok");
         let got = resolve_selector(&selector(Some("^1"), false), &freights, &s, ts(NOW)).unwrap();
-        assert_eq!(got.name, "new");
+        assert_eq!(got.name(), "new");
         let err =
             resolve_selector(&selector(Some("~1.1"), true), &freights, &s, ts(NOW)).unwrap_err();
         assert!(
@@ -1431,7 +1263,9 @@ mod tests {
             repo_url: "https://github.com/acme/cfg".into(),
         };
         assert_eq!(
-            resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap().name,
+            resolve_selector(&sel, &freights, &s, ts(NOW))
+                .unwrap()
+                .name(),
             "bb"
         );
         sel.artifact = Artifact::Chart {
@@ -1440,7 +1274,9 @@ mod tests {
         };
         sel.version_constraint = Some("<0.3".into());
         assert_eq!(
-            resolve_selector(&sel, &freights, &s, ts(NOW)).unwrap().name,
+            resolve_selector(&sel, &freights, &s, ts(NOW))
+                .unwrap()
+                .name(),
             "bb"
         );
     }
@@ -1452,11 +1288,12 @@ mod tests {
             if let Some(strict) = strict {
                 image["strictSemvers"] = json!(strict);
             }
-            json!({"spec": {"subscriptions": [
+            serde_json::from_value::<Warehouse>(json!({"spec": {"subscriptions": [
                 {"git": {"repoURL": "ghcr.io/acme/app", "strictSemvers": !strict.unwrap_or(true)}},
                 {"image": {"repoURL": "ghcr.io/other/app", "strictSemvers": false}},
                 {"image": image},
-            ]}})
+            ]}}))
+            .unwrap()
         };
         let image = selector(None, true).artifact;
         assert!(!strict_semvers(&image, Some(&warehouse(Some(false)))));
@@ -1494,10 +1331,10 @@ mod tests {
         let s = stage(
             json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"direct": true}}]),
         );
-        let pick = |c: Option<&str>, w: &Json| {
+        let pick = |c: Option<&str>, w: &Warehouse| {
             let mut sel = selector(c, true);
             sel.strict_semvers = strict_semvers(&sel.artifact, Some(w));
-            resolve_selector(&sel, &freights, &s, ts(NOW)).map(|f| f.name.as_str())
+            resolve_selector(&sel, &freights, &s, ts(NOW)).map(|f| f.name())
         };
         let strict = warehouse(None);
         let lenient = warehouse(Some(false));
@@ -1516,9 +1353,9 @@ mod tests {
     fn auto_promotion_takes_the_newest_available_or_what_upstream_holds() {
         let mut a = image_freight("a", "1.0.0", "2025-01-01T00:00:00Z");
         let mut b = image_freight("b", "1.1.0", "2025-01-02T00:00:00Z");
-        a.verified_in.insert("dev".into(), Verified::default());
-        b.verified_in.insert("dev".into(), Verified::default());
-        a.currently_in.insert("dev".into(), None);
+        a.status.verified_in.insert("dev".into(), verified());
+        b.status.verified_in.insert("dev".into(), verified());
+        a.status.currently_in.insert("dev".into(), since(None));
         let freights = vec![a, b];
         let newest = stage(
             json!([{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]),
@@ -1526,7 +1363,7 @@ mod tests {
         assert_eq!(
             auto_promotion_candidate(&newest, "app", &freights, ts(NOW))
                 .unwrap()
-                .name,
+                .name(),
             "b"
         );
         let matching = stage(json!([{"origin": {"kind": "Warehouse", "name": "app"},
@@ -1534,7 +1371,7 @@ mod tests {
         assert_eq!(
             auto_promotion_candidate(&matching, "app", &freights, ts(NOW))
                 .unwrap()
-                .name,
+                .name(),
             "a"
         );
         let err = auto_promotion_candidate(&newest, "other", &freights, ts(NOW)).unwrap_err();

@@ -1,12 +1,12 @@
-//! The Kargo API as the provider sees it: a small typed client over kube-rs.
-//! Knows nothing of Terraform.
+//! The Kargo API as the provider sees it: serde models of the Kargo kinds and a small typed
+//! client over kube-rs. Knows nothing of Terraform.
 
 pub mod client;
-pub mod connection;
 pub mod error;
 pub mod freight;
 pub mod semver;
+pub mod types;
 
-pub use client::{ClientOptions, KargoClient, Kind, WatchStep};
-pub use connection::{ConfigError, Resolved, Settings};
-pub use error::{Error, Result};
+pub use client::{ClientOptions, KargoClient, ObjectList, WatchStep, redact_userinfo};
+pub use error::{Error, Result, chain_text};
+pub use types::*;

@@ -9,12 +9,15 @@ use std::sync::OnceLock;
 
 use std::sync::Arc;
 
+use crate::config::ProviderData;
 use crate::duration::parse_go_duration;
-use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::kargo::{
+    Error as KargoError, Freight, KargoClient, Namespace, Object, Project, ProjectConfig,
+    Promotion, PromotionTask, Stage, Warehouse,
+};
 use crate::plugin::Context;
 use crate::plugin::schema::Validator;
 use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
-use crate::provider::ProviderData;
 use crate::resources::validators::report;
 
 /// Prefixes of labels and annotations that Kargo or Kubernetes write themselves; they are
@@ -226,28 +229,23 @@ pub fn is_system_key(key: &str) -> bool {
 /// value changed out of band shows as drift and a removed key shows as re-added), or —
 /// when importing, with no prior state — every key that Kargo or Kubernetes did not write.
 pub fn managed_map(
-    live: Option<&serde_json::Map<String, serde_json::Value>>,
+    live: Option<&BTreeMap<String, String>>,
     prior: &Value,
     importing: bool,
 ) -> Value {
-    let live: BTreeMap<&str, &str> = live
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let empty = BTreeMap::new();
+    let live = live.unwrap_or(&empty);
     let mut out = BTreeMap::new();
     if importing {
-        for (k, v) in &live {
+        for (k, v) in live {
             if !is_system_key(k) {
-                out.insert(k.to_string(), Value::string(*v));
+                out.insert(k.clone(), Value::string(v));
             }
         }
     } else if let Some(prior) = prior.entries() {
         for k in prior.keys() {
-            if let Some(v) = live.get(k.as_str()) {
-                out.insert(k.clone(), Value::string(*v));
+            if let Some(v) = live.get(k) {
+                out.insert(k.clone(), Value::string(v));
             }
         }
     }
@@ -281,10 +279,54 @@ pub fn no_field(_: &str) -> Option<AttributePath> {
     None
 }
 
+/// What to change in Terraform for an error, when that is something in the configuration.
+fn terraform_advice(err: &KargoError) -> Option<&'static str> {
+    Some(match err {
+        KargoError::AlreadyExists { .. } => {
+            "Import the existing object instead of creating it, or choose another name."
+        }
+        KargoError::Conflict { managers, .. } if !managers.is_empty() => {
+            "Remove these fields from the configuration, stop the other manager from setting \
+             them, or enable `force_conflicts` to take ownership."
+        }
+        KargoError::Unreachable { .. } => {
+            "Check the provider's `host` (or the kubeconfig's cluster server), the network \
+             path, proxy and TLS settings."
+        }
+        KargoError::KargoNotInstalled { .. } => {
+            "When Kargo is installed by the same apply, raise `api_wait_timeout` if it needs \
+             longer to start."
+        }
+        KargoError::Cancelled => "Terraform was interrupted.",
+        KargoError::ConfigUnknown => {
+            "The provider configuration depends on values that are known only after apply \
+             (for example a cluster created in the same run)."
+        }
+        _ => return None,
+    })
+}
+
+/// A Kargo API error as the provider's users read it: what failed in Kubernetes and Kargo
+/// terms, then what to change in the Terraform configuration when that is the remedy.
+pub fn explain(err: &KargoError) -> String {
+    if let KargoError::Unauthorized { host } = err {
+        // Whose credentials they are is the point: the provider's.
+        return format!(
+            "the Kubernetes API at {host} rejected the provider's credentials (401 \
+             Unauthorized). Check that the token, client certificate or exec plugin configured \
+             for the provider is valid and has not expired."
+        );
+    }
+    match terraform_advice(err) {
+        Some(advice) => format!("{err} {advice}"),
+        None => err.to_string(),
+    }
+}
+
 /// Turns a Kargo API error into a diagnostic with a plain-language summary, attached to
 /// the attribute Kargo named when the resource can translate the field.
 pub fn diagnostic(action: &str, err: &KargoError, map_field: FieldMapper<'_>) -> Diagnostic {
-    let mut d = Diagnostic::error(format!("Failed to {action}"), err.to_string());
+    let mut d = Diagnostic::error(format!("Failed to {action}"), explain(err));
     if let KargoError::Invalid { causes, .. } = err
         && let Some(path) = causes.iter().find_map(|c| map_field(&c.field))
     {
@@ -314,13 +356,13 @@ pub async fn write_client(
 /// users know where to look.
 pub async fn describe_stuck_project(client: &KargoClient, namespace: &str) -> String {
     let mut parts = Vec::new();
-    if let Ok(Some(project)) = client.get(Kind::Project, None, namespace).await {
+    if let Ok(Some(project)) = client.get::<Project>(None, namespace).await {
         parts.push(format!(
             "Project {namespace:?} is {}",
             finalizer_text(&project)
         ));
     }
-    match client.get(Kind::Namespace, None, namespace).await {
+    match client.get::<Namespace>(None, namespace).await {
         Ok(Some(ns)) => parts.push(format!(
             "namespace {namespace:?} is {}",
             finalizer_text(&ns)
@@ -330,47 +372,39 @@ pub async fn describe_stuck_project(client: &KargoClient, namespace: &str) -> St
             "namespace {namespace:?} could not be inspected ({e})"
         )),
     }
-    for kind in [
-        Kind::Stage,
-        Kind::Warehouse,
-        Kind::Promotion,
-        Kind::Freight,
-        Kind::ProjectConfig,
-        Kind::PromotionTask,
-    ] {
-        if let Ok(items) = client.list(kind, Some(namespace), None).await {
-            // Only what is itself waiting on a finalizer is worth naming.
-            for item in items.iter().filter(|i| has_finalizers(i)) {
-                let name = item
-                    .pointer("/metadata/name")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("?");
+    // Only what is itself waiting on a finalizer is worth naming.
+    async fn held<K: Object>(client: &KargoClient, namespace: &str, parts: &mut Vec<String>) {
+        if let Ok(list) = client.list::<K>(Some(namespace), None).await {
+            for item in list.items.iter().filter(|i| has_finalizers(*i)) {
                 parts.push(format!(
-                    "{} {name:?} is {}",
-                    kind.kind(),
+                    "{} {:?} is {}",
+                    K::KIND,
+                    item.name(),
                     finalizer_text(item)
                 ));
             }
         }
     }
+    held::<Stage>(client, namespace, &mut parts).await;
+    held::<Warehouse>(client, namespace, &mut parts).await;
+    held::<Promotion>(client, namespace, &mut parts).await;
+    held::<Freight>(client, namespace, &mut parts).await;
+    held::<ProjectConfig>(client, namespace, &mut parts).await;
+    held::<PromotionTask>(client, namespace, &mut parts).await;
     parts.join("; ")
 }
 
-fn has_finalizers(object: &serde_json::Value) -> bool {
+fn has_finalizers(object: &impl Object) -> bool {
     object
-        .pointer("/metadata/finalizers")
-        .and_then(serde_json::Value::as_array)
+        .metadata()
+        .finalizers
+        .as_ref()
         .is_some_and(|f| !f.is_empty())
 }
 
-fn finalizer_text(object: &serde_json::Value) -> String {
-    let finalizers: Vec<&str> = object
-        .pointer("/metadata/finalizers")
-        .and_then(serde_json::Value::as_array)
-        .map(|f| f.iter().filter_map(serde_json::Value::as_str).collect())
-        .unwrap_or_default();
-    let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
-    match (deleting, finalizers.is_empty()) {
+fn finalizer_text(object: &impl Object) -> String {
+    let finalizers = object.metadata().finalizers.clone().unwrap_or_default();
+    match (object.is_terminating(), finalizers.is_empty()) {
         (true, false) => format!(
             "terminating, held by finalizers [{}]",
             finalizers.join(", ")
@@ -469,5 +503,71 @@ pub fn fail(diagnostics: Diagnostics) -> crate::plugin::ApplyResult {
         new_state: Value::Null,
         private: Vec::new(),
         diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_gain_the_terraform_remedy() {
+        let conflict = KargoError::Conflict {
+            what: "Stage \"demo/dev\"".into(),
+            message: "Apply failed".into(),
+            managers: vec!["kubectl".into()],
+            fields: vec![".spec.shard".into()],
+        };
+        assert_eq!(
+            explain(&conflict),
+            "server-side apply of Stage \"demo/dev\" conflicts with fields owned by other field \
+             managers (\"kubectl\"): .spec.shard. Remove these fields from the configuration, \
+             stop the other manager from setting them, or enable `force_conflicts` to take \
+             ownership."
+        );
+        let plain = KargoError::Conflict {
+            what: "Project \"p\"".into(),
+            message: "namespace exists".into(),
+            managers: Vec::new(),
+            fields: Vec::new(),
+        };
+        assert_eq!(
+            explain(&plain),
+            "conflict on Project \"p\": namespace exists"
+        );
+        let unauthorized = KargoError::Unauthorized {
+            host: "https://kube:6443".into(),
+        };
+        assert_eq!(
+            explain(&unauthorized),
+            "the Kubernetes API at https://kube:6443 rejected the provider's credentials (401 \
+             Unauthorized). Check that the token, client certificate or exec plugin configured \
+             for the provider is valid and has not expired."
+        );
+        let unreachable = KargoError::Unreachable {
+            host: "https://kube:6443".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(
+            explain(&unreachable).ends_with(
+                "connection refused. Check the provider's `host` (or the kubeconfig's cluster \
+                 server), the network path, proxy and TLS settings."
+            ),
+            "{}",
+            explain(&unreachable)
+        );
+        let missing = KargoError::KargoNotInstalled {
+            message: "404".into(),
+        };
+        assert!(
+            explain(&missing).contains("Install Kargo and its CRDs first. When Kargo is installed by the same apply, raise `api_wait_timeout`"),
+            "{}",
+            explain(&missing)
+        );
+        let invalid = KargoError::Other("boom".into());
+        assert_eq!(explain(&invalid), "boom", "nothing to add");
+        let d = diagnostic("create the stage", &conflict, &no_field);
+        assert_eq!(d.summary, "Failed to create the stage");
+        assert!(d.detail.contains("`force_conflicts`"), "{}", d.detail);
     }
 }

@@ -6,25 +6,28 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{self, IMPORTING, dns_label, dns_subdomain, fail, no_field, timeout};
-use super::freight::{
-    self as choice, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, Way,
-    artifacts_attribute, artifacts_value, choice_changed, freight_choice_attributes,
-    freight_choice_validator, set_alias_output,
-};
+use super::common::{self, IMPORTING, dns_label, dns_subdomain, explain, fail, no_field, timeout};
+use crate::config::ProviderData;
 use crate::duration::format_go_duration;
-use crate::kargo::freight::{Freight, StageView};
-use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::kargo::{Error as KargoError, Freight, KargoClient, Object as _, Stage};
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
-use crate::plugin::schema::{AttributeType, Validator};
+use crate::plugin::schema::Validator;
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
     PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
-use crate::provider::ProviderData;
+use crate::resolve::choice::{
+    artifacts_attribute, choice_changed, freight_choice_attributes, freight_choice_validator,
+    replace_nested, set_alias_output,
+};
+use crate::resolve::values::artifacts_value;
+use crate::resolve::{
+    self, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, Unresolvable, Way,
+    expect_approval,
+};
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2 * 60);
@@ -115,18 +118,6 @@ fn choice_attributes() -> Vec<Attribute> {
         .collect()
 }
 
-/// `attr` with its nested attribute of the same name as `replacement` replaced by it.
-pub(crate) fn replace_nested(mut attr: Attribute, replacement: Attribute) -> Attribute {
-    if let AttributeType::Nested(object) = &mut attr.ty {
-        for inner in &mut object.attributes {
-            if inner.name == replacement.name {
-                *inner = replacement.clone();
-            }
-        }
-    }
-    attr
-}
-
 fn selector_without_available_only(attr: Attribute) -> Attribute {
     let available_only = Attribute::bool("available_only")
         .optional()
@@ -210,7 +201,7 @@ fn text(v: &Value) -> Option<String> {
 fn stage_refusal(
     stage_name: &str,
     project: &str,
-    stage: Option<&Json>,
+    stage: Option<&Stage>,
     freight: &Freight,
 ) -> Option<Diagnostic> {
     let at = AttributePath::attr("stage");
@@ -228,21 +219,13 @@ fn stage_refusal(
             .at(at),
         );
     };
-    let view = match StageView::from_json(stage) {
-        Ok(v) => v,
-        Err(e) => {
-            return Some(
-                Diagnostic::error("Unreadable stage", format!("Stage {stage_name:?}: {e}")).at(at),
-            );
-        }
-    };
-    if view.request_for(&freight.origin).is_some() {
+    if stage.request_for(&freight.origin).is_some() {
         return None;
     }
-    let requested: Vec<String> = view
-        .requested_freight
+    let requested: Vec<String> = stage
+        .requested_freight()
         .iter()
-        .map(|r| r.origin.to_string())
+        .map(|r| r.origin().to_string())
         .collect();
     Some(
         Diagnostic::error(
@@ -268,7 +251,7 @@ fn stage_refusal(
 
 /// Why the approval of `freight` for `stage` has been used (so withdrawing it would undo
 /// nothing), or `None` when the stage never took the freight.
-fn used_by_stage(freight: &Freight, stage_name: &str, stage: Option<&Json>) -> Option<String> {
+fn used_by_stage(freight: &Freight, stage_name: &str, stage: Option<&Stage>) -> Option<String> {
     if freight.is_currently_in(stage_name) {
         return Some(format!("it is the freight stage {stage_name:?} holds now"));
     }
@@ -276,20 +259,15 @@ fn used_by_stage(freight: &Freight, stage_name: &str, stage: Option<&Json>) -> O
         return Some(format!("it has been verified in stage {stage_name:?}"));
     }
     let stage = stage?;
-    let in_history = stage
-        .pointer("/status/freightHistory")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.get("items").and_then(Json::as_object))
-        .flat_map(|items| items.values())
-        .any(|r| r.get("name").and_then(Json::as_str) == Some(freight.name.as_str()));
-    if in_history {
+    if stage.has_held(freight.name()) {
         return Some(format!("stage {stage_name:?} has held it"));
     }
-    let promoting = StageView::from_json(stage).is_ok_and(|view| {
-        view.current_promotion.and_then(|p| p.freight).as_deref() == Some(freight.name.as_str())
-    });
+    let promoting = stage
+        .status
+        .current_promotion
+        .as_ref()
+        .and_then(|p| p.freight_name())
+        == Some(freight.name());
     promoting.then(|| format!("a promotion of it into stage {stage_name:?} is running"))
 }
 
@@ -319,13 +297,14 @@ impl FreightApprovalResource {
         choice: &FreightChoice,
         diags: &mut Diagnostics,
     ) -> Target {
-        let unreachable = |diags: &mut Diagnostics, e: &dyn std::fmt::Display| {
+        let unreachable = |diags: &mut Diagnostics, e: &KargoError| {
             diags.warning(
                 "Freight to approve not resolved",
                 format!(
-                    "The cluster could not be asked which freight {} designates ({e}), so it is \
+                    "The cluster could not be asked which freight {} designates ({}), so it is \
                      shown as known after apply and resolved then.",
-                    choice.describe()
+                    choice.describe(),
+                    explain(e)
                 ),
             );
             Target::Unknown
@@ -337,25 +316,19 @@ impl FreightApprovalResource {
             Ok(c) => c,
             Err(e) => return unreachable(diags, &e),
         };
-        let freights = match choice::list_stored_freight(&client, project).await {
-            Ok(f) => f,
-            Err(KargoError::NotFound { .. }) => Vec::new(),
-            Err(e) => return unreachable(diags, &e),
-        };
-        let mut choice = choice.clone();
-        choice.learn_strictness(&client, project).await;
         // An approval ignores availability, so no stage and no clock are involved.
-        let freight = match choice::choose(&choice, &freights, None, project, Timestamp::now()) {
-            Ok(f) => f.clone(),
-            Err(d) => {
-                diags.push(d);
+        let freight = match resolve::without_stage(&client, project, choice).await {
+            Ok(f) => f,
+            Err(Unresolvable::FreightUnlisted(e)) => return unreachable(diags, &e),
+            Err(failure) => {
+                diags.push(failure.diagnostic(project, stage, "approve", choice.path()));
                 return Target::Unknown;
             }
         };
-        match client.get(Kind::Stage, Some(project), stage).await {
+        match client.get::<Stage>(Some(project), stage).await {
             Ok(Some(live)) => match stage_refusal(stage, project, Some(&live), &freight) {
                 Some(d) => diags.push(d),
-                None => choice::expect_approval(&client, project, &freight.name, stage),
+                None => expect_approval(&client, project, freight.name(), stage),
             },
             // Possibly created by this same apply; apply checks again.
             Ok(None) => diags.push(
@@ -391,13 +364,17 @@ impl FreightApprovalResource {
                 )
                 .into());
             };
-            return choice::resolve(client, project, None, &choice, Timestamp::now())
+            let stage = planned.str_or_empty("stage");
+            return resolve::without_stage(client, project, &choice)
                 .await
-                .map_err(Diagnostics::from);
+                .map_err(|failure| {
+                    failure
+                        .diagnostic(project, stage, "approve", choice.path())
+                        .into()
+                });
         };
-        match client.get(Kind::Freight, Some(project), &name).await {
-            Ok(Some(f)) => Freight::from_json(&f)
-                .map_err(|e| Diagnostics::from(Diagnostic::error("Unreadable freight", e))),
+        match client.get::<Freight>(Some(project), &name).await {
+            Ok(Some(f)) => Ok(f),
             Ok(None) => Err(Diagnostic::error(
                 "Freight not found",
                 format!(
@@ -422,7 +399,7 @@ impl FreightApprovalResource {
             .freight_for_apply(client, project, planned, config)
             .await?;
         let stage_live = client
-            .get(Kind::Stage, Some(project), stage)
+            .get::<Stage>(Some(project), stage)
             .await
             .map_err(|e| common::diagnostics("read the stage", &e, &no_field))?;
         if let Some(d) = stage_refusal(stage, project, stage_live.as_ref(), &freight) {
@@ -440,13 +417,10 @@ impl FreightApprovalResource {
         let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
         let patch = json!({"status": {"approvedFor": {stage: {"approvedAt": now.to_string()}}}});
         let stored = client
-            .merge_patch_status(Kind::Freight, Some(project), &freight.name, patch)
+            .merge_patch_status::<Freight>(Some(project), freight.name(), &patch)
             .await
             .map_err(|e| Diagnostics::from(write_error("approve the freight", &e)))?;
-        let at = Freight::from_json(&stored)
-            .ok()
-            .and_then(|f| approved_at(&f, stage))
-            .unwrap_or_else(|| now.to_string());
+        let at = approved_at(&stored, stage).unwrap_or_else(|| now.to_string());
         Ok((freight, at))
     }
 }
@@ -472,12 +446,7 @@ async fn bounded<T>(
 
 /// When `freight` was approved for `stage`, as Kargo recorded it.
 fn approved_at(freight: &Freight, stage: &str) -> Option<String> {
-    freight
-        .approved_for
-        .get(stage)
-        .copied()
-        .flatten()
-        .map(|at| at.to_string())
+    freight.approved_at(stage).map(|at| at.to_string())
 }
 
 fn id(project: &str, stage: &str, freight: &str) -> String {
@@ -487,13 +456,13 @@ fn id(project: &str, stage: &str, freight: &str) -> String {
 /// Fills the computed values of `state` that are still unknown from the freight.
 fn fill_from_freight(state: &mut Value, freight: &Freight, project: &str, stage: &str) {
     let values = [
-        ("freight_name", Value::string(&freight.name)),
+        ("freight_name", Value::string(freight.name())),
         (
             FREIGHT_ALIAS,
-            freight.alias.as_deref().map_or(Value::Null, Value::string),
+            freight.alias().map_or(Value::Null, Value::string),
         ),
         ("artifacts", artifacts_value(freight)),
-        ("id", Value::string(id(project, stage, &freight.name))),
+        ("id", Value::string(id(project, stage, freight.name()))),
     ];
     common::fill_unknown(state, values);
 }
@@ -554,7 +523,7 @@ impl Resource for FreightApprovalResource {
                     fill_from_freight(planned, &freight, project, stage);
                 }
                 let same_freight =
-                    same_place && prior.get("freight_name").as_str() == Some(freight.name.as_str());
+                    same_place && prior.get("freight_name").as_str() == Some(freight.name());
                 planned.set(
                     "approved_at",
                     if same_freight {
@@ -728,7 +697,7 @@ impl Resource for FreightApprovalResource {
             Ok(c) => c,
             Err(d) => return keep(d),
         };
-        let live = match client.get(Kind::Freight, Some(&project), &name).await {
+        let live = match client.get::<Freight>(Some(&project), &name).await {
             Ok(live) => live,
             Err(e) => return keep(common::diagnostics("read the freight", &e, &no_field)),
         };
@@ -737,9 +706,8 @@ impl Resource for FreightApprovalResource {
             private: Vec::new(),
             diagnostics: Diagnostic::error("Cannot import the approval", detail).into(),
         };
-        let freight = match live.as_ref().map(Freight::from_json) {
-            Some(Ok(f)) => f,
-            Some(Err(e)) => return keep(Diagnostic::error("Unreadable freight", e).into()),
+        let freight = match live {
+            Some(f) => f,
             None if importing => {
                 return cannot_import(format!(
                     "Project {project:?} has no freight named {name:?}."
@@ -760,10 +728,10 @@ impl Resource for FreightApprovalResource {
             return ReadResult::default();
         }
         let mut new_state = state.clone();
-        new_state.set("id", Value::string(id(&project, &stage, &freight.name)));
+        new_state.set("id", Value::string(id(&project, &stage, freight.name())));
         new_state.set(
             FREIGHT_ALIAS,
-            freight.alias.as_deref().map_or(Value::Null, Value::string),
+            freight.alias().map_or(Value::Null, Value::string),
         );
         new_state.set("artifacts", artifacts_value(&freight));
         new_state.set(
@@ -771,7 +739,7 @@ impl Resource for FreightApprovalResource {
             approved_at.map_or(Value::Null, Value::string),
         );
         if importing {
-            new_state.set(FREIGHT, Value::string(&freight.name));
+            new_state.set(FREIGHT, Value::string(freight.name()));
         }
         ReadResult {
             new_state,
@@ -814,19 +782,15 @@ impl Resource for FreightApprovalResource {
 
 /// Withdraws the approval unless the stage has used it; then it only says that it cannot.
 async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) -> Diagnostics {
-    let live = match client.get(Kind::Freight, Some(project), name).await {
+    let freight = match client.get::<Freight>(Some(project), name).await {
         Ok(Some(live)) => live,
         Ok(None) => return Diagnostics::default(),
         Err(e) => return common::diagnostics("read the freight", &e, &no_field),
     };
-    let freight = match Freight::from_json(&live) {
-        Ok(f) => f,
-        Err(e) => return Diagnostic::error("Unreadable freight", e).into(),
-    };
     if !freight.is_approved_for(stage) {
         return Diagnostics::default();
     }
-    let stage_live = match client.get(Kind::Stage, Some(project), stage).await {
+    let stage_live = match client.get::<Stage>(Some(project), stage).await {
         Ok(s) => s,
         Err(e) => return common::diagnostics("read the stage", &e, &no_field),
     };
@@ -844,7 +808,7 @@ async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) 
     }
     let patch = json!({"status": {"approvedFor": {stage: null}}});
     match client
-        .merge_patch_status(Kind::Freight, Some(project), name, patch)
+        .merge_patch_status::<Freight>(Some(project), name, &patch)
         .await
     {
         Ok(_) | Err(KargoError::NotFound { .. }) => Diagnostics::default(),
@@ -854,11 +818,13 @@ async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) 
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     use super::*;
+    use crate::kargo::types::test_support::stage;
     use crate::plugin::Severity;
     use crate::plugin::validate::validate_config;
+    use crate::resolve::{ORIGIN_WAREHOUSE, add_planned_approvals};
     use crate::resources::convert::test_support::offline_client;
 
     fn s(v: &str) -> Value {
@@ -874,14 +840,13 @@ mod tests {
     }
 
     fn freight(status: Json) -> Freight {
-        Freight::from_json(&json!({
+        crate::kargo::types::test_support::freight(json!({
             "metadata": {"name": "f1", "namespace": "shop"},
             "alias": "tall-fox",
             "origin": {"kind": "Warehouse", "name": "app"},
             "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}],
             "status": status,
         }))
-        .unwrap()
     }
 
     fn prior() -> Value {
@@ -944,7 +909,7 @@ mod tests {
             .is_empty()
         );
         assert!(
-            schema_block().attribute(choice::ORIGIN_WAREHOUSE).is_none(),
+            schema_block().attribute(ORIGIN_WAREHOUSE).is_none(),
             "Kargo's auto-promotion pick is not offered"
         );
     }
@@ -1063,8 +1028,10 @@ mod tests {
                 .detail
                 .contains("does not exist in project \"shop\"")
         );
-        let stage = json!({"metadata": {"name": "prod", "namespace": "shop"}, "spec": {"requestedFreight": [
-            {"origin": {"kind": "Warehouse", "name": "config"}, "sources": {"direct": true}}]}});
+        let stage = stage(
+            json!({"metadata": {"name": "prod", "namespace": "shop"}, "spec": {"requestedFreight": [
+            {"origin": {"kind": "Warehouse", "name": "config"}, "sources": {"direct": true}}]}}),
+        );
         let d = stage_refusal("prod", "shop", Some(&stage), &f).unwrap();
         assert_eq!(d.attribute.unwrap().to_string(), "stage");
         assert!(
@@ -1079,16 +1046,18 @@ mod tests {
             "{}",
             d.detail
         );
-        let ok = json!({"metadata": {"name": "prod"}, "spec": {"requestedFreight": [
-            {"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]}});
+        let ok = crate::kargo::types::test_support::stage(
+            json!({"metadata": {"name": "prod"}, "spec": {"requestedFreight": [
+            {"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}]}}),
+        );
         assert!(stage_refusal("prod", "shop", Some(&ok), &f).is_none());
     }
 
     #[test]
     fn an_approval_is_used_once_the_stage_took_the_freight() {
         let fresh = freight(json!({"approvedFor": {"prod": {}}}));
-        let stage = json!({"status": {"freightHistory": [
-            {"items": {"Warehouse/app": {"name": "f0"}}}]}});
+        let stage = stage(json!({"status": {"freightHistory": [
+            {"items": {"Warehouse/app": {"name": "f0"}}}]}}));
         assert_eq!(used_by_stage(&fresh, "prod", Some(&stage)), None);
         assert_eq!(used_by_stage(&fresh, "prod", None), None);
         let current = freight(json!({"currentlyIn": {"prod": {}}}));
@@ -1103,16 +1072,18 @@ mod tests {
                 .unwrap()
                 .contains("verified")
         );
-        let history = json!({"status": {"freightHistory": [
+        let history =
+            crate::kargo::types::test_support::stage(json!({"status": {"freightHistory": [
             {"items": {"Warehouse/app": {"name": "f2"}}},
-            {"items": {"Warehouse/app": {"name": "f1"}}}]}});
+            {"items": {"Warehouse/app": {"name": "f1"}}}]}}));
         assert!(
             used_by_stage(&fresh, "prod", Some(&history))
                 .unwrap()
                 .contains("has held it")
         );
-        let promoting = json!({"metadata": {"name": "prod"},
-            "status": {"currentPromotion": {"name": "p", "freight": {"name": "f1"}}}});
+        let promoting =
+            crate::kargo::types::test_support::stage(json!({"metadata": {"name": "prod"},
+            "status": {"currentPromotion": {"name": "p", "freight": {"name": "f1"}}}}));
         assert!(
             used_by_stage(&fresh, "prod", Some(&promoting))
                 .unwrap()
@@ -1165,12 +1136,12 @@ mod tests {
     async fn planned_approvals_count_for_what_is_planned_after_them() {
         let client = offline_client();
         let mut freights = vec![freight(json!({}))];
-        choice::expect_approval(&client, "planned", "f1", "prod");
-        choice::add_planned_approvals(client.host(), "elsewhere", &mut freights);
+        expect_approval(&client, "planned", "f1", "prod");
+        add_planned_approvals(client.host(), "elsewhere", &mut freights);
         assert!(!freights[0].is_approved_for("prod"), "another project");
-        choice::add_planned_approvals("https://other:6443", "planned", &mut freights);
+        add_planned_approvals("https://other:6443", "planned", &mut freights);
         assert!(!freights[0].is_approved_for("prod"), "another cluster");
-        choice::add_planned_approvals(client.host(), "planned", &mut freights);
+        add_planned_approvals(client.host(), "planned", &mut freights);
         assert!(freights[0].is_approved_for("prod"));
         assert!(!freights[0].is_approved_for("dev"));
     }

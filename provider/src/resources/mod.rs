@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::config::ProviderData;
 use crate::plugin::Resource;
-use crate::provider::ProviderData;
 
 pub mod common;
 pub mod convert;
-pub mod freight;
 pub mod freight_approval;
 pub mod project;
 pub mod promotion;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value as Json, json};
 
 use super::common::{
-    self, IMPORTING, PROJECT_LABEL, dns_label, fail, managed_map, no_field,
+    self, IMPORTING, PROJECT_LABEL, dns_label, explain, fail, managed_map, no_field,
     object_timeouts_attribute, string_map_json, timeout,
 };
 use super::convert::{
@@ -16,7 +16,11 @@ use super::convert::{
     field_to_attribute_path, parse_field,
 };
 use super::validators::{min_items, naming_path, not_empty, object_name, report};
-use crate::kargo::{Error as KargoError, KargoClient, Kind};
+use crate::config::ProviderData;
+use crate::kargo::{
+    Error as KargoError, JsonObject, KargoClient, Namespace, Object as _, ObjectMeta, Project,
+    ProjectConfig, condition,
+};
 use crate::plugin::plan::{changed_ignoring_computed, plan_from_schema};
 use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::{exactly_one_of, one_of};
@@ -24,7 +28,6 @@ use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
     NestedObject, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
-use crate::provider::ProviderData;
 
 const KEEP_NAMESPACE_ANNOTATION: &str = "kargo.akuity.io/keep-namespace";
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -476,7 +479,7 @@ impl Resource for ProjectResource {
         let body = project_body(&planned);
         let applied = client
             .retry_while_kargo_starting("the project", &ctx.cancel, || {
-                client.apply(Kind::Project, None, &name, body.clone())
+                client.apply(None, &name, &body)
             })
             .await;
         if let Err(e) = applied {
@@ -488,13 +491,12 @@ impl Resource for ProjectResource {
         let what = format!("project {name:?} to become Ready");
         match client
             .wait_until(
-                Kind::Project,
                 None,
                 &name,
                 &what,
                 wait,
                 &ctx.cancel,
-                is_ready,
+                |p: Option<&Project>| p.is_some_and(Project::is_ready),
             )
             .await
             .map(|_| ())
@@ -514,7 +516,7 @@ impl Resource for ProjectResource {
             Err(e) => {
                 diags.push(Diagnostic::error(
                     "Project did not become ready",
-                    format!("Project {name:?} was created but {e}. It is kept in state as tainted; the next apply replaces it."),
+                    format!("Project {name:?} was created but {}. It is kept in state as tainted; the next apply replaces it.", explain(&e)),
                 ));
                 return ApplyResult {
                     new_state: state_from_planned(&planned, false),
@@ -560,10 +562,7 @@ impl Resource for ProjectResource {
             Ok(c) => c,
             Err(e) => return keep(common::diagnostics("connect to the cluster", &e, &no_field)),
         };
-        if let Err(e) = client
-            .apply(Kind::Project, None, &name, project_body(&planned))
-            .await
-        {
+        if let Err(e) = client.apply(None, &name, &project_body(&planned)).await {
             return keep(project_error("update the project", &name, &e).into());
         }
         let written = match write_project_config(&client, &name, &planned, &prior).await {
@@ -588,19 +587,19 @@ impl Resource for ProjectResource {
             Ok(c) => c,
             Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
         };
-        if let Err(e) = client.delete(Kind::Project, None, &name).await {
+        if let Err(e) = client.delete::<Project>(None, &name).await {
             return project_error("delete the project", &name, &e).into();
         }
         let wait = timeout(&prior, "delete", DELETE_TIMEOUT);
         let keep_namespace = prior.get("keep_namespace").as_bool().unwrap_or(false);
         let started = std::time::Instant::now();
         let mut result = client
-            .wait_deleted(Kind::Project, None, &name, wait, &ctx.cancel)
+            .wait_deleted::<Project>(None, &name, wait, &ctx.cancel)
             .await;
         if result.is_ok() && !keep_namespace {
             let left = wait.saturating_sub(started.elapsed());
             result = client
-                .wait_deleted(Kind::Namespace, None, &name, left, &ctx.cancel)
+                .wait_deleted::<Namespace>(None, &name, left, &ctx.cancel)
                 .await;
         }
         match result {
@@ -638,7 +637,7 @@ impl Resource for ProjectResource {
                 };
             }
         };
-        let project = match client.get(Kind::Project, None, &name).await {
+        let project = match client.get::<Project>(None, &name).await {
             Ok(Some(p)) => p,
             Ok(None) if importing => {
                 return ReadResult {
@@ -667,7 +666,7 @@ impl Resource for ProjectResource {
             }
         };
         let config = if importing || manages_config(&state) {
-            match client.get(Kind::ProjectConfig, Some(&name), &name).await {
+            match client.get::<ProjectConfig>(Some(&name), &name).await {
                 Ok(c) => c,
                 Err(e) => {
                     return ReadResult {
@@ -905,34 +904,30 @@ fn humanize(d: Duration) -> String {
     crate::duration::format_go_duration(d)
 }
 
-fn is_ready(project: Option<&Json>) -> bool {
-    let Some(p) = project else { return false };
-    p.pointer("/status/conditions")
-        .and_then(Json::as_array)
-        .is_some_and(|conds| {
-            conds.iter().any(|c| {
-                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
-            })
-        })
-}
-
-fn project_body(planned: &Value) -> Json {
+fn project_body(planned: &Value) -> Project {
     let name = planned.get("name").as_str().unwrap_or_default();
-    let mut metadata = Map::new();
-    metadata.insert("name".into(), json!(name));
-    let mut labels = string_map_json(planned.get("labels")).unwrap_or_default();
-    let mut annotations = string_map_json(planned.get("annotations")).unwrap_or_default();
+    let strings = |v: &Value| -> BTreeMap<String, String> {
+        v.entries()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect()
+    };
+    let mut labels = strings(planned.get("labels"));
+    let mut annotations = strings(planned.get("annotations"));
     labels.retain(|k, _| !k.is_empty());
     if planned.get("keep_namespace").as_bool() == Some(true) {
-        annotations.insert(KEEP_NAMESPACE_ANNOTATION.into(), json!("true"));
+        annotations.insert(KEEP_NAMESPACE_ANNOTATION.into(), "true".into());
     }
-    if !labels.is_empty() {
-        metadata.insert("labels".into(), Json::Object(labels));
+    Project {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: (!labels.is_empty()).then_some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..ObjectMeta::default()
+        },
+        ..Project::default()
     }
-    if !annotations.is_empty() {
-        metadata.insert("annotations".into(), Json::Object(annotations));
-    }
-    json!({ "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project", "metadata": metadata })
 }
 
 /// Whether the state declares anything that lives in the ProjectConfig.
@@ -959,13 +954,16 @@ fn project_config_spec(v: &Value) -> Result<Map<String, Json>, ConvertError> {
     Ok(spec)
 }
 
-fn project_config_body(name: &str, spec: Map<String, Json>) -> Json {
-    json!({
-        "apiVersion": "kargo.akuity.io/v1alpha1",
-        "kind": "ProjectConfig",
-        "metadata": { "name": name, "namespace": name },
-        "spec": spec,
-    })
+fn project_config_body(name: &str, spec: JsonObject) -> ProjectConfig {
+    ProjectConfig {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        spec,
+        ..ProjectConfig::default()
+    }
 }
 
 /// Writes the ProjectConfig lists `planned` declares and returns the stored object. When it
@@ -976,18 +974,13 @@ async fn write_project_config(
     name: &str,
     planned: &Value,
     prior: &Value,
-) -> Result<Option<Json>, Diagnostic> {
+) -> Result<Option<ProjectConfig>, Diagnostic> {
     let failed =
         |e: KargoError| common::diagnostic("write the project's ProjectConfig", &e, &config_field);
     if manages_config(planned) {
         let spec = project_config_spec(planned).map_err(|e| e.diagnostic())?;
         return client
-            .apply(
-                Kind::ProjectConfig,
-                Some(name),
-                name,
-                project_config_body(name, spec),
-            )
+            .apply(Some(name), name, &project_config_body(name, spec))
             .await
             .map(Some)
             .map_err(failed);
@@ -996,12 +989,7 @@ async fn write_project_config(
         return Ok(None);
     }
     let released = match client
-        .apply(
-            Kind::ProjectConfig,
-            Some(name),
-            name,
-            project_config_body(name, Map::new()),
-        )
+        .apply(Some(name), name, &project_config_body(name, Map::new()))
         .await
     {
         Ok(object) => object,
@@ -1009,13 +997,10 @@ async fn write_project_config(
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(failed(e)),
     };
-    let others_remain = released
-        .get("spec")
-        .and_then(Json::as_object)
-        .is_some_and(|spec| !spec.is_empty());
+    let others_remain = !released.spec.is_empty();
     if !others_remain {
         client
-            .delete(Kind::ProjectConfig, Some(name), name)
+            .delete::<ProjectConfig>(Some(name), name)
             .await
             .map_err(failed)?;
     }
@@ -1024,30 +1009,21 @@ async fn write_project_config(
 
 /// Whether Kargo has processed the ProjectConfig's current generation: its Ready condition
 /// is for that generation and no longer says the receivers are being synced.
-fn receivers_settled(pc: Option<&Json>) -> bool {
+fn receivers_settled(pc: Option<&ProjectConfig>) -> bool {
     let Some(pc) = pc else { return false };
-    let generation = pc.pointer("/metadata/generation").and_then(Json::as_i64);
-    pc.pointer("/status/conditions")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| c.get("type") == Some(&json!("Ready")))
-        .is_some_and(|c| {
-            c.get("observedGeneration").and_then(Json::as_i64) == generation
-                && c.get("reason") != Some(&json!("SyncingWebhooks"))
-        })
+    condition(&pc.status.conditions, "Ready").is_some_and(|c| {
+        c.observed_generation == pc.metadata.generation && c.reason != "SyncingWebhooks"
+    })
 }
 
-/// `status.webhookReceivers` by receiver name: (path, url).
-fn published_receivers(pc: &Json) -> BTreeMap<String, (String, String)> {
-    pc.pointer("/status/webhookReceivers")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            let field = |k: &str| r.get(k).and_then(Json::as_str).map(str::to_string);
-            Some((field("name")?, (field("path")?, field("url")?)))
-        })
+/// `status.webhookReceivers` by receiver name: (path, url). Kargo leaves out what it has
+/// not published (Go's `omitempty`), so empty fields count as absent.
+fn published_receivers(pc: &ProjectConfig) -> BTreeMap<String, (String, String)> {
+    pc.status
+        .webhook_receivers
+        .iter()
+        .filter(|r| !r.name.is_empty() && !r.path.is_empty() && !r.url.is_empty())
+        .map(|r| (r.name.clone(), (r.path.clone(), r.url.clone())))
         .collect()
 }
 
@@ -1059,7 +1035,7 @@ async fn published_urls_after_write(
     ctx: &Context,
     name: &str,
     planned: &Value,
-    written: Option<Json>,
+    written: Option<ProjectConfig>,
 ) -> (Option<BTreeMap<String, (String, String)>>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let receivers = planned.get("webhook_receivers").elements();
@@ -1072,7 +1048,6 @@ async fn published_urls_after_write(
     let what = format!("Kargo to publish the webhook receiver URLs of project {name:?}");
     let settled = client
         .wait_until(
-            Kind::ProjectConfig,
             Some(name),
             name,
             &what,
@@ -1088,8 +1063,9 @@ async fn published_urls_after_write(
             diags.push(Diagnostic::warning(
                 "Webhook receiver URLs not known yet",
                 format!(
-                    "The receivers were written, but their URLs could not be read: {e}. They \
-                     appear in state at the next refresh (the next plan or apply)."
+                    "The receivers were written, but their URLs could not be read: {}. They \
+                     appear in state at the next refresh (the next plan or apply).",
+                    explain(&e)
                 ),
             ));
             return (None, diags);
@@ -1102,14 +1078,8 @@ async fn published_urls_after_write(
         .filter(|n| !published.contains_key(*n))
         .collect();
     if !missing.is_empty() {
-        let kargo_says = pc
-            .pointer("/status/conditions")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-            .find(|c| c.get("type") == Some(&json!("Ready")))
-            .and_then(|c| c.get("message"))
-            .and_then(Json::as_str)
+        let kargo_says = condition(&pc.status.conditions, "Ready")
+            .map(|c| c.message.as_str())
             .unwrap_or("no reason given");
         let keys: Vec<String> = RECEIVER_TYPES
             .iter()
@@ -1426,19 +1396,17 @@ fn config_lists_from_live(
     out
 }
 
-fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importing: bool) -> Value {
-    let meta = project.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Json::as_str)
-        .unwrap_or_default();
-    let labels = meta.and_then(|m| m.get("labels")).and_then(Json::as_object);
-    let annotations = meta
-        .and_then(|m| m.get("annotations"))
-        .and_then(Json::as_object);
+fn state_from_live(
+    prior: &Value,
+    project: &Project,
+    config: Option<&ProjectConfig>,
+    importing: bool,
+) -> Value {
+    let name = project.name();
+    let labels = project.metadata.labels.as_ref();
+    let annotations = project.metadata.annotations.as_ref();
     let keep_namespace = annotations
         .and_then(|a| a.get(KEEP_NAMESPACE_ANNOTATION))
-        .and_then(Json::as_str)
         .is_some_and(|v| v == "true");
     let mut s = prior.clone();
     if s.is_null() {
@@ -1456,7 +1424,7 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
             .filter_key(KEEP_NAMESPACE_ANNOTATION),
     );
     s.set("keep_namespace", Value::Bool(keep_namespace));
-    let spec = config.and_then(|c| c.get("spec")).and_then(Json::as_object);
+    let spec = config.map(|c| &c.spec);
     for (attr, v) in config_lists_from_live(prior, spec, importing) {
         s.set(attr, v);
     }
@@ -1479,7 +1447,7 @@ fn state_from_live(prior: &Value, project: &Json, config: Option<&Json>, importi
     s.set("webhook_receiver_urls", urls_by_name(&receivers));
     s.set("webhook_receivers", receivers);
     s.set("namespace", Value::string(name));
-    s.set("ready", Value::Bool(is_ready(Some(project))));
+    s.set("ready", Value::Bool(project.is_ready()));
     if importing {
         s.set("timeouts", Value::Null);
     }
@@ -1510,6 +1478,7 @@ impl FilterKey for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kargo::decode;
 
     fn planned(name: &str) -> Value {
         let mut v = null_state();
@@ -1526,7 +1495,7 @@ mod tests {
             Value::Map([("team".to_string(), Value::string("platform"))].into()),
         );
         p.set("keep_namespace", Value::Bool(true));
-        let body = project_body(&p);
+        let body = serde_json::to_value(project_body(&p)).unwrap();
         assert_eq!(body["metadata"]["labels"], json!({"team": "platform"}));
         assert_eq!(
             body["metadata"]["annotations"],
@@ -1575,10 +1544,11 @@ mod tests {
             "labels",
             Value::Map([("team".to_string(), Value::string("a"))].into()),
         );
-        let live = json!({
+        let live: Project = decode(json!({
             "metadata": {"name": "demo", "labels": {"team": "b", "kargo.akuity.io/migrated": "true", "other": "x"}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
-        });
+        }))
+        .unwrap();
         let s = state_from_live(&prior, &live, None, false);
         assert_eq!(
             s.get("labels"),
@@ -1697,17 +1667,21 @@ mod tests {
         })
     }
 
-    fn live_config(spec: Json, published: &[(&str, &str)]) -> Json {
+    fn live_config(spec: Json, published: &[(&str, &str)]) -> ProjectConfig {
         let receivers: Vec<Json> = published
             .iter()
             .map(|(n, u)| json!({"name": n, "path": format!("/{u}"), "url": format!("https://hooks/{u}")}))
             .collect();
-        json!({"metadata": {"name": "shop", "namespace": "shop", "generation": 1},
-               "spec": spec, "status": {"webhookReceivers": receivers}})
+        decode(
+            json!({"metadata": {"name": "shop", "namespace": "shop", "generation": 1},
+               "spec": spec, "status": {"webhookReceivers": receivers}}),
+        )
+        .unwrap()
     }
 
-    fn live_project() -> Json {
-        json!({"metadata": {"name": "shop"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    fn live_project() -> Project {
+        decode(json!({"metadata": {"name": "shop"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
+        .unwrap()
     }
 
     #[test]
@@ -2027,14 +2001,17 @@ mod tests {
 
     #[test]
     fn receivers_settle_once_kargo_has_handled_the_current_generation() {
-        let pc = |generation: i64, reason: &str, observed: i64| {
-            json!({"metadata": {"generation": generation}, "status": {"conditions": [
+        let pc = |generation: i64, reason: &str, observed: i64| -> ProjectConfig {
+            decode(
+                json!({"metadata": {"generation": generation}, "status": {"conditions": [
                 {"type": "Ready", "status": if reason == "Synced" {"True"} else {"False"},
-                 "reason": reason, "observedGeneration": observed}]}})
+                 "reason": reason, "observedGeneration": observed}]}}),
+            )
+            .unwrap()
         };
         assert!(!receivers_settled(None));
         assert!(!receivers_settled(Some(
-            &json!({"metadata": {"generation": 1}})
+            &decode(json!({"metadata": {"generation": 1}})).unwrap()
         )));
         assert!(
             !receivers_settled(Some(&pc(2, "Synced", 1))),

@@ -4,25 +4,35 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
-use super::common::{self, IMPORTING, dns_label, fail, no_field, timeout, timeouts_attribute};
-use super::freight::{
-    FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Way,
-    artifacts_attribute, artifacts_value, changes_attribute, changes_value, choice_changed, choose,
-    freight_choice_attributes, freight_choice_validator, freight_summary_attribute, list_freight,
-    promotion_summary, set_alias_output, stage_freight_value, summary_value,
+use super::common::{
+    self, IMPORTING, dns_label, explain, fail, no_field, timeout, timeouts_attribute,
 };
 use super::validators::object_name;
-use crate::kargo::freight::{Availability, Freight, Origin, StageView, availability, changes};
-use crate::kargo::{Error as KargoError, KargoClient, Kind, WatchStep};
+use crate::config::ProviderData;
+use crate::duration::format_go_duration;
+use crate::kargo::freight::{Availability, availability, changes};
+use crate::kargo::{
+    Error as KargoError, Freight, KargoClient, Object as _, ObjectMeta, Origin, Promotion,
+    PromotionSpec, Stage, WatchStep,
+};
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
     PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
-use crate::provider::ProviderData;
+use crate::resolve::choice::{
+    artifacts_attribute, changes_attribute, choice_changed, freight_choice_attributes,
+    freight_choice_validator, freight_summary_attribute, set_alias_output,
+};
+use crate::resolve::values::{
+    artifacts_value, changes_value, promotion_summary, stage_freight_value, summary_value,
+};
+use crate::resolve::{
+    self, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Resolution,
+    Unresolvable, Way,
+};
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -229,26 +239,28 @@ impl PromotionResource {
         }
         let client = match self.data.client() {
             Ok(c) => c,
-            Err(e) => return unresolved(format!("The cluster cannot be asked: {e}.")),
+            Err(e) => {
+                return unresolved(format!("The cluster cannot be asked: {}.", explain(&e)));
+            }
         };
-        match resolve(&client, project, stage_name, choice).await {
+        match resolve::for_stage(&client, project, stage_name, &choice).await {
             Ok(r) => Lookup::Resolved(Box::new(r)),
             Err(Unresolvable::StageMissing) => unresolved(format!(
                 "Stage {stage_name:?} does not exist in project {project:?} yet (it may be \
                  created by this apply)."
             )),
-            Err(Unresolvable::StageUnread(e)) => {
-                unresolved(format!("Stage {stage_name:?} could not be read: {e}."))
-            }
-            Err(Unresolvable::StageUnreadable(e)) => {
-                unresolved(format!("Stage {stage_name:?} could not be read: {e}."))
-            }
-            Err(Unresolvable::FreightUnlisted(e)) => unresolved(format!(
-                "The freight of project {project:?} could not be listed: {e}."
+            Err(Unresolvable::StageUnread(e)) => unresolved(format!(
+                "Stage {stage_name:?} could not be read: {}.",
+                explain(&e)
             )),
-            Err(Unresolvable::ClockUnread(e)) => {
-                unresolved(format!("The cluster's clock could not be read: {e}."))
-            }
+            Err(Unresolvable::FreightUnlisted(e)) => unresolved(format!(
+                "The freight of project {project:?} could not be listed: {}.",
+                explain(&e)
+            )),
+            Err(Unresolvable::ClockUnread(e)) => unresolved(format!(
+                "The cluster's clock could not be read: {}.",
+                explain(&e)
+            )),
             Err(Unresolvable::NoFreight(d)) => Lookup::Failed(d),
         }
     }
@@ -263,15 +275,15 @@ impl PromotionResource {
         };
         let client = match self.data.client() {
             Ok(c) => c,
-            Err(e) => return PriorRun::Unknown(format!("{e}")),
+            Err(e) => return PriorRun::Unknown(explain(&e)),
         };
-        match client.get(Kind::Promotion, Some(project), name).await {
-            Ok(Some(p)) => match phase_of(&p) {
-                Some(phase) if is_terminal(phase) => PriorRun::Finished(phase.to_string()),
+        match client.get::<Promotion>(Some(project), name).await {
+            Ok(Some(p)) => match p.phase() {
+                Some(phase) if p.is_terminal() => PriorRun::Finished(phase.to_string()),
                 phase => PriorRun::Running(phase.unwrap_or("Pending").to_string()),
             },
             Ok(None) => PriorRun::Gone,
-            Err(e) => PriorRun::Unknown(format!("{e}")),
+            Err(e) => PriorRun::Unknown(explain(&e)),
         }
     }
 
@@ -296,84 +308,14 @@ impl PromotionResource {
             })?,
         };
         let path = choice_path(config);
-        let read_failed = |what: &str, e: &KargoError| {
-            Diagnostic::error(
-                format!("Failed to read {what}"),
-                format!("Could not read {what} to resolve the freight to promote: {e}"),
-            )
-        };
-        let r = resolve(client, project, stage_name, choice).await.map_err(
-            |failure| match failure {
-                Unresolvable::StageMissing => Diagnostic::error(
-                    "Stage not found",
-                    format!("Project {project:?} has no stage {stage_name:?} to promote into."),
-                )
-                .at(AttributePath::attr("stage")),
-                Unresolvable::StageUnread(e) => read_failed(&format!("stage {stage_name:?}"), &e),
-                Unresolvable::StageUnreadable(e) => {
-                    Diagnostic::error("Unreadable stage", e).at(AttributePath::attr("stage"))
-                }
-                Unresolvable::FreightUnlisted(e) => {
-                    read_failed(&format!("the freight of project {project:?}"), &e)
-                }
-                Unresolvable::ClockUnread(e) => read_failed("the cluster's clock", &e),
-                Unresolvable::NoFreight(d) => d.at(path.clone()),
-            },
-        )?;
+        let r = resolve::for_stage(client, project, stage_name, &choice)
+            .await
+            .map_err(|failure| failure.diagnostic(project, stage_name, "promote", path.clone()))?;
         if let Availability::Unavailable(reason) = availability(&r.stage, &r.target, r.now) {
             return Err(unavailable(&reason, path));
         }
         Ok(r)
     }
-}
-
-/// Why the cluster could not say which freight a choice means.
-enum Unresolvable {
-    /// The stage does not exist.
-    StageMissing,
-    /// The stage could not be read.
-    StageUnread(KargoError),
-    /// The stage was read but makes no sense.
-    StageUnreadable(String),
-    /// The project's freight could not be listed.
-    FreightUnlisted(KargoError),
-    /// The cluster's clock could not be read.
-    ClockUnread(KargoError),
-    /// The choice designates no freight (the diagnostic says what was found).
-    NoFreight(Diagnostic),
-}
-
-/// Resolves `choice` for a promotion into `stage_name`: the stage, the project's freight, the
-/// cluster's clock and the freight chosen.
-async fn resolve(
-    client: &KargoClient,
-    project: &str,
-    stage_name: &str,
-    mut choice: FreightChoice,
-) -> Result<Resolution, Unresolvable> {
-    let live = client
-        .get(Kind::Stage, Some(project), stage_name)
-        .await
-        .map_err(Unresolvable::StageUnread)?
-        .ok_or(Unresolvable::StageMissing)?;
-    let stage = StageView::from_json(&live).map_err(Unresolvable::StageUnreadable)?;
-    let freights = list_freight(client, project)
-        .await
-        .map_err(Unresolvable::FreightUnlisted)?;
-    let now = client
-        .server_time()
-        .await
-        .map_err(Unresolvable::ClockUnread)?;
-    choice.learn_strictness(client, project).await;
-    let target = choose(&choice, &freights, Some(&stage), project, now)
-        .map_err(Unresolvable::NoFreight)?
-        .clone();
-    Ok(Resolution {
-        stage,
-        freights,
-        target,
-        now,
-    })
 }
 
 /// The freight a configuration means, as far as the cluster could tell at plan time.
@@ -384,15 +326,6 @@ pub(crate) enum Lookup {
     /// The choice designates no freight (the diagnostic says what was found).
     Failed(Diagnostic),
     Resolved(Box<Resolution>),
-}
-
-pub(crate) struct Resolution {
-    pub stage: StageView,
-    /// All freight of the project (for aliases of what the stage holds).
-    pub freights: Vec<Freight>,
-    pub target: Freight,
-    /// The cluster's clock.
-    pub now: Timestamp,
 }
 
 /// The prior promotion, for a stage that does not hold its freight.
@@ -420,8 +353,8 @@ fn promotion_ulid(name: &str) -> Option<String> {
 }
 
 /// Whether the stage's status already reflects promotion `name` (or a later one).
-fn recorded_by(stage: &StageView, name: &str) -> bool {
-    let Some(last) = &stage.last_promotion else {
+fn recorded_by(stage: &Stage, name: &str) -> bool {
+    let Some(last) = &stage.status.last_promotion else {
         return false;
     };
     if last.name == name {
@@ -461,14 +394,6 @@ fn choice_path(config: &Value) -> AttributePath {
         .unwrap_or_else(|| AttributePath::attr(FREIGHT))
 }
 
-fn is_terminal(phase: &str) -> bool {
-    matches!(phase, "Succeeded" | "Failed" | "Errored" | "Aborted")
-}
-
-fn phase_of(promotion: &Json) -> Option<&str> {
-    promotion.pointer("/status/phase").and_then(Json::as_str)
-}
-
 fn copy_attrs(planned: &mut Value, from: &Value, names: &[&str]) {
     for name in names {
         planned.set(name, from.get(name).clone());
@@ -484,26 +409,15 @@ fn set_unknown(planned: &mut Value, names: &[&str]) {
 /// The resolved values of a new promotion of `r.target`.
 fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unknown: bool) {
     let target = &r.target;
-    let current = r.stage.current_for(&target.origin).map(|c| {
-        let mut c = c.clone();
-        c.alias = r
-            .freights
-            .iter()
-            .find(|f| f.name == c.name)
-            .and_then(|f| f.alias.clone());
-        c
-    });
+    let current = r.current.as_ref();
     let values = [
-        ("freight_name", Value::string(&target.name)),
+        ("freight_name", Value::string(target.name())),
         ("artifacts", artifacts_value(target)),
-        (
-            "stage_freight",
-            current.as_ref().map_or(Value::Null, summary_value),
-        ),
-        ("changes", changes_value(&changes(current.as_ref(), target))),
+        ("stage_freight", current.map_or(Value::Null, summary_value)),
+        ("changes", changes_value(&changes(current, target))),
         (
             "summary",
-            Value::string(promotion_summary(&r.stage.name, current.as_ref(), target)),
+            Value::string(promotion_summary(r.stage.name(), current, target)),
         ),
     ];
     for (name, value) in values {
@@ -512,7 +426,7 @@ fn fill_resolved(planned: &mut Value, config: &Value, r: &Resolution, only_unkno
         }
     }
     if !only_unknown || planned.get(FREIGHT_ALIAS).is_unknown() {
-        let alias = target.alias.as_deref().map_or(Value::Null, Value::string);
+        let alias = target.alias().map_or(Value::Null, Value::string);
         set_alias_output(planned, config, alias);
     }
 }
@@ -563,51 +477,53 @@ pub(crate) fn decide(
         }
         Lookup::Resolved(r) => {
             let target = &r.target;
-            let again =
-                if is_create || moved || prior.get("freight_name").as_str() != Some(&target.name) {
-                    true
-                } else if r.stage.holds(&target.name) {
-                    false
-                } else {
-                    match prior_run {
-                        PriorRun::Running(phase) => {
-                            diags.push(Diagnostic::warning(
+            let again = if is_create
+                || moved
+                || prior.get("freight_name").as_str() != Some(target.name())
+            {
+                true
+            } else if r.stage.holds(target.name()) {
+                false
+            } else {
+                match prior_run {
+                    PriorRun::Running(phase) => {
+                        diags.push(Diagnostic::warning(
                             "Promotion still running",
                             format!(
                                 "Promotion {:?} of freight {:?} into stage {:?} is still {phase}; \
                                  nothing changes until it finishes. The next plan reads where it \
                                  got to.",
                                 prior.str_or_empty("promotion_name"),
-                                target.name,
-                                r.stage.name
+                                target.name(),
+                                r.stage.name()
                             ),
                         ));
-                            false
-                        }
-                        PriorRun::Unknown(why) => {
-                            diags.push(Diagnostic::warning(
+                        false
+                    }
+                    PriorRun::Unknown(why) => {
+                        diags.push(Diagnostic::warning(
                             "Promotion state unknown",
                             format!(
                                 "Stage {:?} does not hold freight {:?}, and the state of promotion \
                                  {:?} could not be read ({why}); nothing is planned for it now.",
-                                r.stage.name,
-                                target.name,
+                                r.stage.name(),
+                                target.name(),
                                 prior.str_or_empty("promotion_name")
                             ),
                         ));
-                            false
-                        }
-                        // Kargo records a finished promotion in the stage's status a moment
-                        // later; until it has, the stage has not moved away from it.
-                        PriorRun::Finished(phase)
-                            if phase == "Succeeded"
-                                && !recorded_by(&r.stage, prior.str_or_empty("promotion_name")) =>
-                        {
-                            false
-                        }
-                        PriorRun::Finished(_) | PriorRun::Gone | PriorRun::NotNeeded => true,
+                        false
                     }
-                };
+                    // Kargo records a finished promotion in the stage's status a moment
+                    // later; until it has, the stage has not moved away from it.
+                    PriorRun::Finished(phase)
+                        if phase == "Succeeded"
+                            && !recorded_by(&r.stage, prior.str_or_empty("promotion_name")) =>
+                    {
+                        false
+                    }
+                    PriorRun::Finished(_) | PriorRun::Gone | PriorRun::NotNeeded => true,
+                }
+            };
             if again {
                 if let Availability::Unavailable(reason) = availability(&r.stage, target, r.now) {
                     diags.push(unavailable(&reason, choice_path(config)));
@@ -631,58 +547,36 @@ pub(crate) fn decide(
 }
 
 /// Records the Promotion object in the state: its name and how far it got.
-fn set_run(state: &mut Value, project: &str, promotion: &Json) {
-    let text = |pointer: &str| {
-        promotion
-            .pointer(pointer)
-            .and_then(Json::as_str)
-            .filter(|s| !s.is_empty())
-            .map_or(Value::Null, Value::string)
-    };
-    let name = promotion
-        .pointer("/metadata/name")
-        .and_then(Json::as_str)
-        .unwrap_or_default();
+fn set_run(state: &mut Value, project: &str, promotion: &Promotion) {
+    let text = |s: &Option<String>| s.as_deref().map_or(Value::Null, Value::string);
+    let name = promotion.name();
+    let status = &promotion.status;
     state.set("id", Value::string(format!("{project}/{name}")));
     state.set("promotion_name", Value::string(name));
-    state.set("phase", text("/status/phase"));
-    state.set("message", text("/status/message"));
-    state.set("started_at", text("/status/startedAt"));
-    state.set("finished_at", text("/status/finishedAt"));
+    state.set("phase", text(&status.phase));
+    state.set("message", text(&status.message));
+    state.set("started_at", text(&status.started_at));
+    state.set("finished_at", text(&status.finished_at));
 }
 
 /// `Promotion "x" into stage "dev" ended Failed at step "push": <message>`.
-fn failure_text(promotion: &Json, stage: &str) -> String {
-    let name = promotion
-        .pointer("/metadata/name")
-        .and_then(Json::as_str)
-        .unwrap_or_default();
-    let phase = phase_of(promotion).unwrap_or("Failed");
+fn failure_text(promotion: &Promotion, stage: &str) -> String {
+    let name = promotion.name();
+    let phase = promotion.phase().unwrap_or("Failed");
     let failed_step = promotion
-        .pointer("/status/stepExecutionMetadata")
-        .and_then(Json::as_array)
-        .and_then(|steps| {
-            steps.iter().rev().find(|s| {
-                matches!(
-                    s.get("status").and_then(Json::as_str),
-                    Some("Failed" | "Errored" | "Aborted")
-                )
-            })
-        });
-    let step_alias = failed_step
-        .and_then(|s| s.get("alias"))
-        .and_then(Json::as_str);
+        .status
+        .step_execution_metadata
+        .iter()
+        .rev()
+        .find(|s| matches!(s.status.as_deref(), Some("Failed" | "Errored" | "Aborted")));
     let message = promotion
-        .pointer("/status/message")
-        .and_then(Json::as_str)
-        .filter(|m| !m.is_empty())
-        .or_else(|| {
-            failed_step
-                .and_then(|s| s.get("message"))
-                .and_then(Json::as_str)
-        })
+        .status
+        .message
+        .as_deref()
+        .or_else(|| failed_step.and_then(|s| s.message.as_deref()))
         .unwrap_or("Kargo gave no message");
-    let at = step_alias
+    let at = failed_step
+        .and_then(|s| s.alias.as_deref())
         .map(|a| format!(" at step {a:?}"))
         .unwrap_or_default();
     format!("Promotion {name:?} into stage {stage:?} ended {phase}{at}: {message}")
@@ -711,7 +605,10 @@ fn create_error(err: &KargoError, project: &str, stage: &str, config: &Value) ->
         {
             Diagnostic::error(
                 "Kargo refused the freight",
-                format!("Kargo did not accept the freight for stage {stage:?}: {err}"),
+                format!(
+                    "Kargo did not accept the freight for stage {stage:?}: {}",
+                    explain(err)
+                ),
             )
             .at(choice_path(config))
         }
@@ -755,8 +652,8 @@ impl Resource for PromotionResource {
         let prior_run = match &lookup {
             Lookup::Resolved(r)
                 if !req.prior_state.is_null()
-                    && req.prior_state.get("freight_name").as_str() == Some(&r.target.name)
-                    && !r.stage.holds(&r.target.name) =>
+                    && req.prior_state.get("freight_name").as_str() == Some(r.target.name())
+                    && !r.stage.holds(r.target.name()) =>
             {
                 self.prior_run(&req.prior_state).await
             }
@@ -798,13 +695,21 @@ impl Resource for PromotionResource {
         }
         let freight = state.str_or_empty("freight_name").to_string();
         // Kargo replaces the name, steps and vars; it only needs the stage and the freight.
-        let body = json!({
-            "metadata": {"generateName": format!("{stage}-")},
-            "spec": {"stage": stage, "freight": freight},
-        });
+        let body = Promotion {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{stage}-")),
+                ..ObjectMeta::default()
+            },
+            spec: PromotionSpec {
+                stage: Some(stage.clone()),
+                freight: Some(freight.clone()),
+                ..PromotionSpec::default()
+            },
+            ..Promotion::default()
+        };
         let created = client
             .retry_while_kargo_starting("the promotion", &ctx.cancel, || {
-                client.create(Kind::Promotion, Some(&project), body.clone())
+                client.create(Some(&project), &body)
             })
             .await;
         let created = match created {
@@ -828,21 +733,21 @@ impl Resource for PromotionResource {
         let mut last = created.clone();
         let outcome = client
             .watch_until(
-                Kind::Promotion,
                 Some(&project),
                 &name,
                 &what,
                 limit,
                 &ctx.cancel,
-                |object| match object {
+                |object: Option<&Promotion>| match object {
                     None => WatchStep::Fail(KargoError::Other(format!(
                         "promotion {name:?} was deleted while it ran (was the stage deleted?)"
                     ))),
                     Some(p) => {
                         last = p.clone();
-                        match phase_of(p) {
-                            Some(phase) if is_terminal(phase) => WatchStep::Done(p.clone()),
-                            _ => WatchStep::Continue,
+                        if p.is_terminal() {
+                            WatchStep::Done(p.clone())
+                        } else {
+                            WatchStep::Continue
                         }
                     }
                 },
@@ -855,14 +760,14 @@ impl Resource for PromotionResource {
                     "{why} Promotion {name:?} keeps running in Kargo (it was {}); it is \
                      recorded in the state, and the next plan reads where it got to. It is \
                      not started again.",
-                    phase_of(&last).unwrap_or("Pending")
+                    last.phase().unwrap_or("Pending")
                 ),
             )
         };
         match outcome {
             Ok(done) => {
                 set_run(&mut state, &project, &done);
-                if phase_of(&done) != Some("Succeeded") {
+                if done.phase() != Some("Succeeded") {
                     diags.push(Diagnostic::error(
                         "Promotion failed",
                         format!(
@@ -877,7 +782,7 @@ impl Resource for PromotionResource {
                 set_run(&mut state, &project, &last);
                 diags.push(still_running(&format!(
                     "The wait ended after {} (`timeouts.create`).",
-                    crate::duration::format_go_duration(limit)
+                    format_go_duration(limit)
                 )));
             }
             Err(KargoError::Cancelled) => {
@@ -886,7 +791,7 @@ impl Resource for PromotionResource {
             }
             Err(e) => {
                 set_run(&mut state, &project, &last);
-                diags.push(still_running(&format!("Waiting failed: {e}.")));
+                diags.push(still_running(&format!("Waiting failed: {}.", explain(&e))));
             }
         }
         ApplyResult {
@@ -931,8 +836,8 @@ impl Resource for PromotionResource {
             Ok(c) => c,
             Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
         };
-        let running = match client.get(Kind::Promotion, Some(project), name).await {
-            Ok(Some(p)) => !phase_of(&p).is_some_and(is_terminal),
+        let running = match client.get::<Promotion>(Some(project), name).await {
+            Ok(Some(p)) => !p.is_terminal(),
             Ok(None) => false,
             Err(e) => return common::diagnostics("read the promotion", &e, &no_field),
         };
@@ -941,7 +846,7 @@ impl Resource for PromotionResource {
         }
         let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
         match client
-            .merge_patch(Kind::Promotion, Some(project), name, patch)
+            .merge_patch::<Promotion>(Some(project), name, &patch)
             .await
         {
             Ok(_) => {}
@@ -951,8 +856,9 @@ impl Resource for PromotionResource {
                     "Not permitted to abort the promotion",
                     format!(
                         "Aborting promotion {name:?} is an update, which Kargo allows only with \
-                         the `promote` verb on `stages/{stage}` in namespace {project:?}: {e} \
-                         Set `abort_on_destroy = false` to leave it running instead."
+                         the `promote` verb on `stages/{stage}` in namespace {project:?}: {} \
+                         Set `abort_on_destroy = false` to leave it running instead.",
+                        explain(&e)
                     ),
                 )
                 .into();
@@ -963,13 +869,12 @@ impl Resource for PromotionResource {
         let what = format!("aborted promotion {name:?} to stop");
         match client
             .wait_until(
-                Kind::Promotion,
                 Some(project),
                 name,
                 &what,
                 limit,
                 &ctx.cancel,
-                |p| p.is_none_or(|p| phase_of(p).is_some_and(is_terminal)),
+                |p: Option<&Promotion>| p.is_none_or(Promotion::is_terminal),
             )
             .await
         {
@@ -985,9 +890,10 @@ impl Resource for PromotionResource {
             Err(e) => Diagnostic::error(
                 "Promotion did not stop",
                 format!(
-                    "Promotion {name:?} was asked to abort but {e}. Check that Kargo's \
+                    "Promotion {name:?} was asked to abort but {}. Check that Kargo's \
                      controller is running and run destroy again, or set \
-                     `abort_on_destroy = false` to leave it."
+                     `abort_on_destroy = false` to leave it.",
+                    explain(&e)
                 ),
             )
             .into(),
@@ -1007,7 +913,10 @@ impl Resource for PromotionResource {
                     private,
                     Diagnostic::warning(
                         "Promotion not refreshed",
-                        format!("Could not read {what}, so the state is kept as it was: {e}"),
+                        format!(
+                            "Could not read {what}, so the state is kept as it was: {}",
+                            explain(e)
+                        ),
                     ),
                 )
             } else {
@@ -1022,7 +931,7 @@ impl Resource for PromotionResource {
             Ok(c) => c,
             Err(e) => return trouble(state, private, &e, "the cluster"),
         };
-        let promotion = match client.get(Kind::Promotion, Some(&project), &name).await {
+        let promotion = match client.get::<Promotion>(Some(&project), &name).await {
             Ok(p) => p,
             Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
@@ -1039,15 +948,12 @@ impl Resource for PromotionResource {
         }
         // An import knows only the promotion; otherwise the state says which stage it is.
         let recorded_stage = state.get("stage").as_str().filter(|_| !importing);
-        let promoted_stage = promotion
-            .as_ref()
-            .and_then(|p| p.pointer("/spec/stage"))
-            .and_then(Json::as_str);
+        let promoted_stage = promotion.as_ref().and_then(|p| p.spec.stage.as_deref());
         let stage_name = recorded_stage
             .or(promoted_stage)
             .unwrap_or_default()
             .to_string();
-        let live = match client.get(Kind::Stage, Some(&project), &stage_name).await {
+        let stage = match client.get::<Stage>(Some(&project), &stage_name).await {
             Ok(Some(s)) => s,
             // The stage (or the whole project) is gone, and its promotions with it.
             Ok(None) if !importing => {
@@ -1073,16 +979,6 @@ impl Resource for PromotionResource {
             }
             Err(e) => return trouble(state, private, &e, &format!("stage {stage_name:?}")),
         };
-        let stage = match StageView::from_json(&live) {
-            Ok(s) => s,
-            Err(e) => {
-                return keep(
-                    state,
-                    private,
-                    Diagnostic::error("Unreadable stage", format!("Stage {stage_name:?}: {e}")),
-                );
-            }
-        };
         let mut new_state = state.clone();
         if importing {
             new_state = import_state(
@@ -1107,15 +1003,14 @@ impl Resource for PromotionResource {
         let freight_name = new_state.str_or_empty("freight_name");
         let origin = promotion
             .as_ref()
-            .and_then(|p| p.pointer("/status/freight"))
-            .and_then(|f| Freight::from_json(f).ok())
-            .map(|f| f.origin)
+            .and_then(|p| p.status.freight.as_ref())
+            .map(|f| f.origin.clone())
             .or_else(|| {
                 stage
-                    .current_freight
-                    .iter()
-                    .find(|f| f.name == freight_name)
-                    .map(|f| f.origin.clone())
+                    .current_freight()
+                    .into_iter()
+                    .find(|f| f.name() == freight_name)
+                    .map(|f| f.origin)
             })
             .or_else(|| {
                 new_state
@@ -1168,26 +1063,22 @@ async fn import_state(
     attrs: &[Attribute],
     project: &str,
     stage: &str,
-    promotion: Option<&Json>,
+    promotion: Option<&Promotion>,
 ) -> Value {
     let mut state = common::null_state(attrs);
     let freight_name = promotion
-        .and_then(|p| p.pointer("/spec/freight"))
-        .and_then(Json::as_str)
+        .and_then(|p| p.spec.freight.as_deref())
         .unwrap_or_default()
         .to_string();
     // The Freight may have been garbage-collected; the Promotion keeps a copy of it.
-    let freight = match client
-        .get(Kind::Freight, Some(project), &freight_name)
-        .await
-    {
-        Ok(Some(f)) => Freight::from_json(&f).ok(),
+    let freight = match client.get::<Freight>(Some(project), &freight_name).await {
+        Ok(Some(f)) => Some(f),
         _ => None,
     }
     .or_else(|| {
         promotion
-            .and_then(|p| p.pointer("/status/freight"))
-            .and_then(|f| Freight::from_json(f).ok())
+            .and_then(|p| p.status.freight.as_ref())
+            .map(Freight::from_reference)
     });
     state.set("project", Value::string(project));
     state.set("stage", Value::string(stage));
@@ -1198,16 +1089,16 @@ async fn import_state(
     state.set("changes", Value::List(Vec::new()));
     match &freight {
         Some(f) => {
-            state.set(
-                FREIGHT_ALIAS,
-                f.alias.as_deref().map_or(Value::Null, Value::string),
-            );
+            state.set(FREIGHT_ALIAS, f.alias().map_or(Value::Null, Value::string));
             state.set("artifacts", artifacts_value(f));
         }
         None => state.set(
             "artifacts",
             artifacts_value(&Freight {
-                name: freight_name.clone(),
+                metadata: ObjectMeta {
+                    name: Some(freight_name.clone()),
+                    ..ObjectMeta::default()
+                },
                 ..Freight::default()
             }),
         ),
@@ -1217,10 +1108,13 @@ async fn import_state(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use jiff::Timestamp;
+    use serde_json::{Value as Json, json};
 
     use super::*;
+    use crate::kargo::PromotionReference;
     use crate::kargo::error::Cause;
+    use crate::kargo::types::test_support;
     use crate::plugin::Severity;
     use crate::plugin::validate::validate_config;
 
@@ -1251,38 +1145,39 @@ mod tests {
         if verified_in_dev {
             status = json!({"verifiedIn": {"dev": {}}});
         }
-        Freight::from_json(&json!({
+        test_support::freight(json!({
             "metadata": {"name": name, "namespace": "shop"},
             "alias": format!("alias-{name}"),
             "origin": {"kind": "Warehouse", "name": "app"},
             "images": [{"repoURL": "ghcr.io/acme/app", "tag": tag}],
             "status": status,
         }))
-        .unwrap()
     }
 
     /// `staging` takes freight verified in `dev`; it holds `held` when given.
-    fn stage(held: Option<&str>) -> StageView {
+    fn stage(held: Option<&str>) -> Stage {
         let mut status = json!({});
         if let Some(h) = held {
             status = json!({"freightHistory": [{"items": {"Warehouse/app": {
                 "name": h, "origin": {"kind": "Warehouse", "name": "app"},
                 "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}]}}}]});
         }
-        StageView::from_json(&json!({
+        test_support::stage(json!({
             "metadata": {"name": "staging", "namespace": "shop"},
             "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"}, "sources": {"stages": ["dev"]}}],
                      "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}}},
             "status": status,
         }))
-        .unwrap()
     }
 
     fn resolved(target: Freight, held: Option<&str>) -> Lookup {
+        let stage = stage(held);
+        let freights = [freight("f1", "1.0.0", true), freight("f2", "1.1.0", true)];
+        let current = resolve::held_from(&stage, &target.origin, &freights);
         Lookup::Resolved(Box::new(Resolution {
-            stage: stage(held),
-            freights: vec![freight("f1", "1.0.0", true), freight("f2", "1.1.0", true)],
+            stage,
             target,
+            current,
             now: now(),
         }))
     }
@@ -1453,7 +1348,7 @@ mod tests {
             let Lookup::Resolved(mut r) = resolved(freight("f2", "1.1.0", true), Some("f1")) else {
                 unreachable!("resolved() resolves")
             };
-            r.stage.last_promotion = last.map(|n| crate::kargo::freight::PromotionRef {
+            r.stage.status.last_promotion = last.map(|n| PromotionReference {
                 name: n.to_string(),
                 ..Default::default()
             });
@@ -1584,15 +1479,21 @@ mod tests {
 
     #[test]
     fn failures_name_the_step_and_kargos_message() {
-        let p = json!({"metadata": {"name": "dev.01.abc"}, "status": {"phase": "Failed",
+        let p: Promotion = crate::kargo::decode(
+            json!({"metadata": {"name": "dev.01.abc"}, "status": {"phase": "Failed",
             "message": "step \"push\": failed: remote rejected",
             "stepExecutionMetadata": [{"alias": "clone", "status": "Succeeded"},
-                                      {"alias": "push", "status": "Failed", "message": "x"}]}});
+                                      {"alias": "push", "status": "Failed", "message": "x"}]}}),
+        )
+        .unwrap();
         assert_eq!(
             failure_text(&p, "dev"),
             "Promotion \"dev.01.abc\" into stage \"dev\" ended Failed at step \"push\": step \"push\": failed: remote rejected"
         );
-        let aborted = json!({"metadata": {"name": "n"}, "status": {"phase": "Aborted"}});
+        let aborted: Promotion = crate::kargo::decode(
+            json!({"metadata": {"name": "n"}, "status": {"phase": "Aborted"}}),
+        )
+        .unwrap();
         assert_eq!(
             failure_text(&aborted, "dev"),
             "Promotion \"n\" into stage \"dev\" ended Aborted: Kargo gave no message"

@@ -12,7 +12,7 @@ use super::validators::{
     var_name,
 };
 use crate::duration::duration_eq;
-use crate::kargo::Kind;
+use crate::kargo;
 use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
 use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
@@ -246,7 +246,7 @@ fn validate_task(config: &Value, diags: &mut Diagnostics) {
 #[async_trait]
 impl PipelineKind for PromotionTask {
     const TYPE_NAME: &'static str = "kargo_promotion_task";
-    const KIND: Kind = Kind::PromotionTask;
+    type Object = kargo::PromotionTask;
 
     fn description() -> String {
         "A Kargo promotion task: a named, reusable sequence of promotion steps in a project. \
@@ -271,7 +271,7 @@ impl PipelineKind for PromotionTask {
 #[async_trait]
 impl PipelineKind for ClusterPromotionTask {
     const TYPE_NAME: &'static str = "kargo_cluster_promotion_task";
-    const KIND: Kind = Kind::ClusterPromotionTask;
+    type Object = kargo::ClusterPromotionTask;
 
     fn description() -> String {
         "A Kargo cluster promotion task: a reusable sequence of promotion steps shared by all \

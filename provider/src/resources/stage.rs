@@ -3,20 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use serde_json::Value as Json;
-
 use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
-use super::freight::{freight_summary_attribute, stage_freight_value};
 use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
 use super::validators::{min_items, naming_path, object_name, removed, report};
 use crate::duration::duration_eq;
-use crate::kargo::freight::StageView;
-use crate::kargo::{KargoClient, Kind};
+use crate::kargo::{self, KargoClient};
 use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::{one_of, unique_strings};
 use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
+use crate::resolve::stage::{status_attributes, status_values};
+use async_trait::async_trait;
 
 /// The `kargo_stage` resource; construct with `StageResource::new(provider_data)`.
 pub type StageResource = ObjectResource<Stage>;
@@ -212,62 +209,10 @@ fn verification() -> Attribute {
     )
 }
 
-/// `current_freight` described by `description`: the resource and the data source word it
-/// differently.
-pub(crate) fn current_freight(description: &str) -> Attribute {
-    freight_summary_attribute("current_freight", description)
-}
-
-/// What a stage's status reports — `current_freight`, `health` and `auto_promotion_enabled` —
-/// as the resource and the `kargo_stage` data source have them.
-pub(crate) fn status_attributes(current_freight_description: &str) -> Vec<Attribute> {
-    vec![
-        current_freight(current_freight_description),
-        Attribute::string("health").computed().description(
-            "The stage's health as Kargo reports it: `Healthy`, `Unhealthy`, `Progressing`, \
-             `Unknown` or `NotApplicable`; null before Kargo has assessed it.",
-        ),
-        Attribute::bool("auto_promotion_enabled")
-            .computed()
-            .description(
-                "Whether the project's promotion policies let Kargo promote into this stage \
-             automatically.",
-            ),
-    ]
-}
-
-/// The values of [`status_attributes`] for the live Stage `live`, read as `stage` (`None`
-/// when it cannot be read, which leaves `current_freight` null). The alias of the current
-/// freight is kept from `prior` while the freight is unchanged.
-pub(crate) async fn status_values(
-    client: &KargoClient,
-    live: &Json,
-    stage: Option<&StageView>,
-    prior: &Value,
-) -> Vec<(&'static str, Value)> {
-    let health = live
-        .pointer("/status/health/status")
-        .and_then(Json::as_str)
-        .map_or(Value::Null, Value::string);
-    let auto = live
-        .pointer("/status/autoPromotionEnabled")
-        .and_then(Json::as_bool)
-        .unwrap_or(false);
-    let freight = match stage {
-        Some(stage) => stage_freight_value(client, stage, None, prior.get("current_freight")).await,
-        None => Value::Null,
-    };
-    vec![
-        ("health", health),
-        ("auto_promotion_enabled", Value::Bool(auto)),
-        ("current_freight", freight),
-    ]
-}
-
 #[async_trait]
 impl PipelineKind for Stage {
     const TYPE_NAME: &'static str = "kargo_stage";
-    const KIND: Kind = Kind::Stage;
+    type Object = kargo::Stage;
 
     fn description() -> String {
         "A Kargo stage: a step of the promotion pipeline (an environment such as `dev` or \
@@ -344,11 +289,10 @@ impl PipelineKind for Stage {
 
     async fn status(
         client: &KargoClient,
-        live: &Json,
+        live: &kargo::Stage,
         prior: &Value,
     ) -> Vec<(&'static str, Value)> {
-        let stage = StageView::from_json(live).ok();
-        status_values(client, live, stage.as_ref(), prior).await
+        status_values(client, live, prior).await
     }
 }
 
@@ -419,12 +363,18 @@ fn validate_requested_freight(requests: &Value, diags: &mut Diagnostics) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     use super::*;
+    use crate::kargo::types::test_support::stage;
     use crate::plugin::Resource as _;
+    use crate::resolve::values::stage_freight_value;
     use crate::resources::convert::test_support::*;
-    use crate::resources::freight::current_freight_value;
+
+    /// `kargo_stage.current_freight` of `live` as a refresh after `prior` reads it.
+    async fn current_freight_value(client: &KargoClient, live: &Json, prior: &Value) -> Value {
+        stage_freight_value(client, &stage(live.clone()), None, prior).await
+    }
 
     const QUICKSTART: &str = "akuity_kargo__docs_docs_20-quickstart_index.yaml";
     const DOKA: &str = "thatmlopsguy_dokaseca-addons__kargo_rustfs_stages.yaml";
@@ -916,15 +866,12 @@ mod tests {
                 "kustomize": {"images": [{"image": "ghcr.io/dokaseca/my-app", "path": path}]},
             }]})
         };
-        // The configurations below are the legacy manifest's, as Terraform would spell them.
-        if fixtures_present() {
-            for name in ["dev", "staging", "production"] {
-                let legacy = fixture(LEGACY, "Stage", name);
-                assert!(
-                    legacy["spec"].get("promotionMechanisms").is_some(),
-                    "{name}"
-                );
-            }
+        for name in ["dev", "staging", "production"] {
+            let legacy = fixture(LEGACY, "Stage", name);
+            assert!(
+                legacy["spec"].get("promotionMechanisms").is_some(),
+                "{name}"
+            );
         }
         // dev: promotion mechanisms.
         let dev = config(

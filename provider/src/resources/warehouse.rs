@@ -16,7 +16,7 @@ use super::validators::{
     semver_constraint_problem, timestamp_eq,
 };
 use crate::duration::duration_eq;
-use crate::kargo::{KargoClient, Kind};
+use crate::kargo::{self, KargoClient};
 use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
 use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
@@ -415,7 +415,7 @@ fn subscription_from_json(sub_attrs: &[Attribute], sub: &Json, prior: &Value) ->
 #[async_trait]
 impl PipelineKind for Warehouse {
     const TYPE_NAME: &'static str = "kargo_warehouse";
-    const KIND: Kind = Kind::Warehouse;
+    type Object = kargo::Warehouse;
 
     fn description() -> String {
         "A Kargo warehouse: it watches container image, Git and Helm chart repositories (its \
@@ -532,20 +532,13 @@ impl PipelineKind for Warehouse {
 
     async fn status(
         _client: &KargoClient,
-        live: &Json,
+        live: &kargo::Warehouse,
         _prior: &Value,
     ) -> Vec<(&'static str, Value)> {
-        vec![("last_freight", last_freight_id(live))]
+        // The newest freight the warehouse's own discovery produced; null until it has.
+        let last = live.status.last_freight_id.as_deref();
+        vec![("last_freight", last.map_or(Value::Null, Value::string))]
     }
-}
-
-/// The newest freight the live Warehouse's own discovery produced (`status.lastFreightID`);
-/// null until Kargo has built one.
-pub(crate) fn last_freight_id(live: &Json) -> Value {
-    live.pointer("/status/lastFreightID")
-        .and_then(Json::as_str)
-        .filter(|s| !s.is_empty())
-        .map_or(Value::Null, Value::string)
 }
 
 /// Image repository as Kargo compares them: Docker Hub's host and `library/` dropped.
@@ -985,7 +978,9 @@ mod tests {
         // A real change made outside Terraform shows as drift on the right attribute.
         live["spec"]["subscriptions"][0]["image"]["constraint"] = json!("stable");
         let client = offline_client();
-        let drifted = r.state_from_live(&client, &state, &live, false).await;
+        let drifted = r
+            .state_from_live(&client, &state, &crate::kargo::decode(live).unwrap(), false)
+            .await;
         let replanned = plan(&r, &config, &drifted).await.planned_state;
         assert_eq!(
             replanned.get("subscriptions").elements()[0]
@@ -1283,14 +1278,12 @@ mod tests {
     fn the_legacy_warehouse_is_rejected() {
         // The pre-v1.0 manifest has no namespace: in Terraform, no project.
         let r = resource::<Warehouse>();
-        if fixtures_present() {
-            let legacy = fixture(
-                "thatmlopsguy_dokaseca-control-plane__docs_rfc_0001-gitops-promotion-with-kargo.LEGACY.yaml",
-                "Warehouse",
-                "my-app-warehouse",
-            );
-            assert!(legacy["metadata"].get("namespace").is_none());
-        }
+        let legacy = fixture(
+            "thatmlopsguy_dokaseca-control-plane__docs_rfc_0001-gitops-promotion-with-kargo.LEGACY.yaml",
+            "Warehouse",
+            "my-app-warehouse",
+        );
+        assert!(legacy["metadata"].get("namespace").is_none());
         let config = config(
             &r,
             json!({

@@ -1,4 +1,4 @@
-//! Connection settings for the Kubernetes API that serves Kargo: env fallbacks, validation,
+//! The provider block's connection settings: `KUBE_*` environment fallbacks, validation,
 //! and building a `kube::Config` from kubeconfig files plus explicit overrides.
 //!
 //! # Precedence
@@ -30,10 +30,10 @@ use kube::config::{ExecConfig, ExecInteractiveMode, Kubeconfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Field manager used for server-side apply unless configured otherwise.
-pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-kargo";
-/// How long an apply waits for the Kargo API unless configured otherwise.
-pub const DEFAULT_API_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::duration::parse_go_duration;
+
+pub use crate::kargo::client::{DEFAULT_API_WAIT_TIMEOUT, DEFAULT_FIELD_MANAGER};
+use crate::kargo::{chain_text, redact_userinfo};
 /// Credential plugin API versions kube-rs can speak.
 pub const EXEC_API_VERSIONS: [&str; 2] = [
     "client.authentication.k8s.io/v1",
@@ -899,7 +899,7 @@ fn kubeconfig_error_text(err: &kube::config::KubeconfigError) -> String {
             None => "not valid kubeconfig YAML".to_string(),
         },
         K::LoadClientKey(_) => "the user's client key could not be loaded".to_string(),
-        other => super::error::chain_text(other),
+        other => chain_text(other),
     }
 }
 
@@ -941,43 +941,9 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 
 /// Parses a duration such as `300ms`, `90s`, `5m`, `1h30m` or `1.5h` (Go's notation).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let text = value.trim();
-    let invalid = || {
+    parse_go_duration(value.trim()).ok_or_else(|| {
         format!("\"{value}\" is not a duration; use a number with a unit, e.g. 90s, 5m or 1h30m")
-    };
-    if text.is_empty() {
-        return Err(invalid());
-    }
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_len == 0 {
-            return Err(invalid());
-        }
-        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_len..];
-        total += number * seconds_per_unit;
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+    })
 }
 
 /// Parses an absolute URL whose scheme is one of `schemes`. Messages never repeat the
@@ -1001,19 +967,6 @@ fn parse_url(value: &str, schemes: &[&str]) -> Result<http::Uri, String> {
         return Err(format!("\"{shown}\" has no host"));
     }
     Ok(uri)
-}
-
-/// Replaces `user:password@` in a URL with `***@`.
-pub fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let after = &url[scheme_end + 3..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    match after[..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end + 3], &after[at..]),
-        None => url.to_string(),
-    }
 }
 
 /// Parses PEM certificates into DER. Messages never quote the input.
@@ -1092,16 +1045,6 @@ mod tests {
         assert_eq!(parse_bool("1"), Some(true));
         assert_eq!(parse_bool("F"), Some(false));
         assert_eq!(parse_bool("yes"), None);
-    }
-
-    #[test]
-    fn userinfo_is_redacted() {
-        assert_eq!(
-            redact_userinfo("http://bob:hunter2@proxy:3128/x"),
-            "http://***@proxy:3128/x"
-        );
-        assert_eq!(redact_userinfo("https://kube:6443"), "https://kube:6443");
-        assert_eq!(redact_userinfo("not a url"), "not a url");
     }
 
     #[test]
