@@ -8,7 +8,7 @@ use super::{Named, id, named_object_block, origin_attribute, read_fields, read_n
 use crate::kargo::Kind;
 use crate::kargo::freight::StageView;
 use crate::plugin::{
-    Attribute, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Value,
+    Attribute, Context, DataSource, Diagnostic, Diagnostics, NestedObject, Schema, Shape, Value,
 };
 use crate::provider::ProviderData;
 use crate::resources::stage::{status_attributes, status_values};
@@ -165,7 +165,7 @@ impl DataSource for StageDataSource {
             .map(|items| {
                 items
                     .iter()
-                    .map(|r| read_fields(&requested_attributes, Some(r)))
+                    .map(|r| read_fields(Shape::of_attributes(&requested_attributes), Some(r)))
                     .collect()
             })
             .unwrap_or_default();
@@ -214,7 +214,10 @@ mod tests {
     fn requested_freight_reads_like_the_resource() {
         let r = json!({"origin": {"kind": "Warehouse", "name": "app"},
             "sources": {"stages": ["dev"], "requiredSoakTime": "1h0m0s"}});
-        let v = read_fields(&requested_freight_attributes(), Some(&r));
+        let v = read_fields(
+            Shape::of_attributes(&requested_freight_attributes()),
+            Some(&r),
+        );
         assert_eq!(v.get("origin").get("name"), &Value::string("app"));
         let sources = v.get("sources");
         assert_eq!(

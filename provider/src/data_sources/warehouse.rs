@@ -9,7 +9,9 @@ use serde_json::Value as Json;
 use super::{Named, id, named_object_block, read_fields, read_named};
 use crate::kargo::Kind;
 use crate::kargo::freight::{Freight, Origin};
-use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
+use crate::plugin::{
+    Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Shape, Value,
+};
 use crate::provider::ProviderData;
 use crate::resources::freight as freight_values;
 use crate::resources::warehouse::last_freight_id;
@@ -192,7 +194,9 @@ fn state(project: &str, name: &str, live: &Json, freight: &[Freight]) -> Value {
         LazyLock::new(discovered_artifacts_attributes);
     let discovered = live
         .pointer("/status/discoveredArtifacts")
-        .map_or(Value::Null, |d| read_fields(&DISCOVERED_ARTIFACTS, Some(d)));
+        .map_or(Value::Null, |d| {
+            read_fields(Shape::of_attributes(&DISCOVERED_ARTIFACTS), Some(d))
+        });
     let latest = newest_from(freight, name).map_or(Value::Null, freight_values::summary_value);
     let (ready, message) = ready(live);
     Value::object([

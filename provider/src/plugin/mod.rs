@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use diagnostics::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
-pub use schema::{Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema};
+pub use schema::{
+    Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema, Shape,
+};
 pub use value::{Type, Value};
 
 /// What every provider call gets besides its payload.
@@ -98,6 +100,13 @@ pub trait Resource: Send + Sync + 'static {
     /// Rules beyond those the schema declares (the schema's own rules run first).
     /// `config` may contain unknown values; skip checks on them.
     fn validate(&self, _config: &Value) -> Diagnostics {
+        Diagnostics::default()
+    }
+    /// UpgradeResourceState: rewrites `state`, the JSON Terraform stored under schema
+    /// `version` (older than the current one), into the current schema's shape before it is
+    /// decoded with the current type. Default: unchanged, which suits additive changes (gone
+    /// attributes are dropped and new ones start null when decoded).
+    fn upgrade_state(&self, _version: i64, _state: &mut serde_json::Value) -> Diagnostics {
         Diagnostics::default()
     }
     /// Default: the schema-driven plan in [`plan::plan_from_schema`].

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde_json::{Value as Json, json};
 
-use super::common::{self, IMPORTING, dns_label, fail, no_field, timeout, timeouts_attribute};
+use super::common::{self, IMPORTING, dns_label, fail, no_field, timeout, timeouts_block};
 use super::freight::{
     FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Way,
     artifacts_attribute, artifacts_value, changes_attribute, changes_value, choice_changed, choose,
-    freight_choice_attributes, freight_choice_validator, freight_summary_attribute, list_freight,
+    freight_choice, freight_choice_validator, freight_summary_attribute, list_freight,
     promotion_summary, set_alias_output, stage_freight_value, summary_value,
 };
 use super::validators::object_name;
@@ -100,7 +100,7 @@ impl PromotionResource {
     pub fn new(data: ProviderData) -> Self {
         Self {
             data,
-            schema: Schema::new(0, Self::schema_block()),
+            schema: Schema::new(common::SCHEMA_VERSION, Self::schema_block()),
         }
     }
 
@@ -126,7 +126,8 @@ impl PromotionResource {
                      stage cannot be promoted to). Changing it creates a new promotion.",
                 ),
         ];
-        for mut a in freight_choice_attributes(&WAYS, "the freight to promote") {
+        let choice = freight_choice(&WAYS, "the freight to promote");
+        for mut a in choice.attributes {
             if a.name == FREIGHT_ALIAS {
                 // Also an output: the alias of the freight however it was chosen.
                 a = a.computed().description(
@@ -137,7 +138,7 @@ impl PromotionResource {
             }
             attrs.push(a);
         }
-        let timeouts = timeouts_attribute(
+        let timeouts = timeouts_block(
             "How long apply waits for the promotion to finish (with `wait`). When it passes, the \
              promotion keeps running in Kargo and the apply warns. Default `30m`.",
             "How long destroy waits for an aborted promotion to stop. Default `5m`.",
@@ -155,7 +156,6 @@ impl PromotionResource {
                      (bounded by `timeouts.delete`) until it has stopped. `false` leaves it \
                      running. Destroy never rolls the stage back either way. Default `true`.",
                 ),
-            timeouts,
             Attribute::string("freight_name")
                 .computed()
                 .requires_replace()
@@ -204,9 +204,11 @@ impl PromotionResource {
                 .computed()
                 .description("When the promotion finished (RFC 3339)."),
         ]);
-        Block::new(attrs)
+        let mut block = Block::new(attrs)
             .description(DESCRIPTION)
-            .validate(freight_choice_validator(&WAYS))
+            .validate(freight_choice_validator(&WAYS));
+        block.blocks = choice.blocks;
+        block.block(timeouts)
     }
 
     /// Asks the cluster which freight the configuration means, for the plan.
@@ -746,6 +748,10 @@ impl Resource for PromotionResource {
         self.schema.clone()
     }
 
+    fn upgrade_state(&self, version: i64, state: &mut Json) -> Diagnostics {
+        common::upgrade_state(&self.schema, version, state)
+    }
+
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
         let base = plan_from_schema(&self.schema, &req);
         if req.config.is_null() {
@@ -1087,7 +1093,7 @@ impl Resource for PromotionResource {
         if importing {
             new_state = import_state(
                 &client,
-                &self.schema.block.attributes,
+                &self.schema.block,
                 &project,
                 &stage_name,
                 promotion.as_ref(),
@@ -1149,7 +1155,7 @@ impl Resource for PromotionResource {
                 ..Default::default()
             };
         };
-        let mut state = common::null_state(&self.schema.block.attributes);
+        let mut state = self.schema.block.shape().empty_value();
         state.set("project", Value::string(project));
         state.set("promotion_name", Value::string(name));
         state.set("id", Value::string(id));
@@ -1165,12 +1171,12 @@ impl Resource for PromotionResource {
 /// that a configuration naming that freight (`freight = "<name>"`) plans no changes.
 async fn import_state(
     client: &KargoClient,
-    attrs: &[Attribute],
+    block: &Block,
     project: &str,
     stage: &str,
     promotion: Option<&Json>,
 ) -> Value {
-    let mut state = common::null_state(attrs);
+    let mut state = block.shape().empty_value();
     let freight_name = promotion
         .and_then(|p| p.pointer("/spec/freight"))
         .and_then(Json::as_str)
@@ -1707,17 +1713,9 @@ mod tests {
 
     #[test]
     fn schema_describes_every_attribute() {
-        fn walk(attrs: &[Attribute]) {
-            for a in attrs {
-                assert!(!a.description.is_empty(), "{} has no description", a.name);
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes);
-                }
-            }
-        }
         let b = block();
-        walk(&b.attributes);
-        let timeouts = b.attribute("timeouts").unwrap().nested_object().unwrap();
+        common::assert_described(&b);
+        let timeouts = &b.nested_block("timeouts").unwrap().block;
         assert!(
             timeouts.attributes[0]
                 .description
