@@ -248,8 +248,8 @@ fn stage_refusal(
             format!(
                 "Stage {stage_name:?} does not request freight from {}, where {} comes from; it \
                  requests freight from {}. Kargo only accepts approvals for freight a stage \
-                 requests: approve freight from one of those warehouses, or add \
-                 `{{ origin = {{ name = {:?} }} }}` to the stage's `requested_freight`.",
+                 requests: approve freight from one of those warehouses, or add a \
+                 `requested_freight` block with `origin {{ name = {:?} }}` to the stage.",
                 freight.origin,
                 freight.describe(),
                 if requested.is_empty() {

@@ -292,9 +292,12 @@ resource "kargo_warehouse" "w" {{
   project  = kargo_project.bench.name
   name     = "w-${{count.index}}"
   interval = "10m"
-  subscriptions = [
-    {{ image = {{ repo_url = "ghcr.io/acme/app-${{count.index}}", constraint = "^1.0.0" }} }},
-  ]
+  subscriptions {{
+    image {{
+      repo_url   = "ghcr.io/acme/app-${{count.index}}"
+      constraint = "^1.0.0"
+    }}
+  }}
 }}
 "#
     )
