@@ -458,6 +458,48 @@ fn generated_configuration_adopts_the_dokaseca_pipeline_with_its_empty_strings()
         stored["spec"]["vars"][2],
         serde_json::json!({"name": "region", "value": ""})
     );
+
+    // Changing an adopted value in its block then applies, and the plan is empty again.
+    let generated = std::fs::read_to_string(adopter.path().join("generated.tf"))
+        .expect("generated.tf");
+    let changed = replace_after(
+        &generated,
+        "name  = \"region\"\n",
+        "value = null",
+        "value = \"eu\"",
+    );
+    adopter.write("generated.tf", &changed);
+    let out = adopter.apply().ok();
+    assert!(
+        out.stdout
+            .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
+        "{}",
+        out.all()
+    );
+    adopter.assert_no_changes();
+    let stored = env
+        .get(
+            "promotiontasks",
+            Some("rustfs-addon"),
+            "addon-version-promote-region",
+        )
+        .expect("the task");
+    assert_eq!(
+        stored["spec"]["vars"][2],
+        serde_json::json!({"name": "region", "value": "eu"})
+    );
+}
+
+/// `text` with the first `old` that follows the first `marker` replaced by `new`.
+fn replace_after(text: &str, marker: &str, old: &str, new: &str) -> String {
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in:\n{text}"));
+    let at = start
+        + text[start..]
+            .find(old)
+            .unwrap_or_else(|| panic!("{old:?} not after {marker:?} in:\n{text}"));
+    format!("{}{new}{}", &text[..at], &text[at + old.len()..])
 }
 
 #[test]
