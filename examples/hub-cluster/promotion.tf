@@ -22,9 +22,7 @@ resource "kargo_promotion" "production" {
   # up to timeouts.create. Destroying this resource never rolls production back.
   wait             = true
   abort_on_destroy = false
-  timeouts = {
-    create = "2h"
-  }
+  timeouts { create = "2h" }
 
   depends_on = [kargo_freight_approval.production]
 }

@@ -11,12 +11,10 @@ resource "kargo_project" "guestbook" {
   }
 
   # The ProjectConfig (kargo/project-config.yaml) is part of the project resource.
-  promotion_policies = [
-    {
-      stage_selector         = { name = "dev" }
-      auto_promotion_enabled = true
-    },
-  ]
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "dev" }
+  }
 }
 
 resource "kargo_warehouse" "guestbook" {
@@ -24,69 +22,67 @@ resource "kargo_warehouse" "guestbook" {
   name     = "guestbook"
   interval = "5m"
 
-  subscriptions = [
-    {
-      image = {
-        repo_url        = "ghcr.io/akuity/guestbook"
-        constraint      = "^1.0.0"
-        discovery_limit = 5
-      }
-    },
-  ]
+  subscriptions {
+    image {
+      repo_url        = "ghcr.io/akuity/guestbook"
+      constraint      = "^1.0.0"
+      discovery_limit = 5
+    }
+  }
 }
 
 resource "kargo_promotion_task" "update_image" {
   project = kargo_project.guestbook.name
   name    = "update-image"
 
-  vars = [
-    { name = "repoURL", value = "https://github.com/example/guestbook-deploy.git" },
-  ]
+  vars {
+    name  = "repoURL"
+    value = "https://github.com/example/guestbook-deploy.git"
+  }
 
   # Kargo expressions are written `$${{ ... }}` so that Terraform leaves them alone.
-  steps = [
-    {
-      uses = "git-clone"
-      config = jsonencode({
-        repoURL  = "$${{ vars.repoURL }}"
-        checkout = [{ branch = "main", path = "./src" }]
-      })
-    },
-    {
-      uses   = "kustomize-set-image"
-      as     = "set-image"
-      config = jsonencode({ path = "./src/env/$${{ ctx.stage }}" })
-    },
-    {
-      uses = "git-commit"
-      as   = "commit"
-      config = jsonencode({
-        path    = "./src"
-        message = "$${{ task.outputs['set-image'].commitMessage }}"
-      })
-    },
-    {
-      uses   = "git-push"
-      config = jsonencode({ path = "./src" })
-    },
-  ]
+  steps {
+    uses = "git-clone"
+    config = jsonencode({
+      repoURL  = "$${{ vars.repoURL }}"
+      checkout = [{ branch = "main", path = "./src" }]
+    })
+  }
+  steps {
+    uses   = "kustomize-set-image"
+    as     = "set-image"
+    config = jsonencode({ path = "./src/env/$${{ ctx.stage }}" })
+  }
+  steps {
+    uses = "git-commit"
+    as   = "commit"
+    config = jsonencode({
+      path    = "./src"
+      message = "$${{ task.outputs['set-image'].commitMessage }}"
+    })
+  }
+  steps {
+    uses   = "git-push"
+    config = jsonencode({ path = "./src" })
+  }
 }
 
 resource "kargo_stage" "dev" {
   project = kargo_project.guestbook.name
   name    = "dev"
 
-  requested_freight = [
-    {
-      origin  = { kind = "Warehouse", name = kargo_warehouse.guestbook.name }
-      sources = { direct = true }
-    },
-  ]
+  requested_freight {
+    origin {
+      kind = "Warehouse"
+      name = kargo_warehouse.guestbook.name
+    }
+    sources { direct = true }
+  }
 
-  promotion_template = {
-    steps = [
-      { task = { name = kargo_promotion_task.update_image.name } },
-    ]
+  promotion_template {
+    steps {
+      task { name = kargo_promotion_task.update_image.name }
+    }
   }
 }
 

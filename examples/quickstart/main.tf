@@ -35,63 +35,77 @@ resource "kargo_project" "demo" {
   }
 
   # Promotions into dev are driven from this configuration, not by Kargo itself.
-  promotion_policies = [
-    {
-      stage_selector         = { name = "glob:*" }
-      auto_promotion_enabled = false
-    },
-  ]
+  promotion_policies {
+    auto_promotion_enabled = false
+    stage_selector { name = "glob:*" }
+  }
 }
 
 resource "kargo_warehouse" "guestbook" {
   project = kargo_project.demo.name
   name    = "guestbook"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/akuity/guestbook", constraint = "^1.0.0" } },
-  ]
+  subscriptions {
+    image {
+      repo_url   = "ghcr.io/akuity/guestbook"
+      constraint = "^1.0.0"
+    }
+  }
 }
 
 resource "kargo_stage" "dev" {
   project = kargo_project.demo.name
   name    = "dev"
-  requested_freight = [
-    { origin = { name = kargo_warehouse.guestbook.name }, sources = { direct = true } },
-  ]
-  promotion_template = {
-    steps = [
-      {
-        uses = "git-clone"
-        config = jsonencode({
-          repoURL  = "https://github.com/example/guestbook-gitops.git"
-          checkout = [{ branch = "main", path = "./src" }, { branch = "stage/dev", create = true, path = "./out" }]
-        })
-      },
-      {
-        uses = "kustomize-set-image"
-        as   = "set-image"
-        config = jsonencode({
-          path   = "./src/base"
-          images = [{ image = "ghcr.io/akuity/guestbook", tag = "$${{ imageFrom(\"ghcr.io/akuity/guestbook\").Tag }}" }]
-        })
-      },
-      { uses = "git-commit", config = jsonencode({ path = "./out", message = "promote guestbook into dev" }) },
-      { uses = "git-push", config = jsonencode({ path = "./out" }) },
-    ]
+  requested_freight {
+    origin { name = kargo_warehouse.guestbook.name }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses = "git-clone"
+      config = jsonencode({
+        repoURL  = "https://github.com/example/guestbook-gitops.git"
+        checkout = [{ branch = "main", path = "./src" }, { branch = "stage/dev", create = true, path = "./out" }]
+      })
+    }
+    steps {
+      uses = "kustomize-set-image"
+      as   = "set-image"
+      config = jsonencode({
+        path   = "./src/base"
+        images = [{ image = "ghcr.io/akuity/guestbook", tag = "$${{ imageFrom(\"ghcr.io/akuity/guestbook\").Tag }}" }]
+      })
+    }
+    steps {
+      uses   = "git-commit"
+      config = jsonencode({ path = "./out", message = "promote guestbook into dev" })
+    }
+    steps {
+      uses   = "git-push"
+      config = jsonencode({ path = "./out" })
+    }
   }
 }
 
 resource "kargo_stage" "staging" {
   project = kargo_project.demo.name
   name    = "staging"
-  requested_freight = [
-    { origin = { name = kargo_warehouse.guestbook.name }, sources = { stages = [kargo_stage.dev.name] } },
-  ]
-  promotion_template = {
-    steps = [
-      { uses = "git-clone", config = jsonencode({ repoURL = "https://github.com/example/guestbook-gitops.git", checkout = [{ branch = "stage/staging", path = "./out" }] }) },
-      { uses = "git-commit", config = jsonencode({ path = "./out", message = "promote guestbook into staging" }) },
-      { uses = "git-push", config = jsonencode({ path = "./out" }) },
-    ]
+  requested_freight {
+    origin { name = kargo_warehouse.guestbook.name }
+    sources { stages = [kargo_stage.dev.name] }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-clone"
+      config = jsonencode({ repoURL = "https://github.com/example/guestbook-gitops.git", checkout = [{ branch = "stage/staging", path = "./out" }] })
+    }
+    steps {
+      uses   = "git-commit"
+      config = jsonencode({ path = "./out", message = "promote guestbook into staging" })
+    }
+    steps {
+      uses   = "git-push"
+      config = jsonencode({ path = "./out" })
+    }
   }
 }
 
@@ -102,10 +116,10 @@ resource "kargo_promotion" "dev" {
 
   project = kargo_project.demo.name
   stage   = kargo_stage.dev.name
-  freight_selector = {
+  freight_selector {
     warehouse          = kargo_warehouse.guestbook.name
-    image              = { repo_url = "ghcr.io/akuity/guestbook" }
     version_constraint = var.dev_version
+    image { repo_url = "ghcr.io/akuity/guestbook" }
   }
 }
 

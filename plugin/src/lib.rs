@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub use async_trait::async_trait;
 pub use diagnostics::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
 pub use error::{Error, Result};
-pub use schema::{Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema};
+pub use schema::{
+    Attribute, AttributeType, Block, NestedBlock, NestedObject, Nesting, Schema, Shape,
+};
 pub use serve::ServeOptions;
 pub use value::{Type, Value};
 
@@ -129,6 +131,13 @@ pub trait Resource: Send + Sync + 'static {
     /// Rules beyond those the schema declares (the schema's own rules run first).
     /// `config` may contain unknown values; skip checks on them.
     fn validate(&self, _config: &Value) -> Diagnostics {
+        Diagnostics::default()
+    }
+    /// UpgradeResourceState: rewrites `state`, the JSON Terraform stored under schema
+    /// `version` (older than the current one), into the current schema's shape before it is
+    /// decoded with the current type. Default: unchanged, which suits additive changes (gone
+    /// attributes are dropped and new ones start null when decoded).
+    fn upgrade_state(&self, _version: i64, _state: &mut serde_json::Value) -> Diagnostics {
         Diagnostics::default()
     }
     /// Default: the schema-driven plan in [`plan::plan_from_schema`].

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostics::AttributePath;
-use crate::schema::{Attribute, AttributeType, Block, NestedBlock, Nesting, Schema};
+use crate::schema::{Attribute, AttributeType, Block, Nesting, Schema, Shape};
 use crate::value::Value;
 use crate::{PlanRequest, PlanResponse};
 
@@ -40,28 +40,6 @@ pub enum ComputedMode {
     MarkUnknown,
 }
 
-/// The attributes and blocks of one object, shared by blocks and nested attributes.
-#[derive(Clone, Copy)]
-struct Shape<'a> {
-    attributes: &'a [Attribute],
-    blocks: &'a [NestedBlock],
-}
-
-impl<'a> Shape<'a> {
-    fn of_block(b: &'a Block) -> Self {
-        Self {
-            attributes: &b.attributes,
-            blocks: &b.blocks,
-        }
-    }
-    fn of_attributes(attributes: &'a [Attribute]) -> Self {
-        Self {
-            attributes,
-            blocks: &[],
-        }
-    }
-}
-
 /// Plans one object described by `block`: configured values as written (or the prior
 /// value when `semantic_eq` says they mean the same), defaults and prior values for
 /// unset optional+computed attributes, prior values for computed-only attributes when
@@ -75,7 +53,7 @@ pub fn plan_block(block: &Block, config: &Value, prior: &Value, is_create: bool)
         return Value::Unknown;
     }
     let prior = if is_create { &NULL } else { prior };
-    let shape = Shape::of_block(block);
+    let shape = block.shape();
     let kept = plan_object(shape, config, prior, ComputedMode::KeepPrior);
     if prior.is_null() || !changed_ignoring_computed(block, &kept, prior) {
         return kept;
@@ -97,10 +75,15 @@ fn plan_object(shape: Shape<'_>, config: &Value, prior: &Value, mode: ComputedMo
         out.insert(attr.name.clone(), planned);
     }
     for nb in shape.blocks {
+        // A block that is not written is no block: an empty collection, never null.
+        let config = match config.get(&nb.type_name) {
+            Value::Null => &nb.absent_value(),
+            c => c,
+        };
         let planned = plan_collection(
-            Shape::of_block(&nb.block),
+            nb.block.shape(),
             nb.nesting,
-            config.get(&nb.type_name),
+            config,
             prior.get(&nb.type_name),
             mode,
         );
@@ -141,6 +124,8 @@ pub fn plan_attribute(
         Value::Null if attr.computed => {
             return match &attr.default {
                 Some(default) => default.clone(),
+                None if attr.zero_is_unset && prior.is_zero() => prior.clone(),
+                None if attr.zero_is_unset => Value::Null,
                 None if prior_exists => prior.clone(),
                 None => Value::Unknown,
             };
@@ -158,13 +143,9 @@ pub fn plan_attribute(
     }
     match &attr.ty {
         AttributeType::Primitive(_) => config.clone(),
-        AttributeType::Nested(object) => plan_collection(
-            Shape::of_attributes(&object.attributes),
-            object.nesting,
-            config,
-            prior,
-            mode,
-        ),
+        AttributeType::Nested(object) => {
+            plan_collection(object.shape(), object.nesting, config, prior, mode)
+        }
     }
 }
 
@@ -257,9 +238,7 @@ fn object_matches_config(shape: Shape<'_>, config: &Value, prior: &Value) -> boo
                 {
                     true
                 }
-                AttributeType::Nested(o) => {
-                    collection_matches_config(Shape::of_attributes(&o.attributes), o.nesting, c, p)
-                }
+                AttributeType::Nested(o) => collection_matches_config(o.shape(), o.nesting, c, p),
                 AttributeType::Primitive(_) => false,
             },
         }
@@ -267,7 +246,7 @@ fn object_matches_config(shape: Shape<'_>, config: &Value, prior: &Value) -> boo
     attrs_match
         && shape.blocks.iter().all(|nb| {
             collection_matches_config(
-                Shape::of_block(&nb.block),
+                nb.block.shape(),
                 nb.nesting,
                 config.get(&nb.type_name),
                 prior.get(&nb.type_name),
@@ -329,7 +308,7 @@ fn matched_one_to_one(a: &[Value], b: &[Value], eq: impl Fn(&Value, &Value) -> b
 /// True when `planned` differs from `prior` anywhere except in computed-only and
 /// write-only attributes: the signal that computed values may change on apply.
 pub fn changed_ignoring_computed(block: &Block, planned: &Value, prior: &Value) -> bool {
-    object_changed(Shape::of_block(block), planned, prior)
+    object_changed(block.shape(), planned, prior)
 }
 
 fn object_changed(shape: Shape<'_>, planned: &Value, prior: &Value) -> bool {
@@ -345,16 +324,14 @@ fn object_changed(shape: Shape<'_>, planned: &Value, prior: &Value) -> bool {
         }
         let (p, q) = (planned.get(&attr.name), prior.get(&attr.name));
         match &attr.ty {
-            AttributeType::Nested(o) => {
-                collection_changed(Shape::of_attributes(&o.attributes), o.nesting, p, q)
-            }
+            AttributeType::Nested(o) => collection_changed(o.shape(), o.nesting, p, q),
             AttributeType::Primitive(_) => !values_equal(p, q),
         }
     });
     attr_changed
         || shape.blocks.iter().any(|nb| {
             collection_changed(
-                Shape::of_block(&nb.block),
+                nb.block.shape(),
                 nb.nesting,
                 planned.get(&nb.type_name),
                 prior.get(&nb.type_name),
@@ -399,7 +376,7 @@ pub fn requires_replace_paths(block: &Block, prior: &Value, planned: &Value) -> 
         return out;
     }
     collect_replace(
-        Shape::of_block(block),
+        block.shape(),
         prior,
         planned,
         &AttributePath::root(),
@@ -425,19 +402,12 @@ fn collect_replace(
             continue;
         }
         if let AttributeType::Nested(o) = &attr.ty {
-            collect_replace_collection(
-                Shape::of_attributes(&o.attributes),
-                o.nesting,
-                q,
-                p,
-                &attr_path,
-                out,
-            );
+            collect_replace_collection(o.shape(), o.nesting, q, p, &attr_path, out);
         }
     }
     for nb in shape.blocks {
         collect_replace_collection(
-            Shape::of_block(&nb.block),
+            nb.block.shape(),
             nb.nesting,
             prior.get(&nb.type_name),
             planned.get(&nb.type_name),
@@ -502,8 +472,11 @@ fn collect_replace_collection(
 fn shape_has_replace(shape: Shape<'_>) -> bool {
     shape.attributes.iter().any(|a| {
         a.requires_replace
-            || matches!(&a.ty, AttributeType::Nested(o) if shape_has_replace(Shape::of_attributes(&o.attributes)))
-    }) || shape.blocks.iter().any(|b| shape_has_replace(Shape::of_block(&b.block)))
+            || matches!(&a.ty, AttributeType::Nested(o) if shape_has_replace(o.shape()))
+    }) || shape
+        .blocks
+        .iter()
+        .any(|b| shape_has_replace(b.block.shape()))
 }
 
 /// Structural equality as Terraform sees it: numbers by value, sets regardless of
@@ -584,7 +557,7 @@ mod tests {
     use super::semantic::json_eq;
     use super::*;
     use crate::diagnostics::PathStep;
-    use crate::schema::NestedObject;
+    use crate::schema::{NestedBlock, NestedObject};
 
     fn s(v: &str) -> Value {
         Value::string(v)
@@ -1191,6 +1164,66 @@ mod tests {
         ]);
         let resp = plan(&cfg, &prior);
         assert_eq!(resp.planned_state, prior);
+    }
+
+    #[test]
+    fn blocks_not_written_plan_as_empty_lists_never_null() {
+        let block = Block::default()
+            .block(NestedBlock::single(
+                "wait",
+                Block::new(vec![Attribute::string("timeout").optional()]),
+            ))
+            .block(NestedBlock::list(
+                "step",
+                Block::new(vec![Attribute::string("uses").optional()]).block(NestedBlock::list(
+                    "vars",
+                    Block::new(vec![Attribute::string("name").optional()]),
+                )),
+            ));
+        let config = Value::object([("wait", Value::Null), ("step", Value::Null)]);
+        assert_eq!(
+            plan_block(&block, &config, &Value::Null, true),
+            Value::object([("wait", Value::Null), ("step", Value::List(vec![]))])
+        );
+        let step = Value::object([("uses", s("git-clone")), ("vars", Value::Null)]);
+        let config = Value::object([("wait", Value::Null), ("step", Value::List(vec![step]))]);
+        assert_eq!(
+            plan_block(&block, &config, &Value::Null, true).get("step"),
+            &Value::List(vec![Value::object([
+                ("uses", s("git-clone")),
+                ("vars", Value::List(vec![])),
+            ])]),
+            "at every depth"
+        );
+    }
+
+    #[test]
+    fn an_unset_attribute_keeps_a_stored_zero_value() {
+        let block = Block::new(vec![
+            Attribute::string("value").optional().zero_is_unset(),
+            Attribute::string("other").optional(),
+        ]);
+        let config = Value::object([("value", Value::Null), ("other", s("x"))]);
+        let plan = |prior: Value| {
+            let prior = Value::object([("value", prior), ("other", s("x"))]);
+            plan_block(&block, &config, &prior, false)
+                .get("value")
+                .clone()
+        };
+        assert_eq!(plan(s("")), s(""), "Kargo cannot tell \"\" from unset");
+        assert_eq!(
+            plan(s("was set")),
+            Value::Null,
+            "unsetting a value removes it"
+        );
+        assert_eq!(plan(Value::Null), Value::Null);
+        assert_eq!(
+            plan_block(&block, &config, &Value::Null, true).get("value"),
+            &Value::Null,
+            "never unknown on create"
+        );
+        let attr = block.attribute("value").unwrap();
+        assert!(attr.optional && attr.computed);
     }
 
     #[test]

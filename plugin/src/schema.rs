@@ -151,6 +151,82 @@ impl fmt::Debug for Validator {
     }
 }
 
+/// The attributes and nested blocks of one object: a block's, or a nested attribute's (which
+/// has no blocks). What plan, validation and value conversion walk.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape<'a> {
+    /// The object's attributes.
+    pub attributes: &'a [Attribute],
+    /// The object's nested blocks (none for a nested attribute's object).
+    pub blocks: &'a [NestedBlock],
+}
+
+impl<'a> Shape<'a> {
+    /// No attributes and no blocks.
+    pub const EMPTY: Shape<'static> = Shape {
+        attributes: &[],
+        blocks: &[],
+    };
+    /// Attributes alone, as a nested attribute's object has them.
+    pub fn of_attributes(attributes: &'a [Attribute]) -> Self {
+        Self {
+            attributes,
+            blocks: &[],
+        }
+    }
+    /// The attribute called `name`.
+    pub fn attribute(&self, name: &str) -> Option<&'a Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+    /// The nested block of type `type_name`.
+    pub fn block(&self, type_name: &str) -> Option<&'a NestedBlock> {
+        self.blocks.iter().find(|b| b.type_name == type_name)
+    }
+    /// The object with nothing set, as Terraform represents it: attributes and single blocks
+    /// null, list, set and map blocks empty (a block that is not written is no block, never
+    /// null), group blocks an object of nulls.
+    pub fn empty_value(&self) -> Value {
+        let mut out: BTreeMap<String, Value> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), Value::Null))
+            .collect();
+        for b in self.blocks {
+            out.insert(b.type_name.clone(), b.absent_value());
+        }
+        Value::Object(out)
+    }
+    /// Rewrites stored state (JSON) of this object so that every block has the value
+    /// Terraform gives a block: state written while the blocks were nested attributes has
+    /// null (or nothing) where an unwritten list, set or map block has an empty collection.
+    pub fn fill_absent_blocks(&self, json: &mut serde_json::Value) {
+        let serde_json::Value::Object(fields) = json else {
+            return;
+        };
+        for b in self.blocks {
+            let value = fields
+                .entry(b.type_name.clone())
+                .or_insert(serde_json::Value::Null);
+            if value.is_null() {
+                *value = b
+                    .absent_value()
+                    .to_json()
+                    .unwrap_or(serde_json::Value::Null);
+            }
+            let inner = b.block.shape();
+            match value {
+                serde_json::Value::Array(items) => {
+                    items.iter_mut().for_each(|e| inner.fill_absent_blocks(e))
+                }
+                serde_json::Value::Object(entries) if b.nesting == Nesting::Map => entries
+                    .values_mut()
+                    .for_each(|e| inner.fill_absent_blocks(e)),
+                element => inner.fill_absent_blocks(element),
+            }
+        }
+    }
+}
+
 /// One attribute: its name, type, whether configuration must, may or cannot set it, and
 /// the provider-side behaviour the schema-driven plan applies (defaults, replacement,
 /// semantic equality, validators). Built with sentence-like modifiers:
@@ -196,6 +272,10 @@ pub struct Attribute {
     pub use_state_for_unknown: bool,
     /// Values that mean the same to the provider's API never show as a diff.
     pub semantic_eq: Option<SemanticEqFn>,
+    /// Optional+computed: left unset in configuration, it plans null, unless the prior value
+    /// is its type's zero value, which the remote side cannot tell from unset (see
+    /// [`Attribute::zero_is_unset`]).
+    pub zero_is_unset: bool,
     /// Rules checked at validation time, on known values.
     pub validators: Vec<Validator>,
 }
@@ -243,6 +323,13 @@ impl Block {
     pub fn nested_block(&self, type_name: &str) -> Option<&NestedBlock> {
         self.blocks.iter().find(|b| b.type_name == type_name)
     }
+    /// Its attributes and blocks, as plan, validation and conversion walk them.
+    pub fn shape(&self) -> Shape<'_> {
+        Shape {
+            attributes: &self.attributes,
+            blocks: &self.blocks,
+        }
+    }
 
     /// The object type Terraform derives from this block, as in its
     /// `configschema.Block.ImpliedType`: list and map blocks whose content has a
@@ -271,6 +358,14 @@ impl NestedBlock {
             max_items: 0,
         }
     }
+    /// At most one block, written `type_name { ... }`, null when absent: for an object field.
+    pub fn single(type_name: impl Into<String>, block: Block) -> Self {
+        Self::new(type_name, block, Nesting::Single)
+    }
+    /// Any number of blocks, in order, an empty list when there are none: for a list field.
+    pub fn list(type_name: impl Into<String>, block: Block) -> Self {
+        Self::new(type_name, block, Nesting::List)
+    }
     /// At least `n` blocks.
     pub fn min_items(mut self, n: i64) -> Self {
         self.min_items = n;
@@ -280,6 +375,43 @@ impl NestedBlock {
     pub fn max_items(mut self, n: i64) -> Self {
         self.max_items = n;
         self
+    }
+    /// The block must be written: exactly once for a single block (Terraform allows no
+    /// other minimum there), at least once for a collection.
+    pub fn required(self) -> Self {
+        match self.nesting {
+            Nesting::Single | Nesting::Group => self.min_items(1).max_items(1),
+            _ => self.min_items(1),
+        }
+    }
+    /// Markdown, shown in the docs (the block's own description).
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.block.description = text.into();
+        self
+    }
+    /// An object-level rule, run on each block (with its path).
+    pub fn validate(mut self, validator: Validator) -> Self {
+        self.block.validators.push(validator);
+        self
+    }
+    /// Whether the block must be written at least once.
+    pub fn is_required(&self) -> bool {
+        self.min_items > 0
+    }
+    /// Whether the block is a list, set or map of blocks.
+    pub fn is_collection(&self) -> bool {
+        matches!(self.nesting, Nesting::List | Nesting::Set | Nesting::Map)
+    }
+    /// The value of the block when it is not written: null for a single block, an empty
+    /// collection otherwise, an object of nulls for a group.
+    pub fn absent_value(&self) -> Value {
+        match self.nesting {
+            Nesting::Single => Value::Null,
+            Nesting::Group => self.block.shape().empty_value(),
+            Nesting::List => Value::List(Vec::new()),
+            Nesting::Set => Value::Set(Vec::new()),
+            Nesting::Map => Value::Map(BTreeMap::new()),
+        }
     }
     /// The type Terraform derives for the block's value.
     pub fn implied_type(&self) -> Type {
@@ -327,6 +459,10 @@ impl NestedObject {
     /// The attribute named `name`.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
+    }
+    /// Its attributes and blocks, as plan, validation and conversion walk them.
+    pub fn shape(&self) -> Shape<'_> {
+        Shape::of_attributes(&self.attributes)
     }
     /// The type of one element.
     pub fn object_type(&self) -> Type {
@@ -390,6 +526,7 @@ impl Attribute {
             default: None,
             use_state_for_unknown: false,
             semantic_eq: None,
+            zero_is_unset: false,
             validators: Vec::new(),
         }
     }
@@ -483,6 +620,18 @@ impl Attribute {
     /// Values `eq` finds equal to the prior value plan as the prior value: no diff.
     pub fn semantic_eq(mut self, eq: SemanticEqFn) -> Self {
         self.semantic_eq = Some(eq);
+        self
+    }
+    /// For a remote field whose zero value (`""`, `false`, `0`, empty) means unset: when the
+    /// configuration leaves the attribute unset, a zero value already stored is planned as it
+    /// is rather than as a change to null, and anything else is planned null. Implies
+    /// optional+computed, which Terraform requires of a planned value that is not the
+    /// configuration's.
+    pub fn zero_is_unset(mut self) -> Self {
+        self.zero_is_unset = true;
+        self.optional = true;
+        self.computed = true;
+        self.required = false;
         self
     }
     /// Adds a rule checked on the attribute's known values.

@@ -713,8 +713,10 @@ impl ProviderService {
     }
 }
 
-/// UpgradeResourceState: stored JSON is re-read with the current schema. Attributes that are
-/// gone are dropped and new ones start null, so additive schema changes need no version bump.
+/// UpgradeResourceState: state stored by an older schema version is first rewritten by the
+/// resource ([`Resource::upgrade_state`]), then every stored JSON is re-read with the current
+/// schema. Attributes that are gone are dropped and new ones start null, so additive schema
+/// changes need no version bump.
 fn upgrade_state(
     entry: &ResourceEntry,
     type_name: &str,
@@ -744,10 +746,30 @@ fn upgrade_state(
         );
         return None;
     }
-    let state = if raw.json.is_empty() {
+    let mut json = raw.json;
+    if version < entry.schema.version && !json.is_empty() {
+        let mut stored: serde_json::Value = match serde_json::from_slice(&json) {
+            Ok(v) => v,
+            Err(e) => {
+                diags.error(
+                    "Unable to read stored state",
+                    format!("The stored state of this {type_name} is not JSON: {e}."),
+                );
+                return None;
+            }
+        };
+        let upgraded = entry.resource.upgrade_state(version, &mut stored);
+        let failed = upgraded.has_errors();
+        diags.extend(upgraded);
+        if failed {
+            return None;
+        }
+        json = stored.to_string().into_bytes();
+    }
+    let state = if json.is_empty() {
         Value::Null
     } else {
-        match value::decode_json(&raw.json, &entry.ty) {
+        match value::decode_json(&json, &entry.ty) {
             Ok(state) => state,
             Err(e) => {
                 let mut d = Diagnostic::error(
@@ -1175,6 +1197,21 @@ mod tests {
         }
         fn schema(&self) -> Schema {
             resource_schema()
+        }
+        /// Version 0 called `old` `legacy` and had `rule` as a nested attribute (null when
+        /// unset); a state naming "corrupt" cannot be upgraded.
+        fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+            let mut diags = Diagnostics::default();
+            assert_eq!(version, 0, "only older versions are upgraded");
+            if state["name"] == "corrupt" {
+                diags.error("Cannot upgrade", "the state names \"corrupt\"");
+                return diags;
+            }
+            if let Some(legacy) = state.as_object_mut().and_then(|o| o.remove("legacy")) {
+                state["old"] = legacy;
+            }
+            resource_schema().block.shape().fill_absent_blocks(state);
+            diags
         }
         fn validate(&self, config: &Value) -> Diagnostics {
             let mut diags = Diagnostics::default();
@@ -1771,7 +1808,56 @@ mod tests {
         let state = undv(&resp.upgraded_state, &resource_type());
         assert_eq!(state.get("name"), &Value::string("a"));
         assert_eq!(state.get("spec"), &Value::Null);
-        assert!(state.get("legacy").is_null());
+        assert_eq!(
+            state.get("old"),
+            &Value::string("x"),
+            "the resource's upgrade moved it"
+        );
+        assert_eq!(
+            state.get("rule"),
+            &Value::List(Vec::new()),
+            "an unwritten list block is empty, never null"
+        );
+
+        // The current version is only re-read: nothing is moved.
+        let resp = upgrade(
+            &svc,
+            1,
+            tf::RawState {
+                json: json.to_vec(),
+                flatmap: Default::default(),
+            },
+        )
+        .await;
+        let state = undv(&resp.upgraded_state, &resource_type());
+        assert!(state.get("old").is_null());
+        assert!(state.get("rule").is_null());
+
+        // The resource's refusal is Terraform's error, and nothing is returned.
+        let resp = upgrade(
+            &svc,
+            0,
+            tf::RawState {
+                json: br#"{"name":"corrupt"}"#.to_vec(),
+                flatmap: Default::default(),
+            },
+        )
+        .await;
+        assert_eq!(summaries(&resp.diagnostics), ["Cannot upgrade"]);
+        assert!(resp.upgraded_state.is_none());
+        let resp = upgrade(
+            &svc,
+            0,
+            tf::RawState {
+                json: b"{not json".to_vec(),
+                flatmap: Default::default(),
+            },
+        )
+        .await;
+        assert_eq!(
+            summaries(&resp.diagnostics),
+            ["Unable to read stored state"]
+        );
 
         let flatmap = [("id".to_string(), "x".to_string())].into_iter().collect();
         let resp = upgrade(

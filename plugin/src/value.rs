@@ -128,6 +128,19 @@ impl Value {
             _ => &NULL,
         }
     }
+    /// The zero value of its type: `false`, `0`, `""` or an empty collection (what Go's
+    /// `omitempty` leaves out).
+    pub fn is_zero(&self) -> bool {
+        match self {
+            Value::Bool(b) => !b,
+            Value::String(s) => s.is_empty(),
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::List(x) | Value::Set(x) | Value::Tuple(x) => x.is_empty(),
+            Value::Map(m) => m.is_empty(),
+            _ => false,
+        }
+    }
+
     /// The string, when it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {

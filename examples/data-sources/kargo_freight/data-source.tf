@@ -4,10 +4,10 @@ data "kargo_freight" "candidate" {
   project           = "guestbook"
   verified_in_stage = "staging"
 
-  freight_selector = {
+  freight_selector {
     warehouse          = "guestbook"
-    image              = { repo_url = "ghcr.io/acme/guestbook" }
     version_constraint = "^1.0"
+    image { repo_url = "ghcr.io/acme/guestbook" }
   }
 }
 

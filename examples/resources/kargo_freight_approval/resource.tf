@@ -4,10 +4,10 @@ resource "kargo_freight_approval" "hotfix" {
   project = "guestbook"
   stage   = "staging"
 
-  freight_selector = {
+  freight_selector {
     warehouse          = "guestbook"
-    image              = { repo_url = "ghcr.io/acme/guestbook" }
     version_constraint = "~1.4.0"
+    image { repo_url = "ghcr.io/acme/guestbook" }
   }
 }
 

@@ -5,16 +5,14 @@ resource "kargo_promotion" "dev" {
   project = "guestbook"
   stage   = "dev"
 
-  freight_selector = {
+  freight_selector {
     warehouse          = "guestbook"
-    image              = { repo_url = "ghcr.io/acme/guestbook" }
     version_constraint = "^1.0"
+    image { repo_url = "ghcr.io/acme/guestbook" }
   }
 
   # Apply waits for the promotion to finish, for at most this long.
-  timeouts = {
-    create = "15m"
-  }
+  timeouts { create = "15m" }
 }
 
 output "dev_changes" {

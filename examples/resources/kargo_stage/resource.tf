@@ -2,6 +2,9 @@
 # new image tag is written into the stage's overlay in the GitOps repository, committed,
 # pushed, and Argo CD is pointed at the new commit. Kargo expressions such as
 # `${{ ctx.stage }}` are written `$${{ ... }}` so that Terraform leaves them alone.
+#
+# The shared steps and variables are kept in locals and written into each stage with
+# `dynamic` blocks: one `steps` (or `vars`) block per element of the list.
 locals {
   promotion_steps = [
     {
@@ -54,16 +57,27 @@ resource "kargo_stage" "dev" {
   project = "guestbook"
   name    = "dev"
 
-  requested_freight = [
-    {
-      origin  = { name = "guestbook" } # the warehouse
-      sources = { direct = true }
-    },
-  ]
+  requested_freight {
+    origin { name = "guestbook" } # the warehouse
+    sources { direct = true }
+  }
 
-  vars = local.promotion_vars
-  promotion_template = {
-    steps = local.promotion_steps
+  dynamic "vars" {
+    for_each = local.promotion_vars
+    content {
+      name  = vars.value.name
+      value = vars.value.value
+    }
+  }
+  promotion_template {
+    dynamic "steps" {
+      for_each = local.promotion_steps
+      content {
+        uses   = steps.value.uses
+        as     = lookup(steps.value, "as", null)
+        config = steps.value.config
+      }
+    }
   }
 }
 
@@ -73,25 +87,37 @@ resource "kargo_stage" "staging" {
   project = "guestbook"
   name    = "staging"
 
-  requested_freight = [
-    {
-      origin = { name = "guestbook" }
-      sources = {
-        stages             = [kargo_stage.dev.name]
-        required_soak_time = "1h"
-      }
-    },
-  ]
-
-  vars = local.promotion_vars
-  promotion_template = {
-    steps = local.promotion_steps
+  requested_freight {
+    origin { name = "guestbook" }
+    sources {
+      stages             = [kargo_stage.dev.name]
+      required_soak_time = "1h"
+    }
   }
 
-  verification = {
-    analysis_templates = [{ name = "smoke-test" }]
-    args = [
-      { name = "url", value = "https://staging.guestbook.example.com" },
-    ]
+  dynamic "vars" {
+    for_each = local.promotion_vars
+    content {
+      name  = vars.value.name
+      value = vars.value.value
+    }
+  }
+  promotion_template {
+    dynamic "steps" {
+      for_each = local.promotion_steps
+      content {
+        uses   = steps.value.uses
+        as     = lookup(steps.value, "as", null)
+        config = steps.value.config
+      }
+    }
+  }
+
+  verification {
+    analysis_templates { name = "smoke-test" }
+    args {
+      name  = "url"
+      value = "https://staging.guestbook.example.com"
+    }
   }
 }

@@ -9,28 +9,27 @@ resource "kargo_warehouse" "guestbook" {
   # (see kargo_project) makes it look at once when something is pushed.
   interval = "10m"
 
-  subscriptions = [
-    {
-      image = {
-        repo_url                 = "ghcr.io/acme/guestbook"
-        image_selection_strategy = "SemVer"
-        constraint               = "^1.4.0"
-        discovery_limit          = 10
-      }
-    },
-    {
-      git = {
-        repo_url = "https://github.com/acme/guestbook-deploy.git"
-        branch   = "main"
-        # Only commits touching the base manifests make new freight.
-        include_paths = ["base"]
-      }
-    },
-    {
-      chart = {
-        repo_url          = "oci://registry-1.docker.io/bitnamicharts/redis"
-        semver_constraint = "^20.0.0"
-      }
-    },
-  ]
+  subscriptions {
+    image {
+      repo_url                 = "ghcr.io/acme/guestbook"
+      image_selection_strategy = "SemVer"
+      constraint               = "^1.4.0"
+      discovery_limit          = 10
+    }
+  }
+  subscriptions {
+    git {
+      repo_url = "https://github.com/acme/guestbook-deploy.git"
+      branch   = "main"
+      # Only commits touching the base manifests make new freight.
+
+      include_paths = ["base"]
+    }
+  }
+  subscriptions {
+    chart {
+      repo_url          = "oci://registry-1.docker.io/bitnamicharts/redis"
+      semver_constraint = "^20.0.0"
+    }
+  }
 }

@@ -10,9 +10,10 @@ use crate::kargo::freight::{Availability, SelectorMiss, availability, search_sel
 use crate::kargo::{Freight, Object as _, Stage};
 use crate::plugin::validate::validators::exactly_one_of;
 use crate::plugin::{
-    Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, Schema, Value,
+    Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, NestedBlock,
+    Schema, Value,
 };
-use crate::resolve::choice::{artifacts_attribute, replace_nested, selector_attribute};
+use crate::resolve::choice::{artifacts_attribute, with_attribute};
 use crate::resolve::values::{artifact_labels, artifacts_value};
 use crate::resolve::{self, FREIGHT_SELECTOR, FreightChoice};
 use crate::resources::common::refuse_true;
@@ -34,8 +35,8 @@ const AVAILABLE_FILTER: &str = "available_to_stage";
 /// How many failing matches an error explains.
 const SHOWN_MATCHES: usize = 3;
 
-fn freight_selector_attribute() -> Attribute {
-    let selector = selector_attribute("the freight");
+fn selector_block() -> NestedBlock {
+    let selector = crate::resolve::choice::selector_block("the freight");
     let available_only = Attribute::bool("available_only")
         .optional()
         .validate(refuse_true(
@@ -48,10 +49,11 @@ fn freight_selector_attribute() -> Attribute {
             "Not used by this data source: filter with `available_to_stage`, which names the \
              stage availability is about. Setting it to `true` is an error.",
         );
-    replace_nested(selector, available_only).description(
+    with_attribute(selector, available_only).description(
         "Find the freight by an artifact it carries: the newest freight from `warehouse` whose \
-         image, Git commit or chart (exactly one) satisfies `version_constraint`, among the \
-         freight that passes `verified_in_stage` and `available_to_stage`.",
+         image, Git commit or chart (exactly one of the `image`, `git` and `chart` blocks) \
+         satisfies `version_constraint`, among the freight that passes `verified_in_stage` and \
+         `available_to_stage`.",
     )
 }
 
@@ -82,7 +84,6 @@ fn schema() -> Schema {
                     "Find the freight by its alias (e.g. `tall-fox`); reports the alias when it is \
                  found otherwise.",
                 ),
-            freight_selector_attribute(),
             Attribute::string(VERIFIED_FILTER)
                 .optional()
                 .validate(object_name())
@@ -114,6 +115,7 @@ fn schema() -> Schema {
                 .computed()
                 .description("When the freight was created (RFC 3339)."),
         ])
+        .block(selector_block())
         .validate(exactly_one_of(&["name", "alias", FREIGHT_SELECTOR]))
         .description(
             "Finds one freight of a project by name, alias or an artifact it carries, \

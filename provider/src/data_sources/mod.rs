@@ -1,17 +1,15 @@
 //! Terraform data sources: read-only views of Kargo objects (freight, stages, warehouses).
 //! One file per data source; this module holds what they share: the client and lookups.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
 
 use crate::config::ProviderData;
 use crate::kargo::{Error as KargoError, KargoClient, Object};
-use crate::plugin::schema::AttributeType;
-use crate::plugin::{Attribute, Block, DataSource, Diagnostic, NestedObject, Nesting, Value};
+use crate::plugin::{Attribute, Block, DataSource, Diagnostic, NestedObject, Shape, Value};
 use crate::resources::common::{self, explain};
-use crate::resources::convert::kargo_key;
+use crate::resources::convert::{Rules, object_from_json};
 
 pub mod freight;
 pub mod stage;
@@ -143,61 +141,13 @@ pub(crate) fn id(project: &str, name: &str) -> Value {
     Value::string(format!("{project}/{name}"))
 }
 
-/// The value of read-only `attrs` from a Kargo object: each attribute reads the camelCase
-/// field of its name (`repo_url` ← `repoURL`), nested attributes recursively. Absent fields
-/// are null; absent lists are empty lists, so that `length()` works without null checks.
-pub(crate) fn read_fields(attrs: &[Attribute], json: Option<&Json>) -> Value {
-    Value::Object(
-        attrs
-            .iter()
-            .map(|attr| {
-                let field = json.and_then(|j| j.get(kargo_key(&attr.name)));
-                (attr.name.clone(), read_field(attr, field))
-            })
-            .collect(),
-    )
-}
-
-fn read_field(attr: &Attribute, field: Option<&Json>) -> Value {
-    let field = field.filter(|f| !f.is_null());
-    match &attr.ty {
-        AttributeType::Primitive(ty) => match field {
-            Some(j) => Value::from_json(j, ty),
-            None if matches!(ty, crate::plugin::Type::List(_)) => Value::List(Vec::new()),
-            None => Value::Null,
-        },
-        AttributeType::Nested(object) => match object.nesting {
-            Nesting::List | Nesting::Set => {
-                let items: Vec<Value> = field
-                    .and_then(Json::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .map(|e| read_fields(&object.attributes, Some(e)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if object.nesting == Nesting::Set {
-                    Value::Set(items)
-                } else {
-                    Value::List(items)
-                }
-            }
-            Nesting::Map => Value::Map(
-                field
-                    .and_then(Json::as_object)
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, e)| (k.clone(), read_fields(&object.attributes, Some(e))))
-                            .collect::<BTreeMap<_, _>>()
-                    })
-                    .unwrap_or_default(),
-            ),
-            Nesting::Single | Nesting::Group => match field {
-                Some(j) => read_fields(&object.attributes, Some(j)),
-                None => Value::Null,
-            },
-        },
-    }
+/// The value of the read-only attributes of `shape` from a Kargo object, by the conversion the
+/// resources use, as a [`Rules::REPORT`] view: each attribute reads the camelCase field of its
+/// name (`repo_url` ← `repoURL`), nested attributes recursively. Absent fields are null;
+/// absent lists are empty lists, so that `length()` works without null checks.
+pub(crate) fn read_fields(shape: Shape<'_>, json: Option<&Json>) -> Value {
+    let object = json.and_then(Json::as_object);
+    object_from_json(shape, object, &Value::Null, &Rules::REPORT, "")
 }
 
 /// The `id` attribute data sources report ([`id`]).
@@ -273,7 +223,7 @@ mod tests {
             .computed(),
         ];
         let v = read_fields(
-            &attrs,
+            Shape::of_attributes(&attrs),
             Some(&json!({
                 "repoURL": "ghcr.io/acme/app",
                 "references": [{"tag": "1.0.0", "createdAt": "2024-01-01T00:00:00Z"}],

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use super::{Named, id, named_object_block, origin_attribute, read_fields, read_named};
 use crate::config::ProviderData;
 use crate::kargo::{PromotionReference, Stage};
-use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
+use crate::plugin::{
+    Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Shape, Value,
+};
 use crate::resolve::stage::{status_attributes, status_values};
 
 /// The `kargo_stage` data source.
@@ -147,7 +149,12 @@ impl DataSource for StageDataSource {
         let requested = live
             .requested_freight()
             .iter()
-            .map(|r| read_fields(&requested_attributes, serde_json::to_value(r).ok().as_ref()))
+            .map(|r| {
+                read_fields(
+                    Shape::of_attributes(&requested_attributes),
+                    serde_json::to_value(r).ok().as_ref(),
+                )
+            })
             .collect();
         let status = status_values(&client, &live, &Value::Null).await;
         let state = Value::object(
@@ -202,7 +209,10 @@ mod tests {
     fn requested_freight_reads_like_the_resource() {
         let r = json!({"origin": {"kind": "Warehouse", "name": "app"},
             "sources": {"stages": ["dev"], "requiredSoakTime": "1h0m0s"}});
-        let v = read_fields(&requested_freight_attributes(), Some(&r));
+        let v = read_fields(
+            Shape::of_attributes(&requested_freight_attributes()),
+            Some(&r),
+        );
         assert_eq!(v.get("origin").get("name"), &Value::string("app"));
         let sources = v.get("sources");
         assert_eq!(

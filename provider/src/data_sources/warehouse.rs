@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 use super::{Named, id, named_object_block, read_fields, read_named};
 use crate::config::ProviderData;
 use crate::kargo::{Freight, Origin, Warehouse, condition};
-use crate::plugin::{Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Value};
+use crate::plugin::{
+    Attribute, Context, DataSource, Diagnostics, NestedObject, Schema, Shape, Value,
+};
 use crate::resolve::choice::freight_summary_attribute;
 use crate::resolve::{self, values::summary_value};
 use async_trait::async_trait;
@@ -183,7 +185,9 @@ fn state(project: &str, name: &str, live: &Warehouse, freight: &[Freight]) -> Va
         .status
         .discovered_artifacts
         .as_ref()
-        .map_or(Value::Null, |d| read_fields(&DISCOVERED_ARTIFACTS, Some(d)));
+        .map_or(Value::Null, |d| {
+            read_fields(Shape::of_attributes(&DISCOVERED_ARTIFACTS), Some(d))
+        });
     let latest = newest_from(freight, name).map_or(Value::Null, summary_value);
     let last_freight_id = live
         .status

@@ -5,7 +5,7 @@ use crate::kargo::freight::{Artifact, Selector};
 use crate::plugin::plan::values_equal;
 use crate::plugin::schema::{AttributeType, Validator};
 use crate::plugin::validate::validators::exactly_one_of;
-use crate::plugin::{Attribute, AttributePath, NestedObject, Value};
+use crate::plugin::{Attribute, AttributePath, Block, NestedBlock, NestedObject, Value};
 use crate::resources::validators::{
     chart_repo_url, git_repo_url, image_repo_url, naming_path, object_name, semver_constraint,
 };
@@ -58,95 +58,106 @@ pub fn set_alias_output(planned: &mut Value, config: &Value, value: Value) {
     }
 }
 
-/// `freight_selector`, choosing `what` (see [`freight_choice_attributes`]).
-pub fn selector_attribute(what: &str) -> Attribute {
+/// The `freight_selector` block, choosing `what` (see [`freight_choice`]).
+pub fn selector_block(what: &str) -> NestedBlock {
     let repo = |validator: Validator, description: &str| {
         Attribute::string("repo_url")
             .required()
             .validate(naming_path(validator))
             .description(description.to_string())
     };
-    Attribute::nested(
-        FREIGHT_SELECTOR,
-        NestedObject::single(vec![
-            Attribute::string("warehouse")
-                .required()
-                .validate(object_name())
-                .description("The warehouse the freight comes from."),
-            Attribute::nested(
-                "image",
-                NestedObject::single(vec![repo(
-                    image_repo_url(),
-                    "Image repository, as the warehouse subscribes to it (no tag).",
-                )]),
-            )
+    let selector = Block::new(vec![
+        Attribute::string("warehouse")
+            .required()
+            .validate(object_name())
+            .description("The warehouse the freight comes from."),
+        Attribute::string("version_constraint")
             .optional()
-            .description("Select by the tag of this container image."),
-            Attribute::nested(
-                "git",
-                NestedObject::single(vec![repo(git_repo_url(), "Git repository URL.")]),
-            )
-            .optional()
-            .description("Select by the tag of the commit from this Git repository."),
-            Attribute::nested(
-                "chart",
-                NestedObject::single(vec![
-                    repo(
-                        chart_repo_url(),
-                        "Chart repository URL (`https://…` or `oci://…`).",
-                    ),
-                    Attribute::string("name").optional().description(
-                        "Chart name; leave unset for OCI repositories, whose URL names the chart.",
-                    ),
-                ]),
-            )
-            .optional()
-            .description("Select by the version of this Helm chart."),
-            Attribute::string("version_constraint")
-                .optional()
-                .validate(semver_constraint())
-                .description(
-                    "A semantic version constraint in Kargo's syntax on the artifact's version \
-                     (image tag, commit tag or chart version), e.g. `^1.2`, `~1.2.3`, \
-                     `>=1.0.0 <2.0.0` or `1.x`. A `v` prefix on versions is accepted, \
-                     versions that are not semantic (`latest`, `main-abc123`) are ignored, and \
-                     prereleases only match when the constraint names one (`>=1.0.0-0`). \
-                     Which versions count follows Kargo: for an image or Git repository, the \
-                     `strict_semvers` of the warehouse's subscription to the same `repo_url` \
-                     (read from the warehouse when planning; when it is unset or the warehouse \
-                     cannot be read, `true`, Kargo's default). Strict, only complete versions \
-                     count (`1.2.3`, `v1.2.3-rc.1`); otherwise partial ones like `1.2` or `v1` \
-                     count too, as `1.2.0` and `1.0.0`. Chart versions are read strictly from \
-                     OCI repositories and leniently from classic (`https://`) ones, as Kargo \
-                     discovers them. Unset: the newest freight carrying the artifact, highest \
-                     semantic version first.",
-                ),
-            Attribute::bool("available_only")
-                .default(Value::Bool(true))
-                .description(
-                    "Only consider freight the stage may take now (verified and soaked \
-                     upstream, approved, or requested directly). Set `false` to pick the \
-                     newest matching freight even when it is not available yet; Kargo still \
-                     refuses to promote it until it is approved for the stage (see \
-                     `kargo_freight_approval`), and the plan says so. Default `true`.",
-                ),
-        ])
-        .validate(exactly_one_of(&["image", "git", "chart"])),
+            .validate(semver_constraint())
+            .description(
+                "A semantic version constraint in Kargo's syntax on the artifact's version \
+                 (image tag, commit tag or chart version), e.g. `^1.2`, `~1.2.3`, \
+                 `>=1.0.0 <2.0.0` or `1.x`. A `v` prefix on versions is accepted, \
+                 versions that are not semantic (`latest`, `main-abc123`) are ignored, and \
+                 prereleases only match when the constraint names one (`>=1.0.0-0`). \
+                 Which versions count follows Kargo: for an image or Git repository, the \
+                 `strict_semvers` of the warehouse's subscription to the same `repo_url` \
+                 (read from the warehouse when planning; when it is unset or the warehouse \
+                 cannot be read, `true`, Kargo's default). Strict, only complete versions \
+                 count (`1.2.3`, `v1.2.3-rc.1`); otherwise partial ones like `1.2` or `v1` \
+                 count too, as `1.2.0` and `1.0.0`. Chart versions are read strictly from \
+                 OCI repositories and leniently from classic (`https://`) ones, as Kargo \
+                 discovers them. Unset: the newest freight carrying the artifact, highest \
+                 semantic version first.",
+            ),
+        Attribute::bool("available_only")
+            .default(Value::Bool(true))
+            .description(
+                "Only consider freight the stage may take now (verified and soaked \
+                 upstream, approved, or requested directly). Set `false` to pick the \
+                 newest matching freight even when it is not available yet; Kargo still \
+                 refuses to promote it until it is approved for the stage (see \
+                 `kargo_freight_approval`), and the plan says so. Default `true`.",
+            ),
+    ])
+    .block(
+        NestedBlock::single(
+            "image",
+            Block::new(vec![repo(
+                image_repo_url(),
+                "Image repository, as the warehouse subscribes to it (no tag).",
+            )]),
+        )
+        .description("Select by the tag of this container image."),
     )
-    .optional()
-    .description(format!(
+    .block(
+        NestedBlock::single(
+            "git",
+            Block::new(vec![repo(git_repo_url(), "Git repository URL.")]),
+        )
+        .description("Select by the tag of the commit from this Git repository."),
+    )
+    .block(
+        NestedBlock::single(
+            "chart",
+            Block::new(vec![
+                repo(
+                    chart_repo_url(),
+                    "Chart repository URL (`https://…` or `oci://…`).",
+                ),
+                Attribute::string("name").optional().description(
+                    "Chart name; leave unset for OCI repositories, whose URL names the chart.",
+                ),
+            ]),
+        )
+        .description("Select by the version of this Helm chart."),
+    )
+    .validate(exactly_one_of(&["image", "git", "chart"]));
+    NestedBlock::single(FREIGHT_SELECTOR, selector).description(format!(
         "Choose {what} by an artifact it carries: the newest freight from `warehouse` whose \
-         image, Git commit or chart (exactly one) satisfies `version_constraint`. Resolved \
-         against the cluster at plan time, so the plan shows which freight it is."
+         image, Git commit or chart (exactly one of the `image`, `git` and `chart` blocks) \
+         satisfies `version_constraint`. Resolved against the cluster at plan time, so the plan \
+         shows which freight it is."
     ))
 }
 
-/// The attributes that choose a freight, for `ways` (in that order). `what` completes
-/// "Choose ...", e.g. `the freight to promote`. Attach [`freight_choice_validator`] to the
-/// block so that exactly one of them is set.
-pub fn freight_choice_attributes(ways: &[Way], what: &str) -> Vec<Attribute> {
-    ways.iter()
-        .map(|way| match way {
+/// `block` with its attribute of the same name as `replacement` replaced by it.
+pub fn with_attribute(mut block: NestedBlock, replacement: Attribute) -> NestedBlock {
+    for inner in &mut block.block.attributes {
+        if inner.name == replacement.name {
+            *inner = replacement.clone();
+        }
+    }
+    block
+}
+
+/// The attributes (and the `freight_selector` block) that choose a freight, for `ways` (in
+/// that order). `what` completes "Choose ...", e.g. `the freight to promote`. Attach
+/// [`freight_choice_validator`] to the resource's block so that exactly one of them is set.
+pub fn freight_choice(ways: &[Way], what: &str) -> Block {
+    let mut choice = Block::default();
+    for way in ways {
+        let attr = match way {
             Way::Name => Attribute::string(FREIGHT)
                 .optional()
                 .validate(object_name())
@@ -158,7 +169,10 @@ pub fn freight_choice_attributes(ways: &[Way], what: &str) -> Vec<Attribute> {
                 .description(format!(
                     "Choose {what} by its alias (e.g. `tall-fox`), as Kargo's UI and CLI show it."
                 )),
-            Way::Selector => selector_attribute(what),
+            Way::Selector => {
+                choice.blocks.push(selector_block(what));
+                continue;
+            }
             Way::Origin => Attribute::string(ORIGIN_WAREHOUSE)
                 .optional()
                 .validate(object_name())
@@ -167,8 +181,10 @@ pub fn freight_choice_attributes(ways: &[Way], what: &str) -> Vec<Attribute> {
                      this warehouse available to the stage (with the `MatchUpstream` \
                      selection policy, the freight the upstream stage holds)."
                 )),
-        })
-        .collect()
+        };
+        choice.attributes.push(attr);
+    }
+    choice
 }
 
 /// Block-level rule: exactly one of the `ways` attributes is set.
@@ -378,8 +394,7 @@ mod tests {
     const ALL: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
 
     fn block() -> Block {
-        Block::new(freight_choice_attributes(&ALL, "the freight to promote"))
-            .validate(freight_choice_validator(&ALL))
+        freight_choice(&ALL, "the freight to promote").validate(freight_choice_validator(&ALL))
     }
 
     fn config(j: Json) -> Value {
@@ -501,7 +516,7 @@ mod tests {
                 }
             }
         }
-        walk(&freight_choice_attributes(&ALL, "the freight"));
+        crate::resources::common::assert_described(&freight_choice(&ALL, "the freight"));
         walk(&[
             freight_summary_attribute("s", "d"),
             changes_attribute("c", "d"),

@@ -17,7 +17,9 @@ use crate::kargo::{
 };
 use crate::plugin::Context;
 use crate::plugin::schema::Validator;
-use crate::plugin::{Attribute, AttributePath, Diagnostic, Diagnostics, NestedObject, Value};
+use crate::plugin::{
+    Attribute, AttributePath, Block, Diagnostic, Diagnostics, NestedBlock, Schema, Value,
+};
 use crate::resources::validators::report;
 
 /// Prefixes of labels and annotations that Kargo or Kubernetes write themselves; they are
@@ -174,12 +176,13 @@ pub fn timeout_duration() -> Validator {
     )
 }
 
-/// The `timeouts = { create = "...", delete = "..." }` attribute, with `create` and `delete`
-/// described as given (each description states its default).
-pub fn timeouts_attribute(create: impl Into<String>, delete: impl Into<String>) -> Attribute {
-    Attribute::nested(
+/// The `timeouts { create = "...", delete = "..." }` block, the conventional spelling of
+/// operation timeouts, with `create` and `delete` described as given (each description states
+/// its default).
+pub fn timeouts_block(create: impl Into<String>, delete: impl Into<String>) -> NestedBlock {
+    NestedBlock::single(
         "timeouts",
-        NestedObject::single(vec![
+        Block::new(vec![
             Attribute::string("create")
                 .optional()
                 .description(create)
@@ -190,14 +193,13 @@ pub fn timeouts_attribute(create: impl Into<String>, delete: impl Into<String>) 
                 .validate(timeout_duration()),
         ]),
     )
-    .optional()
     .description("Bounds on how long Terraform waits for this resource.")
 }
 
-/// [`timeouts_attribute`] for a resource that waits for its object to be ready after creating
-/// it and to be gone after deleting it, by default for the durations given.
-pub fn object_timeouts_attribute(create_default: &str, delete_default: &str) -> Attribute {
-    timeouts_attribute(
+/// [`timeouts_block`] for a resource that waits for its object to be ready after creating it
+/// and to be gone after deleting it, by default for the durations given.
+pub fn object_timeouts_block(create_default: &str, delete_default: &str) -> NestedBlock {
+    timeouts_block(
         format!(
             "How long to wait for the object to be ready after creating it. Default \
              `{create_default}`."
@@ -209,7 +211,21 @@ pub fn object_timeouts_attribute(create_default: &str, delete_default: &str) -> 
     )
 }
 
-/// Reads a timeout from the `timeouts` attribute of `state`, falling back to `default`.
+/// The schema version of every resource: 1 since nested configuration is written as blocks.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// UpgradeResourceState of every resource. State of version 0 was written when nested
+/// configuration was nested attributes: its JSON has the same shape as today's except that a
+/// list that was not set is null (or missing), where a list block that is not written is an
+/// empty list.
+pub fn upgrade_state(schema: &Schema, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+    if version < 1 {
+        schema.block.shape().fill_absent_blocks(state);
+    }
+    Diagnostics::default()
+}
+
+/// Reads a timeout from the `timeouts` block of `state`, falling back to `default`.
 pub fn timeout(state: &Value, which: &str, default: Duration) -> Duration {
     state
         .get("timeouts")
@@ -428,16 +444,6 @@ pub fn refuse_true(rule: &str, summary: &'static str, detail: &'static str) -> V
     })
 }
 
-/// A state in which every attribute of `attrs` is null, for a read or an import to fill in.
-pub fn null_state(attrs: &[Attribute]) -> Value {
-    Value::Object(
-        attrs
-            .iter()
-            .map(|a| (a.name.clone(), Value::Null))
-            .collect(),
-    )
-}
-
 /// Sets the attributes of `state` that are still unknown to the values given for them; known
 /// values are never contradicted.
 pub fn fill_unknown<N: AsRef<str>>(
@@ -477,24 +483,32 @@ pub fn null_unknown_computed(state: &mut Value, attrs: &[Attribute]) {
     fill_unknown(state, computed.map(|a| (a.name.as_str(), Value::Null)));
 }
 
-/// Asserts that every attribute of `attrs`, nested ones included, has a description: the
-/// descriptions become the registry docs.
+/// Asserts that every attribute and block of `block`, nested ones included, has a
+/// description: the descriptions become the registry docs.
 #[cfg(test)]
 #[track_caller]
-pub fn assert_described(attrs: &[Attribute]) {
-    fn walk(attrs: &[Attribute], at: &str) {
-        for a in attrs {
+pub fn assert_described(block: &Block) {
+    fn walk(shape: crate::plugin::Shape<'_>, at: &str) {
+        for a in shape.attributes {
             assert!(
                 !a.description.is_empty(),
                 "{at}{} has no description",
                 a.name
             );
             if let Some(o) = a.nested_object() {
-                walk(&o.attributes, &format!("{at}{}.", a.name));
+                walk(o.shape(), &format!("{at}{}.", a.name));
             }
         }
+        for b in shape.blocks {
+            assert!(
+                !b.block.description.is_empty(),
+                "{at}{} has no description",
+                b.type_name
+            );
+            walk(b.block.shape(), &format!("{at}{}.", b.type_name));
+        }
     }
-    walk(attrs, "");
+    walk(block.shape(), "");
 }
 
 /// A create that failed before anything existed: nothing goes into state.

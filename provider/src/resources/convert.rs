@@ -1,6 +1,7 @@
-//! Schema-driven conversion between Terraform values and Kargo objects, and the
-//! create/read/update/delete/import cycle shared by the pipeline resources built on it.
+//! Schema-driven conversion between Terraform values and Kargo objects, attributes and blocks
+//! alike, and the create/read/update/delete/import cycle of the pipeline resources built on it.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    self, IMPORTING, PROJECT_LABEL, fail, managed_map, object_timeouts_attribute, string_map_json,
+    self, IMPORTING, PROJECT_LABEL, fail, managed_map, object_timeouts_block, string_map_json,
     timeout,
 };
 use crate::config::ProviderData;
@@ -19,31 +20,45 @@ use crate::plugin::plan::{plan_from_schema, semantic::json_eq, values_equal};
 use crate::plugin::schema::AttributeType;
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    Nesting, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Type, Value,
+    NestedBlock, Nesting, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Shape, Type,
+    Value,
 };
 
-/// How a resource's attributes differ from a plain camelCase rendering of its schema.
-/// Every entry names an attribute by its dotted path of attribute names from the
+/// How a resource's attributes and blocks differ from a plain camelCase rendering of its
+/// schema. Every entry names an attribute or block by its dotted path of names from the
 /// resource's top level, without list indexes: `promotion_template.steps.config`.
 #[derive(Debug, Default)]
 pub struct Rules {
     /// Attributes holding a JSON document as a string; Kargo stores the document itself.
     pub json: &'static [&'static str],
-    /// Attributes never sent to Kargo nor read from it: removed fields kept only to explain
-    /// their replacement, and those the resource converts itself.
+    /// Attributes and blocks never sent to Kargo nor read from it: removed fields kept only to
+    /// explain their replacement, and those the resource converts itself.
     pub skip: &'static [&'static str],
-    /// Attributes whose Kargo object holds their fields one level deeper, under this key
-    /// (`promotion_template` is `promotionTemplate.spec`).
+    /// Attributes and blocks whose Kargo object holds their fields one level deeper, under
+    /// this key (`promotion_template` is `promotionTemplate.spec`).
     pub wrap: &'static [(&'static str, &'static str)],
     /// Attributes left out of the object when they equal their default, because Kargo treats
     /// the absent field as that value rather than storing it.
     pub implied_default: &'static [&'static str],
-    /// Objects whose unrecognised Kargo keys belong to this attribute (generic warehouse
-    /// subscriptions are keyed by their type); used to place Kargo's errors.
+    /// Objects whose unrecognised Kargo keys belong to this attribute or block (generic
+    /// warehouse subscriptions are keyed by their type); used to place Kargo's errors.
     pub catch_all: &'static [(&'static str, &'static str)],
+    /// A read-only view (the data sources): computed attributes are read from the object too,
+    /// and absent lists read as empty lists, so that `length()` needs no null check.
+    pub report: bool,
 }
 
 impl Rules {
+    /// The rules of a read-only view whose names map onto Kargo's fields one to one.
+    pub const REPORT: Rules = Rules {
+        json: &[],
+        skip: &[],
+        wrap: &[],
+        implied_default: &[],
+        catch_all: &[],
+        report: true,
+    };
+
     fn is_json(&self, path: &str) -> bool {
         self.json.contains(&path)
     }
@@ -56,7 +71,7 @@ impl Rules {
     fn implies_default(&self, path: &str) -> bool {
         self.implied_default.contains(&path)
     }
-    fn catch_all_attr(&self, path: &str) -> Option<&'static str> {
+    fn catch_all_name(&self, path: &str) -> Option<&'static str> {
         self.catch_all
             .iter()
             .find(|(p, _)| *p == path)
@@ -98,6 +113,35 @@ pub fn kargo_key(name: &str) -> String {
     out
 }
 
+/// Kargo's Go types drop empty strings (`omitempty`), so to Kargo an empty string is an unset
+/// field, and Terraform's generated configuration (`plan -generate-config-out`) writes `null`
+/// for one. Every optional string of `block`, at any depth, is therefore planned unchanged
+/// when the configuration leaves it unset and Kargo holds an empty string
+/// ([`Attribute::zero_is_unset`]): an adopted `value: ""` stays `""` with no change planned.
+pub fn empty_strings_are_unset(mut block: Block) -> Block {
+    fn attributes(attrs: &mut [Attribute]) {
+        for a in attrs {
+            match &mut a.ty {
+                AttributeType::Primitive(Type::String)
+                    if a.optional && !a.computed && a.default.is_none() =>
+                {
+                    *a = a.clone().zero_is_unset();
+                }
+                AttributeType::Nested(object) => attributes(&mut object.attributes),
+                AttributeType::Primitive(_) => {}
+            }
+        }
+    }
+    fn blocks(block: &mut Block) {
+        attributes(&mut block.attributes);
+        for b in &mut block.blocks {
+            blocks(&mut b.block);
+        }
+    }
+    blocks(&mut block);
+    block
+}
+
 /// A value that cannot be turned into the Kargo object, with the attribute it is in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvertError {
@@ -111,18 +155,19 @@ impl ConvertError {
     }
 }
 
-/// The Kargo fields for the object `value` described by `attrs`: camelCase keys, null
-/// attributes left out, computed-only ones never sent, JSON strings sent as documents.
-/// `rule_path` is where `attrs` sit (see [`Rules`]), `at` the same place as an attribute path.
-pub fn attributes_to_json(
-    attrs: &[Attribute],
+/// The Kargo fields for the object `value` of `shape`: camelCase keys, null attributes and
+/// blocks not written left out, computed-only attributes never sent, JSON strings sent as
+/// documents. `rule_path` is where `shape` sits (see [`Rules`]), `at` the same place as an
+/// attribute path.
+pub fn object_to_json(
+    shape: Shape<'_>,
     value: &Value,
     rules: &Rules,
     rule_path: &str,
     at: &AttributePath,
 ) -> Result<Map<String, Json>, ConvertError> {
     let mut out = Map::new();
-    for attr in attrs {
+    for attr in shape.attributes {
         let path = child_path(rule_path, &attr.name);
         if attr.is_computed_only() || attr.write_only || rules.is_skipped(&path) {
             continue;
@@ -136,13 +181,48 @@ pub fn attributes_to_json(
             continue;
         }
         let attr_at = at.join_attr(&attr.name);
-        let mut j = attribute_to_json(attr, v, rules, &path, &attr_at)?;
-        if let Some(key) = rules.wrap_key(&path) {
-            j = json!({ key: j });
+        let j = if rules.is_json(&path) {
+            json_document(v, &attr_at)?
+        } else {
+            match &attr.ty {
+                AttributeType::Primitive(_) => v.to_json().ok_or_else(|| not_known(&attr_at))?,
+                AttributeType::Nested(object) => {
+                    nested_to_json(object.shape(), object.nesting, v, rules, &path, &attr_at)?
+                }
+            }
+        };
+        insert_field(&mut out, rules, &path, &attr.name, j);
+    }
+    for nb in shape.blocks {
+        let path = child_path(rule_path, &nb.type_name);
+        let v = value.get(&nb.type_name);
+        if rules.is_skipped(&path) || is_unwritten(v) {
+            continue;
         }
-        out.insert(kargo_key(&attr.name), j);
+        let block_at = at.join_attr(&nb.type_name);
+        let j = nested_to_json(nb.block.shape(), nb.nesting, v, rules, &path, &block_at)?;
+        insert_field(&mut out, rules, &path, &nb.type_name, j);
     }
     Ok(out)
+}
+
+/// Adds the field for attribute or block `name` at `path`, wrapped as the rules say.
+fn insert_field(out: &mut Map<String, Json>, rules: &Rules, path: &str, name: &str, j: Json) {
+    let j = match rules.wrap_key(path) {
+        Some(key) => json!({ key: j }),
+        None => j,
+    };
+    out.insert(kargo_key(name), j);
+}
+
+/// Whether a block's value is no block at all: null, or an empty collection of blocks.
+fn is_unwritten(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::List(x) | Value::Set(x) | Value::Tuple(x) => x.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        _ => false,
+    }
 }
 
 fn not_known(at: &AttributePath) -> ConvertError {
@@ -152,98 +232,124 @@ fn not_known(at: &AttributePath) -> ConvertError {
     }
 }
 
-fn attribute_to_json(
-    attr: &Attribute,
+/// The document a JSON string attribute holds.
+fn json_document(v: &Value, at: &AttributePath) -> Result<Json, ConvertError> {
+    let text = v.as_str().ok_or_else(|| not_known(at))?;
+    serde_json::from_str(text).map_err(|e| ConvertError {
+        path: at.clone(),
+        message: format!("`{at}` is not valid JSON ({e}); write it with `jsonencode({{...}})`."),
+    })
+}
+
+/// The Kargo value of a nested object or collection of objects (a nested attribute or a
+/// block) of `shape`.
+fn nested_to_json(
+    shape: Shape<'_>,
+    nesting: Nesting,
     v: &Value,
     rules: &Rules,
     path: &str,
     at: &AttributePath,
 ) -> Result<Json, ConvertError> {
-    if rules.is_json(path) {
-        let text = v.as_str().ok_or_else(|| not_known(at))?;
-        return serde_json::from_str(text).map_err(|e| ConvertError {
-            path: at.clone(),
-            message: format!(
-                "`{at}` is not valid JSON ({e}); write it with `jsonencode({{...}})`."
-            ),
-        });
-    }
-    match &attr.ty {
-        AttributeType::Primitive(_) => v.to_json().ok_or_else(|| not_known(at)),
-        AttributeType::Nested(object) => {
-            let element = |e: &Value, e_at: &AttributePath| -> Result<Json, ConvertError> {
-                if e.is_unknown() {
-                    return Err(not_known(e_at));
-                }
-                attributes_to_json(&object.attributes, e, rules, path, e_at).map(Json::Object)
-            };
-            match object.nesting {
-                Nesting::Single | Nesting::Group => element(v, at),
-                Nesting::List | Nesting::Set => {
-                    if v.is_unknown() {
-                        return Err(not_known(at));
-                    }
-                    v.elements()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| element(e, &at.join_index(i)))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(Json::Array)
-                }
-                Nesting::Map => {
-                    let entries = v.entries().ok_or_else(|| not_known(at))?;
-                    let mut out = Map::new();
-                    for (k, e) in entries {
-                        out.insert(k.clone(), element(e, &at.join_key(k))?);
-                    }
-                    Ok(Json::Object(out))
-                }
+    let element = |e: &Value, e_at: &AttributePath| -> Result<Json, ConvertError> {
+        if e.is_unknown() {
+            return Err(not_known(e_at));
+        }
+        object_to_json(shape, e, rules, path, e_at).map(Json::Object)
+    };
+    match nesting {
+        Nesting::Single | Nesting::Group => element(v, at),
+        Nesting::List | Nesting::Set => {
+            if v.is_unknown() {
+                return Err(not_known(at));
             }
+            v.elements()
+                .iter()
+                .enumerate()
+                .map(|(i, e)| element(e, &at.join_index(i)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Json::Array)
+        }
+        Nesting::Map => {
+            let entries = v.entries().ok_or_else(|| not_known(at))?;
+            let mut out = Map::new();
+            for (k, e) in entries {
+                out.insert(k.clone(), element(e, &at.join_key(k))?);
+            }
+            Ok(Json::Object(out))
         }
     }
 }
 
-/// The Terraform object for the Kargo fields `json` (`None` when absent), described by
-/// `attrs`. Values equal in meaning to `prior` keep the prior spelling; absent fields read
-/// as the attribute's default (Kargo applies it) or match a prior zero value (Go's
-/// `omitempty` drops those); computed-only and skipped attributes are null for the caller.
-pub fn attributes_from_json(
-    attrs: &[Attribute],
+/// The Terraform object of `shape` for the Kargo fields `json` (`None` when absent). Values
+/// equal in meaning to `prior` keep the prior spelling; absent fields read as the attribute's
+/// default (Kargo applies it) or match a prior zero value (Go's `omitempty` drops those);
+/// absent blocks are no blocks (null, or an empty list); computed-only and skipped attributes
+/// are null for the caller, unless the rules are a [`Rules::REPORT`] view.
+pub fn object_from_json(
+    shape: Shape<'_>,
     json: Option<&Map<String, Json>>,
     prior: &Value,
     rules: &Rules,
     rule_path: &str,
 ) -> Value {
-    let mut out = std::collections::BTreeMap::new();
-    for attr in attrs {
+    let mut out = BTreeMap::new();
+    for attr in shape.attributes {
         let path = child_path(rule_path, &attr.name);
-        let v = if attr.is_computed_only() || attr.write_only || rules.is_skipped(&path) {
+        let hidden = (attr.is_computed_only() && !rules.report)
+            || attr.write_only
+            || rules.is_skipped(&path);
+        let v = if hidden {
             Value::Null
         } else {
-            let mut j = json.and_then(|o| o.get(&kargo_key(&attr.name)));
-            if let Some(key) = rules.wrap_key(&path) {
-                j = j.and_then(|w| w.get(key));
-            }
+            let j = field(json, rules, &path, &attr.name);
             attribute_from_json(attr, j, prior.get(&attr.name), rules, &path)
         };
         out.insert(attr.name.clone(), v);
     }
+    for nb in shape.blocks {
+        let path = child_path(rule_path, &nb.type_name);
+        let v = if rules.is_skipped(&path) {
+            Value::Null
+        } else {
+            let j = field(json, rules, &path, &nb.type_name);
+            let prior = prior.get(&nb.type_name);
+            nested_from_json(nb.block.shape(), nb.nesting, j, prior, rules, &path)
+        };
+        let v = if v.is_null() { nb.absent_value() } else { v };
+        out.insert(nb.type_name.clone(), v);
+    }
     Value::Object(out)
 }
 
-/// Zero values of Go's `omitempty`: Kargo drops them, so they mean the same as absent.
-fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::List(x) | Value::Set(x) | Value::Tuple(x) => x.is_empty(),
-        Value::Map(m) => m.is_empty(),
-        _ => false,
+/// The Kargo field of attribute or block `name` at `path` in `json`, unwrapped as the rules
+/// say; `None` when absent or null.
+fn field<'a>(
+    json: Option<&'a Map<String, Json>>,
+    rules: &Rules,
+    path: &str,
+    name: &str,
+) -> Option<&'a Json> {
+    let mut j = json.and_then(|o| o.get(&kargo_key(name)));
+    if let Some(key) = rules.wrap_key(path) {
+        j = j.and_then(|w| w.get(key));
     }
+    j.filter(|j| !j.is_null())
 }
 
-fn absent(attr: &Attribute, prior: &Value) -> Value {
+fn absent(attr: &Attribute, prior: &Value, rules: &Rules) -> Value {
+    if rules.report {
+        return match &attr.ty {
+            AttributeType::Primitive(Type::List(_)) => Value::List(Vec::new()),
+            AttributeType::Nested(object) => match object.nesting {
+                Nesting::List => Value::List(Vec::new()),
+                Nesting::Set => Value::Set(Vec::new()),
+                Nesting::Map => Value::Map(BTreeMap::new()),
+                Nesting::Single | Nesting::Group => Value::Null,
+            },
+            AttributeType::Primitive(_) => Value::Null,
+        };
+    }
     if let Some(default) = &attr.default {
         return if !prior.is_null() && equivalent(attr, prior, default) {
             prior.clone()
@@ -251,7 +357,7 @@ fn absent(attr: &Attribute, prior: &Value) -> Value {
             default.clone()
         };
     }
-    if is_zero(prior) {
+    if prior.is_zero() {
         prior.clone()
     } else {
         Value::Null
@@ -272,8 +378,8 @@ fn attribute_from_json(
     rules: &Rules,
     path: &str,
 ) -> Value {
-    let Some(j) = j.filter(|j| !j.is_null()) else {
-        return absent(attr, prior);
+    let Some(j) = j else {
+        return absent(attr, prior, rules);
     };
     let read = if rules.is_json(path) {
         match prior.as_str() {
@@ -286,39 +392,7 @@ fn attribute_from_json(
         match &attr.ty {
             AttributeType::Primitive(ty) => Value::from_json(j, ty),
             AttributeType::Nested(object) => {
-                let element = |e: &Json, p: &Value| match e.as_object() {
-                    Some(o) => attributes_from_json(&object.attributes, Some(o), p, rules, path),
-                    None => Value::Null,
-                };
-                match object.nesting {
-                    Nesting::Single | Nesting::Group => element(j, prior),
-                    Nesting::List | Nesting::Set => {
-                        let priors = prior.elements();
-                        let items: Vec<Value> = j
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .enumerate()
-                                    .map(|(i, e)| element(e, priors.get(i).unwrap_or(&Value::Null)))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        if object.nesting == Nesting::Set {
-                            Value::Set(items)
-                        } else {
-                            Value::List(items)
-                        }
-                    }
-                    Nesting::Map => Value::Map(
-                        j.as_object()
-                            .map(|o| {
-                                o.iter()
-                                    .map(|(k, e)| (k.clone(), element(e, prior.get(k))))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    ),
-                }
+                nested_from_json(object.shape(), object.nesting, Some(j), prior, rules, path)
             }
         }
     };
@@ -326,6 +400,55 @@ fn attribute_from_json(
         return prior.clone();
     }
     read
+}
+
+/// The Terraform value of a nested object or collection of objects of `shape` (a nested
+/// attribute or a block) for the Kargo value `j`; null when absent. Elements are matched with
+/// `prior`'s by index (lists) or key (maps).
+fn nested_from_json(
+    shape: Shape<'_>,
+    nesting: Nesting,
+    j: Option<&Json>,
+    prior: &Value,
+    rules: &Rules,
+    path: &str,
+) -> Value {
+    let Some(j) = j else {
+        return Value::Null;
+    };
+    let element = |e: &Json, p: &Value| match e.as_object() {
+        Some(o) => object_from_json(shape, Some(o), p, rules, path),
+        None => Value::Null,
+    };
+    match nesting {
+        Nesting::Single | Nesting::Group => element(j, prior),
+        Nesting::List | Nesting::Set => {
+            let priors = prior.elements();
+            let items: Vec<Value> = j
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .enumerate()
+                        .map(|(i, e)| element(e, priors.get(i).unwrap_or(&Value::Null)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if nesting == Nesting::Set {
+                Value::Set(items)
+            } else {
+                Value::List(items)
+            }
+        }
+        Nesting::Map => Value::Map(
+            j.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, e)| (k.clone(), element(e, prior.get(k))))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 /// One step of a Kubernetes field path (`spec.requestedFreight[0].sources.stages`).
@@ -360,11 +483,39 @@ pub fn parse_field(field: &str) -> Vec<FieldStep> {
     steps
 }
 
+/// An attribute or a block of a [`Shape`].
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Attribute(&'a Attribute),
+    Block(&'a NestedBlock),
+}
+
+impl<'a> Member<'a> {
+    fn named(shape: Shape<'a>, name: &str) -> Option<Self> {
+        shape
+            .attribute(name)
+            .map(Member::Attribute)
+            .or_else(|| shape.block(name).map(Member::Block))
+    }
+    fn with_kargo_key(shape: Shape<'a>, key: &str) -> Option<Self> {
+        let attr = shape.attributes.iter().find(|a| kargo_key(&a.name) == key);
+        let block = || shape.blocks.iter().find(|b| kargo_key(&b.type_name) == key);
+        attr.map(Member::Attribute)
+            .or_else(|| block().map(Member::Block))
+    }
+    fn name(self) -> &'a str {
+        match self {
+            Member::Attribute(a) => &a.name,
+            Member::Block(b) => &b.type_name,
+        }
+    }
+}
+
 /// Maps the part of a Kargo field path below an object's fields onto the attribute path it
 /// came from, as deep as the schema can follow it; `None` when not even the first key is an
-/// attribute. `at` is where `attrs` sit.
+/// attribute or block. `at` is where `shape` sits.
 pub fn field_to_attribute_path(
-    attrs: &[Attribute],
+    shape: Shape<'_>,
     steps: &[FieldStep],
     rules: &Rules,
     rule_path: &str,
@@ -374,18 +525,15 @@ pub fn field_to_attribute_path(
     let Some((FieldStep::Key(key), rest)) = steps.split_first() else {
         return found(at);
     };
-    let attr = attrs
-        .iter()
-        .find(|a| kargo_key(&a.name) == *key)
-        .or_else(|| {
-            let name = rules.catch_all_attr(rule_path)?;
-            attrs.iter().find(|a| a.name == name)
-        });
-    let Some(attr) = attr else {
+    let member = Member::with_kargo_key(shape, key).or_else(|| {
+        let name = rules.catch_all_name(rule_path)?;
+        Member::named(shape, name)
+    });
+    let Some(member) = member else {
         return found(at);
     };
-    let path = child_path(rule_path, &attr.name);
-    let attr_at = at.join_attr(&attr.name);
+    let path = child_path(rule_path, member.name());
+    let member_at = at.join_attr(member.name());
     let mut rest = rest;
     if let (Some(wrap), Some((FieldStep::Key(k), inner))) =
         (rules.wrap_key(&path), rest.split_first())
@@ -393,37 +541,50 @@ pub fn field_to_attribute_path(
     {
         rest = inner;
     }
-    match (&attr.ty, rest.split_first()) {
-        (AttributeType::Nested(object), first) => match (object.nesting, first) {
-            (Nesting::Single | Nesting::Group, _) => {
-                field_to_attribute_path(&object.attributes, rest, rules, &path, attr_at)
-            }
-            (Nesting::List | Nesting::Set, Some((FieldStep::Index(i), inner))) => {
-                field_to_attribute_path(
-                    &object.attributes,
-                    inner,
-                    rules,
-                    &path,
-                    attr_at.join_index(*i),
-                )
-            }
-            (Nesting::Map, Some((FieldStep::Key(k), inner))) => field_to_attribute_path(
-                &object.attributes,
-                inner,
+    match member {
+        Member::Block(nb) => {
+            nested_field_path(nb.block.shape(), nb.nesting, rest, rules, &path, member_at)
+        }
+        Member::Attribute(attr) => match (&attr.ty, rest.split_first()) {
+            (AttributeType::Nested(object), _) => nested_field_path(
+                object.shape(),
+                object.nesting,
+                rest,
                 rules,
                 &path,
-                attr_at.join_key(k),
+                member_at,
             ),
-            _ => Some(attr_at),
+            (
+                AttributeType::Primitive(Type::List(_) | Type::Set(_)),
+                Some((FieldStep::Index(i), _)),
+            ) => Some(member_at.join_index(*i)),
+            (AttributeType::Primitive(Type::Map(_)), Some((FieldStep::Key(k), _))) => {
+                Some(member_at.join_key(k))
+            }
+            _ => Some(member_at),
         },
-        (
-            AttributeType::Primitive(Type::List(_) | Type::Set(_)),
-            Some((FieldStep::Index(i), _)),
-        ) => Some(attr_at.join_index(*i)),
-        (AttributeType::Primitive(Type::Map(_)), Some((FieldStep::Key(k), _))) => {
-            Some(attr_at.join_key(k))
+    }
+}
+
+fn nested_field_path(
+    shape: Shape<'_>,
+    nesting: Nesting,
+    rest: &[FieldStep],
+    rules: &Rules,
+    path: &str,
+    at: AttributePath,
+) -> Option<AttributePath> {
+    match (nesting, rest.split_first()) {
+        (Nesting::Single | Nesting::Group, _) => {
+            field_to_attribute_path(shape, rest, rules, path, at)
         }
-        _ => Some(attr_at),
+        (Nesting::List | Nesting::Set, Some((FieldStep::Index(i), inner))) => {
+            field_to_attribute_path(shape, inner, rules, path, at.join_index(*i))
+        }
+        (Nesting::Map, Some((FieldStep::Key(k), inner))) => {
+            field_to_attribute_path(shape, inner, rules, path, at.join_key(k))
+        }
+        _ => Some(at),
     }
 }
 
@@ -441,24 +602,27 @@ pub trait PipelineKind: Send + Sync + 'static {
     const KIND: Kind = <Self::Object as Object>::KIND;
     /// Markdown for the docs: what the resource is and how it behaves.
     fn description() -> String;
-    /// The attributes describing `spec` (and computed status), which follow `name`, `labels`
-    /// and `annotations` in the schema.
-    fn attributes() -> Vec<Attribute>;
+    /// The attributes and blocks describing `spec` (and computed status), which follow
+    /// `name`, `labels` and `annotations` in the schema.
+    fn spec() -> Block;
     fn rules() -> &'static Rules;
     /// Checks across attributes and list elements; `config` may contain unknown values.
     fn validate(_config: &Value, _diags: &mut Diagnostics) {}
     /// The object's `spec` for a planned state.
-    fn spec_to_json(attrs: &[Attribute], state: &Value) -> Result<Json, ConvertError> {
-        attributes_to_json(attrs, state, Self::rules(), "", &AttributePath::root())
-            .map(Json::Object)
+    fn spec_to_json(spec: &Block, state: &Value) -> Result<Json, ConvertError> {
+        object_to_json(
+            spec.shape(),
+            state,
+            Self::rules(),
+            "",
+            &AttributePath::root(),
+        )
+        .map(Json::Object)
     }
-    /// The attributes for a live `spec`, keeping `prior`'s spelling where equivalent.
-    fn spec_from_json(
-        attrs: &[Attribute],
-        spec: Option<&Map<String, Json>>,
-        prior: &Value,
-    ) -> Value {
-        attributes_from_json(attrs, spec, prior, Self::rules(), "")
+    /// The attributes and blocks for a live `spec`, keeping `prior`'s spelling where
+    /// equivalent.
+    fn spec_from_json(spec: &Block, live: Option<&Map<String, Json>>, prior: &Value) -> Value {
+        object_from_json(spec.shape(), live, prior, Self::rules(), "")
     }
     /// Computed attributes taken from the live object (usually its status).
     async fn status(
@@ -475,7 +639,7 @@ pub trait PipelineKind: Send + Sync + 'static {
 pub struct ObjectResource<T> {
     data: ProviderData,
     schema: Schema,
-    attrs: Vec<Attribute>,
+    spec: Block,
     kind: PhantomData<T>,
 }
 
@@ -496,12 +660,12 @@ impl Target {
 
 impl<T: PipelineKind> ObjectResource<T> {
     pub fn new(data: ProviderData) -> Self {
-        let attrs = T::attributes();
-        let schema = Schema::new(0, Self::block(&attrs));
+        let spec = empty_strings_are_unset(T::spec());
+        let schema = Schema::new(common::SCHEMA_VERSION, Self::block(&spec));
         Self {
             data,
             schema,
-            attrs,
+            spec,
             kind: PhantomData,
         }
     }
@@ -510,7 +674,7 @@ impl<T: PipelineKind> ObjectResource<T> {
         T::KIND.kind()
     }
 
-    fn block(attrs: &[Attribute]) -> Block {
+    fn block(spec: &Block) -> Block {
         let kind = Self::kind_name();
         let namespaced = T::KIND.namespaced();
         let mut all = vec![
@@ -554,9 +718,11 @@ impl<T: PipelineKind> ObjectResource<T> {
             "Annotations on the {kind}. Only the keys set here are managed; annotations Kargo or \
              others add are left alone and never show as changes."
         )));
-        all.extend(attrs.iter().cloned());
-        all.push(object_timeouts_attribute("5m", "5m"));
-        Block::new(all).description(T::description())
+        all.extend(spec.attributes.iter().cloned());
+        let mut block = Block::new(all).description(T::description());
+        block.blocks = spec.blocks.clone();
+        block.validators = spec.validators.clone();
+        block.block(object_timeouts_block("5m", "5m"))
     }
 
     fn target(state: &Value) -> Option<Target> {
@@ -570,7 +736,7 @@ impl<T: PipelineKind> ObjectResource<T> {
     }
 
     fn null_state(&self) -> Value {
-        common::null_state(&self.schema.block.attributes)
+        self.schema.block.shape().empty_value()
     }
 
     /// The object to server-side apply for a planned state (identity fields are the client's).
@@ -581,7 +747,7 @@ impl<T: PipelineKind> ObjectResource<T> {
                 metadata.insert(key.into(), Json::Object(m));
             }
         }
-        let spec = T::spec_to_json(&self.attrs, state)?;
+        let spec = T::spec_to_json(&self.spec, state)?;
         Ok(json!({ "metadata": metadata, "spec": spec }))
     }
 
@@ -590,9 +756,13 @@ impl<T: PipelineKind> ObjectResource<T> {
     pub fn attribute_for_field(&self, field: &str) -> Option<AttributePath> {
         let steps = parse_field(field);
         match steps.split_first() {
-            Some((FieldStep::Key(k), rest)) if k == "spec" => {
-                field_to_attribute_path(&self.attrs, rest, T::rules(), "", AttributePath::root())
-            }
+            Some((FieldStep::Key(k), rest)) if k == "spec" => field_to_attribute_path(
+                self.spec.shape(),
+                rest,
+                T::rules(),
+                "",
+                AttributePath::root(),
+            ),
             Some((FieldStep::Key(k), rest)) if k == "metadata" => match rest {
                 [FieldStep::Key(f), ..] if f == "name" => Some(AttributePath::attr("name")),
                 [FieldStep::Key(f), ..] if f == "namespace" && T::KIND.namespaced() => {
@@ -652,7 +822,7 @@ impl<T: PipelineKind> ObjectResource<T> {
             Ok(Json::Object(spec)) => Some(spec),
             _ => None,
         };
-        let mut state = T::spec_from_json(&self.attrs, spec.as_ref(), prior);
+        let mut state = T::spec_from_json(&self.spec, spec.as_ref(), prior);
         let name = live.name();
         let namespace = live.namespace();
         let target = Target {
@@ -802,6 +972,10 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
 
     fn schema(&self) -> Schema {
         self.schema.clone()
+    }
+
+    fn upgrade_state(&self, version: i64, state: &mut Json) -> Diagnostics {
+        common::upgrade_state(&self.schema, version, state)
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
@@ -1158,8 +1332,11 @@ pub(super) mod test_support {
     }
 
     /// A configuration written as JSON in HCL's shape (what the user writes), typed by the schema.
-    pub fn config<T: PipelineKind>(r: &ObjectResource<T>, j: Json) -> Value {
-        Value::from_json(&j, &r.schema().block.implied_type())
+    /// A configuration as Terraform sends it: blocks not written are empty lists.
+    pub fn config<T: PipelineKind>(r: &ObjectResource<T>, mut j: Json) -> Value {
+        let block = r.schema().block;
+        block.shape().fill_absent_blocks(&mut j);
+        Value::from_json(&j, &block.implied_type())
     }
 
     pub async fn plan<T: PipelineKind>(
@@ -1200,11 +1377,6 @@ pub(super) mod test_support {
                 )
             })
             .collect()
-    }
-
-    /// The paths of the errors in `diags`.
-    pub fn error_paths(diags: &Diagnostics) -> Vec<String> {
-        errors(diags).into_iter().map(|(p, _, _)| p).collect()
     }
 
     /// The object Kargo would hold after applying `body` as `namespace/name`: Kargo's defaults,
@@ -1355,10 +1527,12 @@ mod tests {
         wrap: &[("template", "spec")],
         implied_default: &["template.steps.kind"],
         catch_all: &[],
+        report: false,
     };
 
-    fn test_attrs() -> Vec<Attribute> {
-        vec![
+    /// Attributes, a single block holding a list block, and a computed nested attribute.
+    fn test_block() -> Block {
+        Block::new(vec![
             Attribute::string("interval")
                 .default(s("5m0s"))
                 .semantic_eq(duration_eq),
@@ -1369,30 +1543,54 @@ mod tests {
             Attribute::string("legacy").optional(),
             Attribute::string("status").computed(),
             Attribute::nested(
-                "template",
-                NestedObject::single(vec![
-                    Attribute::nested(
-                        "steps",
-                        NestedObject::list(vec![
-                            Attribute::string("uses").optional(),
-                            Attribute::string("kind").default(s("PromotionTask")),
-                            Attribute::string("config").optional().semantic_eq(json_eq),
-                        ]),
-                    )
-                    .optional(),
-                ]),
+                "history",
+                NestedObject::list(vec![Attribute::string("id").computed()]),
             )
-            .optional(),
-        ]
+            .computed(),
+        ])
+        .block(NestedBlock::single(
+            "template",
+            Block::default().block(NestedBlock::list(
+                "steps",
+                Block::new(vec![
+                    Attribute::string("uses").optional(),
+                    Attribute::string("kind").default(s("PromotionTask")),
+                    Attribute::string("config").optional().semantic_eq(json_eq),
+                ]),
+            )),
+        ))
+        .block(NestedBlock::list(
+            "args",
+            Block::new(vec![Attribute::string("name").optional()]),
+        ))
     }
 
     fn obj(pairs: &[(&str, Value)]) -> Value {
         Value::object(pairs.iter().cloned())
     }
 
+    fn to_json(state: &Value) -> Result<Map<String, Json>, ConvertError> {
+        object_to_json(
+            test_block().shape(),
+            state,
+            &TEST_RULES,
+            "",
+            &AttributePath::root(),
+        )
+    }
+
+    fn from_json(live: &Json, prior: &Value) -> Value {
+        object_from_json(
+            test_block().shape(),
+            live.as_object(),
+            prior,
+            &TEST_RULES,
+            "",
+        )
+    }
+
     #[test]
     fn values_convert_to_kargo_fields_by_the_rules() {
-        let attrs = test_attrs();
         let state = obj(&[
             ("interval", s("10m")),
             ("repo_url", s("https://example.com/repo.git")),
@@ -1419,11 +1617,11 @@ mod tests {
                     ]),
                 )]),
             ),
+            // No `args` block: no field.
+            ("args", Value::List(vec![])),
         ]);
-        let j =
-            attributes_to_json(&attrs, &state, &TEST_RULES, "", &AttributePath::root()).unwrap();
         assert_eq!(
-            Json::Object(j),
+            Json::Object(to_json(&state).unwrap()),
             json!({
                 "interval": "10m",
                 "repoURL": "https://example.com/repo.git",
@@ -1436,28 +1634,40 @@ mod tests {
                 ]}},
             })
         );
+        // A single block with no list block inside is an empty object; an empty list
+        // attribute is sent as written.
+        let state = obj(&[
+            ("stages", Value::List(vec![])),
+            ("template", obj(&[("steps", Value::List(vec![]))])),
+            ("args", Value::List(vec![obj(&[("name", s(""))])])),
+        ]);
+        assert_eq!(
+            Json::Object(to_json(&state).unwrap()),
+            json!({"stages": [], "template": {"spec": {}}, "args": [{"name": ""}]})
+        );
     }
 
     #[test]
     fn invalid_json_and_unknown_values_are_reported_on_their_attribute() {
-        let attrs = test_attrs();
         let state = obj(&[(
             "template",
             obj(&[("steps", Value::List(vec![obj(&[("config", s("{nope"))])]))]),
         )]);
-        let err = attributes_to_json(&attrs, &state, &TEST_RULES, "", &AttributePath::root())
-            .unwrap_err();
+        let err = to_json(&state).unwrap_err();
         assert_eq!(err.path.to_string(), "template.steps[0].config");
         assert!(err.message.contains("not valid JSON"), "{}", err.message);
-        let state = obj(&[("repo_url", Value::Unknown)]);
-        let err = attributes_to_json(&attrs, &state, &TEST_RULES, "", &AttributePath::root())
-            .unwrap_err();
+        let err = to_json(&obj(&[("repo_url", Value::Unknown)])).unwrap_err();
         assert_eq!(err.path.to_string(), "repo_url");
+        let err = to_json(&obj(&[("args", Value::Unknown)])).unwrap_err();
+        assert_eq!(
+            err.path.to_string(),
+            "args",
+            "blocks from an unknown `dynamic` list"
+        );
     }
 
     #[test]
     fn reading_keeps_equivalent_prior_values_and_fills_defaults() {
-        let attrs = test_attrs();
         let prior = obj(&[
             ("interval", s("10m")),
             ("direct", Value::Bool(false)),
@@ -1478,13 +1688,13 @@ mod tests {
             "interval": "10m0s",
             "repoURL": "https://example.com/repo.git",
             "status": "ignored: computed attributes are filled by the resource",
+            "history": [{"id": "ignored too"}],
             "legacy": "ignored: skipped",
             "template": {"spec": {"steps": [
                 {"uses": "git-clone", "config": {"repoURL": "${{ vars.repo }}", "n": 1.0}},
                 {"kind": "ClusterPromotionTask", "config": {"b": [1, 2]}},
             ]}},
         });
-        let read = attributes_from_json(&attrs, live.as_object(), &prior, &TEST_RULES, "");
         let expected = obj(&[
             // Same duration, the user's spelling.
             ("interval", s("10m")),
@@ -1496,6 +1706,7 @@ mod tests {
             ("limit", Value::int(20)),
             ("legacy", Value::Null),
             ("status", Value::Null),
+            ("history", Value::Null),
             (
                 "template",
                 obj(&[(
@@ -1514,40 +1725,103 @@ mod tests {
                     ]),
                 )]),
             ),
+            // Absent list block: no blocks, never null.
+            ("args", Value::List(vec![])),
         ]);
-        assert_eq!(read, expected);
+        assert_eq!(from_json(&live, &prior), expected);
     }
 
     #[test]
     fn stored_values_read_as_written() {
-        let attrs = test_attrs();
         // Explicit zero values are what the user wrote (`value = ""` is common in tasks).
-        let live = json!({"direct": false, "stages": [], "interval": "1h", "repoURL": ""});
-        let read = attributes_from_json(&attrs, live.as_object(), &Value::Null, &TEST_RULES, "");
+        let live = json!({"direct": false, "stages": [], "interval": "1h", "repoURL": "",
+            "args": [{"name": ""}]});
+        let read = from_json(&live, &Value::Null);
         assert_eq!(read.get("direct"), &Value::Bool(false));
         assert_eq!(read.get("stages"), &Value::List(vec![]));
         assert_eq!(read.get("repo_url"), &s(""));
         assert_eq!(read.get("interval"), &s("1h"));
-        let absent = json!({});
-        let read = attributes_from_json(&attrs, absent.as_object(), &Value::Null, &TEST_RULES, "");
+        assert_eq!(
+            read.get("args"),
+            &Value::List(vec![obj(&[("name", s(""))])])
+        );
+        let read = from_json(&json!({}), &Value::Null);
         assert_eq!(read.get("direct"), &Value::Null);
-        let changed = json!({"direct": true});
+        assert_eq!(read.get("template"), &Value::Null, "no single block");
+        assert_eq!(read.get("args"), &Value::List(vec![]), "no list blocks");
         let prior = obj(&[("direct", Value::Bool(false))]);
-        let read = attributes_from_json(&attrs, changed.as_object(), &prior, &TEST_RULES, "");
+        let read = from_json(&json!({"direct": true}), &prior);
         assert_eq!(
             read.get("direct"),
             &Value::Bool(true),
             "a real change shows as drift"
         );
+        // An empty single block Kargo keeps reads back as the block, its list empty.
+        let read = from_json(&json!({"template": {"spec": {}}}), &Value::Null);
+        assert_eq!(
+            read.get("template"),
+            &obj(&[("steps", Value::List(vec![]))])
+        );
+    }
+
+    #[test]
+    fn a_report_view_reads_computed_values_and_empty_lists() {
+        let read = object_from_json(
+            test_block().shape(),
+            json!({"status": "Ready", "history": [{"id": "f1"}]}).as_object(),
+            &Value::Null,
+            &Rules::REPORT,
+            "",
+        );
+        assert_eq!(read.get("status"), &s("Ready"));
+        assert_eq!(
+            read.get("history"),
+            &Value::List(vec![obj(&[("id", s("f1"))])])
+        );
+        assert_eq!(
+            read.get("stages"),
+            &Value::List(vec![]),
+            "absent lists are empty"
+        );
+        assert_eq!(read.get("repo_url"), &Value::Null);
+        let read = object_from_json(test_block().shape(), None, &Value::Null, &Rules::REPORT, "");
+        assert_eq!(read.get("history"), &Value::List(vec![]));
+    }
+
+    #[test]
+    fn empty_strings_of_a_spec_are_unset_at_any_depth() {
+        let block = empty_strings_are_unset(test_block());
+        assert!(block.attribute("repo_url").unwrap().zero_is_unset);
+        assert!(
+            !block.attribute("interval").unwrap().zero_is_unset,
+            "defaulted"
+        );
+        assert!(
+            !block.attribute("status").unwrap().zero_is_unset,
+            "read-only"
+        );
+        assert!(
+            !block.attribute("direct").unwrap().zero_is_unset,
+            "not a string"
+        );
+        let steps = &block.nested_block("template").unwrap().block.blocks[0].block;
+        assert!(steps.attribute("uses").unwrap().zero_is_unset);
+        assert!(steps.attribute("config").unwrap().computed);
     }
 
     #[test]
     fn kargo_field_paths_map_onto_attribute_paths() {
-        let attrs = test_attrs();
+        let block = test_block();
         let map = |field: &str| {
             let steps = parse_field(field);
-            field_to_attribute_path(&attrs, &steps, &TEST_RULES, "", AttributePath::root())
-                .map(|p| p.to_string())
+            field_to_attribute_path(
+                block.shape(),
+                &steps,
+                &TEST_RULES,
+                "",
+                AttributePath::root(),
+            )
+            .map(|p| p.to_string())
         };
         assert_eq!(
             map("template.spec.steps[1].config.repoURL").as_deref(),
@@ -1559,6 +1833,7 @@ mod tests {
             map("template.spec.steps[0].unknownField").as_deref(),
             Some("template.steps[0]")
         );
+        assert_eq!(map("args[3].name").as_deref(), Some("args[3].name"));
         assert_eq!(map("nothingLikeThis"), None);
     }
 

@@ -17,11 +17,11 @@ use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal
 use crate::plugin::schema::Validator;
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+    NestedBlock, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::resolve::choice::{
-    artifacts_attribute, choice_changed, freight_choice_attributes, freight_choice_validator,
-    replace_nested, set_alias_output,
+    artifacts_attribute, choice_changed, freight_choice, freight_choice_validator,
+    set_alias_output, with_attribute,
 };
 use crate::resolve::values::artifacts_value;
 use crate::resolve::{
@@ -47,7 +47,7 @@ impl FreightApprovalResource {
     pub fn new(data: ProviderData) -> Self {
         Self {
             data,
-            schema: Schema::new(0, schema_block()),
+            schema: Schema::new(common::SCHEMA_VERSION, schema_block()),
         }
     }
 }
@@ -99,8 +99,9 @@ fn refuse_available_only() -> Validator {
 
 /// The shared freight choice, with `freight_alias` also reporting the chosen freight's alias
 /// and the selector's `available_only` turned into the refusal above.
-fn choice_attributes() -> Vec<Attribute> {
-    freight_choice_attributes(&WAYS, "the freight to approve")
+fn choice_block() -> Block {
+    let mut choice = freight_choice(&WAYS, "the freight to approve");
+    choice.attributes = std::mem::take(&mut choice.attributes)
         .into_iter()
         .map(|attr| match attr.name.as_str() {
             FREIGHT => attr.description(
@@ -112,13 +113,20 @@ fn choice_attributes() -> Vec<Attribute> {
                 "Choose the freight to approve by its alias (e.g. `tall-fox`), as Kargo's UI and \
                  CLI show it. When the freight is chosen otherwise, this reports its alias.",
             ),
-            FREIGHT_SELECTOR => selector_without_available_only(attr),
             _ => attr,
         })
-        .collect()
+        .collect();
+    choice.blocks = std::mem::take(&mut choice.blocks)
+        .into_iter()
+        .map(|b| match b.type_name.as_str() {
+            FREIGHT_SELECTOR => selector_without_available_only(b),
+            _ => b,
+        })
+        .collect();
+    choice
 }
 
-fn selector_without_available_only(attr: Attribute) -> Attribute {
+fn selector_without_available_only(selector: NestedBlock) -> NestedBlock {
     let available_only = Attribute::bool("available_only")
         .optional()
         .validate(refuse_available_only())
@@ -126,12 +134,12 @@ fn selector_without_available_only(attr: Attribute) -> Attribute {
             "Not used by approvals, which always consider all freight from the warehouse; \
              setting it to `true` is an error.",
         );
-    replace_nested(attr, available_only).description(
+    with_attribute(selector, available_only).description(
         "Choose the freight to approve by an artifact it carries: the newest freight from \
-         `warehouse` whose image, Git commit or chart (exactly one) satisfies \
-         `version_constraint`, whether or not it is available to the stage yet. Resolved at \
-         plan time; when newer matching freight appears, the next plan replaces the approval \
-         (withdrawing the old one if it was not used).",
+         `warehouse` whose image, Git commit or chart (exactly one of the `image`, `git` and \
+         `chart` blocks) satisfies `version_constraint`, whether or not it is available to the \
+         stage yet. Resolved at plan time; when newer matching freight appears, the next plan \
+         replaces the approval (withdrawing the old one if it was not used).",
     )
 }
 
@@ -151,7 +159,8 @@ fn schema_block() -> Block {
             .validate(dns_subdomain())
             .description("Name of the stage the freight is approved for. It must request freight from the freight's warehouse. Changing it replaces the approval."),
     ];
-    attrs.extend(choice_attributes());
+    let choice = choice_block();
+    attrs.extend(choice.attributes);
     attrs.extend([
         Attribute::string("freight_name")
             .computed()
@@ -162,15 +171,16 @@ fn schema_block() -> Block {
             .computed()
             .use_state_for_unknown()
             .description("When the freight was approved for the stage (RFC 3339), as Kargo records it."),
-        common::timeouts_attribute(
-            "How long creating may take, including waiting for the Kargo API when Kargo is \
-             installed by the same apply. Default `5m`.",
-            "How long withdrawing the approval may take. Default `2m`.",
-        ),
     ]);
-    Block::new(attrs)
+    let mut block = Block::new(attrs)
         .description(DESCRIPTION)
-        .validate(freight_choice_validator(&WAYS))
+        .validate(freight_choice_validator(&WAYS));
+    block.blocks = choice.blocks;
+    block.block(common::timeouts_block(
+        "How long creating may take, including waiting for the Kargo API when Kargo is \
+         installed by the same apply. Default `5m`.",
+        "How long withdrawing the approval may take. Default `2m`.",
+    ))
 }
 
 /// Where a field Kargo names in a refusal lives in this resource.
@@ -233,8 +243,8 @@ fn stage_refusal(
             format!(
                 "Stage {stage_name:?} does not request freight from {}, where {} comes from; it \
                  requests freight from {}. Kargo only accepts approvals for freight a stage \
-                 requests: approve freight from one of those warehouses, or add \
-                 `{{ origin = {{ name = {:?} }} }}` to the stage's `requested_freight`.",
+                 requests: approve freight from one of those warehouses, or add a \
+                 `requested_freight` block with `origin {{ name = {:?} }}` to the stage.",
                 freight.origin,
                 freight.describe(),
                 if requested.is_empty() {
@@ -475,6 +485,10 @@ impl Resource for FreightApprovalResource {
 
     fn schema(&self) -> Schema {
         self.schema.clone()
+    }
+
+    fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+        common::upgrade_state(&self.schema, version, state)
     }
 
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
@@ -767,7 +781,7 @@ impl Resource for FreightApprovalResource {
                 return invalid(format!("The {what} {name:?} in {id:?} {problem}."));
             }
         }
-        let mut state = common::null_state(&self.schema.block.attributes);
+        let mut state = self.schema.block.shape().empty_value();
         state.set("project", Value::string(*project));
         state.set("stage", Value::string(*stage));
         state.set("freight_name", Value::string(*freight));
@@ -917,7 +931,7 @@ mod tests {
     #[test]
     fn every_attribute_is_described_and_rbac_is_documented() {
         let block = schema_block();
-        common::assert_described(&block.attributes);
+        common::assert_described(&block);
         assert!(block.description.contains("`freights/status`"));
         assert!(
             block

@@ -9,13 +9,13 @@ use serde_json::{Map, Value as Json, json};
 
 use super::common::{
     self, IMPORTING, PROJECT_LABEL, dns_label, explain, fail, managed_map, no_field,
-    object_timeouts_attribute, string_map_json, timeout,
+    object_timeouts_block, timeout,
 };
 use super::convert::{
-    ConvertError, FieldStep, Rules, attributes_from_json, attributes_to_json,
-    field_to_attribute_path, parse_field,
+    ConvertError, FieldStep, Rules, empty_strings_are_unset, field_to_attribute_path,
+    object_from_json, object_to_json, parse_field,
 };
-use super::validators::{min_items, naming_path, not_empty, object_name, report};
+use super::validators::{naming_path, not_empty, object_name, report};
 use crate::config::ProviderData;
 use crate::kargo::{
     Error as KargoError, JsonObject, KargoClient, Namespace, Object as _, ObjectMeta, Project,
@@ -26,7 +26,7 @@ use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::{exactly_one_of, one_of};
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    NestedObject, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+    NestedBlock, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 
 const KEEP_NAMESPACE_ANNOTATION: &str = "kargo.akuity.io/keep-namespace";
@@ -36,18 +36,18 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// seconds once the Secrets exist; longer means something is missing, which a warning names.
 const RECEIVER_URL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The ProjectConfig attributes the generic converter handles (promotion policies predate it
-/// and keep their own conversion): no JSON strings, no renamed or wrapped fields.
+/// The ProjectConfig's blocks map onto its fields one to one.
 static RULES: Rules = Rules {
     json: &[],
     skip: &[],
     wrap: &[],
     implied_default: &[],
     catch_all: &[],
+    report: false,
 };
 
-/// ProjectConfig list attributes, in schema order; each is managed only when declared.
-const CONFIG_ATTRIBUTES: [&str; 4] = [
+/// The ProjectConfig lists, in schema order; each is managed only when written.
+const CONFIG_BLOCKS: [&str; 4] = [
     "promotion_policies",
     "webhook_receivers",
     "freight_links",
@@ -142,15 +142,17 @@ impl ProjectResource {
     }
 }
 
-/// `match_labels` and `match_expressions`, as in a Kubernetes label selector.
-fn label_selector_attributes(what: &str) -> Vec<Attribute> {
-    vec![
+/// `match_labels` and `match_expressions` blocks, as in a Kubernetes label selector.
+fn label_selector(what: &str) -> Block {
+    Block::new(vec![
         Attribute::string_map("match_labels")
             .optional()
             .description(format!("{what} whose labels include all of these match.")),
-        Attribute::nested(
+    ])
+    .block(
+        NestedBlock::list(
             "match_expressions",
-            NestedObject::list(vec![
+            Block::new(vec![
                 Attribute::string("key")
                     .required()
                     .description("Label key."),
@@ -163,35 +165,41 @@ fn label_selector_attributes(what: &str) -> Vec<Attribute> {
                 ),
             ]),
         )
-        .optional()
         .validate(match_expression_values())
-        .description("Label selector requirements; all must hold."),
-    ]
+        .description("Label selector requirements, one block each; all must hold."),
+    )
 }
 
-fn selector_attributes() -> Vec<Attribute> {
-    let mut attrs = vec![Attribute::string("name").optional().description(
-        "Stage name to match: an exact name, `regex:<expression>` or `glob:<pattern>`.",
-    )];
-    attrs.extend(label_selector_attributes("Stages"));
-    attrs
+fn stage_selector() -> NestedBlock {
+    let mut selector = label_selector("Stages");
+    selector.attributes.insert(
+        0,
+        Attribute::string("name").optional().description(
+            "Stage name to match: an exact name, `regex:<expression>` or `glob:<pattern>`.",
+        ),
+    );
+    NestedBlock::single("stage_selector", selector)
+        .required()
+        .description("Which stages this policy applies to.")
 }
 
-fn promotion_policy_object() -> NestedObject {
-    NestedObject::list(vec![
-        Attribute::nested("stage_selector", NestedObject::single(selector_attributes()))
-            .required()
-            .description("Which stages this policy applies to."),
-        Attribute::bool("auto_promotion_enabled")
-            .default(Value::Bool(false))
-            .description("Whether Kargo promotes new freight into the matching stages automatically. Default `false`."),
-    ])
+fn promotion_policies_block() -> NestedBlock {
+    NestedBlock::list(
+        "promotion_policies",
+        Block::new(vec![
+            Attribute::bool("auto_promotion_enabled")
+                .default(Value::Bool(false))
+                .description("Whether Kargo promotes new freight into the matching stages automatically. Default `false`."),
+        ])
+        .block(stage_selector()),
+    )
+    .description("Auto-promotion policies, one block each, stored in the project's ProjectConfig. Without any, the ProjectConfig's policies are left to whoever else sets them.")
 }
 
-fn secret_ref_attribute(t: &ReceiverType) -> Attribute {
-    Attribute::nested(
+fn secret_ref_block(t: &ReceiverType) -> NestedBlock {
+    NestedBlock::single(
         "secret_ref",
-        NestedObject::single(vec![
+        Block::new(vec![
             Attribute::string("name")
                 .required()
                 .validate(object_name())
@@ -207,11 +215,11 @@ fn secret_ref_attribute(t: &ReceiverType) -> Attribute {
     ))
 }
 
-fn receiver_type_attribute(t: &ReceiverType) -> Attribute {
-    let mut attrs = vec![secret_ref_attribute(t)];
+fn receiver_type_block(t: &ReceiverType) -> NestedBlock {
+    let mut block = Block::default().block(secret_ref_block(t));
     let what = match t.key {
         "artifactory" => {
-            attrs.push(Attribute::string("virtual_repo_name").optional().description(
+            block.attributes.push(Attribute::string("virtual_repo_name").optional().description(
                 "The virtual repository warehouses subscribe through. Artifactory reports the \
                  local repository an artifact was pushed to; when warehouses use a virtual \
                  repository that aggregates it, set its name here so the receiver finds them.",
@@ -219,22 +227,20 @@ fn receiver_type_attribute(t: &ReceiverType) -> Attribute {
             "it refreshes the warehouses subscribed to the repository the event names"
         }
         "generic" => {
-            attrs.push(generic_actions_attribute());
+            block = block.block(generic_actions_block());
             "`actions` say which warehouses to refresh and when"
         }
         _ => "it refreshes the warehouses subscribed to the repository the event names",
     };
-    Attribute::nested(t.key, NestedObject::single(attrs))
-        .optional()
-        .description(format!(
-            "A receiver for webhooks from {}: {what}. Exactly one receiver type is set per \
-             receiver.",
-            t.platform
-        ))
+    NestedBlock::single(t.key, block).description(format!(
+        "A receiver for webhooks from {}: {what}. Exactly one receiver type is set per \
+         receiver.",
+        t.platform
+    ))
 }
 
-fn generic_actions_attribute() -> Attribute {
-    let target = NestedObject::list(vec![
+fn generic_actions_block() -> NestedBlock {
+    let target = Block::new(vec![
         Attribute::string("kind")
             .default(Value::string("Warehouse"))
             .validate(one_of(&["Warehouse"]))
@@ -243,18 +249,18 @@ fn generic_actions_attribute() -> Attribute {
             "Name of the warehouse; static or an expression on the request such as \
              `$${{ request.body.repository.name }}`.",
         ),
-        Attribute::nested(
-            "label_selector",
-            NestedObject::single(label_selector_attributes("Warehouses")),
-        )
-        .optional()
-        .description("Selects warehouses by their labels."),
-        Attribute::nested(
+    ])
+    .block(
+        NestedBlock::single("label_selector", label_selector("Warehouses"))
+            .description("Selects warehouses by their labels."),
+    )
+    .block(
+        NestedBlock::single(
             "index_selector",
-            NestedObject::single(vec![
-                Attribute::nested(
+            Block::default().block(
+                NestedBlock::list(
                     "match_indices",
-                    NestedObject::list(vec![
+                    Block::new(vec![
                         Attribute::string("key")
                             .required()
                             .validate(one_of(&["subscribedURLs", "receiverPaths"]))
@@ -270,17 +276,15 @@ fn generic_actions_attribute() -> Attribute {
                     ]),
                 )
                 .required()
-                .validate(min_items(1, "index requirement"))
-                .description("Index requirements; all must hold."),
-            ]),
+                .description("Index requirements, one block each, at least one; all must hold."),
+            ),
         )
-        .optional()
         .description("Selects warehouses by values in indices Kargo maintains."),
-    ])
+    )
     .validate(target_selects_something());
-    Attribute::nested(
+    NestedBlock::list(
         "actions",
-        NestedObject::list(vec![
+        Block::new(vec![
             Attribute::string("action")
                 .default(Value::string("Refresh"))
                 .validate(one_of(&["Refresh"]))
@@ -293,64 +297,58 @@ fn generic_actions_attribute() -> Attribute {
                 "Action-specific parameters; values are static or expressions on the request \
                  (write `$${{ ... }}` in HCL).",
             ),
-            Attribute::nested("target_selection_criteria", target)
-                .optional()
-                .validate(min_items(1, "criterion"))
-                .description(
-                    "Which objects the action applies to. Within one criterion, `name`, \
-                     `label_selector` and `index_selector` must all match; at least one is set.",
-                ),
-        ]),
+        ])
+        .block(
+            NestedBlock::list("target_selection_criteria", target).description(
+                "Which objects the action applies to, one block per criterion. Within one \
+                 criterion, `name`, `label_selector` and `index_selector` must all match; at \
+                 least one is set.",
+            ),
+        ),
     )
-    .optional()
-    .validate(min_items(1, "action"))
     .description(
-        "What the receiver does with a request. Expressions (Kargo's `${{ ... }}`, written \
-         `$${{ ... }}` in HCL) can read `request.body`, `request.header(name)`, \
-         `request.headers(name)` and `request.params(name)`.",
+        "What the receiver does with a request, one block per action. Expressions (Kargo's \
+         `${{ ... }}`, written `$${{ ... }}` in HCL) can read `request.body`, \
+         `request.header(name)`, `request.headers(name)` and `request.params(name)`.",
     )
 }
 
-fn webhook_receivers_attribute() -> Attribute {
-    let mut attrs = vec![
+fn webhook_receivers_block() -> NestedBlock {
+    let mut block = Block::new(vec![
         Attribute::string("name")
             .required()
             .validate(object_name())
             .description("Name of the receiver, unique within the project: a DNS-1123 subdomain. Part of its URL."),
-    ];
-    attrs.extend(RECEIVER_TYPES.iter().map(receiver_type_attribute));
-    attrs.push(
         Attribute::string("path")
             .computed()
             .sensitive()
             .description("The path of the receiver's endpoint on Kargo's webhook server, as Kargo publishes it. Sensitive: for most receiver types knowing it is enough to trigger the receiver."),
-    );
-    attrs.push(
         Attribute::string("url")
             .computed()
             .sensitive()
             .description("The full URL to register with the platform, as Kargo publishes it. Known after apply once the Secret exists (null until then); it changes when the receiver's name, type, Secret or Secret value changes. Sensitive: for most receiver types knowing it is enough to trigger the receiver."),
-    );
+    ]);
+    for t in &RECEIVER_TYPES {
+        block = block.block(receiver_type_block(t));
+    }
     let keys: Vec<&str> = RECEIVER_TYPES.iter().map(|t| t.key).collect();
-    Attribute::nested(
-        "webhook_receivers",
-        NestedObject::list(attrs).validate(naming_path(exactly_one_of(&keys))),
-    )
-    .optional()
-    .description(
-        "Webhook receivers, stored in the project's ProjectConfig: endpoints on Kargo's webhook \
-         server that platforms (GitHub, GHCR, Docker Hub, …) call on a push so the warehouses \
-         subscribed to the pushed repository look for new freight at once instead of at their \
-         next interval. Each receiver has a `name` and exactly one type. Each reads a token from \
-         a Secret you create in the project's namespace; `url` (and `webhook_receiver_urls`) \
-         give the address to register once Kargo has published it.",
-    )
+    NestedBlock::list("webhook_receivers", block)
+        .validate(naming_path(exactly_one_of(&keys)))
+        .description(
+            "Webhook receivers, one block each, stored in the project's ProjectConfig: endpoints \
+             on Kargo's webhook server that platforms (GitHub, GHCR, Docker Hub, …) call on a \
+             push so the warehouses subscribed to the pushed repository look for new freight at \
+             once instead of at their next interval. Each receiver has a `name` and exactly one \
+             type block. Each reads a token from a Secret you create in the project's namespace; \
+             `url` (and `webhook_receiver_urls`) give the address to register once Kargo has \
+             published it.",
+        )
 }
 
-fn link_attribute(name: &str, object: &str) -> Attribute {
-    Attribute::nested(
+fn link_block(name: &str, object: &str) -> NestedBlock {
+    NestedBlock::list(
         name,
-        NestedObject::list(vec![
+        Block::new(vec![
             Attribute::string("title")
                 .required()
                 .validate(not_empty())
@@ -371,16 +369,26 @@ fn link_attribute(name: &str, object: &str) -> Attribute {
             )),
         ]),
     )
-    .optional()
     .description(format!(
         "Links Kargo's UI shows on each {object} of the project (besides the cluster-wide ones), \
-         stored in the project's ProjectConfig."
+         one block each, stored in the project's ProjectConfig."
     ))
 }
 
 impl ProjectResource {
+    /// The ProjectConfig lists, as blocks, in schema order; each is managed only when written.
+    fn config_block() -> Block {
+        empty_strings_are_unset(
+            Block::default()
+                .block(promotion_policies_block())
+                .block(webhook_receivers_block())
+                .block(link_block("freight_links", "freight"))
+                .block(link_block("stage_links", "stage")),
+        )
+    }
+
     fn schema_block() -> Block {
-        Block::new(vec![
+        let mut block = Block::new(vec![
             Attribute::string("id").computed().use_state_for_unknown().description("The project name."),
             Attribute::string("name")
                 .required()
@@ -396,12 +404,6 @@ impl ProjectResource {
             Attribute::bool("keep_namespace")
                 .default(Value::Bool(false))
                 .description("Keep the project's namespace (and everything in it) when the project is destroyed. Sets Kargo's `kargo.akuity.io/keep-namespace` annotation. Default `false`."),
-            Attribute::nested("promotion_policies", promotion_policy_object())
-                .optional()
-                .description("Auto-promotion policies, stored in the project's ProjectConfig."),
-            webhook_receivers_attribute(),
-            link_attribute("freight_links", "freight"),
-            link_attribute("stage_links", "stage"),
             Attribute::string_map("webhook_receiver_urls")
                 .computed()
                 .sensitive()
@@ -411,9 +413,10 @@ impl ProjectResource {
                 .use_state_for_unknown()
                 .description("The namespace that holds the project's warehouses, stages and freight."),
             Attribute::bool("ready").computed().description("Whether Kargo reports the project Ready."),
-            object_timeouts_attribute("5m", "10m"),
         ])
-        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` live in the project's ProjectConfig, which is written by server-side apply: only the lists declared here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is declared and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.")
+        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` blocks live in the project's ProjectConfig, which is written by server-side apply: only the kinds of block written here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is written and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.");
+        block.blocks = Self::config_block().blocks;
+        block.block(object_timeouts_block("5m", "10m"))
     }
 }
 
@@ -424,7 +427,11 @@ impl Resource for ProjectResource {
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(0, Self::schema_block())
+        Schema::new(common::SCHEMA_VERSION, Self::schema_block())
+    }
+
+    fn upgrade_state(&self, version: i64, state: &mut Json) -> Diagnostics {
+        common::upgrade_state(&self.schema(), version, state)
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
@@ -446,7 +453,7 @@ impl Resource for ProjectResource {
             if sel.is_wholly_known()
                 && sel.get("name").is_null()
                 && sel.get("match_labels").is_null()
-                && sel.get("match_expressions").is_null()
+                && sel.get("match_expressions").elements().is_empty()
             {
                 diags.error_at(path, "Empty stage selector", "Set `name`, `match_labels` or `match_expressions` so the policy selects some stages.");
             }
@@ -714,30 +721,13 @@ impl Resource for ProjectResource {
     }
 }
 
-/// The attributes that live in the ProjectConfig, for placing Kargo's errors.
-fn config_schema_attributes() -> Vec<Attribute> {
-    ProjectResource::schema_block()
-        .attributes
-        .into_iter()
-        .filter(|a| CONFIG_ATTRIBUTES.contains(&a.name.as_str()))
-        .collect()
-}
-
-/// The ProjectConfig attributes the generic converter handles (all but the policies).
-fn converted_config_attributes() -> Vec<Attribute> {
-    config_schema_attributes()
-        .into_iter()
-        .filter(|a| a.name != "promotion_policies")
-        .collect()
-}
-
-/// The attribute for a ProjectConfig field Kargo named in an error, e.g.
+/// The block for a ProjectConfig field Kargo named in an error, e.g.
 /// `spec.webhookReceivers[1].name` → `webhook_receivers[1].name`.
 fn config_field(field: &str) -> Option<AttributePath> {
     let steps = parse_field(field);
     match steps.split_first() {
         Some((FieldStep::Key(k), rest)) if k == "spec" => field_to_attribute_path(
-            &config_schema_attributes(),
+            ProjectResource::config_block().shape(),
             rest,
             &RULES,
             "",
@@ -768,29 +758,31 @@ fn check_selector_name(name: &Value, path: &AttributePath, diags: &mut Diagnosti
     }
 }
 
-/// `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none (Kubernetes' selector rules).
+/// `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none (Kubernetes' selector rules);
+/// run on each `match_expressions` block.
 fn match_expression_values() -> Validator {
     Validator::new(
         "`In` and `NotIn` need values; `Exists` and `DoesNotExist` take none",
-        |v, path, diags| {
-            for (j, expr) in v.elements().iter().enumerate() {
-                let values = expr.get("values");
-                let at = path.join_index(j).join_attr("values");
-                match expr.get("operator").as_str() {
-                    Some("In" | "NotIn") if values.elements().is_empty() => report(
-                        diags,
-                        at,
-                        "Missing values",
-                        "Operators In and NotIn need at least one value.",
-                    ),
-                    Some("Exists" | "DoesNotExist") if !values.elements().is_empty() => report(
-                        diags,
-                        at,
-                        "Unexpected values",
-                        "Operators Exists and DoesNotExist take no values.",
-                    ),
-                    _ => {}
-                }
+        |expr, path, diags| {
+            let values = expr.get("values");
+            if values.is_unknown() {
+                return;
+            }
+            let at = path.join_attr("values");
+            match expr.get("operator").as_str() {
+                Some("In" | "NotIn") if values.elements().is_empty() => report(
+                    diags,
+                    at,
+                    "Missing values",
+                    "Operators In and NotIn need at least one value.",
+                ),
+                Some("Exists" | "DoesNotExist") if !values.elements().is_empty() => report(
+                    diags,
+                    at,
+                    "Unexpected values",
+                    "Operators Exists and DoesNotExist take no values.",
+                ),
+                _ => {}
             }
         },
     )
@@ -930,28 +922,26 @@ fn project_body(planned: &Value) -> Project {
     }
 }
 
-/// Whether the state declares anything that lives in the ProjectConfig.
-fn manages_config(v: &Value) -> bool {
-    CONFIG_ATTRIBUTES.iter().any(|a| !v.get(a).is_null())
+/// Whether a ProjectConfig list is written in `v` (a list that is not known yet may be).
+fn written(list: &Value) -> bool {
+    list.is_unknown() || !list.elements().is_empty()
 }
 
-/// The ProjectConfig spec to write: only the lists the configuration declares, so that
+/// Whether the state declares anything that lives in the ProjectConfig.
+fn manages_config(v: &Value) -> bool {
+    CONFIG_BLOCKS.iter().any(|b| written(v.get(b)))
+}
+
+/// The ProjectConfig spec to write: only the lists the configuration writes, so that
 /// server-side apply leaves everything else in the ProjectConfig to its other owners.
 fn project_config_spec(v: &Value) -> Result<Map<String, Json>, ConvertError> {
-    let mut spec = Map::new();
-    let policies = v.get("promotion_policies");
-    if !policies.is_null() {
-        let list: Vec<Json> = policies.elements().iter().map(policy_to_json).collect();
-        spec.insert("promotionPolicies".into(), Json::Array(list));
-    }
-    spec.extend(attributes_to_json(
-        &converted_config_attributes(),
+    object_to_json(
+        ProjectResource::config_block().shape(),
         v,
         &RULES,
         "",
         &AttributePath::root(),
-    )?);
-    Ok(spec)
+    )
 }
 
 fn project_config_body(name: &str, spec: JsonObject) -> ProjectConfig {
@@ -1116,50 +1106,58 @@ fn receiver_identity(r: &Value) -> Option<(String, &'static str, String)> {
     Some((name.to_string(), t.key, secret.to_string()))
 }
 
+/// Sets the `path` and `url` of each receiver of `state` to what `urls` gives for it, and
+/// `webhook_receiver_urls` to match: how receivers get their URLs when planned, applied and
+/// read alike.
+fn set_receiver_urls(state: &mut Value, mut urls: impl FnMut(&Value) -> (Value, Value)) {
+    let receivers = match state.get("webhook_receivers").clone() {
+        Value::List(items) => Value::List(
+            items
+                .into_iter()
+                .map(|mut r| {
+                    if !r.is_null() && !r.is_unknown() {
+                        let (path, url) = urls(&r);
+                        r.set("path", path);
+                        r.set("url", url);
+                    }
+                    r
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    state.set("webhook_receiver_urls", urls_by_name(&receivers));
+    state.set("webhook_receivers", receivers);
+}
+
 /// Plans the receivers' `path`/`url` and `webhook_receiver_urls` when the resource changes:
 /// a receiver whose name, type and Secret are unchanged keeps its published URL; others (and
 /// those without one yet) are known only after apply. The map's keys are the receiver names,
 /// known at plan time so that `webhook_receiver_urls["name"]` can be referenced.
 fn plan_receiver_urls(planned: &mut Value, prior: &Value) {
     let prior_receivers = prior.get("webhook_receivers").elements();
-    let receivers = planned.get("webhook_receivers").clone();
-    let planned_receivers = match receivers {
-        Value::List(items) => {
-            let items: Vec<Value> = items
-                .into_iter()
-                .map(|mut r| {
-                    if r.is_null() || r.is_unknown() {
-                        return r;
-                    }
-                    let same = receiver_identity(&r).and_then(|id| {
-                        prior_receivers
-                            .iter()
-                            .find(|p| receiver_identity(p).as_ref() == Some(&id))
-                    });
-                    for key in ["path", "url"] {
-                        let kept = same
-                            .map(|p| p.get(key))
-                            .filter(|v| v.as_str().is_some())
-                            .cloned()
-                            .unwrap_or(Value::Unknown);
-                        r.set(key, kept);
-                    }
-                    r
-                })
-                .collect();
-            Value::List(items)
-        }
-        other => other,
-    };
-    let urls = urls_by_name(&planned_receivers);
-    planned.set("webhook_receivers", planned_receivers);
-    planned.set("webhook_receiver_urls", urls);
+    set_receiver_urls(planned, |r| {
+        let same = receiver_identity(r).and_then(|id| {
+            prior_receivers
+                .iter()
+                .find(|p| receiver_identity(p).as_ref() == Some(&id))
+        });
+        let kept = |key: &str| {
+            same.map(|p| p.get(key))
+                .filter(|v| v.as_str().is_some())
+                .cloned()
+                .unwrap_or(Value::Unknown)
+        };
+        (kept("path"), kept("url"))
+    });
 }
 
-/// `webhook_receiver_urls` for a receivers list: name → url; unknown when a name is.
+/// `webhook_receiver_urls` for a receivers list: name → url; null without receivers, unknown
+/// when a name is.
 fn urls_by_name(receivers: &Value) -> Value {
     match receivers {
         Value::Null => Value::Null,
+        Value::List(items) if items.is_empty() => Value::Null,
         Value::List(items) => {
             let mut map = BTreeMap::new();
             for r in items {
@@ -1174,178 +1172,65 @@ fn urls_by_name(receivers: &Value) -> Value {
     }
 }
 
-/// Fills the receiver URLs left unknown by the plan from what Kargo published (null for
-/// receivers it has not), never contradicting a planned value.
+/// The published (path, url) of receiver `r`, as values: null for one Kargo has not published.
+fn published_urls(
+    published: Option<&BTreeMap<String, (String, String)>>,
+    r: &Value,
+) -> (Value, Value) {
+    let found = r
+        .get("name")
+        .as_str()
+        .and_then(|n| published.and_then(|p| p.get(n)));
+    match found {
+        Some((path, url)) => (Value::string(path), Value::string(url)),
+        None => (Value::Null, Value::Null),
+    }
+}
+
+/// Sets the receivers of `state` to `planned`'s, with the URLs the plan left unknown filled
+/// from what Kargo published (null for receivers it has not), never contradicting a planned
+/// value.
 fn fill_receiver_urls(
     state: &mut Value,
     planned: &Value,
     published: Option<&BTreeMap<String, (String, String)>>,
 ) {
-    let Value::List(items) = planned.get("webhook_receivers").clone() else {
-        state.set("webhook_receiver_urls", Value::Null);
-        return;
-    };
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|mut r| {
-            let found = r
-                .get("name")
-                .as_str()
-                .and_then(|n| published.and_then(|p| p.get(n)));
-            for (key, value) in [
-                ("path", found.map(|f| f.0.clone())),
-                ("url", found.map(|f| f.1.clone())),
-            ] {
-                if r.get(key).is_unknown() {
-                    r.set(key, value.map(Value::string).unwrap_or(Value::Null));
-                }
-            }
-            r
-        })
-        .collect();
-    let receivers = Value::List(items);
-    state.set("webhook_receiver_urls", urls_by_name(&receivers));
-    state.set("webhook_receivers", receivers);
+    state.set(
+        "webhook_receivers",
+        planned.get("webhook_receivers").clone(),
+    );
+    set_receiver_urls(state, |r| {
+        let (path, url) = published_urls(published, r);
+        let keep = |key: &str, found: Value| match r.get(key) {
+            Value::Unknown => found,
+            planned => planned.clone(),
+        };
+        (keep("path", path), keep("url", url))
+    });
 }
 
-fn policy_to_json(p: &Value) -> Json {
-    let sel = p.get("stage_selector");
-    let mut selector = Map::new();
-    if let Some(n) = sel.get("name").as_str() {
-        selector.insert("name".into(), json!(n));
-    }
-    if let Some(m) = string_map_json(sel.get("match_labels")) {
-        selector.insert("matchLabels".into(), Json::Object(m));
-    }
-    let exprs: Vec<Json> = sel
-        .get("match_expressions")
-        .elements()
-        .iter()
-        .map(|e| {
-            let mut o = Map::new();
-            o.insert(
-                "key".into(),
-                json!(e.get("key").as_str().unwrap_or_default()),
-            );
-            o.insert(
-                "operator".into(),
-                json!(e.get("operator").as_str().unwrap_or_default()),
-            );
-            let values: Vec<Json> = e
-                .get("values")
-                .elements()
-                .iter()
-                .filter_map(|v| v.as_str().map(|s| json!(s)))
-                .collect();
-            if !values.is_empty() {
-                o.insert("values".into(), Json::Array(values));
+/// Kargo's pre-v1.1 `stage` field of a promotion policy selects one stage by exact name:
+/// read it as the `stage_selector`'s `name` it stands for.
+fn with_legacy_policy_stages(spec: &Map<String, Json>) -> Map<String, Json> {
+    let mut spec = spec.clone();
+    if let Some(Json::Array(policies)) = spec.get_mut("promotionPolicies") {
+        for p in policies.iter_mut().filter_map(Json::as_object_mut) {
+            let Some(stage) = p.remove("stage") else {
+                continue;
+            };
+            let selector = p.entry("stageSelector").or_insert_with(|| json!({}));
+            if let Some(sel) = selector.as_object_mut()
+                && !sel.contains_key("name")
+            {
+                sel.insert("name".into(), stage);
             }
-            Json::Object(o)
-        })
-        .collect();
-    if !exprs.is_empty() {
-        selector.insert("matchExpressions".into(), Json::Array(exprs));
+        }
     }
-    json!({
-        "stageSelector": selector,
-        "autoPromotionEnabled": p.get("auto_promotion_enabled").as_bool().unwrap_or(false),
-    })
-}
-
-fn policy_from_json(p: &Json) -> Value {
-    let sel = p.get("stageSelector").cloned().unwrap_or_else(|| json!({}));
-    // The deprecated `stage` field selects one stage by exact name.
-    let name = sel
-        .get("name")
-        .and_then(Json::as_str)
-        .or_else(|| p.get("stage").and_then(Json::as_str))
-        .map(Value::string)
-        .unwrap_or(Value::Null);
-    let match_labels = sel
-        .get("matchLabels")
-        .and_then(Json::as_object)
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            Value::Map(
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), Value::string(s))))
-                    .collect(),
-            )
-        })
-        .unwrap_or(Value::Null);
-    let exprs: Vec<Value> = sel
-        .get("matchExpressions")
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    let values: Vec<Value> = e
-                        .get("values")
-                        .and_then(Json::as_array)
-                        .map(|v| {
-                            v.iter()
-                                .filter_map(Json::as_str)
-                                .map(Value::string)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    Value::object([
-                        (
-                            "key",
-                            e.get("key")
-                                .and_then(Json::as_str)
-                                .map(Value::string)
-                                .unwrap_or(Value::Null),
-                        ),
-                        (
-                            "operator",
-                            e.get("operator")
-                                .and_then(Json::as_str)
-                                .map(Value::string)
-                                .unwrap_or(Value::Null),
-                        ),
-                        (
-                            "values",
-                            if values.is_empty() {
-                                Value::Null
-                            } else {
-                                Value::List(values)
-                            },
-                        ),
-                    ])
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::object([
-        (
-            "stage_selector",
-            Value::object([
-                ("name", name),
-                ("match_labels", match_labels),
-                (
-                    "match_expressions",
-                    if exprs.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::List(exprs)
-                    },
-                ),
-            ]),
-        ),
-        (
-            "auto_promotion_enabled",
-            Value::Bool(
-                p.get("autoPromotionEnabled")
-                    .and_then(Json::as_bool)
-                    .unwrap_or(false),
-            ),
-        ),
-    ])
+    spec
 }
 
 fn null_state() -> Value {
-    common::null_state(&ProjectResource::schema_block().attributes)
+    ProjectResource::schema_block().shape().empty_value()
 }
 
 /// The state after a successful write: what was planned plus the computed attributes.
@@ -1361,39 +1246,32 @@ fn state_from_planned(planned: &Value, ready: bool) -> Value {
 }
 
 /// The ProjectConfig lists for a live `spec`, in the spelling of `prior` where equivalent.
-/// Lists the prior state does not declare stay null (they belong to whoever set them), except
-/// on import, which adopts every non-empty list.
+/// Lists the prior state does not write stay empty (they belong to whoever set them), except
+/// on import, which adopts every list.
 fn config_lists_from_live(
     prior: &Value,
     spec: Option<&Map<String, Json>>,
     importing: bool,
 ) -> Vec<(&'static str, Value)> {
-    let declared = |attr: &str| importing || !prior.get(attr).is_null();
-    let adopt = |attr: &str, v: Value| {
-        if !declared(attr) || (importing && v.elements().is_empty()) {
-            Value::Null
-        } else {
-            v
-        }
-    };
-    let policies = match spec
-        .and_then(|s| s.get("promotionPolicies"))
-        .and_then(Json::as_array)
-    {
-        Some(a) => Value::List(a.iter().map(policy_from_json).collect()),
-        None if prior.get("promotion_policies").elements().is_empty()
-            && !prior.get("promotion_policies").is_null() =>
-        {
-            prior.get("promotion_policies").clone()
-        }
-        None => Value::Null,
-    };
-    let converted = attributes_from_json(&converted_config_attributes(), spec, prior, &RULES, "");
-    let mut out = vec![("promotion_policies", adopt("promotion_policies", policies))];
-    for name in ["webhook_receivers", "freight_links", "stage_links"] {
-        out.push((name, adopt(name, converted.get(name).clone())));
-    }
-    out
+    let spec = spec.map(with_legacy_policy_stages);
+    let read = object_from_json(
+        ProjectResource::config_block().shape(),
+        spec.as_ref(),
+        prior,
+        &RULES,
+        "",
+    );
+    CONFIG_BLOCKS
+        .iter()
+        .map(|name| {
+            let v = if importing || written(prior.get(name)) {
+                read.get(name).clone()
+            } else {
+                Value::List(Vec::new())
+            };
+            (*name, v)
+        })
+        .collect()
 }
 
 fn state_from_live(
@@ -1429,23 +1307,8 @@ fn state_from_live(
         s.set(attr, v);
     }
     // Receivers read from the ProjectConfig carry Kargo's current URLs.
-    let published = config.map(published_receivers).unwrap_or_default();
-    let mut receivers = s.get("webhook_receivers").clone();
-    if let Value::List(items) = &mut receivers {
-        for r in items.iter_mut() {
-            let found = r.get("name").as_str().and_then(|n| published.get(n));
-            r.set(
-                "path",
-                found.map(|f| Value::string(&f.0)).unwrap_or(Value::Null),
-            );
-            r.set(
-                "url",
-                found.map(|f| Value::string(&f.1)).unwrap_or(Value::Null),
-            );
-        }
-    }
-    s.set("webhook_receiver_urls", urls_by_name(&receivers));
-    s.set("webhook_receivers", receivers);
+    let published = config.map(published_receivers);
+    set_receiver_urls(&mut s, |r| published_urls(published.as_ref(), r));
     s.set("namespace", Value::string(name));
     s.set("ready", Value::Bool(project.is_ready()));
     if importing {
@@ -1518,23 +1381,63 @@ mod tests {
                         "match_labels",
                         Value::Map([("tier".to_string(), Value::string("lower"))].into()),
                     ),
-                    ("match_expressions", Value::Null),
+                    ("match_expressions", Value::List(vec![])),
                 ]),
             ),
             ("auto_promotion_enabled", Value::Bool(true)),
         ]);
-        let json = policy_to_json(&policy);
+        let mut state = null_state();
+        state.set("promotion_policies", Value::List(vec![policy.clone()]));
+        let spec = project_config_spec(&state).unwrap();
         assert_eq!(
-            json,
-            json!({"stageSelector": {"name": "glob:dev-*", "matchLabels": {"tier": "lower"}}, "autoPromotionEnabled": true})
+            Json::Object(spec.clone()),
+            json!({"promotionPolicies": [{"stageSelector": {"name": "glob:dev-*", "matchLabels": {"tier": "lower"}}, "autoPromotionEnabled": true}]})
         );
-        assert_eq!(policy_from_json(&json), policy);
+        let read = config_lists_from_live(&state, Some(&spec), false);
+        assert_eq!(read[0], ("promotion_policies", Value::List(vec![policy])));
+    }
+
+    #[test]
+    fn empty_selector_maps_and_values_survive_the_round_trip() {
+        let spec = json!({"promotionPolicies": [{"stageSelector": {
+            "matchLabels": {},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": []}],
+        }}]});
+        let read = config_lists_from_live(&Value::Null, spec.as_object(), true);
+        let selector = read[0].1.elements()[0].get("stage_selector").clone();
+        assert_eq!(selector.get("match_labels"), &Value::Map(BTreeMap::new()));
+        assert_eq!(
+            selector.get("match_expressions").elements()[0].get("values"),
+            &Value::List(vec![])
+        );
+        let mut state = null_state();
+        state.set("promotion_policies", read[0].1.clone());
+        assert_eq!(
+            Json::Object(project_config_spec(&state).unwrap()),
+            json!({"promotionPolicies": [{"stageSelector": {
+                "matchLabels": {},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": []}],
+            }, "autoPromotionEnabled": false}]})
+        );
     }
 
     #[test]
     fn deprecated_stage_field_reads_as_exact_name() {
-        let v = policy_from_json(&json!({"stage": "prod", "autoPromotionEnabled": false}));
-        assert_eq!(v.get("stage_selector").get("name"), &Value::string("prod"));
+        let spec = json!({"promotionPolicies": [{"stage": "prod", "autoPromotionEnabled": false}]});
+        let read = config_lists_from_live(&Value::Null, spec.as_object(), true);
+        let policy = &read[0].1.elements()[0];
+        assert_eq!(
+            policy.get("stage_selector").get("name"),
+            &Value::string("prod")
+        );
+        let spec =
+            json!({"promotionPolicies": [{"stage": "old", "stageSelector": {"name": "new"}}]});
+        let read = config_lists_from_live(&Value::Null, spec.as_object(), true);
+        assert_eq!(
+            read[0].1.elements()[0].get("stage_selector").get("name"),
+            &Value::string("new"),
+            "the selector wins over the deprecated field"
+        );
     }
 
     #[test]
@@ -1600,8 +1503,11 @@ mod tests {
     use crate::plugin::validate::validate_config;
 
     /// A configuration written as JSON in HCL's shape, typed by the schema.
-    fn config(j: Json) -> Value {
-        Value::from_json(&j, &ProjectResource::schema_block().implied_type())
+    /// A configuration as Terraform sends it: blocks not written are empty lists.
+    fn config(mut j: Json) -> Value {
+        let block = ProjectResource::schema_block();
+        block.shape().fill_absent_blocks(&mut j);
+        Value::from_json(&j, &block.implied_type())
     }
 
     fn resource() -> ProjectResource {
@@ -1861,9 +1767,11 @@ mod tests {
             &[("gh", "github/1")],
         );
         let read = state_from_live(&prior, &live_project(), Some(&live), false);
-        assert_eq!(read.get("freight_links"), &Value::Null);
-        assert_eq!(read.get("webhook_receivers"), &Value::Null);
-        assert_eq!(read.get("promotion_policies"), &Value::Null);
+        // Lists nobody wrote here are no blocks, whatever others put in the ProjectConfig.
+        let none = Value::List(vec![]);
+        assert_eq!(read.get("freight_links"), &none);
+        assert_eq!(read.get("webhook_receivers"), &none);
+        assert_eq!(read.get("promotion_policies"), &none);
         assert_eq!(read.get("webhook_receiver_urls"), &Value::Null);
         assert_eq!(read, prior);
 
@@ -1877,7 +1785,7 @@ mod tests {
         // An empty list in Kargo is nothing to adopt.
         let empty = live_config(json!({"stageLinks": []}), &[]);
         let imported = state_from_live(&Value::Null, &live_project(), Some(&empty), true);
-        assert_eq!(imported.get("stage_links"), &Value::Null);
+        assert_eq!(imported.get("stage_links"), &Value::List(vec![]));
     }
 
     #[test]
@@ -1888,8 +1796,9 @@ mod tests {
             &[],
         );
         let read = state_from_live(&planned, &live_project(), Some(&live), false);
-        assert_eq!(read.get("webhook_receivers"), &Value::Null);
-        assert_eq!(read.get("stage_links"), &Value::Null);
+        // No blocks where the configuration has some: a difference the plan puts back.
+        assert_eq!(read.get("webhook_receivers"), &Value::List(vec![]));
+        assert_eq!(read.get("stage_links"), &Value::List(vec![]));
         assert_eq!(read.get("freight_links"), planned.get("freight_links"));
     }
 
@@ -2040,6 +1949,7 @@ mod tests {
                         {"label_selector": {"match_expressions": [{"key": "k", "operator": "In"}]}},
                     ],
                 }]}},
+                // No `actions` blocks: Kargo's field is absent, which it accepts.
                 {"name": "e", "generic": {"secret_ref": {"name": "s"}, "actions": []}},
             ],
             "stage_links": [{"title": "t", "url": ""}],
@@ -2053,7 +1963,6 @@ mod tests {
                 "webhook_receivers[3]",
                 "webhook_receivers[4].generic.actions[0].target_selection_criteria[0]",
                 "webhook_receivers[4].generic.actions[0].target_selection_criteria[1].label_selector.match_expressions[0].values",
-                "webhook_receivers[5].generic.actions",
                 "stage_links[0].url",
                 "webhook_receivers[1].name",
             ],
@@ -2064,7 +1973,7 @@ mod tests {
             "{}",
             found[0].1
         );
-        assert!(found[6].1.contains("unique"), "{}", found[6].1);
+        assert!(found[5].1.contains("unique"), "{}", found[5].1);
         // Unknown values are checked at apply, not guessed at.
         let mut unknown = c.clone();
         let mut receivers = unknown.get("webhook_receivers").elements().to_vec();
@@ -2102,22 +2011,21 @@ mod tests {
     #[test]
     fn schema_documents_every_attribute_and_each_secret_key() {
         let block = ProjectResource::schema_block();
-        common::assert_described(&block.attributes);
-        let receivers = block
-            .attribute("webhook_receivers")
-            .and_then(Attribute::nested_object)
-            .unwrap();
+        common::assert_described(&block);
+        let receivers = &block.nested_block("webhook_receivers").unwrap().block;
         for t in &RECEIVER_TYPES {
             let secret = receivers
-                .attribute(t.key)
-                .and_then(Attribute::nested_object)
-                .and_then(|o| o.attribute("secret_ref"))
+                .nested_block(t.key)
+                .and_then(|b| b.block.nested_block("secret_ref"))
                 .unwrap();
             assert!(
-                secret.description.contains(&format!("`{}`", t.secret_key)),
+                secret
+                    .block
+                    .description
+                    .contains(&format!("`{}`", t.secret_key)),
                 "{}: {}",
                 t.key,
-                secret.description
+                secret.block.description
             );
         }
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::common::{
-    self, IMPORTING, dns_label, explain, fail, no_field, timeout, timeouts_attribute,
+    self, IMPORTING, dns_label, explain, fail, no_field, timeout, timeouts_block,
 };
 use super::validators::object_name;
 use crate::config::ProviderData;
@@ -23,7 +23,7 @@ use crate::plugin::{
     PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::resolve::choice::{
-    artifacts_attribute, changes_attribute, choice_changed, freight_choice_attributes,
+    artifacts_attribute, changes_attribute, choice_changed, freight_choice,
     freight_choice_validator, freight_summary_attribute, set_alias_output,
 };
 use crate::resolve::values::{
@@ -110,7 +110,7 @@ impl PromotionResource {
     pub fn new(data: ProviderData) -> Self {
         Self {
             data,
-            schema: Schema::new(0, Self::schema_block()),
+            schema: Schema::new(common::SCHEMA_VERSION, Self::schema_block()),
         }
     }
 
@@ -136,7 +136,8 @@ impl PromotionResource {
                      stage cannot be promoted to). Changing it creates a new promotion.",
                 ),
         ];
-        for mut a in freight_choice_attributes(&WAYS, "the freight to promote") {
+        let choice = freight_choice(&WAYS, "the freight to promote");
+        for mut a in choice.attributes {
             if a.name == FREIGHT_ALIAS {
                 // Also an output: the alias of the freight however it was chosen.
                 a = a.computed().description(
@@ -147,7 +148,7 @@ impl PromotionResource {
             }
             attrs.push(a);
         }
-        let timeouts = timeouts_attribute(
+        let timeouts = timeouts_block(
             "How long apply waits for the promotion to finish (with `wait`). When it passes, the \
              promotion keeps running in Kargo and the apply warns. Default `30m`.",
             "How long destroy waits for an aborted promotion to stop. Default `5m`.",
@@ -165,7 +166,6 @@ impl PromotionResource {
                      (bounded by `timeouts.delete`) until it has stopped. `false` leaves it \
                      running. Destroy never rolls the stage back either way. Default `true`.",
                 ),
-            timeouts,
             Attribute::string("freight_name")
                 .computed()
                 .requires_replace()
@@ -214,9 +214,11 @@ impl PromotionResource {
                 .computed()
                 .description("When the promotion finished (RFC 3339)."),
         ]);
-        Block::new(attrs)
+        let mut block = Block::new(attrs)
             .description(DESCRIPTION)
-            .validate(freight_choice_validator(&WAYS))
+            .validate(freight_choice_validator(&WAYS));
+        block.blocks = choice.blocks;
+        block.block(timeouts)
     }
 
     /// Asks the cluster which freight the configuration means, for the plan.
@@ -643,6 +645,10 @@ impl Resource for PromotionResource {
         self.schema.clone()
     }
 
+    fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+        common::upgrade_state(&self.schema, version, state)
+    }
+
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
         let base = plan_from_schema(&self.schema, &req);
         if req.config.is_null() {
@@ -983,7 +989,7 @@ impl Resource for PromotionResource {
         if importing {
             new_state = import_state(
                 &client,
-                &self.schema.block.attributes,
+                &self.schema.block,
                 &project,
                 &stage_name,
                 promotion.as_ref(),
@@ -1044,7 +1050,7 @@ impl Resource for PromotionResource {
                 ..Default::default()
             };
         };
-        let mut state = common::null_state(&self.schema.block.attributes);
+        let mut state = self.schema.block.shape().empty_value();
         state.set("project", Value::string(project));
         state.set("promotion_name", Value::string(name));
         state.set("id", Value::string(id));
@@ -1060,12 +1066,12 @@ impl Resource for PromotionResource {
 /// that a configuration naming that freight (`freight = "<name>"`) plans no changes.
 async fn import_state(
     client: &KargoClient,
-    attrs: &[Attribute],
+    block: &Block,
     project: &str,
     stage: &str,
     promotion: Option<&Promotion>,
 ) -> Value {
-    let mut state = common::null_state(attrs);
+    let mut state = block.shape().empty_value();
     let freight_name = promotion
         .and_then(|p| p.spec.freight.as_deref())
         .unwrap_or_default()
@@ -1608,17 +1614,9 @@ mod tests {
 
     #[test]
     fn schema_describes_every_attribute() {
-        fn walk(attrs: &[Attribute]) {
-            for a in attrs {
-                assert!(!a.description.is_empty(), "{} has no description", a.name);
-                if let Some(o) = a.nested_object() {
-                    walk(&o.attributes);
-                }
-            }
-        }
         let b = block();
-        walk(&b.attributes);
-        let timeouts = b.attribute("timeouts").unwrap().nested_object().unwrap();
+        common::assert_described(&b);
+        let timeouts = &b.nested_block("timeouts").unwrap().block;
         assert!(
             timeouts.attributes[0]
                 .description

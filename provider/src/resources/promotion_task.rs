@@ -8,14 +8,13 @@ use async_trait::async_trait;
 use super::common::timeout_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
 use super::validators::{
-    is_reserved_alias, json_object, min_items, naming_path, not_empty, object_name, report,
-    var_name,
+    is_reserved_alias, json_object, naming_path, not_empty, object_name, report, var_name,
 };
 use crate::duration::duration_eq;
 use crate::kargo;
 use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
-use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
+use crate::plugin::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Value};
 
 /// The `kargo_promotion_task` resource; construct with `PromotionTaskResource::new(provider_data)`.
 pub type PromotionTaskResource = ObjectResource<PromotionTask>;
@@ -34,21 +33,22 @@ static RULES: Rules = Rules {
     wrap: &[],
     implied_default: &[],
     catch_all: &[],
+    report: false,
 };
 
 const CONFIG_DESCRIPTION: &str = "The step's configuration, a JSON object: write \
 `config = jsonencode({ ... })`. Kargo expressions such as `${{ vars.gitRepo }}` pass through \
 untouched; inside HCL strings write them as `$${{ vars.gitRepo }}` so that Terraform does not \
-treat them as its own interpolation. Each step kind takes a different configuration, and a list \
-of nested attributes needs one element type, so configuration is a JSON string rather than \
-native attributes: it is compared as JSON (key order, spacing and re-encoding never show as \
-changes), and Terraform renders changes to JSON strings structurally, so diffs stay small.";
+treat them as its own interpolation. Each step kind takes a different configuration, so \
+configuration is a JSON string rather than nested blocks: it is compared as JSON (key order, \
+spacing and re-encoding never show as changes), and Terraform renders changes to JSON strings \
+structurally, so diffs stay small.";
 
-/// A `vars` list: `{ name, value }` objects.
-pub(super) fn vars_attribute(description: &str, value_description: &str) -> Attribute {
-    Attribute::nested(
+/// `vars` blocks: `{ name, value }`, one block per variable.
+pub(super) fn vars_block(description: &str, value_description: &str) -> NestedBlock {
+    NestedBlock::list(
         "vars",
-        NestedObject::list(vec![
+        Block::new(vec![
             Attribute::string("name")
                 .required()
                 .validate(var_name())
@@ -58,43 +58,19 @@ pub(super) fn vars_attribute(description: &str, value_description: &str) -> Attr
                 .description(value_description.to_string()),
         ]),
     )
-    .optional()
     .description(description.to_string())
 }
 
-/// The attributes of one promotion step. Stage steps may instead run a task (`task`);
-/// task steps always name a step kind with `uses`.
-pub(super) fn step_object(in_stage: bool) -> NestedObject {
+/// One promotion step. Stage steps may instead run a task (a `task` block); task steps
+/// always name a step kind with `uses`.
+pub(super) fn step_block(in_stage: bool) -> Block {
     let mut attrs = Vec::new();
     let uses = Attribute::string("uses").validate(not_empty());
     if in_stage {
         attrs.push(uses.optional().description(
             "The step to run, e.g. `git-clone`, `kustomize-set-image` or `argocd-update`. Exactly \
-             one of `uses` and `task` is set.",
+             one of `uses` and a `task` block is set.",
         ));
-        attrs.push(
-            Attribute::nested(
-                "task",
-                NestedObject::single(vec![
-                    Attribute::string("name")
-                        .required()
-                        .validate(object_name())
-                        .description("Name of the promotion task to run."),
-                    Attribute::string("kind")
-                        .default(Value::string("PromotionTask"))
-                        .validate(one_of(&["PromotionTask", "ClusterPromotionTask"]))
-                        .description(
-                            "`PromotionTask` (in the stage's project) or `ClusterPromotionTask` \
-                             (shared by all projects). Default `PromotionTask`.",
-                        ),
-                ]),
-            )
-            .optional()
-            .description(
-                "Run the steps of a promotion task instead of a single step. A task step may set \
-                 `as` and `vars`, but not `if`, `config`, `continue_on_error` or `retry`.",
-            ),
-        );
     } else {
         attrs.push(uses.required().description(
             "The step to run, e.g. `git-clone`, `kustomize-set-image` or `argocd-update`.",
@@ -118,9 +94,41 @@ pub(super) fn step_object(in_stage: bool) -> NestedObject {
         Attribute::bool("continue_on_error")
             .optional()
             .description("Let the promotion continue when this step fails. Default `false`."),
-        Attribute::nested(
+        Attribute::string("config")
+            .optional()
+            .validate(json_object())
+            .semantic_eq(json_eq)
+            .description(CONFIG_DESCRIPTION),
+    ]);
+    let mut step = Block::new(attrs);
+    if in_stage {
+        step = step.block(
+            NestedBlock::single(
+                "task",
+                Block::new(vec![
+                    Attribute::string("name")
+                        .required()
+                        .validate(object_name())
+                        .description("Name of the promotion task to run."),
+                    Attribute::string("kind")
+                        .default(Value::string("PromotionTask"))
+                        .validate(one_of(&["PromotionTask", "ClusterPromotionTask"]))
+                        .description(
+                            "`PromotionTask` (in the stage's project) or `ClusterPromotionTask` \
+                             (shared by all projects). Default `PromotionTask`.",
+                        ),
+                ]),
+            )
+            .description(
+                "Run the steps of a promotion task instead of a single step. A task step may set \
+                 `as` and `vars`, but not `if`, `config`, `continue_on_error` or `retry`.",
+            ),
+        );
+    }
+    step.block(
+        NestedBlock::single(
             "retry",
-            NestedObject::single(vec![
+            Block::new(vec![
                 Attribute::string("timeout")
                     .optional()
                     .validate(naming_path(timeout_duration()))
@@ -137,32 +145,24 @@ pub(super) fn step_object(in_stage: bool) -> NestedObject {
                     ),
             ]),
         )
-        .optional()
         .description("How Kargo retries the step when it errors."),
-        vars_attribute(
-            "Variables for this step only, overriding those of the template or task.",
-            "Value; may contain expressions (write `$${{ ... }}` in HCL).",
-        ),
-        Attribute::string("config")
-            .optional()
-            .validate(json_object())
-            .semantic_eq(json_eq)
-            .description(CONFIG_DESCRIPTION),
-    ]);
-    let object = NestedObject::list(attrs);
-    if in_stage {
-        object.validate(naming_path(exactly_one_of(&["uses", "task"])))
-    } else {
-        object
-    }
+    )
+    .block(vars_block(
+        "Variables for this step only, overriding those of the template or task; one block each.",
+        "Value; may contain expressions (write `$${{ ... }}` in HCL).",
+    ))
 }
 
-/// The `steps` attribute: required, at least one step.
-pub(super) fn steps_attribute(in_stage: bool, description: &str) -> Attribute {
-    Attribute::nested("steps", step_object(in_stage))
+/// The `steps` blocks: at least one.
+pub(super) fn steps_block(in_stage: bool, description: &str) -> NestedBlock {
+    let steps = NestedBlock::list("steps", step_block(in_stage))
         .required()
-        .validate(min_items(1, "step"))
-        .description(description.to_string())
+        .description(description.to_string());
+    if in_stage {
+        steps.validate(naming_path(exactly_one_of(&["uses", "task"])))
+    } else {
+        steps
+    }
 }
 
 /// Kargo's webhook rules for a list of steps: aliases unique and not of the reserved
@@ -224,19 +224,19 @@ pub(super) fn validate_steps(steps: &Value, at: &AttributePath, diags: &mut Diag
     }
 }
 
-fn task_attributes() -> Vec<Attribute> {
-    vec![
-        vars_attribute(
-            "Variables of the task, available to its steps as `vars.<name>`. The stage step that \
-             runs the task can override them with its own `vars`.",
+fn task_spec() -> Block {
+    Block::default()
+        .block(vars_block(
+            "Variables of the task, available to its steps as `vars.<name>`, one block each. The \
+             stage step that runs the task can override them with its own `vars`.",
             "Default value. A variable without one must be supplied by the stage step that runs \
              the task. May contain expressions (write `$${{ ... }}` in HCL).",
-        ),
-        steps_attribute(
+        ))
+        .block(steps_block(
             false,
-            "The steps the task runs, in order; at least one. Each names a step kind with `uses`.",
-        ),
-    ]
+            "The steps the task runs, in order: one block per step, at least one. Each names a \
+             step kind with `uses`.",
+        ))
 }
 
 fn validate_task(config: &Value, diags: &mut Diagnostics) {
@@ -250,13 +250,13 @@ impl PipelineKind for PromotionTask {
 
     fn description() -> String {
         "A Kargo promotion task: a named, reusable sequence of promotion steps in a project. \
-         Stages run it with a step `task = { name = \"...\" }`, passing `vars` that override \
-         the task's defaults."
+         Stages run it from a step with a `task { name = \"...\" }` block, passing `vars` \
+         blocks that override the task's defaults."
             .into()
     }
 
-    fn attributes() -> Vec<Attribute> {
-        task_attributes()
+    fn spec() -> Block {
+        task_spec()
     }
 
     fn rules() -> &'static Rules {
@@ -275,14 +275,14 @@ impl PipelineKind for ClusterPromotionTask {
 
     fn description() -> String {
         "A Kargo cluster promotion task: a reusable sequence of promotion steps shared by all \
-         projects. Stages run it with a step `task = { name = \"...\", kind = \
-         \"ClusterPromotionTask\" }`. It is cluster-scoped, so it has no `project` and is \
+         projects. Stages run it from a step with a `task` block that sets its `name` and \
+         `kind = \"ClusterPromotionTask\"`. It is cluster-scoped, so it has no `project` and is \
          imported by its name."
             .into()
     }
 
-    fn attributes() -> Vec<Attribute> {
-        task_attributes()
+    fn spec() -> Block {
+        task_spec()
     }
 
     fn rules() -> &'static Rules {
@@ -493,7 +493,7 @@ mod tests {
     fn task_steps_name_a_step_kind_and_keep_aliases_unique() {
         let r = resource::<PromotionTask>();
         assert!(
-            step_object(false).attribute("task").is_none(),
+            step_block(false).nested_block("task").is_none(),
             "a task cannot run another task"
         );
         let config = config(
@@ -522,8 +522,9 @@ mod tests {
                 "steps[2].as",
             ]
         );
-        let empty = config_for_steps(&r, json!([]));
-        assert_eq!(error_paths(&validate(&r, &empty)), vec!["steps"]);
+        // At least one step: a block minimum, which Terraform itself enforces.
+        let steps = r.schema().block.nested_block("steps").unwrap().clone();
+        assert_eq!((steps.min_items, steps.max_items), (1, 0));
     }
 
     fn config_for_steps(r: &PromotionTaskResource, steps: Json) -> Value {
@@ -555,25 +556,24 @@ mod tests {
 
     #[test]
     fn schemas_describe_every_attribute() {
+        crate::resources::common::assert_described(&resource::<PromotionTask>().schema().block);
         crate::resources::common::assert_described(
-            &resource::<PromotionTask>().schema().block.attributes,
-        );
-        crate::resources::common::assert_described(
-            &resource::<ClusterPromotionTask>().schema().block.attributes,
+            &resource::<ClusterPromotionTask>().schema().block,
         );
         let config = resource::<PromotionTask>().schema();
         let config_attr = config
             .block
-            .attribute("steps")
-            .and_then(Attribute::nested_object)
-            .and_then(|o| o.attribute("config"))
+            .nested_block("steps")
+            .and_then(|b| b.block.attribute("config"))
             .unwrap();
         assert!(
             config_attr.description.contains("$${{"),
             "how to write expressions in HCL"
         );
         assert!(
-            config_attr.description.contains("one element type"),
+            config_attr
+                .description
+                .contains("rather than nested blocks"),
             "why it is a JSON string"
         );
     }

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
-use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
-use super::validators::{min_items, naming_path, object_name, removed, report};
+use super::promotion_task::{steps_block, validate_steps, vars_block};
+use super::validators::{naming_path, object_name, removed, report};
 use crate::duration::duration_eq;
 use crate::kargo::{self, KargoClient};
 use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::{one_of, unique_strings};
-use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
+use crate::plugin::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Value};
 use crate::resolve::stage::{status_attributes, status_values};
 use async_trait::async_trait;
 
@@ -28,6 +28,7 @@ static RULES: Rules = Rules {
     // Kargo reads a task reference without `kind` as a PromotionTask and stores it so.
     implied_default: &["promotion_template.steps.task.kind"],
     catch_all: &[],
+    report: false,
 };
 
 /// `origin.kind`: Warehouse is the only origin Kargo v1 knows; the pre-v1 habit of naming
@@ -39,9 +40,9 @@ fn origin_kind() -> Validator {
             diags,
             path.clone(),
             "Invalid freight origin",
-            "Freight always originates in a warehouse: set `origin.kind = \"Warehouse\"` (or leave \
-             it unset) with the warehouse's name, and name the upstream stages the freight must \
-             pass through in `sources.stages`.",
+            "Freight always originates in a warehouse: set `kind = \"Warehouse\"` in the `origin` \
+             block (or leave it unset) with the warehouse's name, and name the upstream stages the \
+             freight must pass through in `sources.stages`.",
         ),
         Some(other) => report(
             diags,
@@ -52,8 +53,8 @@ fn origin_kind() -> Validator {
     })
 }
 
-fn requested_freight() -> Attribute {
-    let origin = NestedObject::single(vec![
+fn requested_freight() -> NestedBlock {
+    let origin = Block::new(vec![
         Attribute::string("kind")
             .default(Value::string("Warehouse"))
             .validate(origin_kind())
@@ -63,7 +64,7 @@ fn requested_freight() -> Attribute {
             .validate(object_name())
             .description("Name of the warehouse the freight comes from."),
     ]);
-    let sources = NestedObject::single(vec![
+    let sources = Block::new(vec![
         Attribute::bool("direct").optional().description(
             "Accept freight straight from the warehouse, without it passing through another \
              stage. Default `false`.",
@@ -88,9 +89,11 @@ fn requested_freight() -> Attribute {
                 "With several upstream stages: `OneOf` (verified in any of them) or `All` \
                  (verified in all). Unset means `OneOf`.",
             ),
-        Attribute::nested(
+    ])
+    .block(
+        NestedBlock::single(
             "auto_promotion_options",
-            NestedObject::single(vec![
+            Block::new(vec![
                 Attribute::string("selection_policy")
                     .optional()
                     .validate(one_of(&["NewestFreight", "MatchUpstream"]))
@@ -102,107 +105,110 @@ fn requested_freight() -> Attribute {
                     ),
             ]),
         )
-        .optional()
         .description(
             "How auto-promotion picks freight, when the project's promotion policies enable it \
              for this stage.",
         ),
-    ]);
-    Attribute::nested(
+    );
+    NestedBlock::list(
         "requested_freight",
-        NestedObject::list(vec![
-            Attribute::nested("origin", origin)
-                .required()
-                .description("Where the freight is produced."),
-            Attribute::nested("sources", sources)
-                .required()
-                .description(
-                    "Where the stage may take this freight from: directly from the warehouse \
-                     and/or from upstream stages.",
-                ),
-        ]),
+        Block::default()
+            .block(
+                NestedBlock::single("origin", origin)
+                    .required()
+                    .description("Where the freight is produced."),
+            )
+            .block(
+                NestedBlock::single("sources", sources)
+                    .required()
+                    .description(
+                        "Where the stage may take this freight from: directly from the warehouse \
+                         and/or from upstream stages.",
+                    ),
+            ),
     )
     .required()
-    .validate(min_items(1, "requested freight"))
     .description(
-        "The freight this stage accepts, at least one entry, each from a different warehouse. \
-         Together the entries describe the stage's place in the pipeline.",
+        "The freight this stage accepts: one block per warehouse, at least one. Together the \
+         blocks describe the stage's place in the pipeline.",
     )
 }
 
-fn promotion_template() -> Attribute {
-    Attribute::nested(
+fn promotion_template() -> NestedBlock {
+    NestedBlock::single(
         "promotion_template",
-        NestedObject::single(vec![
-            vars_attribute(
+        Block::default()
+            .block(vars_block(
                 "Variables available to the steps as `vars.<name>`.",
                 "Value; may contain expressions (write `$${{ ... }}` in HCL).",
-            ),
-            steps_attribute(
+            ))
+            .block(steps_block(
                 true,
-                "The promotion steps, in order; at least one. Each either names a step kind \
-                 (`uses`) or runs a promotion task (`task`).",
-            ),
-        ]),
+                "The promotion steps, in order: one block per step, at least one. Each either \
+                 names a step kind (`uses`) or runs a promotion task (a `task` block).",
+            )),
     )
-    .optional()
     .description(
         "How freight is promoted into this stage. A stage without one is a control-flow stage: \
          it only groups freight for the stages downstream and cannot be promoted to.",
     )
 }
 
-fn verification() -> Attribute {
-    Attribute::nested(
+fn verification() -> NestedBlock {
+    NestedBlock::single(
         "verification",
-        NestedObject::single(vec![
-            Attribute::nested(
-                "analysis_templates",
-                NestedObject::list(vec![
-                    Attribute::string("name")
-                        .required()
-                        .validate(object_name())
-                        .description("Name of the Argo Rollouts analysis template."),
-                    Attribute::string("kind")
-                        .optional()
-                        .validate(one_of(&["AnalysisTemplate", "ClusterAnalysisTemplate"]))
-                        .description(
-                            "`AnalysisTemplate` (in the project namespace) or \
-                             `ClusterAnalysisTemplate`. Unset means `AnalysisTemplate`.",
-                        ),
-                ]),
+        Block::default()
+            .block(
+                NestedBlock::list(
+                    "analysis_templates",
+                    Block::new(vec![
+                        Attribute::string("name")
+                            .required()
+                            .validate(object_name())
+                            .description("Name of the Argo Rollouts analysis template."),
+                        Attribute::string("kind")
+                            .optional()
+                            .validate(one_of(&["AnalysisTemplate", "ClusterAnalysisTemplate"]))
+                            .description(
+                                "`AnalysisTemplate` (in the project namespace) or \
+                                 `ClusterAnalysisTemplate`. Unset means `AnalysisTemplate`.",
+                            ),
+                    ]),
+                )
+                .description(
+                    "The Argo Rollouts analysis templates that verify freight in this stage, one \
+                     block each.",
+                ),
             )
-            .optional()
-            .description("The Argo Rollouts analysis templates that verify freight in this stage."),
-            Attribute::nested(
-                "analysis_run_metadata",
-                NestedObject::single(vec![
-                    Attribute::string_map("labels")
-                        .optional()
-                        .description("Labels for the analysis runs."),
-                    Attribute::string_map("annotations")
-                        .optional()
-                        .description("Annotations for the analysis runs."),
-                ]),
+            .block(
+                NestedBlock::single(
+                    "analysis_run_metadata",
+                    Block::new(vec![
+                        Attribute::string_map("labels")
+                            .optional()
+                            .description("Labels for the analysis runs."),
+                        Attribute::string_map("annotations")
+                            .optional()
+                            .description("Annotations for the analysis runs."),
+                    ]),
+                )
+                .description("Metadata added to the analysis runs Kargo creates."),
             )
-            .optional()
-            .description("Metadata added to the analysis runs Kargo creates."),
-            Attribute::nested(
-                "args",
-                NestedObject::list(vec![
-                    Attribute::string("name")
-                        .required()
-                        .description("Argument name."),
-                    Attribute::string("value")
-                        .required()
-                        .description("Argument value."),
-                ]),
-            )
-            .optional()
-            .description("Arguments passed to the analysis templates."),
-        ]),
+            .block(
+                NestedBlock::list(
+                    "args",
+                    Block::new(vec![
+                        Attribute::string("name")
+                            .required()
+                            .description("Argument name."),
+                        Attribute::string("value")
+                            .required()
+                            .description("Argument value."),
+                    ]),
+                )
+                .description("Arguments passed to the analysis templates, one block each."),
+            ),
     )
-    .optional()
     .description(
         "How freight is verified after promotion, with Argo Rollouts analysis (which must be \
          installed).",
@@ -224,20 +230,12 @@ impl PipelineKind for Stage {
             .into()
     }
 
-    fn attributes() -> Vec<Attribute> {
-        vec![
+    fn spec() -> Block {
+        let attributes = vec![
             Attribute::string("shard").optional().description(
                 "The Kargo controller shard that reconciles this stage. Kargo mirrors it into the \
                  `kargo.akuity.io/shard` label. Unset: the default controller.",
             ),
-            vars_attribute(
-                "Variables available to the promotion steps as `vars.<name>`; the template's \
-                 `vars` override them.",
-                "Value; may contain expressions (write `$${{ ... }}` in HCL).",
-            ),
-            requested_freight(),
-            promotion_template(),
-            verification(),
             Attribute::dynamic("promotion_mechanisms")
                 .optional()
                 .deprecated("Removed in Kargo v1.0: use `promotion_template` steps.")
@@ -256,7 +254,7 @@ impl PipelineKind for Stage {
                 .validate(removed(
                     "Not a stage setting",
                     "Auto-promotion is not configured on the stage: declare it in the project's \
-                     promotion policies (`kargo_project.promotion_policies`, stored in the \
+                     promotion policies (`kargo_project.promotion_policies` blocks, stored in the \
                      ProjectConfig), and tune selection with \
                      `requested_freight[*].sources.auto_promotion_options`.",
                 ))
@@ -268,10 +266,19 @@ impl PipelineKind for Stage {
         .into_iter()
         .chain(status_attributes(
             "The freight the stage currently holds, as Kargo reports it (for a stage requesting \
-             from several warehouses, the freight of the first `requested_freight` entry). Null \
+             from several warehouses, the freight of the first `requested_freight` block). Null \
              until something has been promoted.",
         ))
-        .collect()
+        .collect();
+        Block::new(attributes)
+            .block(vars_block(
+                "Variables available to the promotion steps as `vars.<name>`, one block each; the \
+                 template's `vars` override them.",
+                "Value; may contain expressions (write `$${{ ... }}` in HCL).",
+            ))
+            .block(requested_freight())
+            .block(promotion_template())
+            .block(verification())
     }
 
     fn rules() -> &'static Rules {
@@ -903,11 +910,12 @@ mod tests {
             }),
         );
         let found = errors(&validate(&r, &staging));
+        // Attributes are checked before blocks.
         assert_eq!(
             paths(&found),
-            vec!["requested_freight[0].origin.kind", "promotion_mechanisms"]
+            vec!["promotion_mechanisms", "requested_freight[0].origin.kind"]
         );
-        assert!(found[0].2.contains("sources.stages"), "{}", found[0].2);
+        assert!(found[1].2.contains("sources.stages"), "{}", found[1].2);
         // production: a promotion policy on the stage.
         let production = config(
             &r,
@@ -923,15 +931,15 @@ mod tests {
         assert_eq!(
             paths(&found),
             vec![
-                "requested_freight[0].origin.kind",
                 "promotion_mechanisms",
-                "promotion_policy"
+                "promotion_policy",
+                "requested_freight[0].origin.kind",
             ]
         );
         assert!(
-            found[2].2.contains("kargo_project.promotion_policies"),
+            found[1].2.contains("kargo_project.promotion_policies"),
             "{}",
-            found[2].2
+            found[1].2
         );
     }
 
@@ -1004,6 +1012,6 @@ mod tests {
 
     #[test]
     fn schema_describes_every_attribute() {
-        crate::resources::common::assert_described(&resource::<Stage>().schema().block.attributes);
+        crate::resources::common::assert_described(&resource::<Stage>().schema().block);
     }
 }

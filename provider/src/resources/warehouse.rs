@@ -8,18 +8,20 @@ use serde_json::{Map, Value as Json};
 
 use super::common::kargo_duration;
 use super::convert::{
-    ConvertError, ObjectResource, PipelineKind, Rules, attributes_from_json, attributes_to_json,
+    ConvertError, ObjectResource, PipelineKind, Rules, object_from_json, object_to_json,
 };
 use super::validators::{
-    chart_repo_url, git_branch, git_repo_url, image_repo_url, json_object, min_items, naming_path,
-    not_empty, path_selectors, platform, regex_list, removed, report, rfc3339, semver_constraint,
+    chart_repo_url, git_branch, git_repo_url, image_repo_url, json_object, naming_path, not_empty,
+    path_selectors, platform, regex_list, removed, report, rfc3339, semver_constraint,
     semver_constraint_problem, timestamp_eq,
 };
 use crate::duration::duration_eq;
 use crate::kargo::{self, KargoClient};
 use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
-use crate::plugin::{Attribute, AttributePath, Diagnostics, NestedObject, Value};
+use crate::plugin::{
+    Attribute, AttributePath, AttributeType, Block, Diagnostics, NestedBlock, Shape, Type, Value,
+};
 
 /// The `kargo_warehouse` resource; construct with `WarehouseResource::new(provider_data)`.
 pub type WarehouseResource = ObjectResource<Warehouse>;
@@ -48,6 +50,7 @@ static RULES: Rules = Rules {
     wrap: &[],
     implied_default: &[],
     catch_all: &[("subscriptions", "generic")],
+    report: false,
 };
 
 fn discovery_limit(what: &str) -> Attribute {
@@ -112,8 +115,8 @@ fn removed_ignore_tags() -> Attribute {
         )
 }
 
-fn image_subscription() -> NestedObject {
-    NestedObject::single(vec![
+fn image_subscription() -> Block {
+    Block::new(vec![
         Attribute::string("repo_url")
             .required()
             .validate(image_repo_url())
@@ -172,32 +175,37 @@ fn image_subscription() -> NestedObject {
 }
 
 /// `tagSelectionStrategy` (e.g. `{semVer: {allowPrerelease: false}}`) appears in manifests
-/// written for old or imagined Kargo versions. Without this attribute Terraform would drop
-/// it from the object without a word and the warehouse would quietly use the defaults.
+/// written for old or imagined Kargo versions. Terraform would reject it as an unexpected
+/// argument anyway; this attribute is here to name what replaces it. It is typed as a map of
+/// maps (what those manifests hold) rather than dynamically, because a dynamic attribute would
+/// turn the `subscriptions` blocks into a tuple of objects.
 fn removed_tag_selection_strategy() -> Attribute {
-    Attribute::dynamic("tag_selection_strategy")
-        .optional()
-        .deprecated(
-            "Not a Kargo field: use `image_selection_strategy`, `constraint` and \
+    Attribute::new(
+        "tag_selection_strategy",
+        AttributeType::Primitive(Type::map(Type::map(Type::String))),
+    )
+    .optional()
+    .deprecated(
+        "Not a Kargo field: use `image_selection_strategy`, `constraint` and \
              `strict_semvers`.",
-        )
-        .validate(removed(
-            "Removed attribute",
-            "Kargo's image subscriptions have no `tag_selection_strategy` (`tagSelectionStrategy`); \
+    )
+    .validate(removed(
+        "Removed attribute",
+        "Kargo's image subscriptions have no `tag_selection_strategy` (`tagSelectionStrategy`); \
              it is replaced by `image_selection_strategy` (`SemVer`, `Lexical`, `NewestBuild` or \
              `Digest`) with `constraint` for the tags to consider. Prereleases are considered \
              only when `constraint` names one (e.g. `>=1.0.0-0`), and `strict_semvers` decides \
              whether partial versions such as `1.2` count.",
-        ))
-        .description(
-            "Removed: not a Kargo field; use `image_selection_strategy`, `constraint` (a \
+    ))
+    .description(
+        "Removed: not a Kargo field; use `image_selection_strategy`, `constraint` (a \
              constraint naming a prerelease admits prereleases) and `strict_semvers`. Setting \
              it is an error, and it is never sent to Kargo.",
-        )
+    )
 }
 
-fn git_subscription() -> NestedObject {
-    NestedObject::single(vec![
+fn git_subscription() -> Block {
+    Block::new(vec![
         Attribute::string("repo_url")
             .required()
             .validate(git_repo_url())
@@ -279,8 +287,8 @@ fn git_subscription() -> NestedObject {
     ])
 }
 
-fn chart_subscription() -> NestedObject {
-    NestedObject::single(vec![
+fn chart_subscription() -> Block {
+    Block::new(vec![
         Attribute::string("repo_url")
             .required()
             .validate(chart_repo_url())
@@ -302,8 +310,8 @@ fn chart_subscription() -> NestedObject {
     ])
 }
 
-fn generic_subscription() -> NestedObject {
-    NestedObject::single(vec![
+fn generic_subscription() -> Block {
+    Block::new(vec![
         Attribute::string("type")
             .required()
             .validate(not_empty())
@@ -329,48 +337,57 @@ fn generic_subscription() -> NestedObject {
     ])
 }
 
-fn subscription_object() -> NestedObject {
-    NestedObject::list(vec![
-        Attribute::nested("image", image_subscription())
-            .optional()
-            .description("Subscribe to a container image repository."),
-        Attribute::nested("git", git_subscription())
-            .optional()
-            .description("Subscribe to a Git repository."),
-        Attribute::nested("chart", chart_subscription())
-            .optional()
-            .description("Subscribe to a Helm chart repository."),
-        Attribute::nested("generic", generic_subscription())
-            .optional()
-            .description("Subscribe to an artifact source of another type registered with Kargo."),
-    ])
-    .validate(naming_path(exactly_one_of(&[
-        "image", "git", "chart", "generic",
-    ])))
+/// `subscriptions`: a list of blocks, each with exactly one of the `image`, `git`, `chart` and
+/// `generic` blocks, as Kargo's list of one-key objects.
+fn subscriptions_block() -> NestedBlock {
+    let kinds = Block::default()
+        .block(
+            NestedBlock::single("image", image_subscription())
+                .description("Subscribe to a container image repository."),
+        )
+        .block(
+            NestedBlock::single("git", git_subscription())
+                .description("Subscribe to a Git repository."),
+        )
+        .block(
+            NestedBlock::single("chart", chart_subscription())
+                .description("Subscribe to a Helm chart repository."),
+        )
+        .block(
+            NestedBlock::single("generic", generic_subscription()).description(
+                "Subscribe to an artifact source of another type registered with Kargo.",
+            ),
+        );
+    NestedBlock::list("subscriptions", kinds)
+        .required()
+        .validate(naming_path(exactly_one_of(&[
+            "image", "git", "chart", "generic",
+        ])))
+        .description(
+            "What the warehouse watches: one block per subscription, at least one. Each sets \
+             exactly one of `image`, `git`, `chart` or `generic`. A repository may appear once \
+             per kind (a Helm repository once per chart).",
+        )
 }
 
-fn subscription_attributes(attrs: &[Attribute]) -> &[Attribute] {
-    attrs
-        .iter()
-        .find(|a| a.name == "subscriptions")
-        .and_then(Attribute::nested_object)
-        .map_or(&[], |o| o.attributes.as_slice())
-}
-
-fn generic_attributes(sub_attrs: &[Attribute]) -> &[Attribute] {
-    sub_attrs
-        .iter()
-        .find(|a| a.name == "generic")
-        .and_then(Attribute::nested_object)
-        .map_or(&[], |o| o.attributes.as_slice())
+/// The shape of one subscription, and of its `generic` block, in the warehouse's spec.
+fn subscription_shapes(spec: &Block) -> (Shape<'_>, Shape<'_>) {
+    let sub = spec
+        .nested_block("subscriptions")
+        .map_or(Shape::EMPTY, |b| b.block.shape());
+    let generic = sub
+        .block("generic")
+        .map_or(Shape::EMPTY, |b| b.block.shape());
+    (sub, generic)
 }
 
 fn subscription_to_json(
-    sub_attrs: &[Attribute],
+    spec: &Block,
     sub: &Value,
     at: &AttributePath,
 ) -> Result<Json, ConvertError> {
-    let mut out = attributes_to_json(sub_attrs, sub, &RULES, "subscriptions", at)?;
+    let (sub_shape, generic_shape) = subscription_shapes(spec);
+    let mut out = object_to_json(sub_shape, sub, &RULES, "subscriptions", at)?;
     let generic = sub.get("generic");
     if !generic.is_null() {
         let generic_at = at.join_attr("generic");
@@ -378,8 +395,8 @@ fn subscription_to_json(
             path: generic_at.join_attr("type"),
             message: "The generic subscription's `type` must be known.".into(),
         })?;
-        let inner = attributes_to_json(
-            generic_attributes(sub_attrs),
+        let inner = object_to_json(
+            generic_shape,
             generic,
             &RULES,
             "subscriptions.generic",
@@ -390,17 +407,18 @@ fn subscription_to_json(
     Ok(Json::Object(out))
 }
 
-fn subscription_from_json(sub_attrs: &[Attribute], sub: &Json, prior: &Value) -> Value {
+fn subscription_from_json(spec: &Block, sub: &Json, prior: &Value) -> Value {
     let Some(object) = sub.as_object() else {
         return Value::Null;
     };
+    let (sub_shape, generic_shape) = subscription_shapes(spec);
     let generic = object
         .iter()
         .find(|(k, _)| !BUILTIN_KINDS.contains(&k.as_str()));
-    let mut out = attributes_from_json(sub_attrs, Some(object), prior, &RULES, "subscriptions");
+    let mut out = object_from_json(sub_shape, Some(object), prior, &RULES, "subscriptions");
     if let Some((ty, inner)) = generic {
-        let mut g = attributes_from_json(
-            generic_attributes(sub_attrs),
+        let mut g = object_from_json(
+            generic_shape,
             inner.as_object(),
             prior.get("generic"),
             &RULES,
@@ -428,8 +446,8 @@ impl PipelineKind for Warehouse {
             .into()
     }
 
-    fn attributes() -> Vec<Attribute> {
-        vec![
+    fn spec() -> Block {
+        Block::new(vec![
             Attribute::string("shard").optional().description(
                 "The Kargo controller shard that reconciles this warehouse. Kargo mirrors it into \
                  the `kargo.akuity.io/shard` label. Unset: the default controller.",
@@ -451,9 +469,14 @@ impl PipelineKind for Warehouse {
                      `freight_creation_criteria` holds). `Manual`: Freight is only assembled by \
                      hand. Default `Automatic`.",
                 ),
-            Attribute::nested(
+            Attribute::string("last_freight").computed().description(
+                "Name (ID) of the newest Freight this warehouse produced, as Kargo reports it.",
+            ),
+        ])
+        .block(
+            NestedBlock::single(
                 "freight_creation_criteria",
-                NestedObject::single(vec![
+                Block::new(vec![
                     Attribute::string("expression")
                         .required()
                         .validate(not_empty())
@@ -463,23 +486,12 @@ impl PipelineKind for Warehouse {
                         ),
                 ]),
             )
-            .optional()
             .description(
                 "Conditions new artifacts must meet before Freight is created automatically. \
                  Ignored with `freight_creation_policy = \"Manual\"`.",
             ),
-            Attribute::nested("subscriptions", subscription_object())
-                .required()
-                .validate(min_items(1, "subscription"))
-                .description(
-                    "What the warehouse watches, at least one. Each element sets exactly one of \
-                     `image`, `git`, `chart` or `generic`. A repository may appear once per kind \
-                     (a Helm repository once per chart).",
-                ),
-            Attribute::string("last_freight").computed().description(
-                "Name (ID) of the newest Freight this warehouse produced, as Kargo reports it.",
-            ),
-        ]
+        )
+        .block(subscriptions_block())
     }
 
     fn rules() -> &'static Rules {
@@ -490,38 +502,32 @@ impl PipelineKind for Warehouse {
         validate_subscriptions(config.get("subscriptions"), diags);
     }
 
-    fn spec_to_json(attrs: &[Attribute], state: &Value) -> Result<Json, ConvertError> {
+    fn spec_to_json(spec: &Block, state: &Value) -> Result<Json, ConvertError> {
         let root = AttributePath::root();
-        let mut spec = attributes_to_json(attrs, state, &RULES, "", &root)?;
-        let sub_attrs = subscription_attributes(attrs);
+        let mut out = object_to_json(spec.shape(), state, &RULES, "", &root)?;
         let at = root.join_attr("subscriptions");
         let subs = state
             .get("subscriptions")
             .elements()
             .iter()
             .enumerate()
-            .map(|(i, s)| subscription_to_json(sub_attrs, s, &at.join_index(i)))
+            .map(|(i, s)| subscription_to_json(spec, s, &at.join_index(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        spec.insert("subscriptions".into(), Json::Array(subs));
-        Ok(Json::Object(spec))
+        out.insert("subscriptions".into(), Json::Array(subs));
+        Ok(Json::Object(out))
     }
 
-    fn spec_from_json(
-        attrs: &[Attribute],
-        spec: Option<&Map<String, Json>>,
-        prior: &Value,
-    ) -> Value {
-        let mut state = attributes_from_json(attrs, spec, prior, &RULES, "");
-        let sub_attrs = subscription_attributes(attrs);
+    fn spec_from_json(spec: &Block, live: Option<&Map<String, Json>>, prior: &Value) -> Value {
+        let mut state = object_from_json(spec.shape(), live, prior, &RULES, "");
         let priors = prior.get("subscriptions").elements();
-        let subs: Vec<Value> = spec
+        let subs: Vec<Value> = live
             .and_then(|s| s.get("subscriptions"))
             .and_then(Json::as_array)
             .map(|a| {
                 a.iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        subscription_from_json(sub_attrs, s, priors.get(i).unwrap_or(&Value::Null))
+                        subscription_from_json(spec, s, priors.get(i).unwrap_or(&Value::Null))
                     })
                     .collect()
             })
@@ -1338,8 +1344,6 @@ mod tests {
 
     #[test]
     fn schema_describes_every_attribute() {
-        crate::resources::common::assert_described(
-            &resource::<Warehouse>().schema().block.attributes,
-        );
+        crate::resources::common::assert_described(&resource::<Warehouse>().schema().block);
     }
 }

@@ -45,10 +45,13 @@ resource "kargo_project" "rustfs" {
 resource "kargo_warehouse" "rustfs" {
   project = kargo_project.rustfs.name
   name    = "rustfs-charts"
-  subscriptions = [
-    # Watch the RustFS Helm chart for new versions.
-    { chart = { repo_url = "https://charts.rustfs.com", name = "rustfs" } },
-  ]
+  # Watch the RustFS Helm chart for new versions.
+  subscriptions {
+    chart {
+      repo_url = "https://charts.rustfs.com"
+      name     = "rustfs"
+    }
+  }
 }
 
 resource "kargo_promotion_task" "rustfs" {
@@ -56,75 +59,82 @@ resource "kargo_promotion_task" "rustfs" {
 
   project = kargo_project.rustfs.name
   name    = each.key
-  vars = concat(
-    [
-      { name = "gitRepoURL", value = local.git_repo_url },
-      { name = "openPR", value = "true" },
-    ],
-    each.value.regional ? [{ name = "region", value = "" }] : [],
-  )
-  steps = [
-    {
-      uses = "git-clone"
-      as   = "clone-repo"
-      config = jsonencode({
-        repoURL  = "$${{ vars.gitRepoURL }}"
-        checkout = [{ branch = "main", path = "./out" }]
-      })
-    },
-    {
-      uses = "json-parse"
-      as   = "current-version"
-      config = jsonencode({
-        path    = each.value.file
-        outputs = [{ name = "addonChartVersion", fromExpression = "addonChartVersion" }]
-      })
-    },
-    {
-      uses = "json-update"
-      as   = "update-settings"
-      config = jsonencode({
-        path    = each.value.file
-        updates = [{ key = "addonChartVersion", value = local.chart_version }]
-      })
-    },
-    {
-      uses = "git-commit"
-      as   = "commit"
-      config = jsonencode({
-        path    = "./out"
-        message = "kargo: promote RustFS addon to ${local.chart_version} (${each.value.target})"
-      })
-    },
-    {
-      uses   = "git-push"
-      as     = "push"
-      if     = local.open_pr
-      config = jsonencode({ path = "./out", generateTargetBranch = true })
-    },
-    {
-      uses = "git-open-pr"
-      as   = "open-pr"
-      if   = local.open_pr
-      config = jsonencode({
-        repoURL      = "$${{ vars.gitRepoURL }}"
-        provider     = "github"
-        sourceBranch = "$${{ task.outputs['push'].branch }}"
-        targetBranch = "main"
-        title        = "kargo: promote RustFS addon to ${local.chart_version} (${each.value.target})"
-        labels       = ["kargo", "addon-promotion", "rustfs", each.value.label]
-      })
-    },
-    {
-      uses = "git-wait-for-pr"
-      as   = "wait-for-pr"
-      if   = local.open_pr
-      config = jsonencode({
-        repoURL  = "$${{ vars.gitRepoURL }}"
-        prNumber = "$${{ task.outputs['open-pr'].pr.id }}"
-      })
-    },
-  ]
+  vars {
+    name  = "gitRepoURL"
+    value = local.git_repo_url
+  }
+  vars {
+    name  = "openPR"
+    value = "true"
+  }
+  # The regional task has one more variable, empty until a stage supplies it.
+  dynamic "vars" {
+    for_each = each.value.regional ? ["region"] : []
+    content {
+      name  = vars.value
+      value = ""
+    }
+  }
+  steps {
+    uses = "git-clone"
+    as   = "clone-repo"
+    config = jsonencode({
+      repoURL  = "$${{ vars.gitRepoURL }}"
+      checkout = [{ branch = "main", path = "./out" }]
+    })
+  }
+  steps {
+    uses = "json-parse"
+    as   = "current-version"
+    config = jsonencode({
+      path    = each.value.file
+      outputs = [{ name = "addonChartVersion", fromExpression = "addonChartVersion" }]
+    })
+  }
+  steps {
+    uses = "json-update"
+    as   = "update-settings"
+    config = jsonencode({
+      path    = each.value.file
+      updates = [{ key = "addonChartVersion", value = local.chart_version }]
+    })
+  }
+  steps {
+    uses = "git-commit"
+    as   = "commit"
+    config = jsonencode({
+      path    = "./out"
+      message = "kargo: promote RustFS addon to ${local.chart_version} (${each.value.target})"
+    })
+  }
+  steps {
+    uses   = "git-push"
+    as     = "push"
+    if     = local.open_pr
+    config = jsonencode({ path = "./out", generateTargetBranch = true })
+  }
+  steps {
+    uses = "git-open-pr"
+    as   = "open-pr"
+    if   = local.open_pr
+    config = jsonencode({
+      repoURL      = "$${{ vars.gitRepoURL }}"
+      provider     = "github"
+      sourceBranch = "$${{ task.outputs['push'].branch }}"
+      targetBranch = "main"
+      title        = "kargo: promote RustFS addon to ${local.chart_version} (${each.value.target})"
+      labels       = ["kargo", "addon-promotion", "rustfs", each.value.label]
+    })
+  }
+  steps {
+    uses = "git-wait-for-pr"
+    as   = "wait-for-pr"
+    if   = local.open_pr
+    config = jsonencode({
+      repoURL  = "$${{ vars.gitRepoURL }}"
+      prNumber = "$${{ task.outputs['open-pr'].pr.id }}"
+    })
+  }
 }
 
 resource "kargo_stage" "rustfs" {
@@ -135,21 +145,28 @@ resource "kargo_stage" "rustfs" {
   annotations = {
     "kargo.akuity.io/color" = each.value.color
   }
-  requested_freight = [
-    {
-      origin = { kind = "Warehouse", name = kargo_warehouse.rustfs.name }
-      sources = {
-        direct = each.value.upstream == null ? true : null
-        stages = each.value.upstream == null ? null : [each.value.upstream]
-      }
-    },
-  ]
-  promotion_template = {
-    vars = [
-      { name = "openPR", value = "true" },
-      # dev, stg and prod are environments; the prod-* stages are regions.
-      { name = each.value.var, value = trimprefix(each.key, "prod-") },
-    ]
-    steps = [{ task = { name = kargo_promotion_task.rustfs[each.value.task].name } }]
+  requested_freight {
+    origin {
+      kind = "Warehouse"
+      name = kargo_warehouse.rustfs.name
+    }
+    sources {
+      direct = each.value.upstream == null ? true : null
+      stages = each.value.upstream == null ? null : [each.value.upstream]
+    }
+  }
+  promotion_template {
+    vars {
+      name  = "openPR"
+      value = "true"
+    }
+    # dev, stg and prod are environments; the prod-* stages are regions.
+    vars {
+      name  = each.value.var
+      value = trimprefix(each.key, "prod-")
+    }
+    steps {
+      task { name = kargo_promotion_task.rustfs[each.value.task].name }
+    }
   }
 }

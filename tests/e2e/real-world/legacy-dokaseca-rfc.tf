@@ -4,21 +4,23 @@
 
 resource "kargo_warehouse" "my_app" {
   name = "my-app-warehouse"
-  subscriptions = [
-    {
-      image = {
-        repo_url               = "ghcr.io/dokaseca/my-app"
-        tag_selection_strategy = { sem_ver = { allow_prerelease = false } }
-      }
-    },
-  ]
+  subscriptions {
+    image {
+      repo_url               = "ghcr.io/dokaseca/my-app"
+      tag_selection_strategy = { sem_ver = { allow_prerelease = false } }
+    }
+  }
 }
 
 resource "kargo_stage" "dev" {
   name = "dev"
-  requested_freight = [
-    { origin = { kind = "Warehouse", name = "my-app-warehouse" }, sources = { direct = true } },
-  ]
+  requested_freight {
+    origin {
+      kind = "Warehouse"
+      name = "my-app-warehouse"
+    }
+    sources { direct = true }
+  }
   promotion_mechanisms = {
     git_repo_updates = [{
       repo_url     = "https://github.com/dokaseca/manifests"
@@ -30,11 +32,15 @@ resource "kargo_stage" "dev" {
 
 resource "kargo_stage" "staging" {
   name = "staging"
-  requested_freight = [
-    { origin = { kind = "Stage", name = "dev" }, sources = { stages = ["dev"] } },
-  ]
-  verification = {
-    analysis_templates = [{ name = "dev-health-check" }]
+  requested_freight {
+    origin {
+      kind = "Stage"
+      name = "dev"
+    }
+    sources { stages = ["dev"] }
+  }
+  verification {
+    analysis_templates { name = "dev-health-check" }
   }
   promotion_mechanisms = {
     git_repo_updates = [{
@@ -47,9 +53,13 @@ resource "kargo_stage" "staging" {
 
 resource "kargo_stage" "production" {
   name = "production"
-  requested_freight = [
-    { origin = { kind = "Stage", name = "staging" }, sources = { stages = ["staging"] } },
-  ]
+  requested_freight {
+    origin {
+      kind = "Stage"
+      name = "staging"
+    }
+    sources { stages = ["staging"] }
+  }
   promotion_policy = {
     auto_promotion_enabled = false # Requires manual approval
   }

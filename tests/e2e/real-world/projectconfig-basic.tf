@@ -2,8 +2,12 @@
 
 resource "kargo_project" "example" {
   name = "example"
-  promotion_policies = [
-    { stage_selector = { name = "test" }, auto_promotion_enabled = true },
-    { stage_selector = { name = "uat" }, auto_promotion_enabled = true },
-  ]
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "test" }
+  }
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "uat" }
+  }
 }

@@ -2,18 +2,18 @@
 
 resource "kargo_project" "example" {
   name = "example"
-  promotion_policies = [
-    {
-      stage_selector         = { match_labels = { environment = "development" } }
-      auto_promotion_enabled = true
-    },
-    {
-      stage_selector = {
-        match_expressions = [
-          { key = "environment", operator = "In", values = ["development", "staging"] },
-        ]
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { match_labels = { environment = "development" } }
+  }
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector {
+      match_expressions {
+        key      = "environment"
+        operator = "In"
+        values   = ["development", "staging"]
       }
-      auto_promotion_enabled = true
-    },
-  ]
+    }
+  }
 }

@@ -2,9 +2,16 @@
 
 resource "kargo_project" "example" {
   name = "example"
-  promotion_policies = [
-    { stage_selector = { name = "prod-east" }, auto_promotion_enabled = false },
-    { stage_selector = { name = "regex:test-.*" }, auto_promotion_enabled = true },
-    { stage_selector = { name = "glob:dev-*" }, auto_promotion_enabled = true },
-  ]
+  promotion_policies {
+    auto_promotion_enabled = false
+    stage_selector { name = "prod-east" }
+  }
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "regex:test-.*" }
+  }
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "glob:dev-*" }
+  }
 }

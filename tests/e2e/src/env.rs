@@ -11,6 +11,16 @@ use crate::terraform::Terraform;
 
 pub const KARGO: &str = "kargo.akuity.io";
 
+/// The kinds a pipeline is made of, by plural, with the resource type that manages each (the
+/// ProjectConfig is part of `kargo_project`).
+const ADOPTABLE: [(&str, &str); 5] = [
+    ("projects", "kargo_project"),
+    ("warehouses", "kargo_warehouse"),
+    ("promotiontasks", "kargo_promotion_task"),
+    ("clusterpromotiontasks", "kargo_cluster_promotion_task"),
+    ("stages", "kargo_stage"),
+];
+
 /// The `terraform` block every configuration starts with: the provider under test.
 const REQUIRED_PROVIDERS: &str =
     "terraform {\n  required_providers {\n    kargo = { source = \"dokaseca/kargo\" }\n  }\n}\n\n";
@@ -38,6 +48,12 @@ impl Env {
     /// A sandbox where Kargo is not installed yet (`install_kargo` later).
     pub fn without_kargo() -> Self {
         Self::with_options(Options::default().without_kargo())
+    }
+
+    /// A sandbox started from the state directory `dir` (`kargo-sandbox serve --state-dir`):
+    /// the objects saved there, served again.
+    pub fn from_state_dir(dir: &Path) -> Self {
+        Self::with_options(Options::default().state_dir(dir))
     }
 
     fn with_options(options: Options) -> Self {
@@ -71,6 +87,56 @@ impl Env {
         ));
         self.tf.apply().ok();
         self.tf.assert_no_changes();
+    }
+
+    /// Adopts every pipeline object in the sandbox into a fresh working directory, as someone
+    /// taking over what exists does: an import block per object, then `terraform plan
+    /// -generate-config-out`. Returns that directory, the configuration Terraform generated
+    /// and how many objects it imports; the plan has written nothing yet.
+    pub fn adopt_with_generated_config(&self) -> (Terraform, String, usize) {
+        let mut imports = String::new();
+        let mut count = 0;
+        for (plural, resource_type) in ADOPTABLE {
+            let objects = self.sandbox.with_txn(|txn| txn.list(KARGO, plural, None));
+            for object in objects {
+                let field = |key: &str| object["metadata"][key].as_str().map(str::to_string);
+                let name = field("name").unwrap_or_default();
+                let namespace = field("namespace");
+                let id = match &namespace {
+                    Some(ns) => format!("{ns}/{name}"),
+                    None => name.clone(),
+                };
+                let label: String = id
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                imports.push_str(&format!(
+                    "import {{
+  to = {resource_type}.o_{label}
+  id = \"{id}\"
+}}
+
+"
+                ));
+                count += 1;
+            }
+        }
+        let adopter = Terraform::new();
+        adopter.write_main(&format!(
+            "{}
+{imports}",
+            self.provider_block()
+        ));
+        let out = adopter.run(&["plan", "-generate-config-out=generated.tf"]);
+        assert!(
+            out.success(),
+            "plan -generate-config-out failed (exit {}):\n{}",
+            out.code,
+            out.all()
+        );
+        let generated = std::fs::read_to_string(adopter.path().join("generated.tf"))
+            .expect("Terraform wrote generated.tf");
+        (adopter, generated, count)
     }
 
     /// Creates a namespace already labelled as a Kargo project's, holding Secrets given as

@@ -28,15 +28,30 @@ resource "kargo_project" "p" {
 }
 
 resource "kargo_warehouse" "app" {
-  project       = kargo_project.p.name
-  name          = "app"
-  subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]
+  project = kargo_project.p.name
+  name    = "app"
+  subscriptions {
+    image { repo_url = "ghcr.io/acme/app" }
+  }
 }
 
 locals {
   steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
 }
 "#;
+
+/// The promotion template of every stage with steps: the shared steps of `local.steps`, one
+/// `steps` block each, written with a `dynamic` block.
+const STEPS_FROM_LOCALS: &str = "  promotion_template {
+    dynamic \"steps\" {
+      for_each = local.steps
+      content {
+        uses = steps.value.uses
+        as   = steps.value.as
+      }
+    }
+  }
+";
 
 /// A pipeline configuration, built stage by stage.
 ///
@@ -67,18 +82,14 @@ impl Pipeline {
     /// Adds a warehouse subscribed to the `main` branch of the Git repository `repo_url`.
     pub fn git_warehouse(mut self, name: &str, repo_url: &str) -> Self {
         self.hcl.push_str(&format!(
-            "\nresource \"kargo_warehouse\" \"{name}\" {{\n  project       = kargo_project.p.name\n  name          = \"{name}\"\n  subscriptions = [{{ git = {{ repo_url = \"{repo_url}\", branch = \"main\" }} }}]\n}}\n"
+            "\nresource \"kargo_warehouse\" \"{name}\" {{\n  project = kargo_project.p.name\n  name    = \"{name}\"\n  subscriptions {{\n    git {{\n      repo_url = \"{repo_url}\"\n      branch   = \"main\"\n    }}\n  }}\n}}\n"
         ));
         self
     }
 
     /// Adds a stage that takes freight from `sources` and promotes with the shared steps.
     pub fn stage(self, name: &str, sources: Sources) -> Self {
-        self.add_stage(
-            name,
-            sources,
-            "  promotion_template = { steps = local.steps }\n",
-        )
+        self.add_stage(name, sources, STEPS_FROM_LOCALS)
     }
 
     /// Adds a control-flow stage: one with no promotion steps.
@@ -89,7 +100,7 @@ impl Pipeline {
     fn add_stage(mut self, name: &str, sources: Sources, template: &str) -> Self {
         let Sources { warehouse, hcl } = sources;
         self.hcl.push_str(&format!(
-            "\nresource \"kargo_stage\" \"{name}\" {{\n  project            = kargo_project.p.name\n  name               = \"{name}\"\n  requested_freight  = [{{ origin = {{ name = kargo_warehouse.{warehouse}.name }}, sources = {{ {hcl} }} }}]\n{template}}}\n"
+            "\nresource \"kargo_stage\" \"{name}\" {{\n  project = kargo_project.p.name\n  name    = \"{name}\"\n  requested_freight {{\n    origin {{ name = kargo_warehouse.{warehouse}.name }}\n    sources {{\n      {hcl}\n    }}\n  }}\n{template}}}\n"
         ));
         self
     }
@@ -132,7 +143,7 @@ impl Sources {
     /// Freight that has also soaked for `duration` (a Kargo duration such as `10m`).
     pub fn soak(mut self, duration: &str) -> Self {
         self.hcl
-            .push_str(&format!(", required_soak_time = \"{duration}\""));
+            .push_str(&format!("\n      required_soak_time = \"{duration}\""));
         self
     }
 

@@ -85,10 +85,10 @@ fn approval_lifecycle() {
 
     // A selector resolves at plan to the newest matching freight: another target, a
     // replacement; the old approval was never used, so it is withdrawn.
-    let selector = r#"freight_selector = {
+    let selector = r#"freight_selector {
     warehouse          = kargo_warehouse.app.name
-    image              = { repo_url = "ghcr.io/acme/app" }
     version_constraint = "^1.0"
+    image { repo_url = "ghcr.io/acme/app" }
   }"#;
     env.config(&format!("{PIPELINE}{}", approval("prod", "prod", selector)));
     let plan = env.tf.plan_json();
@@ -280,7 +280,7 @@ fn refusals_name_the_attribute_and_write_nothing() {
         approval(
             "prod",
             "prod",
-            "freight_selector = {\n    warehouse      = \"app\"\n    image          = { repo_url = \"ghcr.io/acme/app\" }\n    available_only = true\n  }"
+            "freight_selector {\n    warehouse      = \"app\"\n    available_only = true\n    image { repo_url = \"ghcr.io/acme/app\" }\n  }"
         )
     ));
     let text = env.tf.run(&["validate"]).failed().flat();

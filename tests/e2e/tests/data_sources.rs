@@ -137,20 +137,20 @@ data "kargo_freight" "by_alias" {{
 }}
 
 data "kargo_freight" "newest" {{
-  project          = "shop"
-  freight_selector = {{
+  project = "shop"
+  freight_selector {{
     warehouse          = "app"
-    image              = {{ repo_url = "ghcr.io/acme/app" }}
     version_constraint = "^1.0"
+    image {{ repo_url = "ghcr.io/acme/app" }}
   }}
 }}
 
 data "kargo_freight" "verified" {{
   project           = "shop"
   verified_in_stage = "dev"
-  freight_selector = {{
+  freight_selector {{
     warehouse = "app"
-    image     = {{ repo_url = "ghcr.io/acme/app" }}
+    image {{ repo_url = "ghcr.io/acme/app" }}
   }}
 }}
 
@@ -196,7 +196,7 @@ output "verified" {{
             "data \"kargo_freight\" \"prod\" {{\n  project            = \"shop\"\n  available_to_stage = \"prod\"\n  {choice}\n}}\n"
         )
     };
-    let selector = "freight_selector = {\n    warehouse = \"app\"\n    image     = { repo_url = \"ghcr.io/acme/app\" }\n  }";
+    let selector = "freight_selector {\n    warehouse = \"app\"\n    image { repo_url = \"ghcr.io/acme/app\" }\n  }";
     let text = plan_fails(&env, &available(selector));
     assert!(
         text.contains("No freight matches the selector and the filter"),

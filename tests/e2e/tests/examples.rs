@@ -34,6 +34,32 @@ fn import_commands(resource_type: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every example (the quickstart and the hub cluster among them) is formatted as
+/// `terraform fmt` writes it and valid against the provider's schema: what
+/// `scripts/examples-check.sh` (`make examples-check`) checks, run with the provider built here.
+#[test]
+fn every_example_is_formatted_and_valid() {
+    let root = example_dir("..");
+    let out = std::process::Command::new(root.join("scripts/examples-check.sh"))
+        .env("CARGO_TARGET_DIR", kargo_e2e::terraform::target_dir())
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .output()
+        .expect("run scripts/examples-check.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    for example in [
+        "examples/quickstart",
+        "examples/hub-cluster",
+        "examples/migration",
+    ] {
+        assert!(text.contains(&format!("ok: {example}\n")), "{text}");
+    }
+}
+
 #[test]
 fn the_resource_examples_apply_plan_empty_import_and_destroy() {
     let env = Env::new();

@@ -387,7 +387,7 @@ fn kargo_removed_in_the_same_apply_fails_the_destroy_in_time_and_a_later_apply_f
     // reported quickly. Override files are merged into the example's own blocks.
     env.tf.write(
         "timeouts_override.tf",
-        "resource \"kargo_stage\" \"production\" {\n  timeouts = { delete = \"3s\" }\n}\n",
+        "resource \"kargo_stage\" \"production\" {\n  timeouts { delete = \"3s\" }\n}\n",
     );
     set_variables(&env, true, None);
     let out = apply_with_provider_logs(&env).ok();

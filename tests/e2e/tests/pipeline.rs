@@ -17,51 +17,81 @@ resource "kargo_warehouse" "app" {
   project  = kargo_project.p.name
   name     = "app"
   interval = "10m"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/acme/app", constraint = "^1.0.0" } },
-  ]
+  subscriptions {
+    image {
+      repo_url   = "ghcr.io/acme/app"
+      constraint = "^1.0.0"
+    }
+  }
 }
 
 resource "kargo_cluster_promotion_task" "notify" {
   name = "notify"
-  vars = [{ name = "channel", value = "#deploys" }]
-  steps = [
-    { uses = "http", config = jsonencode({ url = "https://hooks.example.com", method = "POST" }) },
-  ]
+  vars {
+    name  = "channel"
+    value = "#deploys"
+  }
+  steps {
+    uses   = "http"
+    config = jsonencode({ url = "https://hooks.example.com", method = "POST" })
+  }
 }
 
 resource "kargo_promotion_task" "update" {
   project = kargo_project.p.name
   name    = "update-image"
-  vars    = [{ name = "repo" }]
-  steps = [
-    { uses = "git-clone", as = "clone", config = jsonencode({ repoURL = "$${{ vars.repo }}", checkout = [{ branch = "main", path = "./src" }] }) },
-    { uses = "git-commit", config = jsonencode({ path = "./src", message = "promote" }) },
-  ]
+  vars { name = "repo" }
+  steps {
+    uses   = "git-clone"
+    as     = "clone"
+    config = jsonencode({ repoURL = "$${{ vars.repo }}", checkout = [{ branch = "main", path = "./src" }] })
+  }
+  steps {
+    uses   = "git-commit"
+    config = jsonencode({ path = "./src", message = "promote" })
+  }
 }
 
 resource "kargo_stage" "dev" {
   project = kargo_project.p.name
   name    = "dev"
-  requested_freight = [
-    { origin = { name = kargo_warehouse.app.name }, sources = { direct = true } },
-  ]
-  promotion_template = {
-    steps = [
-      { task = { name = kargo_promotion_task.update.name }, as = "update", vars = [{ name = "repo", value = "https://github.com/acme/gitops" }] },
-      { task = { name = kargo_cluster_promotion_task.notify.name, kind = "ClusterPromotionTask" } },
-    ]
+  requested_freight {
+    origin { name = kargo_warehouse.app.name }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      as = "update"
+      task { name = kargo_promotion_task.update.name }
+      vars {
+        name  = "repo"
+        value = "https://github.com/acme/gitops"
+      }
+    }
+    steps {
+      task {
+        name = kargo_cluster_promotion_task.notify.name
+        kind = "ClusterPromotionTask"
+      }
+    }
   }
 }
 
 resource "kargo_stage" "prod" {
   project = kargo_project.p.name
   name    = "prod"
-  requested_freight = [
-    { origin = { name = kargo_warehouse.app.name }, sources = { stages = [kargo_stage.dev.name], required_soak_time = "1h" } },
-  ]
-  promotion_template = {
-    steps = [{ uses = "fail", config = jsonencode({ message = "not yet" }) }]
+  requested_freight {
+    origin { name = kargo_warehouse.app.name }
+    sources {
+      stages             = [kargo_stage.dev.name]
+      required_soak_time = "1h"
+    }
+  }
+  promotion_template {
+    steps {
+      uses   = "fail"
+      config = jsonencode({ message = "not yet" })
+    }
   }
 }
 "##;
@@ -135,13 +165,15 @@ fn pipeline_lifecycle() {
             "value = \"https://github.com/acme/deploy\"",
         )
         .replace(
-            "message = \"promote\" }) },",
-            "message = \"promote\" }) },\n    { uses = \"git-push\", config = jsonencode({ path = \"./src\" }) },",
+            "message = \"promote\" })\n  }\n",
+            "message = \"promote\" })\n  }\n  steps {\n    uses   = \"git-push\"\n    config = jsonencode({ path = \"./src\" })\n  }\n",
         )
         .replace(
-            "vars = [{ name = \"channel\", value = \"#deploys\" }]",
-            "vars = [{ name = \"channel\", value = \"#deploys\" }, { name = \"severity\", value = \"info\" }]",
+            "value = \"#deploys\"\n  }\n",
+            "value = \"#deploys\"\n  }\n  vars {\n    name  = \"severity\"\n    value = \"info\"\n  }\n",
         );
+    assert_eq!(changed.matches("steps {").count(), 7, "{changed}");
+    assert_eq!(changed.matches("vars {").count(), 4, "{changed}");
     env.config(&changed);
     let plan = env.tf.plan_json();
     for addr in [
@@ -294,25 +326,31 @@ resource "kargo_project" "shop" {
 resource "kargo_warehouse" "app" {
   project = "shop"
   name    = "app"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/acme/app" } },
-  ]
+  subscriptions {
+    image { repo_url = "ghcr.io/acme/app" }
+  }
 }
 
 resource "kargo_promotion_task" "update" {
   project = "shop"
   name    = "update-image"
-  steps   = [{ uses = "git-clone", config = jsonencode({ repoURL = "https://github.com/acme/gitops", checkout = [{ branch = "main", path = "./src" }] }) }]
+  steps {
+    uses   = "git-clone"
+    config = jsonencode({ repoURL = "https://github.com/acme/gitops", checkout = [{ branch = "main", path = "./src" }] })
+  }
 }
 
 resource "kargo_stage" "dev" {
   project = "shop"
   name    = "dev"
-  requested_freight = [
-    { origin = { name = "app" }, sources = { direct = true } },
-  ]
-  promotion_template = {
-    steps = [{ task = { name = "update-image" } }]
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      task { name = "update-image" }
+    }
   }
 }
 "#,
@@ -353,21 +391,30 @@ resource "kargo_warehouse" "w" {
   project  = "shop"
   name     = "w"
   interval = "5 minutes"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/acme/app", allow_tags = "^v1" } },
-  ]
+  subscriptions {
+    image {
+      repo_url   = "ghcr.io/acme/app"
+      allow_tags = "^v1"
+    }
+  }
 }
 
 resource "kargo_stage" "s" {
   project = "shop"
   name    = "s"
-  requested_freight = [
-    { origin = { name = "w" }, sources = { direct = true, stages = ["a"], auto_promotion_options = { selection_policy = "MatchUpstream" } } },
-  ]
-  promotion_template = {
-    steps = [
-      { uses = "git-clone", task = { name = "t" } },
-    ]
+  requested_freight {
+    origin { name = "w" }
+    sources {
+      direct = true
+      stages = ["a"]
+      auto_promotion_options { selection_policy = "MatchUpstream" }
+    }
+  }
+  promotion_template {
+    steps {
+      uses = "git-clone"
+      task { name = "t" }
+    }
   }
 }
 "#,

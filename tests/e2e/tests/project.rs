@@ -43,9 +43,10 @@ fn project_lifecycle_apply_update_replace_import_destroy() {
 resource "kargo_project" "p" {
   name   = "guestbook"
   labels = { team = "platform" }
-  promotion_policies = [
-    { stage_selector = { name = "dev" }, auto_promotion_enabled = true },
-  ]
+  promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "dev" }
+  }
 }
 "#,
     );
@@ -213,37 +214,62 @@ fn namespace_without_the_project_label_is_refused_with_the_label_to_add() {
 const RECEIVERS: &str = r#"
 resource "kargo_project" "p" {
   name = "hooks"
-  webhook_receivers = [
-    { name = "github", github = { secret_ref = { name = "gh" } } },
-    { name = "hub", dockerhub = { secret_ref = { name = "hub" } } },
-    {
-      name        = "jfrog"
-      artifactory = { secret_ref = { name = "jfrog" }, virtual_repo_name = "proj-virtual" }
-    },
-    {
-      name = "ci"
-      generic = {
-        secret_ref = { name = "ci" }
-        actions = [{
-          when_expression = "request.header('X-Event-Type') == 'push'"
-          parameters      = { source = "$${{ request.body.source }}" }
-          target_selection_criteria = [
-            { name = "$${{ request.body.warehouse }}" },
-            {
-              label_selector = { match_expressions = [{ key = "team", operator = "In", values = ["shop"] }] }
-              index_selector = { match_indices = [{ key = "subscribedURLs", operator = "Equals", value = "$${{ normalizeGit(request.body.repo) }}" }] }
-            },
-          ]
-        }]
+  webhook_receivers {
+    name = "github"
+    github {
+      secret_ref { name = "gh" }
+    }
+  }
+  webhook_receivers {
+    name = "hub"
+    dockerhub {
+      secret_ref { name = "hub" }
+    }
+  }
+  webhook_receivers {
+    name = "jfrog"
+    artifactory {
+      virtual_repo_name = "proj-virtual"
+      secret_ref { name = "jfrog" }
+    }
+  }
+  webhook_receivers {
+    name = "ci"
+    generic {
+      secret_ref { name = "ci" }
+      actions {
+        when_expression = "request.header('X-Event-Type') == 'push'"
+        parameters      = { source = "$${{ request.body.source }}" }
+        target_selection_criteria { name = "$${{ request.body.warehouse }}" }
+        target_selection_criteria {
+          label_selector {
+            match_expressions {
+              key      = "team"
+              operator = "In"
+              values   = ["shop"]
+            }
+          }
+          index_selector {
+            match_indices {
+              key      = "subscribedURLs"
+              operator = "Equals"
+              value    = "$${{ normalizeGit(request.body.repo) }}"
+            }
+          }
+        }
       }
-    },
-  ]
-  freight_links = [
-    { title = "Build", url = "https://ci.example.com/{{ .freight.metadata.name }}" },
-  ]
-  stage_links = [
-    { title = "Dashboard", url = "https://grafana.example.com/d/{{ .stage.metadata.name }}", description = "Service dashboard", if = "stage.metadata.name != 'dev'" },
-  ]
+    }
+  }
+  freight_links {
+    title = "Build"
+    url   = "https://ci.example.com/{{ .freight.metadata.name }}"
+  }
+  stage_links {
+    title       = "Dashboard"
+    url         = "https://grafana.example.com/d/{{ .stage.metadata.name }}"
+    description = "Service dashboard"
+    if          = "stage.metadata.name != 'dev'"
+  }
 }
 
 output "github_url" {
@@ -349,9 +375,11 @@ fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
 
     // Update: a receiver added and one removed; the untouched ones keep their URLs in the
     // plan, the new one is known after apply.
+    let hub = "    name = \"hub\"\n    dockerhub {\n      secret_ref { name = \"hub\" }";
+    assert!(RECEIVERS.contains(hub), "{RECEIVERS}");
     let updated = RECEIVERS.replace(
-        r#"{ name = "hub", dockerhub = { secret_ref = { name = "hub" } } },"#,
-        r#"{ name = "gitlab", gitlab = { secret_ref = { name = "gl" } } },"#,
+        hub,
+        "    name = \"gitlab\"\n    gitlab {\n      secret_ref { name = \"gl\" }",
     );
     env.config(&updated);
     let plan = env.tf.plan_json();
@@ -429,11 +457,11 @@ fn every_receiver_type_round_trips_with_the_url_kargo_publishes() {
     let receivers: Vec<String> = EVERY_RECEIVER_TYPE
         .iter()
         .map(|(kind, name, secret, _)| {
-            format!("    {{ name = \"{name}\", {kind} = {{ secret_ref = {{ name = \"{secret}\" }} }} }},")
+            format!("  webhook_receivers {{\n    name = \"{name}\"\n    {kind} {{\n      secret_ref {{ name = \"{secret}\" }}\n    }}\n  }}")
         })
         .collect();
     let config = format!(
-        "resource \"kargo_project\" \"p\" {{\n  name = \"every\"\n  webhook_receivers = [\n{}\n  ]\n}}\n",
+        "resource \"kargo_project\" \"p\" {{\n  name = \"every\"\n{}\n}}\n",
         receivers.join("\n")
     );
     env.config(&config);
@@ -490,9 +518,12 @@ fn a_receiver_whose_secret_is_missing_warns_and_its_url_arrives_with_the_secret(
         r#"
 resource "kargo_project" "p" {
   name = "later"
-  webhook_receivers = [
-    { name = "ghcr", github = { secret_ref = { name = "gh-webhook" } } },
-  ]
+  webhook_receivers {
+    name = "ghcr"
+    github {
+      secret_ref { name = "gh-webhook" }
+    }
+  }
 }
 "#,
     );
@@ -543,9 +574,17 @@ fn out_of_band_changes_to_receivers_and_links_show_and_only_declared_lists_are_o
     env.config(
         r#"
 resource "kargo_project" "p" {
-  name              = "owned"
-  webhook_receivers = [{ name = "github", github = { secret_ref = { name = "gh" } } }]
-  stage_links       = [{ title = "Logs", url = "https://logs.example.com/{{ .stage.metadata.name }}" }]
+  name = "owned"
+  webhook_receivers {
+    name = "github"
+    github {
+      secret_ref { name = "gh" }
+    }
+  }
+  stage_links {
+    title = "Logs"
+    url   = "https://logs.example.com/{{ .stage.metadata.name }}"
+  }
 }
 "#,
     );
@@ -623,28 +662,63 @@ fn invalid_receivers_and_links_are_rejected_at_plan_on_their_attributes() {
         r#"
 resource "kargo_project" "p" {
   name = "bad"
-  webhook_receivers = [
-    { name = "dup", github = { secret_ref = { name = "gh" } } },
-    { name = "dup", quay = { secret_ref = { name = "q" } } },
-    { name = "two", github = { secret_ref = { name = "gh" } }, gitlab = { secret_ref = { name = "gl" } } },
-    { name = "none" },
-    { name = "Not_DNS", harbor = { secret_ref = { name = "h" } } },
-    {
-      name = "gen"
-      generic = {
-        secret_ref = { name = "g" }
-        actions = [{
-          action = "Sync"
-          target_selection_criteria = [
-            { kind = "Promotion", name = "x" },
-            { label_selector = {} },
-            { index_selector = { match_indices = [{ key = "repoURL", operator = "Equal", value = "v" }] } },
-          ]
-        }]
+  webhook_receivers {
+    name = "dup"
+    github {
+      secret_ref { name = "gh" }
+    }
+  }
+  webhook_receivers {
+    name = "dup"
+    quay {
+      secret_ref { name = "q" }
+    }
+  }
+  webhook_receivers {
+    name = "two"
+    github {
+      secret_ref { name = "gh" }
+    }
+    gitlab {
+      secret_ref { name = "gl" }
+    }
+  }
+  webhook_receivers { name = "none" }
+  webhook_receivers {
+    name = "Not_DNS"
+    harbor {
+      secret_ref { name = "h" }
+    }
+  }
+  webhook_receivers {
+    name = "gen"
+    generic {
+      secret_ref { name = "g" }
+      actions {
+        action = "Sync"
+        target_selection_criteria {
+          kind = "Promotion"
+          name = "x"
+        }
+        target_selection_criteria {
+          label_selector {}
+        }
+        target_selection_criteria {
+          index_selector {
+            match_indices {
+              key      = "repoURL"
+              operator = "Equal"
+              value    = "v"
+            }
+          }
+        }
       }
-    },
-  ]
-  freight_links = [{ title = "", url = "https://example.com" }]
+    }
+  }
+  freight_links {
+    title = ""
+    url   = "https://example.com"
+  }
 }
 "#,
     );
@@ -672,11 +746,25 @@ resource "kargo_project" "p" {
 fn every_combination_of_project_config_lists_applies_to_an_empty_plan() {
     let env = Env::new();
     env.project_namespace("combo", &[("gh", "secret", "x")]);
-    let policies = r#"promotion_policies = [{ stage_selector = { name = "dev" }, auto_promotion_enabled = true }]"#;
-    let receivers =
-        r#"webhook_receivers = [{ name = "gh", github = { secret_ref = { name = "gh" } } }]"#;
-    let freight = r#"freight_links = [{ title = "F", url = "https://f.example.com" }]"#;
-    let stage = r#"stage_links = [{ title = "S", url = "https://s.example.com", if = "true" }]"#;
+    let policies = r#"promotion_policies {
+    auto_promotion_enabled = true
+    stage_selector { name = "dev" }
+  }"#;
+    let receivers = r#"webhook_receivers {
+    name = "gh"
+    github {
+      secret_ref { name = "gh" }
+    }
+  }"#;
+    let freight = r#"freight_links {
+    title = "F"
+    url   = "https://f.example.com"
+  }"#;
+    let stage = r#"stage_links {
+    title = "S"
+    url   = "https://s.example.com"
+    if    = "true"
+  }"#;
     let lists = [
         ("promotionPolicies", policies),
         ("webhookReceivers", receivers),
@@ -732,8 +820,11 @@ fn a_failed_project_config_write_is_reported_and_retried_by_the_next_apply() {
     let env = Env::new();
     let links = r#"
 resource "kargo_project" "p" {
-  name        = "flaky"
-  stage_links = [{ title = "Logs", url = "https://logs.example.com" }]
+  name = "flaky"
+  stage_links {
+    title = "Logs"
+    url   = "https://logs.example.com"
+  }
 }
 "#;
     // Create: the project exists but its ProjectConfig cannot be written.

@@ -120,7 +120,7 @@ fn ctrl_c_during_the_create_wait_leaves_a_valid_state() {
 fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_finishes() {
     let env = Env::new();
     env.config(
-        "resource \"kargo_project\" \"p\" {\n  name     = \"stuck\"\n  timeouts = { delete = \"2s\" }\n}\n",
+        "resource \"kargo_project\" \"p\" {\n  name = \"stuck\"\n  timeouts { delete = \"2s\" }\n}\n",
     );
     env.tf.apply().ok();
     // Kargo's controller is gone: nobody processes the project's finalizer.

@@ -62,10 +62,10 @@ fn promotion(stage: &str, choice: &str, extra: &str) -> String {
     )
 }
 
-const SELECTOR: &str = r#"freight_selector = {
+const SELECTOR: &str = r#"freight_selector {
     warehouse          = "app"
-    image              = { repo_url = "ghcr.io/acme/app" }
     version_constraint = "^1.0"
+    image { repo_url = "ghcr.io/acme/app" }
   }"#;
 
 #[test]
@@ -293,7 +293,7 @@ fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
         promotion(
             "dev",
             &format!("freight = \"{f1}\""),
-            "timeouts = { create = \"1s\" }"
+            "timeouts { create = \"1s\" }"
         )
     ));
     let out = env.tf.apply().ok();
@@ -514,20 +514,20 @@ fn destroy_aborts_a_running_promotion_unless_told_not_to() {
 fn a_selector_reads_versions_as_the_warehouse_subscription_does() {
     // Partial versions such as `1.2` count only when the subscription turns strict semvers
     // off; the selector learns that from the warehouse in the cluster.
-    let strict = r#"subscriptions = [{ image = { repo_url = "ghcr.io/acme/app" } }]"#;
+    let strict = r#"image { repo_url = "ghcr.io/acme/app" }"#;
     assert!(PIPELINE.contains(strict), "{}", &*PIPELINE);
     let lenient = PIPELINE.replace(
         strict,
-        r#"subscriptions = [{ image = { repo_url = "ghcr.io/acme/app", strict_semvers = false } }]"#,
+        "image {\n      repo_url       = \"ghcr.io/acme/app\"\n      strict_semvers = false\n    }",
     );
     let env = applied(&lenient);
     let (f110, _) = publish(&env, "1.1.0");
     let (f12, _) = publish(&env, "1.2");
     assert_ne!(f110, f12);
-    let selector = r#"freight_selector = {
+    let selector = r#"freight_selector {
     warehouse          = "app"
-    image              = { repo_url = "ghcr.io/acme/app" }
     version_constraint = ">=1.0"
+    image { repo_url = "ghcr.io/acme/app" }
   }"#;
 
     env.config(&format!("{lenient}\n{}", promotion("dev", selector, "")));

@@ -9,7 +9,9 @@
 
 mod server_side;
 
-use kargo_e2e::Env;
+use std::path::{Path, PathBuf};
+
+use kargo_e2e::{Env, Terraform};
 use serde::Deserialize as _;
 use serde_json::Value as Json;
 
@@ -279,20 +281,20 @@ fn the_pre_v1_manifests_written_as_terraform_are_rejected_with_their_replacement
     // attribute, naming what replaced it.
     let fixed = legacy
         .replace(
-            "  name = \"my-app-warehouse\"\n",
-            "  project = \"my-app\"\n  name    = \"my-app-warehouse\"\n",
+            "{\n  name = \"my-app-warehouse\"\n",
+            "{\n  project = \"my-app\"\n  name    = \"my-app-warehouse\"\n",
         )
         .replace(
-            "  name = \"dev\"\n",
-            "  project = \"my-app\"\n  name    = \"dev\"\n",
+            "{\n  name = \"dev\"\n",
+            "{\n  project = \"my-app\"\n  name    = \"dev\"\n",
         )
         .replace(
-            "  name = \"staging\"\n",
-            "  project = \"my-app\"\n  name    = \"staging\"\n",
+            "{\n  name = \"staging\"\n",
+            "{\n  project = \"my-app\"\n  name    = \"staging\"\n",
         )
         .replace(
-            "  name = \"production\"\n",
-            "  project = \"my-app\"\n  name    = \"production\"\n",
+            "{\n  name = \"production\"\n",
+            "{\n  project = \"my-app\"\n  name    = \"production\"\n",
         );
     assert_eq!(fixed.matches("project = \"my-app\"").count(), 4, "{fixed}");
     env.tf.write("pipeline.tf", &fixed);
@@ -332,4 +334,255 @@ fn the_pre_v1_manifests_written_as_terraform_are_rejected_with_their_replacement
         ],
     );
     env.assert_no_requests("validation needs no cluster");
+}
+
+/// The blocks a configuration generated on import must use (never the `name = { … }` or
+/// `name = [{ … }]` attribute syntax).
+const BLOCKS: [&str; 12] = [
+    "subscriptions",
+    "image",
+    "chart",
+    "requested_freight",
+    "origin",
+    "sources",
+    "promotion_template",
+    "steps",
+    "vars",
+    "promotion_policies",
+    "stage_selector",
+    "stage_links",
+];
+
+/// Adopts every pipeline object in the sandbox with import blocks and
+/// `plan -generate-config-out` ([`Env::adopt_with_generated_config`]), then checks what the
+/// user sees: the configuration is written with blocks; applying it imports each object,
+/// changes and writes nothing; the next plan is empty. Returns the adopting directory.
+fn assert_generated_configuration_adopts_everything(env: &Env) -> Terraform {
+    let (adopter, generated, count) = env.adopt_with_generated_config();
+    assert!(count > 0, "nothing to adopt");
+    for line in outside_jsonencode(&generated) {
+        let line = line.trim_start();
+        assert!(
+            !BLOCKS.iter().any(|b| line.starts_with(&format!("{b} ="))),
+            "written as an attribute, not a block: {line:?} in\n{generated}"
+        );
+    }
+    assert!(
+        BLOCKS
+            .iter()
+            .any(|b| generated.contains(&format!("  {b} {{"))),
+        "{generated}"
+    );
+    env.sandbox.reset_requests();
+    let out = adopter.apply().ok();
+    assert!(
+        out.stdout.contains(&format!(
+            "Apply complete! Resources: {count} imported, 0 added, 0 changed, 0 destroyed."
+        )),
+        "{}",
+        out.all()
+    );
+    let writes: Vec<_> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .collect();
+    assert!(writes.is_empty(), "adopting writes nothing: {writes:?}");
+    adopter.assert_no_changes();
+    adopter
+}
+
+/// The lines of `hcl` that are not inside a `jsonencode(…)` call (step configurations, whose
+/// keys are Kargo's and may look like block names).
+fn outside_jsonencode(hcl: &str) -> Vec<&str> {
+    let mut depth = 0usize;
+    let mut lines = Vec::new();
+    for line in hcl.lines() {
+        let opens = line.contains("jsonencode(");
+        if depth == 0 {
+            lines.push(line);
+        }
+        if opens || depth > 0 {
+            let parens = |c: char| line.chars().filter(|x| *x == c).count();
+            depth = (depth + parens('(')).saturating_sub(parens(')'));
+        }
+    }
+    lines
+}
+
+/// Applies `hcl` with one working directory, then adopts what it created from another.
+fn created_by_terraform(env: &Env, hcl: &str) {
+    env.config("");
+    env.tf.write("pipeline.tf", hcl);
+    env.tf.apply().ok();
+}
+
+#[test]
+fn generated_configuration_adopts_the_dokaseca_pipeline_with_its_empty_strings() {
+    let env = Env::new();
+    created_by_terraform(&env, include_str!("../real-world/dokaseca-rustfs.tf"));
+    let adopter = assert_generated_configuration_adopts_everything(&env);
+    // The regional task's `region` variable is "" in Kargo (DoKa Seca's own manifest): it
+    // stays "", though Terraform writes `null` for an empty string in the configuration it
+    // generates.
+    let task = adopter.resource("kargo_promotion_task.o_rustfs_addon_addon_version_promote_region");
+    let region: Vec<&Json> = task["vars"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["name"] == "region")
+        .collect();
+    assert_eq!(
+        region,
+        [&serde_json::json!({"name": "region", "value": ""})]
+    );
+    let stored = env
+        .get(
+            "promotiontasks",
+            Some("rustfs-addon"),
+            "addon-version-promote-region",
+        )
+        .expect("the task");
+    assert_eq!(
+        stored["spec"]["vars"][2],
+        serde_json::json!({"name": "region", "value": ""})
+    );
+
+    // Changing an adopted value in its block then applies, and the plan is empty again.
+    let generated = std::fs::read_to_string(adopter.path().join("generated.tf"))
+        .expect("generated.tf");
+    let changed = replace_after(
+        &generated,
+        "name  = \"region\"\n",
+        "value = null",
+        "value = \"eu\"",
+    );
+    adopter.write("generated.tf", &changed);
+    let out = adopter.apply().ok();
+    assert!(
+        out.stdout
+            .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
+        "{}",
+        out.all()
+    );
+    adopter.assert_no_changes();
+    let stored = env
+        .get(
+            "promotiontasks",
+            Some("rustfs-addon"),
+            "addon-version-promote-region",
+        )
+        .expect("the task");
+    assert_eq!(
+        stored["spec"]["vars"][2],
+        serde_json::json!({"name": "region", "value": "eu"})
+    );
+}
+
+/// `text` with the first `old` that follows the first `marker` replaced by `new`.
+fn replace_after(text: &str, marker: &str, old: &str, new: &str) -> String {
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in:\n{text}"));
+    let at = start
+        + text[start..]
+            .find(old)
+            .unwrap_or_else(|| panic!("{old:?} not after {marker:?} in:\n{text}"));
+    format!("{}{new}{}", &text[..at], &text[at + old.len()..])
+}
+
+#[test]
+fn generated_configuration_adopts_the_quickstart_and_the_project_configs() {
+    for hcl in [
+        include_str!("../real-world/quickstart.tf"),
+        include_str!("../real-world/projectconfig-basic.tf"),
+        include_str!("../real-world/projectconfig-labels.tf"),
+        include_str!("../real-world/projectconfig-patterns.tf"),
+    ] {
+        let mut env = Env::new();
+        env.tf.env(
+            "TF_VAR_gitops_repo_url",
+            "https://github.com/example/kargo-demo.git",
+        );
+        created_by_terraform(&env, hcl);
+        let adopter = assert_generated_configuration_adopts_everything(&env);
+        let projects = env
+            .sandbox
+            .with_txn(|txn| txn.list(kargo_e2e::env::KARGO, "projects", None));
+        for project in projects {
+            let name = str_at(&project, "/metadata/name");
+            let adopted = adopter.resource(&format!("kargo_project.o_{}", name.replace('-', "_")));
+            let stored = env
+                .get("projectconfigs", Some(name), name)
+                .map(|pc| pc["spec"]["promotionPolicies"].clone())
+                .unwrap_or(Json::Null);
+            assert_eq!(
+                adopted["promotion_policies"].as_array().map(Vec::len),
+                Some(stored.as_array().map_or(0, Vec::len)),
+                "the ProjectConfig's policies are adopted with the project: {stored}"
+            );
+        }
+    }
+}
+
+#[test]
+fn generated_configuration_adopts_what_kubectl_applied_from_every_fixture() {
+    if fixtures(&[QUICKSTART]).is_none() {
+        return;
+    }
+    // One sandbox per pipeline: the three ProjectConfig examples all configure "example".
+    let groups: [&[&str]; 5] = [
+        &[QUICKSTART],
+        &[DOKA_PROJECT, DOKA_WAREHOUSE, DOKA_TASKS, DOKA_STAGES],
+        &["akuity_kargo__docs_working-with-projects__projectconfig-basic.yaml"],
+        &["akuity_kargo__docs_working-with-projects__projectconfig-labels.yaml"],
+        &["akuity_kargo__docs_working-with-projects__projectconfig-patterns.yaml"],
+    ];
+    let mut kinds = std::collections::BTreeSet::new();
+    for group in groups {
+        let manifests = fixtures(group).unwrap_or_default();
+        let in_scope: Vec<&Json> = manifests
+            .iter()
+            .filter(|m| pipeline_plural(str_at(m, "/kind")).is_some())
+            .collect();
+        let env = Env::new();
+        // Projects first: their namespaces appear once Kargo has reconciled them.
+        for manifest in in_scope.iter().filter(|m| m["kind"] == "Project") {
+            server_side::apply(&env, "kubectl", manifest);
+            let name = str_at(manifest, "/metadata/name").to_string();
+            env.eventually(
+                &format!("namespace {name}"),
+                std::time::Duration::from_secs(30),
+                |env| env.get("namespaces", None, &name).is_some(),
+            );
+        }
+        for manifest in in_scope.iter().filter(|m| m["kind"] != "Project") {
+            server_side::apply(&env, "kubectl", manifest);
+        }
+        kinds.extend(in_scope.iter().map(|m| str_at(m, "/kind").to_string()));
+        let adopter = assert_generated_configuration_adopts_everything(&env);
+        if group.contains(&DOKA_TASKS) {
+            let task = adopter
+                .resource("kargo_promotion_task.o_rustfs_addon_addon_version_promote_region");
+            assert!(
+                task["vars"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["name"] == "region" && v["value"] == ""),
+                "{task}"
+            );
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "Project",
+            "ProjectConfig",
+            "PromotionTask",
+            "Stage",
+            "Warehouse"
+        ]
+    );
 }

@@ -351,9 +351,12 @@ resource "{warehouse_type}" "w" {{
   project  = {project_type}.bench.name
   name     = "w-${{count.index}}"
   interval = "10m"
-  subscriptions = [
-    {{ image = {{ repo_url = "ghcr.io/acme/app-${{count.index}}", constraint = "^1.0.0" }} }},
-  ]
+  subscriptions {{
+    image {{
+      repo_url   = "ghcr.io/acme/app-${{count.index}}"
+      constraint = "^1.0.0"
+    }}
+  }}
 }}
 "#
     )
