@@ -8,7 +8,7 @@ TARGET_DIR ?= $(CURDIR)/target
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
-.PHONY: all build install demo test lint fmt examples-check clean tf-check help bench testacc docs docs-check
+.PHONY: all build install demo test lint fmt examples-check clean tf-check help bench testacc docs docs-check generate-steps
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: provider start-up, plan/apply ratios, requests, memory"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
+	@echo "make generate-steps  regenerate provider/data/step-schemas.json from Kargo's step schemas in ../shared"
 
 # Terraform (>= 1.5) or OpenTofu must be on PATH for anything that runs it.
 tf-check:
@@ -67,6 +68,11 @@ docs:
 
 docs-check:
 	$(CARGO) run -q -p kargo-docs -- check
+
+# provider/data/step-schemas.json: Kargo's step config schemas (../shared), pruned to what
+# validation needs. A test fails when the committed file differs while ../shared is present.
+generate-steps:
+	$(CARGO) run -q -p kargo-schemagen -- steps
 
 # Apply / empty plan / destroy of the examples against a real cluster with Kargo installed,
 # when TF_ACC=1 and KUBECONFIG are set (the script then builds what it runs); otherwise it

@@ -14,6 +14,7 @@ use crate::plugin::{
     Attribute, AttributePath, Block, Context, DataSource, Diagnostic, Diagnostics, NestedBlock,
     Nesting, Provider, Resource, Schema, Value,
 };
+use crate::resources::templates::Pipeline;
 
 const PROVIDER_DESCRIPTION: &str = "\
 The Kargo provider manages [Kargo](https://kargo.io) promotion pipelines (projects, warehouses, \
@@ -178,6 +179,7 @@ fn config_diagnostics(resolved: &Resolved) -> Diagnostics {
 #[derive(Clone, Default)]
 pub struct ProviderData {
     shared: Arc<Mutex<State>>,
+    pipeline: Pipeline,
 }
 
 #[derive(Default)]
@@ -199,7 +201,13 @@ impl ProviderData {
                 resolved,
                 client: Some(client),
             })),
+            pipeline: Pipeline::default(),
         }
+    }
+
+    /// The warehouses and promotion tasks of the configuration, for checks across resources.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// Records the configuration; the client is built on first use.

@@ -10,6 +10,7 @@ use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
 use super::freight::{freight_summary_attribute, stage_freight_value};
 use super::promotion_task::{steps_attribute, validate_steps, vars_attribute};
+use super::templates::{self, Pipeline};
 use super::validators::{min_items, naming_path, object_name, removed, report};
 use crate::kargo::freight::StageView;
 use crate::kargo::{KargoClient, Kind};
@@ -340,6 +341,10 @@ impl PipelineKind for Stage {
             &AttributePath::attr("promotion_template").join_attr("steps"),
             diags,
         );
+    }
+
+    fn validate_in_pipeline(config: &Value, pipeline: &Pipeline, diags: &mut Diagnostics) {
+        templates::validate_stage(config, pipeline, diags);
     }
 
     async fn status(
@@ -747,7 +752,7 @@ mod tests {
             "project": "p",
             "name": "s",
             "requested_freight": [{"origin": {"name": "w"}, "sources": {"direct": true}}],
-            "promotion_template": {"steps": [{"uses": "git-clone"}]},
+            "promotion_template": {"steps": [{"uses": "git-clear", "config": jsonencode(json!({"path": "./out"}))}]},
         });
         for (pointer, value) in changes {
             *base.pointer_mut(pointer).unwrap() = value.clone();
@@ -807,9 +812,9 @@ mod tests {
         let found = stage_errors(&[(
             "/promotion_template/steps",
             json!([
-                {"uses": "git-clone", "as": "clone"},
-                {"uses": "git-push", "as": "clone"},
-                {"uses": "git-commit", "as": "step-3"},
+                {"uses": "git-clear", "as": "clone", "config": jsonencode(json!({"path": "./out"}))},
+                {"uses": "git-push", "as": "clone", "config": jsonencode(json!({"path": "./out"}))},
+                {"uses": "git-commit", "as": "step-3", "config": jsonencode(json!({"path": "./out", "message": "m"}))},
                 {"task": {"name": "t"}, "as": "task-0"},
             ]),
         )]);
