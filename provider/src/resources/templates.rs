@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::validators::naming;
 use super::warehouse::{normalize_chart, normalize_git, normalize_image};
 use crate::plugin::{AttributePath, Diagnostic, Diagnostics, Value};
 use crate::steps::expressions::ArtifactKind;
@@ -139,14 +140,21 @@ fn attribute_path(at: &Location, steps: &AttributePath) -> AttributePath {
     }
 }
 
+/// Findings as diagnostics whose text names the attribute (Terraform cannot point inside
+/// nested attributes).
 fn emit(findings: Vec<Finding>, steps: &AttributePath, diags: &mut Diagnostics) {
     for f in findings {
-        let d = match f.severity {
-            Severity::Error => Diagnostic::error(f.summary, f.detail),
-            Severity::Warning => Diagnostic::warning(f.summary, f.detail),
-        };
-        diags.push(d.at(attribute_path(&f.at, steps)));
+        push(diags, f.severity, attribute_path(&f.at, steps), &f.summary, &f.detail);
     }
+}
+
+fn push(diags: &mut Diagnostics, severity: Severity, at: AttributePath, summary: &str, detail: &str) {
+    let detail = naming(&at, detail);
+    let d = match severity {
+        Severity::Error => Diagnostic::error(summary, detail),
+        Severity::Warning => Diagnostic::warning(summary, detail),
+    };
+    diags.push(d.at(at));
 }
 
 /// What a warehouse subscribes to, normalised the way Kargo compares repositories. `None`
@@ -383,10 +391,8 @@ fn check_warehouses(
                     quoted(&requested)
                 );
                 if !warned.contains(&detail) {
-                    diags.push(
-                        Diagnostic::warning("Warehouse not requested", detail.clone())
-                            .at(attribute_path(&use_.at, steps_at)),
-                    );
+                    let at = attribute_path(&use_.at, steps_at);
+                    push(diags, Severity::Warning, at, "Warehouse not requested", &detail);
                     warned.push(detail);
                 }
                 continue;
@@ -408,22 +414,21 @@ fn check_warehouses(
             continue;
         }
         let what = match use_.call.kind {
-            ArtifactKind::Image => "image repository",
-            ArtifactKind::Chart => "chart repository",
-            ArtifactKind::Git => "Git repository",
+            ArtifactKind::Image => "an image repository",
+            ArtifactKind::Chart => "a chart repository",
+            ArtifactKind::Git => "a Git repository",
         };
         let names: Vec<String> = candidates.iter().map(|s| s.to_string()).collect();
         let detail = format!(
-            "{function}({repo:?}) names a {what} that none of the warehouses this stage requests \
+            "{function}({repo:?}) reads {what} that none of the warehouses this stage requests \
              freight from ({}) subscribes to, so it finds nothing when the promotion runs. \
              Subscribe a warehouse to it, or correct the repository.",
             quoted(&names)
         );
         if !warned.contains(&detail) {
-            diags.push(
-                Diagnostic::warning("No warehouse subscribes to this repository", detail.clone())
-                    .at(attribute_path(&use_.at, steps_at)),
-            );
+            let at = attribute_path(&use_.at, steps_at);
+            let summary = "No warehouse subscribes to this repository";
+            push(diags, Severity::Warning, at, summary, &detail);
             warned.push(detail);
         }
     }
