@@ -21,7 +21,7 @@ help:
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
-	@echo "make generate  regenerate the sandbox's CRD facts from ../shared/kargo/v1.11.2/crds"
+	@echo "make generate  regenerate the committed schema facts (sandbox CRDs, step schemas) from ../shared/kargo/v1.11.2"
 
 # Terraform (>= 1.5) or OpenTofu must be on PATH for anything that runs it.
 tf-check:
@@ -88,10 +88,10 @@ docs:
 docs-check:
 	$(CARGO) run -q -p kargo-docs -- check
 
-# The schema facts the sandbox carries (tests/sandbox/data), generated from Kargo's published
-# schemas in ../shared by kargo-schemagen; a test fails when the committed ones are stale.
+# The schema facts the project carries (tests/sandbox/data, provider/data), generated from
+# Kargo's published schemas in ../shared by kargo-schemagen; a test fails when they are stale.
 generate:
-	$(CARGO) run -q -p kargo-schemagen -- crds
+	$(CARGO) run -q -p kargo-schemagen -- all
 
 # Apply / empty plan / destroy of the examples against a real cluster with Kargo installed,
 # when TF_ACC=1 and KUBECONFIG are set (the script then builds what it runs); otherwise it

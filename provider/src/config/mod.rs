@@ -153,6 +153,9 @@ pub(crate) fn config_diagnostics(resolved: &Resolved) -> Diagnostics {
 #[derive(Clone, Default)]
 pub struct ProviderData {
     shared: Arc<Mutex<State>>,
+    /// What Terraform's validation of the configuration's resources has recorded, for the
+    /// checks of promotion templates that span resources (tasks, warehouses, stages).
+    pipeline: crate::resources::templates::Pipeline,
 }
 
 #[derive(Default)]
@@ -174,7 +177,13 @@ impl ProviderData {
                 resolved,
                 client: Some(client),
             })),
+            pipeline: Default::default(),
         }
+    }
+
+    /// The warehouses and promotion tasks of the configuration, for checks across resources.
+    pub fn pipeline(&self) -> &crate::resources::templates::Pipeline {
+        &self.pipeline
     }
 
     /// Records the configuration; the client is built on first use.

@@ -14,6 +14,7 @@ use super::common::{
     self, IMPORTING, PROJECT_LABEL, fail, managed_map, object_timeouts_block, string_map_json,
     timeout,
 };
+use super::templates::Pipeline;
 use crate::config::ProviderData;
 use crate::kargo::{Error as KargoError, KargoClient, Kind, Namespace, Object, WithSpec, decode};
 use crate::plugin::plan::{plan_from_schema, semantic::json_eq, values_equal};
@@ -608,6 +609,9 @@ pub trait PipelineKind: Send + Sync + 'static {
     fn rules() -> &'static Rules;
     /// Checks across attributes and list elements; `config` may contain unknown values.
     fn validate(_config: &Value, _diags: &mut Diagnostics) {}
+    /// Checks that involve the other resources of the configuration (recorded in `pipeline`
+    /// as Terraform validates them), and recording this one's facts for them.
+    fn validate_in_pipeline(_config: &Value, _pipeline: &Pipeline, _diags: &mut Diagnostics) {}
     /// The object's `spec` for a planned state.
     fn spec_to_json(spec: &Block, state: &Value) -> Result<Json, ConvertError> {
         object_to_json(
@@ -981,6 +985,7 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut diags = Diagnostics::default();
         T::validate(config, &mut diags);
+        T::validate_in_pipeline(config, self.data.pipeline(), &mut diags);
         diags
     }
 

@@ -13,6 +13,7 @@ pub mod project;
 pub mod promotion;
 pub mod promotion_task;
 pub mod stage;
+pub mod templates;
 pub mod validators;
 pub mod warehouse;
 

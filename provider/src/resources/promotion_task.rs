@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::common::timeout_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
+use super::templates::{self, Pipeline};
 use super::validators::{
     is_reserved_alias, json_object, naming_path, not_empty, object_name, report, var_name,
 };
@@ -15,6 +16,7 @@ use crate::kargo;
 use crate::plugin::plan::semantic::json_eq;
 use crate::plugin::validate::validators::{exactly_one_of, int_between, one_of};
 use crate::plugin::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Value};
+use crate::steps::template::TaskKind;
 
 /// The `kargo_promotion_task` resource; construct with `PromotionTaskResource::new(provider_data)`.
 pub type PromotionTaskResource = ObjectResource<PromotionTask>;
@@ -266,6 +268,10 @@ impl PipelineKind for PromotionTask {
     fn validate(config: &Value, diags: &mut Diagnostics) {
         validate_task(config, diags);
     }
+
+    fn validate_in_pipeline(config: &Value, pipeline: &Pipeline, diags: &mut Diagnostics) {
+        templates::validate_task(config, TaskKind::PromotionTask, pipeline, diags);
+    }
 }
 
 #[async_trait]
@@ -291,6 +297,10 @@ impl PipelineKind for ClusterPromotionTask {
 
     fn validate(config: &Value, diags: &mut Diagnostics) {
         validate_task(config, diags);
+    }
+
+    fn validate_in_pipeline(config: &Value, pipeline: &Pipeline, diags: &mut Diagnostics) {
+        templates::validate_task(config, TaskKind::ClusterPromotionTask, pipeline, diags);
     }
 }
 
@@ -505,7 +515,7 @@ mod tests {
                 "steps": [
                     {"as": "a"},
                     {"uses": "git-push", "as": "a", "config": "\"not an object\""},
-                    {"uses": "git-push", "as": "step-1", "retry": {"timeout": "10 minutes", "error_threshold": -1}},
+                    {"uses": "git-push", "as": "step-1", "retry": {"timeout": "10 minutes", "error_threshold": -1}, "config": jsonencode(json!({"path": "./out"}))},
                 ],
             }),
         );

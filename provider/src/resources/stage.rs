@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::common::kargo_duration;
 use super::convert::{ObjectResource, PipelineKind, Rules};
 use super::promotion_task::{steps_block, validate_steps, vars_block};
+use super::templates::{self, Pipeline};
 use super::validators::{naming_path, object_name, removed, report};
 use crate::duration::duration_eq;
 use crate::kargo::{self, KargoClient};
@@ -292,6 +293,10 @@ impl PipelineKind for Stage {
             &AttributePath::attr("promotion_template").join_attr("steps"),
             diags,
         );
+    }
+
+    fn validate_in_pipeline(config: &Value, pipeline: &Pipeline, diags: &mut Diagnostics) {
+        templates::validate_stage(config, pipeline, diags);
     }
 
     async fn status(
@@ -704,7 +709,7 @@ mod tests {
             "project": "p",
             "name": "s",
             "requested_freight": [{"origin": {"name": "w"}, "sources": {"direct": true}}],
-            "promotion_template": {"steps": [{"uses": "git-clone"}]},
+            "promotion_template": {"steps": [{"uses": "git-clear", "config": jsonencode(json!({"path": "./out"}))}]},
         });
         for (pointer, value) in changes {
             *base.pointer_mut(pointer).unwrap() = value.clone();
@@ -764,9 +769,9 @@ mod tests {
         let found = stage_errors(&[(
             "/promotion_template/steps",
             json!([
-                {"uses": "git-clone", "as": "clone"},
-                {"uses": "git-push", "as": "clone"},
-                {"uses": "git-commit", "as": "step-3"},
+                {"uses": "git-clear", "as": "clone", "config": jsonencode(json!({"path": "./out"}))},
+                {"uses": "git-push", "as": "clone", "config": jsonencode(json!({"path": "./out"}))},
+                {"uses": "git-commit", "as": "step-3", "config": jsonencode(json!({"path": "./out", "message": "m"}))},
                 {"task": {"name": "t"}, "as": "task-0"},
             ]),
         )]);

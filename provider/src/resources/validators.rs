@@ -24,7 +24,7 @@ pub fn report(
 }
 
 /// `detail`, led by "`path`: " unless it names the path already (once is enough).
-fn naming(path: &AttributePath, detail: &str) -> String {
+pub(crate) fn naming(path: &AttributePath, detail: &str) -> String {
     let named = format!("`{path}`");
     if detail.contains(&named) {
         detail.to_string()

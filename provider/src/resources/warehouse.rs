@@ -10,6 +10,7 @@ use super::common::kargo_duration;
 use super::convert::{
     ConvertError, ObjectResource, PipelineKind, Rules, object_from_json, object_to_json,
 };
+use super::templates::Pipeline;
 use super::validators::{
     chart_repo_url, git_branch, git_repo_url, image_repo_url, json_object, naming_path, not_empty,
     path_selectors, platform, regex_list, removed, report, rfc3339, semver_constraint,
@@ -502,6 +503,10 @@ impl PipelineKind for Warehouse {
         validate_subscriptions(config.get("subscriptions"), diags);
     }
 
+    fn validate_in_pipeline(config: &Value, pipeline: &Pipeline, _diags: &mut Diagnostics) {
+        pipeline.record_warehouse(config);
+    }
+
     fn spec_to_json(spec: &Block, state: &Value) -> Result<Json, ConvertError> {
         let root = AttributePath::root();
         let mut out = object_to_json(spec.shape(), state, &RULES, "", &root)?;
@@ -548,7 +553,7 @@ impl PipelineKind for Warehouse {
 }
 
 /// Image repository as Kargo compares them: Docker Hub's host and `library/` dropped.
-fn normalize_image(url: &str) -> String {
+pub(crate) fn normalize_image(url: &str) -> String {
     let mut u = url.trim().to_ascii_lowercase();
     for host in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
         if let Some(rest) = u.strip_prefix(host) {
@@ -561,7 +566,7 @@ fn normalize_image(url: &str) -> String {
 
 /// Git repository as Kargo compares them: lower case, no credentials, no trailing `/` or
 /// `.git`, SCP-style `user@host:path` as `ssh://user@host/path`.
-fn normalize_git(url: &str) -> String {
+pub(crate) fn normalize_git(url: &str) -> String {
     let u = url.trim().to_ascii_lowercase();
     let trim_path = |p: &str| {
         let p = p.trim_end_matches('/');
@@ -586,7 +591,7 @@ fn normalize_git(url: &str) -> String {
 }
 
 /// Chart repository as Kargo compares them: `oci://` dropped, then as an image repository.
-fn normalize_chart(url: &str) -> String {
+pub(crate) fn normalize_chart(url: &str) -> String {
     let u = url.trim().to_ascii_lowercase();
     normalize_image(u.strip_prefix("oci://").unwrap_or(&u))
 }

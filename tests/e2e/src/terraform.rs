@@ -56,6 +56,35 @@ impl Output {
             errors.join("\n---\n")
         );
     }
+    /// The diagnostics of a `-json` run (`validate -json` prints one document, `plan -json`
+    /// and `apply -json` one message per line), each as severity, resource address, summary
+    /// and detail; without the warning that the provider is a development override.
+    pub fn json_diagnostics(&self) -> Vec<Diagnostic> {
+        let one = |d: &Json| Diagnostic {
+            severity: d["severity"].as_str().unwrap_or_default().to_string(),
+            address: d["address"].as_str().unwrap_or_default().to_string(),
+            summary: d["summary"].as_str().unwrap_or_default().to_string(),
+            detail: d["detail"].as_str().unwrap_or_default().to_string(),
+        };
+        let mut found: Vec<Diagnostic> = match serde_json::from_str::<Json>(&self.stdout) {
+            Ok(doc) if doc.get("diagnostics").is_some() => doc["diagnostics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(one)
+                .collect(),
+            _ => self
+                .stdout
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+                .filter(|m| m["type"] == "diagnostic")
+                .map(|m| one(&m["diagnostic"]))
+                .collect(),
+        };
+        found.retain(|d| d.summary != "Provider development overrides are in effect");
+        found
+    }
+
     /// Panics with the full output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -77,6 +106,15 @@ impl Output {
         );
         self
     }
+}
+
+/// One diagnostic of a `-json` run.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    pub severity: String,
+    pub address: String,
+    pub summary: String,
+    pub detail: String,
 }
 
 impl From<std::process::Output> for Output {

@@ -9,7 +9,7 @@
 
 mod server_side;
 
-use std::path::{Path, PathBuf};
+
 
 use kargo_e2e::{Env, Terraform};
 use serde::Deserialize as _;

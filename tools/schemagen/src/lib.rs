@@ -1,7 +1,9 @@
-//! Turns Kargo's published schemas into the facts the project commits (no upstream prose),
-//! so that the sandbox and its checks never depend on `../shared` at run time.
+//! Turns Kargo's published schemas (kept outside the repository, in `../shared`) into the facts
+//! the project commits, without upstream prose: the CRDs the sandbox applies, and the step
+//! config schemas the provider validates templates with and the sandbox checks steps with.
 
 pub mod crds;
+pub mod steps;
 
 use std::path::PathBuf;
 

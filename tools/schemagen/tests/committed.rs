@@ -16,3 +16,20 @@ fn committed_crd_facts_are_what_the_crds_generate() {
         diffs.join("\n")
     );
 }
+
+#[test]
+fn committed_step_schemas_are_what_the_step_schemas_generate() {
+    let Some(from) = kargo_sandbox::reference::for_test("kargo/v1.11.2/step-schemas") else {
+        return;
+    };
+    let generated = kargo_schemagen::steps::generate(&from).expect("the step schemas prune");
+    let root = kargo_schemagen::repo_root();
+    for out in kargo_schemagen::steps::OUTPUTS {
+        let committed = std::fs::read_to_string(root.join(out))
+            .unwrap_or_else(|e| panic!("{out} is committed: {e}"));
+        assert!(
+            committed == generated,
+            "{out} differs from what Kargo's step schemas generate; run `make generate`"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //!
 //! The budget: start-up + handshake under 20 ms; `terraform plan` of N Kargo resources within
 //! 1.5x of the same plan over N `terraform_data` (N = 10, 100, 1000); one GET per resource per
-//! refresh and one PATCH per create; provider peak RSS under 40 MB at N = 1000.
+//! refresh and one PATCH per create; provider peak RSS under 40 MB at N = 1000. It also shows
+//! what checking promotion templates costs: validate and plan of 100 six-step stages, checks
+//! on and off.
 //!
 //! Beside kargo and the built-in `terraform_data`, every workload also runs on the example
 //! provider of the plugin crate (`terraform-provider-echo`, whose resource stores what it is
@@ -29,6 +31,8 @@ const MAGIC_COOKIE: (&str, &str) = (
 const STARTS: usize = 21;
 const PLAN_RUNS: usize = 5;
 const SIZES: [usize; 3] = [10, 100, 1000];
+const TEMPLATE_STAGES: usize = 100;
+const TEMPLATE_STEPS: usize = 6;
 
 const STARTUP_BUDGET: Duration = Duration::from_millis(20);
 const PLAN_RATIO_BUDGET: f64 = 1.5;
@@ -197,6 +201,9 @@ fn run() -> Result<Report, String> {
             .budget("1", kargo.create_patches == n as u64),
         );
     }
+
+    eprintln!("{TEMPLATE_STAGES} stages of {TEMPLATE_STEPS} steps: template checks on and off…");
+    budget.extend(step_check_rows()?);
 
     eprintln!("N = 1000: provider peak memory in -debug (reattach) mode…");
     let kargo_rss = {
@@ -482,6 +489,127 @@ fn measure_kargo(n: usize) -> Result<Timings, String> {
 }
 
 /// Runs plan, apply and plan of `config` in `tf` against a provider this bench started in
+/// `n` stages whose promotion templates have six steps each, every config full of
+/// expressions, reading outputs and variables, the way the hub-cluster example's do.
+fn template_config(n: usize) -> String {
+    format!(
+        r#"
+resource "kargo_project" "bench" {{
+  name = "bench"
+}}
+
+resource "kargo_warehouse" "app" {{
+  project = kargo_project.bench.name
+  name    = "app"
+  subscriptions {{
+    image {{ repo_url = "ghcr.io/acme/app" }}
+  }}
+}}
+
+resource "kargo_stage" "s" {{
+  count   = {n}
+  project = kargo_project.bench.name
+  name    = "s-${{count.index}}"
+  requested_freight {{
+    origin {{ name = kargo_warehouse.app.name }}
+    sources {{ direct = true }}
+  }}
+  promotion_template {{
+    vars {{
+      name  = "repoURL"
+      value = "https://github.com/acme/manifests"
+    }}
+    vars {{
+      name  = "image"
+      value = "ghcr.io/acme/app"
+    }}
+    steps {{
+      uses   = "git-clone"
+      config = jsonencode({{ repoURL = "$${{{{ vars.repoURL }}}}", checkout = [{{ branch = "main", path = "./src" }}] }})
+    }}
+    steps {{
+      uses = "kustomize-set-image"
+      as   = "set-image"
+      config = jsonencode({{
+        path   = "./src/envs/$${{{{ ctx.stage }}}}"
+        images = [{{ image = "$${{{{ vars.image }}}}", tag = "$${{{{ imageFrom(vars.image).Tag }}}}" }}]
+      }})
+    }}
+    steps {{
+      uses   = "git-commit"
+      as     = "commit"
+      config = jsonencode({{ path = "./src", message = "$${{{{ outputs['set-image'].commitMessage }}}}" }})
+    }}
+    steps {{
+      uses   = "git-push"
+      as     = "push"
+      config = jsonencode({{ path = "./src", generateTargetBranch = true }})
+    }}
+    steps {{
+      uses = "git-open-pr"
+      as   = "open-pr"
+      if   = "$${{{{ vars.repoURL != '' }}}}"
+      config = jsonencode({{
+        repoURL      = "$${{{{ vars.repoURL }}}}"
+        sourceBranch = "$${{{{ outputs.push.branch }}}}"
+        targetBranch = "main"
+        title        = "promote $${{{{ imageFrom(vars.image).Tag }}}} to $${{{{ ctx.stage }}}}"
+      }})
+    }}
+    steps {{
+      uses = "argocd-update"
+      config = jsonencode({{
+        apps = [{{
+          name    = "app-$${{{{ ctx.stage }}}}"
+          sources = [{{ repoURL = "$${{{{ vars.repoURL }}}}", desiredRevision = "$${{{{ outputs.commit.commit }}}}" }}]
+        }}]
+      }})
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// `terraform validate` and `plan` of [`template_config`] with the provider's template checks
+/// and with them turned off (`KARGO_STEP_CHECKS=off`), in one run: what the checks cost.
+fn step_check_rows() -> Result<Vec<Row>, String> {
+    let mut env = Env::new();
+    env.config(&template_config(TEMPLATE_STAGES));
+    let validate = |tf: &Terraform| -> Result<Duration, String> {
+        let samples = (0..PLAN_RUNS)
+            .map(|_| timed(|| tf.run(&["validate"])))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(median(samples))
+    };
+    let plan_out = env.tf.run(&["plan", "-input=false"]);
+    if !plan_out.success() || plan_out.all().contains("Warning:") {
+        return Err(format!(
+            "the bench's templates must plan cleanly with the checks on:\n{}",
+            plan_out.all()
+        ));
+    }
+    let on = (validate(&env.tf)?, median_plan(&env.tf)?);
+    env.tf.env("KARGO_STEP_CHECKS", "off");
+    let off = (validate(&env.tf)?, median_plan(&env.tf)?);
+    let row = |what: &str, on: Duration, off: Duration| {
+        let ratio = on.as_secs_f64() / off.as_secs_f64();
+        Row::new(
+            format!("{TEMPLATE_STAGES} stages x {TEMPLATE_STEPS} steps {what:<9} checks on / off"),
+            format!(
+                "{:.2} s / {:.2} s = {ratio:.2}x",
+                on.as_secs_f64(),
+                off.as_secs_f64()
+            ),
+        )
+    };
+    Ok(vec![
+        row("validate", on.0, off.0),
+        row("plan", on.1, off.1),
+    ])
+}
+
+/// Runs plan, apply and plan of `n` warehouses against a provider this bench started in
 /// `-debug` mode (Terraform reattaches instead of spawning it), then reads its peak RSS.
 fn peak_rss_kb(provider: &Path, mut tf: Terraform, config: &str) -> Result<Option<u64>, String> {
     let child = Command::new(provider)

@@ -1,78 +1,43 @@
-//! Kargo's published step-config JSON schemas (`../shared/kargo/v1.11.2/step-schemas`, or
-//! `KARGO_SANDBOX_STEP_SCHEMAS`) as a test oracle: each evaluated config is checked against
+//! Kargo's published step-config JSON schemas (the sandbox's committed copy) as a test oracle: each evaluated config is checked against
 //! its schema and failures are worded as Kargo's gojsonschema-based validation words them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use jsonschema::error::ValidationErrorKind as K;
 use serde_json::Value;
 
-struct Catalog {
-    dir: PathBuf,
-    validators: Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>,
-}
+/// Kargo's step config schemas (references inlined, prose dropped), as `kargo-schemagen steps`
+/// generates them into this crate's data; a test of the tool fails when they are stale.
+const STEP_SCHEMAS: &str = include_str!("../../../data/step-schemas.json");
 
-/// Resolves `file:///schemas/<name>` (how Kargo's schemas reference each other) in `dir`.
-struct DirRetriever(PathBuf);
-
-impl jsonschema::Retrieve for DirRetriever {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let name = uri
-            .path()
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let text = std::fs::read_to_string(self.0.join(&name))?;
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
-fn catalog() -> Option<&'static Catalog> {
-    static CATALOG: OnceLock<Option<Catalog>> = OnceLock::new();
-    CATALOG
-        .get_or_init(|| {
-            let Some(dir) =
-                crate::schema::shared_kargo_dir("KARGO_SANDBOX_STEP_SCHEMAS", "step-schemas")
-            else {
-                tracing::info!(
-                    "Kargo's step schemas are absent (../shared/kargo/v1.11.2/step-schemas or \
-                     KARGO_SANDBOX_STEP_SCHEMAS): step configs are checked by the steps alone"
-                );
-                return None;
-            };
-            Some(Catalog {
-                dir,
-                validators: Mutex::new(HashMap::new()),
-            })
-        })
-        .as_ref()
+/// Each step's schema from the committed document. The document is checked by this crate's
+/// tests, so a failure to parse it is a defect of the build, not of a user's input.
+fn schemas() -> &'static serde_json::Map<String, Value> {
+    static SCHEMAS: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let doc: Value = serde_json::from_str(STEP_SCHEMAS)
+            .unwrap_or_else(|e| panic!("the committed step schemas do not parse: {e}"));
+        match doc.get("steps") {
+            Some(Value::Object(steps)) => steps.clone(),
+            _ => panic!("the committed step schemas have no `steps` object"),
+        }
+    })
 }
 
 fn validator(kind: &str) -> Option<Arc<jsonschema::Validator>> {
-    let cat = catalog()?;
-    let mut cache = crate::server::lock(&cat.validators);
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>> =
+        OnceLock::new();
+    let mut cache = crate::server::lock(CACHE.get_or_init(Default::default));
     cache
         .entry(kind.to_string())
-        .or_insert_with(|| compile(&cat.dir, kind).map(Arc::new))
+        .or_insert_with(|| compile(kind).map(Arc::new))
         .clone()
 }
 
-fn compile(dir: &std::path::Path, kind: &str) -> Option<jsonschema::Validator> {
-    let file = format!("{kind}-config.json");
-    let text = std::fs::read_to_string(dir.join(&file)).ok()?;
-    let schema: Value = serde_json::from_str(&text).ok()?;
-    match jsonschema::options()
-        .with_base_uri(format!("file:///schemas/{file}"))
-        .with_retriever(DirRetriever(dir.to_path_buf()))
-        .build(&schema)
-    {
+fn compile(kind: &str) -> Option<jsonschema::Validator> {
+    let schema = schemas().get(kind)?;
+    match jsonschema::options().build(schema) {
         Ok(v) => Some(v),
         Err(e) => {
             tracing::warn!(kind, error = %e, "cannot compile Kargo's step schema");
@@ -157,8 +122,8 @@ fn describe(kind: &K, instance: &Value) -> String {
 }
 
 /// Checks `config` against the schema of step `kind`; `Err` carries Kargo's message
-/// (`invalid <kind> config: <field>: <description>`, one line per violation). Passes when
-/// the schemas are absent.
+/// (`invalid <kind> config: <field>: <description>`, one line per violation). A step without a
+/// schema passes.
 pub fn validate(kind: &str, config: &Value) -> Result<(), String> {
     let Some(v) = validator(kind) else {
         return Ok(());
