@@ -6,9 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::common::{
-    self, IMPORTING, dns_label, explain, fail, no_field, timeout, timeouts_block,
-};
+use super::common::{self, IMPORTING, dns_label, explain, fail, no_field, timeout, timeouts_block};
 use super::validators::object_name;
 use crate::config::ProviderData;
 use crate::duration::format_go_duration;

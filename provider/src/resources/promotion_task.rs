@@ -155,11 +155,23 @@ pub(super) fn step_block(in_stage: bool) -> Block {
     ))
 }
 
+/// What `terraform validate` checks in steps, for the docs.
+const STEP_CHECKS: &str = "`terraform validate` checks the steps without a cluster: the \
+    `config` of every built-in step of Kargo v1.11 against that step's schema (keys, with the \
+    likely intended one for a misspelt key, types, required keys, allowed values, mutually \
+    exclusive keys), the syntax of every `${{ ... }}` expression (in `config` and `if`), that \
+    `outputs.<alias>` names an earlier step, `task.outputs` is only used inside a task, and \
+    `vars.<name>` is defined (by the stage, its template, the task or the step); a step that is \
+    not a built-in gets a warning that its config cannot be checked. With the warehouses in the \
+    same configuration, `imageFrom`, `chartFrom` and `commitFrom` of a repository none of them \
+    subscribes to is a warning. `KARGO_STEP_CHECKS=off` in Terraform's environment turns \
+    these checks off (for templates written for a Kargo release whose steps differ).";
+
 /// The `steps` blocks: at least one.
 pub(super) fn steps_block(in_stage: bool, description: &str) -> NestedBlock {
     let steps = NestedBlock::list("steps", step_block(in_stage))
         .required()
-        .description(description.to_string());
+        .description(format!("{description} {STEP_CHECKS}"));
     if in_stage {
         steps.validate(naming_path(exactly_one_of(&["uses", "task"])))
     } else {

@@ -144,11 +144,23 @@ fn attribute_path(at: &Location, steps: &AttributePath) -> AttributePath {
 /// nested attributes).
 fn emit(findings: Vec<Finding>, steps: &AttributePath, diags: &mut Diagnostics) {
     for f in findings {
-        push(diags, f.severity, attribute_path(&f.at, steps), &f.summary, &f.detail);
+        push(
+            diags,
+            f.severity,
+            attribute_path(&f.at, steps),
+            &f.summary,
+            &f.detail,
+        );
     }
 }
 
-fn push(diags: &mut Diagnostics, severity: Severity, at: AttributePath, summary: &str, detail: &str) {
+fn push(
+    diags: &mut Diagnostics,
+    severity: Severity,
+    at: AttributePath,
+    summary: &str,
+    detail: &str,
+) {
     let detail = naming(&at, detail);
     let d = match severity {
         Severity::Error => Diagnostic::error(summary, detail),
@@ -398,7 +410,13 @@ fn check_warehouses(
                 );
                 if !warned.contains(&detail) {
                     let at = attribute_path(&use_.at, steps_at);
-                    push(diags, Severity::Warning, at, "Warehouse not requested", &detail);
+                    push(
+                        diags,
+                        Severity::Warning,
+                        at,
+                        "Warehouse not requested",
+                        &detail,
+                    );
                     warned.push(detail);
                 }
                 continue;

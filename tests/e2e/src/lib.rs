@@ -6,4 +6,6 @@ pub mod pipeline;
 pub mod terraform;
 
 pub use env::{Env, example_dir, explicit_provider};
-pub use terraform::{Diagnostic, Output, Terraform, actions, planned_actions, planned_after, state_entry};
+pub use terraform::{
+    Diagnostic, Output, Terraform, actions, planned_actions, planned_after, state_entry,
+};

@@ -36,7 +36,14 @@ resource "kargo_warehouse" "app" {
 }
 
 locals {
-  steps = [{ uses = "git-clone", as = "clone" }, { uses = "git-push", as = "push" }]
+  steps = [
+    {
+      uses   = "git-clone"
+      as     = "clone"
+      config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ branch = "main", path = "./out" }] })
+    },
+    { uses = "git-push", as = "push", config = jsonencode({ path = "./out" }) },
+  ]
 }
 "#;
 
@@ -46,8 +53,9 @@ const STEPS_FROM_LOCALS: &str = "  promotion_template {
     dynamic \"steps\" {
       for_each = local.steps
       content {
-        uses = steps.value.uses
-        as   = steps.value.as
+        uses   = steps.value.uses
+        as     = steps.value.as
+        config = steps.value.config
       }
     }
   }

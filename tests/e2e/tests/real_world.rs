@@ -9,8 +9,6 @@
 
 mod server_side;
 
-
-
 use kargo_e2e::{Env, Terraform};
 use serde::Deserialize as _;
 use serde_json::Value as Json;
@@ -450,8 +448,8 @@ fn generated_configuration_adopts_the_dokaseca_pipeline_with_its_empty_strings()
     );
 
     // Changing an adopted value in its block then applies, and the plan is empty again.
-    let generated = std::fs::read_to_string(adopter.path().join("generated.tf"))
-        .expect("generated.tf");
+    let generated =
+        std::fs::read_to_string(adopter.path().join("generated.tf")).expect("generated.tf");
     let changed = replace_after(
         &generated,
         "name  = \"region\"\n",

@@ -30,14 +30,17 @@ const CASES: &[Case] = &[
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "unknown_key" {
-  project           = "sv"
-  name              = "unknown-key"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [{
+  project = "sv"
+  name    = "unknown-key"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
       uses   = "git-clone"
       config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ path = "./src", brnch = "main" }] })
-    }]
+    }
   }
 }
 "#,
@@ -55,10 +58,10 @@ resource "kargo_stage" "unknown_key" {
 resource "kargo_promotion_task" "required" {
   project = "sv"
   name    = "required"
-  steps = [{
+  steps {
     uses   = "git-clone"
     config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ branch = "main" }] })
-  }]
+  }
 }
 "#,
         expect: &[(
@@ -74,10 +77,10 @@ resource "kargo_promotion_task" "required" {
         hcl: r#"
 resource "kargo_cluster_promotion_task" "enum" {
   name = "enum"
-  steps = [{
+  steps {
     uses   = "git-open-pr"
     config = jsonencode({ repoURL = "https://github.com/acme/manifests", provider = "GitHub", sourceBranch = "next", targetBranch = "main" })
-  }]
+  }
 }
 "#,
         expect: &[(
@@ -92,27 +95,28 @@ resource "kargo_cluster_promotion_task" "enum" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "literal" {
-  project           = "sv"
-  name              = "literal"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [
-      {
-        uses   = "git-open-pr"
-        as     = "open-pr"
-        config = jsonencode({ repoURL = "https://github.com/acme/manifests", sourceBranch = "next", targetBranch = "main" })
-      },
-      {
-        uses   = "git-wait-for-pr"
-        config = "{\"repoURL\": \"https://github.com/acme/manifests\", \"prNumber\": \"$${{ outputs['open-pr'].pr.id }}\"}"
-      },
-      {
-        uses   = "git-wait-for-pr"
-        config = <<-EOT
+  project = "sv"
+  name    = "literal"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-open-pr"
+      as     = "open-pr"
+      config = jsonencode({ repoURL = "https://github.com/acme/manifests", sourceBranch = "next", targetBranch = "main" })
+    }
+    steps {
+      uses   = "git-wait-for-pr"
+      config = "{\"repoURL\": \"https://github.com/acme/manifests\", \"prNumber\": \"$${{ outputs['open-pr'].pr.id }}\"}"
+    }
+    steps {
+      uses   = "git-wait-for-pr"
+      config = <<-EOT
           {"repoURL": "https://github.com/acme/manifests", "prNumber": "7"}
         EOT
-      },
-    ]
+    }
   }
 }
 "#,
@@ -128,14 +132,17 @@ resource "kargo_stage" "literal" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "exclusive" {
-  project           = "sv"
-  name              = "exclusive"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [{
+  project = "sv"
+  name    = "exclusive"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
       uses   = "git-clone"
       config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ path = "./src", branch = "main", tag = "v1.0.0" }] })
-    }]
+    }
   }
 }
 "#,
@@ -151,15 +158,21 @@ resource "kargo_stage" "exclusive" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "syntax" {
-  project           = "sv"
-  name              = "syntax"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    vars = [{ name = "image", value = "ghcr.io/acme/api" }]
-    steps = [{
+  project = "sv"
+  name    = "syntax"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    vars {
+      name  = "image"
+      value = "ghcr.io/acme/api"
+    }
+    steps {
       uses   = "git-commit"
       config = jsonencode({ path = "./src", message = "promote $${{ imageFrom(vars.image).Tag + }}" })
-    }]
+    }
   }
 }
 "#,
@@ -175,14 +188,23 @@ resource "kargo_stage" "syntax" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "condition" {
-  project           = "sv"
-  name              = "condition"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [
-      { uses = "git-clear", if = "true", config = jsonencode({ path = "./out" }) },
-      { uses = "git-clear", if = "$${{ vars.open == }}", config = jsonencode({ path = "./out" }) },
-    ]
+  project = "sv"
+  name    = "condition"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-clear"
+      if     = "true"
+      config = jsonencode({ path = "./out" })
+    }
+    steps {
+      uses   = "git-clear"
+      if     = "$${{ vars.open == }}"
+      config = jsonencode({ path = "./out" })
+    }
   }
 }
 "#,
@@ -206,22 +228,23 @@ resource "kargo_stage" "condition" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "outputs" {
-  project           = "sv"
-  name              = "outputs"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [
-      {
-        uses   = "git-clone"
-        as     = "clone"
-        config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ path = "./src", branch = "$${{ outputs.push.branch }}" }] })
-      },
-      {
-        uses   = "git-push"
-        as     = "push"
-        config = jsonencode({ path = "./src", targetBranch = "$${{ outputs.clon.branch }}" })
-      },
-    ]
+  project = "sv"
+  name    = "outputs"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-clone"
+      as     = "clone"
+      config = jsonencode({ repoURL = "https://github.com/acme/manifests", checkout = [{ path = "./src", branch = "$${{ outputs.push.branch }}" }] })
+    }
+    steps {
+      uses   = "git-push"
+      as     = "push"
+      config = jsonencode({ path = "./src", targetBranch = "$${{ outputs.clon.branch }}" })
+    }
   }
 }
 "#,
@@ -245,11 +268,17 @@ resource "kargo_stage" "outputs" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "task_outputs" {
-  project           = "sv"
-  name              = "task-outputs"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [{ uses = "git-push", config = jsonencode({ path = "./src", targetBranch = "$${{ task.outputs.x.branch }}" }) }]
+  project = "sv"
+  name    = "task-outputs"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-push"
+      config = jsonencode({ path = "./src", targetBranch = "$${{ task.outputs.x.branch }}" })
+    }
   }
 }
 "#,
@@ -267,13 +296,15 @@ resource "kargo_stage" "task_outputs" {
 resource "kargo_promotion_task" "in_task" {
   project = "sv"
   name    = "in-task"
-  steps = [
-    { uses = "git-push", as = "push", config = jsonencode({ path = "./out", generateTargetBranch = true }) },
-    {
-      uses   = "git-open-pr"
-      config = jsonencode({ repoURL = "$${{ vars.repo }}", sourceBranch = "$${{ outputs.push.branch }}", targetBranch = "main" })
-    },
-  ]
+  steps {
+    uses   = "git-push"
+    as     = "push"
+    config = jsonencode({ path = "./out", generateTargetBranch = true })
+  }
+  steps {
+    uses   = "git-open-pr"
+    config = jsonencode({ repoURL = "$${{ vars.repo }}", sourceBranch = "$${{ outputs.push.branch }}", targetBranch = "main" })
+  }
 }
 "#,
         expect: &[
@@ -296,12 +327,21 @@ resource "kargo_promotion_task" "in_task" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "vars" {
-  project           = "sv"
-  name              = "vars"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    vars  = [{ name = "gitRepo", value = "https://github.com/acme/manifests" }]
-    steps = [{ uses = "git-clone", config = jsonencode({ repoURL = "$${{ vars.gitrepo }}", checkout = [{ path = "./src" }] }) }]
+  project = "sv"
+  name    = "vars"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    vars {
+      name  = "gitRepo"
+      value = "https://github.com/acme/manifests"
+    }
+    steps {
+      uses   = "git-clone"
+      config = jsonencode({ repoURL = "$${{ vars.gitrepo }}", checkout = [{ path = "./src" }] })
+    }
   }
 }
 "#,
@@ -317,11 +357,17 @@ resource "kargo_stage" "vars" {
         phase: Phase::Validate,
         hcl: r#"
 resource "kargo_stage" "custom" {
-  project           = "sv"
-  name              = "custom"
-  requested_freight = [{ origin = { name = "app" }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [{ uses = "acme-notify", config = jsonencode({ channel = "deploys" }) }]
+  project = "sv"
+  name    = "custom"
+  requested_freight {
+    origin { name = "app" }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "acme-notify"
+      config = jsonencode({ channel = "deploys" })
+    }
   }
 }
 "#,
@@ -339,25 +385,35 @@ resource "kargo_stage" "custom" {
 resource "kargo_promotion_task" "deploy" {
   project = kargo_project.sv.name
   name    = "deploy"
-  vars    = [{ name = "region" }, { name = "image", value = "ghcr.io/acme/api" }]
-  steps = [{
-    uses = "kustomize-set-image"
+  vars { name = "region" }
+  vars {
+    name  = "image"
+    value = "ghcr.io/acme/api"
+  }
+  steps {
+    uses   = "kustomize-set-image"
     config = jsonencode({
       path   = "./src/$${{ vars.region }}/$${{ vars.env }}"
       images = [{ image = "$${{ vars.image }}", tag = "$${{ imageFrom(vars.image).Tag }}" }]
     })
-  }]
+  }
 }
 
 resource "kargo_stage" "runs_task" {
-  project           = kargo_project.sv.name
-  name              = "runs-task"
-  requested_freight = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [
-      { task = { name = kargo_promotion_task.deploy.name } },
-      { uses = "fail", config = jsonencode({ message = "$${{ imageFrom('ghcr.io/acme/web').Tag }}" }) },
-    ]
+  project = kargo_project.sv.name
+  name    = "runs-task"
+  requested_freight {
+    origin { name = kargo_warehouse.app.name }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      task { name = kargo_promotion_task.deploy.name }
+    }
+    steps {
+      uses   = "fail"
+      config = jsonencode({ message = "$${{ imageFrom('ghcr.io/acme/web').Tag }}" })
+    }
   }
 }
 "#,
@@ -397,11 +453,17 @@ resource "terraform_data" "dir" {
 }
 
 resource "kargo_stage" "late" {
-  project           = kargo_project.sv.name
-  name              = "late"
-  requested_freight = [{ origin = { name = kargo_warehouse.app.name }, sources = { direct = true } }]
-  promotion_template = {
-    steps = [{ uses = "git-clear", config = jsonencode({ path = terraform_data.dir.output, keep = true }) }]
+  project = kargo_project.sv.name
+  name    = "late"
+  requested_freight {
+    origin { name = kargo_warehouse.app.name }
+    sources { direct = true }
+  }
+  promotion_template {
+    steps {
+      uses   = "git-clear"
+      config = jsonencode({ path = terraform_data.dir.output, keep = true })
+    }
   }
 }
 "#,
@@ -421,9 +483,11 @@ resource "kargo_project" "sv" {
 }
 
 resource "kargo_warehouse" "app" {
-  project       = kargo_project.sv.name
-  name          = "app"
-  subscriptions = [{ image = { repo_url = "ghcr.io/acme/api" } }]
+  project = kargo_project.sv.name
+  name    = "app"
+  subscriptions {
+    image { repo_url = "ghcr.io/acme/api" }
+  }
 }
 "#;
 

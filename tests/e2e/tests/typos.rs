@@ -119,7 +119,7 @@ resource "kargo_promotion_task" "t" {
   vars { name = "repo" }
   steps {
     uses   = "git-clone"
-    config = jsonencode({ repoURL = "$${{ vars.repo }}" })
+    config = jsonencode({ repoURL = "$${{ vars.repo }}", checkout = [{ branch = "main", path = "./src" }] })
     retry { error_threshold = 3 }
     vars {
       name  = "depth"
@@ -171,7 +171,7 @@ resource "kargo_stage" "s" {
     steps {
       uses   = "git-clone"
       as     = "clone"
-      config = jsonencode({ repoURL = "https://github.com/acme/gitops.git" })
+      config = jsonencode({ repoURL = "https://github.com/acme/gitops.git", checkout = [{ branch = "main", path = "./src" }] })
       retry { timeout = "10m" }
     }
     steps {
@@ -663,7 +663,7 @@ fn a_typo_anywhere_in_a_stage_is_an_error() {
         // The other example: a step with its `config` misspelt.
         typo(
             s,
-            "config = jsonencode({ repoURL = \"https://github.com/acme/gitops.git\" })",
+            "config = jsonencode({ repoURL = \"https://github.com/acme/gitops.git\", checkout = [{ branch = \"main\", path = \"./src\" }] })",
             "config",
             "confg",
             Argument("config"),
@@ -734,7 +734,7 @@ fn a_typo_anywhere_in_a_promotion_task_is_an_error() {
         ),
         typo(
             t,
-            "config = jsonencode({ repoURL = \"$${{ vars.repo }}\" })",
+            "config = jsonencode({ repoURL = \"$${{ vars.repo }}\", checkout = [{ branch = \"main\", path = \"./src\" }] })",
             "config",
             "conifg",
             Argument("config"),

@@ -484,7 +484,10 @@ async fn git(a: &Args) -> Result<(), String> {
                 .client()?
                 .call(Method::POST, "git/create", Some(&body))
                 .await?;
-            println!("{}", v.get("url").and_then(Value::as_str).unwrap_or_default());
+            println!(
+                "{}",
+                v.get("url").and_then(Value::as_str).unwrap_or_default()
+            );
             Ok(())
         }
         ["race"] => {
@@ -493,7 +496,11 @@ async fn git(a: &Args) -> Result<(), String> {
             a.client()?
                 .call(Method::POST, "git/race", Some(&body))
                 .await?;
-            println!("armed: the next push to {} finds {} moved", a.need("repo")?, a.need("branch")?);
+            println!(
+                "armed: the next push to {} finds {} moved",
+                a.need("repo")?,
+                a.need("branch")?
+            );
             Ok(())
         }
         _ => Err(format!("usage: see `kargo-sandbox help`\n\n{USAGE}")),
@@ -506,7 +513,11 @@ async fn pr(a: &Args) -> Result<(), String> {
         ["list"] => {
             a.allow(&["kubeconfig", "repo"])?;
             let body = json!({"repo": a.one("repo").unwrap_or_default()});
-            print(&a.client()?.call(Method::POST, "git/prs", Some(&body)).await?);
+            print(
+                &a.client()?
+                    .call(Method::POST, "git/prs", Some(&body))
+                    .await?,
+            );
             Ok(())
         }
         [verb @ ("merge" | "close")] => {

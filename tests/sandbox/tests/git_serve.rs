@@ -11,7 +11,11 @@ use git_support::{git, git_available, seed};
 use kargo_sandbox::git::BasicAuth;
 
 /// Runs `git` with the sandbox CA trusted and no stored credentials; returns (ok, stderr).
-fn git_with_ca(sandbox: &kargo_sandbox::Sandbox, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+fn git_with_ca(
+    sandbox: &kargo_sandbox::Sandbox,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (bool, String) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -37,7 +41,10 @@ async fn repositories_clone_fetch_and_push_over_https() {
         return;
     }
     let (sandbox, _) = start_kargo().await;
-    let files = seed(&[("README.md", "hello\n"), ("base/kustomization.yaml", "resources: []\n")]);
+    let files = seed(&[
+        ("README.md", "hello\n"),
+        ("base/kustomization.yaml", "resources: []\n"),
+    ]);
     let url = sandbox
         .git_create("gitops", Some(files.path()), "main", None)
         .expect("created");
@@ -46,7 +53,10 @@ async fn repositories_clone_fetch_and_push_over_https() {
     let (ok, err) = git_with_ca(&sandbox, work.path(), &["clone", &url, "c"]);
     assert!(ok, "{err}");
     let clone = work.path().join("c");
-    assert_eq!(std::fs::read_to_string(clone.join("README.md")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README.md")).unwrap(),
+        "hello\n"
+    );
     assert_eq!(git(&clone, &["log", "--format=%s"]), "Initial commit\n");
     std::fs::write(clone.join("README.md"), "hello again\n").unwrap();
     git(&clone, &["commit", "-qam", "second"]);
@@ -62,13 +72,18 @@ async fn repositories_clone_fetch_and_push_over_https() {
     let (ok, err) = git_with_ca(
         &sandbox,
         work.path(),
-        &["ls-remote", &format!("{}/git/nope.git", sandbox.server_url())],
+        &[
+            "ls-remote",
+            &format!("{}/git/nope.git", sandbox.server_url()),
+        ],
     );
     assert!(!ok);
     assert!(err.contains("not found") || err.contains("404"), "{err}");
     // Names are validated and unique.
     assert_eq!(
-        sandbox.git_create("gitops", None, "main", None).unwrap_err(),
+        sandbox
+            .git_create("gitops", None, "main", None)
+            .unwrap_err(),
         "repository \"gitops\" already exists"
     );
     assert_eq!(
@@ -125,7 +140,15 @@ async fn the_command_line_creates_repositories_and_prints_their_url() {
     let from = files.path().to_string_lossy().into_owned();
     let (ok, out, err) = cli(
         &sandbox,
-        &["git", "create", "manifests", "--from", &from, "--branch", "trunk"],
+        &[
+            "git",
+            "create",
+            "manifests",
+            "--from",
+            &from,
+            "--branch",
+            "trunk",
+        ],
     )
     .await;
     assert!(ok, "{err}");
@@ -134,7 +157,11 @@ async fn the_command_line_creates_repositories_and_prints_their_url() {
         git_support::show(&sandbox, "manifests", "trunk:x.yaml"),
         "x: 1\n"
     );
-    let (ok, _, err) = cli(&sandbox, &["git", "create", "p2", "--private", "--username", "u"]).await;
+    let (ok, _, err) = cli(
+        &sandbox,
+        &["git", "create", "p2", "--private", "--username", "u"],
+    )
+    .await;
     assert!(!ok);
     assert_eq!(err, "error: --private needs --username and --password\n");
     let (ok, out, err) = cli(&sandbox, &["pr", "list"]).await;

@@ -22,7 +22,10 @@ fn gitops_seed() -> tempfile::TempDir {
         ("base/deployment.yaml", "kind: Deployment\n"),
         ("config.json", CONFIG),
         ("old/stale.txt", "stale\n"),
-        ("Chart.yaml", "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n- name: app\n  repository: https://charts.example.com\n  version: 1.0.0  # pinned\n"),
+        (
+            "Chart.yaml",
+            "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n- name: app\n  repository: https://charts.example.com\n  version: 1.0.0  # pinned\n",
+        ),
     ])
 }
 
@@ -35,7 +38,9 @@ async fn file_steps_edit_in_place_and_git_steps_commit_and_push() {
     let (sandbox, client) = start_kargo().await;
     eprintln!("sandbox start-up (measured): {:?}", started.elapsed());
     let files = gitops_seed();
-    let url = sandbox.git_create("gitops", Some(files.path()), "main", None).unwrap();
+    let url = sandbox
+        .git_create("gitops", Some(files.path()), "main", None)
+        .unwrap();
     pipeline(
         &client,
         json!([
@@ -61,7 +66,10 @@ async fn file_steps_edit_in_place_and_git_steps_commit_and_push() {
     let t = Instant::now();
     let name = promote(&client, "dev", &freight).await;
     let done = finished(&client, &name).await;
-    eprintln!("promotion with Git steps on a small repository (measured): {:?}", t.elapsed());
+    eprintln!(
+        "promotion with Git steps on a small repository (measured): {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         step_results(&done),
         vec![
@@ -108,11 +116,27 @@ async fn file_steps_edit_in_place_and_git_steps_commit_and_push() {
         "M\tChart.yaml\nA\tNOTES.txt\nM\tbase/kustomization.yaml\nM\tconfig.json\nA\tcopy-of-base/deployment.yaml\nA\tcopy-of-base/kustomization.yaml\nD\told/stale.txt\nM\tvalues.yaml\n"
     );
     assert_eq!(
-        git(&bare, &["diff", "--numstat", "main~1", "main", "--", "values.yaml", "base", "config.json", "Chart.yaml"]),
+        git(
+            &bare,
+            &[
+                "diff",
+                "--numstat",
+                "main~1",
+                "main",
+                "--",
+                "values.yaml",
+                "base",
+                "config.json",
+                "Chart.yaml"
+            ]
+        ),
         "1\t1\tChart.yaml\n1\t1\tbase/kustomization.yaml\n1\t1\tconfig.json\n1\t1\tvalues.yaml\n",
         "a one-value change is a one-line diff"
     );
-    assert_eq!(show(&sandbox, "gitops", "main:values.yaml"), VALUES.replace("tag: 1.0.0", "tag: 1.1.0"));
+    assert_eq!(
+        show(&sandbox, "gitops", "main:values.yaml"),
+        VALUES.replace("tag: 1.0.0", "tag: 1.1.0")
+    );
     assert_eq!(
         show(&sandbox, "gitops", "main:base/kustomization.yaml"),
         KUSTOMIZATION.replace("newTag: 1.0.0", "newTag: 1.1.0")

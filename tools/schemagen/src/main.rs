@@ -27,10 +27,10 @@ fn main() -> ExitCode {
         Some((cmd, rest)) if cmd == "crds" => kargo_schemagen::crds::run(rest),
         Some((cmd, rest)) if cmd == "steps" => kargo_schemagen::steps::run(rest),
         Some((cmd, rest)) if cmd == "all" => match rest {
-            [] => kargo_schemagen::crds::run(&[])
-                .and_then(|()| kargo_schemagen::steps::run(&[])),
-            [flag] if flag == "--check" => kargo_schemagen::crds::run(rest)
-                .and_then(|()| kargo_schemagen::steps::run(rest)),
+            [] => kargo_schemagen::crds::run(&[]).and_then(|()| kargo_schemagen::steps::run(&[])),
+            [flag] if flag == "--check" => {
+                kargo_schemagen::crds::run(rest).and_then(|()| kargo_schemagen::steps::run(rest))
+            }
             _ => Err(format!("all: only --check is accepted\n\n{USAGE}")),
         },
         Some((cmd, _)) if matches!(cmd.as_str(), "help" | "--help" | "-h") => {

@@ -47,10 +47,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("wrote {out} from {}", from.display());
     }
     if !stale.is_empty() {
-        return Err(format!(
-            "stale (run `make generate`): {}",
-            stale.join(", ")
-        ));
+        return Err(format!("stale (run `make generate`): {}", stale.join(", ")));
     }
     Ok(())
 }

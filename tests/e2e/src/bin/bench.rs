@@ -603,10 +603,7 @@ fn step_check_rows() -> Result<Vec<Row>, String> {
             ),
         )
     };
-    Ok(vec![
-        row("validate", on.0, off.0),
-        row("plan", on.1, off.1),
-    ])
+    Ok(vec![row("validate", on.0, off.0), row("plan", on.1, off.1)])
 }
 
 /// Runs plan, apply and plan of `n` warehouses against a provider this bench started in

@@ -81,7 +81,9 @@ pub fn show(sandbox: &Sandbox, name: &str, rev_path: &str) -> String {
 
 /// `git rev-parse <rev>` in a served repository.
 pub fn rev(sandbox: &Sandbox, name: &str, rev: &str) -> String {
-    git(&bare(sandbox, name), &["rev-parse", rev]).trim().to_string()
+    git(&bare(sandbox, name), &["rev-parse", rev])
+        .trim()
+        .to_string()
 }
 
 /// A project `p` with warehouse `w` subscribed to image `ghcr.io/acme/app` and chart
@@ -101,11 +103,11 @@ pub async fn pipeline_with(client: &kube::Client, steps: Value, vars: Value) {
     create(
         client,
         json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
-            "metadata": {"name": "w", "namespace": "p"},
-            "spec": {"subscriptions": [
-                {"image": {"repoURL": "ghcr.io/acme/app"}},
-                {"chart": {"repoURL": "https://charts.example.com", "name": "app"}},
-            ]}}),
+        "metadata": {"name": "w", "namespace": "p"},
+        "spec": {"subscriptions": [
+            {"image": {"repoURL": "ghcr.io/acme/app"}},
+            {"chart": {"repoURL": "https://charts.example.com", "name": "app"}},
+        ]}}),
     )
     .await
     .expect("warehouse created");
@@ -156,11 +158,15 @@ pub async fn promote(client: &kube::Client, stage: &str, freight: &str) -> Strin
 
 /// Waits until the Promotion reaches a phase in `phases`; returns it.
 pub async fn until_phase(client: &kube::Client, name: &str, phases: &[&str]) -> Value {
-    wait_until(30, &format!("promotion {name} to reach {phases:?}"), async || {
-        let p = get(client, "Promotion", Some("p"), name).await?;
-        let phase = p["status"]["phase"].as_str().unwrap_or_default();
-        phases.contains(&phase).then_some(p)
-    })
+    wait_until(
+        30,
+        &format!("promotion {name} to reach {phases:?}"),
+        async || {
+            let p = get(client, "Promotion", Some("p"), name).await?;
+            let phase = p["status"]["phase"].as_str().unwrap_or_default();
+            phases.contains(&phase).then_some(p)
+        },
+    )
     .await
 }
 
@@ -188,12 +194,7 @@ pub fn step_results(promotion: &Value) -> Vec<(String, String)> {
 }
 
 /// A Secret in `namespace` holding Git credentials for `repo_url`.
-pub async fn git_secret(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    data: &[(&str, &str)],
-) {
+pub async fn git_secret(client: &kube::Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
     use k8s_openapi::api::core::v1::Secret;
     let mut string_data = serde_json::Map::new();
     for (k, v) in data {
