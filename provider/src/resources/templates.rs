@@ -317,10 +317,10 @@ pub(crate) fn validate_task(
     );
     let project = config.get("project").as_str();
     let complete = config.get("vars").is_wholly_known() && config.get("steps").is_wholly_known();
-    if let (Some(name), true) = (config.get("name").as_str(), complete) {
-        if kind == TaskKind::ClusterPromotionTask || project.is_some() {
-            pipeline.record_task(kind, project, name, (task, analysis));
-        }
+    if let (Some(name), true) = (config.get("name").as_str(), complete)
+        && (kind == TaskKind::ClusterPromotionTask || project.is_some())
+    {
+        pipeline.record_task(kind, project, name, (task, analysis));
     }
 }
 

@@ -570,9 +570,8 @@ fn check_reference(reference: &Reference, spot: &Spot<'_>, ctx: &Context<'_>, ou
                 );
                 return;
             }
-            match ctx.step {
-                Some(step) => check_alias(alias, "task.outputs", step, spot, ctx, out, false),
-                None => {}
+            if let Some(step) = ctx.step {
+                check_alias(alias, "task.outputs", step, spot, ctx, out, false);
             }
         }
         Reference::Task => {

@@ -364,11 +364,12 @@ pub fn render_images(images: &[KustomizeImage]) -> String {
     out
 }
 
-/// The kustomization's current `images`, and the line span (0-based, end exclusive) of a
-/// top-level `images:` block if there is one.
-pub fn kustomize_images(
-    text: &str,
-) -> Result<(Vec<KustomizeImage>, Option<(usize, usize)>), String> {
+/// A line span: 0-based, end exclusive.
+pub type LineSpan = (usize, usize);
+
+/// The kustomization's current `images`, and the line span of a top-level `images:` block if
+/// there is one.
+pub fn kustomize_images(text: &str) -> Result<(Vec<KustomizeImage>, Option<LineSpan>), String> {
     let doc: Value = serde_yaml::from_str(text)
         .map_err(|e| format!("could not unmarshal Kustomization file: {e}"))?;
     let images = doc

@@ -302,28 +302,27 @@ fn push_once(tree: &Repo, target: &str, force: bool, tag: &str) -> Result<(), Pu
         && tree
             .remote_branch_exists(target)
             .map_err(PushError::Other)?
+        && let Err(e) = tree.git(["pull", "--rebase", "origin", target]).run()
     {
-        if let Err(e) = tree.git(["pull", "--rebase", "origin", target]).run() {
-            let rebasing = ["rebase-merge", "rebase-apply"].iter().any(|p| {
-                tree.git(["rev-parse", "--git-path", p])
-                    .run()
-                    .map(|out| {
-                        let rel = out.trim().to_string();
-                        let path = Path::new(&rel);
-                        if path.is_absolute() {
-                            path.exists()
-                        } else {
-                            tree.dir.join(path).exists()
-                        }
-                    })
-                    .unwrap_or(false)
-            });
-            return Err(if rebasing {
-                PushError::MergeConflict
-            } else {
-                PushError::Other(format!("error pulling and rebasing branch: {e}"))
-            });
-        }
+        let rebasing = ["rebase-merge", "rebase-apply"].iter().any(|p| {
+            tree.git(["rev-parse", "--git-path", p])
+                .run()
+                .map(|out| {
+                    let rel = out.trim().to_string();
+                    let path = Path::new(&rel);
+                    if path.is_absolute() {
+                        path.exists()
+                    } else {
+                        tree.dir.join(path).exists()
+                    }
+                })
+                .unwrap_or(false)
+        });
+        return Err(if rebasing {
+            PushError::MergeConflict
+        } else {
+            PushError::Other(format!("error pulling and rebasing branch: {e}"))
+        });
     }
     let mut args = vec![
         "push".to_string(),
