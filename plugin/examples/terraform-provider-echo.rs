@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use tfplugin::validate::validators::{exactly_one_of, int_between, matches, one_of};
 use tfplugin::{
-    ApplyResult, Attribute, Block, Context, DataSource, Diagnostics, ImportResult, NestedObject,
+    ApplyResult, Attribute, Block, Context, DataSource, Diagnostics, ImportResult, NestedBlock,
     Provider, ReadResult, Resource, Schema, ServeOptions, Value, async_trait,
 };
 
@@ -87,8 +87,8 @@ fn strict_semvers() -> Attribute {
         .description("Consider only complete semantic versions. Default `true`.")
 }
 
-fn subscriptions() -> Attribute {
-    let image = NestedObject::single(vec![
+fn subscriptions() -> NestedBlock {
+    let image = Block::new(vec![
         Attribute::string("repo_url").required(),
         Attribute::string("image_selection_strategy")
             .default(Value::string("SemVer"))
@@ -98,7 +98,7 @@ fn subscriptions() -> Attribute {
         discovery_limit(),
         Attribute::string("platform").optional(),
     ]);
-    let git = NestedObject::single(vec![
+    let git = Block::new(vec![
         Attribute::string("repo_url").required(),
         Attribute::string("commit_selection_strategy")
             .default(Value::string("NewestFromBranch"))
@@ -113,37 +113,34 @@ fn subscriptions() -> Attribute {
         Attribute::string_list("include_paths").optional(),
         discovery_limit(),
     ]);
-    let chart = NestedObject::single(vec![
+    let chart = Block::new(vec![
         Attribute::string("repo_url").required(),
         Attribute::string("name").optional(),
         Attribute::string("semver_constraint").optional(),
         discovery_limit(),
     ]);
-    Attribute::nested(
-        "subscriptions",
-        NestedObject::list(vec![
-            Attribute::nested("image", image).optional(),
-            Attribute::nested("git", git).optional(),
-            Attribute::nested("chart", chart).optional(),
-        ])
-        .validate(exactly_one_of(&["image", "git", "chart"])),
-    )
-    .optional()
-    .description("What to watch; each element sets exactly one of `image`, `git` or `chart`.")
+    let subscription = Block::default()
+        .block(NestedBlock::single("image", image))
+        .block(NestedBlock::single("git", git))
+        .block(NestedBlock::single("chart", chart));
+    NestedBlock::list("subscriptions", subscription)
+        .validate(exactly_one_of(&["image", "git", "chart"]))
+        .description(
+            "What to watch, one block each, with exactly one of `image`, `git` or `chart`.",
+        )
 }
 
-fn timeouts() -> Attribute {
+fn timeouts() -> NestedBlock {
     let timeout = |which: &str| {
         Attribute::string(which).optional().validate(matches(
             DURATION,
             "must be a duration such as 30s, 10m or 1h",
         ))
     };
-    Attribute::nested(
+    NestedBlock::single(
         "timeouts",
-        NestedObject::single(vec![timeout("create"), timeout("delete")]),
+        Block::new(vec![timeout("create"), timeout("delete")]),
     )
-    .optional()
 }
 
 /// Fills what only apply knows: the ID, the generation, and null for anything else unknown.
@@ -186,10 +183,10 @@ impl Resource for Store {
                 Attribute::string("creation_policy")
                     .default(Value::string("Automatic"))
                     .validate(one_of(&["Automatic", "Manual"])),
-                subscriptions(),
                 Attribute::number("generation").computed(),
-                timeouts(),
             ])
+            .block(subscriptions())
+            .block(timeouts())
             .description("Stores its configuration in Terraform's state, and nothing else."),
         )
     }

@@ -20,11 +20,16 @@ resource "echo_store" "w" {
   project  = echo_store.project.name
   name     = "w-1"
   interval = "INTERVAL"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/acme/app", constraint = "^1.0.0" } },
-    { chart = { repo_url = "oci://ghcr.io/acme/charts/app" } },
-  ]
-  timeouts = { create = "5m" }
+  subscriptions {
+    image {
+      repo_url   = "ghcr.io/acme/app"
+      constraint = "^1.0.0"
+    }
+  }
+  subscriptions {
+    chart { repo_url = "oci://ghcr.io/acme/charts/app" }
+  }
+  timeouts { create = "5m" }
 }
 "#;
 
@@ -118,7 +123,12 @@ fn apply_plan_update_replace_and_destroy() {
     let project = resource(&state, "echo_store.project");
     assert_eq!(project["id"], "x-bench");
     assert_eq!(project["interval"], "5m0s");
-    assert_eq!(project["subscriptions"], Json::Null);
+    assert_eq!(
+        project["subscriptions"],
+        json!([]),
+        "no block is an empty list"
+    );
+    assert_eq!(project["timeouts"], Json::Null);
 
     // A changed attribute updates in place; the ID stays and the generation moves on.
     ws.write_main(&config("1h", "w-1"));
@@ -168,10 +178,11 @@ resource "echo_store" "bad" {
   name            = "bad"
   interval        = "soon"
   creation_policy = "Sometimes"
-  subscriptions = [
-    { image = { repo_url = "ghcr.io/acme/app" }, git = { repo_url = "https://example.com/app.git" } },
-    {},
-  ]
+  subscriptions {
+    image { repo_url = "ghcr.io/acme/app" }
+    git { repo_url = "https://example.com/app.git" }
+  }
+  subscriptions {}
 }
 "#,
     );
@@ -180,10 +191,10 @@ resource "echo_store" "bad" {
     let errors = text(&out.stderr).replace('│', " ");
     let errors = errors.split_whitespace().collect::<Vec<_>>().join(" ");
     for expected in [
-        "Error: Conflicting attributes with echo_store.bad, on main.tf line 8, in resource \"echo_store\" \"bad\": 8: resource \"echo_store\" \"bad\" { Only one of \"image\", \"git\", \"chart\" may be set; \"image\", \"git\" are set.",
+        "Error: Conflicting attributes with echo_store.bad, on main.tf line 14, in resource \"echo_store\" \"bad\": 14: git { repo_url = \"https://example.com/app.git\" } Only one of \"image\", \"git\", \"chart\" may be set; \"image\", \"git\" are set.",
         "Error: Invalid value with echo_store.bad, on main.tf line 10, in resource \"echo_store\" \"bad\": 10: interval = \"soon\" `interval` is \"soon\", but it must be a duration such as 30s or 5m.",
         "Error: Invalid value with echo_store.bad, on main.tf line 11, in resource \"echo_store\" \"bad\": 11: creation_policy = \"Sometimes\" `creation_policy` is \"Sometimes\"; allowed values are \"Automatic\", \"Manual\".",
-        "Error: Missing attribute with echo_store.bad, on main.tf line 14, in resource \"echo_store\" \"bad\": 14: {}, Exactly one of \"image\", \"git\", \"chart\" must be set; none is.",
+        "Error: Missing attribute with echo_store.bad, on main.tf line 8, in resource \"echo_store\" \"bad\": 8: resource \"echo_store\" \"bad\" { Exactly one of \"image\", \"git\", \"chart\" must be set; none is.",
     ] {
         assert!(
             errors.contains(expected),
