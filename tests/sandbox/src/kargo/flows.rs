@@ -770,3 +770,184 @@ fn match_upstream_follows_the_upstream_stage() {
     t.run_until(&k, |t| current(t, "qa") == v2);
     assert_eq!((current(&t, "dev"), current(&t, "qa")), (v2.clone(), v2));
 }
+
+const HOLD: &str = "kargo.akuity.io/auto-promotion-hold";
+const RESUME: &str = "kargo.akuity.io/auto-promotion-resume";
+
+/// Ticks past the slow sweep (every 20 ticks) that re-reconciles auto-promoted Stages, so an
+/// auto-promotion that was going to happen has happened.
+fn sweep(t: &mut FakeTxn, k: &Kargo) {
+    use crate::hooks::Controller;
+    for _ in 0..45 {
+        k.tick(t);
+        t.settle(k);
+    }
+}
+
+fn auto_promoted_dev() -> (FakeTxn, Kargo, String, String) {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let pc = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+        "metadata": {"name": "p", "namespace": "p"},
+        "spec": {"promotionPolicies": [{"stageSelector": {"name": "dev"}, "autoPromotionEnabled": true}]}});
+    t.client_create(&k, pc, ADMIN).unwrap();
+    t.settle(&k);
+    let v1 = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v1)));
+    let v2 = publish(&mut t, &k, "1.1.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v2)));
+    (t, k, v1, v2)
+}
+
+/// Kargo v1.11.2 pkg/webhook/kubernetes/promotion/webhook.go `syncHoldAnnotations` and
+/// pkg/controller/stages/regular_stages.go `syncPromotions` / `autoPromoteFreight`: a user's
+/// rollback of an auto-promoted Stage is stamped with hold intent (whatever intent the client
+/// sent), the Stage records the hold once it succeeds, and newer Freight is not auto-promoted
+/// while it stands.
+#[test]
+fn a_rollback_of_an_auto_promoted_stage_holds_it() {
+    let (mut t, k, v1, v2) = auto_promoted_dev();
+    for p in t.all("promotions", "p") {
+        assert!(
+            util::annotation(&p, HOLD).is_none() && util::annotation(&p, RESUME).is_none(),
+            "auto-promotions carry no intent: {p}"
+        );
+    }
+    let rollback = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "x", "namespace": "p", "annotations": {RESUME: "Warehouse/w"}},
+        "spec": {"stage": "dev", "freight": v1}});
+    let created = t.client_create(&k, rollback, ADMIN).unwrap();
+    let name = util::name(&created).to_string();
+    assert_eq!(util::annotation(&created, HOLD), Some("Warehouse/w"));
+    assert_eq!(
+        util::annotation(&created, RESUME),
+        None,
+        "client intent dropped"
+    );
+    t.settle(&k);
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v1)));
+    let s = t.obj("stages", "p", "dev").unwrap();
+    let hold = &s["status"]["autoPromotionHolds"]["Warehouse/w"];
+    assert_eq!(hold["freightName"], json!(v1), "{}", s["status"]);
+    assert_eq!(hold["origin"], json!({"kind": "Warehouse", "name": "w"}));
+    assert_eq!(hold["promotionName"], json!(name));
+    assert_eq!(hold["actor"], "kubernetes:admin");
+    assert_eq!(
+        s["status"]["effectiveAutoPromotionHolds"]["Warehouse/w"]["promotionName"],
+        json!(name)
+    );
+
+    // Newer freight arrives; the held Stage stays where the user put it.
+    let v3 = publish(&mut t, &k, "1.2.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sweep(&mut t, &k);
+    assert_eq!(current(&t, "dev"), json!(v1));
+    assert_eq!(
+        t.all("promotions", "p").len(),
+        3,
+        "no auto-promotion while held"
+    );
+    assert_ne!(v2, v3);
+}
+
+/// webhook.go `syncHoldAnnotations`: Freight that is the candidate gets resume intent;
+/// regular_stages.go `syncPromotions`: a finished resume-intent Promotion deletes the hold
+/// (the emptied map is omitted), and auto-promotion follows new Freight again.
+#[test]
+fn promoting_the_candidate_resumes_auto_promotion() {
+    let (mut t, k, v1, v2) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &rollback), "Succeeded");
+    assert!(t.run_until(&k, |t| {
+        t.obj("stages", "p", "dev").is_some_and(|s| {
+            s.pointer("/status/autoPromotionHolds/Warehouse~1w")
+                .is_some()
+        })
+    }));
+    let resume = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "x", "namespace": "p", "annotations": {HOLD: "Warehouse/w"}},
+        "spec": {"stage": "dev", "freight": v2}});
+    let created = t.client_create(&k, resume, ADMIN).unwrap();
+    assert_eq!(util::annotation(&created, RESUME), Some("Warehouse/w"));
+    assert_eq!(
+        util::annotation(&created, HOLD),
+        None,
+        "client intent dropped"
+    );
+    let name = util::name(&created).to_string();
+    t.settle(&k);
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v2)));
+    sweep(&mut t, &k);
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert!(
+        s["status"].get("autoPromotionHolds").is_none()
+            && s["status"].get("effectiveAutoPromotionHolds").is_none(),
+        "{}",
+        s["status"]
+    );
+    let v3 = publish(&mut t, &k, "1.2.0")["name"].clone();
+    assert!(t.run_until(&k, |t| current(t, "dev") == v3));
+}
+
+/// webhook.go `Default` on update: the stored hold/resume annotations win over what a client
+/// writes, and ones it adds are dropped.
+#[test]
+fn hold_and_resume_annotations_cannot_be_changed_after_creation() {
+    let (mut t, k, v1, _) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    let mut p = t.obj("promotions", "p", &rollback).unwrap().clone();
+    p["metadata"]["annotations"][HOLD] = json!("Warehouse/other");
+    p["metadata"]["annotations"][RESUME] = json!("Warehouse/w");
+    let updated = t.client_update(&k, p, ADMIN, false).unwrap();
+    assert_eq!(util::annotation(&updated, HOLD), Some("Warehouse/w"));
+    assert_eq!(util::annotation(&updated, RESUME), None);
+    // A Promotion admitted without intent cannot gain one.
+    let auto = t
+        .all("promotions", "p")
+        .into_iter()
+        .find(|p| util::annotation(p, HOLD).is_none())
+        .unwrap();
+    let mut auto = auto.clone();
+    auto["metadata"]["annotations"][HOLD] = json!("Warehouse/w");
+    let updated = t.client_update(&k, auto, ADMIN, false).unwrap();
+    assert_eq!(util::annotation(&updated, HOLD), None);
+}
+
+/// webhook.go `syncHoldAnnotations` stamps nothing when the ProjectConfig does not enable
+/// auto-promotion; regular_stages.go `syncPromotions` clears holds while it is disabled.
+#[test]
+fn without_auto_promotion_there_are_no_holds() {
+    let (mut t, k, v1, _) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &rollback), "Succeeded");
+    assert!(t.run_until(&k, |t| {
+        t.obj("stages", "p", "dev")
+            .is_some_and(|s| s.pointer("/status/autoPromotionHolds").is_some())
+    }));
+    let mut pc = t.obj("projectconfigs", "p", "p").unwrap().clone();
+    pc["spec"]["promotionPolicies"] = json!([]);
+    t.client_update(&k, pc, ADMIN, false).unwrap();
+    t.settle(&k);
+    sweep(&mut t, &k);
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert_eq!(s["status"]["autoPromotionEnabled"], false);
+    assert!(
+        s["status"].get("autoPromotionHolds").is_none(),
+        "{}",
+        s["status"]
+    );
+    let again = promote(&mut t, &k, "dev", &v1).unwrap();
+    let p = t.obj("promotions", "p", &again).unwrap();
+    assert_eq!(util::annotation(p, HOLD), None);
+    assert_eq!(util::annotation(p, RESUME), None);
+}

@@ -162,11 +162,12 @@ impl Kargo {
         } else {
             let pc = txn.get(GROUP, "projectconfigs", Some(ns), ns);
             let enabled = auto_promotion_enabled(pc.as_ref(), &stage);
-            self.sync_promotions(txn, &mut pass);
+            self.sync_promotions(txn, &mut pass, enabled);
             self.sync_freight(txn, &mut pass);
             assess_health(&mut pass);
             self.verify(&mut pass);
             self.mark_verified(txn, &mut pass);
+            effective_holds(txn, &mut pass, enabled);
             pass.status["autoPromotionEnabled"] = json!(enabled);
             if enabled {
                 self.auto_promote(txn, &mut pass);
@@ -194,6 +195,7 @@ impl Kargo {
             "currentPromotion",
             "lastPromotion",
             "autoPromotionHolds",
+            "effectiveAutoPromotionHolds",
         ] {
             remove_key(&mut pass.status, key);
         }
@@ -227,8 +229,20 @@ impl Kargo {
         pass.status["observedGeneration"] = json!(pass.generation);
     }
 
-    fn sync_promotions(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>) {
+    fn sync_promotions(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>, enabled: bool) {
         let stage_name = name(pass.stage).to_string();
+        // Durable holds: cleared while auto-promotion is off, kept only for requested origins.
+        let requested = requested_origins(pass.stage);
+        if !enabled {
+            remove_key(&mut pass.status, "autoPromotionHolds");
+        } else if let Some(holds) = pass
+            .status
+            .get_mut("autoPromotionHolds")
+            .and_then(Value::as_object_mut)
+        {
+            holds.retain(|k, _| requested.contains(k));
+        }
+        drop_empty(&mut pass.status, "autoPromotionHolds");
         let mut promos: Vec<Value> = txn
             .list(GROUP, "promotions", Some(pass.ns))
             .into_iter()
@@ -256,6 +270,9 @@ impl Kargo {
                 .collect();
             fresh.sort_by(|a, b| name(a).cmp(name(b)));
             for p in fresh {
+                if enabled && str_at(p, "status.phase") != "Aborted" {
+                    replay_hold_intent(&mut pass.status, p, &requested);
+                }
                 self.record_result(pass, p);
             }
             return;
@@ -494,6 +511,15 @@ impl Kargo {
         let last = str_at(&pass.status, "lastPromotion.name").to_string();
         for req in arr_at(pass.stage, "spec.requestedFreight") {
             let origin = req.get("origin").map(origin_key).unwrap_or_default();
+            // Never auto-promote an origin with an effective hold.
+            if pass
+                .status
+                .pointer("/effectiveAutoPromotionHolds")
+                .and_then(|h| h.get(&origin))
+                .is_some()
+            {
+                continue;
+            }
             let Some(candidate) = candidates.get(&origin) else {
                 continue;
             };
@@ -629,6 +655,120 @@ impl Kargo {
                 self.reconcile_stage(txn, util::namespace(&p), &stage);
             }
         }
+    }
+}
+
+fn requested_origins(stage: &Value) -> Vec<String> {
+    arr_at(stage, "spec.requestedFreight")
+        .iter()
+        .filter_map(|r| r.get("origin").map(origin_key))
+        .collect()
+}
+
+/// Removes `key` from `status` when it is an empty map, as `omitempty` does.
+fn drop_empty(status: &mut Value, key: &str) {
+    if status
+        .get(key)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
+        remove_key(status, key);
+    }
+}
+
+/// `newAutoPromotionHold`: the Promotion that established a hold, as a paper trail.
+fn new_hold(promo: &Value, origin: &str) -> Value {
+    let (kind, origin_name) = origin.split_once('/').unwrap_or(("Warehouse", origin));
+    let mut hold = json!({
+        "freightName": str_at(promo, "spec.freight"),
+        "origin": {"kind": kind, "name": origin_name},
+        "promotionName": name(promo),
+    });
+    if let Some(actor) = util::annotation(promo, util::ANNOTATION_CREATE_ACTOR)
+        && !actor.is_empty()
+    {
+        hold["actor"] = json!(actor);
+    }
+    let created = str_at(promo, "metadata.creationTimestamp");
+    if !created.is_empty() {
+        hold["createdAt"] = json!(created);
+    }
+    hold
+}
+
+/// The replay in Kargo's `syncPromotions` (pkg/controller/stages/regular_stages.go, v1.11.2):
+/// a finished Promotion with hold intent records a hold for its (requested) origin; one with
+/// resume intent releases it.
+fn replay_hold_intent(status: &mut Value, promo: &Value, requested: &[String]) {
+    if let Some(origin) =
+        util::annotation(promo, util::ANNOTATION_AUTO_PROMOTION_HOLD).filter(|o| !o.is_empty())
+    {
+        if requested.iter().any(|r| r == origin) {
+            let hold = new_hold(promo, origin);
+            let holds = util::obj_mut(status, "autoPromotionHolds");
+            holds.insert(origin.to_string(), hold);
+        }
+    } else if let Some(origin) =
+        util::annotation(promo, util::ANNOTATION_AUTO_PROMOTION_RESUME).filter(|o| !o.is_empty())
+    {
+        if let Some(holds) = status
+            .get_mut("autoPromotionHolds")
+            .and_then(Value::as_object_mut)
+        {
+            holds.remove(origin);
+        }
+        drop_empty(status, "autoPromotionHolds");
+    }
+}
+
+/// Kargo's `computeEffectiveAutoPromotionHolds`: the durable holds overlaid, per requested
+/// origin, with the newest non-aborted hold or resume intent among Promotions newer than the
+/// last one recorded. None while auto-promotion is disabled.
+fn effective_holds(txn: &dyn Txn, pass: &mut Pass<'_>, enabled: bool) {
+    if !enabled {
+        remove_key(&mut pass.status, "effectiveAutoPromotionHolds");
+        return;
+    }
+    let mut effective = pass
+        .status
+        .get("autoPromotionHolds")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let stage_name = name(pass.stage);
+    let last = str_at(&pass.status, "lastPromotion.name").to_string();
+    let promos: Vec<Value> = txn
+        .list(GROUP, "promotions", Some(pass.ns))
+        .into_iter()
+        .filter(|p| str_at(p, "spec.stage") == stage_name)
+        .filter(|p| str_at(p, "status.phase") != "Aborted")
+        .filter(|p| last.is_empty() || name(p) > last.as_str())
+        .collect();
+    for origin in requested_origins(pass.stage) {
+        let newest = promos
+            .iter()
+            .filter_map(|p| {
+                let hold = util::annotation(p, util::ANNOTATION_AUTO_PROMOTION_HOLD)
+                    == Some(origin.as_str());
+                let resume = util::annotation(p, util::ANNOTATION_AUTO_PROMOTION_RESUME)
+                    == Some(origin.as_str());
+                (hold || resume).then_some((p, hold))
+            })
+            .max_by(|a, b| name(a.0).cmp(name(b.0)));
+        match newest {
+            None => {}
+            Some((p, true)) => {
+                effective.insert(origin.clone(), new_hold(p, &origin));
+            }
+            Some((_, false)) => {
+                effective.remove(&origin);
+            }
+        }
+    }
+    if effective.is_empty() {
+        remove_key(&mut pass.status, "effectiveAutoPromotionHolds");
+    } else {
+        pass.status["effectiveAutoPromotionHolds"] = Value::Object(effective);
     }
 }
 

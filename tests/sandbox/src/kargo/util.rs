@@ -15,6 +15,8 @@ pub const LABEL_STAGE: &str = "kargo.akuity.io/stage";
 pub const ANNOTATION_STAGE: &str = "kargo.akuity.io/stage";
 pub const ANNOTATION_CREATE_ACTOR: &str = "kargo.akuity.io/create-actor";
 pub const ANNOTATION_ABORT: &str = "kargo.akuity.io/abort";
+pub const ANNOTATION_AUTO_PROMOTION_HOLD: &str = "kargo.akuity.io/auto-promotion-hold";
+pub const ANNOTATION_AUTO_PROMOTION_RESUME: &str = "kargo.akuity.io/auto-promotion-resume";
 pub const ANNOTATION_KEEP_NAMESPACE: &str = "kargo.akuity.io/keep-namespace";
 pub const ANNOTATION_REFRESH: &str = "kargo.akuity.io/refresh";
 
