@@ -35,7 +35,7 @@ pub fn all(data: &ProviderData) -> Vec<Arc<dyn Resource>> {
 #[cfg(test)]
 mod tests {
     use crate::plugin::{Block, Type};
-    use crate::provider::ProviderData;
+    use crate::config::ProviderData;
 
     /// A dynamic attribute inside a list block makes Terraform type the blocks as a tuple,
     /// which the conversion and the state upgrade do not model: keep them out.
