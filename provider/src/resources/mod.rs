@@ -34,8 +34,8 @@ pub fn all(data: &ProviderData) -> Vec<Arc<dyn Resource>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::plugin::{Block, Type};
     use crate::config::ProviderData;
+    use crate::plugin::{Block, Type};
 
     /// A dynamic attribute inside a list block makes Terraform type the blocks as a tuple,
     /// which the conversion and the state upgrade do not model: keep them out.

@@ -919,6 +919,13 @@ impl Resource for PromotionResource {
     }
 
     fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+        // A state written before `resume_auto_promotion_on_destroy` existed had its default.
+        if let Some(attrs) = state.as_object_mut() {
+            let absent = attrs.get(RESUME_ON_DESTROY).is_none_or(|v| v.is_null());
+            if absent {
+                attrs.insert(RESUME_ON_DESTROY.to_string(), json!(false));
+            }
+        }
         common::upgrade_state(&self.schema, version, state)
     }
 
