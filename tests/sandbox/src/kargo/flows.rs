@@ -940,7 +940,10 @@ fn without_auto_promotion_there_are_no_holds() {
     t.settle(&k);
     sweep(&mut t, &k);
     let s = t.obj("stages", "p", "dev").unwrap();
-    assert_eq!(s["status"]["autoPromotionEnabled"], false);
+    assert!(
+        s["status"].get("autoPromotionEnabled").is_none(),
+        "omitempty"
+    );
     assert!(
         s["status"].get("autoPromotionHolds").is_none(),
         "{}",
@@ -950,4 +953,109 @@ fn without_auto_promotion_there_are_no_holds() {
     let p = t.obj("promotions", "p", &again).unwrap();
     assert_eq!(util::annotation(p, HOLD), None);
     assert_eq!(util::annotation(p, RESUME), None);
+}
+
+/// Kargo writes status as a merge patch of its Go types (pkg/kubeclient `PatchStatus`), whose
+/// fields are `omitempty` (api/v1alpha1 stage_types.go `AutoPromotionEnabled`,
+/// promotion_types.go `CurrentStep`, freight_types.go `CurrentlyIn`/`VerifiedIn`/
+/// `ApprovedFor`): no `autoPromotionEnabled: false`, no `currentStep: 0`, and a map emptied
+/// by the controller disappears.
+#[test]
+fn status_is_written_as_omitempty_go_types_patch_it() {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert!(s["status"].is_object(), "{s}");
+    assert!(
+        s["status"].get("autoPromotionEnabled").is_none(),
+        "{}",
+        s["status"]
+    );
+    let f1 = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let f2 = publish(&mut t, &k, "1.1.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p1 = promote(&mut t, &k, "dev", &f1).unwrap();
+    // The first step is running: Kargo has no `currentStep` to write yet.
+    t.run_until(&k, |t| {
+        t.obj("promotions", "p", &p1)
+            .is_some_and(|p| str_at(p, "status.phase") == "Running")
+    });
+    let running = t.obj("promotions", "p", &p1).unwrap();
+    assert!(
+        running["status"].get("currentStep").is_none(),
+        "{}",
+        running["status"]
+    );
+    assert_eq!(wait_phase(&mut t, &k, &p1), "Succeeded");
+    assert_eq!(
+        t.obj("promotions", "p", &p1).unwrap()["status"]["currentStep"],
+        1,
+        "the last step's index is written"
+    );
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(f1)));
+    assert!(t.obj("freights", "p", &f1).unwrap()["status"]["currentlyIn"]["dev"].is_object());
+    let p2 = promote(&mut t, &k, "dev", &f2).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &p2), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(f2)));
+    assert!(
+        t.run_until(&k, |t| {
+            t.obj("freights", "p", &f1)
+                .is_some_and(|f| f["status"].get("currentlyIn").is_none())
+        }),
+        "{}",
+        t.obj("freights", "p", &f1).unwrap()["status"]
+    );
+    // Deleting the stage empties verifiedIn of both, which Kargo then omits.
+    t.client_delete(&k, GROUP, "stages", Some("p"), "dev", ADMIN)
+        .unwrap();
+    t.settle(&k);
+    for f in [&f1, &f2] {
+        let status = &t.obj("freights", "p", f).unwrap()["status"];
+        assert!(status.get("verifiedIn").is_none(), "{status}");
+    }
+}
+
+/// pkg/controller/stages/regular_stages.go and control_flow_stages.go, and
+/// pkg/controller/management/projectconfigs/project_configs.go (v1.11.2): the
+/// `kargo.akuity.io/refresh` token is acknowledged in `status.lastHandledRefresh`, as for
+/// Warehouses.
+#[test]
+fn refresh_tokens_are_acknowledged_by_stages_and_project_configs() {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let flow = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        "metadata": {"name": "gate", "namespace": "p"},
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}});
+    t.client_create(&k, flow, ADMIN).unwrap();
+    let pc = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+        "metadata": {"name": "p", "namespace": "p"}, "spec": {}});
+    t.client_create(&k, pc, ADMIN).unwrap();
+    t.settle(&k);
+    for (resource, name) in [
+        ("stages", "dev"),
+        ("stages", "gate"),
+        ("projectconfigs", "p"),
+    ] {
+        let before = t.obj(resource, "p", name).unwrap().clone();
+        assert!(
+            before["status"].get("lastHandledRefresh").is_none(),
+            "{resource}/{name}: {}",
+            before["status"]
+        );
+        let mut obj = before;
+        obj["metadata"]["annotations"]["kargo.akuity.io/refresh"] = json!("token-1");
+        t.client_update(&k, obj, ADMIN, false).unwrap();
+        t.settle(&k);
+        let after = t.obj(resource, "p", name).unwrap();
+        assert_eq!(
+            after["status"]["lastHandledRefresh"], "token-1",
+            "{resource}/{name}: {}",
+            after["status"]
+        );
+    }
 }

@@ -490,6 +490,10 @@ fn merge_status(obj: &Value, patch: Value) -> Value {
         for (k, v) in p {
             s.insert(k, v);
         }
+        // `CurrentStep int64 json:"currentStep,omitempty"`: Kargo never writes a zero.
+        if s.get("currentStep").and_then(Value::as_u64) == Some(0) {
+            s.remove("currentStep");
+        }
     }
     status
 }

@@ -168,13 +168,22 @@ impl Kargo {
             self.verify(&mut pass);
             self.mark_verified(txn, &mut pass);
             effective_holds(txn, &mut pass, enabled);
-            pass.status["autoPromotionEnabled"] = json!(enabled);
+            // `AutoPromotionEnabled bool json:"autoPromotionEnabled,omitempty"`.
+            if enabled {
+                pass.status["autoPromotionEnabled"] = json!(true);
+            } else {
+                remove_key(&mut pass.status, "autoPromotionEnabled");
+            }
             if enabled {
                 self.auto_promote(txn, &mut pass);
             }
             summarize(&mut pass);
         }
-        let status = pass.status;
+        let mut status = pass.status;
+        // regular_stages.go / control_flow_stages.go: the refresh token is recorded as handled.
+        if let Some(token) = util::annotation(&stage, util::ANNOTATION_REFRESH) {
+            status["lastHandledRefresh"] = json!(token);
+        }
         let current = str_at(&status, "currentPromotion.name").to_string();
         if stage.get("status") != Some(&status) {
             stage["status"] = status;
@@ -200,7 +209,7 @@ impl Kargo {
             remove_key(&mut pass.status, key);
         }
         pass.status["freightSummary"] = json!("N/A");
-        pass.status["autoPromotionEnabled"] = json!(false);
+        remove_key(&mut pass.status, "autoPromotionEnabled");
         let freight = txn.list(GROUP, "freights", Some(pass.ns));
         let now = txn.now();
         let available: Vec<Value> = available_by_origin(pass.stage, &freight, now)
@@ -392,6 +401,7 @@ impl Kargo {
                         v["longestSoak"] = json!(super::duration::format(soak));
                     }
                 }
+                omit_empty_freight_maps(&mut f);
                 let _ = txn.update_status(f);
             } else if wanted && !here {
                 let status = util::obj_mut(&mut f, "status");
@@ -591,6 +601,7 @@ impl Kargo {
                 }
             }
             if changed {
+                omit_empty_freight_maps(&mut f);
                 let _ = txn.update_status(f);
             }
         }
@@ -663,6 +674,16 @@ fn requested_origins(stage: &Value) -> Vec<String> {
         .iter()
         .filter_map(|r| r.get("origin").map(origin_key))
         .collect()
+}
+
+/// Kargo writes Freight status with a merge patch of the Go struct, whose maps are
+/// `omitempty`: a map emptied by the controller is removed, not stored as `{}`.
+fn omit_empty_freight_maps(freight: &mut Value) {
+    if let Some(status) = freight.get_mut("status") {
+        for key in ["currentlyIn", "verifiedIn", "approvedFor"] {
+            drop_empty(status, key);
+        }
+    }
 }
 
 /// Removes `key` from `status` when it is an empty map, as `omitempty` does.
