@@ -1059,3 +1059,59 @@ fn refresh_tokens_are_acknowledged_by_stages_and_project_configs() {
         );
     }
 }
+
+/// pkg/controller/labels.go `GetShardRequirement` and predicates.go `ResponsibleFor`
+/// (v1.11.2): the controller of a default installation (no shard name) watches only Stages and
+/// Promotions without the `kargo.akuity.io/shard` label, so a Stage assigned to a shard gets
+/// no status or finalizer here, and its Promotions (labelled for the shard too) never run.
+#[test]
+fn stages_and_promotions_of_a_shard_are_not_reconciled_by_the_default_controller() {
+    let (mut t, k) = setup();
+    stage(
+        &mut t,
+        &k,
+        "p",
+        "east",
+        json!({"direct": true}),
+        json!({"shard": "east"}),
+    );
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let sharded = t.obj("stages", "p", "east").unwrap();
+    assert_eq!(
+        sharded["metadata"]["labels"]["kargo.akuity.io/shard"],
+        "east"
+    );
+    assert!(
+        sharded
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
+        "{sharded}"
+    );
+    assert!(sharded["metadata"].get("finalizers").is_none(), "{sharded}");
+    assert!(
+        t.obj("stages", "p", "dev").unwrap()["status"]["conditions"].is_array(),
+        "the unsharded stage is reconciled"
+    );
+    let f = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = promote(&mut t, &k, "east", &f).unwrap();
+    assert_eq!(
+        t.obj("promotions", "p", &p).unwrap()["metadata"]["labels"]["kargo.akuity.io/shard"],
+        "east"
+    );
+    sweep(&mut t, &k);
+    let promo = t.obj("promotions", "p", &p).unwrap();
+    assert!(
+        promo.get("status").is_none_or(|s| s.get("phase").is_none()),
+        "{promo}"
+    );
+    let dev = promote(&mut t, &k, "dev", &f).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &dev), "Succeeded");
+    // Without Kargo's finalizer, deleting the sharded stage is immediate.
+    t.client_delete(&k, GROUP, "stages", Some("p"), "east", ADMIN)
+        .unwrap();
+    t.settle(&k);
+    assert!(t.obj("stages", "p", "east").is_none());
+}

@@ -63,6 +63,9 @@ impl Kargo {
             self.forget_promotion(ns, name);
             return;
         };
+        if !util::reconciled_by_default_controller(&promo) {
+            return;
+        }
         let phase = str_at(&promo, "status.phase").to_string();
         if is_terminal(&phase) || util::is_deleting(&promo) {
             self.forget_promotion(ns, name);

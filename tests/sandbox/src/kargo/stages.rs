@@ -136,6 +136,9 @@ impl Kargo {
         let Some(mut stage) = txn.get(GROUP, "stages", Some(ns), stage_name) else {
             return;
         };
+        if !util::reconciled_by_default_controller(&stage) {
+            return;
+        }
         if util::is_deleting(&stage) {
             self.delete_stage(txn, stage);
             return;

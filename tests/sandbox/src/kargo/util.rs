@@ -74,6 +74,16 @@ pub fn label<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get("metadata")?.get("labels")?.get(key)?.as_str()
 }
 
+/// Kargo's `ResponsibleFor` predicate and `GetShardRequirement` (pkg/controller, v1.11.2) for
+/// the controller of a default installation (no shard name): Stages and Promotions labelled
+/// `kargo.akuity.io/shard` are left to that shard's controller and never reconciled here.
+pub fn reconciled_by_default_controller(obj: &Value) -> bool {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(LABEL_SHARD))
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+}
+
 pub fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }
