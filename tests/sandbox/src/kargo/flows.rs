@@ -1115,3 +1115,44 @@ fn stages_and_promotions_of_a_shard_are_not_reconciled_by_the_default_controller
     t.settle(&k);
     assert!(t.obj("stages", "p", "east").is_none());
 }
+
+/// Kargo v1.11.2 admits an image subscription's deprecated `allowTags` (nothing in
+/// pkg/subscription/image.go `ValidateSubscription` looks at it) and fails discovery on it:
+/// pkg/image/tag_based_selector.go, wrapped by pkg/subscription/image.go and reported by
+/// pkg/controller/warehouses/warehouses.go as Healthy/Ready False.
+#[test]
+fn deprecated_allow_tags_are_admitted_and_fail_discovery() {
+    let (mut t, k) = setup();
+    let w = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+        "metadata": {"name": "old", "namespace": "p"},
+        "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/old", "allowTags": "^v1"}}]}});
+    t.client_create(&k, w, ADMIN).unwrap();
+    t.settle(&k);
+    let w = t.obj("warehouses", "p", "old").unwrap();
+    let err = "error discovering artifacts: error obtaining selector for image \
+               \"ghcr.io/acme/old\": error building tag based selector: AllowTags is deprecated \
+               and unsupported as of v1.11.0; use AllowTagsRegexes instead";
+    let ready = w["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "DiscoveryFailure");
+    assert_eq!(
+        ready["message"],
+        format!("Artifact discovery failed: {err}")
+    );
+    let healthy = w["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Healthy")
+        .unwrap();
+    assert_eq!(healthy["reason"], "DiscoveryFailed");
+    assert_eq!(
+        healthy["message"],
+        format!("Unable to discover artifacts: {err}")
+    );
+}
