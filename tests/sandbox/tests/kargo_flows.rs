@@ -177,24 +177,28 @@ async fn warehouse_gets_kargo_defaults() {
         "NewestFromBranch"
     );
 
-    let err = create(
+    // v1.11.2 admits the deprecated `allowTags` and fails discovery on it
+    // (pkg/image/tag_based_selector.go, reported by pkg/controller/warehouses).
+    create(
         &client,
         json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
-               "metadata": {"name": "bad", "namespace": "p"},
+               "metadata": {"name": "old", "namespace": "p"},
                "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/app", "allowTags": "^v"}}]}}),
     )
     .await
-    .unwrap_err();
-    assert_eq!(status_code(&err), 422);
-    assert!(
-        message(&err).contains("spec.subscriptions[0].image.allowTags"),
-        "{}",
-        message(&err)
-    );
-    assert!(
-        message(&err).contains("AllowTagsRegexes"),
-        "{}",
-        message(&err)
+    .expect("admitted");
+    let ready = wait_until(10, "the discovery failure", async || {
+        let w = get(&client, "Warehouse", Some("p"), "old").await?;
+        let ready = condition(&w, "Ready")?.clone();
+        (ready["reason"] == "DiscoveryFailure").then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["status"], "False");
+    assert_eq!(
+        ready["message"],
+        "Artifact discovery failed: error discovering artifacts: error obtaining selector for \
+         image \"ghcr.io/acme/app\": error building tag based selector: AllowTags is deprecated \
+         and unsupported as of v1.11.0; use AllowTagsRegexes instead"
     );
 }
 

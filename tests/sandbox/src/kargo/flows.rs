@@ -387,22 +387,23 @@ fn promotions_need_available_freight_permission_and_a_real_stage() {
         "metadata": {"name": "x", "namespace": "p"}, "spec": {"stage": "dev", "freight": freight}});
     let e = t.client_create(&k, p, "mallory").unwrap_err();
     assert_eq!(e.code, 500);
-    assert!(
-        e.message.contains(
-            "subject \"mallory\" is not permitted to create Promotions for Stage \"dev\""
-        ),
-        "{}",
-        e.message
-    );
+    // webhook.go `authorize`: apierrors.NewForbidden on `promotionGroupResource` (Resource
+    // "Promotion"), wrapped by NewInternalError on create.
+    let re = regex::Regex::new(
+        r#"^admission webhook "promotion.kargo.akuity.io" denied the request: Internal error occurred: Promotion.kargo.akuity.io "dev\.[0-9a-z]{26}\.[0-9a-f]{7}" is forbidden: subject "mallory" is not permitted to create Promotions for Stage "dev"$"#,
+    )
+    .unwrap();
+    assert!(re.is_match(&e.message), "{}", e.message);
     let mine = promote(&mut t, &k, "dev", &freight).unwrap();
     let e = t
         .client_delete(&k, GROUP, "promotions", Some("p"), &mine, "mallory")
         .unwrap_err();
     assert_eq!(e.code, 403);
-    assert!(
-        e.message.contains("is not permitted to delete Promotions"),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        format!(
+            "admission webhook \"promotion.kargo.akuity.io\" denied the request: Promotion.kargo.akuity.io {mine:?} is forbidden: subject \"mallory\" is not permitted to delete Promotions for Stage \"dev\""
+        )
     );
     t.client_delete(&k, GROUP, "promotions", Some("p"), &mine, ADMIN)
         .unwrap();
@@ -1154,5 +1155,73 @@ fn deprecated_allow_tags_are_admitted_and_fail_discovery() {
     assert_eq!(
         healthy["message"],
         format!("Unable to discover artifacts: {err}")
+    );
+}
+
+/// Kargo v1.11.2's mutating webhooks decode the object first: a duration `metav1.Duration`
+/// cannot parse fails the decode, which controller-runtime answers with 400 and Go's
+/// `time.ParseDuration` text (src/time/format.go).
+#[test]
+fn an_undecodable_duration_is_a_400_with_gos_text() {
+    let (mut t, k) = setup();
+    let s = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        "metadata": {"name": "dev", "namespace": "p"},
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"},
+                                       "sources": {"direct": true, "requiredSoakTime": "3days"}}],
+                 "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}}}});
+    let e = t.client_create(&k, s, ADMIN).unwrap_err();
+    assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(
+        e.message,
+        "admission webhook \"stage.kargo.akuity.io\" denied the request: time: unknown unit \"days\" in duration \"3days\""
+    );
+    let w = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+        "metadata": {"name": "w2", "namespace": "p"},
+        "spec": {"interval": "10", "subscriptions": [{"image": {"repoURL": "ghcr.io/acme/x"}}]}});
+    let e = t.client_create(&k, w, ADMIN).unwrap_err();
+    assert_eq!(e.code, 400);
+    assert!(
+        e.message
+            .ends_with("denied the request: time: missing unit in duration \"10\""),
+        "{}",
+        e.message
+    );
+}
+
+/// pkg/webhook/kubernetes/promotiontask/webhook.go `ValidateCreate` (v1.11.2): the namespace
+/// must belong to a Project (an error on `metadata.namespace`, listed before the spec's), and
+/// `apierrors.NewInvalid` joins several errors as `is invalid: [e1, e2]`.
+#[test]
+fn a_promotion_task_outside_a_project_is_rejected_on_its_namespace() {
+    let (mut t, k) = setup();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}});
+    crate::hooks::Txn::create(&mut t, ns).unwrap();
+    let task = |ns: &str, steps: Value| {
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "PromotionTask",
+               "metadata": {"name": "t", "namespace": ns}, "spec": {"steps": steps}})
+    };
+    let e = t
+        .client_create(&k, task("plain", json!([{"uses": "git-clone"}])), ADMIN)
+        .unwrap_err();
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "admission webhook \"promotiontask.kargo.akuity.io\" denied the request: PromotionTask.kargo.akuity.io \"t\" is invalid: metadata.namespace: Invalid value: \"plain\": namespace \"plain\" is not a project"
+    );
+    let twice = json!([{"uses": "git-clone", "as": "a"}, {"uses": "git-push", "as": "a"}]);
+    let e = t
+        .client_create(&k, task("plain", twice), ADMIN)
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("is invalid: [metadata.namespace: Invalid value: \"plain\""),
+        "{}",
+        e.message
+    );
+    assert!(e.message.ends_with("]"), "{}", e.message);
+    assert_eq!(e.causes.len(), 2);
+    assert!(
+        t.client_create(&k, task("p", json!([{"uses": "git-clone"}])), ADMIN)
+            .is_ok()
     );
 }

@@ -282,7 +282,7 @@ pub fn default_create(
     );
     let mut inflated =
         inflate_steps(txn, ns, steps, &vars).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
-    normalize_step_durations(&mut inflated);
+    normalize_step_durations(&mut inflated).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
     obj["spec"]["steps"] = Value::Array(inflated);
     sync_hold_annotations(txn, env, obj, &stage, ns, from_control_plane);
     if vars.is_empty() {
@@ -375,8 +375,9 @@ fn authorize(
     if txn.can(req.user, "promote", GROUP, "stages", Some(ns), stage) {
         return Ok(());
     }
+    // webhook.go's `promotionGroupResource` names the resource by its Kind.
     Err(forbidden_error(
-        "promotions",
+        "Promotion",
         GROUP,
         promo_name,
         &format!(

@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 use super::names::origin_key;
 use super::util::{FieldError, arr_at, forbidden, invalid, str_at};
 use super::warehouse::{normalize_duration_field, sync_shard_label};
+use crate::hooks::ApiError;
 
 static RESERVED_ALIAS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(step|task)-\d+$").expect("static regex"));
 
-/// The mutating pass: shard label and `requiredSoakTime` / `retry.timeout` re-marshalling.
-pub fn default(obj: &mut Value) {
+/// The mutating pass: shard label and `requiredSoakTime` / `retry.timeout` re-marshalling;
+/// a duration Go cannot parse fails it (400, Go's text).
+pub fn default(obj: &mut Value) -> Result<(), ApiError> {
     sync_shard_label(obj);
     if let Some(reqs) = obj
         .pointer_mut("/spec/requestedFreight")
@@ -23,7 +25,7 @@ pub fn default(obj: &mut Value) {
     {
         for req in reqs {
             if let Some(sources) = req.get_mut("sources") {
-                normalize_duration_field(sources, "requiredSoakTime");
+                normalize_duration_field(sources, "requiredSoakTime")?;
             }
         }
     }
@@ -31,17 +33,19 @@ pub fn default(obj: &mut Value) {
         .pointer_mut("/spec/promotionTemplate/spec/steps")
         .and_then(Value::as_array_mut)
     {
-        normalize_step_durations(steps);
+        normalize_step_durations(steps)?;
     }
+    Ok(())
 }
 
 /// Re-marshals each step's `retry.timeout`.
-pub fn normalize_step_durations(steps: &mut [Value]) {
+pub fn normalize_step_durations(steps: &mut [Value]) -> Result<(), ApiError> {
     for step in steps {
         if let Some(retry) = step.get_mut("retry") {
-            normalize_duration_field(retry, "timeout");
+            normalize_duration_field(retry, "timeout")?;
         }
     }
+    Ok(())
 }
 
 /// Legacy fields and what replaced them. The CRD schema would silently prune them; the
@@ -213,7 +217,7 @@ mod tests {
         let mut s = stage(json!({"shard": "a",
             "requestedFreight": [{"origin": wh("w"), "sources": {"direct": true, "requiredSoakTime": "1h"}}],
             "promotionTemplate": {"spec": {"steps": [{"uses": "git-push", "retry": {"timeout": "90s"}}]}}}));
-        default(&mut s);
+        default(&mut s).unwrap();
         assert_eq!(
             s["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"],
             "1h0m0s"

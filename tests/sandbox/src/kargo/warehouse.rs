@@ -51,14 +51,19 @@ pub fn sync_shard_label(obj: &mut Value) {
 }
 
 /// Re-marshals a duration field in place, as a `metav1.Duration` round trip does.
-pub fn normalize_duration_field(parent: &mut Value, key: &str) {
-    if let Some(n) = parent
-        .get(key)
-        .and_then(Value::as_str)
-        .and_then(duration::normalize)
-    {
+/// Re-marshals `parent[key]` through `metav1.Duration`; a string Go cannot parse fails the
+/// mutating webhook's decode, which controller-runtime answers with 400 and Go's error.
+pub fn normalize_duration_field(parent: &mut Value, key: &str) -> Result<(), ApiError> {
+    let Some(text) = parent.get(key).and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if let Some(e) = duration::parse_error(text) {
+        return Err(ApiError::new(400, "BadRequest", e));
+    }
+    if let Some(n) = duration::normalize(text) {
         parent[key] = Value::String(n);
     }
+    Ok(())
 }
 
 /// The single top-level key of a subscription, or the decode error Kargo reports.
@@ -78,7 +83,7 @@ pub fn subscription_kind(index: usize, sub: &Value) -> Result<&str, String> {
 pub fn default(obj: &mut Value) -> Result<(), ApiError> {
     sync_shard_label(obj);
     if let Some(spec) = obj.get_mut("spec") {
-        normalize_duration_field(spec, "interval");
+        normalize_duration_field(spec, "interval")?;
     }
     let Some(subs) = obj
         .pointer_mut("/spec/subscriptions")
