@@ -1225,3 +1225,98 @@ fn a_promotion_task_outside_a_project_is_rejected_on_its_namespace() {
             .is_ok()
     );
 }
+
+fn annotate_stage(t: &mut FakeTxn, k: &Kargo, key: &str, value: &str) -> Value {
+    let mut s = t.obj("stages", "p", "dev").unwrap().clone();
+    s["metadata"]["annotations"][key] = json!(value);
+    let updated = t.client_update(k, s, ADMIN, false).unwrap();
+    t.settle(k);
+    updated
+}
+
+fn latest_vi(t: &FakeTxn) -> Value {
+    t.obj("stages", "p", "dev").unwrap()["status"]["freightHistory"][0]["verificationHistory"][0]
+        .clone()
+}
+
+/// pkg/webhook/kubernetes/stage/webhook.go `Default` rewrites a new `reverify` / `abort`
+/// request as `{"id","actor"}`; pkg/controller/stages/regular_stages.go
+/// `verifyStageFreight` runs a named terminal verification again (a new entry, attributed to
+/// who asked) and `abortVerification` ends a named running one as Failed, "Verification
+/// aborted by user".
+#[test]
+fn reverify_and_abort_requests_are_recorded_and_acted_on() {
+    let (mut t, k) = setup();
+    let extra = json!({"verification": {"analysisTemplates": [{"name": "smoke"}]}});
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), extra);
+    k.control(
+        &mut t,
+        "fail-verification",
+        &json!({"project": "p", "stage": "dev"}),
+    )
+    .unwrap();
+    let freight = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = promote(&mut t, &k, "dev", &freight).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| latest_vi(t)["phase"] == "Failed"));
+    let failed = latest_vi(&t);
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    k.control(&mut t, "clear-faults", &json!({})).unwrap();
+
+    // Re-verify the failed verification by its bare ID.
+    let s = annotate_stage(&mut t, &k, "kargo.akuity.io/reverify", &failed_id);
+    assert_eq!(
+        util::annotation(&s, "kargo.akuity.io/reverify").unwrap(),
+        format!("{{\"id\":\"{failed_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    let running = latest_vi(&t);
+    assert_ne!(running["id"], failed["id"], "a new verification entry");
+    assert_eq!(running["phase"], "Running");
+    assert_eq!(running["actor"], "kubernetes:admin");
+    let history =
+        &t.obj("stages", "p", "dev").unwrap()["status"]["freightHistory"][0]["verificationHistory"];
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["id"], failed["id"]);
+
+    // Abort it while it runs.
+    let running_id = running["id"].as_str().unwrap().to_string();
+    let s = annotate_stage(&mut t, &k, "kargo.akuity.io/abort", &running_id);
+    assert_eq!(
+        util::annotation(&s, "kargo.akuity.io/abort").unwrap(),
+        format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    let aborted = latest_vi(&t);
+    assert_eq!(aborted["id"], json!(running_id));
+    assert_eq!(aborted["phase"], "Failed");
+    assert_eq!(aborted["message"], "Verification aborted by user");
+    assert!(aborted["finishTime"].is_string());
+    let s = t.obj("stages", "p", "dev").unwrap();
+    let verified = s["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Verified")
+        .unwrap();
+    assert_eq!(verified["reason"], "VerificationFailed");
+
+    // The same request again changes nothing; a re-verification of the aborted one passes.
+    let unchanged = annotate_stage(
+        &mut t,
+        &k,
+        "kargo.akuity.io/abort",
+        &format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}"),
+    );
+    assert_eq!(
+        util::annotation(&unchanged, "kargo.akuity.io/abort").unwrap(),
+        format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    annotate_stage(&mut t, &k, "kargo.akuity.io/reverify", &running_id);
+    assert!(t.run_until(&k, |t| latest_vi(t)["phase"] == "Successful"));
+    assert!(t.run_until(&k, |t| {
+        t.obj("freights", "p", &freight)
+            .is_some_and(|f| f.pointer("/status/verifiedIn/dev").is_some())
+    }));
+}

@@ -218,6 +218,7 @@ impl Kargo {
             return Ok(());
         };
         stage::default(obj).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
+        stage::enrich_verification_requests(obj, req.old_object, req.user, req.from_control_plane);
         let schema = stage::step_schema_errors(obj);
         if !schema.is_empty() {
             return Err(invalid_error("Stage", &name, schema));

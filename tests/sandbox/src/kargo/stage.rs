@@ -48,6 +48,68 @@ pub fn normalize_step_durations(steps: &mut [Value]) -> Result<(), ApiError> {
     Ok(())
 }
 
+pub const ANNOTATION_REVERIFY: &str = "kargo.akuity.io/reverify";
+
+/// Kargo's `VerificationRequest` (api/v1alpha1/request.go) from a Stage's `reverify` or
+/// `abort` annotation (pkg/api/annotations.go): a JSON object, or else the bare ID. `None`
+/// without an ID.
+pub fn verification_request(obj: &Value, key: &str) -> Option<(String, String, bool)> {
+    let raw = super::util::annotation(obj, key)?;
+    let (id, actor, control_plane) = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(m)) => (
+            m.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            m.get("actor")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            m.get("controlPlane")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ),
+        // Valid JSON that is not an object fails Go's unmarshal: no request.
+        Ok(_) => return None,
+        Err(_) => (raw.to_string(), String::new(), false),
+    };
+    (!id.is_empty()).then_some((id, actor, control_plane))
+}
+
+/// The Stage webhook's `Default` (pkg/webhook/kubernetes/stage/webhook.go, v1.11.2): a new or
+/// changed `reverify` / `abort` request is rewritten as JSON naming who asked
+/// (`{"id","actor"}` for a user, `controlPlane: true` for Kargo's own components).
+pub fn enrich_verification_requests(
+    obj: &mut Value,
+    old: Option<&Value>,
+    user: &str,
+    control_plane: bool,
+) {
+    for key in [ANNOTATION_REVERIFY, super::util::ANNOTATION_ABORT] {
+        let Some((id, actor, _)) = verification_request(obj, key) else {
+            continue;
+        };
+        let new = verification_request(obj, key);
+        if old.and_then(|o| verification_request(o, key)) == new {
+            continue;
+        }
+        let mut req = serde_json::Map::new();
+        req.insert("id".into(), json!(id));
+        if control_plane {
+            if !actor.is_empty() {
+                req.insert("actor".into(), json!(actor));
+            }
+            req.insert("controlPlane".into(), json!(true));
+        } else {
+            req.insert(
+                "actor".into(),
+                json!(super::promotion::kubernetes_actor(user)),
+            );
+        }
+        super::util::set_annotation(obj, key, &Value::Object(req).to_string());
+    }
+}
+
 /// Legacy fields and what replaced them. The CRD schema would silently prune them; the
 /// sandbox rejects them so a stale manifest is noticed.
 const LEGACY_FIELDS: [(&str, &str); 3] = [

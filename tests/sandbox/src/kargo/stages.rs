@@ -432,9 +432,46 @@ impl Kargo {
             return;
         }
         let key = (pass.ns.to_string(), stage_name.clone());
-        if let Some(latest) = latest_verification(&pass.status).cloned() {
+        let reverify =
+            super::stage::verification_request(pass.stage, super::stage::ANNOTATION_REVERIFY);
+        let abort = super::stage::verification_request(pass.stage, util::ANNOTATION_ABORT);
+        let latest = latest_verification(&pass.status).cloned();
+        // regular_stages.go `verifyStageFreight`: a terminal verification is run again only
+        // when a `reverify` request names it.
+        let rerun = latest.as_ref().and_then(|l| {
+            let id = str_at(l, "id");
+            reverify
+                .as_ref()
+                .filter(|(want, _, _)| verification_terminal(str_at(l, "phase")) && want == id)
+        });
+        if let Some((_, actor, _)) = rerun {
+            if health_is_healthy(&pass.status) {
+                let actor = actor.clone();
+                self.start_verification(pass, &key, Some(&actor));
+            }
+            set_verified_condition(pass);
+            return;
+        }
+        if let Some(latest) = latest {
             if !verification_terminal(str_at(&latest, "phase")) {
                 let id = str_at(&latest, "id").to_string();
+                // `abortVerification`: the request for this verification ends it as Failed
+                // (the AnalysisRun is told to terminate), attributed to who asked.
+                if let Some((_, actor, _)) = abort.as_ref().filter(|(want, _, _)| *want == id) {
+                    let mut done = latest.clone();
+                    if !actor.is_empty() {
+                        done["actor"] = json!(actor);
+                    }
+                    done["phase"] = json!("Failed");
+                    done["message"] = json!("Verification aborted by user");
+                    done["finishTime"] = json!(pass.now);
+                    self.state()
+                        .verification_clock
+                        .remove(&(key.0.clone(), key.1.clone(), id));
+                    replace_latest_verification(&mut pass.status, done);
+                    set_verified_condition(pass);
+                    return;
+                }
                 let clock_key = (key.0.clone(), key.1.clone(), id.clone());
                 let started = *self
                     .state()
@@ -457,24 +494,34 @@ impl Kargo {
                 }
             }
         } else if health_is_healthy(&pass.status) {
-            let mut vi = json!({"id": new_uuid(), "startTime": pass.now});
-            if pass
-                .stage
-                .pointer("/spec/verification")
-                .is_some_and(|v| !v.is_null())
-            {
-                vi["phase"] = json!("Running");
-                let id = str_at(&vi, "id").to_string();
-                self.state()
-                    .verification_clock
-                    .insert((key.0, key.1, id), Instant::now());
-            } else {
-                vi["phase"] = json!("Successful");
-                vi["finishTime"] = json!(pass.now);
-            }
-            replace_latest_verification(&mut pass.status, vi);
+            self.start_verification(pass, &key, None);
         }
         set_verified_condition(pass);
+    }
+
+    /// A new verification of the current Freight (`actor` for a re-verification someone
+    /// asked for): emulated as running for `verification_duration` with `spec.verification`,
+    /// successful at once without.
+    fn start_verification(&self, pass: &mut Pass<'_>, key: &(String, String), actor: Option<&str>) {
+        let mut vi = json!({"id": new_uuid(), "startTime": pass.now});
+        if pass
+            .stage
+            .pointer("/spec/verification")
+            .is_some_and(|v| !v.is_null())
+        {
+            if let Some(a) = actor.filter(|a| !a.is_empty()) {
+                vi["actor"] = json!(a);
+            }
+            vi["phase"] = json!("Running");
+            let id = str_at(&vi, "id").to_string();
+            self.state()
+                .verification_clock
+                .insert((key.0.clone(), key.1.clone(), id), Instant::now());
+        } else {
+            vi["phase"] = json!("Successful");
+            vi["finishTime"] = json!(pass.now);
+        }
+        replace_latest_verification(&mut pass.status, vi);
     }
 
     fn mark_verified(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>) {
