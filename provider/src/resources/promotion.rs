@@ -435,7 +435,7 @@ impl PromotionResource {
                      `resume_auto_promotion_on_destroy = false` to leave the hold."
                 ),
             )
-            .at(AttributePath::attr(RESUME_ON_DESTROY))
+            // Destroy has no configuration to point into.
             .into()
         };
         let choice = FreightChoice::Origin(hold.origin.name.clone());

@@ -857,3 +857,73 @@ fn a_released_hold_lets_auto_promotion_move_the_stage_and_the_plan_shows_the_dri
     assert_eq!(held(&env, "dev").as_deref(), Some(f3.0.as_str()));
     env.tf.assert_no_changes();
 }
+
+#[test]
+fn a_destroy_whose_resume_promotion_fails_says_so_and_the_next_destroy_finishes() {
+    let (env, f1, f2) = auto_promoted();
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion(
+            "dev",
+            &format!("freight = \"{}\"", f1.0),
+            "resume_auto_promotion_on_destroy = true"
+        )
+    ));
+    env.tf.apply().ok();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("dev to record the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+    env.sandbox
+        .control(
+            "fail-promotion",
+            &json!({"project": "shop", "stage": "dev", "step": "push", "message": "remote rejected the push"}),
+        )
+        .expect("arm the fault");
+
+    env.config(&AUTO);
+    let out = env.tf.apply().failed();
+    // The resource is no longer in the configuration, so Terraform names no block.
+    let texts = [
+        "Auto-promotion resumed, but its promotion failed",
+        "The auto-promotion hold on Warehouse/app is released, but Promotion \"dev.",
+        "into stage \"dev\" ended Failed at step \"push\": step \"push\": remote rejected the push.",
+    ];
+    assert!(
+        out.errors()
+            .iter()
+            .any(|e| texts.iter().all(|t| e.contains(t))),
+        "{}",
+        out.all()
+    );
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    let resume = promotions(&env)
+        .into_iter()
+        .find(|p| {
+            p["spec"]["stage"] == "dev"
+                && p["metadata"]["annotations"]["kargo.akuity.io/auto-promotion-resume"]
+                    == "Warehouse/app"
+        })
+        .expect("the resume promotion");
+    assert_eq!(resume["spec"]["freight"], json!(f2.0), "the candidate");
+    assert_eq!(resume["status"]["phase"], "Failed");
+    // Kargo applies a failed promotion's intent too: the hold is gone, so the next destroy
+    // has nothing to release and finishes.
+    env.eventually("dev to release the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev").is_null()
+    });
+    let before = promotions(&env).len();
+    env.tf.apply().ok();
+    assert_eq!(promotions(&env).len(), before, "nothing promoted again");
+    assert!(
+        env.tf.state_list().is_empty()
+            || !env
+                .tf
+                .state_list()
+                .contains(&"kargo_promotion.dev".to_string())
+    );
+    env.tf.assert_no_changes();
+}
