@@ -191,8 +191,9 @@ async fn schema_violations_are_invalid() {
     )])
     .await;
     project(&client, "demo").await;
+    // Go parses `-5m`, so Kargo's mutating webhook passes it on; the CRD's pattern refuses it.
     let err = client
-        .apply(Some("demo"), "images", &warehouse("five minutes"))
+        .apply(Some("demo"), "images", &warehouse("-5m"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err:?}");

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 
 use super::semver::{Constraint, parse_version};
 use super::types::{
-    ALIAS_LABEL, Freight, FreightReference, FreightRequest, Object as _, ObjectMeta, Origin,
-    PromotionReference, Stage, Warehouse,
+    ALIAS_LABEL, AutoPromotionHold, Freight, FreightReference, FreightRequest, Object as _,
+    ObjectMeta, Origin, PromotionReference, Stage, Warehouse,
 };
 use crate::duration::{format_go_duration, parse_go_duration};
 
@@ -260,6 +260,11 @@ impl Stage {
             .collect();
         held.sort_by_key(|r| rank(r));
         held.into_iter().map(Freight::from_reference).collect()
+    }
+
+    /// The auto-promotion hold Kargo keeps on `origin` for the stage, if any.
+    pub fn hold_for(&self, origin: &Origin) -> Option<&AutoPromotionHold> {
+        self.status.auto_promotion_holds.get(&origin.key())
     }
 
     /// The freight the stage holds from `origin`.

@@ -508,6 +508,26 @@ pub struct StageStatus {
     pub auto_promotion_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Kargo v1.11+: origins (`Warehouse/<name>`) whose auto-promotion a user's promotion of
+    /// freight other than the auto-promotion candidate has paused.
+    #[serde(default, deserialize_with = "or_default")]
+    pub auto_promotion_holds: BTreeMap<String, AutoPromotionHold>,
+}
+
+/// A value of `status.autoPromotionHolds`: the promotion that placed the hold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoPromotionHold {
+    #[serde(default)]
+    pub freight_name: String,
+    #[serde(default)]
+    pub origin: Origin,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub promotion_name: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub actor: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub created_at: Option<String>,
 }
 
 /// The freight a stage held at one time, by origin key (`Warehouse/<name>`).

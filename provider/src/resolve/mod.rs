@@ -81,6 +81,32 @@ pub struct Resolution {
     pub current: Option<Freight>,
     /// The cluster's clock, which availability (soak times) is judged by.
     pub now: Timestamp,
+    /// Whether Kargo auto-promotes into the stage, and if so its auto-promotion candidate
+    /// from the target's warehouse (`None` inside when it has none right now).
+    pub auto_promotion: Option<Option<Freight>>,
+}
+
+impl Resolution {
+    /// What Kargo will make of a user's promotion of the target: nothing when the stage is
+    /// not auto-promoted, a hold when the target is not the auto-promotion candidate, a resume
+    /// (releasing any hold) when it is.
+    pub fn intent(&self) -> HoldIntent {
+        match &self.auto_promotion {
+            None => HoldIntent::None,
+            Some(Some(c)) if c.name() == self.target.name() => HoldIntent::Resume,
+            Some(candidate) => HoldIntent::Hold(candidate.clone().map(Box::new)),
+        }
+    }
+}
+
+/// The auto-promotion intent Kargo's promotion webhook stamps on a user's promotion.
+#[derive(Clone, Debug)]
+pub enum HoldIntent {
+    None,
+    /// `kargo.akuity.io/auto-promotion-hold`, with the candidate passed over (if any).
+    Hold(Option<Box<Freight>>),
+    /// `kargo.akuity.io/auto-promotion-resume`.
+    Resume,
 }
 
 /// Resolves `choice` for `stage_name`: reads the stage, the project's freight (counting the
@@ -110,11 +136,17 @@ pub async fn for_stage(
         .map_err(Unresolvable::NoFreight)?
         .clone();
     let current = held_from(&stage, &target.origin, &freights);
+    let auto_promotion = (stage.status.auto_promotion_enabled == Some(true)).then(|| {
+        auto_promotion_candidate(&stage, &target.origin.name, &freights, now)
+            .ok()
+            .cloned()
+    });
     Ok(Resolution {
         stage,
         target,
         current,
         now,
+        auto_promotion,
     })
 }
 

@@ -28,13 +28,17 @@ use crate::resolve::values::{
     artifacts_value, changes_value, promotion_summary, stage_freight_value, summary_value,
 };
 use crate::resolve::{
-    self, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, ORIGIN_WAREHOUSE, Resolution,
-    Unresolvable, Way,
+    self, FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, FreightChoice, HoldIntent, ORIGIN_WAREHOUSE,
+    Resolution, Unresolvable, Way,
 };
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
+/// Planned private data of a promotion about to be replaced: its destroy is half of the
+/// replacement, and the new promotion decides what becomes of any auto-promotion hold.
+const REPLACING: &[u8] = b"replacing";
+const RESUME_ON_DESTROY: &str = "resume_auto_promotion_on_destroy";
 const WAYS: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
 
 /// Attributes only the provider sets.
@@ -83,11 +87,21 @@ plan succeeds with these values known after apply and a warning that says why.
 
 A Promotion is create-only. Different freight means a new Promotion, and so does a stage that \
 moved away from this freight after the promotion finished (promoted from Kargo's UI or CLI, or \
-by auto-promotion) and a promotion that failed or was aborted. Only `wait`, `timeouts` and \
-`abort_on_destroy` change in place. Apply waits for the promotion to finish (see `wait`): a \
+by auto-promotion) and a promotion that failed or was aborted. Only `wait`, `timeouts`, \
+`abort_on_destroy` and `resume_auto_promotion_on_destroy` change in place. Apply waits for the promotion to finish (see `wait`): a \
 failed promotion fails the apply with the failing step and Kargo's message and leaves the \
 resource tainted, so the next apply promotes again. When the wait times out or is interrupted, \
 the promotion keeps running in Kargo; the apply warns, and the next plan reads where it got to.
+
+**Auto-promoted stages (Kargo v1.11+).** Promoting freight that is not the stage's \
+auto-promotion candidate (the freight Kargo would auto-promote, usually the newest available) \
+is a rollback that sticks: Kargo marks the Promotion with `kargo.akuity.io/auto-promotion-hold` \
+and, once it has run, records an auto-promotion hold on the warehouse in the stage's status, so \
+auto-promotion does not move the stage away again. The plan warns when this will happen. The \
+hold lasts until freight that is the candidate is promoted into the stage (Kargo marks that \
+Promotion `kargo.akuity.io/auto-promotion-resume`): a promotion to the candidate, for example \
+by `origin_warehouse`, releases it, and so does destroying this resource with \
+`resume_auto_promotion_on_destroy = true`. `kargo_stage.auto_promotion_holds` shows the holds.
 
 Destroy never rolls the stage back: it aborts the promotion if it is still running (see \
 `abort_on_destroy`) and forgets it; Promotion objects are left to Kargo. Kargo garbage-collects \
@@ -163,6 +177,20 @@ impl PromotionResource {
                     "On destroy, abort the promotion if it is still pending or running, and wait \
                      (bounded by `timeouts.delete`) until it has stopped. `false` leaves it \
                      running. Destroy never rolls the stage back either way. Default `true`.",
+                ),
+            Attribute::bool(RESUME_ON_DESTROY)
+                .default(Value::Bool(false))
+                .description(
+                    "On destroy, when this promotion placed the auto-promotion hold the stage \
+                     still has on its warehouse (see above), release it: promote the stage's \
+                     auto-promotion candidate, as Kargo's auto-promotion would have, and wait for \
+                     it (bounded by `timeouts.delete`, unless `wait = false`). Nothing happens \
+                     when the promotion is replaced rather than destroyed (the new promotion \
+                     decides: one to the candidate releases the hold anyway, another holds \
+                     again) or when another promotion has placed or released the hold since. \
+                     Default `false`: destroying a resource never deploys anything, so a \
+                     rollback stays in place until the candidate is promoted on purpose. \
+                     Changing it never creates a new promotion.",
                 ),
             Attribute::string("freight_name")
                 .computed()
@@ -284,6 +312,200 @@ impl PromotionResource {
             },
             Ok(None) => PriorRun::Gone,
             Err(e) => PriorRun::Unknown(explain(&e)),
+        }
+    }
+
+    /// Destroy's first half: abort the promotion if it still runs (with `abort_on_destroy`).
+    async fn abort(&self, ctx: &Context, prior: &Value) -> Diagnostics {
+        if prior.get("abort_on_destroy").as_bool() == Some(false) {
+            return Diagnostics::default();
+        }
+        let (Some(project), Some(name)) = (
+            prior.get("project").as_str(),
+            prior.get("promotion_name").as_str(),
+        ) else {
+            return Diagnostics::default();
+        };
+        let stage = prior.str_or_empty("stage");
+        let client = match self.data.client() {
+            Ok(c) => c,
+            Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
+        };
+        let running = match client.get::<Promotion>(Some(project), name).await {
+            Ok(Some(p)) => !p.is_terminal(),
+            Ok(None) => false,
+            Err(e) => return common::diagnostics("read the promotion", &e, &no_field),
+        };
+        if !running {
+            return Diagnostics::default();
+        }
+        let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
+        match client
+            .merge_patch::<Promotion>(Some(project), name, &patch)
+            .await
+        {
+            Ok(_) => {}
+            Err(KargoError::NotFound { .. }) => return Diagnostics::default(),
+            Err(e @ KargoError::NotPermittedToPromote { .. }) => {
+                return Diagnostic::error(
+                    "Not permitted to abort the promotion",
+                    format!(
+                        "Aborting promotion {name:?} is an update, which Kargo allows only with \
+                         the `promote` verb on `stages/{stage}` in namespace {project:?}: {} \
+                         Set `abort_on_destroy = false` to leave it running instead.",
+                        explain(&e)
+                    ),
+                )
+                .into();
+            }
+            Err(e) => return common::diagnostics("abort the promotion", &e, &no_field),
+        }
+        let limit = timeout(prior, "delete", DELETE_TIMEOUT);
+        let what = format!("aborted promotion {name:?} to stop");
+        match client
+            .wait_until(
+                Some(project),
+                name,
+                &what,
+                limit,
+                &ctx.cancel,
+                |p: Option<&Promotion>| p.is_none_or(Promotion::is_terminal),
+            )
+            .await
+        {
+            Ok(_) => Diagnostics::default(),
+            Err(KargoError::Cancelled) => Diagnostic::error(
+                "Stopped waiting for the promotion to abort",
+                format!(
+                    "Promotion {name:?} was asked to abort; Kargo carries that out on its own. \
+                     Run destroy again to confirm it has stopped."
+                ),
+            )
+            .into(),
+            Err(e) => Diagnostic::error(
+                "Promotion did not stop",
+                format!(
+                    "Promotion {name:?} was asked to abort but {}. Check that Kargo's \
+                     controller is running and run destroy again, or set \
+                     `abort_on_destroy = false` to leave it.",
+                    explain(&e)
+                ),
+            )
+            .into(),
+        }
+    }
+
+    /// Destroy's second half, with `resume_auto_promotion_on_destroy`: when the stage's
+    /// auto-promotion hold is the one this promotion placed, promote the stage's auto-promotion
+    /// candidate from that warehouse, which Kargo marks as releasing the hold.
+    async fn resume_auto_promotion(&self, ctx: &Context, prior: &Value) -> Diagnostics {
+        let (Some(project), Some(name), Some(stage_name)) = (
+            prior.get("project").as_str(),
+            prior.get("promotion_name").as_str(),
+            prior.get("stage").as_str(),
+        ) else {
+            return Diagnostics::default();
+        };
+        let client = match common::write_client(&self.data, ctx).await {
+            Ok(c) => c,
+            Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
+        };
+        let stage = match client.get::<Stage>(Some(project), stage_name).await {
+            Ok(Some(s)) => s,
+            // No stage, no hold.
+            Ok(None) => return Diagnostics::default(),
+            Err(e) => return common::diagnostics("read the stage", &e, &no_field),
+        };
+        let Some(hold) = stage
+            .status
+            .auto_promotion_holds
+            .values()
+            .find(|h| h.promotion_name.as_deref() == Some(name))
+        else {
+            // Released already, or replaced by another promotion's hold: not ours to release.
+            return Diagnostics::default();
+        };
+        let key = hold.origin.key();
+        let not_resumed = |why: String| -> Diagnostics {
+            Diagnostic::error(
+                "Auto-promotion not resumed",
+                format!(
+                    "Stage {stage_name:?} keeps the auto-promotion hold on {key} placed by \
+                     promotion {name:?}: {why} Run destroy again once that is fixed, or set \
+                     `resume_auto_promotion_on_destroy = false` to leave the hold."
+                ),
+            )
+            // Destroy has no configuration to point into.
+            .into()
+        };
+        let choice = FreightChoice::Origin(hold.origin.name.clone());
+        let r = match resolve::for_stage(&client, project, stage_name, &choice).await {
+            Ok(r) => r,
+            Err(failure) => {
+                let d = failure.diagnostic(project, stage_name, "promote", AttributePath::root());
+                return not_resumed(format!("{} {}", d.summary, d.detail));
+            }
+        };
+        let candidate = r.target.name().to_string();
+        let body = Promotion {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{stage_name}-")),
+                ..ObjectMeta::default()
+            },
+            spec: PromotionSpec {
+                stage: Some(stage_name.to_string()),
+                freight: Some(candidate.clone()),
+                ..PromotionSpec::default()
+            },
+            ..Promotion::default()
+        };
+        let created = match client.create(Some(project), &body).await {
+            Ok(c) => c,
+            Err(e) => {
+                return not_resumed(format!(
+                    "promoting the auto-promotion candidate {} failed: {}.",
+                    r.target.describe(),
+                    explain(&e)
+                ));
+            }
+        };
+        let resume = created.name().to_string();
+        tracing::info!(promotion = %resume, stage = %stage_name, freight = %candidate, "auto-promotion resumed");
+        if prior.get("wait").as_bool() == Some(false) {
+            return Diagnostics::default();
+        }
+        let limit = timeout(prior, "delete", DELETE_TIMEOUT);
+        let what = format!("promotion {resume:?} into stage {stage_name:?} to finish");
+        let done = client
+            .wait_until(
+                Some(project),
+                &resume,
+                &what,
+                limit,
+                &ctx.cancel,
+                |p: Option<&Promotion>| p.is_none_or(Promotion::is_terminal),
+            )
+            .await;
+        match done {
+            Ok(Some(p)) if p.phase() != Some("Succeeded") => Diagnostic::error(
+                "Auto-promotion resumed, but its promotion failed",
+                format!(
+                    "The auto-promotion hold on {key} is released, but {}.",
+                    failure_text(&p, stage_name)
+                ),
+            )
+            .into(),
+            Ok(_) => Diagnostics::default(),
+            Err(e) => Diagnostic::warning(
+                "Auto-promotion resumed; its promotion still running",
+                format!(
+                    "Promotion {resume:?} of {} releases the auto-promotion hold on {key}; \
+                     waiting for it ended: {}. It keeps running in Kargo.",
+                    r.target.describe(),
+                    explain(&e)
+                ),
+            )
+            .into(),
         }
     }
 
@@ -531,6 +753,9 @@ pub(crate) fn decide(
                 }
                 fill_resolved(&mut planned, config, &r, false);
                 new_promotion(&mut planned, &mut replace);
+                if let Some(w) = hold_warning(&r) {
+                    diags.push(w.at(choice_path(config)));
+                }
             } else {
                 copy_attrs(&mut planned, prior, &COMPUTED);
             }
@@ -544,6 +769,56 @@ pub(crate) fn decide(
         }
     }
     (planned, replace, diags)
+}
+
+/// What Kargo will do to auto-promotion when the planned promotion runs, when it matters: a
+/// hold on the warehouse (the freight is not the auto-promotion candidate), or the release of
+/// the hold the stage has (it is).
+fn hold_warning(r: &Resolution) -> Option<Diagnostic> {
+    let stage = r.stage.name();
+    let origin = &r.target.origin;
+    let warehouse = &origin.name;
+    let key = origin.key();
+    match r.intent() {
+        HoldIntent::None => None,
+        HoldIntent::Hold(candidate) => {
+            let passed_over = match candidate {
+                Some(c) => format!("the candidate is {}", c.describe()),
+                None => "there is no candidate right now".to_string(),
+            };
+            Some(Diagnostic::warning(
+                "Promotion will hold auto-promotion",
+                format!(
+                    "Kargo auto-promotes into stage {stage:?}, and {} is not its auto-promotion \
+                     candidate from warehouse {warehouse:?} ({passed_over}). Kargo will place an \
+                     auto-promotion hold on {key} (annotation \
+                     kargo.akuity.io/auto-promotion-hold on the Promotion), so the stage stays \
+                     at this freight and is not auto-promoted from warehouse {warehouse:?} until \
+                     the hold is released. Promoting the candidate releases it: a promotion \
+                     chosen with `origin_warehouse`, Kargo's UI or CLI, or destroying this \
+                     resource with `resume_auto_promotion_on_destroy = true`.",
+                    r.target.describe()
+                ),
+            ))
+        }
+        HoldIntent::Resume => r.stage.hold_for(origin).map(|hold| {
+            let by = hold
+                .promotion_name
+                .as_deref()
+                .map(|p| format!(" placed by promotion {p:?}"))
+                .unwrap_or_default();
+            Diagnostic::warning(
+                "Promotion will resume auto-promotion",
+                format!(
+                    "{} is the auto-promotion candidate of stage {stage:?} from warehouse \
+                     {warehouse:?}, so this promotion releases the auto-promotion hold on {key}{by} \
+                     (Kargo marks it kargo.akuity.io/auto-promotion-resume): afterwards Kargo \
+                     auto-promotes new freight from warehouse {warehouse:?} into the stage again.",
+                    r.target.describe()
+                ),
+            )
+        }),
+    }
 }
 
 /// Records the Promotion object in the state: its name and how far it got.
@@ -644,6 +919,13 @@ impl Resource for PromotionResource {
     }
 
     fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
+        // A state written before `resume_auto_promotion_on_destroy` existed had its default.
+        if let Some(attrs) = state.as_object_mut() {
+            let absent = attrs.get(RESUME_ON_DESTROY).is_none_or(|v| v.is_null());
+            if absent {
+                attrs.insert(RESUME_ON_DESTROY.to_string(), json!(false));
+            }
+        }
         common::upgrade_state(&self.schema, version, state)
     }
 
@@ -671,10 +953,17 @@ impl Resource for PromotionResource {
             lookup,
             prior_run,
         );
+        // The destroy half of a replacement gets this plan's private data: it tells delete not
+        // to release an auto-promotion hold the new promotion decides about.
+        let planned_private = if requires_replace.is_empty() {
+            req.prior_private
+        } else {
+            REPLACING.to_vec()
+        };
         PlanResponse {
             planned_state,
             requires_replace,
-            planned_private: req.prior_private,
+            planned_private,
             diagnostics,
         }
     }
@@ -813,7 +1102,7 @@ impl Resource for PromotionResource {
         _config: Value,
         _private: Vec<u8>,
     ) -> ApplyResult {
-        // Only `wait`, `timeouts` and `abort_on_destroy` change in place, and they only matter
+        // Only `wait`, `timeouts` and the destroy settings change in place, and they only matter
         // to this provider: nothing to send.
         let mut state = planned;
         common::fill_unknown_from(&mut state, &prior);
@@ -825,83 +1114,15 @@ impl Resource for PromotionResource {
         }
     }
 
-    async fn delete(&self, ctx: &Context, prior: Value, _private: Vec<u8>) -> Diagnostics {
-        if prior.get("abort_on_destroy").as_bool() == Some(false) {
-            return Diagnostics::default();
-        }
-        let (Some(project), Some(name)) = (
-            prior.get("project").as_str(),
-            prior.get("promotion_name").as_str(),
-        ) else {
-            return Diagnostics::default();
-        };
-        let stage = prior.str_or_empty("stage");
-        let client = match self.data.client() {
-            Ok(c) => c,
-            Err(e) => return common::diagnostics("connect to the cluster", &e, &no_field),
-        };
-        let running = match client.get::<Promotion>(Some(project), name).await {
-            Ok(Some(p)) => !p.is_terminal(),
-            Ok(None) => false,
-            Err(e) => return common::diagnostics("read the promotion", &e, &no_field),
-        };
-        if !running {
-            return Diagnostics::default();
-        }
-        let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
-        match client
-            .merge_patch::<Promotion>(Some(project), name, &patch)
-            .await
+    async fn delete(&self, ctx: &Context, prior: Value, private: Vec<u8>) -> Diagnostics {
+        let diags = self.abort(ctx, &prior).await;
+        if diags.has_errors()
+            || prior.get(RESUME_ON_DESTROY).as_bool() != Some(true)
+            || private == REPLACING
         {
-            Ok(_) => {}
-            Err(KargoError::NotFound { .. }) => return Diagnostics::default(),
-            Err(e @ KargoError::NotPermittedToPromote { .. }) => {
-                return Diagnostic::error(
-                    "Not permitted to abort the promotion",
-                    format!(
-                        "Aborting promotion {name:?} is an update, which Kargo allows only with \
-                         the `promote` verb on `stages/{stage}` in namespace {project:?}: {} \
-                         Set `abort_on_destroy = false` to leave it running instead.",
-                        explain(&e)
-                    ),
-                )
-                .into();
-            }
-            Err(e) => return common::diagnostics("abort the promotion", &e, &no_field),
+            return diags;
         }
-        let limit = timeout(&prior, "delete", DELETE_TIMEOUT);
-        let what = format!("aborted promotion {name:?} to stop");
-        match client
-            .wait_until(
-                Some(project),
-                name,
-                &what,
-                limit,
-                &ctx.cancel,
-                |p: Option<&Promotion>| p.is_none_or(Promotion::is_terminal),
-            )
-            .await
-        {
-            Ok(_) => Diagnostics::default(),
-            Err(KargoError::Cancelled) => Diagnostic::error(
-                "Stopped waiting for the promotion to abort",
-                format!(
-                    "Promotion {name:?} was asked to abort; Kargo carries that out on its own. \
-                     Run destroy again to confirm it has stopped."
-                ),
-            )
-            .into(),
-            Err(e) => Diagnostic::error(
-                "Promotion did not stop",
-                format!(
-                    "Promotion {name:?} was asked to abort but {}. Check that Kargo's \
-                     controller is running and run destroy again, or set \
-                     `abort_on_destroy = false` to leave it.",
-                    explain(&e)
-                ),
-            )
-            .into(),
-        }
+        self.resume_auto_promotion(ctx, &prior).await
     }
 
     async fn read(&self, _ctx: &Context, state: Value, private: Vec<u8>) -> ReadResult {
@@ -1090,6 +1311,7 @@ async fn import_state(
     state.set("freight_name", Value::string(&freight_name));
     state.set("wait", Value::Bool(true));
     state.set("abort_on_destroy", Value::Bool(true));
+    state.set(RESUME_ON_DESTROY, Value::Bool(false));
     state.set("changes", Value::List(Vec::new()));
     match &freight {
         Some(f) => {
@@ -1183,6 +1405,7 @@ mod tests {
             target,
             current,
             now: now(),
+            auto_promotion: None,
         }))
     }
 
@@ -1253,6 +1476,100 @@ mod tests {
         assert!(planned.get("promotion_name").is_unknown());
         assert_eq!(planned.get("wait"), &Value::Bool(true), "defaults planned");
         assert_eq!(planned.get("abort_on_destroy"), &Value::Bool(true));
+    }
+
+    /// `target` for an auto-promoted stage whose candidate is `candidate`, with the stage
+    /// holding `held` and, with `hold_by`, a hold that promotion placed.
+    fn auto_promoted(
+        target: Freight,
+        candidate: Option<Freight>,
+        held: &str,
+        hold_by: Option<&str>,
+    ) -> Lookup {
+        let mut stage = stage(Some(held));
+        stage.status.auto_promotion_enabled = Some(true);
+        if let Some(p) = hold_by {
+            stage.status.auto_promotion_holds.insert(
+                "Warehouse/app".into(),
+                crate::kargo::AutoPromotionHold {
+                    freight_name: held.into(),
+                    origin: Origin::warehouse("app"),
+                    promotion_name: Some(p.into()),
+                    ..Default::default()
+                },
+            );
+        }
+        let freights = [freight("f1", "1.0.0", true), freight("f2", "1.1.0", true)];
+        let current = resolve::held_from(&stage, &target.origin, &freights);
+        Lookup::Resolved(Box::new(Resolution {
+            stage,
+            target,
+            current,
+            now: now(),
+            auto_promotion: Some(candidate),
+        }))
+    }
+
+    #[test]
+    fn a_rollback_of_an_auto_promoted_stage_warns_of_the_hold_on_the_choosing_attribute() {
+        let c = cfg();
+        let (_, _, diags) = plan_new(
+            &c,
+            auto_promoted(
+                freight("f1", "1.0.0", true),
+                Some(freight("f2", "1.1.0", true)),
+                "f2",
+                None,
+            ),
+        );
+        assert_eq!(diags.0.len(), 1);
+        let d = &diags.0[0];
+        assert_eq!(d.severity, Severity::Warning);
+        assert_eq!(d.summary, "Promotion will hold auto-promotion");
+        assert!(
+            d.detail.contains("freight \"f1\" (alias \"alias-f1\") is not its auto-promotion candidate from warehouse \"app\" (the candidate is freight \"f2\" (alias \"alias-f2\"))")
+                && d.detail.contains("auto-promotion hold on Warehouse/app")
+                && d.detail.contains("resume_auto_promotion_on_destroy = true"),
+            "{}",
+            d.detail
+        );
+        assert_eq!(
+            paths(&[d.attribute.clone().unwrap()]),
+            vec!["freight_selector"]
+        );
+        // No candidate at all still holds.
+        let (_, _, diags) = plan_new(
+            &c,
+            auto_promoted(freight("f1", "1.0.0", true), None, "f2", None),
+        );
+        assert!(
+            diags.0[0]
+                .detail
+                .contains("there is no candidate right now")
+        );
+    }
+
+    #[test]
+    fn promoting_the_candidate_warns_only_when_it_releases_a_hold() {
+        let c = cfg();
+        let target = || freight("f2", "1.1.0", true);
+        let (_, _, diags) = plan_new(&c, auto_promoted(target(), Some(target()), "f1", None));
+        assert!(diags.is_empty(), "nothing held, nothing to say");
+        let (_, _, diags) = plan_new(
+            &c,
+            auto_promoted(target(), Some(target()), "f1", Some("staging.01abc.f1")),
+        );
+        assert_eq!(diags.0[0].summary, "Promotion will resume auto-promotion");
+        assert!(
+            diags.0[0]
+                .detail
+                .contains("releases the auto-promotion hold on Warehouse/app placed by promotion \"staging.01abc.f1\""),
+            "{}",
+            diags.0[0].detail
+        );
+        // A stage that is not auto-promoted says nothing either way.
+        let (_, _, diags) = plan_new(&c, resolved(freight("f1", "1.0.0", true), Some("f2")));
+        assert!(diags.is_empty());
     }
 
     #[test]

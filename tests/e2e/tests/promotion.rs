@@ -553,3 +553,377 @@ fn a_selector_reads_versions_as_the_warehouse_subscription_does() {
     );
     assert_eq!(after["artifacts"]["images"][0]["tag"], "1.1.0");
 }
+
+/// The pipeline with Kargo auto-promoting `dev` and `qa`, both taking freight straight from
+/// the warehouse: `qa` is never held, so it shows when auto-promotion has acted on new freight.
+static AUTO: Hcl = Hcl::new(|| {
+    Pipeline::new()
+        .stage("dev", Sources::direct())
+        .stage("qa", Sources::direct())
+        .hcl()
+        .replacen(
+            "  name = \"shop\"\n}",
+            "  name = \"shop\"\n  promotion_policies {\n    auto_promotion_enabled = true\n    stage_selector { name = \"regex:^(dev|qa)$\" }\n  }\n}",
+            1,
+        )
+});
+
+/// An auto-promoted `dev` that Kargo moved to 1.0.0 and then 1.1.0 by itself; returns the
+/// (name, alias) of both freight.
+fn auto_promoted() -> (Env, (String, String), (String, String)) {
+    let env = applied(&AUTO);
+    let f1 = publish(&env, "1.0.0");
+    wait_holds(&env, "dev", &f1.0);
+    let f2 = publish(&env, "1.1.0");
+    wait_holds(&env, "dev", &f2.0);
+    wait_holds(&env, "qa", &f2.0);
+    (env, f1, f2)
+}
+
+/// `status.autoPromotionHolds["Warehouse/app"]` of `stage`, null when there is none.
+fn auto_promotion_hold(env: &Env, stage: &str) -> Json {
+    env.get("stages", Some("shop"), stage)
+        .map(|s| s["status"]["autoPromotionHolds"]["Warehouse/app"].clone())
+        .unwrap_or(Json::Null)
+}
+
+/// New freight arrives; waits until Kargo auto-promoted it into `qa`, which it reconciles
+/// along with `dev`, so `dev` had its chance too.
+fn new_freight_reaches_qa(env: &Env, tag: &str) -> (String, String) {
+    let f = publish(env, tag);
+    wait_holds(env, "qa", &f.0);
+    f
+}
+
+fn hold_warning(freight: &(String, String), candidate: &(String, String)) -> String {
+    format!(
+        "Kargo auto-promotes into stage \"dev\", and freight {:?} (alias {:?}) is not its \
+         auto-promotion candidate from warehouse \"app\" (the candidate is freight {:?} (alias \
+         {:?})). Kargo will place an auto-promotion hold on Warehouse/app (annotation \
+         kargo.akuity.io/auto-promotion-hold on the Promotion), so the stage stays at this \
+         freight and is not auto-promoted from warehouse \"app\" until the hold is released. \
+         Promoting the candidate releases it: a promotion chosen with `origin_warehouse`, \
+         Kargo's UI or CLI, or destroying this resource with \
+         `resume_auto_promotion_on_destroy = true`.",
+        freight.0, freight.1, candidate.0, candidate.1
+    )
+}
+
+fn promotion_warnings(out: &kargo_e2e::Output) -> Vec<(String, String)> {
+    out.json_diagnostics()
+        .into_iter()
+        .filter(|d| d.severity == "warning" && d.address == "kargo_promotion.dev")
+        .map(|d| (d.summary, d.detail))
+        .collect()
+}
+
+#[test]
+fn a_rollback_of_an_auto_promoted_stage_sticks_and_destroy_can_resume_auto_promotion() {
+    let (env, f1, f2) = auto_promoted();
+    let stage_data = "data \"kargo_stage\" \"dev\" {\n  project = kargo_project.p.name\n  name = kargo_stage.dev.name\n}\n";
+    env.config(&format!(
+        "{AUTO}\n{stage_data}\n{}",
+        promotion(
+            "dev",
+            &format!("freight = \"{}\"", f1.0),
+            "resume_auto_promotion_on_destroy = true"
+        )
+    ));
+    let plan = env.tf.run(&["plan", "-json"]).ok();
+    assert_eq!(
+        promotion_warnings(&plan),
+        vec![(
+            "Promotion will hold auto-promotion".to_string(),
+            hold_warning(&f1, &f2)
+        )]
+    );
+
+    env.tf.apply().ok();
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(state["phase"], "Succeeded");
+    let name = state["promotion_name"].as_str().unwrap().to_string();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    let promo = env.get("promotions", Some("shop"), &name).unwrap();
+    assert_eq!(
+        promo["metadata"]["annotations"]["kargo.akuity.io/auto-promotion-hold"],
+        "Warehouse/app"
+    );
+    env.eventually("dev to record the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+    assert_eq!(auto_promotion_hold(&env, "dev")["freightName"], json!(f1.0));
+    env.tf.assert_no_changes();
+
+    // The stage and its data source show the hold.
+    env.tf
+        .run(&["apply", "-refresh-only", "-auto-approve"])
+        .ok();
+    for address in ["kargo_stage.dev", "data.kargo_stage.dev"] {
+        let holds = &env.tf.resource(address)["auto_promotion_holds"];
+        assert_eq!(holds["app"]["freight"], json!(f1.0), "{address}: {holds}");
+        assert_eq!(holds["app"]["promotion"], json!(name), "{address}");
+        assert!(
+            holds["app"]["actor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("kubernetes:"))
+        );
+        assert!(holds["app"]["created_at"].is_string(), "{address}: {holds}");
+    }
+    assert_eq!(
+        env.tf.resource("kargo_stage.qa")["auto_promotion_holds"],
+        json!({}),
+        "no hold on qa"
+    );
+
+    // Newer freight: auto-promotion takes qa there but leaves the held dev where it is.
+    let f3 = new_freight_reaches_qa(&env, "1.2.0");
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    env.tf.assert_no_changes();
+
+    // Destroying the promotion resumes auto-promotion: the candidate is promoted and the
+    // hold released.
+    env.config(&format!("{AUTO}\n{stage_data}"));
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f3.0.as_str()));
+    let resume = promotions(&env)
+        .into_iter()
+        .find(|p| p["spec"]["stage"] == "dev" && p["spec"]["freight"] == json!(f3.0))
+        .expect("a promotion of the candidate into dev");
+    assert_eq!(
+        resume["metadata"]["annotations"]["kargo.akuity.io/auto-promotion-resume"],
+        "Warehouse/app"
+    );
+    assert_eq!(
+        resume["status"]["phase"], "Succeeded",
+        "destroy waited for it"
+    );
+    env.eventually("dev to release the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev").is_null()
+    });
+    env.tf.assert_no_changes();
+    let f4 = new_freight_reaches_qa(&env, "1.3.0");
+    wait_holds(&env, "dev", &f4.0);
+}
+
+#[test]
+fn replacing_a_rollback_holds_again_or_resumes_and_destroy_keeps_the_hold_by_default() {
+    let (env, f1, f2) = auto_promoted();
+    let f3 = new_freight_reaches_qa(&env, "1.2.0");
+    wait_holds(&env, "dev", &f3.0);
+    let pinned = |freight: &str| {
+        promotion(
+            "dev",
+            &format!("freight = \"{freight}\""),
+            "resume_auto_promotion_on_destroy = true",
+        )
+    };
+    env.config(&format!("{AUTO}\n{}", pinned(&f1.0)));
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    env.tf.assert_no_changes();
+
+    // Another rollback replaces this one: the destroy half promotes nothing, the new
+    // promotion holds again.
+    env.config(&format!("{AUTO}\n{}", pinned(&f2.0)));
+    let plan = env.tf.run(&["plan", "-json"]).ok();
+    assert_eq!(
+        promotion_warnings(&plan),
+        vec![(
+            "Promotion will hold auto-promotion".to_string(),
+            hold_warning(&f2, &f3)
+        )]
+    );
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f2.0.as_str()));
+    let to_candidate = promotions(&env)
+        .into_iter()
+        .filter(|p| p["spec"]["stage"] == "dev" && p["spec"]["freight"] == json!(f3.0))
+        .count();
+    assert_eq!(
+        to_candidate, 1,
+        "only the auto-promotion before the rollback"
+    );
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("dev to record the new hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+    env.tf.assert_no_changes();
+
+    // Replaced by a promotion of the candidate: Kargo releases the hold, the plan says so.
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion("dev", "origin_warehouse = \"app\"", "")
+    ));
+    let plan = env.tf.run(&["plan", "-json"]).ok();
+    assert_eq!(
+        promotion_warnings(&plan),
+        vec![(
+            "Promotion will resume auto-promotion".to_string(),
+            format!(
+                "freight {:?} (alias {:?}) is the auto-promotion candidate of stage \"dev\" from \
+                 warehouse \"app\", so this promotion releases the auto-promotion hold on \
+                 Warehouse/app placed by promotion {name:?} (Kargo marks it \
+                 kargo.akuity.io/auto-promotion-resume): afterwards Kargo auto-promotes new \
+                 freight from warehouse \"app\" into the stage again.",
+                f3.0, f3.1
+            )
+        )]
+    );
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f3.0.as_str()));
+    env.eventually("dev to release the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev").is_null()
+    });
+    env.tf.assert_no_changes();
+
+    // A rollback with the default: destroy leaves the stage and the hold alone.
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion("dev", &format!("freight = \"{}\"", f1.0), "")
+    ));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("dev to record the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+    let before = promotions(&env).len();
+    env.config(&AUTO);
+    env.tf.apply().ok();
+    assert_eq!(promotions(&env).len(), before, "destroy promoted nothing");
+    assert_eq!(
+        auto_promotion_hold(&env, "dev")["promotionName"],
+        json!(name)
+    );
+    new_freight_reaches_qa(&env, "1.3.0");
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn a_released_hold_lets_auto_promotion_move_the_stage_and_the_plan_shows_the_drift() {
+    let (env, f1, f2) = auto_promoted();
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion("dev", &format!("freight = \"{}\"", f1.0), "")
+    ));
+    env.tf.apply().ok();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("dev to record the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+
+    // Someone promotes the candidate in Kargo's UI: the hold is released and auto-promotion
+    // carries dev on to newer freight.
+    let resume = promote_in_ui(&env, "dev", &f2.0);
+    assert_eq!(
+        env.get("promotions", Some("shop"), &resume).unwrap()["metadata"]["annotations"]["kargo.akuity.io/auto-promotion-resume"],
+        "Warehouse/app"
+    );
+    env.eventually("dev to release the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev").is_null()
+    });
+    let f3 = new_freight_reaches_qa(&env, "1.2.0");
+    wait_holds(&env, "dev", &f3.0);
+
+    // The configuration still pins 1.0.0: the plan promotes it again, holding again.
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "kargo_promotion.dev"),
+        actions(&["delete", "create"])
+    );
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(after["stage_freight"]["name"], json!(f3.0));
+    assert_eq!(after["freight_name"], json!(f1.0));
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    env.tf.assert_no_changes();
+
+    // A configuration that follows the candidate instead has nothing to do once dev is there.
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion("dev", "origin_warehouse = \"app\"", "")
+    ));
+    env.tf.apply().ok();
+    assert_eq!(held(&env, "dev").as_deref(), Some(f3.0.as_str()));
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn a_destroy_whose_resume_promotion_fails_says_so_and_the_next_destroy_finishes() {
+    let (env, f1, f2) = auto_promoted();
+    env.config(&format!(
+        "{AUTO}\n{}",
+        promotion(
+            "dev",
+            &format!("freight = \"{}\"", f1.0),
+            "resume_auto_promotion_on_destroy = true"
+        )
+    ));
+    env.tf.apply().ok();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.eventually("dev to record the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev")["promotionName"] == json!(name)
+    });
+    env.sandbox
+        .control(
+            "fail-promotion",
+            &json!({"project": "shop", "stage": "dev", "step": "push", "message": "remote rejected the push"}),
+        )
+        .expect("arm the fault");
+
+    env.config(&AUTO);
+    let out = env.tf.apply().failed();
+    // The resource is no longer in the configuration, so Terraform names no block.
+    let texts = [
+        "Auto-promotion resumed, but its promotion failed",
+        "The auto-promotion hold on Warehouse/app is released, but Promotion \"dev.",
+        "into stage \"dev\" ended Failed at step \"push\": step \"push\": remote rejected the push.",
+    ];
+    assert!(
+        out.errors()
+            .iter()
+            .any(|e| texts.iter().all(|t| e.contains(t))),
+        "{}",
+        out.all()
+    );
+    assert_eq!(held(&env, "dev").as_deref(), Some(f1.0.as_str()));
+    let resume = promotions(&env)
+        .into_iter()
+        .find(|p| {
+            p["spec"]["stage"] == "dev"
+                && p["metadata"]["annotations"]["kargo.akuity.io/auto-promotion-resume"]
+                    == "Warehouse/app"
+        })
+        .expect("the resume promotion");
+    assert_eq!(resume["spec"]["freight"], json!(f2.0), "the candidate");
+    assert_eq!(resume["status"]["phase"], "Failed");
+    // Kargo applies a failed promotion's intent too: the hold is gone, so the next destroy
+    // has nothing to release and finishes.
+    env.eventually("dev to release the hold", WAIT, |e| {
+        auto_promotion_hold(e, "dev").is_null()
+    });
+    let before = promotions(&env).len();
+    env.tf.apply().ok();
+    assert_eq!(promotions(&env).len(), before, "nothing promoted again");
+    assert!(
+        env.tf.state_list().is_empty()
+            || !env
+                .tf
+                .state_list()
+                .contains(&"kargo_promotion.dev".to_string())
+    );
+    env.tf.assert_no_changes();
+}

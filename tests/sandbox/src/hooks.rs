@@ -53,8 +53,17 @@ impl ApiError {
                     format!("{}: {}", c.field, c.message)
                 }
             })
-            .collect::<Vec<_>>()
-            .join(", ");
+            .fold(Vec::<String>::new(), |mut seen, m| {
+                if !seen.contains(&m) {
+                    seen.push(m);
+                }
+                seen
+            });
+        // `field.ErrorList.ToAggregate()`: one error as is, several (deduplicated) in brackets.
+        let detail = match detail.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
         let gk = if group.is_empty() {
             kind.to_string()
         } else {

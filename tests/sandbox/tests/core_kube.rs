@@ -861,7 +861,9 @@ async fn dry_run_runs_admission_and_validation_without_side_effects() {
         .await
         .unwrap();
     let in_project = kargo_api(&client, "dry", "Warehouse", "warehouses");
-    let mut bad = warehouse("w", json!({"interval": "soon", "subscriptions": subs}));
+    // Go parses `-1h` (so the mutating webhook passes it on as `-1h0m0s`); the CRD's
+    // pattern refuses it.
+    let mut bad = warehouse("w", json!({"interval": "-1h", "subscriptions": subs}));
     bad["metadata"]["namespace"] = json!("dry");
     let e = api_error(in_project.create(&dry, &dynamic(bad)).await);
     assert_eq!(e.code, 422);

@@ -388,6 +388,40 @@ impl Kargo {
         let mut missing: Option<String> = None;
         let mut problem: Option<(&str, &str, String)> = None;
         let subs = arr_at(&warehouse, "spec.subscriptions").to_vec();
+        if let Some(err) = deprecated_tag_filter(&subs) {
+            // warehouses.go: a failed discovery leaves the discovered artifacts as they were.
+            if let Some(token) = util::annotation(&warehouse, util::ANNOTATION_REFRESH) {
+                status["lastHandledRefresh"] = json!(token);
+            }
+            let healthy = format!("Unable to discover artifacts: {err}");
+            set_condition(
+                &mut status,
+                "Healthy",
+                "False",
+                "DiscoveryFailed",
+                &healthy,
+                gen_,
+                &now,
+            );
+            let ready = format!("Artifact discovery failed: {err}");
+            set_condition(
+                &mut status,
+                "Ready",
+                "False",
+                "DiscoveryFailure",
+                &ready,
+                gen_,
+                &now,
+            );
+            if warehouse.get("status") != Some(&status) {
+                warehouse["status"] = status;
+                let _ = txn.update_status(warehouse);
+            }
+            return Discovery {
+                reason: Some(err),
+                ..Discovery::default()
+            };
+        }
         {
             let mut st = self.state();
             hydrate_registry(&mut st, status.get("discoveredArtifacts"));
@@ -671,7 +705,36 @@ impl Kargo {
         }
         outcome
     }
+}
 
+/// Kargo v1.11.2 admits an image subscription's deprecated `allowTags` / `ignoreTags` and
+/// fails discovery on them (pkg/image/tag_based_selector.go, for the tag-based strategies),
+/// wrapped by pkg/subscription/image.go and pkg/controller/warehouses/warehouses.go.
+fn deprecated_tag_filter(subs: &[Value]) -> Option<String> {
+    subs.iter().enumerate().find_map(|(i, sub)| {
+        if subscription_kind(i, sub).ok()? != "image" {
+            return None;
+        }
+        let body = sub.get("image")?;
+        if str_at(body, "imageSelectionStrategy") == "Digest" {
+            return None;
+        }
+        let why = if !str_at(body, "allowTags").is_empty() {
+            "AllowTags is deprecated and unsupported as of v1.11.0; use AllowTagsRegexes instead"
+        } else if !arr_at(body, "ignoreTags").is_empty() {
+            "IgnoreTags is deprecated and unsupported as of v1.11.0; use IgnoreTagsRegexes instead"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "error discovering artifacts: error obtaining selector for image {:?}: error \
+             building tag based selector: {why}",
+            str_at(body, "repoURL")
+        ))
+    })
+}
+
+impl Kargo {
     /// `publish`: a registry announces new artifacts for a Warehouse's subscriptions.
     pub(super) fn publish(&self, txn: &mut dyn Txn, body: &Value) -> Result<Value, ApiError> {
         let project = str_at(body, "project");

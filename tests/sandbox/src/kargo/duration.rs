@@ -116,8 +116,78 @@ pub fn normalize(s: &str) -> Option<String> {
     parse(s).map(format)
 }
 
+/// The error Go's `time.ParseDuration` returns for `s`, which `metav1.Duration` passes on
+/// when a webhook decodes an object: `None` when `s` parses.
+pub fn parse_error(s: &str) -> Option<String> {
+    if parse(s).is_some() {
+        return None;
+    }
+    let quoted = format!("{s:?}");
+    let invalid = format!("time: invalid duration {quoted}");
+    let mut rest = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if rest.is_empty() {
+        return Some(invalid);
+    }
+    while !rest.is_empty() {
+        if !rest.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
+            return Some(invalid);
+        }
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let mut digits = int_len;
+        rest = &rest[int_len..];
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+            digits += frac_len;
+            rest = &after_dot[frac_len..];
+        }
+        if digits == 0 {
+            return Some(invalid);
+        }
+        let unit_len = rest
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        if unit.is_empty() {
+            return Some(format!("time: missing unit in duration {quoted}"));
+        }
+        if !matches!(
+            unit,
+            "ns" | "us" | "\u{b5}s" | "\u{3bc}s" | "ms" | "s" | "m" | "h"
+        ) {
+            return Some(format!("time: unknown unit {unit:?} in duration {quoted}"));
+        }
+        rest = &rest[unit_len..];
+    }
+    // Everything was well formed: the value overflowed.
+    Some(invalid)
+}
+
 #[cfg(test)]
 mod tests {
+    /// Go's `time.ParseDuration` messages (src/time/format.go).
+    #[test]
+    fn parse_errors_read_like_go() {
+        use super::parse_error;
+        assert_eq!(parse_error("10m"), None);
+        assert_eq!(
+            parse_error("soon").unwrap(),
+            "time: invalid duration \"soon\""
+        );
+        assert_eq!(parse_error("").unwrap(), "time: invalid duration \"\"");
+        assert_eq!(
+            parse_error("10").unwrap(),
+            "time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            parse_error("3days").unwrap(),
+            "time: unknown unit \"days\" in duration \"3days\""
+        );
+        assert_eq!(
+            parse_error("99999999999999h").unwrap(),
+            "time: invalid duration \"99999999999999h\""
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -387,22 +387,23 @@ fn promotions_need_available_freight_permission_and_a_real_stage() {
         "metadata": {"name": "x", "namespace": "p"}, "spec": {"stage": "dev", "freight": freight}});
     let e = t.client_create(&k, p, "mallory").unwrap_err();
     assert_eq!(e.code, 500);
-    assert!(
-        e.message.contains(
-            "subject \"mallory\" is not permitted to create Promotions for Stage \"dev\""
-        ),
-        "{}",
-        e.message
-    );
+    // webhook.go `authorize`: apierrors.NewForbidden on `promotionGroupResource` (Resource
+    // "Promotion"), wrapped by NewInternalError on create.
+    let re = regex::Regex::new(
+        r#"^admission webhook "promotion.kargo.akuity.io" denied the request: Internal error occurred: Promotion.kargo.akuity.io "dev\.[0-9a-z]{26}\.[0-9a-f]{7}" is forbidden: subject "mallory" is not permitted to create Promotions for Stage "dev"$"#,
+    )
+    .unwrap();
+    assert!(re.is_match(&e.message), "{}", e.message);
     let mine = promote(&mut t, &k, "dev", &freight).unwrap();
     let e = t
         .client_delete(&k, GROUP, "promotions", Some("p"), &mine, "mallory")
         .unwrap_err();
     assert_eq!(e.code, 403);
-    assert!(
-        e.message.contains("is not permitted to delete Promotions"),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        format!(
+            "admission webhook \"promotion.kargo.akuity.io\" denied the request: Promotion.kargo.akuity.io {mine:?} is forbidden: subject \"mallory\" is not permitted to delete Promotions for Stage \"dev\""
+        )
     );
     t.client_delete(&k, GROUP, "promotions", Some("p"), &mine, ADMIN)
         .unwrap();
@@ -769,4 +770,553 @@ fn match_upstream_follows_the_upstream_stage() {
     let v2 = publish(&mut t, &k, "1.1.0")["name"].clone();
     t.run_until(&k, |t| current(t, "qa") == v2);
     assert_eq!((current(&t, "dev"), current(&t, "qa")), (v2.clone(), v2));
+}
+
+const HOLD: &str = "kargo.akuity.io/auto-promotion-hold";
+const RESUME: &str = "kargo.akuity.io/auto-promotion-resume";
+
+/// Ticks past the slow sweep (every 20 ticks) that re-reconciles auto-promoted Stages, so an
+/// auto-promotion that was going to happen has happened.
+fn sweep(t: &mut FakeTxn, k: &Kargo) {
+    use crate::hooks::Controller;
+    for _ in 0..45 {
+        k.tick(t);
+        t.settle(k);
+    }
+}
+
+fn auto_promoted_dev() -> (FakeTxn, Kargo, String, String) {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let pc = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+        "metadata": {"name": "p", "namespace": "p"},
+        "spec": {"promotionPolicies": [{"stageSelector": {"name": "dev"}, "autoPromotionEnabled": true}]}});
+    t.client_create(&k, pc, ADMIN).unwrap();
+    t.settle(&k);
+    let v1 = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v1)));
+    let v2 = publish(&mut t, &k, "1.1.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v2)));
+    (t, k, v1, v2)
+}
+
+/// Kargo v1.11.2 pkg/webhook/kubernetes/promotion/webhook.go `syncHoldAnnotations` and
+/// pkg/controller/stages/regular_stages.go `syncPromotions` / `autoPromoteFreight`: a user's
+/// rollback of an auto-promoted Stage is stamped with hold intent (whatever intent the client
+/// sent), the Stage records the hold once it succeeds, and newer Freight is not auto-promoted
+/// while it stands.
+#[test]
+fn a_rollback_of_an_auto_promoted_stage_holds_it() {
+    let (mut t, k, v1, v2) = auto_promoted_dev();
+    for p in t.all("promotions", "p") {
+        assert!(
+            util::annotation(&p, HOLD).is_none() && util::annotation(&p, RESUME).is_none(),
+            "auto-promotions carry no intent: {p}"
+        );
+    }
+    let rollback = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "x", "namespace": "p", "annotations": {RESUME: "Warehouse/w"}},
+        "spec": {"stage": "dev", "freight": v1}});
+    let created = t.client_create(&k, rollback, ADMIN).unwrap();
+    let name = util::name(&created).to_string();
+    assert_eq!(util::annotation(&created, HOLD), Some("Warehouse/w"));
+    assert_eq!(
+        util::annotation(&created, RESUME),
+        None,
+        "client intent dropped"
+    );
+    t.settle(&k);
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v1)));
+    let s = t.obj("stages", "p", "dev").unwrap();
+    let hold = &s["status"]["autoPromotionHolds"]["Warehouse/w"];
+    assert_eq!(hold["freightName"], json!(v1), "{}", s["status"]);
+    assert_eq!(hold["origin"], json!({"kind": "Warehouse", "name": "w"}));
+    assert_eq!(hold["promotionName"], json!(name));
+    assert_eq!(hold["actor"], "kubernetes:admin");
+    assert_eq!(
+        s["status"]["effectiveAutoPromotionHolds"]["Warehouse/w"]["promotionName"],
+        json!(name)
+    );
+
+    // Newer freight arrives; the held Stage stays where the user put it.
+    let v3 = publish(&mut t, &k, "1.2.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sweep(&mut t, &k);
+    assert_eq!(current(&t, "dev"), json!(v1));
+    assert_eq!(
+        t.all("promotions", "p").len(),
+        3,
+        "no auto-promotion while held"
+    );
+    assert_ne!(v2, v3);
+}
+
+/// webhook.go `syncHoldAnnotations`: Freight that is the candidate gets resume intent;
+/// regular_stages.go `syncPromotions`: a finished resume-intent Promotion deletes the hold
+/// (the emptied map is omitted), and auto-promotion follows new Freight again.
+#[test]
+fn promoting_the_candidate_resumes_auto_promotion() {
+    let (mut t, k, v1, v2) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &rollback), "Succeeded");
+    assert!(t.run_until(&k, |t| {
+        t.obj("stages", "p", "dev").is_some_and(|s| {
+            s.pointer("/status/autoPromotionHolds/Warehouse~1w")
+                .is_some()
+        })
+    }));
+    let resume = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "x", "namespace": "p", "annotations": {HOLD: "Warehouse/w"}},
+        "spec": {"stage": "dev", "freight": v2}});
+    let created = t.client_create(&k, resume, ADMIN).unwrap();
+    assert_eq!(util::annotation(&created, RESUME), Some("Warehouse/w"));
+    assert_eq!(
+        util::annotation(&created, HOLD),
+        None,
+        "client intent dropped"
+    );
+    let name = util::name(&created).to_string();
+    t.settle(&k);
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(v2)));
+    sweep(&mut t, &k);
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert!(
+        s["status"].get("autoPromotionHolds").is_none()
+            && s["status"].get("effectiveAutoPromotionHolds").is_none(),
+        "{}",
+        s["status"]
+    );
+    let v3 = publish(&mut t, &k, "1.2.0")["name"].clone();
+    assert!(t.run_until(&k, |t| current(t, "dev") == v3));
+}
+
+/// webhook.go `Default` on update: the stored hold/resume annotations win over what a client
+/// writes, and ones it adds are dropped.
+#[test]
+fn hold_and_resume_annotations_cannot_be_changed_after_creation() {
+    let (mut t, k, v1, _) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    let mut p = t.obj("promotions", "p", &rollback).unwrap().clone();
+    p["metadata"]["annotations"][HOLD] = json!("Warehouse/other");
+    p["metadata"]["annotations"][RESUME] = json!("Warehouse/w");
+    let updated = t.client_update(&k, p, ADMIN, false).unwrap();
+    assert_eq!(util::annotation(&updated, HOLD), Some("Warehouse/w"));
+    assert_eq!(util::annotation(&updated, RESUME), None);
+    // A Promotion admitted without intent cannot gain one.
+    let auto = t
+        .all("promotions", "p")
+        .into_iter()
+        .find(|p| util::annotation(p, HOLD).is_none())
+        .unwrap();
+    let mut auto = auto.clone();
+    auto["metadata"]["annotations"][HOLD] = json!("Warehouse/w");
+    let updated = t.client_update(&k, auto, ADMIN, false).unwrap();
+    assert_eq!(util::annotation(&updated, HOLD), None);
+}
+
+/// webhook.go `syncHoldAnnotations` stamps nothing when the ProjectConfig does not enable
+/// auto-promotion; regular_stages.go `syncPromotions` clears holds while it is disabled.
+#[test]
+fn without_auto_promotion_there_are_no_holds() {
+    let (mut t, k, v1, _) = auto_promoted_dev();
+    let rollback = promote(&mut t, &k, "dev", &v1).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &rollback), "Succeeded");
+    assert!(t.run_until(&k, |t| {
+        t.obj("stages", "p", "dev")
+            .is_some_and(|s| s.pointer("/status/autoPromotionHolds").is_some())
+    }));
+    let mut pc = t.obj("projectconfigs", "p", "p").unwrap().clone();
+    pc["spec"]["promotionPolicies"] = json!([]);
+    t.client_update(&k, pc, ADMIN, false).unwrap();
+    t.settle(&k);
+    sweep(&mut t, &k);
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert!(
+        s["status"].get("autoPromotionEnabled").is_none(),
+        "omitempty"
+    );
+    assert!(
+        s["status"].get("autoPromotionHolds").is_none(),
+        "{}",
+        s["status"]
+    );
+    let again = promote(&mut t, &k, "dev", &v1).unwrap();
+    let p = t.obj("promotions", "p", &again).unwrap();
+    assert_eq!(util::annotation(p, HOLD), None);
+    assert_eq!(util::annotation(p, RESUME), None);
+}
+
+/// Kargo writes status as a merge patch of its Go types (pkg/kubeclient `PatchStatus`), whose
+/// fields are `omitempty` (api/v1alpha1 stage_types.go `AutoPromotionEnabled`,
+/// promotion_types.go `CurrentStep`, freight_types.go `CurrentlyIn`/`VerifiedIn`/
+/// `ApprovedFor`): no `autoPromotionEnabled: false`, no `currentStep: 0`, and a map emptied
+/// by the controller disappears.
+#[test]
+fn status_is_written_as_omitempty_go_types_patch_it() {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let s = t.obj("stages", "p", "dev").unwrap();
+    assert!(s["status"].is_object(), "{s}");
+    assert!(
+        s["status"].get("autoPromotionEnabled").is_none(),
+        "{}",
+        s["status"]
+    );
+    let f1 = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let f2 = publish(&mut t, &k, "1.1.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p1 = promote(&mut t, &k, "dev", &f1).unwrap();
+    // The first step is running: Kargo has no `currentStep` to write yet.
+    t.run_until(&k, |t| {
+        t.obj("promotions", "p", &p1)
+            .is_some_and(|p| str_at(p, "status.phase") == "Running")
+    });
+    let running = t.obj("promotions", "p", &p1).unwrap();
+    assert!(
+        running["status"].get("currentStep").is_none(),
+        "{}",
+        running["status"]
+    );
+    assert_eq!(wait_phase(&mut t, &k, &p1), "Succeeded");
+    assert_eq!(
+        t.obj("promotions", "p", &p1).unwrap()["status"]["currentStep"],
+        1,
+        "the last step's index is written"
+    );
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(f1)));
+    assert!(t.obj("freights", "p", &f1).unwrap()["status"]["currentlyIn"]["dev"].is_object());
+    let p2 = promote(&mut t, &k, "dev", &f2).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &p2), "Succeeded");
+    assert!(t.run_until(&k, |t| current(t, "dev") == json!(f2)));
+    assert!(
+        t.run_until(&k, |t| {
+            t.obj("freights", "p", &f1)
+                .is_some_and(|f| f["status"].get("currentlyIn").is_none())
+        }),
+        "{}",
+        t.obj("freights", "p", &f1).unwrap()["status"]
+    );
+    // Deleting the stage empties verifiedIn of both, which Kargo then omits.
+    t.client_delete(&k, GROUP, "stages", Some("p"), "dev", ADMIN)
+        .unwrap();
+    t.settle(&k);
+    for f in [&f1, &f2] {
+        let status = &t.obj("freights", "p", f).unwrap()["status"];
+        assert!(status.get("verifiedIn").is_none(), "{status}");
+    }
+}
+
+/// pkg/controller/stages/regular_stages.go and control_flow_stages.go, and
+/// pkg/controller/management/projectconfigs/project_configs.go (v1.11.2): the
+/// `kargo.akuity.io/refresh` token is acknowledged in `status.lastHandledRefresh`, as for
+/// Warehouses.
+#[test]
+fn refresh_tokens_are_acknowledged_by_stages_and_project_configs() {
+    let (mut t, k) = setup();
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let flow = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        "metadata": {"name": "gate", "namespace": "p"},
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": {"direct": true}}]}});
+    t.client_create(&k, flow, ADMIN).unwrap();
+    let pc = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+        "metadata": {"name": "p", "namespace": "p"}, "spec": {}});
+    t.client_create(&k, pc, ADMIN).unwrap();
+    t.settle(&k);
+    for (resource, name) in [
+        ("stages", "dev"),
+        ("stages", "gate"),
+        ("projectconfigs", "p"),
+    ] {
+        let before = t.obj(resource, "p", name).unwrap().clone();
+        assert!(
+            before["status"].get("lastHandledRefresh").is_none(),
+            "{resource}/{name}: {}",
+            before["status"]
+        );
+        let mut obj = before;
+        obj["metadata"]["annotations"]["kargo.akuity.io/refresh"] = json!("token-1");
+        t.client_update(&k, obj, ADMIN, false).unwrap();
+        t.settle(&k);
+        let after = t.obj(resource, "p", name).unwrap();
+        assert_eq!(
+            after["status"]["lastHandledRefresh"], "token-1",
+            "{resource}/{name}: {}",
+            after["status"]
+        );
+    }
+}
+
+/// pkg/controller/labels.go `GetShardRequirement` and predicates.go `ResponsibleFor`
+/// (v1.11.2): the controller of a default installation (no shard name) watches only Stages and
+/// Promotions without the `kargo.akuity.io/shard` label, so a Stage assigned to a shard gets
+/// no status or finalizer here, and its Promotions (labelled for the shard too) never run.
+#[test]
+fn stages_and_promotions_of_a_shard_are_not_reconciled_by_the_default_controller() {
+    let (mut t, k) = setup();
+    stage(
+        &mut t,
+        &k,
+        "p",
+        "east",
+        json!({"direct": true}),
+        json!({"shard": "east"}),
+    );
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), json!({}));
+    let sharded = t.obj("stages", "p", "east").unwrap();
+    assert_eq!(
+        sharded["metadata"]["labels"]["kargo.akuity.io/shard"],
+        "east"
+    );
+    assert!(
+        sharded
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
+        "{sharded}"
+    );
+    assert!(sharded["metadata"].get("finalizers").is_none(), "{sharded}");
+    assert!(
+        t.obj("stages", "p", "dev").unwrap()["status"]["conditions"].is_array(),
+        "the unsharded stage is reconciled"
+    );
+    let f = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = promote(&mut t, &k, "east", &f).unwrap();
+    assert_eq!(
+        t.obj("promotions", "p", &p).unwrap()["metadata"]["labels"]["kargo.akuity.io/shard"],
+        "east"
+    );
+    sweep(&mut t, &k);
+    let promo = t.obj("promotions", "p", &p).unwrap();
+    assert!(
+        promo.get("status").is_none_or(|s| s.get("phase").is_none()),
+        "{promo}"
+    );
+    let dev = promote(&mut t, &k, "dev", &f).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &dev), "Succeeded");
+    // Without Kargo's finalizer, deleting the sharded stage is immediate.
+    t.client_delete(&k, GROUP, "stages", Some("p"), "east", ADMIN)
+        .unwrap();
+    t.settle(&k);
+    assert!(t.obj("stages", "p", "east").is_none());
+}
+
+/// Kargo v1.11.2 admits an image subscription's deprecated `allowTags` (nothing in
+/// pkg/subscription/image.go `ValidateSubscription` looks at it) and fails discovery on it:
+/// pkg/image/tag_based_selector.go, wrapped by pkg/subscription/image.go and reported by
+/// pkg/controller/warehouses/warehouses.go as Healthy/Ready False.
+#[test]
+fn deprecated_allow_tags_are_admitted_and_fail_discovery() {
+    let (mut t, k) = setup();
+    let w = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+        "metadata": {"name": "old", "namespace": "p"},
+        "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/old", "allowTags": "^v1"}}]}});
+    t.client_create(&k, w, ADMIN).unwrap();
+    t.settle(&k);
+    let w = t.obj("warehouses", "p", "old").unwrap();
+    let err = "error discovering artifacts: error obtaining selector for image \
+               \"ghcr.io/acme/old\": error building tag based selector: AllowTags is deprecated \
+               and unsupported as of v1.11.0; use AllowTagsRegexes instead";
+    let ready = w["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "DiscoveryFailure");
+    assert_eq!(
+        ready["message"],
+        format!("Artifact discovery failed: {err}")
+    );
+    let healthy = w["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Healthy")
+        .unwrap();
+    assert_eq!(healthy["reason"], "DiscoveryFailed");
+    assert_eq!(
+        healthy["message"],
+        format!("Unable to discover artifacts: {err}")
+    );
+}
+
+/// Kargo v1.11.2's mutating webhooks decode the object first: a duration `metav1.Duration`
+/// cannot parse fails the decode, which controller-runtime answers with 400 and Go's
+/// `time.ParseDuration` text (src/time/format.go).
+#[test]
+fn an_undecodable_duration_is_a_400_with_gos_text() {
+    let (mut t, k) = setup();
+    let s = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+        "metadata": {"name": "dev", "namespace": "p"},
+        "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"},
+                                       "sources": {"direct": true, "requiredSoakTime": "3days"}}],
+                 "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone"}]}}}});
+    let e = t.client_create(&k, s, ADMIN).unwrap_err();
+    assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(
+        e.message,
+        "admission webhook \"stage.kargo.akuity.io\" denied the request: time: unknown unit \"days\" in duration \"3days\""
+    );
+    let w = json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+        "metadata": {"name": "w2", "namespace": "p"},
+        "spec": {"interval": "10", "subscriptions": [{"image": {"repoURL": "ghcr.io/acme/x"}}]}});
+    let e = t.client_create(&k, w, ADMIN).unwrap_err();
+    assert_eq!(e.code, 400);
+    assert!(
+        e.message
+            .ends_with("denied the request: time: missing unit in duration \"10\""),
+        "{}",
+        e.message
+    );
+}
+
+/// pkg/webhook/kubernetes/promotiontask/webhook.go `ValidateCreate` (v1.11.2): the namespace
+/// must belong to a Project (an error on `metadata.namespace`, listed before the spec's), and
+/// `apierrors.NewInvalid` joins several errors as `is invalid: [e1, e2]`.
+#[test]
+fn a_promotion_task_outside_a_project_is_rejected_on_its_namespace() {
+    let (mut t, k) = setup();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}});
+    crate::hooks::Txn::create(&mut t, ns).unwrap();
+    let task = |ns: &str, steps: Value| {
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "PromotionTask",
+               "metadata": {"name": "t", "namespace": ns}, "spec": {"steps": steps}})
+    };
+    let e = t
+        .client_create(&k, task("plain", json!([{"uses": "git-clone"}])), ADMIN)
+        .unwrap_err();
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "admission webhook \"promotiontask.kargo.akuity.io\" denied the request: PromotionTask.kargo.akuity.io \"t\" is invalid: metadata.namespace: Invalid value: \"plain\": namespace \"plain\" is not a project"
+    );
+    let twice = json!([{"uses": "git-clone", "as": "a"}, {"uses": "git-push", "as": "a"}]);
+    let e = t
+        .client_create(&k, task("plain", twice), ADMIN)
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("is invalid: [metadata.namespace: Invalid value: \"plain\""),
+        "{}",
+        e.message
+    );
+    assert!(e.message.ends_with("]"), "{}", e.message);
+    assert_eq!(e.causes.len(), 2);
+    assert!(
+        t.client_create(&k, task("p", json!([{"uses": "git-clone"}])), ADMIN)
+            .is_ok()
+    );
+}
+
+fn annotate_stage(t: &mut FakeTxn, k: &Kargo, key: &str, value: &str) -> Value {
+    let mut s = t.obj("stages", "p", "dev").unwrap().clone();
+    s["metadata"]["annotations"][key] = json!(value);
+    let updated = t.client_update(k, s, ADMIN, false).unwrap();
+    t.settle(k);
+    updated
+}
+
+fn latest_vi(t: &FakeTxn) -> Value {
+    t.obj("stages", "p", "dev").unwrap()["status"]["freightHistory"][0]["verificationHistory"][0]
+        .clone()
+}
+
+/// pkg/webhook/kubernetes/stage/webhook.go `Default` rewrites a new `reverify` / `abort`
+/// request as `{"id","actor"}`; pkg/controller/stages/regular_stages.go
+/// `verifyStageFreight` runs a named terminal verification again (a new entry, attributed to
+/// who asked) and `abortVerification` ends a named running one as Failed, "Verification
+/// aborted by user".
+#[test]
+fn reverify_and_abort_requests_are_recorded_and_acted_on() {
+    let (mut t, k) = setup();
+    let extra = json!({"verification": {"analysisTemplates": [{"name": "smoke"}]}});
+    stage(&mut t, &k, "p", "dev", json!({"direct": true}), extra);
+    k.control(
+        &mut t,
+        "fail-verification",
+        &json!({"project": "p", "stage": "dev"}),
+    )
+    .unwrap();
+    let freight = publish(&mut t, &k, "1.0.0")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = promote(&mut t, &k, "dev", &freight).unwrap();
+    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    assert!(t.run_until(&k, |t| latest_vi(t)["phase"] == "Failed"));
+    let failed = latest_vi(&t);
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    k.control(&mut t, "clear-faults", &json!({})).unwrap();
+
+    // Re-verify the failed verification by its bare ID.
+    let s = annotate_stage(&mut t, &k, "kargo.akuity.io/reverify", &failed_id);
+    assert_eq!(
+        util::annotation(&s, "kargo.akuity.io/reverify").unwrap(),
+        format!("{{\"id\":\"{failed_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    let running = latest_vi(&t);
+    assert_ne!(running["id"], failed["id"], "a new verification entry");
+    assert_eq!(running["phase"], "Running");
+    assert_eq!(running["actor"], "kubernetes:admin");
+    let history =
+        &t.obj("stages", "p", "dev").unwrap()["status"]["freightHistory"][0]["verificationHistory"];
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["id"], failed["id"]);
+
+    // Abort it while it runs.
+    let running_id = running["id"].as_str().unwrap().to_string();
+    let s = annotate_stage(&mut t, &k, "kargo.akuity.io/abort", &running_id);
+    assert_eq!(
+        util::annotation(&s, "kargo.akuity.io/abort").unwrap(),
+        format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    let aborted = latest_vi(&t);
+    assert_eq!(aborted["id"], json!(running_id));
+    assert_eq!(aborted["phase"], "Failed");
+    assert_eq!(aborted["message"], "Verification aborted by user");
+    assert!(aborted["finishTime"].is_string());
+    let s = t.obj("stages", "p", "dev").unwrap();
+    let verified = s["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Verified")
+        .unwrap();
+    assert_eq!(verified["reason"], "VerificationFailed");
+
+    // The same request again changes nothing; a re-verification of the aborted one passes.
+    let unchanged = annotate_stage(
+        &mut t,
+        &k,
+        "kargo.akuity.io/abort",
+        &format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}"),
+    );
+    assert_eq!(
+        util::annotation(&unchanged, "kargo.akuity.io/abort").unwrap(),
+        format!("{{\"id\":\"{running_id}\",\"actor\":\"kubernetes:admin\"}}")
+    );
+    annotate_stage(&mut t, &k, "kargo.akuity.io/reverify", &running_id);
+    assert!(t.run_until(&k, |t| latest_vi(t)["phase"] == "Successful"));
+    assert!(t.run_until(&k, |t| {
+        t.obj("freights", "p", &freight)
+            .is_some_and(|f| f.pointer("/status/verifiedIn/dev").is_some())
+    }));
 }

@@ -217,7 +217,8 @@ impl Kargo {
         let Some(obj) = req.object.as_deref_mut() else {
             return Ok(());
         };
-        stage::default(obj);
+        stage::default(obj).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
+        stage::enrich_verification_requests(obj, req.old_object, req.user, req.from_control_plane);
         let schema = stage::step_schema_errors(obj);
         if !schema.is_empty() {
             return Err(invalid_error("Stage", &name, schema));
@@ -272,6 +273,7 @@ impl Kargo {
     /// PromotionTask / ClusterPromotionTask webhooks: step aliases as for Stages.
     fn admit_task(
         &self,
+        txn: &dyn Txn,
         kind: &str,
         webhook: &str,
         req: &AdmissionRequest<'_>,
@@ -282,7 +284,21 @@ impl Kargo {
         let Some(obj) = req.object.as_deref() else {
             return Ok(());
         };
-        let errs = stage::validate_step_aliases("spec.steps", util::arr_at(obj, "spec.steps"));
+        let mut errs = Vec::new();
+        // promotiontask/webhook.go `ValidateCreate`: the namespace must be a Project's, and
+        // that error is listed first, with the spec's.
+        if kind == "PromotionTask" && req.operation == Operation::Create {
+            let ns = req.namespace.unwrap_or_default();
+            match project::validate_project_namespace(txn, ns) {
+                Err(e) => return Err(e.denied_by_webhook(webhook)),
+                Ok(Some(fe)) => errs.push(fe),
+                Ok(None) => {}
+            }
+        }
+        errs.extend(stage::validate_step_aliases(
+            "spec.steps",
+            util::arr_at(obj, "spec.steps"),
+        ));
         if errs.is_empty() {
             Ok(())
         } else {
@@ -400,9 +416,10 @@ impl Admission for Kargo {
                 promotion::admit(txn, &env, req)
             }
             (GROUP, "promotiontasks") => {
-                self.admit_task("PromotionTask", "promotiontask.kargo.akuity.io", req)
+                self.admit_task(txn, "PromotionTask", "promotiontask.kargo.akuity.io", req)
             }
             (GROUP, "clusterpromotiontasks") => self.admit_task(
+                txn,
                 "ClusterPromotionTask",
                 "clusterpromotiontask.kargo.akuity.io",
                 req,

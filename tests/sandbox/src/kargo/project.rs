@@ -780,6 +780,10 @@ pub fn reconcile_project_config(
             &now,
         );
     }
+    // project_configs.go: the refresh token is recorded as handled on every reconcile.
+    if let Some(token) = util::annotation(&pc, util::ANNOTATION_REFRESH) {
+        status["lastHandledRefresh"] = json!(token);
+    }
     if pc.get("status") != Some(&status) {
         pc["status"] = status;
         let _ = txn.update_status(pc);

@@ -5,12 +5,14 @@ use serde_json::{Map, Value, json};
 
 use super::availability::{select_candidates, unavailability};
 use super::names::{promotion_name, shorten_label_value};
+use super::project::auto_promotion_enabled;
 use super::project::validate_project_namespace;
 use super::stage::normalize_step_durations;
 use super::util::{
-    self, ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_STAGE, API_VERSION, GROUP,
-    LABEL_SHARD, LABEL_STAGE, annotation, arr_at, forbidden_error, internal, invalid,
-    remove_annotation, remove_label, set_annotation, set_label, str_at,
+    self, ANNOTATION_ABORT, ANNOTATION_AUTO_PROMOTION_HOLD, ANNOTATION_AUTO_PROMOTION_RESUME,
+    ANNOTATION_CREATE_ACTOR, ANNOTATION_STAGE, API_VERSION, GROUP, LABEL_SHARD, LABEL_STAGE,
+    annotation, arr_at, forbidden_error, internal, invalid, remove_annotation, remove_label,
+    set_annotation, set_label, str_at,
 };
 use crate::hooks::{AdmissionRequest, ApiError, Operation, Txn};
 
@@ -280,8 +282,9 @@ pub fn default_create(
     );
     let mut inflated =
         inflate_steps(txn, ns, steps, &vars).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
-    normalize_step_durations(&mut inflated);
+    normalize_step_durations(&mut inflated).map_err(|e| e.denied_by_webhook(WEBHOOK))?;
     obj["spec"]["steps"] = Value::Array(inflated);
+    sync_hold_annotations(txn, env, obj, &stage, ns, from_control_plane);
     if vars.is_empty() {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("vars");
@@ -291,6 +294,70 @@ pub fn default_create(
     }
     stamp_stage(obj, &stage);
     Ok(())
+}
+
+/// Kargo's `syncHoldAnnotations` (pkg/webhook/kubernetes/promotion/webhook.go, v1.11.2): on a
+/// user's Promotion into a Stage whose ProjectConfig enables auto-promotion, any intent a client
+/// supplied is dropped and `auto-promotion-resume: <origin>` is stamped when the Freight is the
+/// origin's auto-promotion candidate (`SelectAutoPromotionCandidates`), `auto-promotion-hold:
+/// <origin>` otherwise, including when there is no candidate. Control-plane Promotions without a
+/// user actor (auto-promotions) are left as they are; unknown Freight stamps nothing.
+fn sync_hold_annotations(
+    txn: &dyn Txn,
+    env: &PromotionEnv<'_>,
+    obj: &mut Value,
+    stage: &Value,
+    ns: &str,
+    from_control_plane: bool,
+) {
+    if from_control_plane {
+        let actor = annotation(obj, ANNOTATION_CREATE_ACTOR).unwrap_or_default();
+        if actor.is_empty() || actor.starts_with("controller:") {
+            return;
+        }
+    }
+    remove_annotation(obj, ANNOTATION_AUTO_PROMOTION_HOLD);
+    remove_annotation(obj, ANNOTATION_AUTO_PROMOTION_RESUME);
+    let freight_name = str_at(obj, "spec.freight").to_string();
+    if freight_name.is_empty() {
+        return;
+    }
+    let pc = txn.get(GROUP, "projectconfigs", Some(ns), ns);
+    if !auto_promotion_enabled(pc.as_ref(), stage) {
+        return;
+    }
+    let Some(freight) = txn.get(GROUP, "freights", Some(ns), &freight_name) else {
+        return;
+    };
+    let origin = freight
+        .get("origin")
+        .map(super::names::origin_key)
+        .unwrap_or_default();
+    let all = txn.list(GROUP, "freights", Some(ns));
+    let candidates = select_candidates(stage, &all, txn.now(), env.freight_order);
+    if candidates
+        .get(&origin)
+        .is_some_and(|c| util::name(c) == freight_name)
+    {
+        set_annotation(obj, ANNOTATION_AUTO_PROMOTION_RESUME, &origin);
+    } else {
+        set_annotation(obj, ANNOTATION_AUTO_PROMOTION_HOLD, &origin);
+    }
+}
+
+/// On update Kargo keeps the create actor and the hold/resume intent as admitted: the stored
+/// object's values win, and values a client added are dropped.
+fn preserve_creation_annotations(obj: &mut Value, old: &Value) {
+    for key in [
+        ANNOTATION_CREATE_ACTOR,
+        ANNOTATION_AUTO_PROMOTION_HOLD,
+        ANNOTATION_AUTO_PROMOTION_RESUME,
+    ] {
+        match annotation(old, key) {
+            Some(v) => set_annotation(obj, key, v),
+            None => remove_annotation(obj, key),
+        }
+    }
 }
 
 /// `subject "<user>" is not permitted to <action> Promotions for Stage "<stage>"`.
@@ -308,8 +375,9 @@ fn authorize(
     if txn.can(req.user, "promote", GROUP, "stages", Some(ns), stage) {
         return Ok(());
     }
+    // webhook.go's `promotionGroupResource` names the resource by its Kind.
     Err(forbidden_error(
-        "promotions",
+        "Promotion",
         GROUP,
         promo_name,
         &format!(
@@ -392,10 +460,7 @@ pub fn admit(
             let Some(obj) = req.object.as_deref_mut() else {
                 return Ok(());
             };
-            match annotation(&old, ANNOTATION_CREATE_ACTOR) {
-                Some(actor) => set_annotation(obj, ANNOTATION_CREATE_ACTOR, actor),
-                None => remove_annotation(obj, ANNOTATION_CREATE_ACTOR),
-            }
+            preserve_creation_annotations(obj, &old);
             enrich_abort(obj, Some(&old), user, control_plane);
             // The mutating webhook loads the Stage on every write, updates included.
             let Some(stage) = txn.get(GROUP, "stages", Some(&ns), &stage_name) else {

@@ -63,6 +63,9 @@ impl Kargo {
             self.forget_promotion(ns, name);
             return;
         };
+        if !util::reconciled_by_default_controller(&promo) {
+            return;
+        }
         let phase = str_at(&promo, "status.phase").to_string();
         if is_terminal(&phase) || util::is_deleting(&promo) {
             self.forget_promotion(ns, name);
@@ -489,6 +492,10 @@ fn merge_status(obj: &Value, patch: Value) -> Value {
     if let (Some(s), Value::Object(p)) = (status.as_object_mut(), patch) {
         for (k, v) in p {
             s.insert(k, v);
+        }
+        // `CurrentStep int64 json:"currentStep,omitempty"`: Kargo never writes a zero.
+        if s.get("currentStep").and_then(Value::as_u64) == Some(0) {
+            s.remove("currentStep");
         }
     }
     status

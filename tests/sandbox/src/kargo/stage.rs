@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 use super::names::origin_key;
 use super::util::{FieldError, arr_at, forbidden, invalid, str_at};
 use super::warehouse::{normalize_duration_field, sync_shard_label};
+use crate::hooks::ApiError;
 
 static RESERVED_ALIAS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(step|task)-\d+$").expect("static regex"));
 
-/// The mutating pass: shard label and `requiredSoakTime` / `retry.timeout` re-marshalling.
-pub fn default(obj: &mut Value) {
+/// The mutating pass: shard label and `requiredSoakTime` / `retry.timeout` re-marshalling;
+/// a duration Go cannot parse fails it (400, Go's text).
+pub fn default(obj: &mut Value) -> Result<(), ApiError> {
     sync_shard_label(obj);
     if let Some(reqs) = obj
         .pointer_mut("/spec/requestedFreight")
@@ -23,7 +25,7 @@ pub fn default(obj: &mut Value) {
     {
         for req in reqs {
             if let Some(sources) = req.get_mut("sources") {
-                normalize_duration_field(sources, "requiredSoakTime");
+                normalize_duration_field(sources, "requiredSoakTime")?;
             }
         }
     }
@@ -31,16 +33,80 @@ pub fn default(obj: &mut Value) {
         .pointer_mut("/spec/promotionTemplate/spec/steps")
         .and_then(Value::as_array_mut)
     {
-        normalize_step_durations(steps);
+        normalize_step_durations(steps)?;
     }
+    Ok(())
 }
 
 /// Re-marshals each step's `retry.timeout`.
-pub fn normalize_step_durations(steps: &mut [Value]) {
+pub fn normalize_step_durations(steps: &mut [Value]) -> Result<(), ApiError> {
     for step in steps {
         if let Some(retry) = step.get_mut("retry") {
-            normalize_duration_field(retry, "timeout");
+            normalize_duration_field(retry, "timeout")?;
         }
+    }
+    Ok(())
+}
+
+pub const ANNOTATION_REVERIFY: &str = "kargo.akuity.io/reverify";
+
+/// Kargo's `VerificationRequest` (api/v1alpha1/request.go) from a Stage's `reverify` or
+/// `abort` annotation (pkg/api/annotations.go): a JSON object, or else the bare ID. `None`
+/// without an ID.
+pub fn verification_request(obj: &Value, key: &str) -> Option<(String, String, bool)> {
+    let raw = super::util::annotation(obj, key)?;
+    let (id, actor, control_plane) = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(m)) => (
+            m.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            m.get("actor")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            m.get("controlPlane")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ),
+        // Valid JSON that is not an object fails Go's unmarshal: no request.
+        Ok(_) => return None,
+        Err(_) => (raw.to_string(), String::new(), false),
+    };
+    (!id.is_empty()).then_some((id, actor, control_plane))
+}
+
+/// The Stage webhook's `Default` (pkg/webhook/kubernetes/stage/webhook.go, v1.11.2): a new or
+/// changed `reverify` / `abort` request is rewritten as JSON naming who asked
+/// (`{"id","actor"}` for a user, `controlPlane: true` for Kargo's own components).
+pub fn enrich_verification_requests(
+    obj: &mut Value,
+    old: Option<&Value>,
+    user: &str,
+    control_plane: bool,
+) {
+    for key in [ANNOTATION_REVERIFY, super::util::ANNOTATION_ABORT] {
+        let Some((id, actor, _)) = verification_request(obj, key) else {
+            continue;
+        };
+        let new = verification_request(obj, key);
+        if old.and_then(|o| verification_request(o, key)) == new {
+            continue;
+        }
+        let mut req = serde_json::Map::new();
+        req.insert("id".into(), json!(id));
+        if control_plane {
+            if !actor.is_empty() {
+                req.insert("actor".into(), json!(actor));
+            }
+            req.insert("controlPlane".into(), json!(true));
+        } else {
+            req.insert(
+                "actor".into(),
+                json!(super::promotion::kubernetes_actor(user)),
+            );
+        }
+        super::util::set_annotation(obj, key, &Value::Object(req).to_string());
     }
 }
 
@@ -213,7 +279,7 @@ mod tests {
         let mut s = stage(json!({"shard": "a",
             "requestedFreight": [{"origin": wh("w"), "sources": {"direct": true, "requiredSoakTime": "1h"}}],
             "promotionTemplate": {"spec": {"steps": [{"uses": "git-push", "retry": {"timeout": "90s"}}]}}}));
-        default(&mut s);
+        default(&mut s).unwrap();
         assert_eq!(
             s["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"],
             "1h0m0s"

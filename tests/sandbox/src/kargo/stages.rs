@@ -136,6 +136,9 @@ impl Kargo {
         let Some(mut stage) = txn.get(GROUP, "stages", Some(ns), stage_name) else {
             return;
         };
+        if !util::reconciled_by_default_controller(&stage) {
+            return;
+        }
         if util::is_deleting(&stage) {
             self.delete_stage(txn, stage);
             return;
@@ -162,18 +165,28 @@ impl Kargo {
         } else {
             let pc = txn.get(GROUP, "projectconfigs", Some(ns), ns);
             let enabled = auto_promotion_enabled(pc.as_ref(), &stage);
-            self.sync_promotions(txn, &mut pass);
+            self.sync_promotions(txn, &mut pass, enabled);
             self.sync_freight(txn, &mut pass);
             assess_health(&mut pass);
             self.verify(&mut pass);
             self.mark_verified(txn, &mut pass);
-            pass.status["autoPromotionEnabled"] = json!(enabled);
+            effective_holds(txn, &mut pass, enabled);
+            // `AutoPromotionEnabled bool json:"autoPromotionEnabled,omitempty"`.
+            if enabled {
+                pass.status["autoPromotionEnabled"] = json!(true);
+            } else {
+                remove_key(&mut pass.status, "autoPromotionEnabled");
+            }
             if enabled {
                 self.auto_promote(txn, &mut pass);
             }
             summarize(&mut pass);
         }
-        let status = pass.status;
+        let mut status = pass.status;
+        // regular_stages.go / control_flow_stages.go: the refresh token is recorded as handled.
+        if let Some(token) = util::annotation(&stage, util::ANNOTATION_REFRESH) {
+            status["lastHandledRefresh"] = json!(token);
+        }
         let current = str_at(&status, "currentPromotion.name").to_string();
         if stage.get("status") != Some(&status) {
             stage["status"] = status;
@@ -194,11 +207,12 @@ impl Kargo {
             "currentPromotion",
             "lastPromotion",
             "autoPromotionHolds",
+            "effectiveAutoPromotionHolds",
         ] {
             remove_key(&mut pass.status, key);
         }
         pass.status["freightSummary"] = json!("N/A");
-        pass.status["autoPromotionEnabled"] = json!(false);
+        remove_key(&mut pass.status, "autoPromotionEnabled");
         let freight = txn.list(GROUP, "freights", Some(pass.ns));
         let now = txn.now();
         let available: Vec<Value> = available_by_origin(pass.stage, &freight, now)
@@ -227,8 +241,20 @@ impl Kargo {
         pass.status["observedGeneration"] = json!(pass.generation);
     }
 
-    fn sync_promotions(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>) {
+    fn sync_promotions(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>, enabled: bool) {
         let stage_name = name(pass.stage).to_string();
+        // Durable holds: cleared while auto-promotion is off, kept only for requested origins.
+        let requested = requested_origins(pass.stage);
+        if !enabled {
+            remove_key(&mut pass.status, "autoPromotionHolds");
+        } else if let Some(holds) = pass
+            .status
+            .get_mut("autoPromotionHolds")
+            .and_then(Value::as_object_mut)
+        {
+            holds.retain(|k, _| requested.contains(k));
+        }
+        drop_empty(&mut pass.status, "autoPromotionHolds");
         let mut promos: Vec<Value> = txn
             .list(GROUP, "promotions", Some(pass.ns))
             .into_iter()
@@ -256,6 +282,9 @@ impl Kargo {
                 .collect();
             fresh.sort_by(|a, b| name(a).cmp(name(b)));
             for p in fresh {
+                if enabled && str_at(p, "status.phase") != "Aborted" {
+                    replay_hold_intent(&mut pass.status, p, &requested);
+                }
                 self.record_result(pass, p);
             }
             return;
@@ -375,6 +404,7 @@ impl Kargo {
                         v["longestSoak"] = json!(super::duration::format(soak));
                     }
                 }
+                omit_empty_freight_maps(&mut f);
                 let _ = txn.update_status(f);
             } else if wanted && !here {
                 let status = util::obj_mut(&mut f, "status");
@@ -402,9 +432,46 @@ impl Kargo {
             return;
         }
         let key = (pass.ns.to_string(), stage_name.clone());
-        if let Some(latest) = latest_verification(&pass.status).cloned() {
+        let reverify =
+            super::stage::verification_request(pass.stage, super::stage::ANNOTATION_REVERIFY);
+        let abort = super::stage::verification_request(pass.stage, util::ANNOTATION_ABORT);
+        let latest = latest_verification(&pass.status).cloned();
+        // regular_stages.go `verifyStageFreight`: a terminal verification is run again only
+        // when a `reverify` request names it.
+        let rerun = latest.as_ref().and_then(|l| {
+            let id = str_at(l, "id");
+            reverify
+                .as_ref()
+                .filter(|(want, _, _)| verification_terminal(str_at(l, "phase")) && want == id)
+        });
+        if let Some((_, actor, _)) = rerun {
+            if health_is_healthy(&pass.status) {
+                let actor = actor.clone();
+                self.start_verification(pass, &key, Some(&actor));
+            }
+            set_verified_condition(pass);
+            return;
+        }
+        if let Some(latest) = latest {
             if !verification_terminal(str_at(&latest, "phase")) {
                 let id = str_at(&latest, "id").to_string();
+                // `abortVerification`: the request for this verification ends it as Failed
+                // (the AnalysisRun is told to terminate), attributed to who asked.
+                if let Some((_, actor, _)) = abort.as_ref().filter(|(want, _, _)| *want == id) {
+                    let mut done = latest.clone();
+                    if !actor.is_empty() {
+                        done["actor"] = json!(actor);
+                    }
+                    done["phase"] = json!("Failed");
+                    done["message"] = json!("Verification aborted by user");
+                    done["finishTime"] = json!(pass.now);
+                    self.state()
+                        .verification_clock
+                        .remove(&(key.0.clone(), key.1.clone(), id));
+                    replace_latest_verification(&mut pass.status, done);
+                    set_verified_condition(pass);
+                    return;
+                }
                 let clock_key = (key.0.clone(), key.1.clone(), id.clone());
                 let started = *self
                     .state()
@@ -427,24 +494,34 @@ impl Kargo {
                 }
             }
         } else if health_is_healthy(&pass.status) {
-            let mut vi = json!({"id": new_uuid(), "startTime": pass.now});
-            if pass
-                .stage
-                .pointer("/spec/verification")
-                .is_some_and(|v| !v.is_null())
-            {
-                vi["phase"] = json!("Running");
-                let id = str_at(&vi, "id").to_string();
-                self.state()
-                    .verification_clock
-                    .insert((key.0, key.1, id), Instant::now());
-            } else {
-                vi["phase"] = json!("Successful");
-                vi["finishTime"] = json!(pass.now);
-            }
-            replace_latest_verification(&mut pass.status, vi);
+            self.start_verification(pass, &key, None);
         }
         set_verified_condition(pass);
+    }
+
+    /// A new verification of the current Freight (`actor` for a re-verification someone
+    /// asked for): emulated as running for `verification_duration` with `spec.verification`,
+    /// successful at once without.
+    fn start_verification(&self, pass: &mut Pass<'_>, key: &(String, String), actor: Option<&str>) {
+        let mut vi = json!({"id": new_uuid(), "startTime": pass.now});
+        if pass
+            .stage
+            .pointer("/spec/verification")
+            .is_some_and(|v| !v.is_null())
+        {
+            if let Some(a) = actor.filter(|a| !a.is_empty()) {
+                vi["actor"] = json!(a);
+            }
+            vi["phase"] = json!("Running");
+            let id = str_at(&vi, "id").to_string();
+            self.state()
+                .verification_clock
+                .insert((key.0.clone(), key.1.clone(), id), Instant::now());
+        } else {
+            vi["phase"] = json!("Successful");
+            vi["finishTime"] = json!(pass.now);
+        }
+        replace_latest_verification(&mut pass.status, vi);
     }
 
     fn mark_verified(&self, txn: &mut dyn Txn, pass: &mut Pass<'_>) {
@@ -494,6 +571,15 @@ impl Kargo {
         let last = str_at(&pass.status, "lastPromotion.name").to_string();
         for req in arr_at(pass.stage, "spec.requestedFreight") {
             let origin = req.get("origin").map(origin_key).unwrap_or_default();
+            // Never auto-promote an origin with an effective hold.
+            if pass
+                .status
+                .pointer("/effectiveAutoPromotionHolds")
+                .and_then(|h| h.get(&origin))
+                .is_some()
+            {
+                continue;
+            }
             let Some(candidate) = candidates.get(&origin) else {
                 continue;
             };
@@ -565,6 +651,7 @@ impl Kargo {
                 }
             }
             if changed {
+                omit_empty_freight_maps(&mut f);
                 let _ = txn.update_status(f);
             }
         }
@@ -629,6 +716,130 @@ impl Kargo {
                 self.reconcile_stage(txn, util::namespace(&p), &stage);
             }
         }
+    }
+}
+
+fn requested_origins(stage: &Value) -> Vec<String> {
+    arr_at(stage, "spec.requestedFreight")
+        .iter()
+        .filter_map(|r| r.get("origin").map(origin_key))
+        .collect()
+}
+
+/// Kargo writes Freight status with a merge patch of the Go struct, whose maps are
+/// `omitempty`: a map emptied by the controller is removed, not stored as `{}`.
+fn omit_empty_freight_maps(freight: &mut Value) {
+    if let Some(status) = freight.get_mut("status") {
+        for key in ["currentlyIn", "verifiedIn", "approvedFor"] {
+            drop_empty(status, key);
+        }
+    }
+}
+
+/// Removes `key` from `status` when it is an empty map, as `omitempty` does.
+fn drop_empty(status: &mut Value, key: &str) {
+    if status
+        .get(key)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
+        remove_key(status, key);
+    }
+}
+
+/// `newAutoPromotionHold`: the Promotion that established a hold, as a paper trail.
+fn new_hold(promo: &Value, origin: &str) -> Value {
+    let (kind, origin_name) = origin.split_once('/').unwrap_or(("Warehouse", origin));
+    let mut hold = json!({
+        "freightName": str_at(promo, "spec.freight"),
+        "origin": {"kind": kind, "name": origin_name},
+        "promotionName": name(promo),
+    });
+    if let Some(actor) = util::annotation(promo, util::ANNOTATION_CREATE_ACTOR)
+        && !actor.is_empty()
+    {
+        hold["actor"] = json!(actor);
+    }
+    let created = str_at(promo, "metadata.creationTimestamp");
+    if !created.is_empty() {
+        hold["createdAt"] = json!(created);
+    }
+    hold
+}
+
+/// The replay in Kargo's `syncPromotions` (pkg/controller/stages/regular_stages.go, v1.11.2):
+/// a finished Promotion with hold intent records a hold for its (requested) origin; one with
+/// resume intent releases it.
+fn replay_hold_intent(status: &mut Value, promo: &Value, requested: &[String]) {
+    if let Some(origin) =
+        util::annotation(promo, util::ANNOTATION_AUTO_PROMOTION_HOLD).filter(|o| !o.is_empty())
+    {
+        if requested.iter().any(|r| r == origin) {
+            let hold = new_hold(promo, origin);
+            let holds = util::obj_mut(status, "autoPromotionHolds");
+            holds.insert(origin.to_string(), hold);
+        }
+    } else if let Some(origin) =
+        util::annotation(promo, util::ANNOTATION_AUTO_PROMOTION_RESUME).filter(|o| !o.is_empty())
+    {
+        if let Some(holds) = status
+            .get_mut("autoPromotionHolds")
+            .and_then(Value::as_object_mut)
+        {
+            holds.remove(origin);
+        }
+        drop_empty(status, "autoPromotionHolds");
+    }
+}
+
+/// Kargo's `computeEffectiveAutoPromotionHolds`: the durable holds overlaid, per requested
+/// origin, with the newest non-aborted hold or resume intent among Promotions newer than the
+/// last one recorded. None while auto-promotion is disabled.
+fn effective_holds(txn: &dyn Txn, pass: &mut Pass<'_>, enabled: bool) {
+    if !enabled {
+        remove_key(&mut pass.status, "effectiveAutoPromotionHolds");
+        return;
+    }
+    let mut effective = pass
+        .status
+        .get("autoPromotionHolds")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let stage_name = name(pass.stage);
+    let last = str_at(&pass.status, "lastPromotion.name").to_string();
+    let promos: Vec<Value> = txn
+        .list(GROUP, "promotions", Some(pass.ns))
+        .into_iter()
+        .filter(|p| str_at(p, "spec.stage") == stage_name)
+        .filter(|p| str_at(p, "status.phase") != "Aborted")
+        .filter(|p| last.is_empty() || name(p) > last.as_str())
+        .collect();
+    for origin in requested_origins(pass.stage) {
+        let newest = promos
+            .iter()
+            .filter_map(|p| {
+                let hold = util::annotation(p, util::ANNOTATION_AUTO_PROMOTION_HOLD)
+                    == Some(origin.as_str());
+                let resume = util::annotation(p, util::ANNOTATION_AUTO_PROMOTION_RESUME)
+                    == Some(origin.as_str());
+                (hold || resume).then_some((p, hold))
+            })
+            .max_by(|a, b| name(a.0).cmp(name(b.0)));
+        match newest {
+            None => {}
+            Some((p, true)) => {
+                effective.insert(origin.clone(), new_hold(p, &origin));
+            }
+            Some((_, false)) => {
+                effective.remove(&origin);
+            }
+        }
+    }
+    if effective.is_empty() {
+        remove_key(&mut pass.status, "effectiveAutoPromotionHolds");
+    } else {
+        pass.status["effectiveAutoPromotionHolds"] = Value::Object(effective);
     }
 }
 

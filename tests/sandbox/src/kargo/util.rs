@@ -15,6 +15,8 @@ pub const LABEL_STAGE: &str = "kargo.akuity.io/stage";
 pub const ANNOTATION_STAGE: &str = "kargo.akuity.io/stage";
 pub const ANNOTATION_CREATE_ACTOR: &str = "kargo.akuity.io/create-actor";
 pub const ANNOTATION_ABORT: &str = "kargo.akuity.io/abort";
+pub const ANNOTATION_AUTO_PROMOTION_HOLD: &str = "kargo.akuity.io/auto-promotion-hold";
+pub const ANNOTATION_AUTO_PROMOTION_RESUME: &str = "kargo.akuity.io/auto-promotion-resume";
 pub const ANNOTATION_KEEP_NAMESPACE: &str = "kargo.akuity.io/keep-namespace";
 pub const ANNOTATION_REFRESH: &str = "kargo.akuity.io/refresh";
 
@@ -70,6 +72,16 @@ pub fn namespace(v: &Value) -> &str {
 
 pub fn label<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+/// Kargo's `ResponsibleFor` predicate and `GetShardRequirement` (pkg/controller, v1.11.2) for
+/// the controller of a default installation (no shard name): Stages and Promotions labelled
+/// `kargo.akuity.io/shard` are left to that shard's controller and never reconciled here.
+pub fn reconciled_by_default_controller(obj: &Value) -> bool {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(LABEL_SHARD))
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
 }
 
 pub fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

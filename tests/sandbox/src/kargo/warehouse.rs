@@ -1,7 +1,6 @@
 //! The Warehouse webhook: subscription defaults, duration re-marshalling, the shard label,
 //! and the subscription rules Kargo's subscribers enforce (URLs, strategies, constraints).
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -52,14 +51,19 @@ pub fn sync_shard_label(obj: &mut Value) {
 }
 
 /// Re-marshals a duration field in place, as a `metav1.Duration` round trip does.
-pub fn normalize_duration_field(parent: &mut Value, key: &str) {
-    if let Some(n) = parent
-        .get(key)
-        .and_then(Value::as_str)
-        .and_then(duration::normalize)
-    {
+/// Re-marshals `parent[key]` through `metav1.Duration`; a string Go cannot parse fails the
+/// mutating webhook's decode, which controller-runtime answers with 400 and Go's error.
+pub fn normalize_duration_field(parent: &mut Value, key: &str) -> Result<(), ApiError> {
+    let Some(text) = parent.get(key).and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if let Some(e) = duration::parse_error(text) {
+        return Err(ApiError::new(400, "BadRequest", e));
+    }
+    if let Some(n) = duration::normalize(text) {
         parent[key] = Value::String(n);
     }
+    Ok(())
 }
 
 /// The single top-level key of a subscription, or the decode error Kargo reports.
@@ -79,7 +83,7 @@ pub fn subscription_kind(index: usize, sub: &Value) -> Result<&str, String> {
 pub fn default(obj: &mut Value) -> Result<(), ApiError> {
     sync_shard_label(obj);
     if let Some(spec) = obj.get_mut("spec") {
-        normalize_duration_field(spec, "interval");
+        normalize_duration_field(spec, "interval")?;
     }
     let Some(subs) = obj
         .pointer_mut("/spec/subscriptions")
@@ -91,6 +95,16 @@ pub fn default(obj: &mut Value) -> Result<(), ApiError> {
         let kind = subscription_kind(i, sub)
             .map_err(|m| ApiError::new(400, "BadRequest", m))?
             .to_string();
+        // Open-source Kargo registers subscribers for these three only (pkg/subscription);
+        // any other is a registry miss in the defaulting webhook, which controller-runtime
+        // turns into a 403 denial with the registry's own words.
+        if !matches!(kind.as_str(), "image" | "git" | "chart") {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                "no matching registration found",
+            ));
+        }
         let Some(body) = sub.get_mut(&kind) else {
             continue;
         };
@@ -248,7 +262,8 @@ fn validate_image(errs: &mut Vec<FieldError>, f: &str, body: &Value) {
             ));
         }
     }
-    check_deprecated_tag_filters(errs, f, body);
+    // v1.11.2 admits the deprecated tag filters on images and fails discovery instead.
+
     check_regexes(errs, f, body);
     check_limit(errs, f, body);
 }
@@ -375,29 +390,9 @@ pub fn subscription_identity(kind: &str, body: &Value) -> String {
     }
 }
 
-fn duplicate_message(kind: &str, body: &Value, first: &str) -> String {
-    let repo = str_at(body, "repoURL");
-    match kind {
-        "image" => format!("subscription for image repository already exists at {first:?}"),
-        "git" => format!("subscription for Git repository already exists at {first:?}"),
-        "chart" if repo.starts_with("http://") || repo.starts_with("https://") => {
-            format!(
-                "subscription for chart {:?} already exists at {first:?}",
-                str_at(body, "name")
-            )
-        }
-        "chart" => format!("subscription for chart already exists at {first:?}"),
-        _ => format!(
-            "subscription with name {:?} already exists at {first:?}",
-            str_at(body, "name")
-        ),
-    }
-}
-
 /// The validating pass over `spec.subscriptions`.
 pub fn validate(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
     for (i, sub) in super::util::arr_at(obj, "spec.subscriptions")
         .iter()
         .enumerate()
@@ -413,24 +408,8 @@ pub fn validate(obj: &Value) -> Vec<FieldError> {
             "chart" => validate_chart(&mut errs, &f, &body),
             _ => validate_generic(&mut errs, &f, &body),
         }
-        let identity = subscription_identity(kind, &body);
-        match seen.get(&identity) {
-            Some(first) => {
-                let value = if kind == "image" || kind == "git" || kind == "chart" {
-                    json!(str_at(&body, "repoURL"))
-                } else {
-                    json!(str_at(&body, "name"))
-                };
-                errs.push(invalid(
-                    f.clone(),
-                    &value,
-                    &duplicate_message(kind, &body, first),
-                ));
-            }
-            None => {
-                seen.insert(identity, f);
-            }
-        }
+        // v1.11.2's `uniqueSubSet.addSub` looks subscriptions up but never records one, so
+        // duplicates are admitted (Kargo fixed this after v1.11.2).
     }
     errs
 }
@@ -448,8 +427,7 @@ mod tests {
         let mut w = wh(json!([
             {"image": {"repoURL": "ghcr.io/acme/app"}},
             {"git": {"repoURL": "https://github.com/acme/repo"}},
-            {"chart": {"repoURL": "oci://ghcr.io/acme/chart"}},
-            {"custom": {"name": "x"}}
+            {"chart": {"repoURL": "oci://ghcr.io/acme/chart"}}
         ]));
         w["spec"]["shard"] = json!("east");
         default(&mut w).unwrap();
@@ -464,10 +442,6 @@ mod tests {
         assert_eq!(git["strictSemvers"], true);
         assert_eq!(git["discoveryLimit"], 20);
         assert_eq!(w["spec"]["subscriptions"][2]["chart"]["discoveryLimit"], 20);
-        assert_eq!(
-            w["spec"]["subscriptions"][3]["custom"]["discoveryLimit"],
-            20
-        );
         assert!(validate(&w).is_empty(), "{:?}", validate(&w));
     }
 
@@ -499,6 +473,22 @@ mod tests {
         );
     }
 
+    /// pkg/webhook/kubernetes/warehouse/webhook.go `Default` looks every subscription up in
+    /// pkg/subscription's registry, which holds image, git and chart only in v1.11.2; the
+    /// miss (pkg/component/errors.go) is denied by controller-runtime with 403.
+    #[test]
+    fn subscriptions_other_than_image_git_and_chart_are_denied() {
+        let mut w = wh(json!([{"image": {"repoURL": "a"}}, {"s3": {"name": "bundles"}}]));
+        let e = default(&mut w).unwrap_err();
+        assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(e.message, "no matching registration found");
+        let e = default(&mut wh(
+            json!([{"subscription": {"subscriptionType": "s3", "name": "b"}}]),
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, 403);
+    }
+
     fn fields(errs: &[FieldError]) -> Vec<&str> {
         errs.iter().map(|e| e.field.as_str()).collect()
     }
@@ -519,20 +509,15 @@ mod tests {
         assert!(f.contains(&"spec.subscriptions[0].image.repoURL"));
         assert!(f.contains(&"spec.subscriptions[1].image.constraint"));
         assert!(f.contains(&"spec.subscriptions[2].image.constraint"));
-        assert!(f.contains(&"spec.subscriptions[3].image.allowTags"));
-        assert!(f.contains(&"spec.subscriptions[3].image.ignoreTags"));
+        // pkg/subscription/image.go `ValidateSubscription` (v1.11.2) does not look at the
+        // deprecated tag filters: they fail discovery instead (see discovery.rs).
+        assert!(
+            !f.iter().any(|f| f.starts_with("spec.subscriptions[3]")),
+            "{f:?}"
+        );
         assert!(f.contains(&"spec.subscriptions[4].image.semverConstraint"));
         assert!(f.contains(&"spec.subscriptions[5].image.allowTagsRegexes[0]"));
         assert!(f.contains(&"spec.subscriptions[5].image.discoveryLimit"));
-        let allow = errs
-            .iter()
-            .find(|e| e.field.ends_with("allowTags"))
-            .unwrap();
-        assert!(
-            allow.message.contains("AllowTagsRegexes"),
-            "{}",
-            allow.message
-        );
         let semver = errs
             .iter()
             .find(|e| e.field.ends_with("semverConstraint"))
@@ -560,35 +545,19 @@ mod tests {
         assert!(f.contains(&"spec.subscriptions[4].chart.semverConstraint"));
     }
 
+    /// pkg/webhook/kubernetes/warehouse/webhook.go (v1.11.2): `uniqueSubSet.addSub` checks
+    /// for an existing entry but never adds one, so duplicate subscriptions are admitted.
     #[test]
-    fn duplicates_are_detected_after_normalisation() {
+    fn duplicate_subscriptions_are_admitted_as_in_v1_11_2() {
         let mut w = wh(json!([
             {"image": {"repoURL": "nginx"}},
             {"image": {"repoURL": "docker.io/library/nginx"}},
             {"git": {"repoURL": "https://github.com/a/b.git"}},
             {"git": {"repoURL": "https://GitHub.com/a/b"}},
             {"chart": {"repoURL": "https://charts.io", "name": "x"}},
-            {"chart": {"repoURL": "https://charts.io", "name": "y"}},
-            {"custom": {"name": "one"}},
-            {"other": {"name": "ONE"}}
+            {"chart": {"repoURL": "https://charts.io", "name": "x"}}
         ]));
         default(&mut w).unwrap();
-        let errs = validate(&w);
-        let f = fields(&errs);
-        assert_eq!(
-            f,
-            vec![
-                "spec.subscriptions[1].image",
-                "spec.subscriptions[3].git",
-                "spec.subscriptions[7].other"
-            ]
-        );
-        assert!(
-            errs[0]
-                .message
-                .contains("already exists at \"spec.subscriptions[0].image\""),
-            "{}",
-            errs[0].message
-        );
+        assert!(validate(&w).is_empty(), "{:?}", validate(&w));
     }
 }
