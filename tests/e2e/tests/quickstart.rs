@@ -51,8 +51,8 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     }
     let mut env = Env::new();
     let quickstart = example_dir("quickstart");
-    let main = std::fs::read_to_string(quickstart.join("main.tf"))
-        .expect("examples/quickstart/main.tf");
+    let main =
+        std::fs::read_to_string(quickstart.join("main.tf")).expect("examples/quickstart/main.tf");
     env.tf.write_main(&main);
     let kubeconfig = env.sandbox.kubeconfig_path().display().to_string();
     env.tf.env("TF_VAR_kubeconfig", &kubeconfig);

@@ -1,0 +1,316 @@
+//! Kargo's steps one by one, driven through the Kubernetes API against repositories the
+//! sandbox serves: the bytes each leaves in the repository, its outputs, and the messages
+//! of its failure paths, as Kargo v1.11's step implementations word them.
+
+mod core_support;
+mod git_support;
+
+use core_support::{cli, start_kargo};
+use git_support::*;
+use kargo_sandbox::Sandbox;
+use kargo_sandbox::git::BasicAuth;
+use serde_json::{Value, json};
+
+/// A sandbox with Kargo, a client, and repository `gitops` seeded from `files` on `main`.
+struct World {
+    sandbox: Sandbox,
+    client: kube::Client,
+    url: String,
+    _seed: tempfile::TempDir,
+}
+
+async fn world(files: &[(&str, &str)], auth: Option<BasicAuth>) -> World {
+    let (sandbox, client) = start_kargo().await;
+    let seed = seed(files);
+    let url = sandbox
+        .git_create("gitops", Some(seed.path()), "main", auth)
+        .unwrap();
+    World {
+        sandbox,
+        client,
+        url,
+        _seed: seed,
+    }
+}
+
+impl World {
+    /// Creates the pipeline with `steps`, publishes 1.1.0 and promotes it into dev; returns
+    /// the Promotion once it has ended.
+    async fn promote(&self, steps: Value) -> Value {
+        let name = self.start(steps).await;
+        finished(&self.client, &name).await
+    }
+
+    /// Like [`World::promote`] but returns as soon as the Promotion exists.
+    async fn start(&self, steps: Value) -> String {
+        pipeline(&self.client, steps).await;
+        let freight = publish(&self.sandbox, "1.1.0");
+        promote(&self.client, "dev", &freight).await
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git(&bare(&self.sandbox, "gitops"), args)
+    }
+
+    fn rev(&self, r: &str) -> String {
+        rev(&self.sandbox, "gitops", r)
+    }
+
+    fn show(&self, rev_path: &str) -> String {
+        show(&self.sandbox, "gitops", rev_path)
+    }
+
+    /// Commits `files` on `branch` as another writer would; returns the new commit.
+    fn commit(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        let work = tempfile::tempdir().unwrap();
+        let bare = bare(&self.sandbox, "gitops");
+        let bare = bare.to_str().unwrap();
+        git(work.path(), &["clone", "-q", "--branch", branch, bare, "c"]);
+        let c = work.path().join("c");
+        for (path, contents) in files {
+            let p = c.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, contents).unwrap();
+        }
+        git(&c, &["add", "-A"]);
+        git(&c, &["commit", "-q", "-m", message]);
+        git(&c, &["push", "-q", "origin", branch]);
+        git(&c, &["rev-parse", "HEAD"]).trim().to_string()
+    }
+}
+
+fn ls_tree(w: &World, branch: &str) -> String {
+    w.git(&["ls-tree", "-r", "--name-only", branch])
+}
+
+fn succeeded(n: usize) -> Vec<(String, String)> {
+    vec![("Succeeded".to_string(), String::new()); n]
+}
+
+fn assert_succeeded(p: &Value, steps: usize) {
+    assert_eq!(step_results(p), succeeded(steps), "{p:#}");
+    assert_eq!(p["status"]["phase"], "Succeeded", "{p:#}");
+}
+
+#[tokio::test]
+async fn git_clone_checks_out_a_commit_a_tag_a_branch_and_creates_a_missing_branch() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("values.yaml", "v: 1\n")], None).await;
+    let first = w.rev("main");
+    let second = w.commit("main", &[("values.yaml", "v: 2\n")], "two");
+    w.git(&["tag", "v2", &second]);
+    let third = w.commit("main", &[("values.yaml", "v: 3\n")], "three");
+    let p = w
+        .promote(json!([
+            {"uses": "git-clone", "as": "clone", "config": {"repoURL": w.url, "checkout": [
+                {"commit": first, "path": "./at-commit"},
+                {"tag": "v2", "path": "./at-tag", "as": "tagged"},
+                {"branch": "main", "path": "./main"},
+                {"branch": "env/dev", "create": true, "path": "./out"},
+            ]}},
+            {"uses": "copy", "config": {"inPath": "./at-commit/values.yaml", "outPath": "./out/from-commit.yaml"}},
+            {"uses": "copy", "config": {"inPath": "./at-tag/values.yaml", "outPath": "./out/from-tag.yaml"}},
+            {"uses": "copy", "config": {"inPath": "./main/values.yaml", "outPath": "./out/from-main.yaml"}},
+            {"uses": "git-commit", "config": {"path": "./out", "message": "three sources"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out"}},
+        ]))
+        .await;
+    assert_succeeded(&p, 6);
+    assert_eq!(w.show("env/dev:from-commit.yaml"), "v: 1\n");
+    assert_eq!(w.show("env/dev:from-tag.yaml"), "v: 2\n");
+    assert_eq!(w.show("env/dev:from-main.yaml"), "v: 3\n");
+    // A created branch starts as an orphan with Kargo's empty "Initial commit".
+    assert_eq!(
+        w.git(&["log", "--format=%s", "env/dev"]),
+        "three sources\nInitial commit\n"
+    );
+    assert_eq!(
+        w.git(&["ls-tree", "-r", "--name-only", "env/dev~1"]),
+        "",
+        "the initial commit is empty"
+    );
+    let state = &p["status"]["state"];
+    assert_eq!(
+        state["clone"],
+        json!({"commits": {"./at-commit": first, "tagged": second, "./main": third,
+                           "./out": w.rev("env/dev~1")}})
+    );
+    assert_eq!(
+        state["push"],
+        json!({"branch": "env/dev", "commit": w.rev("env/dev")})
+    );
+    assert_eq!(w.rev("main"), third, "main is untouched");
+}
+
+#[tokio::test]
+async fn git_clear_empties_the_tree_and_git_tag_tags_what_git_push_pushes() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n"), ("dir/b.txt", "b\n")], None).await;
+    let p = w
+        .promote(json!([
+            {"uses": "git-clone", "config": {"repoURL": w.url, "checkout": [{"branch": "main", "path": "./out"}]}},
+            {"uses": "git-clear", "as": "clear", "config": {"path": "./out"}},
+            {"uses": "file-write", "config": {"path": "./out/only.txt", "contents": "${{ ctx.stage }}\n"}},
+            {"uses": "git-commit", "as": "commit", "config": {"path": "./out", "message": "only one file"}},
+            {"uses": "git-tag", "as": "tag", "config": {"path": "./out", "tag": "release-${{ ctx.stage }}", "message": "released"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out"}},
+            {"uses": "git-push", "as": "push-tag", "config": {"path": "./out", "tag": "release-dev"}},
+        ]))
+        .await;
+    assert_succeeded(&p, 7);
+    assert_eq!(ls_tree(&w, "main"), "only.txt\n");
+    assert_eq!(w.show("main:only.txt"), "dev\n");
+    let head = w.rev("main");
+    assert_eq!(w.rev("release-dev^{commit}"), head);
+    assert_eq!(
+        w.git(&["cat-file", "-t", "release-dev"]),
+        "tag\n",
+        "an annotated tag"
+    );
+    assert_eq!(
+        w.git(&["tag", "-l", "--format=%(contents)", "release-dev"]),
+        "released\n\n"
+    );
+    let state = &p["status"]["state"];
+    assert_eq!(state["clear"], json!({}));
+    assert_eq!(state["commit"], json!({"commit": head}));
+    assert_eq!(state["tag"], json!({"commit": head}));
+    assert_eq!(state["push"], json!({"branch": "main", "commit": head}));
+}
+
+#[tokio::test]
+async fn git_commit_without_changes_is_skipped_and_keeps_the_head() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let head = w.rev("main");
+    let p = w
+        .promote(json!([
+            {"uses": "git-clone", "config": {"repoURL": w.url, "checkout": [{"branch": "main", "path": "./out"}]}},
+            {"uses": "file-write", "config": {"path": "./out/a.txt", "contents": "a\n", "overwrite": true}},
+            {"uses": "git-commit", "as": "commit", "config": {"path": "./out", "message": "nothing"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out"}},
+        ]))
+        .await;
+    assert_eq!(p["status"]["phase"], "Succeeded", "{p:#}");
+    assert_eq!(step_results(&p)[2], ("Skipped".to_string(), String::new()));
+    assert_eq!(p["status"]["state"]["commit"], json!({"commit": head}));
+    assert_eq!(w.rev("main"), head);
+}
+
+#[tokio::test]
+async fn git_push_to_a_generated_branch_leaves_the_checked_out_branch_alone() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let main = w.rev("main");
+    let name = w
+        .start(json!([
+            {"uses": "git-clone", "config": {"repoURL": w.url, "checkout": [{"branch": "main", "path": "./out"}]}},
+            {"uses": "file-write", "config": {"path": "./out/a.txt", "contents": "b\n", "overwrite": true}},
+            {"uses": "git-commit", "config": {"path": "./out", "message": "change a"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out", "generateTargetBranch": true}},
+            {"uses": "git-push", "as": "other", "config": {"path": "./out", "targetBranch": "other"}},
+        ]))
+        .await;
+    let p = finished(&w.client, &name).await;
+    assert_succeeded(&p, 5);
+    let branch = format!("kargo/promotion/{name}");
+    let pushed = w.rev(&branch);
+    assert_eq!(w.show(&format!("{branch}:a.txt")), "b\n");
+    assert_eq!(w.rev(&format!("{branch}~1")), main);
+    assert_eq!(w.rev("main"), main, "main is untouched");
+    assert_eq!(w.rev("other"), pushed);
+    let state = &p["status"]["state"];
+    assert_eq!(state["push"], json!({"branch": branch, "commit": pushed}));
+    assert_eq!(state["other"], json!({"branch": "other", "commit": pushed}));
+}
+
+#[tokio::test]
+async fn kustomize_set_image_without_images_takes_the_freight_images() {
+    if !git_available() {
+        return;
+    }
+    let kustomization = "# no images yet\nresources:\n- deployment.yaml\n";
+    let w = world(&[("base/kustomization.yaml", kustomization)], None).await;
+    let p = w
+        .promote(json!([
+            {"uses": "git-clone", "config": {"repoURL": w.url, "checkout": [{"branch": "main", "path": "./out"}]}},
+            {"uses": "kustomize-set-image", "as": "image", "config": {"path": "./out/base"}},
+            {"uses": "git-commit", "config": {"path": "./out", "message": "${{ outputs.image.commitMessage }}"}},
+            {"uses": "git-push", "config": {"path": "./out"}},
+        ]))
+        .await;
+    assert_succeeded(&p, 4);
+    let freight = &p["status"]["freightCollection"]["items"];
+    let image = freight
+        .as_object()
+        .and_then(|m| m.values().next())
+        .map(|f| f["images"][0].clone())
+        .expect("the freight's image");
+    let digest = image["digest"].as_str().expect("a digest");
+    // Kargo sets the tag and the digest of every Freight image, appending `images`.
+    assert_eq!(
+        w.show("main:base/kustomization.yaml"),
+        format!(
+            "{kustomization}images:\n- name: ghcr.io/acme/app\n  newTag: 1.1.0\n  digest: {digest}\n"
+        )
+    );
+    let message =
+        format!("Updated ./out/base to use new image\n\n- ghcr.io/acme/app:1.1.0@{digest}");
+    assert_eq!(p["status"]["state"]["image"]["commitMessage"], message);
+    assert_eq!(
+        w.git(&["log", "-1", "--format=%B", "main"]),
+        format!("{message}\n\n")
+    );
+}
+
+#[tokio::test]
+async fn parse_steps_read_values_and_compose_output_combines_them() {
+    if !git_available() {
+        return;
+    }
+    let w = world(
+        &[
+            (
+                "config.json",
+                "{\"app\": {\"version\": \"1.0.0\", \"replicas\": 2}}\n",
+            ),
+            ("values.yaml", "image:\n  tag: 0.9.0 # old\nlist: [a, b]\n"),
+        ],
+        None,
+    )
+    .await;
+    let p = w
+        .promote(json!([
+            {"uses": "git-clone", "config": {"repoURL": w.url, "checkout": [{"branch": "main", "path": "./out"}]}},
+            {"uses": "json-parse", "as": "json", "config": {"path": "./out/config.json", "outputs": [
+                {"name": "version", "fromExpression": "app.version"},
+                {"name": "replicas", "fromExpression": "app.replicas + 1"},
+            ]}},
+            {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
+                {"name": "tag", "fromExpression": "image.tag"},
+                {"name": "second", "fromExpression": "list[1]"},
+            ]}},
+            {"uses": "compose-output", "as": "summary", "config": {
+                "from": "${{ outputs.yaml.tag }}",
+                "to": "${{ outputs.json.version }}",
+                "replicas": "${{ outputs.json.replicas }}",
+            }},
+        ]))
+        .await;
+    assert_succeeded(&p, 4);
+    let state = &p["status"]["state"];
+    assert_eq!(state["json"], json!({"version": "1.0.0", "replicas": 3}));
+    assert_eq!(state["yaml"], json!({"tag": "0.9.0", "second": "b"}));
+    assert_eq!(
+        state["summary"],
+        json!({"from": "0.9.0", "to": "1.0.0", "replicas": 3})
+    );
+}
