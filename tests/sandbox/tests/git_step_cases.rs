@@ -314,3 +314,144 @@ async fn parse_steps_read_values_and_compose_output_combines_them() {
         json!({"from": "0.9.0", "to": "1.0.0", "replicas": 3})
     );
 }
+
+/// Steps that commit a change of `a.txt` to a generated branch and open a pull request of
+/// it into `main`, then `last`.
+fn pr_steps(url: &str, last: Value) -> Value {
+    json!([
+        {"uses": "git-clone", "config": {"repoURL": url, "checkout": [{"branch": "main", "path": "./out"}]}},
+        {"uses": "file-write", "config": {"path": "./out/a.txt", "contents": "b\n", "overwrite": true}},
+        {"uses": "git-commit", "config": {"path": "./out", "message": "change a\n\nwhy it changes"}},
+        {"uses": "git-push", "as": "push", "config": {"path": "./out", "generateTargetBranch": true}},
+        {"uses": "git-open-pr", "as": "open-pr", "config": {"repoURL": url,
+            "sourceBranch": "${{ outputs.push.branch }}", "targetBranch": "main", "labels": ["kargo"]}},
+        last,
+    ])
+}
+
+/// Waits until the sandbox holds a pull request; returns the list as `pr list` prints it.
+async fn until_pr_opened(w: &World) -> Value {
+    core_support::wait_until(30, "a pull request to be opened", async || {
+        let (ok, out, err) = cli(&w.sandbox, &["pr", "list", "--repo", "gitops"]).await;
+        assert!(ok, "{err}");
+        let list: Value = serde_json::from_str(&out).expect("JSON");
+        list.as_array()
+            .is_some_and(|l| !l.is_empty())
+            .then_some(list)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn git_wait_for_pr_waits_until_the_pull_request_is_merged() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let main = w.rev("main");
+    let name = w
+        .start(pr_steps(
+            &w.url,
+            json!({"uses": "git-wait-for-pr", "as": "wait", "config": {"repoURL": w.url,
+                "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
+        ))
+        .await;
+    let prs = until_pr_opened(&w).await;
+    let branch = format!("kargo/promotion/{name}");
+    let pr = &prs[0];
+    assert_eq!(pr["number"], 1);
+    assert_eq!(pr["sourceBranch"], branch.as_str());
+    assert_eq!(pr["targetBranch"], "main");
+    assert_eq!(pr["state"], "open");
+    // Kargo's title and description come from the source branch's head commit.
+    assert_eq!(pr["title"], "change a");
+    assert_eq!(pr["description"], "\nwhy it changes\n");
+    assert_eq!(pr["labels"], json!(["kargo"]));
+    assert_eq!(pr["headCommit"], w.rev(&branch).as_str());
+    let running = until_phase(&w.client, &name, &["Running"]).await;
+    assert_eq!(running["status"]["currentStep"], 5, "{running:#}");
+    assert_eq!(w.rev("main"), main, "nothing merged yet");
+
+    let (ok, _, err) = cli(
+        &w.sandbox,
+        &["pr", "merge", "--repo", "gitops", "--number", "1"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let p = finished(&w.client, &name).await;
+    assert_succeeded(&p, 6);
+    let merge = w.rev("main");
+    assert_eq!(
+        w.git(&["rev-list", "--parents", "-n1", "main"]).trim(),
+        format!("{merge} {main} {}", w.rev(&branch)),
+        "a merge commit of the source branch into main"
+    );
+    assert_eq!(w.show("main:a.txt"), "b\n");
+    let url = pr["url"].as_str().unwrap();
+    assert_eq!(url, format!("{}/pull/1", w.url.trim_end_matches(".git")));
+    let state = &p["status"]["state"];
+    assert_eq!(state["open-pr"], json!({"pr": {"id": 1, "url": url}}));
+    assert_eq!(
+        state["wait"],
+        json!({"pr": {"id": 1, "url": url, "open": false, "merged": true}, "commit": merge})
+    );
+}
+
+#[tokio::test]
+async fn git_merge_pr_merges_and_outputs_the_merge_commit() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let p = w
+        .promote(pr_steps(
+            &w.url,
+            json!({"uses": "git-merge-pr", "as": "merge", "config": {"repoURL": w.url,
+                "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
+        ))
+        .await;
+    assert_succeeded(&p, 6);
+    assert_eq!(w.show("main:a.txt"), "b\n");
+    assert_eq!(
+        p["status"]["state"]["merge"],
+        json!({"commit": w.rev("main")})
+    );
+    let (ok, out, _) = cli(&w.sandbox, &["pr", "list", "--repo", "gitops"]).await;
+    assert!(ok);
+    let prs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(prs[0]["state"], "merged");
+    assert_eq!(prs[0]["mergeCommit"], w.rev("main").as_str());
+}
+
+#[tokio::test]
+async fn git_wait_for_pr_fails_when_the_pull_request_is_closed() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let main = w.rev("main");
+    let name = w
+        .start(pr_steps(
+            &w.url,
+            json!({"uses": "git-wait-for-pr", "as": "wait", "config": {"repoURL": w.url,
+                "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
+        ))
+        .await;
+    until_pr_opened(&w).await;
+    let (ok, _, err) = cli(
+        &w.sandbox,
+        &["pr", "close", "--repo", "gitops", "--number", "1"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let p = finished(&w.client, &name).await;
+    let message = "step \"wait\": pull request 1 was closed without being merged";
+    assert_eq!(p["status"]["phase"], "Failed", "{p:#}");
+    assert_eq!(p["status"]["message"], message);
+    assert_eq!(p["status"]["currentStep"], 5);
+    assert_eq!(
+        step_results(&p)[5],
+        ("Failed".to_string(), message.to_string())
+    );
+    assert_eq!(w.rev("main"), main);
+}
