@@ -5,6 +5,8 @@
 mod core_support;
 mod git_support;
 
+use std::path::Path;
+
 use core_support::{cli, start_kargo};
 use git_support::*;
 use kargo_sandbox::Sandbox;
@@ -44,6 +46,11 @@ impl World {
     /// Like [`World::promote`] but returns as soon as the Promotion exists.
     async fn start(&self, steps: Value) -> String {
         pipeline(&self.client, steps).await;
+        self.promote_now().await
+    }
+
+    /// Publishes 1.1.0 and promotes it into dev (the pipeline exists); returns its name.
+    async fn promote_now(&self) -> String {
         let freight = publish(&self.sandbox, "1.1.0");
         promote(&self.client, "dev", &freight).await
     }
@@ -454,4 +461,308 @@ async fn git_wait_for_pr_fails_when_the_pull_request_is_closed() {
         ("Failed".to_string(), message.to_string())
     );
     assert_eq!(w.rev("main"), main);
+}
+
+/// A failure case: steps run against a repository (`private` with user `bot`/`s3cret`), the
+/// step expected to end the Promotion, its status and message.
+struct Failure {
+    name: &'static str,
+    private: bool,
+    /// Credentials Secrets: (namespace, data).
+    secrets: Vec<(&'static str, Vec<(&'static str, String)>)>,
+    steps: fn(&str) -> Value,
+    /// Whether another writer moves `main` just before the next push.
+    race: bool,
+    step: usize,
+    status: &'static str,
+    /// From the repository URL and the Promotion's work directory.
+    message: fn(&str, &Path) -> String,
+}
+
+fn clone_main(url: &str) -> Value {
+    json!({"uses": "git-clone", "as": "clone", "config": {"repoURL": url, "checkout": [{"branch": "main", "path": "./out"}]}})
+}
+
+#[tokio::test]
+async fn failure_paths_give_kargos_messages() {
+    if !git_available() {
+        return;
+    }
+    let cases = vec![
+        Failure {
+            name: "git-clone without a checkout",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| json!([{"uses": "git-clone", "as": "clone", "config": {"repoURL": url}}]),
+            step: 0,
+            status: "Failed",
+            message: |_, _| {
+                "step \"clone\": invalid git-clone config: (root): checkout is required".into()
+            },
+        },
+        Failure {
+            name: "git-commit with messageFromSteps, which Kargo v1.11 no longer has",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| {
+                json!([clone_main(url),
+                {"uses": "git-commit", "as": "commit", "config": {"path": "./out", "messageFromSteps": ["clone"]}}])
+            },
+            step: 1,
+            status: "Failed",
+            message: |_, _| {
+                "step \"commit\": invalid git-commit config: (root): message is required\n(root): Additional property messageFromSteps is not allowed".into()
+            },
+        },
+        Failure {
+            name: "a missing branch without create",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| {
+                json!([{"uses": "git-clone", "as": "clone", "config": {"repoURL": url,
+                "checkout": [{"branch": "env/prod", "path": "./out"}]}}])
+            },
+            step: 0,
+            status: "Errored",
+            message: |url, _| {
+                format!(
+                    "step \"clone\" met error threshold of 1: error running step \"clone\": error ensuring existence of remote branch env/prod: remote branch \"env/prod\" of repo {url} does not exist; set create=true if you'd like a non-existent remote branch to be automatically created at checkout"
+                )
+            },
+        },
+        Failure {
+            name: "yaml-update of a missing file",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| {
+                json!([clone_main(url), {"uses": "yaml-update", "as": "update", "config": {"path": "./out/missing.yaml",
+                "updates": [{"key": "a", "value": "b"}]}}])
+            },
+            step: 1,
+            status: "Errored",
+            message: |_, work| {
+                let file = work.join("out/missing.yaml");
+                format!(
+                    "step \"update\" met error threshold of 1: error running step \"update\": values file update failed: error updating image references in values file \"./out/missing.yaml\": error reading file {:?}: open {}: no such file or directory",
+                    file.display().to_string(),
+                    file.display()
+                )
+            },
+        },
+        Failure {
+            name: "a private repository without credentials",
+            private: true,
+            secrets: vec![],
+            race: false,
+            steps: |url| json!([clone_main(url)]),
+            step: 0,
+            status: "Errored",
+            message: |url, work| {
+                let dir = work.join("repo-1/repo");
+                let host = url.trim_end_matches("/git/gitops.git");
+                format!(
+                    "step \"clone\" met error threshold of 1: error running step \"clone\": error cloning {url}: error cloning repo \"{url}\" into {:?}: error executing cmd [{} clone --bare {url} {}]: Cloning into bare repository '{}'...\nfatal: could not read Username for '{host}': terminal prompts disabled\n",
+                    dir.display().to_string(),
+                    git_path(),
+                    dir.display(),
+                    dir.display()
+                )
+            },
+        },
+        Failure {
+            name: "a private repository with a wrong password (401)",
+            private: true,
+            secrets: vec![(
+                "p",
+                vec![
+                    ("repoURL", String::new()),
+                    ("username", "bot".into()),
+                    ("password", "wrong".into()),
+                ],
+            )],
+            race: false,
+            steps: |url| json!([clone_main(url)]),
+            step: 0,
+            status: "Errored",
+            message: |url, work| {
+                let dir = work.join("repo-1/repo");
+                let access = url.replacen("https://", "https://bot@", 1);
+                format!(
+                    "step \"clone\" met error threshold of 1: error running step \"clone\": error cloning {url}: error cloning repo \"{url}\" into {:?}: error executing cmd [{} clone --bare {access} {}]: Cloning into bare repository '{}'...\nremote: authentication required\nfatal: Authentication failed for '{url}/'\n",
+                    dir.display().to_string(),
+                    git_path(),
+                    dir.display(),
+                    dir.display()
+                )
+            },
+        },
+        Failure {
+            name: "a push rejected because the branch moved, with no attempt left",
+            private: false,
+            secrets: vec![],
+            race: true,
+            steps: |url| {
+                json!([clone_main(url),
+                {"uses": "file-write", "config": {"path": "./out/b.txt", "contents": "b\n"}},
+                {"uses": "git-commit", "config": {"path": "./out", "message": "add b"}},
+                {"uses": "git-push", "as": "push", "config": {"path": "./out", "maxAttempts": 1}}])
+            },
+            step: 3,
+            status: "Errored",
+            message: |_, _| {
+                "step \"push\" met error threshold of 1: error running step \"push\": error pushing commits to remote: error pushing branch: non-fast-forward".into()
+            },
+        },
+    ];
+    for case in cases {
+        eprintln!("case: {}", case.name);
+        let auth = case.private.then(|| BasicAuth {
+            username: "bot".into(),
+            password: "s3cret".into(),
+        });
+        let w = world(&[("a.txt", "a\n")], auth).await;
+        pipeline(&w.client, (case.steps)(&w.url)).await;
+        for (i, (ns, data)) in case.secrets.iter().enumerate() {
+            let data: Vec<(&str, &str)> = data
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        *k,
+                        if *k == "repoURL" && v.is_empty() {
+                            w.url.as_str()
+                        } else {
+                            v.as_str()
+                        },
+                    )
+                })
+                .collect();
+            if *ns != "p" {
+                core_support::namespace(&w.client, ns).await;
+            }
+            git_secret(&w.client, ns, &format!("creds-{i}"), &data).await;
+        }
+        if case.race {
+            w.sandbox.git().arm_race("gitops", "main").unwrap();
+        }
+        let name = w.promote_now().await;
+        let p = finished(&w.client, &name).await;
+        let expected = (case.message)(&w.url, &w.sandbox.git().work_dir("p", &name));
+        let results = step_results(&p);
+        assert_eq!(
+            results.get(case.step),
+            Some(&(case.status.to_string(), expected.clone())),
+            "{}: {p:#}",
+            case.name
+        );
+        assert_eq!(p["status"]["currentStep"], case.step, "{}", case.name);
+        assert_eq!(p["status"]["message"], expected.as_str(), "{}", case.name);
+        assert_eq!(
+            p["status"]["phase"],
+            if case.status == "Failed" {
+                "Failed"
+            } else {
+                "Errored"
+            },
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn credentials_come_from_the_project_then_the_shared_namespace() {
+    if !git_available() {
+        return;
+    }
+    // (namespace, repoURL, whether it is a regex): each alone lets the promotion push.
+    type RepoUrlOf = fn(&str) -> String;
+    let cases: [(&str, RepoUrlOf, bool); 4] = [
+        ("p", |url| url.to_string(), false),
+        (
+            "p",
+            |url| {
+                url.trim_end_matches(".git")
+                    .to_uppercase()
+                    .replace("HTTPS", "https")
+            },
+            false,
+        ),
+        (
+            "kargo-shared-resources",
+            |_| r"^https://127\.0\.0\.1:\d+/git/.*$".into(),
+            true,
+        ),
+        ("kargo-shared-resources", |url| url.to_string(), false),
+    ];
+    for (ns, repo_url, regex) in cases {
+        let auth = BasicAuth {
+            username: "bot".into(),
+            password: "s3cret".into(),
+        };
+        let w = world(&[("a.txt", "a\n")], Some(auth)).await;
+        pipeline(
+            &w.client,
+            json!([
+                clone_main(&w.url),
+                {"uses": "file-write", "config": {"path": "./out/b.txt", "contents": "b\n"}},
+                {"uses": "git-commit", "config": {"path": "./out", "message": "add b"}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+        )
+        .await;
+        if ns != "p" {
+            core_support::namespace(&w.client, ns).await;
+        }
+        let repo_url = repo_url(&w.url);
+        let mut data = vec![
+            ("repoURL", repo_url.as_str()),
+            ("username", "bot"),
+            ("password", "s3cret"),
+        ];
+        if regex {
+            data.push(("repoURLIsRegex", "true"));
+        }
+        git_secret(&w.client, ns, "creds", &data).await;
+        let name = w.promote_now().await;
+        let p = finished(&w.client, &name).await;
+        assert_succeeded(&p, 4);
+        assert_eq!(w.show("main:b.txt"), "b\n", "{ns} {repo_url}");
+    }
+}
+
+#[tokio::test]
+async fn a_push_to_a_branch_another_writer_moved_is_rebased_and_retried() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let (ok, out, err) = cli(
+        &w.sandbox,
+        &["git", "race", "--repo", "gitops", "--branch", "main"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "armed: the next push to gitops finds main moved\n");
+    let p = w
+        .promote(json!([
+            clone_main(&w.url),
+            {"uses": "file-write", "config": {"path": "./out/b.txt", "contents": "b\n"}},
+            {"uses": "git-commit", "config": {"path": "./out", "message": "add b"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out"}},
+        ]))
+        .await;
+    // Kargo v1.11 (AlwaysRebase): the rejected push pulls with rebase and pushes again.
+    assert_succeeded(&p, 4);
+    assert_eq!(
+        w.git(&["log", "--format=%s", "main"]),
+        "add b\nA concurrent change by another writer\nInitial commit\n"
+    );
+    assert_eq!(
+        p["status"]["state"]["push"],
+        json!({"branch": "main", "commit": w.rev("main")})
+    );
 }
