@@ -375,8 +375,18 @@ async fn git_wait_for_pr_waits_until_the_pull_request_is_merged() {
     assert_eq!(pr["description"], "\nwhy it changes\n");
     assert_eq!(pr["labels"], json!(["kargo"]));
     assert_eq!(pr["headCommit"], w.rev(&branch).as_str());
-    let running = until_phase(&w.client, &name, &["Running"]).await;
+    // While it waits, the step's output already says where the pull request stands.
+    let running = core_support::wait_until(30, "git-wait-for-pr to have looked", async || {
+        let p = core_support::get(&w.client, "Promotion", Some("p"), &name).await?;
+        p["status"]["state"].get("wait").is_some().then_some(p)
+    })
+    .await;
+    assert_eq!(running["status"]["phase"], "Running", "{running:#}");
     assert_eq!(running["status"]["currentStep"], 5, "{running:#}");
+    assert_eq!(
+        running["status"]["state"]["wait"],
+        json!({"pr": {"id": 1, "url": pr["url"], "open": true, "merged": false}})
+    );
     assert_eq!(w.rev("main"), main, "nothing merged yet");
 
     let (ok, _, err) = cli(
@@ -459,6 +469,11 @@ async fn git_wait_for_pr_fails_when_the_pull_request_is_closed() {
     assert_eq!(
         step_results(&p)[5],
         ("Failed".to_string(), message.to_string())
+    );
+    assert_eq!(
+        p["status"]["state"]["wait"],
+        json!({"pr": {"id": 1, "url": format!("{}/pull/1", w.url.trim_end_matches(".git")),
+                      "open": false, "merged": false}})
     );
     assert_eq!(w.rev("main"), main);
 }
