@@ -40,7 +40,9 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   stats [--requests] [--reset]
                      request counts by verb and resource as JSON (--requests: the full log)
   add-user --name N --token T [--deny VERB:RESOURCE]...
-                     add a restricted user (e.g. --deny promote:stages --deny delete:stages)
+                     add a restricted user (e.g. --deny promote:stages --deny delete:stages);
+                     `kubectl auth can-i|whoami` answer for users, and the admin may act as one
+                     with --as NAME
 
 Git repositories (served over smart HTTPS at https://<address>/git/NAME.git; clients trust the
 sandbox CA from the kubeconfig, e.g. GIT_SSL_CAINFO=ca.crt git clone URL):

@@ -75,7 +75,11 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "verbs": if r.review {
+                json!(["create"])
+            } else {
+                json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+            },
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);

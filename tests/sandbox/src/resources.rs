@@ -18,6 +18,8 @@ pub struct ResourceDef {
     pub short_names: &'static [&'static str],
     /// Custom resources track `metadata.generation`; the built-in kinds served here do not.
     pub custom: bool,
+    /// A review (`SelfSubjectAccessReview` and kin): only `create`, answered and never stored.
+    pub review: bool,
 }
 
 impl ResourceDef {
@@ -69,6 +71,7 @@ const fn core(
         status,
         short_names,
         custom: false,
+        review: false,
     }
 }
 
@@ -88,6 +91,22 @@ const fn rbac(
         status: false,
         short_names: &[],
         custom: false,
+        review: false,
+    }
+}
+
+const fn review(group: &'static str, kind: &'static str, plural: &'static str) -> ResourceDef {
+    ResourceDef {
+        group,
+        version: "v1",
+        kind,
+        plural,
+        singular: "",
+        namespaced: false,
+        status: false,
+        short_names: &[],
+        custom: false,
+        review: true,
     }
 }
 
@@ -109,6 +128,7 @@ const fn kargo(
         status,
         short_names,
         custom: true,
+        review: false,
     }
 }
 
@@ -152,6 +172,22 @@ pub static RESOURCES: &[ResourceDef] = &[
         "clusterrolebindings",
         "clusterrolebinding",
         false,
+    ),
+    // What `kubectl auth can-i` and `kubectl auth whoami` ask.
+    review(
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+    ),
+    review(
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+    ),
+    review(
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
     ),
     kargo("Project", "projects", "project", false, true, &[]),
     kargo(

@@ -278,14 +278,32 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         .unwrap_or_default()
         .trim()
         .to_string();
-    let user = lock(&shared.state)
+    let mut user = lock(&shared.state)
         .users
         .authenticate(&token)
         .map(str::to_string);
+    // `kubectl --as NAME`: the admin may act as any user (an unknown one may do nothing).
+    let mut impersonation = None;
+    let target = header(
+        &req,
+        http::header::HeaderName::from_static("impersonate-user"),
+    );
+    if !target.is_empty()
+        && let Some(real) = &user
+    {
+        if real == auth::ADMIN {
+            user = Some(target.to_string());
+        } else {
+            impersonation = Some(auth::cannot_impersonate(real, target));
+        }
+    }
     let reset = req.extensions().get::<ConnectionReset>().cloned();
     let mut response = match (&user, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
+        (Some(_), false) if impersonation.is_some() => {
+            error_response(impersonation.as_ref().unwrap_or(&status::unauthorized()))
+        }
         (Some(user), false) => {
             let ctx = Ctx {
                 shared: &shared,
@@ -561,6 +579,19 @@ async fn serve_resource(
         }
         Some(_) => return Err(status::no_such_resource()),
     };
+    if res.review {
+        // Every authenticated user may ask; the answer is computed, never stored.
+        if ctx.verb != "create" || t.name.is_some() {
+            return Err(status::method_not_allowed());
+        }
+        let (content_type, body) = read_body(req).await?;
+        let obj = decode(&content_type, &body)?;
+        let users = lock(&ctx.shared.state).users.clone();
+        return Ok(json_response(
+            201,
+            &auth::review(res, &obj, ctx.user, &users),
+        ));
+    }
     let ns = t.namespace.as_deref();
     if !lock(&ctx.shared.state)
         .users

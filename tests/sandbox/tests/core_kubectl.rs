@@ -314,3 +314,158 @@ async fn kubectl_reports_validation_errors() {
     let (ok, _, err) = kubectl(&sandbox, &["create", "-f", &typo]).await;
     assert!(!ok && err.contains("unknown field \"datta\""), "{err}");
 }
+
+#[tokio::test]
+async fn kubectl_auth_can_i_and_whoami_honour_the_users_denied_pairs() {
+    let sandbox = start_kargo().await.0;
+    sandbox.add_user(
+        kargo_sandbox::User::new("alice", "alice-token")
+            .deny("delete", "stages")
+            .deny("update", "stages/status"),
+    );
+    // (args, expected stdout): the admin, alice through --as, alice with her own token, and
+    // a user the sandbox does not know (who may do nothing).
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "update",
+                "stages.kargo.akuity.io",
+                "--subresource",
+                "status",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "patch",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "--token",
+                "alice-token",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "list",
+                "warehouses.kargo.akuity.io",
+                "--token",
+                "alice-token",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "stages.kargo.akuity.io",
+                "--as",
+                "mallory",
+            ],
+            "no\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let (_, out, err) = kubectl(&sandbox, args).await;
+        assert_eq!(out, *want, "kubectl {args:?}: {err}");
+    }
+    let who = kubectl_ok(&sandbox, &["auth", "whoami", "-o", "json"]).await;
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["kind"], "SelfSubjectReview");
+    assert_eq!(
+        who["status"]["userInfo"],
+        serde_json::json!({"username": "sandbox-admin", "groups": ["system:masters", "system:authenticated"]})
+    );
+    let who = kubectl_ok(&sandbox, &["auth", "whoami", "-o", "json", "--as", "alice"]).await;
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["status"]["userInfo"]["username"], "alice");
+    // The rules review lists what alice may do on stages: everything but delete.
+    let list = kubectl_ok(&sandbox, &["auth", "can-i", "--list", "--as", "alice"]).await;
+    let stages = list
+        .lines()
+        .find(|l| l.starts_with("stages.kargo.akuity.io "))
+        .unwrap_or_else(|| panic!("stages listed:\n{list}"));
+    assert!(
+        stages.ends_with("[create deletecollection get list patch update watch]"),
+        "{stages}"
+    );
+    // Only the admin may act as someone else.
+    let (ok, _, err) = kubectl(
+        &sandbox,
+        &[
+            "get",
+            "--raw",
+            "/apis/kargo.akuity.io/v1alpha1/stages",
+            "--token",
+            "alice-token",
+            "--as",
+            "root",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "Error from server (Forbidden): users \"root\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
+    );
+}
