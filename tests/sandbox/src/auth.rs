@@ -159,7 +159,10 @@ pub fn review(res: &ResourceDef, obj: &Value, user: &str, users: &Users) -> Valu
             if user == ADMIN {
                 rules.push(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
             } else {
-                for r in crate::resources::RESOURCES.iter().filter(|r| !r.review) {
+                for r in crate::resources::RESOURCES
+                    .iter()
+                    .filter(|r| r.backing == crate::resources::Backing::Store)
+                {
                     let verbs: Vec<&str> = VERBS
                         .iter()
                         .copied()

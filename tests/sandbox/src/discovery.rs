@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{RESOURCES, ResourceDef};
+use crate::resources::{Backing, RESOURCES, ResourceDef};
 
 /// The Kubernetes version the sandbox reports.
 pub const KUBE_VERSION: (&str, &str) = ("1", "33");
@@ -75,10 +75,10 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": if r.review {
-                json!(["create"])
-            } else {
-                json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+            "verbs": match r.backing {
+                Backing::Review => json!(["create"]),
+                Backing::Crds => json!(["get", "list"]),
+                Backing::Store => json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
             },
         });
         if !r.short_names.is_empty() {

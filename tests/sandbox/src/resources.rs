@@ -18,8 +18,19 @@ pub struct ResourceDef {
     pub short_names: &'static [&'static str],
     /// Custom resources track `metadata.generation`; the built-in kinds served here do not.
     pub custom: bool,
-    /// A review (`SelfSubjectAccessReview` and kin): only `create`, answered and never stored.
-    pub review: bool,
+    /// Where its objects come from.
+    pub backing: Backing,
+}
+
+/// Where a resource's objects come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// The store: every verb.
+    Store,
+    /// A review (`SelfSubjectAccessReview` and kin): only `create`, answered, never stored.
+    Review,
+    /// Kargo's CRDs as the sandbox serves them: `get` and `list` only.
+    Crds,
 }
 
 impl ResourceDef {
@@ -71,7 +82,7 @@ const fn core(
         status,
         short_names,
         custom: false,
-        review: false,
+        backing: Backing::Store,
     }
 }
 
@@ -91,7 +102,7 @@ const fn rbac(
         status: false,
         short_names: &[],
         custom: false,
-        review: false,
+        backing: Backing::Store,
     }
 }
 
@@ -106,7 +117,7 @@ const fn review(group: &'static str, kind: &'static str, plural: &'static str) -
         status: false,
         short_names: &[],
         custom: false,
-        review: true,
+        backing: Backing::Review,
     }
 }
 
@@ -128,7 +139,7 @@ const fn kargo(
         status,
         short_names,
         custom: true,
-        review: false,
+        backing: Backing::Store,
     }
 }
 
@@ -189,6 +200,18 @@ pub static RESOURCES: &[ResourceDef] = &[
         "SelfSubjectReview",
         "selfsubjectreviews",
     ),
+    ResourceDef {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        namespaced: false,
+        status: false,
+        short_names: &["crd", "crds"],
+        custom: false,
+        backing: Backing::Crds,
+    },
     kargo("Project", "projects", "project", false, true, &[]),
     kargo(
         "ProjectConfig",

@@ -22,7 +22,7 @@ use crate::hooks::{ApiError, StatusCause};
 use crate::patch;
 use crate::proto;
 use crate::reqlog::RequestRecord;
-use crate::resources::{self, ResourceDef};
+use crate::resources::{self, Backing, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::{ConnectionReset, Shared, lock};
 use crate::status;
@@ -97,6 +97,66 @@ pub struct Params {
     plural: String,
     name: Option<String>,
     sub: Option<String>,
+}
+
+/// `apiextensions.k8s.io` CustomResourceDefinitions: Kargo's nine once Kargo is installed,
+/// read-only.
+fn serve_crds(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    res: &'static ResourceDef,
+    name: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let served = lock(&ctx.shared.state).kargo.served;
+    let crds: Vec<Value> = if served {
+        crate::schema::catalog()
+            .crds
+            .values()
+            .map(|c| {
+                let mut doc = c.document.clone();
+                let name = doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                doc["metadata"] = json!({
+                    "name": name,
+                    "uid": format!("crd-{name}"),
+                    "resourceVersion": "1",
+                    "generation": 1,
+                    "creationTimestamp": ctx.shared.started,
+                });
+                doc
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = ctx.shared.clock.now();
+    let table = table_include(req, ctx.query);
+    match (ctx.verb, name) {
+        ("get", Some(name)) => {
+            let crd = crds
+                .iter()
+                .find(|c| c["metadata"]["name"] == name)
+                .ok_or_else(|| status::not_found(res, name))?;
+            Ok(match table {
+                Some(include) => json_response(200, &table::table(res, &[crd], "1", include, now)),
+                None => object_response(200, crd, &[]),
+            })
+        }
+        ("list", None) => Ok(match table {
+            Some(include) => {
+                let refs: Vec<&Value> = crds.iter().collect();
+                json_response(200, &table::table(res, &refs, "1", include, now))
+            }
+            None => json_response(
+                200,
+                &json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+                        "metadata": {"resourceVersion": "1"}, "items": crds}),
+            ),
+        }),
+        _ => Err(status::method_not_allowed()),
+    }
 }
 
 /// Serves a non-resource document (discovery, OpenAPI, health) for a GET.
@@ -579,7 +639,7 @@ async fn serve_resource(
         }
         Some(_) => return Err(status::no_such_resource()),
     };
-    if res.review {
+    if res.backing == Backing::Review {
         // Every authenticated user may ask; the answer is computed, never stored.
         if ctx.verb != "create" || t.name.is_some() {
             return Err(status::method_not_allowed());
@@ -605,6 +665,9 @@ async fn serve_resource(
             ns,
             t.name.as_deref(),
         ));
+    }
+    if res.backing == Backing::Crds {
+        return serve_crds(ctx, &req, res, t.name.as_deref());
     }
     let table = table_include(&req, ctx.query);
     let name = t.name.clone().unwrap_or_default();

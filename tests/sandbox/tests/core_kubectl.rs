@@ -469,3 +469,51 @@ async fn kubectl_auth_can_i_and_whoami_honour_the_users_denied_pairs() {
         "Error from server (Forbidden): users \"root\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
     );
 }
+
+#[tokio::test]
+async fn kubectl_get_crd_lists_kargos_nine_once_kargo_is_installed() {
+    let sandbox = start(kargo_sandbox::Options {
+        with_kargo: false,
+        ..Default::default()
+    })
+    .await;
+    let (ok, out, err) = kubectl(&sandbox, &["get", "crd", "-o", "name"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "", "no CRDs before Kargo is installed");
+    sandbox.install_kargo();
+    let names = kubectl_ok(&sandbox, &["get", "crd", "-o", "name"]).await;
+    let expected: String = [
+        "clusterconfigs",
+        "clusterpromotiontasks",
+        "freights",
+        "projectconfigs",
+        "projects",
+        "promotions",
+        "promotiontasks",
+        "stages",
+        "warehouses",
+    ]
+    .iter()
+    .map(|p| format!("customresourcedefinition.apiextensions.k8s.io/{p}.kargo.akuity.io\n"))
+    .collect();
+    assert_eq!(names, expected);
+    let table = kubectl_ok(&sandbox, &["get", "crd", "stages.kargo.akuity.io"]).await;
+    assert!(
+        table.starts_with("NAME                     CREATED AT\nstages.kargo.akuity.io   "),
+        "{table}"
+    );
+    let crd = kubectl_ok(
+        &sandbox,
+        &["get", "crd", "stages.kargo.akuity.io", "-o", "json"],
+    )
+    .await;
+    let crd: Value = serde_json::from_str(&crd).unwrap();
+    assert_eq!(crd["spec"]["names"]["kind"], "Stage");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    let (ok, _, err) = kubectl(&sandbox, &["delete", "crd", "stages.kargo.akuity.io"]).await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "Error from server (MethodNotAllowed): the server does not allow this method on the requested resource\n"
+    );
+}
