@@ -517,3 +517,26 @@ async fn kubectl_get_crd_lists_kargos_nine_once_kargo_is_installed() {
         "Error from server (MethodNotAllowed): the server does not allow this method on the requested resource\n"
     );
 }
+
+#[tokio::test]
+async fn kubectl_explain_reads_the_crd_schemas_from_openapi_v3() {
+    let sandbox = start_kargo().await.0;
+    let out = kubectl_ok(&sandbox, &["explain", "warehouses.spec.subscriptions"]).await;
+    assert!(
+        out.starts_with("GROUP:      kargo.akuity.io\nKIND:       Warehouse\nVERSION:    v1alpha1\n\nFIELD: subscriptions <[]Object>\n"),
+        "{out}"
+    );
+    let out = kubectl_ok(&sandbox, &["explain", "stages.spec"]).await;
+    for field in [
+        "promotionTemplate\t<Object>",
+        "requestedFreight\t<[]Object> -required-",
+        "shard\t<string>",
+        "vars\t<[]Object>",
+        "verification\t<Object>",
+    ] {
+        assert!(out.contains(field), "{field} in:\n{out}");
+    }
+    let (ok, _, err) = kubectl(&sandbox, &["explain", "stages.spec.nope"]).await;
+    assert!(!ok);
+    assert!(err.contains("field \"nope\" does not exist"), "{err}");
+}
