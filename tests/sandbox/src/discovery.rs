@@ -108,16 +108,6 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
     )
 }
 
-/// `/openapi/v2`: a valid, empty Swagger document (clients then treat every kind as schemaless).
-pub fn openapi_v2() -> Value {
-    json!({
-        "swagger": "2.0",
-        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
-        "paths": {},
-        "definitions": {},
-    })
-}
-
 /// `/openapi/v3`: the index of group-version documents; each URL's `hash` is the digest of the
 /// document, so clients' caches follow its content.
 pub fn openapi_v3_index(kargo_served: bool) -> Value {

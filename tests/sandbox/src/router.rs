@@ -234,7 +234,7 @@ const DOCUMENTS: &[(&str, Document)] = &[
     ("/apis/{group}/{version}", |s, p, _| {
         document(discovery::resource_list(&p.group, &p.version, served(s)))
     }),
-    ("/openapi/v2", |_, _, _| Ok(json_response(200, &discovery::openapi_v2()))),
+    ("/openapi/v2", |s, _, req| Ok(openapi_v2(served(s), req))),
     ("/openapi/v3", |s, _, _| Ok(json_response(200, &discovery::openapi_v3_index(served(s))))),
     ("/openapi/v3/api/{version}", |s, p, _| {
         document(discovery::openapi_v3_document("", &p.version, served(s)))
@@ -244,6 +244,20 @@ const DOCUMENTS: &[(&str, Document)] = &[
     }),
     ("/openapi/{*rest}", |_, _, _| Err(status::no_such_resource())),
 ];
+
+/// `/openapi/v2`, as protobuf when the client asks for it (kubectl does), else JSON.
+fn openapi_v2(kargo_served: bool, req: &Request) -> Response<Body> {
+    let doc = crate::openapi_v2::document(kargo_served);
+    if !header(req, http::header::ACCEPT).contains(crate::openapi_v2::PROTOBUF) {
+        return json_response(200, &doc);
+    }
+    let mut resp = Response::new(full(crate::openapi_v2::protobuf(&doc)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::openapi_v2::PROTOBUF_CONTENT_TYPE),
+    );
+    resp
+}
 
 fn served(shared: &Shared) -> bool {
     lock(&shared.state).kargo.served

@@ -540,3 +540,49 @@ async fn kubectl_explain_reads_the_crd_schemas_from_openapi_v3() {
     assert!(!ok);
     assert!(err.contains("field \"nope\" does not exist"), "{err}");
 }
+
+const LIST: &str = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: kargo.akuity.io/v1alpha1
+  kind: Project
+  metadata:
+    name: shop
+- apiVersion: kargo.akuity.io/v1alpha1
+  kind: Warehouse
+  metadata:
+    name: app
+    namespace: shop
+  spec:
+    subscriptions:
+    - image:
+        repoURL: ghcr.io/example/app
+";
+
+#[tokio::test]
+async fn kubectl_validates_a_list_against_openapi_v2_in_protobuf() {
+    let sandbox = start_kargo().await.0;
+    let dir = tempfile::tempdir().unwrap();
+    // Client-side validation of a List reads /openapi/v2 as protobuf; a defaulted field
+    // (spec.interval) is not required of the client.
+    let good = file(&dir, "list.yaml", LIST);
+    let out = kubectl_ok(&sandbox, &["create", "-f", &good]).await;
+    assert_eq!(
+        out,
+        "project.kargo.akuity.io/shop created\nwarehouse.kargo.akuity.io/app created\n"
+    );
+    let bad = file(
+        &dir,
+        "bad.yaml",
+        &LIST.replace("subscriptions:", "subscriptionz:"),
+    );
+    let (ok, _, err) = kubectl(&sandbox, &["apply", "-f", &bad]).await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "error: error validating \"{bad}\": error validating data: [ValidationError(Warehouse.spec): unknown field \"subscriptionz\" in io.akuity.kargo.v1alpha1.Warehouse.spec, ValidationError(Warehouse.spec): missing required field \"subscriptions\" in io.akuity.kargo.v1alpha1.Warehouse.spec]; if you choose to ignore these errors, turn validation off with --validate=false\n"
+        )
+    );
+}
