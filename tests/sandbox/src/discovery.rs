@@ -84,8 +84,9 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.is_kargo() {
-            entry["categories"] = json!(["kargo"]);
+        // Kubernetes puts its workload kinds in `all`; Kargo's CRDs declare no categories.
+        if r.group.is_empty() && matches!(r.plural, "pods" | "services") {
+            entry["categories"] = json!(["all"]);
         }
         resources.push(entry);
         if r.status {

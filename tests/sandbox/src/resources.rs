@@ -167,6 +167,10 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         &["quota"],
     ),
+    // Stored only so that `kubectl get all` (pods and services, in the `all` category) lists
+    // an empty namespace as on a cluster where nothing else runs.
+    core("Pod", "pods", "pod", true, true, &["po"]),
+    core("Service", "services", "service", true, true, &["svc"]),
     core(
         "LimitRange",
         "limitranges",

@@ -510,6 +510,15 @@ async fn kubectl_get_crd_lists_kargos_nine_once_kargo_is_installed() {
     let crd: Value = serde_json::from_str(&crd).unwrap();
     assert_eq!(crd["spec"]["names"]["kind"], "Stage");
     assert_eq!(crd["spec"]["scope"], "Namespaced");
+    // `all` is a category of the cluster's own kinds (Kargo's CRDs declare none): an empty
+    // namespace lists nothing, as on a cluster with nothing running there.
+    namespace(&client(&sandbox).await, "p").await;
+    let (ok, out, err) = kubectl(&sandbox, &["get", "all", "-n", "p"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", "No resources found in p namespace.\n")
+    );
     let (ok, _, err) = kubectl(&sandbox, &["delete", "crd", "stages.kargo.akuity.io"]).await;
     assert!(!ok);
     assert_eq!(
