@@ -661,7 +661,7 @@ async fn failure_paths_give_kargos_messages() {
             git_secret(&w.client, ns, &format!("creds-{i}"), &data).await;
         }
         if case.race {
-            w.sandbox.git().arm_race("gitops", "main").unwrap();
+            w.sandbox.git().arm_race("gitops", "main", None).unwrap();
         }
         let name = w.promote_now().await;
         let p = finished(&w.client, &name).await;
@@ -779,5 +779,55 @@ async fn a_push_to_a_branch_another_writer_moved_is_rebased_and_retried() {
     assert_eq!(
         p["status"]["state"]["push"],
         json!({"branch": "main", "commit": w.rev("main")})
+    );
+}
+
+#[tokio::test]
+async fn a_push_that_conflicts_with_another_writer_fails_with_a_merge_conflict() {
+    if !git_available() {
+        return;
+    }
+    let w = world(&[("a.txt", "a\n")], None).await;
+    let (ok, _, err) = cli(
+        &w.sandbox,
+        &[
+            "git",
+            "race",
+            "--repo",
+            "gitops",
+            "--branch",
+            "main",
+            "--file",
+            "a.txt",
+            "--contents",
+            "theirs\n",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let p = w
+        .promote(json!([
+            clone_main(&w.url),
+            {"uses": "file-write", "config": {"path": "./out/a.txt", "contents": "ours\n", "overwrite": true}},
+            {"uses": "git-commit", "config": {"path": "./out", "message": "ours"}},
+            {"uses": "git-push", "as": "push", "config": {"path": "./out"}},
+        ]))
+        .await;
+    // Kargo v1.11: the rebase onto the moved branch conflicts; no retry fixes that.
+    let message = "step \"push\": merge conflict";
+    assert_eq!(p["status"]["phase"], "Failed", "{p:#}");
+    assert_eq!(p["status"]["message"], message);
+    assert_eq!(
+        step_results(&p)[3],
+        ("Failed".to_string(), message.to_string())
+    );
+    assert_eq!(
+        w.show("main:a.txt"),
+        "theirs\n",
+        "the other writer's change stays"
+    );
+    assert_eq!(
+        w.git(&["log", "--format=%s", "main"]),
+        "A concurrent change by another writer\nInitial commit\n"
     );
 }
