@@ -13,7 +13,7 @@ PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/
 all: build
 
 help:
-	@echo "make demo      build, start the sandbox, apply the quickstart, show a plan-time promotion diff, promote"
+	@echo "make demo      build, start the sandbox, apply the quickstart, show a plan-time promotion diff, promote, show the pushed commit"
 	@echo "make test      everything that proves it: lint, unit, sandbox, end-to-end, examples and docs checks"
 	@echo "make build     build the provider and the sandbox (debug)"
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
@@ -67,6 +67,7 @@ fmt:
 # Unit tests, the sandbox's own suite and the end-to-end suite (real terraform against
 # the sandbox). nextest runs test binaries in parallel; plain cargo test is the fallback.
 test: tf-check lint build
+	@command -v git >/dev/null || echo "NOTE: git is not on PATH: the sandbox cannot serve repositories, so the Git promotion tests and the quickstart say SKIPPED (and fail under CI)"
 	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: comparisons with its upstream files (real-world fixtures, the CRDs behind tests/sandbox/data) are skipped (see SKIPPED lines with --no-capture); schema checks still run"
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \

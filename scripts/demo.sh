@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`: start the sandbox, apply the quickstart with the freshly built provider,
-# show the result, and stop the sandbox. Everything lives under .demo/.
+# `make demo`: start the sandbox, serve the quickstart's manifests as a Git repository,
+# apply the quickstart with the freshly built provider, promote, show the commit the
+# promotion pushed, and stop the sandbox. Everything lives under .demo/. Needs git.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+command -v git >/dev/null || { echo "make demo needs git on PATH (the sandbox serves the quickstart's manifests repository with it)" >&2; exit 1; }
 tf="$("$root/scripts/tf-binary")"
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 demo="$root/.demo"
@@ -23,6 +25,13 @@ done
 [ -s "$demo/kubeconfig" ] || { echo "sandbox did not start; see $demo/sandbox.log" >&2; exit 1; }
 echo "kubeconfig: $demo/kubeconfig"
 
+step "A manifests repository in the sandbox: examples/quickstart/gitops on branch main"
+repo_url="$("$target/kargo-sandbox" git create --kubeconfig "$demo/kubeconfig" guestbook-gitops \
+  --from "$root/examples/quickstart/gitops")"
+echo "$repo_url"
+# Git clients trust the sandbox's CA, the one in the kubeconfig.
+sed -n 's/^ *certificate-authority-data: *//p' "$demo/kubeconfig" | head -n1 | base64 -d >"$demo/ca.crt"
+
 cat > "$demo/dev.tfrc" <<RC
 provider_installation {
   dev_overrides {
@@ -32,7 +41,7 @@ provider_installation {
 }
 RC
 export TF_CLI_CONFIG_FILE="$demo/dev.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
-export TF_VAR_kubeconfig="$demo/kubeconfig"
+export TF_VAR_kubeconfig="$demo/kubeconfig" TF_VAR_gitops_repo_url="$repo_url"
 cd "$demo/quickstart"
 
 step "terraform apply (examples/quickstart): project, warehouse, dev and staging"
@@ -68,6 +77,10 @@ step "terraform plan right after: nothing to do"
 step "dev as Kargo reports it now: terraform apply -refresh-only records the stage's new freight"
 "$tf" apply -refresh-only -auto-approve -compact-warnings >/dev/null
 "$tf" state show -no-color kargo_stage.dev | sed -n '/current_freight/,/^    }/p'
+
+step "The commit the promotion pushed: git log -1 -p stage/dev"
+GIT_SSL_CAINFO="$demo/ca.crt" git clone -q --branch stage/dev "$repo_url" "$demo/guestbook-gitops"
+git -C "$demo/guestbook-gitops" --no-pager log -1 -p --format='commit %H%nAuthor: %an <%ae>%n%n%B'
 
 step "What Kargo now holds"
 kubectl_bin="$(command -v kubectl || true)"

@@ -1,6 +1,8 @@
 # The quickstart pipeline: a project, an image warehouse, dev → staging, and a promotion
-# into dev that follows the newest image matching a SemVer constraint.
-# `make demo` applies it against the local sandbox.
+# into dev that follows the newest image matching a SemVer constraint. Each promotion
+# copies the manifests of gitops/ (the main branch of var.gitops_repo_url) onto the
+# stage's branch, sets the image tag there, commits and pushes.
+# `make demo` applies it against the local sandbox, with gitops/ served as a repository.
 
 terraform {
   required_version = ">= 1.5"
@@ -15,6 +17,12 @@ variable "kubeconfig" {
   description = "Path to a kubeconfig for the hub cluster where Kargo runs."
   type        = string
   default     = "~/.kube/config"
+}
+
+variable "gitops_repo_url" {
+  description = "Git repository holding the manifests of gitops/ on its main branch; promotions push to its stage/<stage> branches. Kargo needs write access to it."
+  type        = string
+  default     = "https://github.com/example/guestbook-gitops.git"
 }
 
 variable "dev_version" {
@@ -63,21 +71,29 @@ resource "kargo_stage" "dev" {
     steps {
       uses = "git-clone"
       config = jsonencode({
-        repoURL  = "https://github.com/example/guestbook-gitops.git"
+        repoURL  = var.gitops_repo_url
         checkout = [{ branch = "main", path = "./src" }, { branch = "stage/dev", create = true, path = "./out" }]
       })
+    }
+    steps {
+      uses   = "git-clear"
+      config = jsonencode({ path = "./out" })
+    }
+    steps {
+      uses   = "copy"
+      config = jsonencode({ inPath = "./src/base", outPath = "./out/base" })
     }
     steps {
       uses = "kustomize-set-image"
       as   = "set-image"
       config = jsonencode({
-        path   = "./src/base"
+        path   = "./out/base"
         images = [{ image = "ghcr.io/akuity/guestbook", tag = "$${{ imageFrom(\"ghcr.io/akuity/guestbook\").Tag }}" }]
       })
     }
     steps {
       uses   = "git-commit"
-      config = jsonencode({ path = "./out", message = "promote guestbook into dev" })
+      config = jsonencode({ path = "./out", message = "$${{ outputs[\"set-image\"].commitMessage }}" })
     }
     steps {
       uses   = "git-push"
@@ -95,12 +111,31 @@ resource "kargo_stage" "staging" {
   }
   promotion_template {
     steps {
-      uses   = "git-clone"
-      config = jsonencode({ repoURL = "https://github.com/example/guestbook-gitops.git", checkout = [{ branch = "stage/staging", path = "./out" }] })
+      uses = "git-clone"
+      config = jsonencode({
+        repoURL  = var.gitops_repo_url
+        checkout = [{ branch = "main", path = "./src" }, { branch = "stage/staging", create = true, path = "./out" }]
+      })
+    }
+    steps {
+      uses   = "git-clear"
+      config = jsonencode({ path = "./out" })
+    }
+    steps {
+      uses   = "copy"
+      config = jsonencode({ inPath = "./src/base", outPath = "./out/base" })
+    }
+    steps {
+      uses = "kustomize-set-image"
+      as   = "set-image"
+      config = jsonencode({
+        path   = "./out/base"
+        images = [{ image = "ghcr.io/akuity/guestbook", tag = "$${{ imageFrom(\"ghcr.io/akuity/guestbook\").Tag }}" }]
+      })
     }
     steps {
       uses   = "git-commit"
-      config = jsonencode({ path = "./out", message = "promote guestbook into staging" })
+      config = jsonencode({ path = "./out", message = "$${{ outputs[\"set-image\"].commitMessage }}" })
     }
     steps {
       uses   = "git-push"

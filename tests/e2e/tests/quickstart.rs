@@ -1,19 +1,79 @@
 //! examples/quickstart, applied as written against a sandbox the way `make demo` runs it:
-//! the pipeline, a promotion into dev, then the plan-time diff when a newer image appears.
+//! its manifests served as a Git repository, the pipeline, a promotion into dev, the
+//! plan-time diff when a newer image appears, and the commit each promotion pushed.
+
+use std::path::Path;
+use std::process::Command;
 
 use kargo_e2e::pipeline::{held_in, publish_image};
 use kargo_e2e::{Env, actions, example_dir, planned_actions, planned_after};
 
 const IMAGE: &str = "ghcr.io/akuity/guestbook";
 
+/// `git args…` in `dir`; its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The added and removed lines of the last commit on `branch` (no file headers).
+fn changed_lines(repo: &Path, branch: &str) -> Vec<String> {
+    git(repo, &["show", "-U0", "--format=", branch])
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
+    if Command::new("git").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "git is not on PATH and CI is set: the quickstart must run in CI"
+        );
+        eprintln!("SKIPPED: git is not on PATH, so the quickstart (it pushes to Git) did not run");
+        return;
+    }
     let mut env = Env::new();
-    let main = std::fs::read_to_string(example_dir("quickstart").join("main.tf"))
-        .expect("examples/quickstart/main.tf");
+    let quickstart = example_dir("quickstart");
+    let main =
+        std::fs::read_to_string(quickstart.join("main.tf")).expect("examples/quickstart/main.tf");
     env.tf.write_main(&main);
     let kubeconfig = env.sandbox.kubeconfig_path().display().to_string();
     env.tf.env("TF_VAR_kubeconfig", &kubeconfig);
+    // As `make demo` does: the quickstart's manifests served as a repository it promotes into.
+    let url = env
+        .sandbox
+        .git_create(
+            "guestbook-gitops",
+            Some(&quickstart.join("gitops")),
+            "main",
+            None,
+        )
+        .expect("repository created");
+    env.tf.env("TF_VAR_gitops_repo_url", &url);
+    let repo = env
+        .sandbox
+        .git()
+        .repo_dir("guestbook-gitops")
+        .expect("the repository exists");
+    let base = std::fs::read_to_string(quickstart.join("gitops/base/kustomization.yaml"))
+        .expect("the quickstart's kustomization");
 
     // The pipeline alone: no promotion is declared while dev_version is null.
     env.tf.apply().ok();
@@ -37,6 +97,16 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
         Some(first.as_str()),
         "dev runs the promoted freight"
     );
+    // The promotion pushed the base, with the image tag set, to the stage's own branch.
+    assert_eq!(
+        git(&repo, &["show", "stage/dev:base/kustomization.yaml"]),
+        base.replace("newTag: 0.0.1", "newTag: 1.0.0")
+    );
+    assert_eq!(
+        git(&repo, &["ls-tree", "-r", "--name-only", "stage/dev"]),
+        "base/deployment.yaml\nbase/kustomization.yaml\n"
+    );
+    let first_push = git(&repo, &["rev-parse", "stage/dev"]);
 
     // A newer image: the plan names the freight that moves and what it changes.
     let (second, second_alias) = publish_image(&env, "kargo-demo", "guestbook", IMAGE, "1.1.0");
@@ -62,6 +132,30 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     let outputs = env.tf.outputs();
     assert_eq!(outputs["dev_promotion"]["freight"], second_alias.as_str());
     assert_eq!(outputs["dev_promotion"]["phase"], "Succeeded");
+    // What `make demo` shows last: the commit of the second promotion is the one-line tag
+    // change, on top of the first promotion's commit, with the step's commit message.
+    assert_eq!(
+        git(&repo, &["rev-parse", "stage/dev~1"]),
+        first_push,
+        "one commit per promotion"
+    );
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%an <%ae>%n%B", "stage/dev"]),
+        "Kargo <no-reply@kargo.io>\nUpdated ./out/base to use new image\n\n- ghcr.io/akuity/guestbook:1.1.0\n\n"
+    );
+    assert_eq!(
+        git(&repo, &["show", "--name-only", "--format=", "stage/dev"]),
+        "base/kustomization.yaml\n"
+    );
+    assert_eq!(
+        changed_lines(&repo, "stage/dev"),
+        vec!["-  newTag: 1.0.0", "+  newTag: 1.1.0"]
+    );
+    assert_eq!(
+        git(&repo, &["rev-list", "--count", "main"]),
+        "1\n",
+        "main holds only its initial commit"
+    );
 
     env.tf.destroy().ok();
     assert!(env.get("projects", None, "kargo-demo").is_none());

@@ -2,6 +2,7 @@
 //! denied `verb:resource` pairs answer 403 at the HTTP layer and `false` from `Txn::can`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::hooks::ApiError;
 use crate::resources::ResourceDef;
@@ -110,6 +111,99 @@ pub fn forbidden(
         res.group
     );
     status::forbidden(res, name, &why)
+}
+
+/// The verbs a rules review lists per resource (the API server's standard verbs).
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// The answer to a review `obj` of kind `res` created by `user`: `SelfSubjectAccessReview`
+/// (may I?), `SelfSubjectRulesReview` (what may I?) or `SelfSubjectReview` (who am I?), each
+/// as the API server answers it, with the sandbox's users and their denied pairs.
+pub fn review(res: &ResourceDef, obj: &Value, user: &str, users: &Users) -> Value {
+    let mut out = json!({
+        "kind": res.kind,
+        "apiVersion": res.api_version(),
+        "metadata": {"creationTimestamp": null},
+    });
+    if let Some(spec) = obj.get("spec") {
+        out["spec"] = spec.clone();
+    }
+    out["status"] = match res.kind {
+        "SelfSubjectAccessReview" => {
+            let attrs = &obj["spec"]["resourceAttributes"];
+            let allowed = if attrs.is_object() {
+                let str_of = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
+                let resource = match str_of("subresource") {
+                    "" => str_of("resource").to_string(),
+                    sub => format!("{}/{sub}", str_of("resource")),
+                };
+                users.can(user, str_of("verb"), &resource)
+            } else {
+                let attrs = &obj["spec"]["nonResourceAttributes"];
+                let str_of = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
+                users.can(user, str_of("verb"), str_of("path"))
+            };
+            json!({"allowed": allowed})
+        }
+        "SelfSubjectRulesReview" => {
+            let mut rules = Vec::new();
+            if user == ADMIN {
+                rules.push(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
+            } else {
+                for r in crate::resources::RESOURCES
+                    .iter()
+                    .filter(|r| r.backing == crate::resources::Backing::Store)
+                {
+                    let verbs: Vec<&str> = VERBS
+                        .iter()
+                        .copied()
+                        .filter(|v| users.can(user, v, r.plural))
+                        .collect();
+                    if !verbs.is_empty() {
+                        rules.push(json!({"verbs": verbs, "apiGroups": [r.group], "resources": [r.plural]}));
+                    }
+                }
+            }
+            let non_resource = if user == ADMIN {
+                json!([{"verbs": ["*"], "nonResourceURLs": ["*"]}])
+            } else {
+                json!([{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}])
+            };
+            json!({"resourceRules": rules, "nonResourceRules": non_resource, "incomplete": false})
+        }
+        _ => {
+            let groups = if user == ADMIN {
+                json!(["system:masters", "system:authenticated"])
+            } else {
+                json!(["system:authenticated"])
+            };
+            json!({"userInfo": {"username": user, "groups": groups}})
+        }
+    };
+    out
+}
+
+/// The 403 for a user who may not impersonate: only the admin may (`kubectl --as`).
+pub fn cannot_impersonate(user: &str, target: &str) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "users \"{target}\" is forbidden: User \"{user}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        ),
+    );
+    e.name = Some(target.to_string());
+    e.kind = Some("users".to_string());
+    e
 }
 
 #[cfg(test)]

@@ -40,15 +40,19 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   stats [--requests] [--reset]
                      request counts by verb and resource as JSON (--requests: the full log)
   add-user --name N --token T [--deny VERB:RESOURCE]...
-                     add a restricted user (e.g. --deny promote:stages --deny delete:stages)
+                     add a restricted user (e.g. --deny promote:stages --deny delete:stages);
+                     `kubectl auth can-i|whoami` answer for users, and the admin may act as one
+                     with --as NAME
 
 Git repositories (served over smart HTTPS at https://<address>/git/NAME.git; clients trust the
 sandbox CA from the kubeconfig, e.g. GIT_SSL_CAINFO=ca.crt git clone URL):
   git create NAME [--from DIR] [--branch main] [--private --username U --password P]
                      create a repository (one commit of DIR's files when given) and print its
                      URL; a private one answers 401 without those basic-auth credentials
-  git race --repo NAME --branch B
+  git race --repo NAME --branch B [--file PATH --contents TEXT]
                      fault: another writer commits to B just before the next push to NAME
+                     (an empty commit, or one setting PATH to TEXT: a conflict when the push
+                     changed PATH too)
 Promotions whose git-clone targets a repository the sandbox serves (or a local file:// one) run
 their steps for real; Git credentials are Secrets labelled kargo.akuity.io/cred-type: git in the
 project namespace or in kargo-shared-resources, as in Kargo.
@@ -491,8 +495,16 @@ async fn git(a: &Args) -> Result<(), String> {
             Ok(())
         }
         ["race"] => {
-            a.allow(&["kubeconfig", "repo", "branch"])?;
-            let body = json!({"repo": a.need("repo")?, "branch": a.need("branch")?});
+            a.allow(&["kubeconfig", "repo", "branch", "file", "contents"])?;
+            let mut body = json!({"repo": a.need("repo")?, "branch": a.need("branch")?});
+            match (a.one("file"), a.one("contents")) {
+                (Some(file), contents) => {
+                    body["file"] = json!(file);
+                    body["contents"] = json!(contents.unwrap_or_default());
+                }
+                (None, Some(_)) => return Err("--contents goes with --file".into()),
+                (None, None) => {}
+            }
             a.client()?
                 .call(Method::POST, "git/race", Some(&body))
                 .await?;

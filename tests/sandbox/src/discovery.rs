@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{RESOURCES, ResourceDef};
+use crate::resources::{Backing, RESOURCES, ResourceDef};
 
 /// The Kubernetes version the sandbox reports.
 pub const KUBE_VERSION: (&str, &str) = ("1", "33");
@@ -75,13 +75,18 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "verbs": match r.backing {
+                Backing::Review => json!(["create"]),
+                Backing::Crds => json!(["get", "list"]),
+                Backing::Store => json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+            },
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.is_kargo() {
-            entry["categories"] = json!(["kargo"]);
+        // Kubernetes puts its workload kinds in `all`; Kargo's CRDs declare no categories.
+        if r.group.is_empty() && matches!(r.plural, "pods" | "services") {
+            entry["categories"] = json!(["all"]);
         }
         resources.push(entry);
         if r.status {
@@ -104,39 +109,46 @@ pub fn resource_list(group: &str, version: &str, kargo_served: bool) -> Option<V
     )
 }
 
-/// `/openapi/v2`: a valid, empty Swagger document (clients then treat every kind as schemaless).
-pub fn openapi_v2() -> Value {
-    json!({
-        "swagger": "2.0",
-        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
-        "paths": {},
-        "definitions": {},
-    })
-}
-
-/// `/openapi/v3`: the index of group-version documents, which are served empty.
+/// `/openapi/v3`: the index of group-version documents; each URL's `hash` is the digest of the
+/// document, so clients' caches follow its content.
 pub fn openapi_v3_index(kargo_served: bool) -> Value {
     let mut paths = serde_json::Map::new();
-    paths.insert(
-        "api/v1".into(),
-        json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}),
-    );
-    for (g, v) in crate::resources::groups() {
-        if kargo_served || g != crate::resources::KARGO_GROUP {
-            let key = format!("apis/{g}/{v}");
+    let mut add = |key: String, group: &str, version: &str| {
+        if let Some(doc) = openapi_v3_document(group, version, kargo_served) {
+            let hash = content_hash(&doc);
             paths.insert(
                 key.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
             );
         }
+    };
+    add("api/v1".into(), "", "v1");
+    for (g, v) in crate::resources::groups() {
+        add(format!("apis/{g}/{v}"), g, v);
     }
     json!({"paths": paths})
 }
 
+/// The SHA-256 of a document's JSON, upper-case hex (as the API server writes its hashes).
+fn content_hash(doc: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(doc.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The OpenAPI component name of a kind: the group reversed, then version and kind
+/// (`io.akuity.kargo.v1alpha1.Stage`), as the API server names CRD schemas.
+fn component_name(group: &str, version: &str, kind: &str) -> String {
+    let reversed: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", reversed.join("."))
+}
+
 /// `/openapi/v3/<api|apis/group>/<version>`: one PATCH operation per kind, which is what
-/// kubectl reads to learn that the server validates fields (`fieldValidation`) itself.
+/// kubectl reads to learn that the server validates fields (`fieldValidation`) itself, and
+/// the schemas of Kargo's kinds from their CRDs.
 pub fn openapi_v3_document(group: &str, version: &str, kargo_served: bool) -> Option<Value> {
     let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
     for r in RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version && served(r, kargo_served))
@@ -152,7 +164,23 @@ pub fn openapi_v3_document(group: &str, version: &str, kargo_served: bool) -> Op
             format!("{prefix}/{}/{{name}}", r.plural)
         };
         let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}});
-        let body = json!({"schema": {"type": "object"}});
+        let mut body = json!({"schema": {"type": "object"}});
+        // Kargo's kinds carry their CRD's schema, which `kubectl explain` reads.
+        if let Some(crd) = crate::schema::catalog()
+            .crds
+            .get(r.plural)
+            .filter(|_| r.is_kargo())
+            && let Some(schema) = crd
+                .document
+                .pointer("/spec/versions/0/schema/openAPIV3Schema")
+        {
+            let name = component_name(group, version, r.kind);
+            let mut schema = schema.clone();
+            schema["x-kubernetes-group-version-kind"] =
+                json!([{"group": group, "version": version, "kind": r.kind}]);
+            schemas.insert(name.clone(), schema);
+            body = json!({"schema": {"$ref": format!("#/components/schemas/{name}")}});
+        }
         paths.insert(
             path,
             json!({"patch": {
@@ -175,13 +203,48 @@ pub fn openapi_v3_document(group: &str, version: &str, kargo_served: bool) -> Op
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openapi_v3_carries_kargos_schemas_and_hashes_each_document() {
+        let doc = openapi_v3_document("kargo.akuity.io", "v1alpha1", true).unwrap();
+        let stage = &doc["components"]["schemas"]["io.akuity.kargo.v1alpha1.Stage"];
+        assert_eq!(
+            stage["x-kubernetes-group-version-kind"],
+            json!([{"group": "kargo.akuity.io", "version": "v1alpha1", "kind": "Stage"}])
+        );
+        assert_eq!(
+            stage["properties"]["spec"]["required"],
+            json!(["requestedFreight"])
+        );
+        assert_eq!(doc["components"]["schemas"].as_object().unwrap().len(), 9);
+        let index = openapi_v3_index(true);
+        let url = index["paths"]["apis/kargo.akuity.io/v1alpha1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            url,
+            format!(
+                "/openapi/v3/apis/kargo.akuity.io/v1alpha1?hash={}",
+                content_hash(&doc)
+            )
+        );
+        let core = index["paths"]["api/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert_ne!(core.rsplit('=').next(), url.rsplit('=').next());
+        assert!(
+            openapi_v3_index(false)["paths"]
+                .get("apis/kargo.akuity.io/v1alpha1")
+                .is_none()
+        );
+    }
 
     #[test]
     fn kargo_group_is_listed_only_when_served() {

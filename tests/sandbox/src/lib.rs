@@ -33,6 +33,7 @@ mod discovery;
 mod faults;
 pub mod git;
 mod kubeconfig;
+mod openapi_v2;
 mod patch;
 mod persist;
 mod proto;

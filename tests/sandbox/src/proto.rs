@@ -1,5 +1,6 @@
 //! Decoding of the Kubernetes protobuf encoding for the built-in kinds kubectl sends that
-//! way (`kubectl create namespace|configmap|secret|serviceaccount`), into plain JSON.
+//! way (`kubectl create namespace|configmap|secret|serviceaccount`, the reviews of
+//! `kubectl auth can-i|whoami`), into plain JSON.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -135,6 +136,40 @@ const DELETE_OPTIONS: &[Field] = &[
     f(4, "propagationPolicy", Kind::Str),
     r(5, "dryRun", Kind::Str),
 ];
+
+/// `authorization.k8s.io/v1` `ResourceAttributes` (the selectors are not read).
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    f(1, "namespace", Kind::Str),
+    f(2, "verb", Kind::Str),
+    f(3, "group", Kind::Str),
+    f(4, "version", Kind::Str),
+    f(5, "resource", Kind::Str),
+    f(6, "subresource", Kind::Str),
+    f(7, "name", Kind::Str),
+];
+
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Kind::Msg(&[
+            f(1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
+            f(
+                2,
+                "nonResourceAttributes",
+                Kind::Msg(&[f(1, "path", Kind::Str), f(2, "verb", Kind::Str)]),
+            ),
+        ]),
+    ),
+];
+
+const SELF_SUBJECT_RULES_REVIEW: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(&[f(1, "namespace", Kind::Str)])),
+];
+
+const SELF_SUBJECT_REVIEW: &[Field] = &[f(1, "metadata", Kind::Msg(OBJECT_META))];
 
 /// `runtime.Unknown`, the envelope around the typed message.
 const UNKNOWN: &[Field] = &[
@@ -323,6 +358,9 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         "Secret" => SECRET,
         "ServiceAccount" => SERVICE_ACCOUNT,
         "DeleteOptions" => DELETE_OPTIONS,
+        "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectRulesReview" => SELF_SUBJECT_RULES_REVIEW,
+        "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
         other => {
             return Err(format!(
                 "the sandbox cannot decode {other} from protobuf; send JSON"

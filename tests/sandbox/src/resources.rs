@@ -18,6 +18,19 @@ pub struct ResourceDef {
     pub short_names: &'static [&'static str],
     /// Custom resources track `metadata.generation`; the built-in kinds served here do not.
     pub custom: bool,
+    /// Where its objects come from.
+    pub backing: Backing,
+}
+
+/// Where a resource's objects come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// The store: every verb.
+    Store,
+    /// A review (`SelfSubjectAccessReview` and kin): only `create`, answered, never stored.
+    Review,
+    /// Kargo's CRDs as the sandbox serves them: `get` and `list` only.
+    Crds,
 }
 
 impl ResourceDef {
@@ -69,6 +82,7 @@ const fn core(
         status,
         short_names,
         custom: false,
+        backing: Backing::Store,
     }
 }
 
@@ -88,6 +102,22 @@ const fn rbac(
         status: false,
         short_names: &[],
         custom: false,
+        backing: Backing::Store,
+    }
+}
+
+const fn review(group: &'static str, kind: &'static str, plural: &'static str) -> ResourceDef {
+    ResourceDef {
+        group,
+        version: "v1",
+        kind,
+        plural,
+        singular: "",
+        namespaced: false,
+        status: false,
+        short_names: &[],
+        custom: false,
+        backing: Backing::Review,
     }
 }
 
@@ -109,6 +139,7 @@ const fn kargo(
         status,
         short_names,
         custom: true,
+        backing: Backing::Store,
     }
 }
 
@@ -136,6 +167,10 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         &["quota"],
     ),
+    // Stored only so that `kubectl get all` (pods and services, in the `all` category) lists
+    // an empty namespace as on a cluster where nothing else runs.
+    core("Pod", "pods", "pod", true, true, &["po"]),
+    core("Service", "services", "service", true, true, &["svc"]),
     core(
         "LimitRange",
         "limitranges",
@@ -153,6 +188,34 @@ pub static RESOURCES: &[ResourceDef] = &[
         "clusterrolebinding",
         false,
     ),
+    // What `kubectl auth can-i` and `kubectl auth whoami` ask.
+    review(
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+    ),
+    review(
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+    ),
+    review(
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+    ),
+    ResourceDef {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        namespaced: false,
+        status: false,
+        short_names: &["crd", "crds"],
+        custom: false,
+        backing: Backing::Crds,
+    },
     kargo("Project", "projects", "project", false, true, &[]),
     kargo(
         "ProjectConfig",

@@ -22,7 +22,7 @@ use crate::hooks::{ApiError, StatusCause};
 use crate::patch;
 use crate::proto;
 use crate::reqlog::RequestRecord;
-use crate::resources::{self, ResourceDef};
+use crate::resources::{self, Backing, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::{ConnectionReset, Shared, lock};
 use crate::status;
@@ -97,6 +97,66 @@ pub struct Params {
     plural: String,
     name: Option<String>,
     sub: Option<String>,
+}
+
+/// `apiextensions.k8s.io` CustomResourceDefinitions: Kargo's nine once Kargo is installed,
+/// read-only.
+fn serve_crds(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    res: &'static ResourceDef,
+    name: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let served = lock(&ctx.shared.state).kargo.served;
+    let crds: Vec<Value> = if served {
+        crate::schema::catalog()
+            .crds
+            .values()
+            .map(|c| {
+                let mut doc = c.document.clone();
+                let name = doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                doc["metadata"] = json!({
+                    "name": name,
+                    "uid": format!("crd-{name}"),
+                    "resourceVersion": "1",
+                    "generation": 1,
+                    "creationTimestamp": ctx.shared.started,
+                });
+                doc
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = ctx.shared.clock.now();
+    let table = table_include(req, ctx.query);
+    match (ctx.verb, name) {
+        ("get", Some(name)) => {
+            let crd = crds
+                .iter()
+                .find(|c| c["metadata"]["name"] == name)
+                .ok_or_else(|| status::not_found(res, name))?;
+            Ok(match table {
+                Some(include) => json_response(200, &table::table(res, &[crd], "1", include, now)),
+                None => object_response(200, crd, &[]),
+            })
+        }
+        ("list", None) => Ok(match table {
+            Some(include) => {
+                let refs: Vec<&Value> = crds.iter().collect();
+                json_response(200, &table::table(res, &refs, "1", include, now))
+            }
+            None => json_response(
+                200,
+                &json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+                        "metadata": {"resourceVersion": "1"}, "items": crds}),
+            ),
+        }),
+        _ => Err(status::method_not_allowed()),
+    }
 }
 
 /// Serves a non-resource document (discovery, OpenAPI, health) for a GET.
@@ -174,7 +234,7 @@ const DOCUMENTS: &[(&str, Document)] = &[
     ("/apis/{group}/{version}", |s, p, _| {
         document(discovery::resource_list(&p.group, &p.version, served(s)))
     }),
-    ("/openapi/v2", |_, _, _| Ok(json_response(200, &discovery::openapi_v2()))),
+    ("/openapi/v2", |s, _, req| Ok(openapi_v2(served(s), req))),
     ("/openapi/v3", |s, _, _| Ok(json_response(200, &discovery::openapi_v3_index(served(s))))),
     ("/openapi/v3/api/{version}", |s, p, _| {
         document(discovery::openapi_v3_document("", &p.version, served(s)))
@@ -184,6 +244,20 @@ const DOCUMENTS: &[(&str, Document)] = &[
     }),
     ("/openapi/{*rest}", |_, _, _| Err(status::no_such_resource())),
 ];
+
+/// `/openapi/v2`, as protobuf when the client asks for it (kubectl does), else JSON.
+fn openapi_v2(kargo_served: bool, req: &Request) -> Response<Body> {
+    let doc = crate::openapi_v2::document(kargo_served);
+    if !header(req, http::header::ACCEPT).contains(crate::openapi_v2::PROTOBUF) {
+        return json_response(200, &doc);
+    }
+    let mut resp = Response::new(full(crate::openapi_v2::protobuf(&doc)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::openapi_v2::PROTOBUF_CONTENT_TYPE),
+    );
+    resp
+}
 
 fn served(shared: &Shared) -> bool {
     lock(&shared.state).kargo.served
@@ -278,14 +352,32 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         .unwrap_or_default()
         .trim()
         .to_string();
-    let user = lock(&shared.state)
+    let mut user = lock(&shared.state)
         .users
         .authenticate(&token)
         .map(str::to_string);
+    // `kubectl --as NAME`: the admin may act as any user (an unknown one may do nothing).
+    let mut impersonation = None;
+    let target = header(
+        &req,
+        http::header::HeaderName::from_static("impersonate-user"),
+    );
+    if !target.is_empty()
+        && let Some(real) = &user
+    {
+        if real == auth::ADMIN {
+            user = Some(target.to_string());
+        } else {
+            impersonation = Some(auth::cannot_impersonate(real, target));
+        }
+    }
     let reset = req.extensions().get::<ConnectionReset>().cloned();
     let mut response = match (&user, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
+        (Some(_), false) if impersonation.is_some() => {
+            error_response(impersonation.as_ref().unwrap_or(&status::unauthorized()))
+        }
         (Some(user), false) => {
             let ctx = Ctx {
                 shared: &shared,
@@ -561,6 +653,19 @@ async fn serve_resource(
         }
         Some(_) => return Err(status::no_such_resource()),
     };
+    if res.backing == Backing::Review {
+        // Every authenticated user may ask; the answer is computed, never stored.
+        if ctx.verb != "create" || t.name.is_some() {
+            return Err(status::method_not_allowed());
+        }
+        let (content_type, body) = read_body(req).await?;
+        let obj = decode(&content_type, &body)?;
+        let users = lock(&ctx.shared.state).users.clone();
+        return Ok(json_response(
+            201,
+            &auth::review(res, &obj, ctx.user, &users),
+        ));
+    }
     let ns = t.namespace.as_deref();
     if !lock(&ctx.shared.state)
         .users
@@ -574,6 +679,9 @@ async fn serve_resource(
             ns,
             t.name.as_deref(),
         ));
+    }
+    if res.backing == Backing::Crds {
+        return serve_crds(ctx, &req, res, t.name.as_deref());
     }
     let table = table_include(&req, ctx.query);
     let name = t.name.clone().unwrap_or_default();

@@ -355,6 +355,8 @@ const BUILTIN_FIELDS: &[(&str, &[&str])] = &[
     ),
     ("resourcequotas", &["spec", "status"]),
     ("limitranges", &["spec"]),
+    ("pods", &["spec", "status"]),
+    ("services", &["spec", "status"]),
     ("roles", &["rules"]),
     ("clusterroles", &["rules", "aggregationRule"]),
     ("rolebindings", &["subjects", "roleRef"]),

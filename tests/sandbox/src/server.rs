@@ -70,6 +70,8 @@ pub struct Shared {
     address: OnceLock<String>,
     state_dir: Option<StateDir>,
     flushing: Mutex<()>,
+    /// When this sandbox started (RFC 3339): the creation time of the CRDs it serves.
+    pub started: String,
 }
 
 impl Shared {
@@ -423,7 +425,7 @@ impl Sandbox {
             }),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::default()),
-            clock,
+            clock: clock.clone(),
             wake: Notify::new(),
             tick_now,
             refuse: Notify::new(),
@@ -432,6 +434,7 @@ impl Sandbox {
             address: OnceLock::new(),
             state_dir,
             flushing: Mutex::new(()),
+            started: crate::kargo::util::format_time(clock.now()),
         });
         if kargo.running {
             shared.install_kargo();

@@ -79,6 +79,14 @@ fn columns(res: &ResourceDef) -> Vec<Column> {
         return cols;
     }
     match (res.group, res.plural) {
+        ("apiextensions.k8s.io", "customresourcedefinitions") => vec![
+            name_column(),
+            col(
+                "Created At",
+                "date",
+                Source::Path(".metadata.creationTimestamp".into()),
+            ),
+        ],
         ("", "namespaces") => vec![
             name_column(),
             col("Status", "string", Source::Path(".status.phase".into())),

@@ -889,3 +889,39 @@ async fn dry_run_runs_admission_and_validation_without_side_effects() {
         )
     );
 }
+
+#[tokio::test]
+async fn access_reviews_in_json_answer_for_the_authenticated_user() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let sandbox = start_kargo().await.0;
+    sandbox.add_user(kargo_sandbox::User::new("carol", "carol-token").deny("delete", "stages"));
+    let mut config = config_for(sandbox.kubeconfig_path()).await;
+    config.auth_info.token = Some("carol-token".to_string().into());
+    let carol = kube::Client::try_from(config).unwrap();
+    let review = |verb: &str| SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some("kargo.akuity.io".into()),
+                resource: Some("stages".into()),
+                namespace: Some("p".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(carol);
+    for (verb, allowed) in [("delete", false), ("get", true)] {
+        let answer = api
+            .create(&PostParams::default(), &review(verb))
+            .await
+            .unwrap();
+        assert_eq!(answer.status.map(|s| s.allowed), Some(allowed), "{verb}");
+    }
+    // A review is answered, not stored: there is nothing to get.
+    let err = api_error(api.get("x").await);
+    assert_eq!(err.code, 405);
+}

@@ -314,3 +314,284 @@ async fn kubectl_reports_validation_errors() {
     let (ok, _, err) = kubectl(&sandbox, &["create", "-f", &typo]).await;
     assert!(!ok && err.contains("unknown field \"datta\""), "{err}");
 }
+
+#[tokio::test]
+async fn kubectl_auth_can_i_and_whoami_honour_the_users_denied_pairs() {
+    let sandbox = start_kargo().await.0;
+    sandbox.add_user(
+        kargo_sandbox::User::new("alice", "alice-token")
+            .deny("delete", "stages")
+            .deny("update", "stages/status"),
+    );
+    // (args, expected stdout): the admin, alice through --as, alice with her own token, and
+    // a user the sandbox does not know (who may do nothing).
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "update",
+                "stages.kargo.akuity.io",
+                "--subresource",
+                "status",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "patch",
+                "stages.kargo.akuity.io",
+                "-n",
+                "p",
+                "--as",
+                "alice",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "stages.kargo.akuity.io",
+                "--token",
+                "alice-token",
+            ],
+            "no\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "list",
+                "warehouses.kargo.akuity.io",
+                "--token",
+                "alice-token",
+            ],
+            "yes\n",
+        ),
+        (
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "stages.kargo.akuity.io",
+                "--as",
+                "mallory",
+            ],
+            "no\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let (_, out, err) = kubectl(&sandbox, args).await;
+        assert_eq!(out, *want, "kubectl {args:?}: {err}");
+    }
+    let who = kubectl_ok(&sandbox, &["auth", "whoami", "-o", "json"]).await;
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["kind"], "SelfSubjectReview");
+    assert_eq!(
+        who["status"]["userInfo"],
+        serde_json::json!({"username": "sandbox-admin", "groups": ["system:masters", "system:authenticated"]})
+    );
+    let who = kubectl_ok(&sandbox, &["auth", "whoami", "-o", "json", "--as", "alice"]).await;
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["status"]["userInfo"]["username"], "alice");
+    // The rules review lists what alice may do on stages: everything but delete.
+    let list = kubectl_ok(&sandbox, &["auth", "can-i", "--list", "--as", "alice"]).await;
+    let stages = list
+        .lines()
+        .find(|l| l.starts_with("stages.kargo.akuity.io "))
+        .unwrap_or_else(|| panic!("stages listed:\n{list}"));
+    assert!(
+        stages.ends_with("[create deletecollection get list patch update watch]"),
+        "{stages}"
+    );
+    // Only the admin may act as someone else.
+    let (ok, _, err) = kubectl(
+        &sandbox,
+        &[
+            "get",
+            "--raw",
+            "/apis/kargo.akuity.io/v1alpha1/stages",
+            "--token",
+            "alice-token",
+            "--as",
+            "root",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "Error from server (Forbidden): users \"root\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_get_crd_lists_kargos_nine_once_kargo_is_installed() {
+    let sandbox = start(kargo_sandbox::Options {
+        with_kargo: false,
+        ..Default::default()
+    })
+    .await;
+    let (ok, out, err) = kubectl(&sandbox, &["get", "crd", "-o", "name"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "", "no CRDs before Kargo is installed");
+    sandbox.install_kargo();
+    let names = kubectl_ok(&sandbox, &["get", "crd", "-o", "name"]).await;
+    let expected: String = [
+        "clusterconfigs",
+        "clusterpromotiontasks",
+        "freights",
+        "projectconfigs",
+        "projects",
+        "promotions",
+        "promotiontasks",
+        "stages",
+        "warehouses",
+    ]
+    .iter()
+    .map(|p| format!("customresourcedefinition.apiextensions.k8s.io/{p}.kargo.akuity.io\n"))
+    .collect();
+    assert_eq!(names, expected);
+    let table = kubectl_ok(&sandbox, &["get", "crd", "stages.kargo.akuity.io"]).await;
+    assert!(
+        table.starts_with("NAME                     CREATED AT\nstages.kargo.akuity.io   "),
+        "{table}"
+    );
+    let crd = kubectl_ok(
+        &sandbox,
+        &["get", "crd", "stages.kargo.akuity.io", "-o", "json"],
+    )
+    .await;
+    let crd: Value = serde_json::from_str(&crd).unwrap();
+    assert_eq!(crd["spec"]["names"]["kind"], "Stage");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    // `all` is a category of the cluster's own kinds (Kargo's CRDs declare none): an empty
+    // namespace lists nothing, as on a cluster with nothing running there.
+    namespace(&client(&sandbox).await, "p").await;
+    let (ok, out, err) = kubectl(&sandbox, &["get", "all", "-n", "p"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", "No resources found in p namespace.\n")
+    );
+    let (ok, _, err) = kubectl(&sandbox, &["delete", "crd", "stages.kargo.akuity.io"]).await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "Error from server (MethodNotAllowed): the server does not allow this method on the requested resource\n"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_explain_reads_the_crd_schemas_from_openapi_v3() {
+    let sandbox = start_kargo().await.0;
+    let out = kubectl_ok(&sandbox, &["explain", "warehouses.spec.subscriptions"]).await;
+    assert!(
+        out.starts_with("GROUP:      kargo.akuity.io\nKIND:       Warehouse\nVERSION:    v1alpha1\n\nFIELD: subscriptions <[]Object>\n"),
+        "{out}"
+    );
+    let out = kubectl_ok(&sandbox, &["explain", "stages.spec"]).await;
+    for field in [
+        "promotionTemplate\t<Object>",
+        "requestedFreight\t<[]Object> -required-",
+        "shard\t<string>",
+        "vars\t<[]Object>",
+        "verification\t<Object>",
+    ] {
+        assert!(out.contains(field), "{field} in:\n{out}");
+    }
+    let (ok, _, err) = kubectl(&sandbox, &["explain", "stages.spec.nope"]).await;
+    assert!(!ok);
+    assert!(err.contains("field \"nope\" does not exist"), "{err}");
+}
+
+const LIST: &str = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: kargo.akuity.io/v1alpha1
+  kind: Project
+  metadata:
+    name: shop
+- apiVersion: kargo.akuity.io/v1alpha1
+  kind: Warehouse
+  metadata:
+    name: app
+    namespace: shop
+  spec:
+    subscriptions:
+    - image:
+        repoURL: ghcr.io/example/app
+";
+
+#[tokio::test]
+async fn kubectl_validates_a_list_against_openapi_v2_in_protobuf() {
+    let sandbox = start_kargo().await.0;
+    let dir = tempfile::tempdir().unwrap();
+    // Client-side validation of a List reads /openapi/v2 as protobuf; a defaulted field
+    // (spec.interval) is not required of the client.
+    let good = file(&dir, "list.yaml", LIST);
+    let out = kubectl_ok(&sandbox, &["create", "-f", &good]).await;
+    assert_eq!(
+        out,
+        "project.kargo.akuity.io/shop created\nwarehouse.kargo.akuity.io/app created\n"
+    );
+    let bad = file(
+        &dir,
+        "bad.yaml",
+        &LIST.replace("subscriptions:", "subscriptionz:"),
+    );
+    let (ok, _, err) = kubectl(&sandbox, &["apply", "-f", &bad]).await;
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "error: error validating \"{bad}\": error validating data: [ValidationError(Warehouse.spec): unknown field \"subscriptionz\" in io.akuity.kargo.v1alpha1.Warehouse.spec, ValidationError(Warehouse.spec): missing required field \"subscriptions\" in io.akuity.kargo.v1alpha1.Warehouse.spec]; if you choose to ignore these errors, turn validation off with --validate=false\n"
+        )
+    );
+}

@@ -86,7 +86,16 @@ pub async fn serve(host: &GitHost, req: http::Request<Bytes>) -> Response<Bytes>
         );
         return resp;
     }
-    if req.method() == http::Method::POST && rest.ends_with("/git-receive-pack") {
+    // The other writer lands just before the pusher reads the branch tips, so the push is
+    // refused as one based on an old tip ("fetch first"), as when a branch moved since the
+    // clone.
+    if req.method() == http::Method::GET
+        && rest.ends_with("/info/refs")
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("service=git-receive-pack"))
+    {
         host.fire_race(name);
     }
     let git = match git_binary() {

@@ -83,6 +83,9 @@ pub struct NewPullRequest<'a> {
     pub created_at: String,
 }
 
+/// A file another writer sets (path in the repository, new contents).
+pub type FileChange = (String, String);
+
 /// The sandbox's Git host: served repositories and pull requests.
 pub struct GitHost {
     root: PathBuf,
@@ -95,8 +98,9 @@ pub struct GitHost {
     temporary: bool,
     /// Promotions' work directories (always private to this sandbox).
     work_root: PathBuf,
-    /// Armed "another writer" faults: (repository, branch) moved just before the next push.
-    races: Mutex<Vec<(String, String)>>,
+    /// Armed "another writer" faults: (repository, branch, change) moved just before the next
+    /// push.
+    races: Mutex<Vec<(String, String, Option<FileChange>)>>,
 }
 
 impl Drop for GitHost {
@@ -456,35 +460,78 @@ impl GitHost {
     }
 
     /// Arms a fault: just before the next push to repository `name`, another writer commits
-    /// to `branch`, so a push based on the old tip is rejected as non-fast-forward.
-    pub fn arm_race(&self, name: &str, branch: &str) -> Result<(), String> {
+    /// to `branch` (setting `change`'s file, or an empty commit), so a push based on the old tip
+    /// is rejected as non-fast-forward.
+    pub fn arm_race(
+        &self,
+        name: &str,
+        branch: &str,
+        change: Option<FileChange>,
+    ) -> Result<(), String> {
         let name = name.strip_suffix(".git").unwrap_or(name);
         let dir = self
             .repo_dir(name)
             .ok_or_else(|| format!("repository {name:?} not found"))?;
         Self::branch_head(&dir, branch)?
             .ok_or_else(|| format!("branch {branch:?} of repository {name:?} not found"))?;
-        lock(&self.races).push((name.to_string(), branch.to_string()));
+        lock(&self.races).push((name.to_string(), branch.to_string(), change));
         Ok(())
     }
 
-    /// Fires an armed race for `name`: an empty commit lands on the branch.
+    /// The tree of `head` with `change` applied (through a private index file).
+    fn changed_tree(dir: &Path, head: &str, change: &FileChange) -> Result<String, String> {
+        let (path, contents) = change;
+        let scratch = dir.join(format!("race-{}.tmp", std::process::id()));
+        let index = dir.join(format!("race-{}.index", std::process::id()));
+        let result = (|| {
+            std::fs::write(&scratch, contents).map_err(|e| e.to_string())?;
+            let blob = sandbox_git(["hash-object", "-w", &scratch.to_string_lossy()])
+                .dir(dir)
+                .run()
+                .map_err(exec_err)?;
+            let with_index = |args: &[&str]| {
+                sandbox_git(args)
+                    .dir(dir)
+                    .env("GIT_INDEX_FILE", &index)
+                    .run()
+                    .map_err(exec_err)
+            };
+            with_index(&["read-tree", head])?;
+            with_index(&[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{path}", blob.trim()),
+            ])?;
+            with_index(&["write-tree"]).map(|t| t.trim().to_string())
+        })();
+        let _ = std::fs::remove_file(&scratch);
+        let _ = std::fs::remove_file(&index);
+        result
+    }
+
+    /// Fires an armed race for `name`: a commit (empty, or setting the armed file) lands on
+    /// the branch.
     pub fn fire_race(&self, name: &str) {
         let armed = {
             let mut races = lock(&self.races);
             races
                 .iter()
-                .position(|(n, _)| n == name)
+                .position(|(n, _, _)| n == name)
                 .map(|i| races.remove(i))
         };
-        let (Some((_, branch)), Some(dir)) = (armed, self.repo_dir(name)) else {
+        let (Some((_, branch, change)), Some(dir)) = (armed, self.repo_dir(name)) else {
             return;
         };
         let moved = (|| {
             let head = Self::branch_head(&dir, &branch)?.ok_or("the branch is gone")?;
+            let tree = match &change {
+                Some(c) => Self::changed_tree(&dir, &head, c)?,
+                None => format!("{head}^{{tree}}"),
+            };
             let commit = sandbox_git([
                 "commit-tree",
-                &format!("{head}^{{tree}}"),
+                &tree,
                 "-p",
                 &head,
                 "-m",
@@ -560,7 +607,13 @@ impl GitHost {
                 self.close_pull_request(&self.resolve_url(s("repo")), number()?)?
             )),
             "race" => {
-                self.arm_race(s("repo"), s("branch"))?;
+                let change = match (s("file"), body.get("contents").and_then(Value::as_str)) {
+                    ("", _) => None,
+                    (file, contents) => {
+                        Some((file.to_string(), contents.unwrap_or_default().to_string()))
+                    }
+                };
+                self.arm_race(s("repo"), s("branch"), change)?;
                 Ok(json!({"armed": true}))
             }
             other => Err(format!("unknown git command {other:?}")),

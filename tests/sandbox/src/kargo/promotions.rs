@@ -266,6 +266,11 @@ impl Kargo {
                     waiting = true;
                     break;
                 }
+                StepOutcome::Waiting { output } => {
+                    propagate_output(&mut state, step, &alias, output);
+                    waiting = true;
+                    break;
+                }
                 StepOutcome::Succeeded { output, message } => {
                     meta["status"] = json!("Succeeded");
                     if message.is_empty() {
@@ -287,6 +292,12 @@ impl Kargo {
                     meta["status"] = json!("Failed");
                     meta["message"] = json!(format!("step {alias:?}: {m}"));
                     meta["finishedAt"] = json!(now);
+                }
+                StepOutcome::FailedWith { message, output } => {
+                    meta["status"] = json!("Failed");
+                    meta["message"] = json!(format!("step {alias:?}: {message}"));
+                    meta["finishedAt"] = json!(now);
+                    propagate_output(&mut state, step, &alias, output);
                 }
                 StepOutcome::Unrecoverable(m) => {
                     meta["status"] = json!("Errored");

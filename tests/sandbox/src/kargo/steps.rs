@@ -48,6 +48,12 @@ pub enum StepOutcome {
     Invalid(String),
     /// Not finished yet; the controller calls the runner again later.
     Running,
+    /// Ran, and waits for something outside (a pull request to be merged): Kargo's `Running`
+    /// with an output, which goes into the state at once.
+    Waiting { output: Value },
+    /// A business failure with an output for the state (Kargo's `Failed` result that carries
+    /// one, e.g. `git-wait-for-pr` on a closed pull request).
+    FailedWith { message: String, output: Value },
 }
 
 impl StepOutcome {

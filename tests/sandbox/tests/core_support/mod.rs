@@ -162,6 +162,7 @@ pub fn api(client: &kube::Client, kind: &str, ns: Option<&str>) -> Api<DynamicOb
         "Stage" => ("kargo.akuity.io", "v1alpha1", "stages"),
         "Freight" => ("kargo.akuity.io", "v1alpha1", "freights"),
         "Promotion" => ("kargo.akuity.io", "v1alpha1", "promotions"),
+        "PromotionTask" => ("kargo.akuity.io", "v1alpha1", "promotiontasks"),
         other => panic!("no test mapping for {other}"),
     };
     let ar =

@@ -575,14 +575,16 @@ pub fn wait_for_pr(job: &mut Job) -> StepOutcome {
             "error getting pull request {number}: pull request {number} not found"
         ));
     };
+    // Kargo's output in every state: the pull request, and its merge commit once merged.
+    let mut output = json!({"pr": {"id": pr.number, "url": pr.url,
+        "open": pr.state == PrState::Open, "merged": pr.state == PrState::Merged}});
     match pr.state {
-        PrState::Open => StepOutcome::Running,
-        PrState::Closed => StepOutcome::Failed(format!(
-            "pull request {number} was closed without being merged"
-        )),
+        PrState::Open => StepOutcome::Waiting { output },
+        PrState::Closed => StepOutcome::FailedWith {
+            message: format!("pull request {number} was closed without being merged"),
+            output,
+        },
         PrState::Merged => {
-            let mut output =
-                json!({"pr": {"id": pr.number, "url": pr.url, "open": false, "merged": true}});
             if let Some(c) = pr.merge_commit {
                 output["commit"] = json!(c);
             }
