@@ -20,10 +20,10 @@ fn assert_provider_schema(stdout: &[u8]) {
         provider["provider"]["block"]["attributes"]["id_prefix"]["type"], "string",
         "no provider block with `id_prefix` for {PROVIDER} in {schema}"
     );
-    let store = &provider["resource_schemas"]["echo_store"]["block"]["attributes"];
-    assert_eq!(store["name"]["required"], true, "{store}");
+    let store = &provider["resource_schemas"]["echo_store"]["block"];
+    assert_eq!(store["attributes"]["name"]["required"], true, "{store}");
     assert_eq!(
-        store["subscriptions"]["nested_type"]["nesting_mode"], "list",
+        store["block_types"]["subscriptions"]["nesting_mode"], "list",
         "{store}"
     );
 }
