@@ -471,3 +471,176 @@ fn previews_are_off_with_preview_false_or_the_provider_block() {
     env.tf.apply().ok();
     env.tf.assert_no_changes();
 }
+
+/// Compares each planned file diff of `address` with the pushed commit `rev` of the served
+/// repository `repo` (against its parent).
+fn assert_pushed_as_planned(env: &Env, planned: &Json, repo: &str, rev: &str) {
+    let bare = env.sandbox.git().repo_dir(repo).unwrap();
+    let changes = planned["manifest_changes"].as_array().unwrap();
+    let mut listed: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            let code = match c["action"].as_str().unwrap() {
+                "modified" => "M",
+                "added" => "A",
+                _ => "D",
+            };
+            format!("{code}\t{}\n", c["path"].as_str().unwrap())
+        })
+        .collect();
+    listed.sort();
+    let parent = format!("{rev}~1");
+    assert_eq!(
+        git(&bare, &["diff", "--name-status", &parent, rev]),
+        listed.concat()
+    );
+    for change in changes {
+        let path = change["path"].as_str().unwrap();
+        let pushed = git(
+            &bare,
+            &["diff", "--no-color", "-U3", &parent, rev, "--", path],
+        );
+        assert_eq!(
+            hunks(change["diff"].as_str().unwrap()),
+            hunks(&pushed),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_task_with_vars_previews_like_the_pushed_commit_and_the_repository_is_fetched_once_per_plan() {
+    let mut env = Env::new();
+    let url = manifests_repo(&env, "gitops", None);
+    let block = provider(&env, "");
+    let task = r#"
+resource "kargo_promotion_task" "update" {
+  project = kargo_project.p.name
+  name    = "update"
+  vars { name = "gitRepo" }
+  vars { name = "imageRepo" }
+  vars {
+    name  = "branch"
+    value = "main"
+  }
+  steps {
+    uses   = "git-clone"
+    as     = "clone"
+    config = jsonencode({ repoURL = "$${{ vars.gitRepo }}", checkout = [{ branch = "$${{ vars.branch }}", path = "./src" }] })
+  }
+  steps {
+    uses   = "kustomize-set-image"
+    as     = "image"
+    config = jsonencode({ path = "./src/base", images = [{ image = "$${{ vars.imageRepo }}", tag = "$${{ imageFrom(vars.imageRepo).Tag }}" }] })
+  }
+  steps {
+    uses   = "json-update"
+    as     = "json"
+    config = jsonencode({ path = "./src/config.json", updates = [{ key = "version", value = "$${{ quote(imageFrom(vars.imageRepo).Tag) }}" }] })
+  }
+  steps {
+    uses   = "git-commit"
+    as     = "commit"
+    config = jsonencode({ path = "./src", message = "$${{ task.outputs.image.commitMessage }}" })
+  }
+  steps {
+    uses   = "git-push"
+    config = jsonencode({ path = "./src" })
+  }
+}
+"#;
+    let dev = format!(
+        r#"
+resource "kargo_stage" "dev" {{
+  project = kargo_project.p.name
+  name    = "dev"
+  requested_freight {{
+    origin {{ name = kargo_warehouse.app.name }}
+    sources {{ direct = true }}
+  }}
+  promotion_template {{
+    steps {{
+      task {{ name = kargo_promotion_task.update.name }}
+      as = "update"
+      vars {{
+        name  = "gitRepo"
+        value = "{url}"
+      }}
+      vars {{
+        name  = "imageRepo"
+        value = "ghcr.io/acme/app"
+      }}
+    }}
+  }}
+}}
+"#
+    );
+    let qa = format!(
+        "resource \"kargo_stage\" \"qa\" {{\n  project = kargo_project.p.name\n  name    = \"qa\"\n  requested_freight {{\n    origin {{ name = kargo_warehouse.app.name }}\n    sources {{ direct = true }}\n  }}\n  promotion_template {{\n{}{}{}{}  }}\n}}\n",
+        step(
+            "git-clone",
+            "clone",
+            &format!(
+                r#"{{ repoURL = "{url}", checkout = [{{ branch = "main", path = "./out" }}] }}"#
+            )
+        ),
+        step(
+            "yaml-update",
+            "values",
+            r#"{ path = "./out/values.yaml", updates = [{ key = "image.tag", value = "$${{ imageFrom('ghcr.io/acme/app').Tag }}" }] }"#
+        ),
+        step(
+            "git-commit",
+            "commit",
+            r#"{ path = "./out", message = "qa" }"#
+        ),
+        step(
+            "git-push",
+            "push",
+            r#"{ path = "./out", targetBranch = "qa" }"#
+        ),
+    );
+    let pipeline = format!("{block}{}{task}{dev}{qa}", Pipeline::new().hcl());
+    env.tf.write_main(&pipeline);
+    env.tf.apply().ok();
+    let freight = publish(&env, "1.1.0").0;
+    let qa_promotion = promotion(&freight, "")
+        .replace("\"dev\"", "\"qa\"")
+        .replace("kargo_stage.dev", "kargo_stage.qa");
+    env.tf.write_main(&format!(
+        "{pipeline}{}{qa_promotion}",
+        promotion(&freight, "")
+    ));
+
+    env.tf.env("TF_LOG", "INFO");
+    let out = env.tf.run(&["plan", "-out=e2e.tfplan"]).ok();
+    assert_eq!(
+        out.all()
+            .matches("promotion preview fetched a Git repository")
+            .count(),
+        1,
+        "one fetch of the repository for both promotions of the plan"
+    );
+    env.tf.env("TF_LOG", "");
+    let plan: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let dev_plan = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    let qa_plan = planned_after(&plan, "kargo_promotion.qa").unwrap();
+    assert_eq!(
+        dev_plan["preview_result"]["status"], "complete",
+        "{dev_plan:#}"
+    );
+    assert_eq!(
+        qa_plan["preview_result"]["status"], "complete",
+        "{qa_plan:#}"
+    );
+    assert_eq!(
+        qa_plan["manifest_changes"][0]["branch"], "qa",
+        "the branch the promotion pushes to"
+    );
+
+    env.tf.run(&["apply", "e2e.tfplan"]).ok();
+    assert_pushed_as_planned(&env, &dev_plan, "gitops", "main");
+    assert_pushed_as_planned(&env, &qa_plan, "gitops", "qa");
+    env.tf.assert_no_changes();
+}

@@ -590,12 +590,13 @@ impl Run<'_> {
         let text = self.read(&path)?;
         let out = edit::yaml_update(&text, &updates).map_err(StepError::Failed)?;
         self.write(&path, &out)?;
-        Ok(json!({}))
+        Ok(json!({"commitMessage": updated_message(config, &updates)}))
     }
 
     fn json_update(&mut self, config: &Json) -> Result<Json, StepError> {
         let path = self.path(str_of(config, "path")?)?;
         let mut text = self.read(&path)?;
+        let mut updates = Vec::new();
         for u in config
             .get("updates")
             .and_then(Json::as_array)
@@ -605,9 +606,10 @@ impl Run<'_> {
             let key = u.get("key").and_then(Json::as_str).unwrap_or_default();
             let value = u.get("value").cloned().unwrap_or(Json::Null);
             text = edit::json_update(&text, key, &value).map_err(StepError::Failed)?;
+            updates.push((key.to_string(), value));
         }
         self.write(&path, &text)?;
-        Ok(json!({}))
+        Ok(json!({"commitMessage": updated_message(config, &updates)}))
     }
 
     fn kustomize_set_image(&mut self, config: &Json) -> Result<Json, StepError> {
@@ -673,7 +675,29 @@ impl Run<'_> {
         }
         let out = edit::kustomize_write_images(&text, &images);
         self.write(&file, &out)?;
-        Ok(json!({}))
+        let set: Vec<String> = images
+            .iter()
+            .filter(|i| !i.new_tag.is_empty() || !i.digest.is_empty())
+            .map(|i| {
+                let name = if i.new_name.is_empty() {
+                    &i.name
+                } else {
+                    &i.new_name
+                };
+                if i.digest.is_empty() {
+                    format!("- {name}:{}", i.new_tag)
+                } else {
+                    format!("- {name}@{}", i.digest)
+                }
+            })
+            .collect();
+        let path = config
+            .get("path")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        Ok(
+            json!({"commitMessage": format!("Updated {path} to use new image\n\n{}", set.join("\n"))}),
+        )
     }
 
     fn helm_update_chart(&mut self, config: &Json) -> Result<Json, StepError> {
@@ -804,9 +828,236 @@ enum StepError {
     Failed(String),
 }
 
+/// The commit message Kargo's update steps give as output: `Updated <path>` and the changes.
+fn updated_message(config: &Json, updates: &[(String, Json)]) -> String {
+    let path = config
+        .get("path")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    let lines: Vec<String> = updates
+        .iter()
+        .map(|(k, v)| format!("- {k}: {}", serde_json::to_string(v).unwrap_or_default()))
+        .collect();
+    format!("Updated {path}\n\n{}", lines.join("\n"))
+}
+
 fn str_of<'a>(config: &'a Json, key: &str) -> Result<&'a str, StepError> {
     config
         .get(key)
         .and_then(Json::as_str)
         .ok_or_else(|| StepError::Failed(format!("{key} is required")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kargo::{Chart, Freight, Image, ObjectMeta, Origin};
+
+    /// A local repository with one commit of `files` on `main`; returns its `file://` URL.
+    fn local_repo(dir: &Path, files: &[(&str, &str)]) -> String {
+        let repo = git2::Repository::init_bare(dir).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        for (path, text) in files {
+            let blob = repo.blob(text.as_bytes()).unwrap();
+            let mut entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: text.len() as u32,
+                id: blob,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            entry.flags = path.len() as u16;
+            index.add(&entry).unwrap();
+        }
+        let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+        let who = git2::Signature::now("test", "test@example.com").unwrap();
+        repo.commit(Some("refs/heads/main"), &who, &who, "seed", &tree, &[])
+            .unwrap();
+        format!("file://{}", dir.display())
+    }
+
+    fn freight() -> Freight {
+        let mut f = Freight {
+            metadata: ObjectMeta {
+                name: Some("f1".into()),
+                ..Default::default()
+            },
+            origin: Origin::warehouse("app"),
+            ..Default::default()
+        };
+        f.artifacts.images.push(Image {
+            repo_url: "ghcr.io/acme/app".into(),
+            tag: Some("1.1.0".into()),
+            digest: None,
+        });
+        f.artifacts.charts.push(Chart {
+            repo_url: "https://charts.example.com".into(),
+            name: Some("app".into()),
+            version: Some("2.0.0".into()),
+        });
+        f
+    }
+
+    fn settings(cache: &Path) -> Settings {
+        Settings {
+            cache_dir: cache.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    fn run_steps(url: &str, cache: &Path, steps: Json, vars: Json) -> Outcome {
+        let request = Request {
+            scope: Scope {
+                project: "shop".into(),
+                stage: "dev".into(),
+                freight: Arc::new(freight()),
+            },
+            vars: vars.as_array().cloned().unwrap_or_default(),
+            steps: steps
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| {
+                    serde_json::from_str(&s.to_string().replace("\"URL\"", &format!("{url:?}")))
+                        .unwrap()
+                })
+                .collect(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let settings = settings(cache);
+        rt.block_on(async move {
+            tokio::task::spawn_blocking(move || run(&request, &settings, handle))
+                .await
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn file_steps_run_on_a_file_url_checkout_and_git_writes_are_only_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = local_repo(
+            &tmp.path().join("repo.git"),
+            &[
+                ("src/app.yaml", "kind: Deployment\n"),
+                (
+                    "Chart.yaml",
+                    "name: umbrella\ndependencies:\n- name: app\n  repository: https://charts.example.com\n  version: 1.0.0\n",
+                ),
+                ("old.txt", "stale\n"),
+            ],
+        );
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            json!([
+                {"uses": "git-clone", "as": "clone", "config": {"repoURL": "URL", "checkout": [
+                    {"branch": "main", "path": "./src"},
+                    {"branch": "rendered", "create": true, "path": "./out"}]}},
+                {"uses": "git-clear", "config": {"path": "./out"}},
+                {"uses": "copy", "config": {"inPath": "./src/src", "outPath": "./out/${{ vars.env }}"}},
+                {"uses": "helm-update-chart", "config": {"path": "./src", "charts": [{"repository": "https://charts.example.com", "name": "app"}]}},
+                {"uses": "delete", "config": {"path": "./src/old.txt"}},
+                {"uses": "compose-output", "as": "out", "config": {"note": "promoted ${{ ctx.targetFreight.name }}"}},
+                {"uses": "file-write", "config": {"path": "./out/NOTES.txt", "contents": "${{ outputs.out.note }}\n"}},
+                {"uses": "git-commit", "config": {"path": "./out", "message": "m"}},
+                {"uses": "git-push", "as": "push", "config": {"path": "./out", "generateTargetBranch": true}},
+                {"uses": "git-open-pr", "config": {"repoURL": "URL", "sourceBranch": "${{ outputs.push.branch }}", "targetBranch": "rendered"}},
+                {"uses": "git-commit", "config": {"path": "./src", "message": "m"}},
+                {"uses": "git-push", "config": {"path": "./src"}},
+            ]),
+            json!([{"name": "env", "value": "dev"}]),
+        );
+        assert_eq!(
+            outcome.reasons,
+            vec![
+                "helm-update-chart: Chart.lock and charts/ are not previewed (the preview does not run helm dependency update)"
+            ]
+        );
+        assert_eq!(outcome.status, Status::Partial);
+        assert_eq!(
+            outcome.actions,
+            vec![
+                format!("git-push: would push to a generated branch of {url}"),
+                format!("git-open-pr: would open a pull request into rendered of {url}"),
+                format!("git-push: would push to branch main of {url}"),
+            ]
+        );
+        let listed: Vec<(&str, &str, &str)> = outcome
+            .changes
+            .iter()
+            .map(|c| (c.branch.as_str(), c.path.as_str(), c.action))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("main", "Chart.yaml", "modified"),
+                ("main", "old.txt", "deleted"),
+                ("generated", "NOTES.txt", "added"),
+                ("generated", "dev/app.yaml", "added"),
+            ]
+        );
+        assert_eq!(
+            outcome.changes[2].diff.as_deref(),
+            Some("--- /dev/null\n+++ b/NOTES.txt\n@@ -0,0 +1 @@\n+promoted f1\n")
+        );
+        assert_eq!(
+            outcome.changes[0].diff.as_deref(),
+            Some(
+                "--- a/Chart.yaml\n+++ b/Chart.yaml\n@@ -2,4 +2,4 @@\n dependencies:\n - name: app\n   repository: https://charts.example.com\n-  version: 1.0.0\n+  version: 2.0.0\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_failing_step_stops_the_preview_where_the_promotion_would_fail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = local_repo(&tmp.path().join("repo.git"), &[("values.yaml", "a: 1\n")]);
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            json!([
+                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
+                {"uses": "yaml-update", "as": "values", "config": {"path": "./out/values.yaml", "updates": [{"key": "b", "value": "x"}]}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+            json!([]),
+        );
+        assert_eq!(outcome.status, Status::Partial);
+        assert_eq!(
+            outcome.reasons,
+            vec!["values: the promotion would fail here: error finding key b: key path not found"]
+        );
+        assert!(outcome.changes.is_empty());
+    }
+
+    #[test]
+    fn a_missing_repository_makes_the_preview_unavailable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/nothing.git", tmp.path().display());
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            json!([{"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}}]),
+            json!([]),
+        );
+        assert_eq!(outcome.status, Status::Unavailable);
+        assert!(
+            outcome.reasons[0].starts_with(&format!("cannot fetch {url}: ")),
+            "{:?}",
+            outcome.reasons
+        );
+    }
 }
