@@ -425,7 +425,10 @@ impl PromotionResource {
         let off = config.get("preview").as_bool() == Some(false);
         let settings = match self.data.preview() {
             Some(s) if s.enabled && !off => s,
-            _ => return (Value::Null, Value::Null),
+            Some(_) => return (Value::Null, Value::Null),
+            None if off => return (Value::Null, Value::Null),
+            // The provider's `promotion_preview` block is known only at apply.
+            None => return (Value::Unknown, Value::Unknown),
         };
         let outcome = match input {
             Ok((stage, freight)) => match self.data.client() {
