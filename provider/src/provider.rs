@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use crate::config::ProviderData;
-use crate::config::{Setting, config_diagnostics, settings_from_config};
+use crate::config::{Setting, config_diagnostics, preview, settings_from_config};
 use crate::plugin::{
     Attribute, Block, Context, DataSource, Diagnostics, NestedBlock, Nesting, Provider, Resource,
     Schema, Value,
@@ -54,6 +54,56 @@ fn string_attr(setting: Setting, description: &str) -> Attribute {
     Attribute::string(setting.name())
         .optional()
         .description(description)
+}
+
+fn preview_block() -> Block {
+    let credentials = Block::new(vec![
+        Attribute::string("url_prefix").required().description(
+            "The credentials are used for Git repositories whose URL starts with this prefix \
+(the longest matching prefix wins), e.g. `https://github.com/acme/`.",
+        ),
+        Attribute::string("username").required().description(
+            "User name for HTTP basic authentication (for a token, any non-empty name Git host \
+accepts, e.g. `git` or `x-access-token`).",
+        ),
+        Attribute::string("password")
+            .required()
+            .sensitive()
+            .description(
+                "Password or token. Sensitive: never logged and never stored in the state.",
+            ),
+    ])
+    .description(
+        "Credentials for the Git repositories the preview fetches. Without a matching entry the \
+preview fetches anonymously.",
+    );
+    Block::new(vec![
+        Attribute::bool("enabled").optional().description(
+            "Whether plans of `kargo_promotion` preview the manifest changes the promotion would \
+commit (`manifest_changes`). Defaults to `true`.",
+        ),
+        Attribute::string("timeout").optional().description(
+            "How long one promotion's preview may take, Git fetches included, before it is \
+reported unavailable. A duration such as `20s` or `1m`. Defaults to `20s`.",
+        ),
+        Attribute::string("ca_file").optional().description(
+            "Path to PEM certificates trusted for HTTPS Git hosts, besides the system's.",
+        ),
+        Attribute::string("cache_dir").optional().description(
+            "Where fetched repositories are kept between plans (each is fetched at most once per \
+plan). Defaults to `$XDG_CACHE_HOME/terraform-provider-kargo/git` or \
+`~/.cache/terraform-provider-kargo/git`.",
+        ),
+    ])
+    .description(
+        "The plan-time preview of promotions: a local dry run of the stage's promotion steps that \
+shows, in `manifest_changes` of `kargo_promotion`, what the promotion would commit.",
+    )
+    .block(NestedBlock::new(
+        "git_credentials",
+        credentials,
+        Nesting::List,
+    ))
 }
 
 fn provider_schema() -> Schema {
@@ -165,7 +215,8 @@ same apply. A duration such as `90s`, `5m` or `1h30m`. Defaults to `5m`.",
         ),
     ])
     .description(PROVIDER_DESCRIPTION)
-    .block(NestedBlock::new(Setting::Exec.name(), exec, Nesting::List).max_items(1));
+    .block(NestedBlock::new(Setting::Exec.name(), exec, Nesting::List).max_items(1))
+    .block(NestedBlock::new(preview::BLOCK, preview_block(), Nesting::List).max_items(1));
     Schema::new(0, block)
 }
 
@@ -176,7 +227,12 @@ impl Provider for KargoProvider {
     }
 
     fn validate_config(&self, config: &Value) -> Diagnostics {
-        config_diagnostics(&settings_from_config(config).resolve_from_process_env())
+        let mut diags =
+            config_diagnostics(&settings_from_config(config).resolve_from_process_env());
+        if let Err(d) = preview::preview_settings(config) {
+            diags.extend(d);
+        }
+        diags
     }
 
     async fn configure(
@@ -186,7 +242,11 @@ impl Provider for KargoProvider {
         terraform_version: &str,
     ) -> Diagnostics {
         let resolved = settings_from_config(config).resolve_from_process_env();
-        let diags = config_diagnostics(&resolved);
+        let mut diags = config_diagnostics(&resolved);
+        match preview::preview_settings(config) {
+            Ok(settings) => self.data.set_preview(settings),
+            Err(d) => diags.extend(d),
+        }
         if diags.has_errors() {
             return diags;
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::kargo::{self, ClientOptions, KargoClient};
 use crate::plugin::{AttributePath, Diagnostic, Diagnostics, Value};
 
+pub mod preview;
 pub mod settings;
 
 pub use settings::{ConfigError, ExecSettings, Resolved, Secret, Setting, Settings, Source};
@@ -156,6 +157,8 @@ pub struct ProviderData {
     /// What Terraform's validation of the configuration's resources has recorded, for the
     /// checks of promotion templates that span resources (tasks, warehouses, stages).
     pipeline: crate::resources::templates::Pipeline,
+    /// The `promotion_preview` settings; `None` while unknown (previews off).
+    preview: Arc<Mutex<Option<crate::steps::preview::Settings>>>,
 }
 
 #[derive(Default)]
@@ -178,7 +181,21 @@ impl ProviderData {
                 client: Some(client),
             })),
             pipeline: Default::default(),
+            preview: Arc::new(Mutex::new(Some(Default::default()))),
         }
+    }
+
+    /// Records the `promotion_preview` settings.
+    pub fn set_preview(&self, settings: Option<crate::steps::preview::Settings>) {
+        *self.preview.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    /// The `promotion_preview` settings; `None` while the block is not known.
+    pub fn preview(&self) -> Option<crate::steps::preview::Settings> {
+        self.preview
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The warehouses and promotion tasks of the configuration, for checks across resources.

@@ -9,6 +9,7 @@ use crate::plugin::Resource;
 pub mod common;
 pub mod convert;
 pub mod freight_approval;
+pub mod preview;
 pub mod project;
 pub mod promotion;
 pub mod promotion_task;

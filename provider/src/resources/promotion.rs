@@ -18,7 +18,7 @@ use crate::kargo::{
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
 use crate::plugin::{
     ApplyResult, Attribute, AttributePath, Block, Context, Diagnostic, Diagnostics, ImportResult,
-    PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
+    NestedObject, PlanRequest, PlanResponse, ReadResult, Resource, Schema, Value,
 };
 use crate::resolve::choice::{
     artifacts_attribute, changes_attribute, choice_changed, freight_choice,
@@ -42,8 +42,10 @@ const RESUME_ON_DESTROY: &str = "resume_auto_promotion_on_destroy";
 const WAYS: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
 
 /// Attributes only the provider sets.
-const COMPUTED: [&str; 11] = [
+const COMPUTED: [&str; 13] = [
     "id",
+    "manifest_changes",
+    "preview_result",
     "freight_name",
     "artifacts",
     "stage_freight",
@@ -222,6 +224,66 @@ impl PromotionResource {
                  `repo short-id` for Git commits and `repo/name version` for charts: only those \
                  that change, or all of them when none does. `<stage>: already at <alias>` when \
                  the stage already held the freight. Null for an imported promotion.",
+            ),
+            Attribute::bool("preview").default(Value::Bool(true)).description(
+                "Preview at plan time what the promotion would commit (`manifest_changes`, \
+                 `preview_result`). Default `true`; the provider's `promotion_preview` block can \
+                 turn previews off for every promotion. Changing it never creates a new \
+                 promotion.",
+            ),
+            Attribute::nested(
+                "manifest_changes",
+                NestedObject::list(vec![
+                    Attribute::string("repo_url")
+                        .computed()
+                        .description("The Git repository the promotion would push to."),
+                    Attribute::string("branch").computed().description(
+                        "The branch it would push to, or `generated` when the promotion \
+                         generates one (`generateTargetBranch`).",
+                    ),
+                    Attribute::string("path")
+                        .computed()
+                        .description("The file, relative to the repository's root."),
+                    Attribute::string("action")
+                        .computed()
+                        .description("`modified`, `added` or `deleted`."),
+                    Attribute::string("diff").computed().description(
+                        "Unified diff of the file with 3 lines of context, cut past 20000 \
+                         characters with a note. Null for a binary file.",
+                    ),
+                ]),
+            )
+            .computed()
+            .description(
+                "What the promotion would commit, one entry per changed file, resolved at plan \
+                 time by a local dry run of the stage's promotion steps with the freight \
+                 (see `preview_result` for how complete it is) and kept as planned. Empty when \
+                 the preview is unavailable; null when previews are off.",
+            ),
+            Attribute::nested(
+                "preview_result",
+                NestedObject::single(vec![
+                    Attribute::string("status").computed().description(
+                        "`complete` (every step ran or, for Git writes, was simulated), \
+                         `partial` (some steps did not run; every change made by the others is \
+                         shown) or `unavailable` (nothing could be previewed).",
+                    ),
+                    Attribute::string_list("reasons").computed().description(
+                        "Why the preview is partial or unavailable: the steps that did not run \
+                         and why (e.g. `argocd-update: needs Argo CD`), or why nothing could be \
+                         previewed (repository unreachable, refused credentials, stage created \
+                         by this apply).",
+                    ),
+                    Attribute::string_list("actions").computed().description(
+                        "What the promotion would do besides the files, e.g. `git-push: would \
+                         push to branch main of https://…`.",
+                    ),
+                ]),
+            )
+            .computed()
+            .description(
+                "How complete the plan-time preview in `manifest_changes` is, kept as planned. \
+                 Null when previews are off.",
             ),
             Attribute::string("promotion_name").computed().description(
                 "Name of the Promotion Kargo created (`<stage>.<id>.<freight>`).",
@@ -537,6 +599,76 @@ impl PromotionResource {
             return Err(unavailable(&reason, path));
         }
         Ok(r)
+    }
+}
+
+/// A warning when the preview could not show everything, so the plan says so up front.
+fn preview_warning(result: &Value) -> Option<Diagnostic> {
+    let status = result.get("status").as_str()?;
+    if status == "complete" {
+        return None;
+    }
+    let reasons: Vec<String> = result
+        .get("reasons")
+        .elements()
+        .iter()
+        .filter_map(|r| r.as_str().map(|r| format!("- {r}")))
+        .collect();
+    Some(
+        Diagnostic::warning(
+            if status == "partial" {
+                "Promotion preview partial"
+            } else {
+                "Promotion preview unavailable"
+            },
+            format!(
+                "The manifest changes shown are {}:\n{}",
+                if status == "partial" {
+                    "those of the steps the preview could run"
+                } else {
+                    "unknown until the promotion runs"
+                },
+                reasons.join("\n")
+            ),
+        )
+        .at(AttributePath::attr("manifest_changes")),
+    )
+}
+
+impl PromotionResource {
+    /// `manifest_changes` and `preview_result` of a new promotion: null when previews are
+    /// off, the dry run's outcome when the freight was resolved, unavailable (with why)
+    /// otherwise.
+    async fn preview(
+        &self,
+        config: &Value,
+        input: Result<(Stage, Freight), String>,
+    ) -> (Value, Value) {
+        let off = config.get("preview").as_bool() == Some(false);
+        let settings = match self.data.preview() {
+            Some(s) if s.enabled && !off => s,
+            Some(_) => return (Value::Null, Value::Null),
+            None if off => return (Value::Null, Value::Null),
+            // The provider's `promotion_preview` block is known only at apply.
+            None => return (Value::Unknown, Value::Unknown),
+        };
+        let outcome = match input {
+            Ok((stage, freight)) => match self.data.client() {
+                Ok(client) => super::preview::run(&client, settings, &stage, &freight).await,
+                Err(e) => crate::steps::preview::Outcome::unavailable(format!(
+                    "the cluster cannot be asked: {}",
+                    explain(&e)
+                )),
+            },
+            // Resolved (and previewed) by the plan Terraform makes again at apply; until
+            // then the values are unknown and the warning says why.
+            Err(why) => {
+                let outcome = crate::steps::preview::Outcome::unavailable(why);
+                let (_, result) = super::preview::values(&outcome);
+                return (Value::Unknown, result);
+            }
+        };
+        super::preview::values(&outcome)
     }
 }
 
@@ -935,6 +1067,18 @@ impl Resource for PromotionResource {
             return base;
         }
         let lookup = self.look_up(&req.config).await;
+        // What the preview needs, taken before the plan consumes the lookup.
+        let preview_input = match &lookup {
+            Lookup::Resolved(r) => Ok((r.stage.clone(), r.target.clone())),
+            Lookup::Unresolved(Some(w)) => Err(w
+                .detail
+                .split(" The freight, its artifacts")
+                .next()
+                .unwrap_or_default()
+                .to_string()),
+            Lookup::Unresolved(None) => Err("the freight is known only at apply".to_string()),
+            Lookup::Failed(_) => Err(String::new()),
+        };
         let prior_run = match &lookup {
             Lookup::Resolved(r)
                 if !req.prior_state.is_null()
@@ -945,7 +1089,7 @@ impl Resource for PromotionResource {
             }
             _ => PriorRun::NotNeeded,
         };
-        let (planned_state, requires_replace, diagnostics) = decide(
+        let (mut planned_state, requires_replace, mut diagnostics) = decide(
             &self.schema.block,
             &req.config,
             &req.prior_state,
@@ -960,6 +1104,19 @@ impl Resource for PromotionResource {
         } else {
             REPLACING.to_vec()
         };
+        if planned_state.get("promotion_name").is_unknown() && !diagnostics.has_errors() {
+            let (changes, result) = self.preview(&req.config, preview_input).await;
+            if let Some(d) = preview_warning(&result) {
+                diagnostics.push(d);
+            }
+            let result = if changes.is_unknown() {
+                Value::Unknown
+            } else {
+                result
+            };
+            planned_state.set("manifest_changes", changes);
+            planned_state.set("preview_result", result);
+        }
         PlanResponse {
             planned_state,
             requires_replace,
@@ -985,6 +1142,15 @@ impl Resource for PromotionResource {
                 Ok(r) => fill_resolved(&mut state, &config, &r, true),
                 Err(d) => return fail(d.into()),
             }
+        }
+        if state.get("manifest_changes").is_unknown() || state.get("preview_result").is_unknown() {
+            // Not previewed by any plan (the freight was resolved only now).
+            let outcome = crate::steps::preview::Outcome::unavailable(
+                "the freight was resolved only at apply, after the plan",
+            );
+            let (changes, result) = super::preview::values(&outcome);
+            state.set("manifest_changes", changes);
+            state.set("preview_result", result);
         }
         let freight = state.str_or_empty("freight_name").to_string();
         // Kargo replaces the name, steps and vars; it only needs the stage and the freight.

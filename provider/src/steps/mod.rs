@@ -3,6 +3,7 @@
 //! would otherwise only make when a promotion runs.
 
 pub mod expressions;
+pub mod preview;
 pub mod schema;
 pub mod template;
 
