@@ -945,6 +945,7 @@ fn is_retryable_watch_error(err: &Error) -> bool {
         Error::Unreachable { .. }
             | Error::ServiceUnavailable { .. }
             | Error::WebhookUnavailable { .. }
+            | Error::Server { .. }
             | Error::Other(_)
     )
 }
