@@ -348,6 +348,13 @@ pub fn diagnostic(action: &str, err: &KargoError, map_field: FieldMapper<'_>) ->
     {
         d = d.at(path);
     }
+    if let KargoError::Conflict { fields, .. } = err
+        && let Some(path) = fields
+            .iter()
+            .find_map(|f| map_field(f.trim_start_matches('.')))
+    {
+        d = d.at(path);
+    }
     d
 }
 

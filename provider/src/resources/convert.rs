@@ -867,6 +867,35 @@ impl<T: PipelineKind> ObjectResource<T> {
         state
     }
 
+    /// The update as a server-side dry run (`dryRun=All`), so that what the cluster would
+    /// refuse shows in the plan on its attribute: admission webhook and validation rejections,
+    /// and fields owned by another applier. When the cluster cannot be asked, the plan says
+    /// nothing more (the refresh already warned).
+    async fn dry_run_update(&self, planned: &Value) -> Diagnostics {
+        let (Some(target), Ok(body), Ok(client)) = (
+            Self::target(planned),
+            self.body(planned),
+            self.data.client(),
+        ) else {
+            return Diagnostics::default();
+        };
+        let Ok(object) = decode::<T::Object>(body) else {
+            return Diagnostics::default();
+        };
+        let ns = target.namespace.as_deref();
+        match client.dry_run_apply(ns, &target.name, &object).await {
+            Ok(_) => Diagnostics::default(),
+            Err(e @ (KargoError::Conflict { .. } | KargoError::Invalid { .. })) => {
+                let kind = Self::kind_name();
+                self.error(&format!("update the {kind} (server-side dry run)"), &e)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the dry run of the update could not be carried out");
+                Diagnostics::default()
+            }
+        }
+    }
+
     fn client(&self) -> Result<std::sync::Arc<KargoClient>, Diagnostics> {
         self.data
             .client()
@@ -994,6 +1023,15 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
         // The id follows from the identity, so it is known at plan even for a replacement.
         if let Some(target) = Self::target(&resp.planned_state) {
             resp.planned_state.set("id", Value::string(target.id()));
+        }
+        let updates = !req.prior_state.is_null()
+            && !resp.planned_state.is_null()
+            && resp.requires_replace.is_empty()
+            && req.config.is_wholly_known()
+            && !values_equal(&req.prior_state, &resp.planned_state);
+        if updates {
+            let diags = self.dry_run_update(&resp.planned_state).await;
+            resp.diagnostics.extend(diags);
         }
         resp
     }
