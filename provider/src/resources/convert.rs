@@ -1098,9 +1098,14 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
             Ok(c) => c,
             Err(d) => return keep(d),
         };
-        let budget = timeout(&planned, "create", CREATE_TIMEOUT);
+        let budget = timeout(&planned, "update", CREATE_TIMEOUT);
         let kind = Self::kind_name();
-        match apply_object::<T::Object>(&client, &target, &body, budget, false, &ctx.cancel).await {
+        let what = format!(
+            "the update of {}",
+            T::KIND.describe(target.namespace.as_deref(), &target.name)
+        );
+        let write = apply_object::<T::Object>(&client, &target, &body, budget, false, &ctx.cancel);
+        match common::within(budget, &what, write).await {
             Ok(live) => ApplyResult {
                 new_state: self
                     .state_after_apply(&client, &planned, &prior, &live)
@@ -1160,17 +1165,15 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
                 diagnostics: Diagnostics::default(),
             };
         };
-        let client = match self.client() {
+        let ns = target.namespace.as_deref();
+        let what = T::KIND.describe(ns, &target.name);
+        let map = |f: &str| self.attribute_for_field(f);
+        let client = match self.data.client() {
             Ok(c) => c,
-            Err(d) => {
-                return ReadResult {
-                    new_state: state,
-                    private,
-                    diagnostics: d,
-                };
+            Err(e) => {
+                return common::refresh_failed(kind, &what, &e, state, private, importing, &map);
             }
         };
-        let ns = target.namespace.as_deref();
         match client.get::<T::Object>(ns, &target.name).await {
             Ok(Some(live)) if !live.is_terminating() => ReadResult {
                 new_state: self
@@ -1197,11 +1200,7 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
                 private: Vec::new(),
                 diagnostics: Diagnostics::default(),
             },
-            Err(e) => ReadResult {
-                new_state: state,
-                private,
-                diagnostics: self.error(&format!("read the {kind}"), &e),
-            },
+            Err(e) => common::refresh_failed(kind, &what, &e, state, private, importing, &map),
         }
     }
 
@@ -1263,24 +1262,18 @@ pub(super) mod test_support {
     use crate::plugin::{Context, Diagnostics, PlanRequest, PlanResponse, Resource, Value};
 
     /// Whether `../shared` (Kargo's real-world manifests) sits beside the repository, as it
-    /// always does in CI. Without it the fixture comparisons cannot run; they say so loudly
-    /// instead of passing silently.
+    /// always does in CI. Without it the fixture comparisons cannot run: they say SKIPPED,
+    /// and fail when `CI` is set.
     pub fn fixtures_present() -> bool {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world");
-        if !dir.is_dir() {
-            eprintln!(
-                "SKIPPED: {} is absent, so this comparison with Kargo's real-world manifests did not run",
-                dir.display()
-            );
-        }
-        dir.is_dir()
+        kargo_sandbox::reference::for_test("fixtures/real-world").is_some()
     }
 
-    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`.
+    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`; call
+    /// only after [`fixtures_present`].
     pub fn fixture(file: &str, kind: &str, name: &str) -> Json {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world")
+        let path = kargo_sandbox::reference::shared_dir()
+            .expect("fixtures_present() was checked first")
+            .join("fixtures/real-world")
             .join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(

@@ -921,14 +921,6 @@ fn split_id(id: &str) -> Option<(&str, &str)> {
     (!project.is_empty() && !name.is_empty() && !name.contains('/')).then_some((project, name))
 }
 
-fn keep(state: Value, private: Vec<u8>, d: Diagnostic) -> ReadResult {
-    ReadResult {
-        new_state: state,
-        private,
-        diagnostics: d.into(),
-    }
-}
-
 #[async_trait]
 impl Resource for PromotionResource {
     fn type_name(&self) -> &'static str {
@@ -1228,31 +1220,11 @@ impl Resource for PromotionResource {
         let project = state.str_or_empty("project").to_string();
         let name = state.str_or_empty("promotion_name").to_string();
         let trouble = |state: Value, private: Vec<u8>, e: &KargoError, what: &str| {
-            // The cluster cannot be asked right now: a refresh keeps the state and warns
-            // instead of failing the plan.
-            if e.is_cluster_unavailable() && !importing {
-                keep(
-                    state,
-                    private,
-                    Diagnostic::warning(
-                        "Promotion not refreshed",
-                        format!(
-                            "Could not read {what}, so the state is kept as it was: {}",
-                            explain(e)
-                        ),
-                    ),
-                )
-            } else {
-                keep(
-                    state,
-                    private,
-                    common::diagnostic(&format!("read {what}"), e, &no_field),
-                )
-            }
+            common::refresh_failed("Promotion", what, e, state, private, importing, &no_field)
         };
         let client = match self.data.client() {
             Ok(c) => c,
-            Err(e) => return trouble(state, private, &e, "the cluster"),
+            Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         let promotion = match client.get::<Promotion>(Some(&project), &name).await {
             Ok(p) => p,

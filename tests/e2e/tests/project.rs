@@ -835,13 +835,34 @@ resource "kargo_project" "p" {
         "Logs"
     );
 
-    // Update: the prior state stands, so the change is planned again.
+    // Update of both objects: the Project is written, the ProjectConfig is not. The state
+    // records exactly that, so only the link is still to do.
     fail_project_config_writes(&env);
-    env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\""));
+    env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\"").replace(
+        "name = \"flaky\"",
+        "name = \"flaky\"\n  labels = { team = \"payments\" }",
+    ));
     apply_fails_to_write_project_config(&env);
+    assert_eq!(
+        env.get("projects", None, "flaky").unwrap()["metadata"]["labels"]["team"],
+        "payments",
+        "the Project was written"
+    );
+    let state = env.tf.resource("kargo_project.p");
+    assert_eq!(state["labels"], json!({"team": "payments"}), "{state}");
+    assert_eq!(state["stage_links"][0]["title"], "Logs", "{state}");
     let out = env.tf.plan_code();
     assert_eq!(out.code, 2, "the change is still to do:\n{}", out.all());
+    assert!(
+        out.stdout.contains("\"Logs\" -> \"Logs (all stages)\"") && !out.stdout.contains("team"),
+        "only the ProjectConfig's change is left:\n{}",
+        out.stdout
+    );
     env.sandbox.clear_faults().expect("clear faults");
     env.tf.apply().ok();
     env.tf.assert_no_changes();
+    assert_eq!(
+        env.get("projectconfigs", Some("flaky"), "flaky").unwrap()["spec"]["stageLinks"][0]["title"],
+        "Logs (all stages)"
+    );
 }
