@@ -82,7 +82,13 @@ fn ctrl_c_during_the_create_wait_leaves_a_valid_state() {
     env.eventually("the project to be created", Duration::from_secs(30), |e| {
         e.get("projects", None, "waiting").is_some()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The provider is waiting once it watches the project it created.
+    env.eventually("apply to watch the project", Duration::from_secs(30), |e| {
+        e.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "projects")
+    });
     // SIGINT, as Ctrl-C would send: Terraform asks the provider to stop.
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -330,6 +330,7 @@ fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
         "{PIPELINE}\n{}",
         promotion("dev", &format!("freight = \"{f2}\""), "")
     ));
+    env.sandbox.reset_requests();
     let mut child = env
         .tf
         .command(&["apply", "-auto-approve"])
@@ -342,7 +343,13 @@ fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
             .iter()
             .any(|p| p["spec"]["freight"] == json!(f2) && p["status"]["phase"] == "Running")
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The provider is waiting once it watches the Promotion it created.
+    env.eventually("apply to watch the promotion", WAIT, |e| {
+        e.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "promotions")
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
