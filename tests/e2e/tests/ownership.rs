@@ -75,22 +75,25 @@ fn imperative_edits_are_drift_that_apply_takes_back() {
             "owner=someone",
         ],
     );
-    // As `kubectl edit` writes: an update of the whole object by the kubectl-edit manager.
-    kubectl(
-        &env,
-        &[
-            "patch",
-            "-n",
-            "shop",
-            "warehouses.kargo.akuity.io/app",
-            "--type=merge",
-            "--field-manager=kubectl-edit",
-            "-p",
-            r#"{"spec":{"interval":"7m"}}"#,
-        ],
+    // `kubectl edit` with an editor that changes the interval.
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.sandbox.kubeconfig_path())
+        .args(["edit", "-n", "shop", "warehouses.kargo.akuity.io/app"])
+        .env(
+            "KUBE_EDITOR",
+            "sed -i -e 's/^  interval: .*$/  interval: 7m/'",
+        )
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl edit: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let live = warehouse(&env);
     assert_eq!(live["metadata"]["labels"]["team"], "other");
+    assert_eq!(live["spec"]["interval"], "7m0s", "edited");
     let managers: Vec<&str> = live["metadata"]["managedFields"]
         .as_array()
         .unwrap()
