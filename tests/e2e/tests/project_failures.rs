@@ -144,6 +144,13 @@ fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_
         env.tf.state_list().contains(&"kargo_project.p".to_string()),
         "still in state"
     );
+    // Terminating is gone, as for every resource: the plan creates it again.
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        kargo_e2e::planned_actions(&plan, "kargo_project.p"),
+        kargo_e2e::actions(&["create"]),
+        "{plan}"
+    );
     env.sandbox.install_kargo();
     env.tf.destroy().ok();
     assert!(env.get("projects", None, "stuck").is_none());
