@@ -219,13 +219,10 @@ impl KargoClient {
         }
     }
 
-    fn apply_params(&self) -> PatchParams {
-        let params = PatchParams::apply(&self.options.field_manager);
-        if self.options.force_conflicts {
-            params.force()
-        } else {
-            params
-        }
+    fn apply_params(&self, force: bool, dry_run: bool) -> PatchParams {
+        let mut params = PatchParams::apply(&self.options.field_manager);
+        params.dry_run = dry_run;
+        if force { params.force() } else { params }
     }
 
     /// Sends one request and decodes the JSON answer as `T`; failures become typed errors.
@@ -360,22 +357,94 @@ impl KargoClient {
         Ok(list)
     }
 
-    /// Server-side apply of the main resource with the configured field manager (forcing
-    /// ownership when `force_conflicts` is set). `apiVersion`, `kind`, `metadata.name` and
-    /// `metadata.namespace` are filled in from the arguments. Returns the stored object.
+    /// Server-side apply of the main resource with the configured field manager.
+    /// `apiVersion`, `kind`, `metadata.name` and `metadata.namespace` are filled in from the
+    /// arguments. Returns the stored object.
+    ///
+    /// Who else holds a field decides what happens when the apply conflicts. Fields last
+    /// written imperatively (managedFields entries with operation `Update`: `kubectl
+    /// edit/label/annotate/patch`, `kubectl apply` without `--server-side`, Kargo's UI) are
+    /// drift and taken back. Fields owned by another applier (operation `Apply`: Argo CD with
+    /// server-side apply, another Terraform configuration) stay a [`Error::Conflict`] naming
+    /// only those appliers and their fields, unless `force_conflicts` is set.
     pub async fn apply<K: Object>(
         &self,
         namespace: Option<&str>,
         name: &str,
         object: &K,
     ) -> Result<K> {
+        self.apply_as(namespace, name, object, false).await
+    }
+
+    /// [`KargoClient::apply`] as a dry run (`dryRun=All`): admission and validation run and
+    /// conflicts are found, nothing is stored. Returns the object as it would be stored.
+    pub async fn dry_run_apply<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        object: &K,
+    ) -> Result<K> {
+        self.apply_as(namespace, name, object, true).await
+    }
+
+    async fn apply_as<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        object: &K,
+        dry_run: bool,
+    ) -> Result<K> {
         let target = self.target(K::KIND, namespace, Some(name))?;
         let object = with_identity(encode(object)?, K::KIND, namespace, name)?;
-        let req = self
-            .request(&target)
-            .patch(name, &self.apply_params(), &Patch::Apply(&object))
-            .map_err(|e| Self::build_error(&target, e))?;
-        self.send("APPLY", &target, req).await
+        let verb = if dry_run { "APPLY (dry run)" } else { "APPLY" };
+        let send = |force: bool| {
+            let req = self
+                .request(&target)
+                .patch(
+                    name,
+                    &self.apply_params(force, dry_run),
+                    &Patch::Apply(&object),
+                )
+                .map_err(|e| Self::build_error(&target, e));
+            async move { self.send(verb, &target, req?).await }
+        };
+        let forced = self.options.force_conflicts;
+        let err = match send(forced).await {
+            Err(err @ Error::Conflict { .. }) if !forced => err,
+            other => return other,
+        };
+        let Error::Conflict {
+            what,
+            message,
+            managers,
+            fields,
+        } = err
+        else {
+            return Err(err);
+        };
+        let live = self.get::<K>(namespace, name).await?;
+        let appliers: Vec<String> = managers
+            .iter()
+            .filter(|m| live.as_ref().is_some_and(|o| applies(o.metadata(), m)))
+            .cloned()
+            .collect();
+        if appliers.is_empty() {
+            tracing::info!(
+                kind = K::KIND.kind(),
+                object = %target.object(),
+                managers = ?managers,
+                fields = ?fields,
+                "taking back fields last written imperatively"
+            );
+            return send(true).await;
+        }
+        let fields = conflicting_fields_of(&message, &appliers, fields);
+        Err(Error::Conflict {
+            what,
+            message,
+            managers: appliers,
+            fields,
+        })
     }
 
     /// Creates an object and returns it as stored (with the name the server generated when
@@ -875,6 +944,40 @@ fn failure_status(code: http::StatusCode, body: &[u8]) -> Status {
     }
 }
 
+/// Whether `manager` owns fields of the object through server-side apply (a managedFields
+/// entry with operation `Apply`), rather than only through imperative writes (`Update`).
+fn applies(meta: &kube::api::ObjectMeta, manager: &str) -> bool {
+    meta.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(manager) && entry.operation.as_deref() == Some("Apply")
+    })
+}
+
+/// The conflicting fields that belong to `appliers`, read from the API server's message
+/// (`conflict with "m": .spec.x`); all of `fields` when the message does not say.
+fn conflicting_fields_of(message: &str, appliers: &[String], fields: Vec<String>) -> Vec<String> {
+    let mut theirs = Vec::new();
+    for part in message.split("conflict with \"").skip(1) {
+        let Some((manager, rest)) = part.split_once('"') else {
+            continue;
+        };
+        if !appliers.iter().any(|a| a == manager) {
+            continue;
+        }
+        let rest = rest
+            .trim_start_matches(|c: char| c != ':')
+            .trim_start_matches(':');
+        let field: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != ',')
+            .collect();
+        if field.starts_with('.') && !theirs.contains(&field) {
+            theirs.push(field);
+        }
+    }
+    if theirs.is_empty() { fields } else { theirs }
+}
+
 /// A page of a list answer.
 #[derive(Deserialize)]
 struct Page<K> {
@@ -945,6 +1048,7 @@ fn is_retryable_watch_error(err: &Error) -> bool {
         Error::Unreachable { .. }
             | Error::ServiceUnavailable { .. }
             | Error::WebhookUnavailable { .. }
+            | Error::Server { .. }
             | Error::Other(_)
     )
 }
@@ -1055,6 +1159,30 @@ mod tests {
         .unwrap();
         assert!(object["metadata"].get("namespace").is_none());
         assert!(with_identity(json!([1]), Kind::Project, None, "p").is_err());
+    }
+
+    #[test]
+    fn conflicts_are_told_apart_by_the_owners_operation() {
+        let meta: kube::api::ObjectMeta = serde_json::from_value(json!({"managedFields": [
+            {"manager": "kubectl-label", "operation": "Update"},
+            {"manager": "argocd-controller", "operation": "Apply"},
+            {"manager": "both", "operation": "Update"},
+            {"manager": "both", "operation": "Apply"}
+        ]}))
+        .unwrap();
+        assert!(!applies(&meta, "kubectl-label"));
+        assert!(applies(&meta, "argocd-controller"));
+        assert!(applies(&meta, "both"));
+        assert!(!applies(&meta, "nobody"));
+        let message = "Apply failed with 2 conflicts: conflict with \"kubectl-label\" using v1: .metadata.labels.team, conflict with \"argocd-controller\" using kargo.akuity.io/v1alpha1: .spec.interval";
+        assert_eq!(
+            conflicting_fields_of(message, &["argocd-controller".into()], vec!["x".into()]),
+            vec![".spec.interval".to_string()]
+        );
+        assert_eq!(
+            conflicting_fields_of("nothing said", &["a".into()], vec![".spec.y".into()]),
+            vec![".spec.y".to_string()]
+        );
     }
 
     #[test]

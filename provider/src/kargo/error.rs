@@ -75,6 +75,16 @@ pub enum Error {
     )]
     WebhookUnavailable { message: String },
 
+    /// Any other 5xx: the server failed while handling the request, which may or may not
+    /// have been carried out.
+    #[error("request on {what} failed ({code} {reason}): {message}")]
+    Server {
+        what: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+
     #[error("timed out waiting for {what}; last state seen: {last_seen}")]
     Timeout { what: String, last_seen: String },
 
@@ -139,6 +149,18 @@ impl Error {
             Error::KargoNotInstalled { .. }
                 | Error::WebhookUnavailable { .. }
                 | Error::ServiceUnavailable { .. }
+        )
+    }
+
+    /// True when a write may or may not have been carried out: the answer was lost (5xx,
+    /// connection dropped, no answer before the deadline). Before writing again, look.
+    pub fn is_ambiguous_write(&self) -> bool {
+        matches!(
+            self,
+            Error::ServiceUnavailable { .. }
+                | Error::Unreachable { .. }
+                | Error::Server { .. }
+                | Error::Timeout { .. }
         )
     }
 
@@ -241,6 +263,14 @@ impl Error {
             };
         }
         let reason = if reason.is_empty() { "Failure" } else { reason };
+        if code >= 500 {
+            return Error::Server {
+                what: what.to_string(),
+                code,
+                reason: reason.to_string(),
+                message,
+            };
+        }
         Error::Other(format!(
             "request on {what} failed ({code} {reason}): {message}"
         ))
@@ -686,11 +716,19 @@ mod tests {
     fn other_failures_keep_code_and_reason() {
         let e = map(status(500, "InternalError", "etcd is sad"));
         let text = e.to_string();
-        assert!(matches!(e, Error::Other(_)));
+        assert!(matches!(e, Error::Server { code: 500, .. }), "{e:?}");
+        assert!(
+            e.is_ambiguous_write(),
+            "a 5xx may hide a write that happened"
+        );
         assert!(
             text.contains("500 InternalError") && text.contains("etcd is sad"),
             "{text}"
         );
+        let e = map(status(418, "Teapot", "short and stout"));
+        assert!(matches!(e, Error::Other(_)), "{e:?}");
+        assert!(!e.is_ambiguous_write());
+        assert!(!map(status(422, "Invalid", "bad")).is_ambiguous_write());
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub fn timeouts_block(create: impl Into<String>, delete: impl Into<String>) -> N
 /// [`timeouts_block`] for a resource that waits for its object to be ready after creating it
 /// and to be gone after deleting it, by default for the durations given.
 pub fn object_timeouts_block(create_default: &str, delete_default: &str) -> NestedBlock {
-    timeouts_block(
+    let mut block = timeouts_block(
         format!(
             "How long to wait for the object to be ready after creating it. Default \
              `{create_default}`."
@@ -208,7 +208,33 @@ pub fn object_timeouts_block(create_default: &str, delete_default: &str) -> Nest
             "How long to wait for the object to be gone after deleting it. Default \
              `{delete_default}`."
         ),
-    )
+    );
+    block.block.attributes.insert(
+        1,
+        Attribute::string("update")
+            .optional()
+            .description(format!(
+                "How long an update may take, waiting included (for Kargo to accept the \
+                 change). Default `{create_default}`."
+            ))
+            .validate(timeout_duration()),
+    );
+    block
+}
+
+/// Runs an update's writes within `limit` (`timeouts.update`).
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    write: impl std::future::Future<Output = Result<T, KargoError>>,
+) -> Result<T, KargoError> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(result) => result,
+        Err(_) => Err(KargoError::Timeout {
+            what: format!("{what} (`timeouts.update`)"),
+            last_seen: "the update had not finished".to_string(),
+        }),
+    }
 }
 
 /// The schema version of every resource: 1 since nested configuration is written as blocks.
@@ -348,7 +374,48 @@ pub fn diagnostic(action: &str, err: &KargoError, map_field: FieldMapper<'_>) ->
     {
         d = d.at(path);
     }
+    if let KargoError::Conflict { fields, .. } = err
+        && let Some(path) = fields
+            .iter()
+            .find_map(|f| map_field(f.trim_start_matches('.')))
+    {
+        d = d.at(path);
+    }
     d
+}
+
+/// What a refresh that could not read its object returns, the same for every resource. When
+/// the cluster cannot be asked right now (unreachable, Kargo not serving, the connection not
+/// known yet) and this is no import, the state is kept as it was, with a warning saying so
+/// and what to do; anything else is an error on the attribute it concerns.
+pub fn refresh_failed(
+    kind: &str,
+    what: &str,
+    err: &KargoError,
+    state: Value,
+    private: Vec<u8>,
+    importing: bool,
+    map_field: FieldMapper<'_>,
+) -> crate::plugin::ReadResult {
+    let diagnostics = if err.is_cluster_unavailable() && !importing {
+        Diagnostic::warning(
+            format!("{kind} not refreshed"),
+            format!(
+                "Could not read {what}, so the state is kept as it was: {} The plan shows \
+                 only changes of the configuration; plan again once the cluster answers to \
+                 see changes made in it.",
+                explain(err)
+            ),
+        )
+        .into()
+    } else {
+        diagnostics(&format!("read {what}"), err, map_field)
+    };
+    crate::plugin::ReadResult {
+        new_state: state,
+        private,
+        diagnostics,
+    }
 }
 
 /// Convenience for the common case of a single diagnostic.

@@ -867,6 +867,35 @@ impl<T: PipelineKind> ObjectResource<T> {
         state
     }
 
+    /// The update as a server-side dry run (`dryRun=All`), so that what the cluster would
+    /// refuse shows in the plan on its attribute: admission webhook and validation rejections,
+    /// and fields owned by another applier. When the cluster cannot be asked, the plan says
+    /// nothing more (the refresh already warned).
+    async fn dry_run_update(&self, planned: &Value) -> Diagnostics {
+        let (Some(target), Ok(body), Ok(client)) = (
+            Self::target(planned),
+            self.body(planned),
+            self.data.client(),
+        ) else {
+            return Diagnostics::default();
+        };
+        let Ok(object) = decode::<T::Object>(body) else {
+            return Diagnostics::default();
+        };
+        let ns = target.namespace.as_deref();
+        match client.dry_run_apply(ns, &target.name, &object).await {
+            Ok(_) => Diagnostics::default(),
+            Err(e @ (KargoError::Conflict { .. } | KargoError::Invalid { .. })) => {
+                let kind = Self::kind_name();
+                self.error(&format!("update the {kind} (server-side dry run)"), &e)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the dry run of the update could not be carried out");
+                Diagnostics::default()
+            }
+        }
+    }
+
     fn client(&self) -> Result<std::sync::Arc<KargoClient>, Diagnostics> {
         self.data
             .client()
@@ -995,6 +1024,15 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
         if let Some(target) = Self::target(&resp.planned_state) {
             resp.planned_state.set("id", Value::string(target.id()));
         }
+        let updates = !req.prior_state.is_null()
+            && !resp.planned_state.is_null()
+            && resp.requires_replace.is_empty()
+            && req.config.is_wholly_known()
+            && !values_equal(&req.prior_state, &resp.planned_state);
+        if updates {
+            let diags = self.dry_run_update(&resp.planned_state).await;
+            resp.diagnostics.extend(diags);
+        }
         resp
     }
 
@@ -1060,9 +1098,14 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
             Ok(c) => c,
             Err(d) => return keep(d),
         };
-        let budget = timeout(&planned, "create", CREATE_TIMEOUT);
+        let budget = timeout(&planned, "update", CREATE_TIMEOUT);
         let kind = Self::kind_name();
-        match apply_object::<T::Object>(&client, &target, &body, budget, false, &ctx.cancel).await {
+        let what = format!(
+            "the update of {}",
+            T::KIND.describe(target.namespace.as_deref(), &target.name)
+        );
+        let write = apply_object::<T::Object>(&client, &target, &body, budget, false, &ctx.cancel);
+        match common::within(budget, &what, write).await {
             Ok(live) => ApplyResult {
                 new_state: self
                     .state_after_apply(&client, &planned, &prior, &live)
@@ -1122,17 +1165,15 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
                 diagnostics: Diagnostics::default(),
             };
         };
-        let client = match self.client() {
+        let ns = target.namespace.as_deref();
+        let what = T::KIND.describe(ns, &target.name);
+        let map = |f: &str| self.attribute_for_field(f);
+        let client = match self.data.client() {
             Ok(c) => c,
-            Err(d) => {
-                return ReadResult {
-                    new_state: state,
-                    private,
-                    diagnostics: d,
-                };
+            Err(e) => {
+                return common::refresh_failed(kind, &what, &e, state, private, importing, &map);
             }
         };
-        let ns = target.namespace.as_deref();
         match client.get::<T::Object>(ns, &target.name).await {
             Ok(Some(live)) if !live.is_terminating() => ReadResult {
                 new_state: self
@@ -1159,11 +1200,7 @@ impl<T: PipelineKind> Resource for ObjectResource<T> {
                 private: Vec::new(),
                 diagnostics: Diagnostics::default(),
             },
-            Err(e) => ReadResult {
-                new_state: state,
-                private,
-                diagnostics: self.error(&format!("read the {kind}"), &e),
-            },
+            Err(e) => common::refresh_failed(kind, &what, &e, state, private, importing, &map),
         }
     }
 
@@ -1225,24 +1262,18 @@ pub(super) mod test_support {
     use crate::plugin::{Context, Diagnostics, PlanRequest, PlanResponse, Resource, Value};
 
     /// Whether `../shared` (Kargo's real-world manifests) sits beside the repository, as it
-    /// always does in CI. Without it the fixture comparisons cannot run; they say so loudly
-    /// instead of passing silently.
+    /// always does in CI. Without it the fixture comparisons cannot run: they say SKIPPED,
+    /// and fail when `CI` is set.
     pub fn fixtures_present() -> bool {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world");
-        if !dir.is_dir() {
-            eprintln!(
-                "SKIPPED: {} is absent, so this comparison with Kargo's real-world manifests did not run",
-                dir.display()
-            );
-        }
-        dir.is_dir()
+        kargo_sandbox::reference::for_test("fixtures/real-world").is_some()
     }
 
-    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`.
+    /// The object of `kind` named `name` in a file of `../shared/fixtures/real-world`; call
+    /// only after [`fixtures_present`].
     pub fn fixture(file: &str, kind: &str, name: &str) -> Json {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/real-world")
+        let path = kargo_sandbox::reference::shared_dir()
+            .expect("fixtures_present() was checked first")
+            .join("fixtures/real-world")
             .join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(

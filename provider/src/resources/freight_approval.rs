@@ -702,18 +702,25 @@ impl Resource for FreightApprovalResource {
         ) else {
             return ReadResult::default();
         };
-        let keep = |diagnostics: Diagnostics| ReadResult {
-            new_state: state.clone(),
-            private: private.clone(),
-            diagnostics,
+        let what = format!("freight {name:?} in project {project:?}");
+        let failed = |e: &KargoError| {
+            common::refresh_failed(
+                "Freight approval",
+                &what,
+                e,
+                state.clone(),
+                private.clone(),
+                importing,
+                &no_field,
+            )
         };
-        let client = match self.client() {
+        let client = match self.data.client() {
             Ok(c) => c,
-            Err(d) => return keep(d),
+            Err(e) => return failed(&e),
         };
         let live = match client.get::<Freight>(Some(&project), &name).await {
             Ok(live) => live,
-            Err(e) => return keep(common::diagnostics("read the freight", &e, &no_field)),
+            Err(e) => return failed(&e),
         };
         let cannot_import = |detail: String| ReadResult {
             new_state: Value::Null,
@@ -1161,10 +1168,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreachable_cluster_fails_reads_and_keeps_the_state() {
+    async fn an_unreachable_cluster_keeps_the_state_with_the_warning_every_resource_gives() {
         let r = resource();
         let res = r.read(&Context::default(), prior(), Vec::new()).await;
-        assert!(res.diagnostics.has_errors());
+        assert!(!res.diagnostics.has_errors(), "{:?}", res.diagnostics);
+        assert_eq!(
+            res.diagnostics.0[0].summary,
+            "Freight approval not refreshed"
+        );
+        assert!(
+            res.diagnostics.0[0]
+                .detail
+                .contains("so the state is kept as it was"),
+            "{:?}",
+            res.diagnostics
+        );
         assert_eq!(res.new_state, prior());
     }
 }

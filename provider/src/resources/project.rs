@@ -484,16 +484,31 @@ impl Resource for ProjectResource {
             Err(e) => return fail(common::diagnostics("connect to the cluster", &e, &no_field)),
         };
         let body = project_body(&planned);
-        let applied = client
-            .retry_while_kargo_starting("the project", &ctx.cancel, || {
+        let wait = timeout(&planned, "create", CREATE_TIMEOUT);
+        let apply = || {
+            client.retry_while_kargo_starting("the project", &ctx.cancel, || {
                 client.apply(None, &name, &body)
             })
-            .await;
+        };
+        let applied = match apply().await {
+            // An earlier project of this name is still being deleted (a terminating object is
+            // gone to the refresh): wait until it is, then create the new one.
+            Ok(live) if live.is_terminating() => {
+                tracing::info!(project = %name, "an earlier project of this name is still being deleted; waiting for it to go");
+                match client
+                    .wait_deleted::<Project>(None, &name, wait, &ctx.cancel)
+                    .await
+                {
+                    Ok(()) => apply().await,
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
         if let Err(e) = applied {
             return fail(project_error("create the project", &name, &e).into());
         }
         // From here on the object exists: always hand Terraform a state for it.
-        let wait = timeout(&planned, "create", CREATE_TIMEOUT);
         let mut diags = Diagnostics::default();
         let what = format!("project {name:?} to become Ready");
         match client
@@ -569,16 +584,40 @@ impl Resource for ProjectResource {
             Ok(c) => c,
             Err(e) => return keep(common::diagnostics("connect to the cluster", &e, &no_field)),
         };
-        if let Err(e) = client.apply(None, &name, &project_body(&planned)).await {
+        let limit = timeout(&planned, "update", CREATE_TIMEOUT);
+        let what = format!("the update of project {name:?}");
+        let body = project_body(&planned);
+        let write = client.apply(None, &name, &body);
+        if let Err(e) = common::within(limit, &what, write).await {
             return keep(project_error("update the project", &name, &e).into());
         }
-        let written = match write_project_config(&client, &name, &planned, &prior).await {
+        let ready = prior.get("ready").as_bool().unwrap_or(false);
+        let config_write = write_project_config(&client, &name, &planned, &prior);
+        let config_written = match tokio::time::timeout(limit, config_write).await {
+            Ok(result) => result,
+            Err(_) => Err(common::diagnostic(
+                "write the project's ProjectConfig",
+                &KargoError::Timeout {
+                    what: format!("{what} (`timeouts.update`)"),
+                    last_seen: "the ProjectConfig write had not finished".into(),
+                },
+                &no_field,
+            )),
+        };
+        let written = match config_written {
             Ok(written) => written,
-            Err(d) => return keep(d.into()),
+            Err(d) => {
+                // The Project was written, the ProjectConfig was not: the state says exactly
+                // that, so the next plan shows only what is still to be written.
+                return ApplyResult {
+                    new_state: project_written_config_not(&planned, &prior, ready),
+                    private: private.clone(),
+                    diagnostics: d.into(),
+                };
+            }
         };
         let (urls, diagnostics) =
             published_urls_after_write(&client, ctx, &name, &planned, written).await;
-        let ready = prior.get("ready").as_bool().unwrap_or(false);
         let mut state = state_from_planned(&planned, ready);
         fill_receiver_urls(&mut state, &planned, urls.as_ref());
         ApplyResult {
@@ -634,17 +673,23 @@ impl Resource for ProjectResource {
     async fn read(&self, _ctx: &Context, state: Value, private: Vec<u8>) -> ReadResult {
         let importing = private == IMPORTING;
         let name = state.get("name").as_str().unwrap_or_default().to_string();
+        let what = format!("project {name:?}");
+        let failed = |e: &KargoError, state: Value, private: Vec<u8>| {
+            common::refresh_failed("Project", &what, e, state, private, importing, &no_field)
+        };
         let client = match self.data.client() {
             Ok(c) => c,
-            Err(e) => {
-                return ReadResult {
-                    new_state: state,
-                    private,
-                    diagnostics: common::diagnostics("connect to the cluster", &e, &no_field),
-                };
-            }
+            Err(e) => return failed(&e, state, private),
         };
         let project = match client.get::<Project>(None, &name).await {
+            // A project on its way out is gone: Terraform plans to create it again.
+            Ok(Some(p)) if p.is_terminating() && !importing => {
+                return ReadResult {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diagnostics: Diagnostics::default(),
+                };
+            }
             Ok(Some(p)) => p,
             Ok(None) if importing => {
                 return ReadResult {
@@ -664,28 +709,12 @@ impl Resource for ProjectResource {
                     diagnostics: Diagnostics::default(),
                 };
             }
-            Err(e) => {
-                return ReadResult {
-                    new_state: state,
-                    private,
-                    diagnostics: common::diagnostics("read the project", &e, &no_field),
-                };
-            }
+            Err(e) => return failed(&e, state, private),
         };
         let config = if importing || manages_config(&state) {
             match client.get::<ProjectConfig>(Some(&name), &name).await {
                 Ok(c) => c,
-                Err(e) => {
-                    return ReadResult {
-                        new_state: state,
-                        private,
-                        diagnostics: common::diagnostics(
-                            "read the project's ProjectConfig",
-                            &e,
-                            &no_field,
-                        ),
-                    };
-                }
+                Err(e) => return failed(&e, state, private),
             }
         } else {
             None
@@ -1235,6 +1264,23 @@ fn null_state() -> Value {
 
 /// The state after a successful write: what was planned plus the computed attributes.
 /// Receiver URLs still unknown become null; [`fill_receiver_urls`] supplies known ones.
+/// The state after an update that wrote the Project but not its ProjectConfig: the Project's
+/// attributes as planned, the ProjectConfig's (and the receiver URLs) as they were.
+fn project_written_config_not(planned: &Value, prior: &Value, ready: bool) -> Value {
+    let mut state = state_from_planned(planned, ready);
+    let config = ProjectResource::config_block();
+    let names = config
+        .attributes
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(config.blocks.iter().map(|b| b.type_name.as_str()))
+        .chain(["webhook_receiver_urls"]);
+    for name in names {
+        state.set(name, prior.get(name).clone());
+    }
+    state
+}
+
 fn state_from_planned(planned: &Value, ready: bool) -> Value {
     let mut s = planned.clone();
     let name = planned.get("name").clone();

@@ -39,6 +39,15 @@ const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
 /// replacement, and the new promotion decides what becomes of any auto-promotion hold.
 const REPLACING: &[u8] = b"replacing";
 const RESUME_ON_DESTROY: &str = "resume_auto_promotion_on_destroy";
+/// On every Promotion the provider creates: which promotion of which resource it is (see
+/// [`idempotency_key`]), so that a create whose answer was lost is found, not repeated.
+pub const IDEMPOTENCY_ANNOTATION: &str = "terraform-provider-kargo/idempotency-key";
+/// The longest one create request may go unanswered before the provider looks for what it did.
+const CREATE_REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+/// How long an interrupted create may still look for the Promotion it was creating.
+const INTERRUPTED_LOOKUP_DEADLINE: Duration = Duration::from_secs(15);
+const FIRST_CREATE_RETRY: Duration = Duration::from_millis(250);
+const MAX_CREATE_RETRY: Duration = Duration::from_secs(5);
 const WAYS: [Way; 4] = [Way::Name, Way::Alias, Way::Selector, Way::Origin];
 
 /// Attributes only the provider sets.
@@ -104,6 +113,14 @@ hold lasts until freight that is the candidate is promoted into the stage (Kargo
 Promotion `kargo.akuity.io/auto-promotion-resume`): a promotion to the candidate, for example \
 by `origin_warehouse`, releases it, and so does destroying this resource with \
 `resume_auto_promotion_on_destroy = true`. `kargo_stage.auto_promotion_holds` shows the holds.
+
+A Promotion is started at most once per apply. Kargo generates its name, so each Promotion the \
+provider creates carries the annotation `terraform-provider-kargo/idempotency-key` \
+(`<stage>/<freight>`). When the answer to a create is lost (a 5xx, a dropped connection, no \
+answer within `timeouts.create`, Ctrl-C), the create is not simply sent again: a Promotion with \
+that key that was not there before is the one created, and it is recorded. A Promotion an \
+interrupted apply created but did not record is adopted by the next plan (it names it, with a \
+warning) as long as it runs, or finished and the stage holds its freight.
 
 Destroy never rolls the stage back: it aborts the promotion if it is still running (see \
 `abort_on_destroy`) and forgets it; Promotion objects are left to Kargo. Kargo garbage-collects \
@@ -571,6 +588,49 @@ impl PromotionResource {
         }
     }
 
+    /// A promotion to create that an interrupted apply already created and did not record
+    /// (found by its key, still running, or finished and in place) is adopted: the plan names
+    /// it, and apply records it instead of starting another.
+    async fn adopt_at_plan(
+        &self,
+        planned: &mut Value,
+        freight: &str,
+        stage: &Stage,
+        diags: &mut Diagnostics,
+    ) {
+        let project = planned.str_or_empty("project").to_string();
+        let stage_name = stage.name().to_string();
+        let Ok(client) = self.data.client() else {
+            return;
+        };
+        let key = idempotency_key(&stage_name, freight);
+        // Not finding out is no reason to fail the plan: apply looks again before creating.
+        let Ok(found) = find_created(&client, &project, &stage_name, freight, &key).await else {
+            return;
+        };
+        let in_place = |p: &Promotion| {
+            p.phase() == Some("Succeeded") && stage.holds(freight) && recorded_by(stage, p.name())
+        };
+        let Some(found) = found
+            .into_iter()
+            .rev()
+            .find(|p| !p.is_terminal() || in_place(p))
+        else {
+            return;
+        };
+        let name = found.name();
+        planned.set("promotion_name", Value::string(name));
+        planned.set("id", Value::string(format!("{project}/{name}")));
+        diags.push(Diagnostic::warning(
+            "Promotion already created",
+            format!(
+                "Promotion {name:?} of freight {freight:?} into stage {stage_name:?} was created \
+                 by an earlier apply that did not record it (annotation \
+                 {IDEMPOTENCY_ANNOTATION}={key:?}). Apply adopts it instead of starting another."
+            ),
+        ));
+    }
+
     /// Resolves at apply what the plan could not (its values were unknown then).
     async fn resolve_for_apply(
         &self,
@@ -1027,17 +1087,245 @@ fn create_error(err: &KargoError, project: &str, stage: &str, config: &Value) ->
     }
 }
 
+/// The idempotency key of the promotion of `freight` into `stage` (the resource instance is
+/// its project, the namespace, and its stage): `<stage>/<freight>`. A Promotion with this key
+/// that did not exist when a create began is that create's.
+fn idempotency_key(stage: &str, freight: &str) -> String {
+    format!("{stage}/{freight}")
+}
+
+/// How the Promotion of a create came to be.
+#[derive(Debug)]
+enum Created {
+    /// Created by this request.
+    New(Promotion),
+    /// Created earlier: by an attempt whose answer was lost, or by an interrupted apply.
+    Found(Promotion),
+    /// Found by its key after the apply was interrupted.
+    FoundAfterInterrupt(Promotion),
+}
+
+/// The Promotions for `stage` and `freight` carrying `key`, oldest first.
+async fn find_created(
+    client: &KargoClient,
+    project: &str,
+    stage: &str,
+    freight: &str,
+    key: &str,
+) -> Result<Vec<Promotion>, KargoError> {
+    let list = client.list::<Promotion>(Some(project), None).await?;
+    let mut found: Vec<Promotion> = list
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(IDEMPOTENCY_ANNOTATION))
+                .is_some_and(|k| k == key)
+                && p.spec.stage.as_deref() == Some(stage)
+                && p.spec.freight.as_deref() == Some(freight)
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        (&a.metadata().creation_timestamp, a.name())
+            .cmp(&(&b.metadata().creation_timestamp, b.name()))
+    });
+    Ok(found)
+}
+
+/// The newest of `found` that is not in `before`.
+fn newly_created(found: Vec<Promotion>, before: &[String]) -> Option<Promotion> {
+    found
+        .into_iter()
+        .rev()
+        .find(|p| !before.iter().any(|b| b == p.name()))
+}
+
+/// The Promotion to create. Kargo fills in the name, steps and vars; it only needs the stage
+/// and the freight.
+fn promotion_body(stage: &str, freight: &str, key: &str) -> Promotion {
+    Promotion {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{stage}-")),
+            annotations: Some([(IDEMPOTENCY_ANNOTATION.to_string(), key.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        spec: PromotionSpec {
+            stage: Some(stage.to_string()),
+            freight: Some(freight.to_string()),
+            ..PromotionSpec::default()
+        },
+        ..Promotion::default()
+    }
+}
+
+/// Creates the Promotion at most once. Kargo generates its name, so a create repeated after a
+/// request that did reach the server would start a second promotion. First the Promotions with
+/// the key are read: the one the plan adopted (`adopted`), or one still running, is taken as it
+/// is; the others are remembered. Whenever an answer is lost (5xx, dropped connection, no answer
+/// before the deadline, Ctrl-C), a Promotion with the key that was not there before is this
+/// create's; only when there is none is the create sent again. Attempts are retried while
+/// Kargo is starting or the answer was lost, until `deadline` (`timeouts.create`).
+#[allow(clippy::too_many_arguments)]
+async fn create_once(
+    client: &KargoClient,
+    ctx: &Context,
+    project: &str,
+    stage: &str,
+    freight: &str,
+    key: &str,
+    adopted: Option<&str>,
+    deadline: tokio::time::Instant,
+) -> Result<Created, KargoError> {
+    let body = promotion_body(stage, freight, key);
+    let what = format!("Kargo to create the promotion of freight {freight:?} into stage {stage:?}");
+    let api_deadline = tokio::time::Instant::now() + client.api_wait_timeout();
+    let mut delay = FIRST_CREATE_RETRY;
+    let mut last_error: Option<KargoError>;
+    let before: Vec<String> = loop {
+        match find_created(client, project, stage, freight, key).await {
+            Ok(found) => {
+                let taken = found
+                    .iter()
+                    .rev()
+                    .find(|p| adopted.map_or(!p.is_terminal(), |name| p.name() == name));
+                if let Some(p) = taken {
+                    return Ok(Created::Found(p.clone()));
+                }
+                break found.iter().map(|p| p.name().to_string()).collect();
+            }
+            Err(e) if e.is_ambiguous_write() || e.is_transient_while_starting() => {
+                last_error = Some(e);
+                if !pause(ctx, &mut delay, deadline).await? {
+                    return Err(timed_out(&what, last_error));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut look_first = false;
+    loop {
+        if look_first {
+            match find_created(client, project, stage, freight, key).await {
+                Ok(found) => {
+                    if let Some(p) = newly_created(found, &before) {
+                        return Ok(Created::Found(p));
+                    }
+                }
+                Err(e) if e.is_ambiguous_write() || e.is_transient_while_starting() => {
+                    last_error = Some(e);
+                    if !pause(ctx, &mut delay, deadline).await? {
+                        return Err(timed_out(&what, last_error));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let attempt_deadline = deadline.min(tokio::time::Instant::now() + CREATE_REQUEST_DEADLINE);
+        let outcome = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => {
+                return found_after_interrupt(client, project, stage, freight, key, &before).await;
+            }
+            outcome = client.create(Some(project), &body) => outcome,
+            _ = tokio::time::sleep_until(attempt_deadline) => Err(KargoError::Timeout {
+                what: what.clone(),
+                last_seen: "no answer to the create request".to_string(),
+            }),
+        };
+        let err = match outcome {
+            Ok(p) => return Ok(Created::New(p)),
+            Err(e) => e,
+        };
+        if err.is_transient_while_starting()
+            && !matches!(err, KargoError::ServiceUnavailable { .. })
+        {
+            // Refused before anything was stored (Kargo or its webhooks not up yet).
+            if tokio::time::Instant::now() >= api_deadline {
+                return Err(err);
+            }
+            look_first = false;
+        } else if err.is_ambiguous_write() {
+            look_first = true;
+        } else {
+            return Err(err);
+        }
+        tracing::info!(error = %err, key = %key, "the promotion create got no clear answer; looking before trying again");
+        last_error = Some(err);
+        if !pause(ctx, &mut delay, deadline).await? {
+            // One last look: the lost answer may have been a success.
+            if let Ok(found) = find_created(client, project, stage, freight, key).await
+                && let Some(p) = newly_created(found, &before)
+            {
+                return Ok(Created::Found(p));
+            }
+            return Err(timed_out(&what, last_error));
+        }
+    }
+}
+
+/// Waits before the next attempt; `false` when `deadline` has passed, `Cancelled` on Ctrl-C.
+async fn pause(
+    ctx: &Context,
+    delay: &mut Duration,
+    deadline: tokio::time::Instant,
+) -> Result<bool, KargoError> {
+    let now = tokio::time::Instant::now();
+    if now >= deadline {
+        return Ok(false);
+    }
+    let wait = (*delay).min(deadline - now);
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => return Err(KargoError::Cancelled),
+        _ = tokio::time::sleep(wait) => {}
+    }
+    *delay = (*delay * 2).min(MAX_CREATE_RETRY);
+    Ok(tokio::time::Instant::now() < deadline)
+}
+
+fn timed_out(what: &str, last: Option<KargoError>) -> KargoError {
+    KargoError::Timeout {
+        what: what.to_string(),
+        last_seen: last.map_or_else(|| "no answer".to_string(), |e| e.to_string()),
+    }
+}
+
+/// Ctrl-C while the create was in flight: the request may have been carried out. Looks (for a
+/// bounded time, past the cancellation) so that a Promotion that exists is recorded.
+async fn found_after_interrupt(
+    client: &KargoClient,
+    project: &str,
+    stage: &str,
+    freight: &str,
+    key: &str,
+    before: &[String],
+) -> Result<Created, KargoError> {
+    let look = find_created(client, project, stage, freight, key);
+    match tokio::time::timeout(INTERRUPTED_LOOKUP_DEADLINE, look).await {
+        Ok(Ok(found)) => match newly_created(found, before) {
+            Some(p) => Ok(Created::FoundAfterInterrupt(p)),
+            None => Err(KargoError::Cancelled),
+        },
+        Ok(Err(e)) => Err(KargoError::Other(format!(
+            "the apply was interrupted while the promotion was being created, and whether Kargo \
+             created it could not be checked ({}); the next apply looks for it (annotation \
+             {IDEMPOTENCY_ANNOTATION}={key:?}) before creating it again",
+            explain(&e)
+        ))),
+        Err(_) => Err(KargoError::Other(format!(
+            "the apply was interrupted while the promotion was being created, and the cluster did \
+             not answer whether Kargo created it; the next apply looks for it (annotation \
+             {IDEMPOTENCY_ANNOTATION}={key:?}) before creating it again"
+        ))),
+    }
+}
+
 fn split_id(id: &str) -> Option<(&str, &str)> {
     let (project, name) = id.split_once('/')?;
     (!project.is_empty() && !name.is_empty() && !name.contains('/')).then_some((project, name))
-}
-
-fn keep(state: Value, private: Vec<u8>, d: Diagnostic) -> ReadResult {
-    ReadResult {
-        new_state: state,
-        private,
-        diagnostics: d.into(),
-    }
 }
 
 #[async_trait]
@@ -1089,6 +1377,10 @@ impl Resource for PromotionResource {
             }
             _ => PriorRun::NotNeeded,
         };
+        let target = match &lookup {
+            Lookup::Resolved(r) => Some((r.target.name().to_string(), r.stage.clone())),
+            _ => None,
+        };
         let (mut planned_state, requires_replace, mut diagnostics) = decide(
             &self.schema.block,
             &req.config,
@@ -1104,6 +1396,13 @@ impl Resource for PromotionResource {
         } else {
             REPLACING.to_vec()
         };
+        if let Some((freight, stage)) = target
+            && req.prior_state.is_null()
+            && !diagnostics.has_errors()
+        {
+            self.adopt_at_plan(&mut planned_state, &freight, &stage, &mut diagnostics)
+                .await;
+        }
         if planned_state.get("promotion_name").is_unknown() && !diagnostics.has_errors() {
             let (changes, result) = self.preview(&req.config, preview_input).await;
             if let Some(d) = preview_warning(&result) {
@@ -1153,33 +1452,46 @@ impl Resource for PromotionResource {
             state.set("preview_result", result);
         }
         let freight = state.str_or_empty("freight_name").to_string();
-        // Kargo replaces the name, steps and vars; it only needs the stage and the freight.
-        let body = Promotion {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{stage}-")),
-                ..ObjectMeta::default()
-            },
-            spec: PromotionSpec {
-                stage: Some(stage.clone()),
-                freight: Some(freight.clone()),
-                ..PromotionSpec::default()
-            },
-            ..Promotion::default()
-        };
-        let created = client
-            .retry_while_kargo_starting("the promotion", &ctx.cancel, || {
-                client.create(Some(&project), &body)
-            })
-            .await;
-        let created = match created {
+        let key = idempotency_key(&stage, &freight);
+        let limit = timeout(&planned, "create", CREATE_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + limit;
+        let adopted = planned.get("promotion_name").as_str();
+        let created = match create_once(
+            &client, ctx, &project, &stage, &freight, &key, adopted, deadline,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => return fail(create_error(&e, &project, &stage, &config).into()),
+        };
+        let mut diags = Diagnostics::default();
+        let (created, interrupted) = match created {
+            Created::New(p) => (p, false),
+            Created::Found(p) => {
+                tracing::info!(promotion = %p.name(), key = %key, "adopted the promotion an earlier attempt created");
+                (p, false)
+            }
+            Created::FoundAfterInterrupt(p) => (p, true),
         };
         set_run(&mut state, &project, &created);
         common::null_unknowns(&mut state);
         let name = state.str_or_empty("promotion_name").to_string();
         tracing::info!(promotion = %name, stage = %stage, freight = %freight, "promotion created");
-        let mut diags = Diagnostics::default();
+        if interrupted {
+            diags.push(Diagnostic::warning(
+                "Promotion still running",
+                format!(
+                    "The apply was interrupted while Kargo created promotion {name:?}; it is \
+                     recorded in the state, keeps running in Kargo, and the next plan reads where \
+                     it got to. It is not started again."
+                ),
+            ));
+            return ApplyResult {
+                new_state: state,
+                private: Vec::new(),
+                diagnostics: diags,
+            };
+        }
         if planned.get("wait").as_bool() == Some(false) {
             return ApplyResult {
                 new_state: state,
@@ -1187,7 +1499,6 @@ impl Resource for PromotionResource {
                 diagnostics: diags,
             };
         }
-        let limit = timeout(&planned, "create", CREATE_TIMEOUT);
         let what = format!("promotion {name:?} into stage {stage:?} to finish");
         let mut last = created.clone();
         let outcome = client
@@ -1195,7 +1506,7 @@ impl Resource for PromotionResource {
                 Some(&project),
                 &name,
                 &what,
-                limit,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
                 &ctx.cancel,
                 |object: Option<&Promotion>| match object {
                     None => WatchStep::Fail(KargoError::Other(format!(
@@ -1296,31 +1607,11 @@ impl Resource for PromotionResource {
         let project = state.str_or_empty("project").to_string();
         let name = state.str_or_empty("promotion_name").to_string();
         let trouble = |state: Value, private: Vec<u8>, e: &KargoError, what: &str| {
-            // The cluster cannot be asked right now: a refresh keeps the state and warns
-            // instead of failing the plan.
-            if e.is_cluster_unavailable() && !importing {
-                keep(
-                    state,
-                    private,
-                    Diagnostic::warning(
-                        "Promotion not refreshed",
-                        format!(
-                            "Could not read {what}, so the state is kept as it was: {}",
-                            explain(e)
-                        ),
-                    ),
-                )
-            } else {
-                keep(
-                    state,
-                    private,
-                    common::diagnostic(&format!("read {what}"), e, &no_field),
-                )
-            }
+            common::refresh_failed("Promotion", what, e, state, private, importing, &no_field)
         };
         let client = match self.data.client() {
             Ok(c) => c,
-            Err(e) => return trouble(state, private, &e, "the cluster"),
+            Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         let promotion = match client.get::<Promotion>(Some(&project), &name).await {
             Ok(p) => p,
@@ -2070,6 +2361,38 @@ mod tests {
         assert_eq!(ok.private, IMPORTING);
         let bad = r.import(&Context::default(), "dev.01.abc").await;
         assert_eq!(bad.diagnostics.0[0].summary, "Invalid import ID");
+    }
+
+    #[test]
+    fn every_promotion_carries_its_idempotency_key() {
+        let key = idempotency_key("dev", "abc123");
+        assert_eq!(key, "dev/abc123");
+        let body = serde_json::to_value(promotion_body("dev", "abc123", &key)).unwrap();
+        assert_eq!(
+            body["metadata"],
+            json!({"generateName": "dev-", "annotations": {IDEMPOTENCY_ANNOTATION: key}})
+        );
+        assert_eq!(body["spec"], json!({"stage": "dev", "freight": "abc123"}));
+    }
+
+    #[test]
+    fn only_a_promotion_that_was_not_there_before_is_this_creates() {
+        let named = |n: &str| Promotion {
+            metadata: ObjectMeta {
+                name: Some(n.into()),
+                ..ObjectMeta::default()
+            },
+            ..Promotion::default()
+        };
+        let before = vec!["dev.a".to_string()];
+        assert!(newly_created(vec![named("dev.a")], &before).is_none());
+        assert_eq!(
+            newly_created(vec![named("dev.a"), named("dev.b")], &before)
+                .unwrap()
+                .name(),
+            "dev.b"
+        );
+        assert!(newly_created(Vec::new(), &before).is_none());
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn the_resource_examples_apply_plan_empty_import_and_destroy() {
     assert!(changes[0]["change"]["before"]["timeouts"].is_null());
     assert_eq!(
         changes[0]["change"]["after"]["timeouts"],
-        json!({"create": "5m", "delete": "15m"})
+        json!({"create": "5m", "update": null, "delete": "15m"})
     );
     for key in [
         "webhook_receivers",

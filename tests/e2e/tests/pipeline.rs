@@ -449,3 +449,44 @@ resource "kargo_stage" "s" {
     );
     env.assert_no_requests("validation needs no cluster");
 }
+
+#[test]
+fn an_update_is_bounded_by_timeouts_update_and_keeps_the_prior_state() {
+    let env = Env::new();
+    let hcl = |interval: &str| {
+        format!(
+            "resource \"kargo_project\" \"p\" {{\n  name = \"shop\"\n}}\n\nresource \"kargo_warehouse\" \"app\" {{\n  project  = kargo_project.p.name\n  name     = \"app\"\n  interval = \"{interval}\"\n  subscriptions {{\n    image {{ repo_url = \"ghcr.io/acme/app\" }}\n  }}\n  timeouts {{ update = \"1s\" }}\n}}\n"
+        )
+    };
+    env.config(&hcl("10m"));
+    env.tf.apply().ok();
+    // Every write of the warehouse is held for 3s before the API server handles it.
+    env.sandbox
+        .inject_fault(
+            HttpFault::delay(Duration::from_secs(3))
+                .verb("patch")
+                .resource("warehouses"),
+        )
+        .expect("inject fault");
+    env.config(&hcl("20m"));
+    let started = std::time::Instant::now();
+    let text = env.tf.apply().failed().flat();
+    assert!(text.contains("Failed to update the Warehouse"), "{text}");
+    assert!(text.contains("`timeouts.update`"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the update gave up at its bound"
+    );
+    assert_eq!(
+        env.tf.resource("kargo_warehouse.app")["interval"],
+        "10m",
+        "the prior state stands"
+    );
+    env.sandbox.clear_faults().expect("clear faults");
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    assert_eq!(
+        env.get("warehouses", Some("shop"), "app").unwrap()["spec"]["interval"],
+        "20m0s"
+    );
+}

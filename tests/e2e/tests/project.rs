@@ -612,24 +612,15 @@ resource "kargo_project" "p" {
         "lists this configuration does not declare are not its business:\n{}",
         out.stdout
     );
-    // The hand edit made its author an owner of the links: reverting it is a conflict that
-    // names the field and the way out.
-    let out = env.tf.apply().failed();
-    let text = out.flat();
-    assert!(
-        text.contains("conflicts with fields owned by other field managers")
-            && text.contains(".spec.stageLinks")
-            && text.contains(".spec.webhookReceivers")
-            && text.contains("force_conflicts"),
-        "{text}"
-    );
+    // A hand edit is drift: apply takes the declared fields back from its author.
     let forced = env
         .provider_block()
         .replace("config_path = ", "force_conflicts = true\n  config_path = ");
     let config = std::fs::read_to_string(env.tf.path().join("main.tf")).expect("main.tf");
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
     env.tf
         .write_main(&config.replace(&env.provider_block(), &forced));
-    env.tf.apply().ok();
     env.tf.assert_no_changes();
     let pc = env.get("projectconfigs", Some("owned"), "owned").unwrap();
     assert_eq!(pc["spec"]["stageLinks"][0]["title"], "Logs");
@@ -844,13 +835,34 @@ resource "kargo_project" "p" {
         "Logs"
     );
 
-    // Update: the prior state stands, so the change is planned again.
+    // Update of both objects: the Project is written, the ProjectConfig is not. The state
+    // records exactly that, so only the link is still to do.
     fail_project_config_writes(&env);
-    env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\""));
+    env.config(&links.replace("\"Logs\"", "\"Logs (all stages)\"").replace(
+        "name = \"flaky\"",
+        "name = \"flaky\"\n  labels = { team = \"payments\" }",
+    ));
     apply_fails_to_write_project_config(&env);
+    assert_eq!(
+        env.get("projects", None, "flaky").unwrap()["metadata"]["labels"]["team"],
+        "payments",
+        "the Project was written"
+    );
+    let state = env.tf.resource("kargo_project.p");
+    assert_eq!(state["labels"], json!({"team": "payments"}), "{state}");
+    assert_eq!(state["stage_links"][0]["title"], "Logs", "{state}");
     let out = env.tf.plan_code();
     assert_eq!(out.code, 2, "the change is still to do:\n{}", out.all());
+    assert!(
+        out.stdout.contains("\"Logs\" -> \"Logs (all stages)\"") && !out.stdout.contains("team"),
+        "only the ProjectConfig's change is left:\n{}",
+        out.stdout
+    );
     env.sandbox.clear_faults().expect("clear faults");
     env.tf.apply().ok();
     env.tf.assert_no_changes();
+    assert_eq!(
+        env.get("projectconfigs", Some("flaky"), "flaky").unwrap()["spec"]["stageLinks"][0]["title"],
+        "Logs (all stages)"
+    );
 }

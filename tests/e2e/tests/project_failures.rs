@@ -82,7 +82,13 @@ fn ctrl_c_during_the_create_wait_leaves_a_valid_state() {
     env.eventually("the project to be created", Duration::from_secs(30), |e| {
         e.get("projects", None, "waiting").is_some()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The provider is waiting once it watches the project it created.
+    env.eventually("apply to watch the project", Duration::from_secs(30), |e| {
+        e.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "projects")
+    });
     // SIGINT, as Ctrl-C would send: Terraform asks the provider to stop.
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -138,8 +144,54 @@ fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_
         env.tf.state_list().contains(&"kargo_project.p".to_string()),
         "still in state"
     );
+    // Terminating is gone, as for every resource: the plan creates it again.
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        kargo_e2e::planned_actions(&plan, "kargo_project.p"),
+        kargo_e2e::actions(&["create"]),
+        "{plan}"
+    );
     env.sandbox.install_kargo();
     env.tf.destroy().ok();
     assert!(env.get("projects", None, "stuck").is_none());
     assert!(env.get("namespaces", None, "stuck").is_none());
+}
+
+#[test]
+fn a_refresh_that_cannot_reach_the_cluster_warns_the_same_for_every_resource() {
+    let env = Env::new();
+    let resources = "resource \"kargo_project\" \"p\" {\n  name = \"shop\"\n}\n\nresource \"kargo_warehouse\" \"app\" {\n  project = kargo_project.p.name\n  name    = \"app\"\n  subscriptions {\n    image { repo_url = \"ghcr.io/acme/app\" }\n  }\n}\n";
+    env.config(resources);
+    env.tf.apply().ok();
+    // The same state, planned through a host that does not answer.
+    let hcl = explicit_provider(&env, "https://127.0.0.1:1", env.sandbox.token());
+    env.tf.write_main(&format!("{hcl}\n{resources}"));
+    let out = env.tf.plan_code();
+    assert_eq!(
+        out.code,
+        0,
+        "the state is kept: nothing to do\n{}",
+        out.all()
+    );
+    let text = out.flat();
+    for (kind, what) in [
+        ("Project", "project \"shop\""),
+        ("Warehouse", "Warehouse \"shop/app\""),
+    ] {
+        assert!(
+            text.contains(&format!("Warning: {kind} not refreshed")),
+            "{kind}: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "Could not read {what}, so the state is kept as it was"
+            )),
+            "{kind}: {text}"
+        );
+    }
+    assert!(text.matches("127.0.0.1:1").count() >= 2, "{text}");
+    assert!(
+        text.contains("plan again once the cluster answers"),
+        "{text}"
+    );
 }

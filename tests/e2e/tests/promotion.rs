@@ -10,7 +10,7 @@ use kargo_e2e::pipeline::{
 use kargo_e2e::{
     Env, Terraform, actions, explicit_provider, planned_actions, planned_after, state_entry,
 };
-use kargo_sandbox::User;
+use kargo_sandbox::{HttpFault, User};
 use serde_json::{Value as Json, json};
 
 /// A project without auto-promotion (so the tests decide what each stage holds), one image
@@ -330,6 +330,7 @@ fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
         "{PIPELINE}\n{}",
         promotion("dev", &format!("freight = \"{f2}\""), "")
     ));
+    env.sandbox.reset_requests();
     let mut child = env
         .tf
         .command(&["apply", "-auto-approve"])
@@ -342,7 +343,13 @@ fn a_wait_that_times_out_or_is_interrupted_keeps_the_promotion_and_converges() {
             .iter()
             .any(|p| p["spec"]["freight"] == json!(f2) && p["status"]["phase"] == "Running")
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The provider is waiting once it watches the Promotion it created.
+    env.eventually("apply to watch the promotion", WAIT, |e| {
+        e.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "promotions")
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -926,4 +933,170 @@ fn a_destroy_whose_resume_promotion_fails_says_so_and_the_next_destroy_finishes(
                 .contains(&"kargo_promotion.dev".to_string())
     );
     env.tf.assert_no_changes();
+}
+
+/// The Promotions of freight `freight` in project `shop`.
+fn promotions_of(env: &Env, freight: &str) -> Vec<Json> {
+    promotions(env)
+        .into_iter()
+        .filter(|p| p["spec"]["freight"] == json!(freight))
+        .collect()
+}
+
+/// How many times a Promotion create reached the API server since the log was last reset.
+fn promotion_creates(env: &Env) -> usize {
+    env.sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "create" && r.resource == "promotions")
+        .count()
+}
+
+const IDEMPOTENCY_KEY: &str = "terraform-provider-kargo/idempotency-key";
+
+#[test]
+fn a_lost_answer_to_the_promotion_create_never_makes_a_second_promotion() {
+    let env = pipeline();
+    let cases: [(&str, HttpFault, &str, usize); 4] = [
+        // Refused before anything was stored: the create is sent again.
+        ("503 before the write", HttpFault::unavailable(), "", 2),
+        // Stored, then the answer is lost: found by its key, not sent again.
+        (
+            "504 after the write",
+            HttpFault::timeout_after_write(),
+            "",
+            1,
+        ),
+        (
+            "reset after the write",
+            HttpFault::reset_after_write(),
+            "",
+            1,
+        ),
+        (
+            "an answer past the deadline",
+            HttpFault::delay_response(Duration::from_secs(30)),
+            "timeouts { create = \"2s\" }",
+            1,
+        ),
+    ];
+    for (i, (case, fault, extra, posts)) in cases.into_iter().enumerate() {
+        let (freight, _) = publish(&env, &format!("1.{i}.0"));
+        env.config(&format!(
+            "{PIPELINE}\n{}",
+            promotion("dev", &format!("freight = \"{freight}\""), extra)
+        ));
+        env.sandbox.reset_requests();
+        env.sandbox
+            .inject_fault(fault.verb("create").resource("promotions").times(1))
+            .expect("inject fault");
+        let started = std::time::Instant::now();
+        env.tf.apply().ok();
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "{case}: the apply did not wait for the held answer"
+        );
+        assert_eq!(promotion_creates(&env), posts, "{case}: creates sent");
+        let created = promotions_of(&env, &freight);
+        assert_eq!(
+            created.len(),
+            1,
+            "{case}: exactly one Promotion: {created:?}"
+        );
+        let name = created[0]["metadata"]["name"].as_str().unwrap().to_string();
+        assert_eq!(
+            created[0]["metadata"]["annotations"][IDEMPOTENCY_KEY],
+            json!(format!("dev/{freight}")),
+            "{case}: the key names the stage and the freight"
+        );
+        let state = env.tf.resource("kargo_promotion.dev");
+        assert_eq!(
+            state["promotion_name"],
+            json!(name),
+            "{case}: state names it"
+        );
+        wait_holds(&env, "dev", &freight);
+        env.tf
+            .run(&["apply", "-refresh-only", "-auto-approve"])
+            .ok();
+        env.tf.assert_no_changes();
+        assert_eq!(promotions_of(&env, &freight).len(), 1, "{case}: still one");
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_promotion_create_records_it_and_a_lost_record_is_adopted() {
+    let env = pipeline();
+    let (f1, _) = publish(&env, "1.0.0");
+    hold(&env, "dev");
+    env.config(&format!(
+        "{PIPELINE}\n{}",
+        promotion("dev", &format!("freight = \"{f1}\""), "")
+    ));
+    // Kargo stores the Promotion at once; its answer is held back until after the Ctrl-C.
+    env.sandbox
+        .inject_fault(
+            HttpFault::delay_response(Duration::from_secs(60))
+                .verb("create")
+                .resource("promotions")
+                .times(1),
+        )
+        .expect("inject fault");
+    env.sandbox.reset_requests();
+    let mut child = env
+        .tf
+        .command(&["apply", "-auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start terraform");
+    env.eventually("the promotion create to reach the API server", WAIT, |e| {
+        promotion_creates(e) == 1
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let _ = child.wait().expect("terraform exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the interrupted apply ends promptly"
+    );
+    let created = promotions_of(&env, &f1);
+    assert_eq!(created.len(), 1, "{created:?}");
+    let name = created[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        env.tf.resource("kargo_promotion.dev")["promotion_name"],
+        json!(name),
+        "the interrupted apply recorded the Promotion it created"
+    );
+    let out = env.tf.plan_code();
+    assert_eq!(out.code, 0, "nothing to do while it runs:\n{}", out.all());
+    assert!(out.flat().contains("is still Running"), "{}", out.all());
+
+    // Had the interruption lost the record, the next plan finds the Promotion by its key.
+    env.tf.run(&["state", "rm", "kargo_promotion.dev"]).ok();
+    let plan = env.tf.plan_json();
+    assert_eq!(
+        planned_after(&plan, "kargo_promotion.dev").unwrap()["promotion_name"],
+        json!(name),
+        "the plan adopts the running Promotion"
+    );
+    let text = env.tf.run(&["plan"]).ok().flat();
+    assert!(text.contains("Promotion already created"), "{text}");
+    assert!(text.contains(&name), "{text}");
+    // Released, it finishes; the apply records it and waits for nothing more.
+    env.sandbox.clear_faults().unwrap();
+    wait_holds(&env, "dev", &f1);
+    env.sandbox.reset_requests();
+    env.tf.apply().ok();
+    assert_eq!(promotion_creates(&env), 0, "adopted, not created again");
+    assert_eq!(promotions_of(&env, &f1).len(), 1);
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(state["promotion_name"], json!(name));
+    assert_eq!(state["phase"], "Succeeded");
+    env.tf.assert_no_changes();
+    assert_eq!(promotions(&env).len(), 1, "one Promotion for it all");
 }

@@ -478,6 +478,36 @@ fn generated_configuration_adopts_the_dokaseca_pipeline_with_its_empty_strings()
     );
 }
 
+/// `kubectl apply` (client-side, as most people run it) of `manifest` to the sandbox of `env`:
+/// the fields belong to `kubectl-client-side-apply`, and the object carries kubectl's
+/// last-applied annotation.
+fn kubectl_apply(env: &Env, manifest: &Json) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.sandbox.kubeconfig_path())
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (it must be on PATH for the end-to-end tests)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifest.to_string().as_bytes())
+        .expect("manifest written to kubectl");
+    let out = child.wait_with_output().expect("kubectl finishes");
+    assert!(
+        out.status.success(),
+        "kubectl apply of {} {}: {}",
+        str_at(manifest, "/kind"),
+        str_at(manifest, "/metadata/name"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `text` with the first `old` that follows the first `marker` replaced by `new`.
 fn replace_after(text: &str, marker: &str, old: &str, new: &str) -> String {
     let start = text
@@ -547,7 +577,7 @@ fn generated_configuration_adopts_what_kubectl_applied_from_every_fixture() {
         let env = Env::new();
         // Projects first: their namespaces appear once Kargo has reconciled them.
         for manifest in in_scope.iter().filter(|m| m["kind"] == "Project") {
-            server_side::apply(&env, "kubectl", manifest);
+            kubectl_apply(&env, manifest);
             let name = str_at(manifest, "/metadata/name").to_string();
             env.eventually(
                 &format!("namespace {name}"),
@@ -556,9 +586,25 @@ fn generated_configuration_adopts_what_kubectl_applied_from_every_fixture() {
             );
         }
         for manifest in in_scope.iter().filter(|m| m["kind"] != "Project") {
-            server_side::apply(&env, "kubectl", manifest);
+            kubectl_apply(&env, manifest);
         }
         kinds.extend(in_scope.iter().map(|m| str_at(m, "/kind").to_string()));
+        let first = in_scope[0];
+        let stored = env
+            .get(
+                pipeline_plural(str_at(first, "/kind")).expect("a pipeline kind"),
+                first["metadata"]["namespace"].as_str(),
+                str_at(first, "/metadata/name"),
+            )
+            .expect("applied");
+        assert!(
+            stored["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["manager"] == "kubectl-client-side-apply" && e["operation"] == "Update"),
+            "written as kubectl apply writes: {stored}"
+        );
         let adopter = assert_generated_configuration_adopts_everything(&env);
         if group.contains(&DOKA_TASKS) {
             let task = adopter
@@ -570,6 +616,40 @@ fn generated_configuration_adopts_what_kubectl_applied_from_every_fixture() {
                     .flatten()
                     .any(|v| v["name"] == "region" && v["value"] == ""),
                 "{task}"
+            );
+            // The adopted value is owned by `kubectl-client-side-apply`, an imperative
+            // writer: changing it in its block applies, and the plan is empty again.
+            let generated =
+                std::fs::read_to_string(adopter.path().join("generated.tf")).expect("generated.tf");
+            let changed = replace_after(
+                &generated,
+                "name  = \"region\"\n",
+                "value = null",
+                "value = \"eu\"",
+            );
+            adopter.write("generated.tf", &changed);
+            let out = adopter.apply().ok();
+            assert!(
+                out.stdout
+                    .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
+                "{}",
+                out.all()
+            );
+            adopter.assert_no_changes();
+            let stored = env
+                .get(
+                    "promotiontasks",
+                    Some("rustfs-addon"),
+                    "addon-version-promote-region",
+                )
+                .expect("the task");
+            assert!(
+                stored["spec"]["vars"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| *v == serde_json::json!({"name": "region", "value": "eu"})),
+                "{stored}"
             );
         }
     }

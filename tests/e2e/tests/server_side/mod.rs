@@ -10,7 +10,18 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value as Json;
 
 /// Server-side applies `manifest` to the sandbox of `env` under the field manager `manager`.
+#[allow(dead_code)]
 pub fn apply(env: &Env, manager: &str, manifest: &Json) {
+    apply_as(env, manager, manifest, false);
+}
+
+/// [`apply`] taking fields other managers own, as Argo CD's server-side apply does.
+#[allow(dead_code)]
+pub fn apply_forced(env: &Env, manager: &str, manifest: &Json) {
+    apply_as(env, manager, manifest, true);
+}
+
+fn apply_as(env: &Env, manager: &str, manifest: &Json, force: bool) {
     let kubeconfig = env.sandbox.kubeconfig_path().to_path_buf();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -34,7 +45,9 @@ pub fn apply(env: &Env, manager: &str, manifest: &Json) {
             Some(ns) => Api::namespaced_with(client, ns, &resource),
             None => Api::all_with(client, &resource),
         };
-        api.patch(name, &PatchParams::apply(manager), &Patch::Apply(manifest))
+        let params = PatchParams::apply(manager);
+        let params = if force { params.force() } else { params };
+        api.patch(name, &params, &Patch::Apply(manifest))
             .await
             .unwrap_or_else(|e| panic!("server-side apply of {kind} {name} as {manager}: {e}"));
     });
