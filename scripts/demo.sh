@@ -41,7 +41,7 @@ provider_installation {
 }
 RC
 export TF_CLI_CONFIG_FILE="$demo/dev.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
-export TF_VAR_kubeconfig="$demo/kubeconfig" TF_VAR_gitops_repo_url="$repo_url"
+export TF_VAR_kubeconfig="$demo/kubeconfig" TF_VAR_gitops_repo_url="$repo_url" TF_VAR_git_ca_file="$demo/ca.crt"
 cd "$demo/quickstart"
 
 step "terraform apply (examples/quickstart): project, warehouse, dev and staging"
@@ -65,7 +65,7 @@ export TF_VAR_dev_version="^1.0.0"
 step "guestbook 1.1.0 is pushed to the registry"
 publish 1.1.0
 
-step "terraform plan: the plan-time promotion diff (which freight moves into dev, what changes)"
+step "terraform plan: the plan-time promotion diff (which freight moves into dev, what changes, and the manifest change it will push)"
 "$tf" plan -compact-warnings -out="$demo/promote.tfplan"
 
 step "terraform apply of that plan: Kargo promotes dev and the provider waits for it"

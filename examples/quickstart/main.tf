@@ -31,8 +31,20 @@ variable "dev_version" {
   default     = null
 }
 
+variable "git_ca_file" {
+  description = "PEM bundle of the CA behind the manifests repository's HTTPS server, when the system's CAs do not cover it (the local sandbox's own CA in `make demo`). Null: the system's CAs."
+  type        = string
+  default     = null
+}
+
 provider "kargo" {
   config_path = var.kubeconfig
+
+  # The plan of a promotion previews the manifest change it will push: the provider fetches
+  # the manifests repository and runs the stage's file steps on a scratch checkout.
+  promotion_preview {
+    ca_file = var.git_ca_file
+  }
 }
 
 resource "kargo_project" "demo" {

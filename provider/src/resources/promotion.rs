@@ -1339,11 +1339,13 @@ impl Resource for PromotionResource {
     }
 
     fn upgrade_state(&self, version: i64, state: &mut serde_json::Value) -> Diagnostics {
-        // A state written before `resume_auto_promotion_on_destroy` existed had its default.
+        // A state written before `resume_auto_promotion_on_destroy` and `preview` existed had
+        // their defaults.
         if let Some(attrs) = state.as_object_mut() {
-            let absent = attrs.get(RESUME_ON_DESTROY).is_none_or(|v| v.is_null());
-            if absent {
-                attrs.insert(RESUME_ON_DESTROY.to_string(), json!(false));
+            for (name, default) in [(RESUME_ON_DESTROY, json!(false)), ("preview", json!(true))] {
+                if attrs.get(name).is_none_or(|v| v.is_null()) {
+                    attrs.insert(name.to_string(), default);
+                }
             }
         }
         common::upgrade_state(&self.schema, version, state)

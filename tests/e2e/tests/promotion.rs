@@ -616,6 +616,12 @@ fn hold_warning(freight: &(String, String), candidate: &(String, String)) -> Str
     )
 }
 
+/// A promotion into the auto-promoted pipeline. Its stages' steps name a repository that does
+/// not exist, so the plan-time preview is off: these tests are about holds.
+fn auto_promotion(stage: &str, choice: &str, extra: &str) -> String {
+    promotion(stage, choice, &format!("{extra}\n  preview = false"))
+}
+
 fn promotion_warnings(out: &kargo_e2e::Output) -> Vec<(String, String)> {
     out.json_diagnostics()
         .into_iter()
@@ -630,7 +636,7 @@ fn a_rollback_of_an_auto_promoted_stage_sticks_and_destroy_can_resume_auto_promo
     let stage_data = "data \"kargo_stage\" \"dev\" {\n  project = kargo_project.p.name\n  name = kargo_stage.dev.name\n}\n";
     env.config(&format!(
         "{AUTO}\n{stage_data}\n{}",
-        promotion(
+        auto_promotion(
             "dev",
             &format!("freight = \"{}\"", f1.0),
             "resume_auto_promotion_on_destroy = true"
@@ -718,7 +724,7 @@ fn replacing_a_rollback_holds_again_or_resumes_and_destroy_keeps_the_hold_by_def
     let f3 = new_freight_reaches_qa(&env, "1.2.0");
     wait_holds(&env, "dev", &f3.0);
     let pinned = |freight: &str| {
-        promotion(
+        auto_promotion(
             "dev",
             &format!("freight = \"{freight}\""),
             "resume_auto_promotion_on_destroy = true",
@@ -762,7 +768,7 @@ fn replacing_a_rollback_holds_again_or_resumes_and_destroy_keeps_the_hold_by_def
     // Replaced by a promotion of the candidate: Kargo releases the hold, the plan says so.
     env.config(&format!(
         "{AUTO}\n{}",
-        promotion("dev", "origin_warehouse = \"app\"", "")
+        auto_promotion("dev", "origin_warehouse = \"app\"", "")
     ));
     let plan = env.tf.run(&["plan", "-json"]).ok();
     assert_eq!(
@@ -789,7 +795,7 @@ fn replacing_a_rollback_holds_again_or_resumes_and_destroy_keeps_the_hold_by_def
     // A rollback with the default: destroy leaves the stage and the hold alone.
     env.config(&format!(
         "{AUTO}\n{}",
-        promotion("dev", &format!("freight = \"{}\"", f1.0), "")
+        auto_promotion("dev", &format!("freight = \"{}\"", f1.0), "")
     ));
     env.tf.apply().ok();
     env.tf.assert_no_changes();
@@ -818,7 +824,7 @@ fn a_released_hold_lets_auto_promotion_move_the_stage_and_the_plan_shows_the_dri
     let (env, f1, f2) = auto_promoted();
     env.config(&format!(
         "{AUTO}\n{}",
-        promotion("dev", &format!("freight = \"{}\"", f1.0), "")
+        auto_promotion("dev", &format!("freight = \"{}\"", f1.0), "")
     ));
     env.tf.apply().ok();
     let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
@@ -858,7 +864,7 @@ fn a_released_hold_lets_auto_promotion_move_the_stage_and_the_plan_shows_the_dri
     // A configuration that follows the candidate instead has nothing to do once dev is there.
     env.config(&format!(
         "{AUTO}\n{}",
-        promotion("dev", "origin_warehouse = \"app\"", "")
+        auto_promotion("dev", "origin_warehouse = \"app\"", "")
     ));
     env.tf.apply().ok();
     assert_eq!(held(&env, "dev").as_deref(), Some(f3.0.as_str()));
@@ -870,7 +876,7 @@ fn a_destroy_whose_resume_promotion_fails_says_so_and_the_next_destroy_finishes(
     let (env, f1, f2) = auto_promoted();
     env.config(&format!(
         "{AUTO}\n{}",
-        promotion(
+        auto_promotion(
             "dev",
             &format!("freight = \"{}\"", f1.0),
             "resume_auto_promotion_on_destroy = true"

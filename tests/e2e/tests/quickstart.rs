@@ -67,6 +67,8 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
         )
         .expect("repository created");
     env.tf.env("TF_VAR_gitops_repo_url", &url);
+    let ca_file = env.sandbox.git().ca_file().display().to_string();
+    env.tf.env("TF_VAR_git_ca_file", &ca_file);
     let repo = env
         .sandbox
         .git()
@@ -125,6 +127,35 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     assert!(
         summary.contains(&first_alias) && summary.contains(&second_alias),
         "the summary names both freights: {summary}"
+    );
+
+    // And the manifest change the promotion will push, previewed from the repository.
+    assert_eq!(
+        after["preview_result"]["status"], "complete",
+        "{:#}",
+        after["preview_result"]
+    );
+    let previewed = after["manifest_changes"]
+        .as_array()
+        .expect("manifest changes known at plan");
+    assert_eq!(previewed.len(), 1, "{previewed:#?}");
+    assert_eq!(previewed[0]["repo_url"], url.as_str());
+    assert_eq!(previewed[0]["branch"], "stage/dev");
+    assert_eq!(previewed[0]["path"], "base/kustomization.yaml");
+    assert_eq!(previewed[0]["action"], "modified");
+    let previewed_lines: Vec<&str> = previewed[0]["diff"]
+        .as_str()
+        .expect("a diff")
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .collect();
+    assert_eq!(
+        previewed_lines,
+        vec!["-  newTag: 1.0.0", "+  newTag: 1.1.0"]
     );
 
     env.tf.apply().ok();
