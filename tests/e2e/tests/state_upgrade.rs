@@ -62,7 +62,7 @@ fn attributes<'a>(all: &'a [(String, String, i64, Json)], ty: &str, name: &str) 
 
 #[test]
 fn state_of_schema_version_0_upgrades_and_the_block_configuration_plans_empty() {
-    let saved = read_json(&fixture("terraform.tfstate"));
+    let saved = read_json(&fixture("state.tfstate.json"));
     let old = instances(&saved);
     let types: BTreeSet<&str> = old.iter().map(|(t, _, _, _)| t.as_str()).collect();
     assert_eq!(
@@ -96,7 +96,7 @@ fn state_of_schema_version_0_upgrades_and_the_block_configuration_plans_empty() 
     let config = std::fs::read_to_string(fixture("after.tf")).expect("after.tf");
     env.tf.write("pipeline.tf", &config);
     std::fs::copy(
-        fixture("terraform.tfstate"),
+        fixture("state.tfstate.json"),
         env.tf.path().join("terraform.tfstate"),
     )
     .expect("copy the saved state");
