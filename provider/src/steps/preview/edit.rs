@@ -104,30 +104,24 @@ fn yaml_scalars(text: &str) -> Result<Vec<(Vec<String>, usize, usize)>, String> 
     Ok(found)
 }
 
+/// What Go's `strconv.ParseBool` takes for a boolean: a YAML value spelt like one is quoted.
+const GO_BOOLEAN_SPELLINGS: [&str; 12] = [
+    "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+];
+
 /// A string as Kargo writes a YAML value: quoted when it would otherwise read as a number,
-/// a boolean or JSON.
+/// a boolean or JSON; anything else as Go's `%v` prints it.
 pub fn yaml_value_text(v: &Json) -> String {
-    match v {
-        Json::String(s) => {
-            let typed = s.parse::<f64>().is_ok()
-                || matches!(
-                    s.as_str(),
-                    "1" | "t"
-                        | "T"
-                        | "TRUE"
-                        | "true"
-                        | "True"
-                        | "0"
-                        | "f"
-                        | "F"
-                        | "FALSE"
-                        | "false"
-                        | "False"
-                )
-                || serde_json::from_str::<Json>(s).is_ok();
-            if typed { format!("{s:?}") } else { s.clone() }
-        }
-        other => go_text(other),
+    let Json::String(text) = v else {
+        return go_text(v);
+    };
+    let read_as_another_type = GO_BOOLEAN_SPELLINGS.contains(&text.as_str())
+        || text.parse::<f64>().is_ok()
+        || serde_json::from_str::<Json>(text).is_ok();
+    if read_as_another_type {
+        format!("{text:?}")
+    } else {
+        text.clone()
     }
 }
 
@@ -262,23 +256,27 @@ pub fn kustomize_images(text: &str) -> Result<Vec<KustomizeImage>, String> {
         .unwrap_or_default())
 }
 
-/// A YAML string scalar: plain when that reads back as the same string, double-quoted
-/// otherwise.
+/// Words YAML 1.1 reads as booleans or null, which YAML encoders still quote for the
+/// readers that follow 1.1.
+const YAML_1_1_WORDS: [&str; 10] = [
+    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
+];
+
+/// A YAML string scalar: plain when a YAML reader gets the same string back from it (and no
+/// YAML 1.1 reader would take it for a boolean or null), double-quoted otherwise.
 fn yaml_string(s: &str) -> String {
-    let special = s.is_empty()
-        || s.parse::<f64>().is_ok()
-        || matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~" | "y" | "n"
-        )
-        || s.starts_with(|c: char| c.is_whitespace() || "-?:,[]{}#&*!|>'\"%@`".contains(c))
-        || s.ends_with(char::is_whitespace)
-        || s.contains(": ")
-        || s.contains(" #");
-    if special {
-        serde_json::to_string(s).unwrap_or_default()
-    } else {
+    let reads_back = matches!(
+        serde_yaml::from_str::<serde_yaml::Value>(s),
+        Ok(serde_yaml::Value::String(ref back)) if back == s
+    );
+    let plain = reads_back
+        && !YAML_1_1_WORDS.contains(&s.to_ascii_lowercase().as_str())
+        && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c))
+        && s.trim() == s;
+    if plain {
         s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
     }
 }
 
@@ -372,6 +370,16 @@ mod tests {
             "{\n  \"name\": \"app\",\n  \"version\": \"1.0.0\",\"replicas\":3\n}\n"
         );
         assert!(json_update(text, "a.b.c", &json!(3)).is_err());
+    }
+
+    #[test]
+    fn image_fields_are_plain_unless_a_yaml_reader_would_take_them_for_something_else() {
+        for plain in ["1.1.0", "ghcr.io/acme/app", "v2", "sha256:abc"] {
+            assert_eq!(yaml_string(plain), plain);
+        }
+        for quoted in ["1.0", "10", "yes", "Off", "", " x", "a: b", "#x", "null", "[a]"] {
+            assert_eq!(yaml_string(quoted), format!("{quoted:?}"), "{quoted:?}");
+        }
     }
 
     #[test]
