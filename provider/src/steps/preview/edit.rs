@@ -377,7 +377,9 @@ mod tests {
         for plain in ["1.1.0", "ghcr.io/acme/app", "v2", "sha256:abc"] {
             assert_eq!(yaml_string(plain), plain);
         }
-        for quoted in ["1.0", "10", "yes", "Off", "", " x", "a: b", "#x", "null", "[a]"] {
+        for quoted in [
+            "1.0", "10", "yes", "Off", "", " x", "a: b", "#x", "null", "[a]",
+        ] {
             assert_eq!(yaml_string(quoted), format!("{quoted:?}"), "{quoted:?}");
         }
     }
