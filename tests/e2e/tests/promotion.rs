@@ -622,6 +622,14 @@ fn auto_promotion(stage: &str, choice: &str, extra: &str) -> String {
     promotion(stage, choice, &format!("{extra}\n  preview = false"))
 }
 
+/// The one warning of a promotion of `freight` that holds auto-promotion away from `candidate`.
+fn holds(freight: &(String, String), candidate: &(String, String)) -> Vec<(String, String)> {
+    vec![(
+        "Promotion will hold auto-promotion".to_string(),
+        hold_warning(freight, candidate),
+    )]
+}
+
 fn promotion_warnings(out: &kargo_e2e::Output) -> Vec<(String, String)> {
     out.json_diagnostics()
         .into_iter()
@@ -643,13 +651,7 @@ fn a_rollback_of_an_auto_promoted_stage_sticks_and_destroy_can_resume_auto_promo
         )
     ));
     let plan = env.tf.run(&["plan", "-json"]).ok();
-    assert_eq!(
-        promotion_warnings(&plan),
-        vec![(
-            "Promotion will hold auto-promotion".to_string(),
-            hold_warning(&f1, &f2)
-        )]
-    );
+    assert_eq!(promotion_warnings(&plan), holds(&f1, &f2));
 
     env.tf.apply().ok();
     let state = env.tf.resource("kargo_promotion.dev");
@@ -739,13 +741,7 @@ fn replacing_a_rollback_holds_again_or_resumes_and_destroy_keeps_the_hold_by_def
     // promotion holds again.
     env.config(&format!("{AUTO}\n{}", pinned(&f2.0)));
     let plan = env.tf.run(&["plan", "-json"]).ok();
-    assert_eq!(
-        promotion_warnings(&plan),
-        vec![(
-            "Promotion will hold auto-promotion".to_string(),
-            hold_warning(&f2, &f3)
-        )]
-    );
+    assert_eq!(promotion_warnings(&plan), holds(&f2, &f3));
     env.tf.apply().ok();
     assert_eq!(held(&env, "dev").as_deref(), Some(f2.0.as_str()));
     let to_candidate = promotions(&env)

@@ -26,10 +26,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The added and removed lines of the last commit on `branch` (no file headers).
-fn changed_lines(repo: &Path, branch: &str) -> Vec<String> {
-    git(repo, &["show", "-U0", "--format=", branch])
-        .lines()
+/// The added and removed lines of a unified diff (no file headers).
+fn diff_lines(diff: &str) -> Vec<String> {
+    diff.lines()
         .filter(|l| {
             (l.starts_with('+') || l.starts_with('-'))
                 && !l.starts_with("+++")
@@ -37,6 +36,11 @@ fn changed_lines(repo: &Path, branch: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+/// The added and removed lines of the last commit on `branch`.
+fn changed_lines(repo: &Path, branch: &str) -> Vec<String> {
+    diff_lines(&git(repo, &["show", "-U0", "--format=", branch]))
 }
 
 #[test]
@@ -143,18 +147,8 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
     assert_eq!(previewed[0]["branch"], "stage/dev");
     assert_eq!(previewed[0]["path"], "base/kustomization.yaml");
     assert_eq!(previewed[0]["action"], "modified");
-    let previewed_lines: Vec<&str> = previewed[0]["diff"]
-        .as_str()
-        .expect("a diff")
-        .lines()
-        .filter(|l| {
-            (l.starts_with('-') || l.starts_with('+'))
-                && !l.starts_with("---")
-                && !l.starts_with("+++")
-        })
-        .collect();
     assert_eq!(
-        previewed_lines,
+        diff_lines(previewed[0]["diff"].as_str().expect("a diff")),
         vec!["-  newTag: 1.0.0", "+  newTag: 1.1.0"]
     );
 

@@ -448,30 +448,7 @@ fn generated_configuration_adopts_the_dokaseca_pipeline_with_its_empty_strings()
     );
 
     // Changing an adopted value in its block then applies, and the plan is empty again.
-    let generated =
-        std::fs::read_to_string(adopter.path().join("generated.tf")).expect("generated.tf");
-    let changed = replace_after(
-        &generated,
-        "name  = \"region\"\n",
-        "value = null",
-        "value = \"eu\"",
-    );
-    adopter.write("generated.tf", &changed);
-    let out = adopter.apply().ok();
-    assert!(
-        out.stdout
-            .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
-        "{}",
-        out.all()
-    );
-    adopter.assert_no_changes();
-    let stored = env
-        .get(
-            "promotiontasks",
-            Some("rustfs-addon"),
-            "addon-version-promote-region",
-        )
-        .expect("the task");
+    let stored = change_adopted_region(&env, &adopter);
     assert_eq!(
         stored["spec"]["vars"][2],
         serde_json::json!({"name": "region", "value": "eu"})
@@ -506,6 +483,34 @@ fn kubectl_apply(env: &Env, manifest: &Json) {
         str_at(manifest, "/metadata/name"),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sets the adopted DoKa Seca task's `region` variable to "eu" in the generated
+/// configuration, applies (one change) and plans empty; returns the stored task.
+fn change_adopted_region(env: &Env, adopter: &Terraform) -> Json {
+    let generated =
+        std::fs::read_to_string(adopter.path().join("generated.tf")).expect("generated.tf");
+    let changed = replace_after(
+        &generated,
+        "name  = \"region\"\n",
+        "value = null",
+        "value = \"eu\"",
+    );
+    adopter.write("generated.tf", &changed);
+    let out = adopter.apply().ok();
+    assert!(
+        out.stdout
+            .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
+        "{}",
+        out.all()
+    );
+    adopter.assert_no_changes();
+    env.get(
+        "promotiontasks",
+        Some("rustfs-addon"),
+        "addon-version-promote-region",
+    )
+    .expect("the task")
 }
 
 /// `text` with the first `old` that follows the first `marker` replaced by `new`.
@@ -619,30 +624,7 @@ fn generated_configuration_adopts_what_kubectl_applied_from_every_fixture() {
             );
             // The adopted value is owned by `kubectl-client-side-apply`, an imperative
             // writer: changing it in its block applies, and the plan is empty again.
-            let generated =
-                std::fs::read_to_string(adopter.path().join("generated.tf")).expect("generated.tf");
-            let changed = replace_after(
-                &generated,
-                "name  = \"region\"\n",
-                "value = null",
-                "value = \"eu\"",
-            );
-            adopter.write("generated.tf", &changed);
-            let out = adopter.apply().ok();
-            assert!(
-                out.stdout
-                    .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
-                "{}",
-                out.all()
-            );
-            adopter.assert_no_changes();
-            let stored = env
-                .get(
-                    "promotiontasks",
-                    Some("rustfs-addon"),
-                    "addon-version-promote-region",
-                )
-                .expect("the task");
+            let stored = change_adopted_region(&env, &adopter);
             assert!(
                 stored["spec"]["vars"]
                     .as_array()

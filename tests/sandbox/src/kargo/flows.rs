@@ -561,8 +561,10 @@ fn soak_time_and_approval_gate_downstream_stages() {
     );
 }
 
-#[test]
-fn verification_can_be_made_to_fail() {
+/// Stage `dev` with an analysis template and its verification set to fail, and freight
+/// 1.0.0 promoted into it (the promotion succeeded; verification follows); returns the
+/// freight's name.
+fn dev_promoted_with_failing_verification() -> (FakeTxn, Kargo, String) {
     let (mut t, k) = setup();
     let extra = json!({"verification": {"analysisTemplates": [{"name": "smoke"}]}});
     stage(&mut t, &k, "p", "dev", json!({"direct": true}), extra);
@@ -578,6 +580,12 @@ fn verification_can_be_made_to_fail() {
         .to_string();
     let name = promote(&mut t, &k, "dev", &freight).unwrap();
     assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    (t, k, freight)
+}
+
+#[test]
+fn verification_can_be_made_to_fail() {
+    let (mut t, k, freight) = dev_promoted_with_failing_verification();
     t.run_until(&k, |t| {
         t.obj("stages", "p", "dev")
             .and_then(|s| s.pointer("/status/freightHistory/0/verificationHistory/0/finishTime"))
@@ -1246,21 +1254,7 @@ fn latest_vi(t: &FakeTxn) -> Value {
 /// aborted by user".
 #[test]
 fn reverify_and_abort_requests_are_recorded_and_acted_on() {
-    let (mut t, k) = setup();
-    let extra = json!({"verification": {"analysisTemplates": [{"name": "smoke"}]}});
-    stage(&mut t, &k, "p", "dev", json!({"direct": true}), extra);
-    k.control(
-        &mut t,
-        "fail-verification",
-        &json!({"project": "p", "stage": "dev"}),
-    )
-    .unwrap();
-    let freight = publish(&mut t, &k, "1.0.0")["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let name = promote(&mut t, &k, "dev", &freight).unwrap();
-    assert_eq!(wait_phase(&mut t, &k, &name), "Succeeded");
+    let (mut t, k, freight) = dev_promoted_with_failing_verification();
     assert!(t.run_until(&k, |t| latest_vi(t)["phase"] == "Failed"));
     let failed = latest_vi(&t);
     let failed_id = failed["id"].as_str().unwrap().to_string();
