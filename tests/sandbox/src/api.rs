@@ -11,6 +11,7 @@ use crate::auth::Users;
 use crate::clock::Clock;
 use crate::hooks::{Admission, AdmissionRequest, ApiError, Operation, StatusCause, Txn};
 use crate::kargo::Kargo;
+use crate::rbac::{Access, Identity};
 use crate::resources::{self, RESOURCES, ResourceDef};
 use crate::schema::{self, Node};
 use crate::ssa::{self, Scope, Writer};
@@ -45,6 +46,8 @@ pub enum FieldValidation {
 #[derive(Clone, Debug)]
 pub struct Request {
     pub user: String,
+    /// The user's groups, for authorization by RBAC.
+    pub groups: Vec<String>,
     /// Kargo's own writes (controllers, webhook side effects): no admission.
     pub control_plane: bool,
     pub dry_run: bool,
@@ -56,6 +59,7 @@ impl Request {
     pub fn control_plane() -> Request {
         Request {
             user: "system:serviceaccount:kargo:kargo-controller".into(),
+            groups: Vec::new(),
             control_plane: true,
             dry_run: false,
             manager: "kargo".into(),
@@ -438,6 +442,7 @@ impl State {
                 object: Some(obj),
                 old_object: old,
                 user: &req.user,
+                groups: &req.groups,
                 from_control_plane: false,
                 dry_run: req.dry_run,
             };
@@ -937,6 +942,7 @@ impl State {
                 object: None,
                 old_object: Some(&obj),
                 user: &req.user,
+                groups: &req.groups,
                 from_control_plane: false,
                 dry_run: opts.dry_run,
             };
@@ -1201,15 +1207,7 @@ impl Txn for ControlPlane<'_> {
         self.state.clock.now()
     }
 
-    fn can(
-        &self,
-        user: &str,
-        verb: &str,
-        _group: &str,
-        resource: &str,
-        _ns: Option<&str>,
-        _name: &str,
-    ) -> bool {
-        self.state.users.can(user, verb, resource)
+    fn can(&self, who: &Identity, access: &Access<'_>) -> bool {
+        self.state.users.can(&self.state.store, who, access)
     }
 }

@@ -1,24 +1,30 @@
-//! Bearer-token users: the admin, who may do everything, and restricted users whose
-//! denied `verb:resource` pairs answer 403 at the HTTP layer and `false` from `Txn::can`.
+//! Bearer-token users and the authorizer: the admin may do everything; a user added to the
+//! sandbox may do everything but its denied `verb:resource` pairs, or, when it is an RBAC user,
+//! what the stored RBAC bindings grant; any other (impersonated) user is decided by RBAC.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::hooks::ApiError;
+use crate::rbac::{self, Access, Identity};
 use crate::resources::ResourceDef;
 use crate::status;
+use crate::store::Store;
 
 /// The name the sandbox's own token authenticates as.
 pub const ADMIN: &str = "sandbox-admin";
 
-/// A restricted user. `deny` holds `verb:resource` pairs such as `promote:stages`,
-/// `delete:stages` or `update:stages/status`; `*` matches any verb or resource.
+/// A user with a bearer token. `deny` holds `verb:resource` pairs such as `promote:stages`,
+/// `delete:stages` or `update:stages/status`; `*` matches any verb or resource. Everything
+/// else is allowed, unless `rbac` is set: then only what RBAC bindings grant the user is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
     pub token: String,
     #[serde(default)]
     pub deny: Vec<String>,
+    #[serde(default)]
+    pub rbac: bool,
 }
 
 impl User {
@@ -27,12 +33,20 @@ impl User {
             name: name.into(),
             token: token.into(),
             deny: Vec::new(),
+            rbac: false,
         }
     }
 
     /// Denies `verb` on `resource` (e.g. `deny("promote", "stages")`).
     pub fn deny(mut self, verb: &str, resource: &str) -> User {
         self.deny.push(format!("{verb}:{resource}"));
+        self
+    }
+
+    /// Lets the stored Roles, ClusterRoles and their bindings decide what the user may do,
+    /// as on a cluster (its denied pairs still apply).
+    pub fn rbac(mut self) -> User {
+        self.rbac = true;
         self
     }
 
@@ -57,14 +71,14 @@ impl Users {
     }
 
     /// The user a bearer token belongs to.
-    pub fn authenticate(&self, token: &str) -> Option<&str> {
+    pub fn authenticate(&self, token: &str) -> Option<Identity> {
         if token == self.admin_token {
-            return Some(ADMIN);
+            return Some(Identity::authenticated(ADMIN, true));
         }
         self.users
             .iter()
             .find(|u| u.token == token)
-            .map(|u| u.name.as_str())
+            .map(|u| Identity::authenticated(&u.name, false))
     }
 
     /// Adds a user, replacing any with the same name.
@@ -77,15 +91,27 @@ impl Users {
         &self.users
     }
 
-    /// May `user` perform `verb` on `resource` (a plural, optionally `/subresource`)?
-    pub fn can(&self, user: &str, verb: &str, resource: &str) -> bool {
-        if user == ADMIN {
-            return true;
+    /// May `who` do `access`? `Some(reason)` when allowed (the reason is empty unless RBAC
+    /// allowed it), `None` when not.
+    pub fn authorize(&self, store: &Store, who: &Identity, access: &Access<'_>) -> Option<String> {
+        if who.name == ADMIN || who.in_group(rbac::MASTERS) {
+            return Some(String::new());
         }
-        self.users
-            .iter()
-            .find(|u| u.name == user)
-            .is_some_and(|u| !u.denies(verb, resource))
+        match self.users.iter().find(|u| u.name == who.name) {
+            Some(u) if u.denies(access.verb, &access.resource_label()) => None,
+            Some(u) if !u.rbac => Some(String::new()),
+            _ => rbac::authorize(store, who, access),
+        }
+    }
+
+    /// [`Users::authorize`] as a yes or no.
+    pub fn can(&self, store: &Store, who: &Identity, access: &Access<'_>) -> bool {
+        self.authorize(store, who, access).is_some()
+    }
+
+    /// Whether `who` is decided by the denied pairs alone (not by RBAC).
+    fn by_denied_pairs(&self, who: &Identity) -> Option<&User> {
+        self.users.iter().find(|u| u.name == who.name && !u.rbac)
     }
 }
 
@@ -125,10 +151,16 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
-/// The answer to a review `obj` of kind `res` created by `user`: `SelfSubjectAccessReview`
+/// The answer to a review `obj` of kind `res` created by `who`: `SelfSubjectAccessReview`
 /// (may I?), `SelfSubjectRulesReview` (what may I?) or `SelfSubjectReview` (who am I?), each
-/// as the API server answers it, with the sandbox's users and their denied pairs.
-pub fn review(res: &ResourceDef, obj: &Value, user: &str, users: &Users) -> Value {
+/// as the API server answers it.
+pub fn review(
+    res: &ResourceDef,
+    obj: &Value,
+    who: &Identity,
+    users: &Users,
+    store: &Store,
+) -> Value {
     let mut out = json!({
         "kind": res.kind,
         "apiVersion": res.api_version(),
@@ -137,57 +169,65 @@ pub fn review(res: &ResourceDef, obj: &Value, user: &str, users: &Users) -> Valu
     if let Some(spec) = obj.get("spec") {
         out["spec"] = spec.clone();
     }
+    let admin = who.name == ADMIN || who.in_group(rbac::MASTERS);
     out["status"] = match res.kind {
         "SelfSubjectAccessReview" => {
-            let attrs = &obj["spec"]["resourceAttributes"];
-            let allowed = if attrs.is_object() {
-                let str_of = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
-                let resource = match str_of("subresource") {
-                    "" => str_of("resource").to_string(),
-                    sub => format!("{}/{sub}", str_of("resource")),
-                };
-                users.can(user, str_of("verb"), &resource)
+            let resource = &obj["spec"]["resourceAttributes"];
+            let attrs = if resource.is_object() {
+                resource
             } else {
-                let attrs = &obj["spec"]["nonResourceAttributes"];
-                let str_of = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
-                users.can(user, str_of("verb"), str_of("path"))
+                &obj["spec"]["nonResourceAttributes"]
             };
-            json!({"allowed": allowed})
+            let str_of = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
+            let access = Access {
+                verb: str_of("verb"),
+                group: str_of("group"),
+                resource: str_of("resource"),
+                subresource: Some(str_of("subresource")).filter(|s| !s.is_empty()),
+                namespace: Some(str_of("namespace")).filter(|s| !s.is_empty()),
+                name: str_of("name"),
+                path: (!resource.is_object()).then(|| str_of("path")),
+            };
+            match users.authorize(store, who, &access) {
+                Some(reason) if reason.is_empty() => json!({"allowed": true}),
+                Some(reason) => json!({"allowed": true, "reason": reason}),
+                None => json!({"allowed": false}),
+            }
         }
         "SelfSubjectRulesReview" => {
-            let mut rules = Vec::new();
-            if user == ADMIN {
-                rules.push(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
-            } else {
-                for r in crate::resources::RESOURCES
+            let (rules, non_resource) = if admin {
+                (
+                    vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+                    vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+                )
+            } else if let Some(user) = users.by_denied_pairs(who) {
+                let rules = crate::resources::RESOURCES
                     .iter()
                     .filter(|r| r.backing == crate::resources::Backing::Store)
-                {
-                    let verbs: Vec<&str> = VERBS
-                        .iter()
-                        .copied()
-                        .filter(|v| users.can(user, v, r.plural))
-                        .collect();
-                    if !verbs.is_empty() {
-                        rules.push(json!({"verbs": verbs, "apiGroups": [r.group], "resources": [r.plural]}));
-                    }
-                }
-            }
-            let non_resource = if user == ADMIN {
-                json!([{"verbs": ["*"], "nonResourceURLs": ["*"]}])
+                    .filter_map(|r| {
+                        let verbs: Vec<&str> = VERBS
+                            .iter()
+                            .copied()
+                            .filter(|v| !user.denies(v, r.plural))
+                            .collect();
+                        (!verbs.is_empty()).then(|| {
+                            json!({"verbs": verbs, "apiGroups": [r.group], "resources": [r.plural]})
+                        })
+                    })
+                    .collect();
+                (
+                    rules,
+                    vec![
+                        json!({"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}),
+                    ],
+                )
             } else {
-                json!([{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}])
+                let ns = obj["spec"]["namespace"].as_str().unwrap_or_default();
+                rbac::rules_for(store, who, ns)
             };
             json!({"resourceRules": rules, "nonResourceRules": non_resource, "incomplete": false})
         }
-        _ => {
-            let groups = if user == ADMIN {
-                json!(["system:masters", "system:authenticated"])
-            } else {
-                json!(["system:authenticated"])
-            };
-            json!({"userInfo": {"username": user, "groups": groups}})
-        }
+        _ => json!({"userInfo": {"username": who.name, "groups": who.groups}}),
     };
     out
 }
@@ -211,22 +251,41 @@ mod tests {
     use super::*;
     use crate::resources::by_plural;
 
+    fn on<'a>(verb: &'a str, resource: &'a str) -> Access<'a> {
+        Access {
+            verb,
+            resource,
+            namespace: Some("p"),
+            ..Access::default()
+        }
+    }
+
     #[test]
     fn restricted_users_are_denied_listed_pairs_only() {
+        let store = Store::new(1, Vec::new());
         let mut users = Users::new("admin-token".into(), Vec::new());
         users.add(
             User::new("dev", "t1")
                 .deny("promote", "stages")
                 .deny("*", "secrets"),
         );
-        assert_eq!(users.authenticate("admin-token"), Some(ADMIN));
-        assert_eq!(users.authenticate("t1"), Some("dev"));
+        users.add(User::new("rita", "t2").rbac());
+        let admin = users.authenticate("admin-token").unwrap();
+        assert_eq!(admin.name, ADMIN);
+        let dev = users.authenticate("t1").unwrap();
+        assert_eq!(dev.name, "dev");
         assert_eq!(users.authenticate("nope"), None);
-        assert!(!users.can("dev", "promote", "stages"));
-        assert!(users.can("dev", "get", "stages"));
-        assert!(!users.can("dev", "list", "secrets"));
-        assert!(users.can(ADMIN, "promote", "stages"));
-        assert!(!users.can("stranger", "get", "stages"));
+        assert!(!users.can(&store, &dev, &on("promote", "stages")));
+        assert!(users.can(&store, &dev, &on("get", "stages")));
+        assert!(!users.can(&store, &dev, &on("list", "secrets")));
+        assert!(users.can(&store, &admin, &on("promote", "stages")));
+        // Without bindings, an RBAC user and a user the sandbox does not know may do nothing.
+        let rita = users.authenticate("t2").unwrap();
+        assert!(!users.can(&store, &rita, &on("get", "stages")));
+        let stranger = Identity::impersonated("stranger", Vec::new());
+        assert!(!users.can(&store, &stranger, &on("get", "stages")));
+        let masters = Identity::impersonated("m", vec![rbac::MASTERS.into()]);
+        assert!(users.can(&store, &masters, &on("delete", "secrets")));
     }
 
     #[test]

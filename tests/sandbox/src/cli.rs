@@ -39,10 +39,12 @@ Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
                      move the sandbox clock forward (e.g. 90s, 1h30m)
   stats [--requests] [--reset]
                      request counts by verb and resource as JSON (--requests: the full log)
-  add-user --name N --token T [--deny VERB:RESOURCE]...
-                     add a restricted user (e.g. --deny promote:stages --deny delete:stages);
-                     `kubectl auth can-i|whoami` answer for users, and the admin may act as one
-                     with --as NAME
+  add-user --name N --token T [--deny VERB:RESOURCE]... [--rbac]
+                     add a user who may do everything but the denied pairs (e.g.
+                     --deny promote:stages --deny delete:stages), or, with --rbac, what the
+                     stored Roles, ClusterRoles and their bindings grant it. Any other user
+                     the admin acts as (kubectl --as NAME [--as-group G]) is decided by RBAC;
+                     `kubectl auth can-i|whoami` answer for all of them
 
 Git repositories (served over smart HTTPS at https://<address>/git/NAME.git; clients trust the
 sandbox CA from the kubeconfig, e.g. GIT_SSL_CAINFO=ca.crt git clone URL):
@@ -260,7 +262,14 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
     };
     let a = Args::parse(
         rest,
-        &["without-kargo", "reset", "requests", "help", "private"],
+        &[
+            "without-kargo",
+            "reset",
+            "requests",
+            "help",
+            "private",
+            "rbac",
+        ],
     )?;
     match cmd {
         "serve" => {
@@ -381,12 +390,13 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             Ok(())
         }
         "add-user" => {
-            a.allow(&["kubeconfig", "name", "token", "deny"])?;
+            a.allow(&["kubeconfig", "name", "token", "deny", "rbac"])?;
             let deny = a.all("deny");
             if let Some(bad) = deny.iter().find(|d| !d.contains(':')) {
                 return Err(format!("--deny {bad:?} must be VERB:RESOURCE"));
             }
-            let body = json!({"name": a.need("name")?, "token": a.need("token")?, "deny": deny});
+            let body = json!({"name": a.need("name")?, "token": a.need("token")?, "deny": deny,
+                "rbac": a.has("rbac")});
             print(&a.client()?.call(Method::POST, "users", Some(&body)).await?);
             Ok(())
         }

@@ -63,7 +63,7 @@ const CALLS: &[(&str, MethodFilter, Call)] = &[
             return Err(status::bad_request("a user needs a name and a token"));
         }
         s.add_user(user.clone());
-        Ok(json!({"name": user.name, "deny": user.deny}))
+        Ok(json!({"name": user.name, "deny": user.deny, "rbac": user.rbac}))
     }),
 ];
 
@@ -116,7 +116,7 @@ async fn admin_only(State(shared): State<Arc<Shared>>, req: Request, next: Next)
     let user = lock(&shared.state)
         .users
         .authenticate(token)
-        .map(str::to_string);
+        .map(|who| who.name);
     match user.as_deref() {
         Some(ADMIN) => next.run(req).await,
         None => error_response(&status::unauthorized()),

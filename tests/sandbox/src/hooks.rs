@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use crate::rbac::{Access, Identity};
+
 /// A Kubernetes `Status` failure. `code`/`reason` follow apimachinery
 /// (e.g. 422 `Invalid`, 409 `Conflict` / `AlreadyExists`, 404 `NotFound`, 403 `Forbidden`,
 /// 500 `InternalError`, 400 `BadRequest`).
@@ -127,6 +129,8 @@ pub struct AdmissionRequest<'a> {
     pub old_object: Option<&'a Value>,
     /// Authenticated user name (e.g. `sandbox-admin`), used for `create-actor`.
     pub user: &'a str,
+    /// The user's groups.
+    pub groups: &'a [String],
     /// Whether the requester is the Kargo control plane itself (controllers): skips
     /// actor stamping and permission checks, as Kargo does for its own service accounts.
     pub from_control_plane: bool,
@@ -165,18 +169,10 @@ pub trait Txn {
     ) -> Result<(), ApiError>;
     /// The sandbox clock (RFC 3339 instants). Tests may move it forward to pass soak times.
     fn now(&self) -> jiff::Timestamp;
-    /// Authorization as a SubjectAccessReview would answer it: may `user` perform `verb`
-    /// (e.g. `promote`, `create`) on `resource` (e.g. `stages`) named `name` in `namespace`?
-    /// The admin user may do everything; restricted users are configured on the sandbox.
-    fn can(
-        &self,
-        user: &str,
-        verb: &str,
-        group: &str,
-        resource: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> bool;
+    /// Authorization as a SubjectAccessReview would answer it: may `who` do `access` (e.g.
+    /// `promote` on `stages` named `name` in `namespace`)? The admin user may do everything;
+    /// other users are decided by their denied pairs or by RBAC.
+    fn can(&self, who: &Identity, access: &Access<'_>) -> bool;
 }
 
 /// Kargo's webhooks for one or more resources (group `kargo.akuity.io` plus any core

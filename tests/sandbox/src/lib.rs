@@ -37,6 +37,7 @@ mod openapi_v2;
 mod patch;
 mod persist;
 mod proto;
+pub mod rbac;
 pub mod reference;
 mod reqlog;
 mod resources;

@@ -144,7 +144,7 @@ const fn kargo(
 }
 
 /// Every resource the sandbox can serve. RBAC kinds are stored (Kargo's controllers create
-/// roles and bindings for projects) but not enforced; authorization is the sandbox's own.
+/// roles and bindings for projects) and decide what impersonated and RBAC users may do.
 pub static RESOURCES: &[ResourceDef] = &[
     core("Namespace", "namespaces", "namespace", false, true, &["ns"]),
     core("Secret", "secrets", "secret", true, false, &[]),

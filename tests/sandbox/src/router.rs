@@ -21,6 +21,7 @@ use crate::faults::After;
 use crate::hooks::{ApiError, StatusCause};
 use crate::patch;
 use crate::proto;
+use crate::rbac::{Access, Identity};
 use crate::reqlog::RequestRecord;
 use crate::resources::{self, Backing, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -352,37 +353,22 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         .unwrap_or_default()
         .trim()
         .to_string();
-    let mut user = lock(&shared.state)
-        .users
-        .authenticate(&token)
-        .map(str::to_string);
-    // `kubectl --as NAME`: the admin may act as any user (an unknown one may do nothing).
-    let mut impersonation = None;
-    let target = header(
-        &req,
-        http::header::HeaderName::from_static("impersonate-user"),
-    );
-    if !target.is_empty()
-        && let Some(real) = &user
-    {
-        if real == auth::ADMIN {
-            user = Some(target.to_string());
-        } else {
-            impersonation = Some(auth::cannot_impersonate(real, target));
-        }
-    }
+    let authenticated = lock(&shared.state).users.authenticate(&token);
+    let (who, impersonation) = impersonate(&req, authenticated);
+    let user = who.as_ref().map(|w| w.name.clone());
     let reset = req.extensions().get::<ConnectionReset>().cloned();
-    let mut response = match (&user, effect.unavailable) {
+    let mut response = match (&who, effect.unavailable) {
         (_, true) => error_response(&status::unavailable()),
         (None, false) => error_response(&status::unauthorized()),
         (Some(_), false) if impersonation.is_some() => {
             error_response(impersonation.as_ref().unwrap_or(&status::unauthorized()))
         }
-        (Some(user), false) => {
+        (Some(who), false) => {
             let ctx = Ctx {
                 shared: &shared,
                 query: &query,
-                user,
+                user: &who.name,
+                who,
                 user_agent: &user_agent,
                 verb,
             };
@@ -428,11 +414,48 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
     response
 }
 
+/// `kubectl --as NAME [--as-group G]…`: the identity the `Impersonate-User` and
+/// `Impersonate-Group` headers ask for, which only the admin may take on; the error when the
+/// requester may not impersonate.
+fn impersonate<B>(
+    req: &http::Request<B>,
+    authenticated: Option<Identity>,
+) -> (Option<Identity>, Option<ApiError>) {
+    let target = header(
+        req,
+        http::header::HeaderName::from_static("impersonate-user"),
+    );
+    let groups: Vec<String> = req
+        .headers()
+        .get_all(http::header::HeaderName::from_static("impersonate-group"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    let Some(real) = authenticated else {
+        return (None, None);
+    };
+    if target.is_empty() {
+        let error = (!groups.is_empty()).then(|| {
+            status::bad_request(
+                "impersonating groups requires impersonating a user (Impersonate-User)",
+            )
+        });
+        return (Some(real), error);
+    }
+    if real.name != auth::ADMIN {
+        let error = auth::cannot_impersonate(&real.name, target);
+        return (Some(real), Some(error));
+    }
+    (Some(Identity::impersonated(target, groups)), None)
+}
+
 /// Per-request context for resource handlers.
 struct Ctx<'a> {
     shared: &'a Arc<Shared>,
     query: &'a Query,
     user: &'a str,
+    who: &'a Identity,
     user_agent: &'a str,
     verb: &'static str,
 }
@@ -497,6 +520,7 @@ impl Ctx<'_> {
         }
         Ok(api::Request {
             user: self.user.to_string(),
+            groups: self.who.groups.clone(),
             control_plane: false,
             dry_run: !dry_run.is_empty(),
             manager,
@@ -660,17 +684,27 @@ async fn serve_resource(
         }
         let (content_type, body) = read_body(req).await?;
         let obj = decode(&content_type, &body)?;
-        let users = lock(&ctx.shared.state).users.clone();
+        let state = lock(&ctx.shared.state);
         return Ok(json_response(
             201,
-            &auth::review(res, &obj, ctx.user, &users),
+            &auth::review(res, &obj, ctx.who, &state.users, &state.store),
         ));
     }
     let ns = t.namespace.as_deref();
-    if !lock(&ctx.shared.state)
-        .users
-        .can(ctx.user, ctx.verb, &t.resource_label())
-    {
+    let access = Access {
+        verb: ctx.verb,
+        group: res.group,
+        resource: res.plural,
+        subresource: sub,
+        namespace: ns,
+        name: t.name.as_deref().unwrap_or_default(),
+        path: None,
+    };
+    let allowed = {
+        let state = lock(&ctx.shared.state);
+        state.users.can(&state.store, ctx.who, &access)
+    };
+    if !allowed {
         return Err(auth::forbidden(
             ctx.user,
             ctx.verb,

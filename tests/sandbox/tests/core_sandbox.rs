@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use core_support::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kargo_sandbox::rbac::{Access, Identity};
 use kargo_sandbox::{HttpFault, Options, User};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
@@ -473,28 +474,24 @@ async fn restricted_users_are_forbidden_like_rbac() {
         "stages.kargo.akuity.io \"x\" is forbidden: User \"dev\" cannot delete resource \"stages\" in API group \
          \"kargo.akuity.io\" in the namespace \"p\""
     );
-    let can = sandbox.with_txn(|txn| {
-        (
-            txn.can(
-                "dev",
-                "promote",
-                "kargo.akuity.io",
-                "stages",
-                Some("p"),
-                "x",
-            ),
-            txn.can("dev", "get", "kargo.akuity.io", "stages", Some("p"), "x"),
-            txn.can(
-                "sandbox-admin",
-                "promote",
-                "kargo.akuity.io",
-                "stages",
-                Some("p"),
-                "x",
-            ),
-            txn.can("viewer", "list", "", "configmaps", Some("p"), ""),
-        )
-    });
+    let can = |user: &str, verb: &str, group: &str, resource: &str, name: &str| {
+        let who = Identity::authenticated(user, user == "sandbox-admin");
+        let access = Access {
+            verb,
+            group,
+            resource,
+            namespace: Some("p"),
+            name,
+            ..Access::default()
+        };
+        sandbox.with_txn(|txn| txn.can(&who, &access))
+    };
+    let can = (
+        can("dev", "promote", "kargo.akuity.io", "stages", "x"),
+        can("dev", "get", "kargo.akuity.io", "stages", "x"),
+        can("sandbox-admin", "promote", "kargo.akuity.io", "stages", "x"),
+        can("viewer", "list", "", "configmaps", ""),
+    );
     assert_eq!(can, (false, true, true, false));
 }
 

@@ -221,7 +221,7 @@ fn default_user_roles() -> Vec<(&'static str, Vec<Value>)> {
 }
 
 /// The RBAC objects a Project namespace gets from Kargo (best effort: a failure leaves the
-/// Project otherwise usable, as RBAC is not enforced by the sandbox).
+/// Project otherwise usable; only users whose access RBAC decides depend on them).
 fn ensure_project_rbac(txn: &mut dyn Txn, project: &str) {
     let _ = ensure(
         txn,

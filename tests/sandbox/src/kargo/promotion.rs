@@ -15,6 +15,7 @@ use super::util::{
     set_annotation, set_label, str_at,
 };
 use crate::hooks::{AdmissionRequest, ApiError, Operation, Txn};
+use crate::rbac::{Access, Identity};
 
 pub const WEBHOOK: &str = "promotion.kargo.akuity.io";
 const ALIAS_SEPARATOR: &str = "::";
@@ -372,7 +373,19 @@ fn authorize(
         return Ok(());
     }
     let ns = req.namespace.unwrap_or_default();
-    if txn.can(req.user, "promote", GROUP, "stages", Some(ns), stage) {
+    let who = Identity {
+        name: req.user.to_string(),
+        groups: req.groups.to_vec(),
+    };
+    let access = Access {
+        verb: "promote",
+        group: GROUP,
+        resource: "stages",
+        namespace: Some(ns),
+        name: stage,
+        ..Access::default()
+    };
+    if txn.can(&who, &access) {
         return Ok(());
     }
     // webhook.go's `promotionGroupResource` names the resource by its Kind.

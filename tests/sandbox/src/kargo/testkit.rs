@@ -10,6 +10,7 @@ use super::util::{self, GROUP, str_at};
 use crate::hooks::{
     Admission, AdmissionRequest, ApiError, Controller, Event, ObjectRef, Operation, Txn,
 };
+use crate::rbac::{Access, Identity};
 
 type Key = (String, String, String, String);
 
@@ -118,6 +119,7 @@ impl FakeTxn {
                 object: Some(&mut obj),
                 old_object: None,
                 user,
+                groups: &[],
                 from_control_plane: false,
                 dry_run: false,
             };
@@ -155,6 +157,7 @@ impl FakeTxn {
                 object: Some(&mut obj),
                 old_object: Some(&old),
                 user,
+                groups: &[],
                 from_control_plane: false,
                 dry_run: false,
             };
@@ -198,6 +201,7 @@ impl FakeTxn {
                 object: None,
                 old_object: Some(&old),
                 user,
+                groups: &[],
                 from_control_plane: false,
                 dry_run: false,
             };
@@ -431,15 +435,7 @@ impl Txn for FakeTxn {
         self.now
     }
 
-    fn can(
-        &self,
-        user: &str,
-        _verb: &str,
-        _group: &str,
-        _resource: &str,
-        _ns: Option<&str>,
-        _name: &str,
-    ) -> bool {
-        !self.denied.iter().any(|d| d == user)
+    fn can(&self, who: &Identity, _access: &Access<'_>) -> bool {
+        !self.denied.contains(&who.name)
     }
 }
