@@ -49,6 +49,29 @@ impl std::fmt::Display for ExecError {
     }
 }
 
+/// Settings every `git` the sandbox runs gets (through `GIT_CONFIG_*`): no background
+/// maintenance or garbage collection spawned after commits, fetches and pushes, and no
+/// fsync, as the sandbox's repositories are scratch data. None changes what a command does.
+pub const QUIET_CONFIG: &[(&str, &str)] = &[
+    ("maintenance.auto", "false"),
+    ("gc.auto", "0"),
+    ("receive.autogc", "false"),
+    ("core.fsync", "none"),
+];
+
+/// [`QUIET_CONFIG`] as the environment variables that carry it.
+pub fn quiet_config_env() -> Vec<(String, String)> {
+    let mut env = vec![(
+        "GIT_CONFIG_COUNT".to_string(),
+        QUIET_CONFIG.len().to_string(),
+    )];
+    for (i, (key, value)) in QUIET_CONFIG.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), key.to_string()));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), value.to_string()));
+    }
+    env
+}
+
 /// One `git` invocation: arguments, working directory and a private environment (no
 /// inherited Git configuration, no terminal prompts).
 pub struct Git {
@@ -103,6 +126,7 @@ impl Git {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
+            .envs(quiet_config_env())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(writer.try_clone().map_err(fail)?)

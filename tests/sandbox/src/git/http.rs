@@ -10,7 +10,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 
-use super::{GitHost, git_binary};
+use super::{GitHost, git_binary, quiet_config_env};
 
 /// The path prefix the handler serves.
 pub const PREFIX: &str = "/git/";
@@ -119,6 +119,7 @@ pub async fn serve(host: &GitHost, req: http::Request<Bytes>) -> Response<Bytes>
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(quiet_config_env())
         .env("GIT_PROJECT_ROOT", host.root())
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", path_info)

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::kargo::urls::normalize_git;
 use crate::server::lock;
-pub use exec::{ExecError, Git, git_binary};
+pub use exec::{ExecError, Git, git_binary, quiet_config_env};
 
 /// The identity the sandbox itself commits as (seeding repositories, merging pull requests).
 const SANDBOX_NAME: &str = "kargo-sandbox";
@@ -93,6 +93,8 @@ pub struct GitHost {
     base_url: OnceLock<String>,
     /// The CA certificate (PEM) Git clients must trust, written beside the repositories.
     ca_file: PathBuf,
+    /// The same certificate alone in a directory of its own, for promotion steps.
+    steps_ca_file: PathBuf,
     meta: Mutex<Meta>,
     /// Whether `root` is private to this sandbox and removed with it.
     temporary: bool,
@@ -154,7 +156,12 @@ impl GitHost {
             std::process::id(),
             ulid::Ulid::new().to_string().to_lowercase()
         ));
+        let trust = work_root.join("trust");
+        std::fs::create_dir_all(&trust)?;
+        let steps_ca_file = trust.join("sandbox-ca.crt");
+        std::fs::write(&steps_ca_file, ca_pem)?;
         Ok(GitHost {
+            steps_ca_file,
             races: Mutex::new(Vec::new()),
             work_root,
             root,
@@ -182,6 +189,13 @@ impl GitHost {
     /// The CA file to give Git clients as `GIT_SSL_CAINFO`.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
+    }
+
+    /// The CA file promotion steps trust: alone in its directory, which they also give Git
+    /// as the CA directory (`GIT_SSL_CAPATH`), so that Git trusts the sandbox and nothing
+    /// else, without loading the system's hundreds of certificates on every fetch and push.
+    pub fn steps_ca_file(&self) -> &Path {
+        &self.steps_ca_file
     }
 
     /// `https://<address>/git/<name>.git`.

@@ -38,7 +38,7 @@ fn opt<'a>(job: &'a Job, field: &str) -> &'a str {
 /// Loads the work tree at the step's `path` (with credentials for its remote when `auth`).
 fn work_tree(job: &Job, path: &str, auth: bool) -> Result<Repo, StepOutcome> {
     let dir = secure_join(&job.work_dir, path);
-    let ca = job.git.ca_file();
+    let ca = job.git.steps_ca_file();
     let load = |creds| {
         Repo::load_work_tree(&dir, creds, ca).map_err(|e| {
             StepOutcome::Errored(format!("error loading working tree from {path}: {e}"))
@@ -95,7 +95,7 @@ pub fn clone(job: &mut Job) -> StepOutcome {
         &url,
         creds,
         &user,
-        job.git.ca_file(),
+        job.git.steps_ca_file(),
     ) {
         Ok(r) => r,
         Err(e) => return StepOutcome::Errored(format!("error cloning {url}: {e}")),
@@ -155,7 +155,7 @@ pub fn clone(job: &mut Job) -> StepOutcome {
 /// Kargo's `ensureRemoteBranch`: an absent branch is an error unless `create`, which pushes
 /// an empty orphan branch with one "Initial commit".
 fn ensure_remote_branch(job: &Job, bare: &Repo, branch: &str, create: bool) -> Result<(), String> {
-    if bare.remote_branch_exists(branch).map_err(|e| {
+    if bare.cloned_branch_exists(branch).map_err(|e| {
         format!(
             "error checking if remote branch {branch:?} of repo {} exists: {e}",
             bare.original_url
@@ -298,12 +298,10 @@ fn push_once(tree: &Repo, target: &str, force: bool, tag: &str) -> Result<(), Pu
             .map(|_| ())
             .map_err(|e| PushError::Other(format!("error pushing tag: {e}")));
     }
-    if !force
-        && tree
-            .remote_branch_exists(target)
-            .map_err(PushError::Other)?
-        && let Err(e) = tree.git(["pull", "--rebase", "origin", target]).run()
-    {
+    // Kargo asks the remote whether the branch exists, then pulls it. Pulling first saves
+    // that round trip; only when the pull fails is the remote asked, so that a missing branch
+    // (nothing to rebase onto) and the failure messages stay Kargo's.
+    if !force && let Err(e) = tree.git(["pull", "--rebase", "origin", target]).run() {
         let rebasing = ["rebase-merge", "rebase-apply"].iter().any(|p| {
             tree.git(["rev-parse", "--git-path", p])
                 .run()
@@ -318,11 +316,17 @@ fn push_once(tree: &Repo, target: &str, force: bool, tag: &str) -> Result<(), Pu
                 })
                 .unwrap_or(false)
         });
-        return Err(if rebasing {
-            PushError::MergeConflict
-        } else {
-            PushError::Other(format!("error pulling and rebasing branch: {e}"))
-        });
+        if rebasing {
+            return Err(PushError::MergeConflict);
+        }
+        if tree
+            .remote_branch_exists(target)
+            .map_err(PushError::Other)?
+        {
+            return Err(PushError::Other(format!(
+                "error pulling and rebasing branch: {e}"
+            )));
+        }
     }
     let mut args = vec![
         "push".to_string(),
@@ -470,7 +474,7 @@ pub fn open_pr(job: &mut Job) -> StepOutcome {
         &url,
         job.creds.get(&url),
         &User::default(),
-        job.git.ca_file(),
+        job.git.steps_ca_file(),
     ) {
         Ok(r) => r,
         Err(e) => return StepOutcome::Errored(format!("error cloning {url}: {e}")),

@@ -62,6 +62,34 @@ fn access_url(url: &str, creds: Option<&Credentials>) -> String {
     url.to_string()
 }
 
+/// `value` quoted for a Git configuration file.
+fn config_value(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The global configuration Kargo sets with `git config --global` in a clone's home
+/// directory (`init.defaultBranch`, the author's name and email), written as one file.
+fn write_global_config(home: &Path, user: &User) -> Result<(), String> {
+    let text = format!(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = {}\n\temail = {}\n",
+        config_value(&user.name),
+        config_value(&user.email)
+    );
+    std::fs::write(home.join(".gitconfig"), text)
+        .map_err(|e| format!("error configuring the author: error configuring git user name: {e}"))
+}
+
 fn trimmed(r: Result<String, ExecError>) -> Result<String, ExecError> {
     r.map(|s| s.trim().to_string())
 }
@@ -99,42 +127,26 @@ impl Repo {
             creds,
             ca_file: ca_file.to_path_buf(),
         };
-        let global = |args: &[&str], what: &str| {
-            repo.git(args)
-                .dir(&home)
-                .run()
-                .map(|_| ())
-                .map_err(|e| format!("{what}: {e}"))
-        };
-        global(
-            &["config", "--global", "init.defaultBranch", "main"],
-            "error configuring init.defaultBranch",
-        )?;
-        global(
-            &["config", "--global", "user.name", &user.name],
-            "error configuring the author: error configuring git user name",
-        )?;
-        global(
-            &["config", "--global", "user.email", &user.email],
-            "error configuring the author: error configuring git user email",
-        )?;
+        write_global_config(&home, user)?;
         repo.write_askpass()?;
         let d = dir.to_string_lossy().into_owned();
         repo.git(["clone", "--bare", &repo.access_url, &d])
             .dir(&home)
             .run()
             .map_err(|e| format!("error cloning repo {url:?} into {d:?}: {e}"))?;
-        for (key, value) in [
-            (KEY_DIR, d.clone()),
-            (KEY_HOME, home.to_string_lossy().into_owned()),
-        ] {
-            repo.git(["config", key, &value])
-                .run()
-                .map_err(|e| format!("error saving repo dir as config: {e}"))?;
-        }
-        repo.git(["config", KEY_URL, url])
-            .run()
-            .map_err(|e| format!("error saving original URL as config: {e}"))?;
+        // Kargo records these keys with one `git config` each; appended to the new
+        // repository's configuration as one section instead.
+        let section = format!(
+            "[kargo]\n\trepoDir = {}\n\trepoHomeDir = {}\n\trepoOriginalURL = {}\n",
+            config_value(&d),
+            config_value(&home.to_string_lossy()),
+            config_value(url)
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("config"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, section.as_bytes()))
+            .map_err(|e| format!("error saving repo dir as config: {e}"))?;
         Ok(repo)
     }
 
@@ -172,14 +184,36 @@ impl Repo {
                     .run(),
             )
         };
-        bare(&["config", KEY_DIR])
-            .map_err(|e| format!("error reading repo dir from config: {e}"))?;
-        let home = bare(&["config", KEY_HOME])
-            .map_err(|e| format!("error reading repo home dir from config: {e}"))?;
-        let original_url = bare(&["config", KEY_URL])
-            .map_err(|e| format!("error reading URL of remote \"origin\" from config: {e}"))?;
-        let access = bare(&["config", "remote.origin.url"])
-            .map_err(|e| format!("error reading URL of remote \"origin\" from config: {e}"))?;
+        // The four keys in one command; when one is missing, Kargo's reads one by one say
+        // which.
+        let keys = [KEY_DIR, KEY_HOME, KEY_URL, "remote.origin.url"];
+        let all = bare(&[
+            "config",
+            "-z",
+            "--get-regexp",
+            r"^(kargo\.repo(dir|homedir|originalurl)|remote\.origin\.url)$",
+        ])
+        .unwrap_or_default();
+        let mut found: Vec<Option<String>> = vec![None; keys.len()];
+        for entry in all.split('\0') {
+            let (key, value) = entry.split_once('\n').unwrap_or((entry, ""));
+            if let Some(i) = keys.iter().position(|k| k.eq_ignore_ascii_case(key)) {
+                found[i] = Some(value.to_string());
+            }
+        }
+        let [Some(_), Some(home), Some(original_url), Some(access)] =
+            found.try_into().unwrap_or([None, None, None, None])
+        else {
+            bare(&["config", KEY_DIR])
+                .map_err(|e| format!("error reading repo dir from config: {e}"))?;
+            bare(&["config", KEY_HOME])
+                .map_err(|e| format!("error reading repo home dir from config: {e}"))?;
+            bare(&["config", KEY_URL])
+                .map_err(|e| format!("error reading URL of remote \"origin\" from config: {e}"))?;
+            bare(&["config", "remote.origin.url"])
+                .map_err(|e| format!("error reading URL of remote \"origin\" from config: {e}"))?;
+            return Err("error reading the repository's configuration".to_string());
+        };
         let repo = Repo {
             dir: path.to_path_buf(),
             home: PathBuf::from(home),
@@ -190,6 +224,28 @@ impl Repo {
         };
         repo.write_askpass()?;
         Ok(repo)
+    }
+
+    /// Whether the bare clone has `branch`: a bare clone holds every branch of its remote as
+    /// it was when cloned, so right after the clone this answers `remote_branch_exists`
+    /// without asking the remote again.
+    pub fn cloned_branch_exists(&self, branch: &str) -> Result<bool, String> {
+        match self
+            .git([
+                "show-ref",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ])
+            .run()
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == 1 => Ok(false),
+            Err(e) => Err(format!(
+                "error checking for existence of branch {branch:?} in remote repo {:?}: {e}",
+                self.original_url
+            )),
+        }
     }
 
     /// `git ls-remote --heads --exit-code`.
@@ -305,6 +361,11 @@ where
     let mut git = Git::new(args)
         .env("HOME", home)
         .env("GIT_SSL_CAINFO", ca_file);
+    // The CA file's own directory holds nothing else: Git trusts the sandbox alone and skips
+    // reading the system's CA directory on every fetch and push.
+    if let Some(dir) = ca_file.parent() {
+        git = git.env("GIT_SSL_CAPATH", dir);
+    }
     if let Some(c) = creds.filter(|c| !c.password.is_empty()) {
         git = git
             .env("GIT_ASKPASS", home.join("askpass.sh"))
@@ -349,6 +410,41 @@ mod tests {
         assert_eq!(access_url("https://old@h/a", Some(&c)), "https://bot@h/a");
         assert_eq!(access_url("file:///tmp/a", Some(&c)), "file:///tmp/a");
         assert_eq!(access_url("https://h/a", None), "https://h/a");
+    }
+
+    #[test]
+    fn written_configuration_reads_back_through_git() {
+        if crate::git::git_binary().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "git must be on PATH in CI"
+            );
+            eprintln!("SKIPPED: git is not on PATH");
+            return;
+        }
+        let home = tempfile_dir();
+        let user = User {
+            name: "Ann \"the bot\" O'Neil # ; \\ x".into(),
+            email: " spaced@example.com ".into(),
+        };
+        write_global_config(&home, &user).unwrap();
+        let read = |key: &str| {
+            Git::new(["config", "--global", key])
+                .env("HOME", &home)
+                .run()
+                .unwrap()
+        };
+        assert_eq!(read("user.name"), format!("{}\n", user.name));
+        assert_eq!(read("user.email"), format!("{}\n", user.email));
+        assert_eq!(read("init.defaultBranch"), "main\n");
+        let _ = std::fs::remove_dir_all(&home);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("kargo-sandbox-repo-test-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
