@@ -549,6 +549,42 @@ async fn failure_paths_give_kargos_messages() {
             },
         },
         Failure {
+            name: "two checkouts into one path",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| {
+                json!([{"uses": "git-clone", "as": "clone", "config": {"repoURL": url,
+                "checkout": [{"branch": "main", "path": "./out"}, {"branch": "main", "path": "./out"}]}}])
+            },
+            step: 0,
+            status: "Errored",
+            message: |url, work| {
+                format!(
+                    "step \"clone\" met error threshold of 1: error running step \"clone\": error adding work tree ./out to repo {url}: working tree already exists at {:?}",
+                    work.join("out").to_string_lossy()
+                )
+            },
+        },
+        Failure {
+            name: "a checkout into the clone's own directory",
+            private: false,
+            secrets: vec![],
+            race: false,
+            steps: |url| {
+                json!([{"uses": "git-clone", "as": "clone", "config": {"repoURL": url,
+                "checkout": [{"branch": "main", "path": "./repo-1/repo"}]}}])
+            },
+            step: 0,
+            status: "Errored",
+            message: |url, work| {
+                format!(
+                    "step \"clone\" met error threshold of 1: error running step \"clone\": error adding work tree ./repo-1/repo to repo {url}: working tree already exists at {:?}",
+                    work.join("repo-1/repo").to_string_lossy()
+                )
+            },
+        },
+        Failure {
             name: "yaml-update of a missing file",
             private: false,
             secrets: vec![],

@@ -49,7 +49,9 @@ fn work_tree(job: &Job, path: &str, auth: bool) -> Result<Repo, StepOutcome> {
         return Ok(repo);
     }
     match job.creds.get(&repo.original_url) {
-        Some(c) => load(Some(c)),
+        Some(c) => repo.with_credentials(c).map_err(|e| {
+            StepOutcome::Errored(format!("error loading working tree from {path}: {e}"))
+        }),
         None => Ok(repo),
     }
 }
@@ -63,10 +65,10 @@ macro_rules! attempt {
     };
 }
 
-fn errored(
-    r: Result<(), String>,
+fn errored<T>(
+    r: Result<T, String>,
     context: impl FnOnce(String) -> String,
-) -> Result<(), StepOutcome> {
+) -> Result<T, StepOutcome> {
     r.map_err(|e| StepOutcome::Errored(context(e)))
 }
 
@@ -101,6 +103,8 @@ pub fn clone(job: &mut Job) -> StepOutcome {
         Err(e) => return StepOutcome::Errored(format!("error cloning {url}: {e}")),
     };
     let mut commits = Map::new();
+    // Until a work tree is added (or a created branch's temporary one), the clone has none.
+    let mut fresh = true;
     for co in &checkouts {
         let path = str_at(co, "path");
         let (branch, commit, tag) = (
@@ -109,10 +113,11 @@ pub fn clone(job: &mut Job) -> StepOutcome {
             str_at(co, "tag"),
         );
         let reference = if !branch.is_empty() {
-            attempt!(errored(
+            let created = attempt!(errored(
                 ensure_remote_branch(job, &bare, branch, co.get("create") == Some(&json!(true))),
                 |e| format!("error ensuring existence of remote branch {branch}: {e}")
             ));
+            fresh &= !created;
             branch.to_string()
         } else if !commit.is_empty() {
             commit.to_string()
@@ -125,7 +130,9 @@ pub fn clone(job: &mut Job) -> StepOutcome {
             }
         };
         let dir = secure_join(&job.work_dir, path);
-        let tree = match bare.add_work_tree(&dir, Some(&reference)) {
+        let added = bare.add_work_tree(&dir, Some(&reference), fresh);
+        fresh = false;
+        let tree = match added {
             Ok(t) => t,
             Err(e) => {
                 return StepOutcome::Errored(format!(
@@ -153,15 +160,20 @@ pub fn clone(job: &mut Job) -> StepOutcome {
 }
 
 /// Kargo's `ensureRemoteBranch`: an absent branch is an error unless `create`, which pushes
-/// an empty orphan branch with one "Initial commit".
-fn ensure_remote_branch(job: &Job, bare: &Repo, branch: &str, create: bool) -> Result<(), String> {
+/// an empty orphan branch with one "Initial commit". `true` when it created the branch.
+fn ensure_remote_branch(
+    job: &Job,
+    bare: &Repo,
+    branch: &str,
+    create: bool,
+) -> Result<bool, String> {
     if bare.cloned_branch_exists(branch).map_err(|e| {
         format!(
             "error checking if remote branch {branch:?} of repo {} exists: {e}",
             bare.original_url
         )
     })? {
-        return Ok(());
+        return Ok(false);
     }
     if !create {
         return Err(format!(
@@ -170,7 +182,7 @@ fn ensure_remote_branch(job: &Job, bare: &Repo, branch: &str, create: bool) -> R
         ));
     }
     let tmp = job.work_dir.join(format!("orphan-{}", job.clones));
-    let tree = bare.add_work_tree(&tmp, None).map_err(|e| {
+    let tree = bare.add_work_tree(&tmp, None, false).map_err(|e| {
         format!(
             "error adding temporary working tree for branch {branch:?} of repo {}: {e}",
             bare.original_url
@@ -205,7 +217,7 @@ fn ensure_remote_branch(job: &Job, bare: &Repo, branch: &str, create: bool) -> R
         Ok(())
     })();
     tree.remove_work_tree(&bare.dir);
-    result
+    result.map(|()| true)
 }
 
 /// `git-clear`: removes every tracked file of the work tree.

@@ -248,6 +248,15 @@ impl Repo {
         }
     }
 
+    /// This work tree with `creds` for the commands that reach its remote: what loading it
+    /// again with them gives, without reading its configuration twice.
+    pub fn with_credentials(mut self, creds: Credentials) -> Result<Repo, String> {
+        self.access_url = access_url(&self.access_url, Some(&creds));
+        self.creds = Some(creds);
+        self.write_askpass()?;
+        Ok(self)
+    }
+
     /// `git ls-remote --heads --exit-code`.
     pub fn remote_branch_exists(&self, branch: &str) -> Result<bool, String> {
         match self
@@ -270,16 +279,26 @@ impl Repo {
     }
 
     /// `git worktree add <path> <ref>` (or `--orphan`), refusing a path already in use.
-    pub fn add_work_tree(&self, path: &Path, reference: Option<&str>) -> Result<Repo, String> {
+    /// `fresh` says the bare repository has no work trees yet, so that only its own
+    /// directory is in use and Git need not be asked.
+    pub fn add_work_tree(
+        &self,
+        path: &Path,
+        reference: Option<&str>,
+        fresh: bool,
+    ) -> Result<Repo, String> {
         let p = path.to_string_lossy().into_owned();
-        let list = self
-            .git(["worktree", "list", "--porcelain"])
-            .run()
-            .map_err(|e| e.to_string())?;
-        if list
-            .lines()
-            .any(|l| l.strip_prefix("worktree ") == Some(p.as_str()))
-        {
+        let in_use = if fresh {
+            path == self.dir
+        } else {
+            let list = self
+                .git(["worktree", "list", "--porcelain"])
+                .run()
+                .map_err(|e| e.to_string())?;
+            list.lines()
+                .any(|l| l.strip_prefix("worktree ") == Some(p.as_str()))
+        };
+        if in_use {
             return Err(format!("working tree already exists at {p:?}"));
         }
         let mut args = vec!["worktree".to_string(), "add".into(), p.clone()];
