@@ -11,8 +11,8 @@ pub mod schemas;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
 
@@ -89,7 +89,9 @@ pub struct Job {
 
 struct Running {
     index: usize,
-    handle: JoinHandle<(StepOutcome, usize)>,
+    /// The step's outcome and the clone count after it, sent before the controller is
+    /// woken, so that the wake-up finds it (a thread's own end may come later).
+    done: Receiver<(StepOutcome, usize)>,
 }
 
 #[derive(Default)]
@@ -209,19 +211,20 @@ impl RealSteps {
             now: super::util::format_time(ctx.txn.now()),
         };
         let tick_now = self.tick_now.clone();
+        let (tx, done) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("kargo-sandbox-step".into())
             .spawn(move || {
                 let mut job = job;
                 let outcome = run_job(&mut job);
+                let _ = tx.send((outcome, job.clones));
                 tick_now.notify_one();
-                (outcome, job.clones)
             });
         match spawned {
-            Ok(handle) => {
+            Ok(_) => {
                 work.running = Some(Running {
                     index: ctx.index,
-                    handle,
+                    done,
                 });
                 StepOutcome::Running
             }
@@ -334,19 +337,19 @@ impl StepRunner for RealSteps {
             return self.simulated.run(ctx, step);
         }
         match work.running.take() {
-            Some(r) if r.index == ctx.index => {
-                if !r.handle.is_finished() {
+            Some(r) if r.index == ctx.index => match r.done.try_recv() {
+                Ok((outcome, clones)) => {
+                    work.clones = clones;
+                    outcome
+                }
+                Err(TryRecvError::Empty) => {
                     work.running = Some(r);
-                    return StepOutcome::Running;
+                    StepOutcome::Running
                 }
-                match r.handle.join() {
-                    Ok((outcome, clones)) => {
-                        work.clones = clones;
-                        outcome
-                    }
-                    Err(_) => StepOutcome::Unrecoverable("step panicked".into()),
+                Err(TryRecvError::Disconnected) => {
+                    StepOutcome::Unrecoverable("step panicked".into())
                 }
-            }
+            },
             // A step of an earlier attempt that was left behind: start this one afresh.
             _ => self.start(ctx, step, work),
         }
