@@ -289,6 +289,34 @@ mod tests {
     }
 
     #[test]
+    fn an_rbac_users_denied_pairs_apply_on_top_of_its_bindings() {
+        let store = Store::new(
+            1,
+            vec![
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "all"},
+                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "rita"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "all"},
+                    "subjects": [{"kind": "User", "name": "rita"}]}),
+            ],
+        );
+        let mut users = Users::new("admin-token".into(), Vec::new());
+        users.add(User::new("rita", "t").rbac().deny("delete", "stages"));
+        let rita = users.authenticate("t").unwrap();
+        assert_eq!(
+            users
+                .authorize(&store, &rita, &on("get", "stages"))
+                .as_deref(),
+            Some(
+                "RBAC: allowed by ClusterRoleBinding \"rita\" of ClusterRole \"all\" to User \"rita\""
+            )
+        );
+        assert!(!users.can(&store, &rita, &on("delete", "stages")));
+    }
+
+    #[test]
     fn forbidden_is_worded_like_rbac() {
         let stages = by_plural("kargo.akuity.io", "stages").unwrap();
         let e = forbidden("n", "delete", stages, None, Some("p"), Some("x"));

@@ -5,7 +5,6 @@
 mod core_support;
 
 use core_support::*;
-use kargo_sandbox::User;
 use serde_json::{Value, json};
 
 /// The service account the docs bind the ClusterRole to.
@@ -267,7 +266,21 @@ async fn requests_as_a_bound_identity_are_refused_where_rbac_does_not_allow_them
 
     // With its own token: a user whose access RBAC decides, bound in one namespace by a
     // RoleBinding to the same ClusterRole.
-    sandbox.add_user(User::new("ravi", "ravi-token").rbac());
+    let (ok, out, err) = cli(
+        &sandbox,
+        &[
+            "add-user",
+            "--name",
+            "ravi",
+            "--token",
+            "ravi-token",
+            "--rbac",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let added: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(added, json!({"name": "ravi", "deny": [], "rbac": true}));
     let binding = write(
         &dir,
         "binding.yaml",
