@@ -32,6 +32,23 @@ pub fn git_binary() -> Result<&'static Path, String> {
     .map_err(Clone::clone)
 }
 
+/// `git http-backend` as a program of its own (`<exec-path>/git-http-backend`), which
+/// spares each served request the `git` dispatcher; the dispatcher when it is not there.
+pub fn http_backend() -> Result<(PathBuf, Option<&'static str>), String> {
+    static BACKEND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let git = git_binary()?;
+    let direct = BACKEND.get_or_init(|| {
+        let out = Command::new(git).arg("--exec-path").output().ok()?;
+        let dir = String::from_utf8(out.stdout).ok()?;
+        let program = Path::new(dir.trim()).join("git-http-backend");
+        program.is_file().then_some(program)
+    });
+    Ok(match direct {
+        Some(p) => (p.clone(), None),
+        None => (git.to_path_buf(), Some("http-backend")),
+    })
+}
+
 /// A failed command, as Kargo's `exec.ExitError` prints it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecError {

@@ -10,7 +10,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 
-use super::{GitHost, git_binary, quiet_config_env};
+use super::exec::http_backend;
+use super::{GitHost, quiet_config_env};
 
 /// The path prefix the handler serves.
 pub const PREFIX: &str = "/git/";
@@ -98,8 +99,8 @@ pub async fn serve(host: &GitHost, req: http::Request<Bytes>) -> Response<Bytes>
     {
         host.fire_race(name);
     }
-    let git = match git_binary() {
-        Ok(g) => g,
+    let (program, subcommand) = match http_backend() {
+        Ok(b) => b,
         Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     };
     let header = |n: HeaderName| {
@@ -114,8 +115,8 @@ pub async fn serve(host: &GitHost, req: http::Request<Bytes>) -> Response<Bytes>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let path_info = format!("/{dir_name}{}", &rest[repo.len()..]);
-    let mut cmd = tokio::process::Command::new(git);
-    cmd.arg("http-backend")
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(subcommand)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("GIT_CONFIG_NOSYSTEM", "1")
