@@ -357,7 +357,10 @@ impl PromotionResource {
         let client = match self.data.client() {
             Ok(c) => c,
             Err(e) => {
-                return unresolved(format!("The cluster cannot be asked: {}.", explain(&e)));
+                return unresolved(format!(
+                    "The cluster cannot be asked: {}",
+                    full_stop(explain(&e))
+                ));
             }
         };
         match resolve::for_stage(&client, project, stage_name, &choice).await {
@@ -367,16 +370,16 @@ impl PromotionResource {
                  created by this apply)."
             )),
             Err(Unresolvable::StageUnread(e)) => unresolved(format!(
-                "Stage {stage_name:?} could not be read: {}.",
-                explain(&e)
+                "Stage {stage_name:?} could not be read: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::FreightUnlisted(e)) => unresolved(format!(
-                "The freight of project {project:?} could not be listed: {}.",
-                explain(&e)
+                "The freight of project {project:?} could not be listed: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::ClockUnread(e)) => unresolved(format!(
-                "The cluster's clock could not be read: {}.",
-                explain(&e)
+                "The cluster's clock could not be read: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::NoFreight(d)) => Lookup::Failed(d),
         }
@@ -791,6 +794,15 @@ fn recorded_by(stage: &Stage, name: &str) -> bool {
     }
 }
 
+/// `text` ending in one full stop.
+fn full_stop(text: String) -> String {
+    if text.ends_with('.') {
+        text
+    } else {
+        text + "."
+    }
+}
+
 fn not_resolved_warning(why: &str) -> Diagnostic {
     Diagnostic::warning(
         "Freight to promote not resolved at plan time",
@@ -885,10 +897,12 @@ pub(crate) fn decide(
             return (planned, replace, diags);
         }
         Lookup::Unresolved(warning) => {
-            if let Some(w) = warning {
-                diags.push(w);
-            }
+            // Said only when something is applied: a promotion that stands as it was has
+            // nothing known after apply (and a refresh that could not ask the cluster warned).
             if is_create || moved || choice_changed(&WAYS, base, config, prior) {
+                if let Some(w) = warning {
+                    diags.push(w);
+                }
                 set_unknown(&mut planned, &RESOLVED);
                 set_alias_output(&mut planned, config, Value::Unknown);
                 if let Some(name) = config.get(FREIGHT).as_str() {
@@ -1667,7 +1681,8 @@ impl Resource for PromotionResource {
             Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         let promotion = match client.get::<Promotion>(Some(&project), &name).await {
-            Ok(p) => p,
+            // One on its way out is gone, as if garbage-collected.
+            Ok(p) => p.filter(|p| !p.is_terminating()),
             Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         if importing && promotion.is_none() {
@@ -1689,16 +1704,17 @@ impl Resource for PromotionResource {
             .unwrap_or_default()
             .to_string();
         let stage = match client.get::<Stage>(Some(&project), &stage_name).await {
-            Ok(Some(s)) => s,
-            // The stage (or the whole project) is gone, and its promotions with it.
-            Ok(None) if !importing => {
+            Ok(Some(s)) if !s.is_terminating() => s,
+            // The stage (or the whole project) is gone or on its way out, and its promotions
+            // with it.
+            Ok(_) if !importing => {
                 return ReadResult {
                     new_state: Value::Null,
                     private: Vec::new(),
                     diagnostics: Diagnostics::default(),
                 };
             }
-            Ok(None) => {
+            Ok(_) => {
                 return ReadResult {
                     new_state: Value::Null,
                     private: Vec::new(),
@@ -1706,7 +1722,7 @@ impl Resource for PromotionResource {
                         "Cannot import promotion",
                         format!(
                             "Promotion {name:?} belongs to stage {stage_name:?}, which no longer \
-                             exists."
+                             exists (or is being deleted)."
                         ),
                     )
                     .into(),
