@@ -68,7 +68,7 @@ fmt:
 # the sandbox). nextest runs test binaries in parallel; plain cargo test is the fallback.
 test: tf-check lint build
 	@command -v git >/dev/null || echo "NOTE: git is not on PATH: the sandbox cannot serve repositories, so the Git promotion tests and the quickstart say SKIPPED (and fail under CI)"
-	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: comparisons with its upstream files (real-world fixtures, the CRDs behind tests/sandbox/data) are skipped (see SKIPPED lines with --no-capture); schema checks still run"
+	@[ -d "$(CURDIR)/../shared/kargo/v1.11.2/crds" ] || echo "NOTE: ../shared is absent: comparisons with its upstream files (real-world fixtures, the CRDs behind tests/sandbox/data) are skipped (see SKIPPED lines with --no-capture; they fail under CI); schema checks still run"
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

@@ -159,6 +159,9 @@ pub struct ProviderData {
     pipeline: crate::resources::templates::Pipeline,
     /// The `promotion_preview` settings; `None` while unknown (previews off).
     preview: Arc<Mutex<Option<crate::steps::preview::Settings>>>,
+    /// The idempotency keys of the promotions planned since Terraform configured the provider
+    /// (once per plan or apply), to find two resources that declare the same promotion.
+    promotion_keys: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Default)]
@@ -182,7 +185,17 @@ impl ProviderData {
             })),
             pipeline: Default::default(),
             preview: Arc::new(Mutex::new(Some(Default::default()))),
+            promotion_keys: Default::default(),
         }
+    }
+
+    /// Records that a promotion with idempotency key `key` is planned; `false` when one with
+    /// the same key was already planned since the provider was configured.
+    pub fn claim_promotion_key(&self, key: &str) -> bool {
+        self.promotion_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_string())
     }
 
     /// Records the `promotion_preview` settings.
@@ -205,6 +218,11 @@ impl ProviderData {
 
     /// Records the configuration; the client is built on first use.
     pub fn configure(&self, resolved: Resolved) {
+        // A new plan or apply (the same provider process serves several under `-debug`).
+        self.promotion_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let mut state = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         *state = State::Configured {
             resolved: Arc::new(resolved),

@@ -418,6 +418,24 @@ pub fn refresh_failed(
     }
 }
 
+/// What a server-side dry run of an update (`dryRun=All`) found, as the plan shows it: what
+/// the cluster would refuse (admission webhooks, validation) and fields another applier owns,
+/// reported by `report` on the attribute they concern. When the cluster could not be asked,
+/// nothing: the refresh has already warned, and apply reports what it meets.
+pub fn dry_run_findings<T>(
+    result: Result<T, KargoError>,
+    report: impl FnOnce(&KargoError) -> Diagnostics,
+) -> Diagnostics {
+    match result {
+        Ok(_) => Diagnostics::default(),
+        Err(e @ (KargoError::Conflict { .. } | KargoError::Invalid { .. })) => report(&e),
+        Err(e) => {
+            tracing::debug!(error = %e, "the dry run of the update could not be carried out");
+            Diagnostics::default()
+        }
+    }
+}
+
 /// Convenience for the common case of a single diagnostic.
 pub fn diagnostics(action: &str, err: &KargoError, map_field: FieldMapper<'_>) -> Diagnostics {
     diagnostic(action, err, map_field).into()

@@ -883,17 +883,11 @@ impl<T: PipelineKind> ObjectResource<T> {
             return Diagnostics::default();
         };
         let ns = target.namespace.as_deref();
-        match client.dry_run_apply(ns, &target.name, &object).await {
-            Ok(_) => Diagnostics::default(),
-            Err(e @ (KargoError::Conflict { .. } | KargoError::Invalid { .. })) => {
-                let kind = Self::kind_name();
-                self.error(&format!("update the {kind} (server-side dry run)"), &e)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "the dry run of the update could not be carried out");
-                Diagnostics::default()
-            }
-        }
+        let result = client.dry_run_apply(ns, &target.name, &object).await;
+        common::dry_run_findings(result, |e| {
+            let kind = Self::kind_name();
+            self.error(&format!("update the {kind} (server-side dry run)"), e)
+        })
     }
 
     fn client(&self) -> Result<std::sync::Arc<KargoClient>, Diagnostics> {

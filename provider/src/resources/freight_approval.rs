@@ -719,7 +719,8 @@ impl Resource for FreightApprovalResource {
             Err(e) => return failed(&e),
         };
         let live = match client.get::<Freight>(Some(&project), &name).await {
-            Ok(live) => live,
+            // Freight on its way out is gone, and its approval with it.
+            Ok(live) => live.filter(|f| !f.is_terminating()),
             Err(e) => return failed(&e),
         };
         let cannot_import = |detail: String| ReadResult {

@@ -21,7 +21,7 @@ use crate::kargo::{
     Error as KargoError, JsonObject, KargoClient, Namespace, Object as _, ObjectMeta, Project,
     ProjectConfig, condition,
 };
-use crate::plugin::plan::{changed_ignoring_computed, plan_from_schema};
+use crate::plugin::plan::{changed_ignoring_computed, plan_from_schema, values_equal};
 use crate::plugin::schema::Validator;
 use crate::plugin::validate::validators::{exactly_one_of, one_of};
 use crate::plugin::{
@@ -376,6 +376,49 @@ fn link_block(name: &str, object: &str) -> NestedBlock {
 }
 
 impl ProjectResource {
+    /// The update as server-side dry runs (`dryRun=All`) of the writes apply would make: the
+    /// Project when its metadata changes, the ProjectConfig when its lists do. What the
+    /// cluster would refuse (Kargo's webhooks, validation) and fields another applier owns
+    /// show in the plan on their attribute.
+    async fn dry_run_update(&self, prior: &Value, planned: &Value) -> Diagnostics {
+        let (Ok(client), Some(name)) = (self.data.client(), planned.get("name").as_str()) else {
+            return Diagnostics::default();
+        };
+        let changed = |attrs: &[&str]| {
+            attrs
+                .iter()
+                .any(|a| !values_equal(prior.get(a), planned.get(a)))
+        };
+        let mut diags = Diagnostics::default();
+        if changed(&["labels", "annotations", "keep_namespace"]) {
+            let result = client
+                .dry_run_apply(None, name, &project_body(planned))
+                .await;
+            diags.extend(common::dry_run_findings(result, |e| {
+                common::diagnostics(
+                    "update the project (server-side dry run)",
+                    e,
+                    &project_field,
+                )
+            }));
+        }
+        if changed(&CONFIG_BLOCKS) && manages_config(planned) {
+            let Ok(spec) = project_config_spec(planned) else {
+                return diags;
+            };
+            let body = project_config_body(name, spec);
+            let result = client.dry_run_apply(Some(name), name, &body).await;
+            diags.extend(common::dry_run_findings(result, |e| {
+                common::diagnostics(
+                    "write the project's ProjectConfig (server-side dry run)",
+                    e,
+                    &config_field,
+                )
+            }));
+        }
+        diags
+    }
+
     /// The ProjectConfig lists, as blocks, in schema order; each is managed only when written.
     fn config_block() -> Block {
         empty_strings_are_unset(
@@ -414,7 +457,7 @@ impl ProjectResource {
                 .description("The namespace that holds the project's warehouses, stages and freight."),
             Attribute::bool("ready").computed().description("Whether Kargo reports the project Ready."),
         ])
-        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` blocks live in the project's ProjectConfig, which is written by server-side apply: only the kinds of block written here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is written and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.");
+        .description("A Kargo project: the unit of tenancy that holds a promotion pipeline. Kargo creates a namespace of the same name for it.\n\nCreate waits until the project is Ready and its namespace exists. An existing namespace is adopted only when it carries the label `kargo.akuity.io/project: \"true\"`. Destroy waits until the namespace is gone (unless `keep_namespace`).\n\n`promotion_policies`, `webhook_receivers`, `freight_links` and `stage_links` blocks live in the project's ProjectConfig, which is written by server-side apply: only the kinds of block written here are managed, and settings others add are left alone. The ProjectConfig is created when one of them is written and removed when none are (unless others still set something in it). After writing receivers, apply waits (up to a minute) for Kargo to publish their URLs.\n\nAn update is first run at plan as a server-side dry run of the Project and ProjectConfig writes, so what Kargo would refuse (for example two promotion policies for the same stage) and fields another server-side applier owns fail the plan on their attribute.");
         block.blocks = Self::config_block().blocks;
         block.block(object_timeouts_block("5m", "10m"))
     }
@@ -471,8 +514,17 @@ impl Resource for ProjectResource {
         }
         let prior = &req.prior_state;
         // Without a change nothing is applied, so the prior URLs must stand as they are.
-        if prior.is_null() || changed_ignoring_computed(&schema.block, planned, prior) {
+        let changed = prior.is_null() || changed_ignoring_computed(&schema.block, planned, prior);
+        if changed {
             plan_receiver_urls(planned, prior);
+        }
+        let updates = changed
+            && !prior.is_null()
+            && resp.requires_replace.is_empty()
+            && req.config.is_wholly_known();
+        if updates {
+            let diags = self.dry_run_update(prior, &resp.planned_state).await;
+            resp.diagnostics.extend(diags);
         }
         resp
     }
@@ -755,6 +807,18 @@ impl Resource for ProjectResource {
 fn config_field(field: &str) -> Option<AttributePath> {
     let steps = parse_field(field);
     match steps.split_first() {
+        // Kargo names a whole policy for a stage named twice; what is wrong is its stage name,
+        // and Terraform can point at an attribute but not at a block.
+        Some((FieldStep::Key(k), [FieldStep::Key(p), FieldStep::Index(i)]))
+            if k == "spec" && p == "promotionPolicies" =>
+        {
+            Some(
+                AttributePath::attr("promotion_policies")
+                    .join_index(*i)
+                    .join_attr("stage_selector")
+                    .join_attr("name"),
+            )
+        }
         Some((FieldStep::Key(k), rest)) if k == "spec" => field_to_attribute_path(
             ProjectResource::config_block().shape(),
             rest,
@@ -915,10 +979,25 @@ fn project_error(action: &str, name: &str, err: &KargoError) -> Diagnostic {
         )
         .at(AttributePath::attr("name"));
     }
-    common::diagnostic(action, err, &|f: &str| {
-        f.starts_with("metadata.name")
-            .then(|| AttributePath::attr("name"))
-    })
+    common::diagnostic(action, err, &project_field)
+}
+
+/// The attribute for a field of the Project Kargo named in an error, e.g.
+/// `metadata.labels.team` → `labels`.
+fn project_field(field: &str) -> Option<AttributePath> {
+    let keep = format!("metadata.annotations.{KEEP_NAMESPACE_ANNOTATION}");
+    let attr = if field.starts_with("metadata.name") {
+        "name"
+    } else if field.starts_with(&keep) {
+        "keep_namespace"
+    } else if field.starts_with("metadata.labels") {
+        "labels"
+    } else if field.starts_with("metadata.annotations") {
+        "annotations"
+    } else {
+        return None;
+    };
+    Some(AttributePath::attr(attr))
 }
 
 fn humanize(d: Duration) -> String {
@@ -2043,7 +2122,10 @@ mod tests {
                 Some("webhook_receivers[0].generic.actions[0].target_selection_criteria[2]"),
             ),
             ("spec.stageLinks[0].url", Some("stage_links[0].url")),
-            ("spec.promotionPolicies[1]", Some("promotion_policies[1]")),
+            (
+                "spec.promotionPolicies[1]",
+                Some("promotion_policies[1].stage_selector.name"),
+            ),
             ("metadata.name", None),
         ] {
             assert_eq!(

@@ -116,11 +116,21 @@ by `origin_warehouse`, releases it, and so does destroying this resource with \
 
 A Promotion is started at most once per apply. Kargo generates its name, so each Promotion the \
 provider creates carries the annotation `terraform-provider-kargo/idempotency-key` \
-(`<stage>/<freight>`). When the answer to a create is lost (a 5xx, a dropped connection, no \
-answer within `timeouts.create`, Ctrl-C), the create is not simply sent again: a Promotion with \
-that key that was not there before is the one created, and it is recorded. A Promotion an \
-interrupted apply created but did not record is adopted by the next plan (it names it, with a \
-warning) as long as it runs, or finished and the stage holds its freight.
+(`<stage>/<freight>/<digest>`). Terraform does not tell a provider which resource it is \
+planning, so the key is made of what the configuration says: the stage, the freight, and a \
+digest (12 hexadecimal digits of SHA-256) of how the freight is chosen (`freight`, \
+`freight_alias`, `freight_selector` or `origin_warehouse`, with its value). Attributes that \
+change in place (`wait`, `timeouts`, `abort_on_destroy`, `resume_auto_promotion_on_destroy`, \
+`preview`) are not part of it. When the answer to a create is lost (a 5xx, a dropped \
+connection, no answer within `timeouts.create`, Ctrl-C), the create is not simply sent again: a \
+Promotion with that key that was not there before is the one created, and it is recorded. A \
+Promotion an interrupted apply created but did not record is adopted by the next plan (it names \
+it, with a warning) as long as it runs, or finished and the stage holds its freight; so that \
+the next plan finds it, keep the freight choice as it was. Two `kargo_promotion` resources \
+that promote the same freight into the same stage chosen another way (say one by `freight`, \
+the other by `freight_alias`) have two keys and create two Promotions. Two that choose it the \
+same way would have one key, so the plan fails on the second with \"Promotion declared \
+twice\": remove one of them.
 
 Destroy never rolls the stage back: it aborts the promotion if it is still running (see \
 `abort_on_destroy`) and forgets it; Promotion objects are left to Kargo. Kargo garbage-collects \
@@ -347,7 +357,10 @@ impl PromotionResource {
         let client = match self.data.client() {
             Ok(c) => c,
             Err(e) => {
-                return unresolved(format!("The cluster cannot be asked: {}.", explain(&e)));
+                return unresolved(format!(
+                    "The cluster cannot be asked: {}",
+                    full_stop(explain(&e))
+                ));
             }
         };
         match resolve::for_stage(&client, project, stage_name, &choice).await {
@@ -357,16 +370,16 @@ impl PromotionResource {
                  created by this apply)."
             )),
             Err(Unresolvable::StageUnread(e)) => unresolved(format!(
-                "Stage {stage_name:?} could not be read: {}.",
-                explain(&e)
+                "Stage {stage_name:?} could not be read: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::FreightUnlisted(e)) => unresolved(format!(
-                "The freight of project {project:?} could not be listed: {}.",
-                explain(&e)
+                "The freight of project {project:?} could not be listed: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::ClockUnread(e)) => unresolved(format!(
-                "The cluster's clock could not be read: {}.",
-                explain(&e)
+                "The cluster's clock could not be read: {}",
+                full_stop(explain(&e))
             )),
             Err(Unresolvable::NoFreight(d)) => Lookup::Failed(d),
         }
@@ -596,6 +609,7 @@ impl PromotionResource {
         planned: &mut Value,
         freight: &str,
         stage: &Stage,
+        key: &str,
         diags: &mut Diagnostics,
     ) {
         let project = planned.str_or_empty("project").to_string();
@@ -603,9 +617,8 @@ impl PromotionResource {
         let Ok(client) = self.data.client() else {
             return;
         };
-        let key = idempotency_key(&stage_name, freight);
         // Not finding out is no reason to fail the plan: apply looks again before creating.
-        let Ok(found) = find_created(&client, &project, &stage_name, freight, &key).await else {
+        let Ok(found) = find_created(&client, &project, &stage_name, freight, key).await else {
             return;
         };
         let in_place = |p: &Promotion| {
@@ -781,6 +794,15 @@ fn recorded_by(stage: &Stage, name: &str) -> bool {
     }
 }
 
+/// `text` ending in one full stop.
+fn full_stop(text: String) -> String {
+    if text.ends_with('.') {
+        text
+    } else {
+        text + "."
+    }
+}
+
 fn not_resolved_warning(why: &str) -> Diagnostic {
     Diagnostic::warning(
         "Freight to promote not resolved at plan time",
@@ -875,10 +897,12 @@ pub(crate) fn decide(
             return (planned, replace, diags);
         }
         Lookup::Unresolved(warning) => {
-            if let Some(w) = warning {
-                diags.push(w);
-            }
+            // Said only when something is applied: a promotion that stands as it was has
+            // nothing known after apply (and a refresh that could not ask the cluster warned).
             if is_create || moved || choice_changed(&WAYS, base, config, prior) {
+                if let Some(w) = warning {
+                    diags.push(w);
+                }
                 set_unknown(&mut planned, &RESOLVED);
                 set_alias_output(&mut planned, config, Value::Unknown);
                 if let Some(name) = config.get(FREIGHT).as_str() {
@@ -1087,11 +1111,40 @@ fn create_error(err: &KargoError, project: &str, stage: &str, config: &Value) ->
     }
 }
 
-/// The idempotency key of the promotion of `freight` into `stage` (the resource instance is
-/// its project, the namespace, and its stage): `<stage>/<freight>`. A Promotion with this key
-/// that did not exist when a create began is that create's.
-fn idempotency_key(stage: &str, freight: &str) -> String {
-    format!("{stage}/{freight}")
+/// The idempotency key of a resource's promotion of `freight` into `stage`:
+/// `<stage>/<freight>/<digest>`, the digest being 12 hexadecimal digits of the SHA-256 of how
+/// `config` chooses the freight (`freight`, `freight_alias`, `freight_selector`,
+/// `origin_warehouse`). Terraform does not tell a provider which resource it plans, so what
+/// the configuration says is what sets one resource's promotion apart from another's of the
+/// same freight, and the next plan after an interrupted apply computes the same key again.
+/// Attributes that change in place (`wait`, `timeouts`, ...) are left out: changing them after
+/// an interrupted apply still finds its Promotion. A Promotion with this key that did not exist
+/// when a create began is that create's.
+fn idempotency_key(config: &Value, stage: &str, freight: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let choice: serde_json::Map<String, serde_json::Value> =
+        [FREIGHT, FREIGHT_ALIAS, FREIGHT_SELECTOR, ORIGIN_WAREHOUSE]
+            .into_iter()
+            .map(|a| (a.to_string(), config.get(a).to_json().unwrap_or_default()))
+            .collect();
+    let digest = Sha256::digest(serde_json::Value::Object(choice).to_string());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stage}/{freight}/{hex}")
+}
+
+/// Two resources of one configuration that would create Promotions with the same key.
+fn declared_twice(key: &str, freight: &str, stage: &str, at: AttributePath) -> Diagnostic {
+    Diagnostic::error(
+        "Promotion declared twice",
+        format!(
+            "Another kargo_promotion in this configuration promotes freight {freight:?} into \
+             stage {stage:?}, choosing it the same way. A Promotion is found again after an \
+             interrupted apply by its idempotency key ({IDEMPOTENCY_ANNOTATION}={key:?}), made \
+             of the stage, the freight and how the configuration chooses it, so these two would \
+             share one. Remove one of them."
+        ),
+    )
+    .at(at)
 }
 
 /// How the Promotion of a create came to be.
@@ -1398,12 +1451,24 @@ impl Resource for PromotionResource {
         } else {
             REPLACING.to_vec()
         };
+        // A replacement is planned twice, its create half again with a null prior state (and
+        // this plan's private data): the promotion it creates is claimed then.
         if let Some((freight, stage)) = target
-            && req.prior_state.is_null()
-            && !diagnostics.has_errors()
+            && !planned_state.is_null()
+            && requires_replace.is_empty()
         {
-            self.adopt_at_plan(&mut planned_state, &freight, &stage, &mut diagnostics)
-                .await;
+            let key = idempotency_key(&req.config, stage.name(), &freight);
+            if !self.data.claim_promotion_key(&key) {
+                diagnostics.push(declared_twice(
+                    &key,
+                    &freight,
+                    stage.name(),
+                    choice_path(&req.config),
+                ));
+            } else if req.prior_state.is_null() && !diagnostics.has_errors() {
+                self.adopt_at_plan(&mut planned_state, &freight, &stage, &key, &mut diagnostics)
+                    .await;
+            }
         }
         if planned_state.get("promotion_name").is_unknown() && !diagnostics.has_errors() {
             let (changes, result) = self.preview(&req.config, preview_input).await;
@@ -1454,7 +1519,7 @@ impl Resource for PromotionResource {
             state.set("preview_result", result);
         }
         let freight = state.str_or_empty("freight_name").to_string();
-        let key = idempotency_key(&stage, &freight);
+        let key = idempotency_key(&config, &stage, &freight);
         let limit = timeout(&planned, "create", CREATE_TIMEOUT);
         let deadline = tokio::time::Instant::now() + limit;
         let adopted = planned.get("promotion_name").as_str();
@@ -1616,7 +1681,8 @@ impl Resource for PromotionResource {
             Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         let promotion = match client.get::<Promotion>(Some(&project), &name).await {
-            Ok(p) => p,
+            // One on its way out is gone, as if garbage-collected.
+            Ok(p) => p.filter(|p| !p.is_terminating()),
             Err(e) => return trouble(state, private, &e, &format!("promotion {name:?}")),
         };
         if importing && promotion.is_none() {
@@ -1638,16 +1704,17 @@ impl Resource for PromotionResource {
             .unwrap_or_default()
             .to_string();
         let stage = match client.get::<Stage>(Some(&project), &stage_name).await {
-            Ok(Some(s)) => s,
-            // The stage (or the whole project) is gone, and its promotions with it.
-            Ok(None) if !importing => {
+            Ok(Some(s)) if !s.is_terminating() => s,
+            // The stage (or the whole project) is gone or on its way out, and its promotions
+            // with it.
+            Ok(_) if !importing => {
                 return ReadResult {
                     new_state: Value::Null,
                     private: Vec::new(),
                     diagnostics: Diagnostics::default(),
                 };
             }
-            Ok(None) => {
+            Ok(_) => {
                 return ReadResult {
                     new_state: Value::Null,
                     private: Vec::new(),
@@ -1655,7 +1722,7 @@ impl Resource for PromotionResource {
                         "Cannot import promotion",
                         format!(
                             "Promotion {name:?} belongs to stage {stage_name:?}, which no longer \
-                             exists."
+                             exists (or is being deleted)."
                         ),
                     )
                     .into(),
@@ -2366,10 +2433,44 @@ mod tests {
     }
 
     #[test]
+    fn the_idempotency_key_is_the_stage_the_freight_and_how_it_is_chosen() {
+        let choose = |extra: Json| {
+            let mut j = json!({"project": "shop", "stage": "dev"});
+            j.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            idempotency_key(&config(j), "dev", "abc123")
+        };
+        let by_name = choose(json!({"freight": "abc123"}));
+        let (prefix, digest) = by_name.rsplit_once('/').unwrap();
+        assert_eq!(prefix, "dev/abc123");
+        assert!(
+            digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+            "{digest}"
+        );
+        // Computed again from the same configuration, and unmoved by what changes in place.
+        assert_eq!(choose(json!({"freight": "abc123"})), by_name);
+        assert_eq!(
+            choose(json!({"freight": "abc123", "wait": false, "timeouts": {"create": "1m"}})),
+            by_name
+        );
+        // Another way of choosing the same freight is another resource's promotion.
+        let others = [
+            choose(json!({"freight_alias": "tall-fox"})),
+            choose(json!({"origin_warehouse": "app"})),
+            choose(json!({"freight_selector": {"warehouse": "app", "version_constraint": "^1.0"}})),
+            choose(json!({"freight_selector": {"warehouse": "app", "version_constraint": "^1.1"}})),
+        ];
+        let mut all: Vec<&String> = others.iter().chain([&by_name]).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5, "{others:?}");
+    }
+
+    #[test]
     fn every_promotion_carries_its_idempotency_key() {
-        let key = idempotency_key("dev", "abc123");
-        assert_eq!(key, "dev/abc123");
-        let body = serde_json::to_value(promotion_body("dev", "abc123", &key)).unwrap();
+        let key = "dev/abc123/0123456789ab";
+        let body = serde_json::to_value(promotion_body("dev", "abc123", key)).unwrap();
         assert_eq!(
             body["metadata"],
             json!({"generateName": "dev-", "annotations": {IDEMPOTENCY_ANNOTATION: key}})

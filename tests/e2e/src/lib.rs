@@ -7,5 +7,5 @@ pub mod terraform;
 
 pub use env::{Env, example_dir, explicit_provider};
 pub use terraform::{
-    Diagnostic, Output, Terraform, actions, planned_actions, planned_after, state_entry,
+    At, Diagnostic, Output, Terraform, actions, planned_actions, planned_after, state_entry,
 };

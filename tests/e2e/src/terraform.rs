@@ -60,13 +60,39 @@ impl Output {
     /// and `apply -json` one message per line), each as severity, resource address, summary
     /// and detail; without the warning that the provider is a development override.
     pub fn json_diagnostics(&self) -> Vec<Diagnostic> {
-        let one = |d: &Json| Diagnostic {
-            severity: d["severity"].as_str().unwrap_or_default().to_string(),
-            address: d["address"].as_str().unwrap_or_default().to_string(),
-            summary: d["summary"].as_str().unwrap_or_default().to_string(),
-            detail: d["detail"].as_str().unwrap_or_default().to_string(),
+        self.json_diagnostics_at()
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect()
+    }
+
+    /// [`json_diagnostics`](Self::json_diagnostics), each with where in the configuration
+    /// Terraform shows it (for a diagnostic on an attribute, that attribute's value).
+    pub fn json_diagnostics_at(&self) -> Vec<(Diagnostic, At)> {
+        let one = |d: &Json| {
+            let diagnostic = Diagnostic {
+                severity: d["severity"].as_str().unwrap_or_default().to_string(),
+                address: d["address"].as_str().unwrap_or_default().to_string(),
+                summary: d["summary"].as_str().unwrap_or_default().to_string(),
+                detail: d["detail"].as_str().unwrap_or_default().to_string(),
+            };
+            let snippet = &d["snippet"];
+            let code = snippet["code"].as_str().unwrap_or_default();
+            let offset = |key: &str| snippet[key].as_u64().unwrap_or_default() as usize;
+            let at = At {
+                file: d["range"]["filename"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                line: d["range"]["start"]["line"].as_u64().unwrap_or_default() as usize,
+                text: code
+                    .get(offset("highlight_start_offset")..offset("highlight_end_offset"))
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            (diagnostic, at)
         };
-        let mut found: Vec<Diagnostic> = match serde_json::from_str::<Json>(&self.stdout) {
+        let mut found: Vec<(Diagnostic, At)> = match serde_json::from_str::<Json>(&self.stdout) {
             Ok(doc) if doc.get("diagnostics").is_some() => doc["diagnostics"]
                 .as_array()
                 .into_iter()
@@ -81,7 +107,7 @@ impl Output {
                 .map(|m| one(&m["diagnostic"]))
                 .collect(),
         };
-        found.retain(|d| d.summary != "Provider development overrides are in effect");
+        found.retain(|(d, _)| d.summary != "Provider development overrides are in effect");
         found
     }
 
@@ -115,6 +141,36 @@ pub struct Diagnostic {
     pub address: String,
     pub summary: String,
     pub detail: String,
+}
+
+/// Where a diagnostic of a `-json` run points: the file, the line its range starts on, and
+/// the text Terraform highlights (empty when it points at no configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct At {
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+}
+
+impl At {
+    /// The `occurrence`-th (from 1) place `text` is written in `file` of the working
+    /// directory `dir`, as Terraform would point at it.
+    pub fn nth(dir: &Path, file: &str, text: &str, occurrence: usize) -> Self {
+        let source = std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{file} cannot be read: {e}"));
+        let line = source
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(text))
+            .nth(occurrence - 1)
+            .map(|(i, _)| i + 1)
+            .unwrap_or_else(|| panic!("{text:?} is not written {occurrence} times in {file}"));
+        Self {
+            file: file.to_string(),
+            line,
+            text: text.to_string(),
+        }
+    }
 }
 
 impl From<std::process::Output> for Output {

@@ -7,7 +7,7 @@ mod server_side;
 
 use std::process::Command;
 
-use kargo_e2e::{Env, actions, planned_actions};
+use kargo_e2e::{At, Env, actions, planned_actions};
 use serde_json::json;
 
 const WAREHOUSE: &str = r#"
@@ -189,5 +189,78 @@ fn another_appliers_field_is_reported_at_plan_until_force_conflicts_takes_it() {
         "5m0s",
         "force_conflicts took it"
     );
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn another_appliers_project_label_is_reported_at_plan_until_force_conflicts_takes_it() {
+    let env = Env::new();
+    let project = r#"
+resource "kargo_project" "p" {
+  name   = "shop"
+  labels = { team = "payments" }
+}
+"#;
+    env.config(project);
+    env.tf.apply().ok();
+    server_side::apply_forced(
+        &env,
+        "argocd-controller",
+        &json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Project",
+            "metadata": {"name": "shop", "labels": {"team": "other"}}
+        }),
+    );
+    env.sandbox.reset_requests();
+    let out = env.tf.run(&["plan", "-json"]).failed();
+    let found = out.json_diagnostics_at();
+    assert_eq!(found.len(), 1, "{}", out.all());
+    let (diagnostic, at) = &found[0];
+    assert_eq!(
+        (
+            diagnostic.severity.as_str(),
+            diagnostic.address.as_str(),
+            diagnostic.summary.as_str()
+        ),
+        (
+            "error",
+            "kargo_project.p",
+            "Failed to update the project (server-side dry run)"
+        )
+    );
+    for part in [
+        "\"argocd-controller\"",
+        ".metadata.labels.team",
+        "`force_conflicts`",
+    ] {
+        assert!(diagnostic.detail.contains(part), "{part} in {diagnostic:?}");
+    }
+    assert_eq!(
+        *at,
+        At::nth(env.tf.path(), "main.tf", "{ team = \"payments\" }", 1),
+        "on the labels"
+    );
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.resource == "projects" && r.verb == "patch" && r.code == 409),
+        "the plan asked the API server (dry run)"
+    );
+    let live = env.get("projects", None, "shop").unwrap();
+    assert_eq!(
+        live["metadata"]["labels"]["team"], "other",
+        "nothing stored"
+    );
+
+    env.tf.write_main(&format!(
+        "{}\n{project}",
+        env.provider_block()
+            .replace("config_path", "force_conflicts = true\n  config_path")
+    ));
+    env.tf.apply().ok();
+    let live = env.get("projects", None, "shop").unwrap();
+    assert_eq!(live["metadata"]["labels"]["team"], "payments", "taken");
     env.tf.assert_no_changes();
 }

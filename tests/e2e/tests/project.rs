@@ -1,6 +1,6 @@
 //! kargo_project end to end: the real terraform binary against a fresh sandbox.
 
-use kargo_e2e::{Env, Output, actions, planned_actions, planned_after};
+use kargo_e2e::{At, Diagnostic, Env, Output, actions, planned_actions, planned_after};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
 
@@ -864,5 +864,93 @@ resource "kargo_project" "p" {
     assert_eq!(
         env.get("projectconfigs", Some("flaky"), "flaky").unwrap()["spec"]["stageLinks"][0]["title"],
         "Logs (all stages)"
+    );
+}
+
+/// A project with one promotion policy per stage in `policies` (`(stage, auto_promotion)`).
+fn project_with_policies(name: &str, policies: &[(&str, bool)]) -> String {
+    let blocks: String = policies
+        .iter()
+        .map(|(stage, auto)| {
+            format!(
+                "  promotion_policies {{\n    auto_promotion_enabled = {auto}\n    stage_selector {{ name = \"{stage}\" }}\n  }}\n"
+            )
+        })
+        .collect();
+    format!("resource \"kargo_project\" \"p\" {{\n  name = \"{name}\"\n{blocks}}}\n")
+}
+
+#[test]
+fn a_project_config_update_kargo_refuses_is_reported_at_plan_on_its_block() {
+    let env = Env::new();
+    env.config(&project_with_policies("policies", &[("dev", true)]));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let before = env
+        .get("projectconfigs", Some("policies"), "policies")
+        .unwrap();
+
+    // A second policy for the same stage: the provider's checks and the CRD schema let it
+    // through, Kargo's ProjectConfig webhook does not.
+    env.config(&project_with_policies(
+        "policies",
+        &[("dev", true), ("dev", false)],
+    ));
+    env.tf.run(&["validate"]).ok();
+    env.sandbox.reset_requests();
+    let out = env.tf.run(&["plan", "-json"]).failed();
+    assert_eq!(
+        out.json_diagnostics_at(),
+        vec![(
+            Diagnostic {
+                severity: "error".into(),
+                address: "kargo_project.p".into(),
+                summary: "Failed to write the project's ProjectConfig (server-side dry run)".into(),
+                detail: "ProjectConfig \"policies/policies\" was rejected by the cluster: \
+                         admission webhook \"projectconfig.kargo.akuity.io\" denied the request: \
+                         ProjectConfig.kargo.akuity.io \"policies\" is invalid: \
+                         spec.promotionPolicies[1]: Invalid value: \"dev\": stage name already \
+                         defined at spec.promotionPolicies[0]"
+                    .into(),
+            },
+            // The second policy's stage name.
+            At::nth(env.tf.path(), "main.tf", "\"dev\"", 2)
+        )],
+        "{}",
+        out.all()
+    );
+    let dry_runs: Vec<u16> = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.resource == "projectconfigs" && r.verb == "patch")
+        .map(|r| r.code)
+        .collect();
+    assert_eq!(
+        dry_runs,
+        [422],
+        "the plan asked Kargo (a dry run it refused)"
+    );
+    let after = env
+        .get("projectconfigs", Some("policies"), "policies")
+        .unwrap();
+    assert_eq!(after, before, "the dry run stored nothing");
+
+    // Put right, the same update plans and applies.
+    env.config(&project_with_policies(
+        "policies",
+        &[("dev", false), ("prod", true)],
+    ));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    let pc = env
+        .get("projectconfigs", Some("policies"), "policies")
+        .unwrap();
+    assert_eq!(
+        pc["spec"]["promotionPolicies"],
+        json!([
+            {"autoPromotionEnabled": false, "stageSelector": {"name": "dev"}},
+            {"autoPromotionEnabled": true, "stageSelector": {"name": "prod"}}
+        ])
     );
 }

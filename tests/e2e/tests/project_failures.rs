@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use kargo_e2e::{Env, explicit_provider};
+use kargo_sandbox::HttpFault;
 
 #[test]
 fn wrong_token_fails_at_apply_with_a_clear_message_and_plan_needs_no_cluster() {
@@ -158,40 +159,44 @@ fn delete_that_cannot_finish_times_out_naming_the_finalizer_and_a_later_destroy_
 }
 
 #[test]
-fn a_refresh_that_cannot_reach_the_cluster_warns_the_same_for_every_resource() {
+fn a_project_update_is_bounded_by_timeouts_update_and_keeps_the_prior_state() {
     let env = Env::new();
-    let resources = "resource \"kargo_project\" \"p\" {\n  name = \"shop\"\n}\n\nresource \"kargo_warehouse\" \"app\" {\n  project = kargo_project.p.name\n  name    = \"app\"\n  subscriptions {\n    image { repo_url = \"ghcr.io/acme/app\" }\n  }\n}\n";
-    env.config(resources);
+    let hcl = |team: &str| {
+        format!(
+            "resource \"kargo_project\" \"p\" {{\n  name   = \"shop\"\n  labels = {{ team = \"{team}\" }}\n  timeouts {{ update = \"1s\" }}\n}}\n"
+        )
+    };
+    env.config(&hcl("payments"));
     env.tf.apply().ok();
-    // The same state, planned through a host that does not answer.
-    let hcl = explicit_provider(&env, "https://127.0.0.1:1", env.sandbox.token());
-    env.tf.write_main(&format!("{hcl}\n{resources}"));
-    let out = env.tf.plan_code();
-    assert_eq!(
-        out.code,
-        0,
-        "the state is kept: nothing to do\n{}",
-        out.all()
+    // Every write of the project is held for 3s before the API server handles it.
+    env.sandbox
+        .inject_fault(
+            HttpFault::delay(Duration::from_secs(3))
+                .verb("patch")
+                .resource("projects"),
+        )
+        .expect("inject fault");
+    env.config(&hcl("checkout"));
+    let started = std::time::Instant::now();
+    let out = env.tf.apply().failed();
+    out.assert_error(
+        "kargo_project.p",
+        &["Failed to update the project", "`timeouts.update`"],
     );
-    let text = out.flat();
-    for (kind, what) in [
-        ("Project", "project \"shop\""),
-        ("Warehouse", "Warehouse \"shop/app\""),
-    ] {
-        assert!(
-            text.contains(&format!("Warning: {kind} not refreshed")),
-            "{kind}: {text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "Could not read {what}, so the state is kept as it was"
-            )),
-            "{kind}: {text}"
-        );
-    }
-    assert!(text.matches("127.0.0.1:1").count() >= 2, "{text}");
     assert!(
-        text.contains("plan again once the cluster answers"),
-        "{text}"
+        started.elapsed() < Duration::from_secs(30),
+        "the update gave up at its bound"
+    );
+    assert_eq!(
+        env.tf.resource("kargo_project.p")["labels"],
+        serde_json::json!({"team": "payments"}),
+        "the prior state stands"
+    );
+    env.sandbox.clear_faults().expect("clear faults");
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    assert_eq!(
+        env.get("projects", None, "shop").unwrap()["metadata"]["labels"]["team"],
+        "checkout"
     );
 }

@@ -8,7 +8,7 @@ use kargo_e2e::pipeline::{
     wait_verified,
 };
 use kargo_e2e::{
-    Env, Terraform, actions, explicit_provider, planned_actions, planned_after, state_entry,
+    At, Env, Terraform, actions, explicit_provider, planned_actions, planned_after, state_entry,
 };
 use kargo_sandbox::{HttpFault, User};
 use serde_json::{Value as Json, json};
@@ -956,6 +956,143 @@ fn promotion_creates(env: &Env) -> usize {
 
 const IDEMPOTENCY_KEY: &str = "terraform-provider-kargo/idempotency-key";
 
+/// Asserts a Promotion into `dev` of `freight` carries a key of the documented form
+/// `dev/<freight>/<12 hexadecimal digits>`, and returns the key.
+#[track_caller]
+fn assert_key(promotion: &Json, freight: &str) -> String {
+    let key = promotion["metadata"]["annotations"][IDEMPOTENCY_KEY]
+        .as_str()
+        .unwrap_or_else(|| panic!("no idempotency key on {promotion}"))
+        .to_string();
+    let digest = key
+        .strip_prefix(&format!("dev/{freight}/"))
+        .unwrap_or_else(|| panic!("{key:?} names the stage and the freight"));
+    assert!(
+        digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+        "{key:?} ends in the digest of the freight choice"
+    );
+    key
+}
+
+/// A promotion into `dev` as resource `name`, choosing its freight by `choice`.
+fn promotion_named(name: &str, choice: &str) -> String {
+    format!(
+        "resource \"kargo_promotion\" \"{name}\" {{\n  project = kargo_project.p.name\n  stage   = kargo_stage.dev.name\n  {choice}\n}}\n"
+    )
+}
+
+#[test]
+fn two_resources_choosing_the_same_freight_differently_make_two_promotions() {
+    let env = pipeline();
+    let (freight, alias) = publish(&env, "1.0.0");
+    env.config(&format!(
+        "{PIPELINE}\n{}\n{}",
+        promotion_named("by_name", &format!("freight = \"{freight}\"")),
+        promotion_named("by_alias", &format!("freight_alias = \"{alias}\"")),
+    ));
+    env.sandbox.reset_requests();
+    env.tf.apply().ok();
+    assert_eq!(promotion_creates(&env), 2, "one create for each resource");
+    let created = promotions_of(&env, &freight);
+    assert_eq!(created.len(), 2, "{created:?}");
+    let keys: Vec<String> = created.iter().map(|p| assert_key(p, &freight)).collect();
+    assert_ne!(keys[0], keys[1], "each resource has its own key");
+    let mut names: Vec<Json> = created
+        .iter()
+        .map(|p| p["metadata"]["name"].clone())
+        .collect();
+    let mut recorded = vec![
+        env.tf.resource("kargo_promotion.by_name")["promotion_name"].clone(),
+        env.tf.resource("kargo_promotion.by_alias")["promotion_name"].clone(),
+    ];
+    names.sort_by_key(Json::to_string);
+    recorded.sort_by_key(Json::to_string);
+    assert_eq!(recorded, names, "each state names its own Promotion");
+    wait_holds(&env, "dev", &freight);
+    env.tf.assert_no_changes();
+    assert_eq!(promotions_of(&env, &freight).len(), 2);
+}
+
+#[test]
+fn a_promotion_declared_twice_fails_the_plan_and_creates_nothing_more() {
+    let env = pipeline();
+    let (freight, _) = publish(&env, "1.0.0");
+    let choice = format!("freight = \"{freight}\"");
+    env.config(&format!("{PIPELINE}\n{}", promotion_named("a", &choice)));
+    env.tf.apply().ok();
+    let created = promotions_of(&env, &freight);
+    assert_eq!(created.len(), 1);
+    let key = assert_key(&created[0], &freight);
+
+    // The same promotion copied under another name.
+    env.config(&format!(
+        "{PIPELINE}\n{}\n{}",
+        promotion_named("a", &choice),
+        promotion_named("b", &choice)
+    ));
+    env.sandbox.reset_requests();
+    let out = env.tf.run(&["plan", "-json"]).failed();
+    let (errors, others): (Vec<_>, Vec<_>) = out
+        .json_diagnostics_at()
+        .into_iter()
+        .partition(|(d, _)| d.severity == "error");
+    assert_eq!(errors.len(), 1, "one of the two is refused:\n{}", out.all());
+    let (diagnostic, at) = &errors[0];
+    // Terraform plans the two at the same time: whichever comes second is refused. When that
+    // is `a`, `b` planned first took `a`'s Promotion for one an interrupted apply left behind.
+    let nth = match diagnostic.address.as_str() {
+        "kargo_promotion.a" => 1,
+        "kargo_promotion.b" => 2,
+        other => panic!("the error is on {other:?}, not on one of the two"),
+    };
+    for (other, _) in &others {
+        assert_eq!(
+            (
+                other.severity.as_str(),
+                other.address.as_str(),
+                other.summary.as_str()
+            ),
+            ("warning", "kargo_promotion.b", "Promotion already created"),
+            "{}",
+            out.all()
+        );
+    }
+    assert_eq!(
+        (
+            diagnostic.severity.as_str(),
+            diagnostic.summary.as_str(),
+            diagnostic.detail.clone()
+        ),
+        (
+            "error",
+            "Promotion declared twice",
+            format!(
+                "Another kargo_promotion in this configuration promotes freight \"{freight}\" \
+                 into stage \"dev\", choosing it the same way. A Promotion is found again after \
+                 an interrupted apply by its idempotency key \
+                 ({IDEMPOTENCY_KEY}=\"{key}\"), made of the stage, the freight and how the \
+                 configuration chooses it, so these two would share one. Remove one of them."
+            )
+        )
+    );
+    assert_eq!(
+        *at,
+        At::nth(env.tf.path(), "main.tf", &format!("\"{freight}\""), nth),
+        "on the freight choice"
+    );
+    let out = env.tf.run(&["apply", "-auto-approve"]).failed();
+    assert!(
+        out.flat().contains("Promotion declared twice"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(promotion_creates(&env), 0, "nothing created");
+    assert_eq!(promotions_of(&env, &freight).len(), 1);
+
+    env.config(&format!("{PIPELINE}\n{}", promotion_named("a", &choice)));
+    env.tf.assert_no_changes();
+}
+
 #[test]
 fn a_lost_answer_to_the_promotion_create_never_makes_a_second_promotion() {
     let env = pipeline();
@@ -1006,11 +1143,7 @@ fn a_lost_answer_to_the_promotion_create_never_makes_a_second_promotion() {
             "{case}: exactly one Promotion: {created:?}"
         );
         let name = created[0]["metadata"]["name"].as_str().unwrap().to_string();
-        assert_eq!(
-            created[0]["metadata"]["annotations"][IDEMPOTENCY_KEY],
-            json!(format!("dev/{freight}")),
-            "{case}: the key names the stage and the freight"
-        );
+        assert_key(&created[0], &freight);
         let state = env.tf.resource("kargo_promotion.dev");
         assert_eq!(
             state["promotion_name"],

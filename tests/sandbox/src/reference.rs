@@ -24,14 +24,50 @@ pub fn shared_dir() -> Option<PathBuf> {
 /// the comparison must run: there it panics.
 pub fn for_test(rel: &str) -> Option<PathBuf> {
     let found = shared_dir().map(|d| d.join(rel)).filter(|d| d.exists());
+    required_under_ci(found, rel, std::env::var_os("CI").is_some())
+}
+
+/// `found`; when it is absent, a panic under CI (`ci`), else a SKIPPED line and `None`.
+fn required_under_ci(found: Option<PathBuf>, rel: &str, ci: bool) -> Option<PathBuf> {
     if found.is_none() {
         let why = format!(
             "../shared/{rel} is absent (a `shared` directory beside the repository, or ${ENV})"
         );
-        if std::env::var_os("CI").is_some() {
+        if ci {
             panic!("{why}, and CI is set: this comparison with upstream files must run in CI");
         }
         eprintln!("SKIPPED: {why}, so this comparison with upstream files did not run");
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(
+        expected = "../shared/fixtures/real-world is absent (a `shared` directory beside the \
+                    repository, or $KARGO_SHARED_DIR), and CI is set: this comparison with \
+                    upstream files must run in CI"
+    )]
+    fn an_absent_shared_directory_fails_the_test_under_ci() {
+        required_under_ci(None, "fixtures/real-world", true);
+    }
+
+    #[test]
+    fn an_absent_shared_directory_skips_the_comparison_outside_ci() {
+        assert_eq!(required_under_ci(None, "fixtures/real-world", false), None);
+    }
+
+    #[test]
+    fn a_present_shared_directory_is_used_either_way() {
+        let dir = PathBuf::from("/somewhere/shared/fixtures/real-world");
+        for ci in [false, true] {
+            assert_eq!(
+                required_under_ci(Some(dir.clone()), "fixtures/real-world", ci),
+                Some(dir.clone())
+            );
+        }
+    }
 }
