@@ -301,6 +301,8 @@ fn refused_or_missing_credentials_make_it_unavailable_and_nothing_leaks() {
         password: "right-password".into(),
     };
     let url = manifests_repo(&env, "private", Some(auth));
+    env.tf.env("GIT_CONFIG_NOSYSTEM", "1");
+    env.tf.env("GIT_CONFIG_GLOBAL", "/dev/null");
     let prefix = url.trim_end_matches("private.git");
     let wrong = format!(
         "git_credentials {{\n      url_prefix = \"{prefix}\"\n      username = \"kargo\"\n      password = \"Wr0ng-s3cret-value\"\n    }}"
@@ -359,7 +361,7 @@ fn refused_or_missing_credentials_make_it_unavailable_and_nothing_leaks() {
     assert_eq!(
         after["preview_result"]["reasons"],
         json!([format!(
-            "{url}/info/refs?service=git-upload-pack refused access (HTTP 401) with no credentials (no promotion_preview.git_credentials entry matches)"
+            "{url}/info/refs?service=git-upload-pack refused access (HTTP 401) with no credentials (no promotion_preview.git_credentials entry matches; Kargo's credential Secrets are not read (read_kargo_credentials is off); the Git credential helper gave none)"
         )])
     );
 }
@@ -642,5 +644,229 @@ resource "kargo_stage" "dev" {{
     env.tf.run(&["apply", "e2e.tfplan"]).ok();
     assert_pushed_as_planned(&env, &dev_plan, "gitops", "main");
     assert_pushed_as_planned(&env, &qa_plan, "gitops", "qa");
+    env.tf.assert_no_changes();
+}
+
+/// A Git credentials Secret as Kargo reads them (`repoURL`, optionally a regex).
+fn kargo_git_secret(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+    repo_url: &str,
+    regex: bool,
+    password: &str,
+) {
+    env.sandbox.with_txn(|txn| {
+        if txn.get("", "namespaces", None, namespace).is_none() {
+            txn.create(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )
+            .unwrap();
+        }
+        let mut data = json!({"repoURL": repo_url, "username": "kargo", "password": password});
+        if regex {
+            data["repoURLIsRegex"] = json!("true");
+        }
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"kargo.akuity.io/cred-type": "git"}},
+            "stringData": data});
+        match txn.get("", "secrets", Some(namespace), name) {
+            Some(old) => {
+                let mut updated = secret.clone();
+                updated["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+                txn.update(updated).unwrap();
+            }
+            None => {
+                txn.create(secret).unwrap();
+            }
+        }
+    });
+}
+
+/// A Git configuration whose credential helper (`store`) answers `password` for the host of
+/// `url`; returns its path for `GIT_CONFIG_GLOBAL`.
+fn credential_helper_config(dir: &Path, url: &str, password: &str) -> String {
+    let host = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap();
+    let store = dir.join(format!("store-{password}"));
+    std::fs::write(&store, format!("https://kargo:{password}@{host}\n")).unwrap();
+    let config = dir.join(format!("gitconfig-{password}"));
+    std::fs::write(
+        &config,
+        format!(
+            "[credential]\n\thelper = store --file={}\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    config.display().to_string()
+}
+
+#[test]
+fn every_credential_source_opens_a_private_repository_and_refusals_name_the_source() {
+    let mut env = Env::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let empty_config = scratch.path().join("gitconfig-empty");
+    std::fs::write(&empty_config, "").unwrap();
+    env.tf.env("GIT_CONFIG_NOSYSTEM", "1");
+    env.tf
+        .env("GIT_CONFIG_GLOBAL", empty_config.to_str().unwrap());
+    let auth = BasicAuth {
+        username: "kargo".into(),
+        password: "right-password".into(),
+    };
+    let url = manifests_repo(&env, "private", Some(auth));
+    let stage_hcl = stage(&url, &edits(), "");
+    let freight = applied_stage(&env, &provider(&env, ""), &stage_hcl);
+    let write = |env: &Env, block: &str| {
+        env.tf.write_main(&format!(
+            "{block}{}{stage_hcl}{}",
+            Pipeline::new().hcl(),
+            promotion(&freight, "")
+        ))
+    };
+    let no_helper = "git_credential_helper = false";
+
+    // promotion_preview.git_credentials by regular expression.
+    write(
+        &env,
+        &provider(
+            &env,
+            "git_credentials {\n      url_regex = \"/git/priv[a-z]+\\\\.git$\"\n      username = \"kargo\"\n      password = \"right-password\"\n    }",
+        ),
+    );
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["status"], "complete",
+        "url_regex: {after:#}"
+    );
+    assert_eq!(after["manifest_changes"].as_array().unwrap().len(), 3);
+
+    // The user's Git credential helper, asked when the host refuses anonymous access.
+    let right_helper = credential_helper_config(scratch.path(), &url, "right-password");
+    env.tf.env("GIT_CONFIG_GLOBAL", &right_helper);
+    write(&env, &provider(&env, ""));
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["status"], "complete",
+        "helper: {after:#}"
+    );
+    // ... and not asked when it is off.
+    write(&env, &provider(&env, no_helper));
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["reasons"],
+        json!([format!(
+            "{url}/info/refs?service=git-upload-pack refused access (HTTP 401) with no credentials (no promotion_preview.git_credentials entry matches; Kargo's credential Secrets are not read (read_kargo_credentials is off); the Git credential helper is off)"
+        )])
+    );
+    env.tf
+        .env("GIT_CONFIG_GLOBAL", empty_config.to_str().unwrap());
+
+    // Kargo's Secrets: a regex in the shared namespace...
+    kargo_git_secret(
+        &env,
+        "kargo-shared-resources",
+        "shared-git",
+        r"^https://127\.0\.0\.1:[0-9]+/git/",
+        true,
+        "right-password",
+    );
+    let kargo_block = provider(
+        &env,
+        &format!("read_kargo_credentials = true\n    {no_helper}"),
+    );
+    write(&env, &kargo_block);
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["status"], "complete",
+        "shared Secret: {after:#}"
+    );
+    // ... and the project's own Secret first, matched on the normalised URL: here wrong.
+    let normalised = url
+        .trim_end_matches(".git")
+        .to_uppercase()
+        .replace("HTTPS://", "https://");
+    kargo_git_secret(
+        &env,
+        "shop",
+        "private-repo",
+        &normalised,
+        false,
+        "Wr0ng-kargo-secret",
+    );
+    env.tf.env("TF_LOG", "TRACE");
+    let out = env.tf.run(&["plan", "-out=e2e.tfplan"]).ok();
+    env.tf.env("TF_LOG", "");
+    assert!(
+        !out.all().contains("Wr0ng-kargo-secret"),
+        "a Kargo Secret's password leaked at TF_LOG=TRACE"
+    );
+    assert!(
+        !out.all().contains("right-password"),
+        "a Kargo Secret's password leaked at TF_LOG=TRACE"
+    );
+    let shown: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let after = planned_after(&shown, "kargo_promotion.dev").unwrap();
+    assert_eq!(
+        after["preview_result"]["reasons"],
+        json!([format!(
+            "{url}/info/refs?service=git-upload-pack refused access (HTTP 401) with credentials from Kargo's Secret shop/private-repo (username \"kargo\")"
+        )])
+    );
+
+    // A wrong answer from the credential helper is named as the helper's.
+    env.tf.env(
+        "GIT_CONFIG_GLOBAL",
+        &credential_helper_config(scratch.path(), &url, "Wr0ng-helper-secret"),
+    );
+    write(&env, &provider(&env, ""));
+    env.tf.env("TF_LOG", "TRACE");
+    let out = env.tf.run(&["plan", "-out=e2e.tfplan"]).ok();
+    env.tf.env("TF_LOG", "");
+    assert!(
+        !out.all().contains("Wr0ng-helper-secret"),
+        "the helper's password leaked at TF_LOG=TRACE"
+    );
+    let shown: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let after = planned_after(&shown, "kargo_promotion.dev").unwrap();
+    assert_eq!(
+        after["preview_result"]["reasons"],
+        json!([format!(
+            "{url}/info/refs?service=git-upload-pack refused access (HTTP 401) with credentials from the Git credential helper (username \"kargo\")"
+        )])
+    );
+    env.tf
+        .env("GIT_CONFIG_GLOBAL", empty_config.to_str().unwrap());
+
+    // The project's Secret put right: the preview uses it, and so does the promotion, whose
+    // pushed commit is the planned diff.
+    kargo_git_secret(
+        &env,
+        "shop",
+        "private-repo",
+        &normalised,
+        false,
+        "right-password",
+    );
+    write(&env, &kargo_block);
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["status"], "complete",
+        "project Secret: {after:#}"
+    );
+    env.tf.apply().ok();
+    assert_pushed_as_planned(&env, &after, "private", "main");
+    let state = std::fs::read_to_string(env.tf.path().join("terraform.tfstate")).unwrap();
+    assert!(
+        !state.contains("right-password"),
+        "no credential in the state"
+    );
     env.tf.assert_no_changes();
 }

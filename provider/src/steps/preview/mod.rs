@@ -11,23 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json, json};
 
+pub mod credentials;
 pub mod edit;
 pub mod eval;
 pub mod git;
 mod http;
 
+pub use credentials::{GitCredential, KargoCredential, KargoCredentials, UrlMatch};
 pub use eval::Scope;
 use git::{Files, Ref};
-
-use crate::config::Secret;
-
-/// Credentials for the Git repositories whose URL starts with `url_prefix`.
-#[derive(Clone, Debug)]
-pub struct GitCredential {
-    pub url_prefix: String,
-    pub username: String,
-    pub password: Secret,
-}
 
 /// How previews run.
 #[derive(Clone, Debug)]
@@ -36,11 +28,21 @@ pub struct Settings {
     /// PEM certificates trusted besides the system's, for Git hosts.
     pub ca_pem: Option<Vec<u8>>,
     pub credentials: Vec<GitCredential>,
+    /// Whether Kargo's Git credential Secrets of the project (then of `shared_namespace`) are
+    /// read and used.
+    pub read_kargo_credentials: bool,
+    /// Kargo's shared-resources namespace, where credentials shared by all projects live.
+    pub shared_namespace: String,
+    /// Whether the user's Git credential helper is asked when a host refuses anonymous access.
+    pub credential_helper: bool,
     /// How long one preview may take, fetches included.
     pub timeout: Duration,
     /// Where fetched repositories are kept between runs.
     pub cache_dir: PathBuf,
 }
+
+/// Default for [`Settings::shared_namespace`]: where Kargo's chart puts shared resources.
+pub const DEFAULT_SHARED_NAMESPACE: &str = "kargo-shared-resources";
 
 /// Default for [`Settings::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -51,6 +53,9 @@ impl Default for Settings {
             enabled: true,
             ca_pem: None,
             credentials: Vec::new(),
+            read_kargo_credentials: false,
+            shared_namespace: DEFAULT_SHARED_NAMESPACE.to_string(),
+            credential_helper: true,
             timeout: DEFAULT_TIMEOUT,
             cache_dir: default_cache_dir(),
         }
@@ -129,6 +134,8 @@ pub struct Request {
     /// The promotion template's `vars`.
     pub vars: Vec<Json>,
     pub steps: Vec<Json>,
+    /// Kargo's Git credential Secrets, when the provider may read them.
+    pub kargo_credentials: Option<KargoCredentials>,
 }
 
 /// Steps that need systems the preview never calls, and what they need.
@@ -153,7 +160,11 @@ pub fn run(request: &Request, settings: &Settings, runtime: tokio::runtime::Hand
     let deadline = Instant::now() + settings.timeout;
     let http = match http::HttpContext::new(
         settings.ca_pem.as_deref(),
-        settings.credentials.clone(),
+        credentials::Credentials::new(
+            settings.credentials.clone(),
+            request.kargo_credentials.clone(),
+            settings.credential_helper,
+        ),
         deadline,
         runtime,
     ) {
@@ -930,6 +941,7 @@ mod tests {
                         .unwrap()
                 })
                 .collect(),
+            kargo_credentials: None,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
