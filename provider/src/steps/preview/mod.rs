@@ -330,6 +330,8 @@ impl Run<'_> {
                 "kustomize-set-image" => self.kustomize_set_image(&config),
                 "yaml-update" => self.yaml_update(&config),
                 "json-update" => self.json_update(&config),
+                "yaml-parse" => self.parse(&config, Format::Yaml),
+                "json-parse" => self.parse(&config, Format::Json),
                 "helm-update-chart" => self.helm_update_chart(&config),
                 "copy" => self.copy(&config),
                 "delete" => self.delete(&config),
@@ -623,6 +625,39 @@ impl Run<'_> {
         Ok(json!({"commitMessage": updated_message(config, &updates)}))
     }
 
+    /// `yaml-parse` and `json-parse`: the file read, and each output's expression evaluated
+    /// on it; the outputs feed later steps.
+    fn parse(&mut self, config: &Json, format: Format) -> Result<Json, StepError> {
+        let path = self.path(str_of(config, "path")?)?;
+        let outputs = config
+            .get("outputs")
+            .and_then(Json::as_array)
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| StepError::Failed("outputs is required".into()))?;
+        let text = self.read(&path)?;
+        let document: Json = match format {
+            Format::Yaml if text.is_empty() => {
+                return Err(StepError::Failed(format!(
+                    "could not parse empty YAML file: {:?}",
+                    self.shown(&path)
+                )));
+            }
+            Format::Yaml => serde_yaml::from_str(&text)
+                .map_err(|e| StepError::Failed(format!("could not parse YAML file: {e}")))?,
+            Format::Json => serde_json::from_str(&text)
+                .map_err(|e| StepError::Failed(format!("could not parse JSON file: {e}")))?,
+        };
+        let mut values = Map::new();
+        for output in outputs {
+            let name = str_of(output, "name")?;
+            let expression = str_of(output, "fromExpression")?;
+            let value = eval::evaluate_on_document(expression, &document)
+                .map_err(|e| StepError::Failed(format!("failed to extract outputs: {e}")))?;
+            values.insert(name.to_string(), value);
+        }
+        Ok(Json::Object(values))
+    }
+
     fn kustomize_set_image(&mut self, config: &Json) -> Result<Json, StepError> {
         let dir = self.path(str_of(config, "path")?)?;
         let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
@@ -830,6 +865,13 @@ impl Run<'_> {
         self.write(&path, contents)?;
         Ok(json!({}))
     }
+}
+
+/// The format `yaml-parse` and `json-parse` read.
+#[derive(Clone, Copy)]
+enum Format {
+    Yaml,
+    Json,
 }
 
 enum StepError {
@@ -1053,6 +1095,71 @@ mod tests {
             vec!["values: the promotion would fail here: error finding key b: key path not found"]
         );
         assert!(outcome.changes.is_empty());
+    }
+
+    #[test]
+    fn parsed_values_feed_later_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = local_repo(
+            &tmp.path().join("repo.git"),
+            &[
+                (
+                    "settings.json",
+                    "{\"chart\": {\"version\": \"0.0.76\"}, \"replicas\": 2}\n",
+                ),
+                ("values.yaml", "image:\n  tag: 1.0.0\nregions: [eu, us]\n"),
+            ],
+        );
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            json!([
+                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
+                {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
+                    {"name": "version", "fromExpression": "chart.version"},
+                    {"name": "more", "fromExpression": "replicas + 1"}]}},
+                {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
+                    {"name": "tag", "fromExpression": "image.tag"},
+                    {"name": "first", "fromExpression": "regions[0]"}]}},
+                {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
+                    "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+                {"uses": "json-parse", "as": "bad", "config": {"path": "./out/values.yaml", "outputs": [{"name": "x", "fromExpression": "a"}]}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+            json!([]),
+        );
+        assert_eq!(outcome.reasons.len(), 1, "{:?}", outcome.reasons);
+        assert!(
+            outcome.reasons[0]
+                .starts_with("bad: the promotion would fail here: could not parse JSON file: "),
+            "{:?}",
+            outcome.reasons
+        );
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache2"),
+            json!([
+                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
+                {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
+                    {"name": "version", "fromExpression": "chart.version"},
+                    {"name": "more", "fromExpression": "replicas + 1"}]}},
+                {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
+                    {"name": "tag", "fromExpression": "image.tag"},
+                    {"name": "first", "fromExpression": "regions[0]"}]}},
+                {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
+                    "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+                {"uses": "git-commit", "config": {"path": "./out", "message": "m"}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+            json!([]),
+        );
+        assert_eq!(outcome.status, Status::Complete, "{:?}", outcome.reasons);
+        assert_eq!(
+            outcome.changes[0].diff.as_deref(),
+            Some(
+                "--- /dev/null\n+++ b/NOTES.txt\n@@ -0,0 +1 @@\n+0.0.76 3 1.0.0 eu\n\\ No newline at end of file\n"
+            )
+        );
     }
 
     #[test]
