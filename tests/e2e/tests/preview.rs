@@ -479,7 +479,9 @@ fn previews_are_off_with_preview_false_or_the_provider_block() {
 fn assert_pushed_as_planned(env: &Env, planned: &Json, repo: &str, rev: &str) {
     let bare = env.sandbox.git().repo_dir(repo).unwrap();
     let changes = planned["manifest_changes"].as_array().unwrap();
-    let mut listed: Vec<String> = changes
+    let mut by_path: Vec<&Json> = changes.iter().collect();
+    by_path.sort_by_key(|c| c["path"].as_str().unwrap());
+    let listed: Vec<String> = by_path
         .iter()
         .map(|c| {
             let code = match c["action"].as_str().unwrap() {
@@ -490,17 +492,28 @@ fn assert_pushed_as_planned(env: &Env, planned: &Json, repo: &str, rev: &str) {
             format!("{code}\t{}\n", c["path"].as_str().unwrap())
         })
         .collect();
-    listed.sort();
     let parent = format!("{rev}~1");
     assert_eq!(
-        git(&bare, &["diff", "--name-status", &parent, rev]),
+        git(
+            &bare,
+            &["diff", "--no-renames", "--name-status", &parent, rev]
+        ),
         listed.concat()
     );
     for change in changes {
         let path = change["path"].as_str().unwrap();
         let pushed = git(
             &bare,
-            &["diff", "--no-color", "-U3", &parent, rev, "--", path],
+            &[
+                "diff",
+                "--no-renames",
+                "--no-color",
+                "-U3",
+                &parent,
+                rev,
+                "--",
+                path,
+            ],
         );
         assert_eq!(
             hunks(change["diff"].as_str().unwrap()),
@@ -868,5 +881,345 @@ fn every_credential_source_opens_a_private_repository_and_refusals_name_the_sour
         !state.contains("right-password"),
         "no credential in the state"
     );
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn helm_update_chart_and_a_rendered_branch_from_copy_and_git_clear_push_what_was_planned() {
+    let env = Env::new();
+    let url = manifests_repo(&env, "gitops", None);
+    let bare = env.sandbox.git().repo_dir("gitops").unwrap();
+    // An umbrella chart on main, and a branch of rendered manifests that is cleared and
+    // written again on each promotion.
+    let seed = tempfile::tempdir().unwrap();
+    git(seed.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let work = seed.path().join("w");
+    std::fs::create_dir_all(work.join("chart")).unwrap();
+    std::fs::write(
+        work.join("chart/Chart.yaml"),
+        "apiVersion: v2\nname: umbrella\nversion: 0.1.0\n# pinned dependencies\ndependencies:\n- name: app\n  repository: https://charts.example.com\n  version: 1.0.0\n- name: redis\n  repository: oci://registry.example.com/charts\n  version: \"18.1.0\"\n",
+    )
+    .unwrap();
+    for (args, _) in [
+        (vec!["add", "chart"], ()),
+        (
+            vec![
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "commit",
+                "-qm",
+                "chart",
+            ],
+            (),
+        ),
+        (vec!["push", "-q", "origin", "main"], ()),
+        (vec!["push", "-q", "origin", "main:rendered"], ()),
+    ] {
+        git(&work, &args);
+    }
+    let block = provider(&env, "");
+    let helm = step(
+        "helm-update-chart",
+        "chart",
+        r#"{ path = "./out/chart", charts = [{ repository = "https://charts.example.com", name = "app", version = "2.0.0" }] }"#,
+    );
+    let rendered = format!(
+        "resource \"kargo_stage\" \"qa\" {{\n  project = kargo_project.p.name\n  name    = \"qa\"\n  requested_freight {{\n    origin {{ name = kargo_warehouse.app.name }}\n    sources {{ direct = true }}\n  }}\n  promotion_template {{\n{}{}{}{}{}{}  }}\n}}\n",
+        step(
+            "git-clone",
+            "clone",
+            &format!(
+                r#"{{ repoURL = "{url}", checkout = [{{ branch = "main", path = "./src" }}, {{ branch = "rendered", path = "./out" }}] }}"#
+            )
+        ),
+        step("git-clear", "clear", r#"{ path = "./out" }"#),
+        step(
+            "copy",
+            "copy",
+            r#"{ inPath = "./src/base", outPath = "./out/$${{ ctx.stage }}" }"#
+        ),
+        step(
+            "kustomize-set-image",
+            "image",
+            r#"{ path = "./out/$${{ ctx.stage }}", images = [{ image = "ghcr.io/acme/app", tag = "$${{ imageFrom('ghcr.io/acme/app').Tag }}" }] }"#
+        ),
+        step(
+            "git-commit",
+            "commit",
+            r#"{ path = "./out", message = "render" }"#
+        ),
+        step("git-push", "push", r#"{ path = "./out" }"#),
+    );
+    let stage_hcl = stage(&url, &helm, "");
+    let pipeline = format!("{block}{}{stage_hcl}{rendered}", Pipeline::new().hcl());
+    env.tf.write_main(&pipeline);
+    env.tf.apply().ok();
+    let freight = publish(&env, "1.1.0").0;
+    let qa = promotion(&freight, "")
+        .replace("\"dev\"", "\"qa\"")
+        .replace("kargo_stage.dev", "kargo_stage.qa");
+    env.tf
+        .write_main(&format!("{pipeline}{}{qa}", promotion(&freight, "")));
+    let plan = env.tf.plan_json();
+    let dev = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    let qa = planned_after(&plan, "kargo_promotion.qa").unwrap();
+    assert_eq!(
+        dev["preview_result"]["reasons"],
+        json!([
+            "helm-update-chart: Chart.lock and charts/ are not previewed (the preview does not run helm dependency update)"
+        ])
+    );
+    assert_eq!(
+        dev["manifest_changes"][0]["diff"],
+        "--- a/chart/Chart.yaml\n+++ b/chart/Chart.yaml\n@@ -5,7 +5,7 @@\n dependencies:\n - name: app\n   repository: https://charts.example.com\n-  version: 1.0.0\n+  version: 2.0.0\n - name: redis\n   repository: oci://registry.example.com/charts\n   version: \"18.1.0\"\n"
+    );
+    assert_eq!(qa["preview_result"]["status"], "complete", "{qa:#}");
+    let actions: Vec<(String, String)> = qa["manifest_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("values.yaml".into(), "deleted".into()))
+            && actions.contains(&("qa/kustomization.yaml".into(), "added".into())),
+        "git-clear removed the old files and copy added the rendered ones: {actions:?}"
+    );
+    assert!(
+        qa["manifest_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["branch"] == "rendered")
+    );
+
+    env.tf.apply().ok();
+    assert_pushed_as_planned(&env, &dev, "gitops", "main");
+    assert_pushed_as_planned(&env, &qa, "gitops", "rendered");
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn the_dokaseca_pipeline_previews_the_pull_request_it_then_opens() {
+    let env = Env::new();
+    let seed = tempfile::tempdir().unwrap();
+    let settings = |version: &str| {
+        format!(
+            "{{\n  \"addonChartName\": \"rustfs\",\n  \"addonChartRepository\": \"https://charts.rustfs.com\",\n  \"addonChartVersion\": \"{version}\",\n  \"namespace\": \"rustfs\"\n}}\n"
+        )
+    };
+    for place in ["environments/dev", "environments/stg", "regions/eu"] {
+        let p = seed
+            .path()
+            .join(format!("configs/appsets/{place}/rustfs.json"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, settings("0.0.76")).unwrap();
+    }
+    let url = env
+        .sandbox
+        .git_create("dokaseca-addons", Some(seed.path()), "main", None)
+        .unwrap();
+    let theirs = include_str!("../real-world/dokaseca-rustfs.tf")
+        .replace("https://github.com/thatmlopsguy/dokaseca-addons.git", &url);
+    let block = provider(&env, "");
+    env.tf.write_main(&format!("{block}{theirs}"));
+    env.tf.apply().ok();
+    let published = env
+        .sandbox
+        .control(
+            "publish",
+            &json!({"project": "rustfs-addon", "warehouse": "rustfs-charts",
+                "charts": [{"repoURL": "https://charts.rustfs.com", "name": "rustfs", "version": "0.0.77"}]}),
+        )
+        .unwrap();
+    let freight = published["name"].as_str().unwrap();
+    // The promotion waits for its pull request to be merged, so the apply does not.
+    env.tf.write_main(&format!(
+        "{block}{theirs}\nresource \"kargo_promotion\" \"dev\" {{\n  project = kargo_project.rustfs.name\n  stage   = kargo_stage.rustfs[\"dev\"].name\n  freight = \"{freight}\"\n  wait    = false\n}}\n"
+    ));
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"],
+        json!({"status": "complete", "reasons": [], "actions": [
+            format!("git-push: would push to a generated branch of {url}"),
+            format!("git-open-pr: would open a pull request into main of {url}"),
+        ]})
+    );
+    assert_eq!(
+        after["manifest_changes"],
+        json!([{
+            "repo_url": url,
+            "branch": "generated",
+            "path": "configs/appsets/environments/dev/rustfs.json",
+            "action": "modified",
+            "diff": "--- a/configs/appsets/environments/dev/rustfs.json\n+++ b/configs/appsets/environments/dev/rustfs.json\n@@ -1,6 +1,6 @@\n {\n   \"addonChartName\": \"rustfs\",\n   \"addonChartRepository\": \"https://charts.rustfs.com\",\n-  \"addonChartVersion\": \"0.0.76\",\n+  \"addonChartVersion\": \"0.0.77\",\n   \"namespace\": \"rustfs\"\n }\n",
+        }])
+    );
+    env.tf.apply().ok();
+    let name = env.tf.resource("kargo_promotion.dev")["promotion_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let branch = format!("kargo/promotion/{name}");
+    let mut opened = None;
+    env.eventually(
+        "the promotion's pull request",
+        std::time::Duration::from_secs(60),
+        |e| {
+            opened = e
+                .sandbox
+                .git()
+                .pull_requests(Some(&url))
+                .into_iter()
+                .find(|p| p.source_branch == branch);
+            opened.is_some()
+        },
+    );
+    let pr = opened.unwrap();
+    assert_eq!(pr.target_branch, "main");
+    assert_pushed_as_planned(&env, &after, "dokaseca-addons", &pr.head_commit);
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn helm_template_is_not_run_and_the_rest_of_the_preview_still_shows() {
+    let env = Env::new();
+    let url = manifests_repo(&env, "gitops", None);
+    let block = provider(&env, "");
+    let middle = format!(
+        "{}{}",
+        step(
+            "helm-template",
+            "render",
+            r#"{ path = "./out/chart", outPath = "./out/rendered.yaml", releaseName = "app" }"#
+        ),
+        edits()
+    );
+    let stage_hcl = stage(&url, &middle, "");
+    let freight = applied_stage(&env, &block, &stage_hcl);
+    env.tf.write_main(&format!(
+        "{block}{}{stage_hcl}{}",
+        Pipeline::new().hcl(),
+        promotion(&freight, "")
+    ));
+    let after = planned(&env);
+    assert_eq!(
+        after["preview_result"]["reasons"],
+        json!(["helm-template: needs Helm to render the chart (the preview renders no charts)"])
+    );
+    assert_eq!(after["preview_result"]["status"], "partial");
+    let paths: Vec<&str> = after["manifest_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["base/kustomization.yaml", "config.json", "values.yaml"],
+        "the steps that do not read its output still show"
+    );
+}
+
+#[test]
+fn a_git_host_that_never_answers_makes_the_preview_unavailable_within_the_timeout() {
+    let env = Env::new();
+    // A Git host that accepts connections and never answers; each connection is recorded.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, connections) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            let _ = accepted.send(());
+            held.push(conn);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/git/hangs.git");
+    let block = provider(&env, "timeout = \"2s\"");
+    let stage_hcl = stage(&url, &edits(), "");
+    let freight = applied_stage(&env, &block, &stage_hcl);
+    env.tf.write_main(&format!(
+        "{block}{}{stage_hcl}{}",
+        Pipeline::new().hcl(),
+        promotion(&freight, "")
+    ));
+    let started = std::time::Instant::now();
+    let out = env.tf.run(&["plan", "-no-color", "-out=e2e.tfplan"]).ok();
+    let took = started.elapsed();
+    assert!(
+        connections.try_recv().is_ok(),
+        "the preview asked the Git host"
+    );
+    assert!(
+        out.flat().contains("Promotion preview unavailable"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "the plan is bounded by the preview timeout: {took:?}"
+    );
+    let plan: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let after = planned_after(&plan, "kargo_promotion.dev").unwrap();
+    assert_eq!(
+        after["preview_result"],
+        json!({"status": "unavailable", "actions": [], "reasons": [format!(
+            "fetching {url}/info/refs?service=git-upload-pack did not finish within promotion_preview.timeout"
+        )]})
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_leaves_the_preview_to_the_plan_made_at_apply() {
+    let env = Env::new();
+    let url = manifests_repo(&env, "gitops", None);
+    let block = provider(&env, "");
+    let stage_hcl = stage(&url, &edits(), "");
+    let freight = applied_stage(&env, &block, &stage_hcl);
+    env.tf.write_main(&format!(
+        "{block}{}{stage_hcl}{}",
+        Pipeline::new().hcl(),
+        promotion(&freight, "")
+    ));
+    env.sandbox
+        .inject_fault(kargo_sandbox::HttpFault::refuse(
+            std::time::Duration::from_secs(300),
+        ))
+        .unwrap();
+    let out = env.tf.run(&["plan", "-no-color", "-out=e2e.tfplan"]).ok();
+    env.sandbox.clear_faults().unwrap();
+    assert!(
+        out.flat().contains("Promotion preview unavailable"),
+        "{}",
+        out.all()
+    );
+    let plan: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let change = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "kargo_promotion.dev")
+        .unwrap()["change"]
+        .clone();
+    assert_eq!(
+        change["after_unknown"]["manifest_changes"], true,
+        "a known value could not be kept by the plan Terraform makes again at apply"
+    );
+    assert_eq!(change["after_unknown"]["preview_result"], true);
+    // With the cluster back, the plan made at apply previews the promotion.
+    env.tf.apply().ok();
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(state["preview_result"]["status"], "complete", "{state:#}");
+    assert_eq!(state["manifest_changes"].as_array().unwrap().len(), 3);
     env.tf.assert_no_changes();
 }

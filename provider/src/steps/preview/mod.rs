@@ -142,9 +142,8 @@ pub struct Request {
 fn needs(uses: &str) -> Option<&'static str> {
     Some(match uses {
         "argocd-update" => "needs Argo CD",
-        "helm-template" | "kustomize-build" => {
-            "renders manifests with tools the preview does not run"
-        }
+        "helm-template" => "needs Helm to render the chart (the preview renders no charts)",
+        "kustomize-build" => "needs kustomize to build the manifests (the preview runs no builds)",
         "http" | "http-wait" => "calls an HTTP endpoint",
         "send-message" => "sends a message",
         "jira" => "needs Jira",
