@@ -1223,3 +1223,74 @@ fn an_unreachable_cluster_leaves_the_preview_to_the_plan_made_at_apply() {
     assert_eq!(state["manifest_changes"].as_array().unwrap().len(), 3);
     env.tf.assert_no_changes();
 }
+
+#[test]
+fn previews_run_concurrently_across_promotions_but_no_more_than_two_at_once() {
+    use std::io::Read as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = Env::new();
+    // A Git host that never answers and counts the connections open at once: each preview
+    // holds one until its timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (closed, closings) = std::sync::mpsc::channel();
+    {
+        let (open, most) = (open.clone(), most.clone());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let (open, closed) = (open.clone(), closed.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    let _ = closed.send(());
+                });
+            }
+        });
+    }
+    let block = provider(&env, "timeout = \"2s\"");
+    let mut hcl = format!("{block}{}", Pipeline::new().hcl());
+    let stages = ["s1", "s2", "s3", "s4"];
+    for name in stages {
+        hcl.push_str(
+            &stage(
+                &format!("http://127.0.0.1:{port}/git/{name}.git"),
+                &edits(),
+                "",
+            )
+            .replace("\"dev\"", &format!("\"{name}\"")),
+        );
+    }
+    env.tf.write_main(&hcl);
+    env.tf.apply().ok();
+    let freight = publish(&env, "1.1.0").0;
+    for name in stages {
+        hcl.push_str(
+            &promotion(&freight, "")
+                .replace("\"dev\"", &format!("\"{name}\""))
+                .replace("kargo_stage.dev", &format!("kargo_stage.{name}")),
+        );
+    }
+    env.tf.write_main(&hcl);
+    let plan = env.tf.plan_json();
+    for name in stages {
+        let after = planned_after(&plan, &format!("kargo_promotion.{name}")).unwrap();
+        assert_eq!(after["preview_result"]["status"], "unavailable", "{name}");
+    }
+    // Every preview asked its host and gave up: four connections opened and closed.
+    for _ in stages {
+        closings
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a preview's connection closed");
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "previews overlap (Terraform plans the promotions in parallel) within the bound"
+    );
+}
