@@ -670,78 +670,87 @@ impl Run<'_> {
                 ))
             })?;
         let text = self.read(&file)?;
-        let mut images = edit::kustomize_images(&text).map_err(StepError::Failed)?;
-        let freight = &self.request.scope.freight;
-        for wanted in config
+        let current = edit::kustomize_images(&text).map_err(StepError::Failed)?;
+        let field = |v: &Json, k: &str| {
+            v.get(k)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let configured = config
             .get("images")
             .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = str_of(wanted, "image")?.to_string();
-            let field = |k: &str| {
-                wanted
-                    .get(k)
-                    .and_then(Json::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            };
-            let from_freight = freight.artifacts.images.iter().find(|i| i.repo_url == name);
-            let (tag, digest) = match (field("tag"), field("digest")) {
-                (None, None) => {
-                    let image = from_freight.ok_or_else(|| {
-                        StepError::Failed(format!("no image {name:?} in the freight"))
-                    })?;
-                    if wanted.get("useDigest").and_then(Json::as_bool) == Some(true) {
-                        (None, image.digest.clone())
-                    } else {
-                        (image.tag.clone(), None)
-                    }
-                }
-                other => other,
-            };
-            let entry = match images.iter_mut().find(|i| i.name == name) {
-                Some(e) => e,
-                None => {
-                    images.push(edit::KustomizeImage {
-                        name: name.clone(),
+            .filter(|i| !i.is_empty());
+        // Each configured image as Kargo builds it: `name` (else `image`), `newName`, and the
+        // digest if given, else the tag. Without images, every image of the freight.
+        let targets: Vec<edit::KustomizeImage> = match configured {
+            Some(images) => images
+                .iter()
+                .map(|i| {
+                    let name = Some(field(i, "name"))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| field(i, "image"));
+                    let digest = field(i, "digest");
+                    edit::KustomizeImage {
+                        name,
+                        new_name: field(i, "newName"),
+                        new_tag: if digest.is_empty() {
+                            field(i, "tag")
+                        } else {
+                            String::new()
+                        },
+                        digest,
                         ..Default::default()
-                    });
-                    images
-                        .last_mut()
-                        .ok_or_else(|| StepError::Failed("no image".into()))?
-                }
-            };
-            if let Some(n) = field("newName") {
-                entry.new_name = n;
-            }
-            entry.new_tag = tag.unwrap_or_default();
-            entry.digest = digest.unwrap_or_default();
-        }
+                    }
+                })
+                .collect(),
+            None => self
+                .request
+                .scope
+                .freight
+                .artifacts
+                .images
+                .iter()
+                .map(|i| edit::KustomizeImage {
+                    name: i.repo_url.clone(),
+                    new_tag: i.tag.clone().unwrap_or_default(),
+                    digest: i.digest.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        let images = edit::kustomize_merge_images(&current, targets);
         let out = edit::kustomize_write_images(&text, &images);
         self.write(&file, &out)?;
+        // Kargo's commit message names every image of the merged list, sorted.
         let set: Vec<String> = images
             .iter()
-            .filter(|i| !i.new_tag.is_empty() || !i.digest.is_empty())
             .map(|i| {
-                let name = if i.new_name.is_empty() {
-                    &i.name
+                let mut reference = if i.new_name.is_empty() {
+                    i.name.clone()
                 } else {
-                    &i.new_name
+                    i.new_name.clone()
                 };
-                if i.digest.is_empty() {
-                    format!("- {name}:{}", i.new_tag)
-                } else {
-                    format!("- {name}@{}", i.digest)
+                if !i.new_tag.is_empty() {
+                    reference = format!("{reference}:{}", i.new_tag);
                 }
+                if !i.digest.is_empty() {
+                    reference = format!("{reference}@{}", i.digest);
+                }
+                format!("\n- {reference}")
             })
             .collect();
+        if names.is_empty() {
+            return Ok(json!({}));
+        }
         let path = config
             .get("path")
             .and_then(Json::as_str)
             .unwrap_or_default();
+        let plural = if images.len() > 1 { "s" } else { "" };
         Ok(
-            json!({"commitMessage": format!("Updated {path} to use new image\n\n{}", set.join("\n"))}),
+            json!({"commitMessage": format!("Updated {path} to use new image{plural}\n{}", set.concat())}),
         )
     }
 
