@@ -203,8 +203,7 @@ impl Credentials {
             None => why.push(
                 "Kargo's credential Secrets are not read (read_kargo_credentials is off)".into(),
             ),
-            Some(k) if repo_url.starts_with("http://") => {
-                let _ = k;
+            Some(_) if repo_url.starts_with("http://") => {
                 why.push("Kargo's credential Secrets are not used over plain http://".into());
             }
             Some(k) => {
@@ -240,6 +239,8 @@ fn ask_helper(
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", "")
             .env("SSH_ASKPASS", "")
+            // Git Credential Manager's own prompts.
+            .env("GCM_INTERACTIVE", "never")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
