@@ -19,7 +19,7 @@ help:
 	@echo "make install   install the provider into ~/.terraform.d/plugins for 'terraform init'"
 	@echo "make release   dist/: the registry-format zip for this platform, manifest, SHA256SUMS (+ .sig with GPG_FINGERPRINT)"
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
-	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory"
+	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory, preview"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
 	@echo "make generate  regenerate the committed schema facts (sandbox CRDs, step schemas) from ../shared/kargo/v1.11.2"
 
@@ -102,11 +102,13 @@ testacc:
 
 # The performance budget, measured on the release build: plan and apply times of kargo, the
 # plugin crate's example provider (the floor for any plugin provider) and terraform_data side by
-# side, then start-up, request counts and memory. Informational; not part of `make test`.
+# side, then start-up, request counts, memory and the promotion preview's cost (quickstart plan
+# with the preview on / off, Git fetches per repository per plan). `make bench BENCH=preview`
+# measures only the preview. Informational; not part of `make test`.
 bench: tf-check
 	$(CARGO) build --release -p terraform-provider-kargo
 	$(CARGO) build --release -p tfplugin --example terraform-provider-echo
-	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench
+	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench -- $(BENCH)
 
 clean:
 	$(CARGO) clean

@@ -58,9 +58,15 @@ fn string_attr(setting: Setting, description: &str) -> Attribute {
 
 fn preview_block() -> Block {
     let credentials = Block::new(vec![
-        Attribute::string("url_prefix").required().description(
+        Attribute::string("url_prefix").optional().description(
             "The credentials are used for Git repositories whose URL starts with this prefix \
-(the longest matching prefix wins), e.g. `https://github.com/acme/`.",
+(the longest matching prefix wins), e.g. `https://github.com/acme/`. Set this or `url_regex`.",
+        ),
+        Attribute::string("url_regex").optional().description(
+            "The credentials are used for Git repositories whose URL this regular expression \
+matches (anywhere in the URL unless anchored with `^` and `$`), e.g. \
+`^https://github\\.com/acme/.*-manifests\\.git$`. Prefix entries are tried first; regular \
+expressions then in the order written. Set this or `url_prefix`.",
         ),
         Attribute::string("username").required().description(
             "User name for HTTP basic authentication (for a token, any non-empty name Git host \
@@ -74,8 +80,8 @@ accepts, e.g. `git` or `x-access-token`).",
             ),
     ])
     .description(
-        "Credentials for the Git repositories the preview fetches. Without a matching entry the \
-preview fetches anonymously.",
+        "Credentials for the Git repositories the preview fetches, tried before Kargo's credential \
+Secrets (`read_kargo_credentials`) and the Git credential helper.",
     );
     Block::new(vec![
         Attribute::bool("enabled").optional().description(
@@ -89,6 +95,28 @@ reported unavailable. A duration such as `20s` or `1m`. Defaults to `20s`.",
         Attribute::string("ca_file").optional().description(
             "Path to PEM certificates trusted for HTTPS Git hosts, besides the system's.",
         ),
+        Attribute::bool("read_kargo_credentials")
+            .optional()
+            .description(
+                "Whether the preview uses Kargo's own Git credentials: Secrets labelled \
+`kargo.akuity.io/cred-type: git` in the project's namespace, then in \
+`kargo_shared_namespace`, matched on `repoURL` as Kargo matches them. Needs `get` and `list` on \
+`secrets` in those namespaces. Defaults to `false`.",
+            ),
+        Attribute::string("kargo_shared_namespace")
+            .optional()
+            .description(
+                "Kargo's shared-resources namespace, where credentials for every project live. \
+Defaults to `kargo-shared-resources`.",
+            ),
+        Attribute::bool("git_credential_helper")
+            .optional()
+            .description(
+                "Whether the user's Git credential helper (`git credential fill`, when `git` is \
+installed) is asked for credentials when a Git host refuses anonymous access and no other \
+source has credentials for it. It never prompts and must answer within 10 seconds. \
+Defaults to `true`.",
+            ),
         Attribute::string("cache_dir").optional().description(
             "Where fetched repositories are kept between plans (each is fetched at most once per \
 plan). Defaults to `$XDG_CACHE_HOME/terraform-provider-kargo/git` or \

@@ -3,7 +3,7 @@
 
 use crate::duration::parse_go_duration;
 use crate::plugin::{AttributePath, Diagnostic, Diagnostics, Value};
-use crate::steps::preview::{GitCredential, Settings, default_cache_dir};
+use crate::steps::preview::{GitCredential, Settings, UrlMatch, default_cache_dir};
 
 use super::Secret;
 
@@ -63,10 +63,50 @@ pub fn preview_settings(config: &Value) -> Result<Option<Settings>, Diagnostics>
         .get("cache_dir")
         .as_str()
         .map_or_else(default_cache_dir, Into::into);
-    for c in block.get("git_credentials").elements() {
+    if let Some(read) = block.get("read_kargo_credentials").as_bool() {
+        settings.read_kargo_credentials = read;
+    }
+    if let Some(ns) = block.get("kargo_shared_namespace").as_str() {
+        settings.shared_namespace = ns.to_string();
+    }
+    if let Some(helper) = block.get("git_credential_helper").as_bool() {
+        settings.credential_helper = helper;
+    }
+    for (i, c) in block.get("git_credentials").elements().iter().enumerate() {
         let text = |k: &str| c.get(k).as_str().unwrap_or_default().to_string();
+        let entry = |name: &str| at("git_credentials").join_index(i).join_attr(name);
+        let url = match (c.get("url_prefix").as_str(), c.get("url_regex").as_str()) {
+            (Some(prefix), None) => UrlMatch::Prefix(prefix.to_string()),
+            (None, Some(pattern)) => match regex::Regex::new(pattern) {
+                Ok(re) => UrlMatch::Regex(re),
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "Invalid Git credentials URL pattern",
+                            format!("{pattern:?} is not a valid regular expression: {e}"),
+                        )
+                        .at(entry("url_regex")),
+                    );
+                    continue;
+                }
+            },
+            (prefix, _) => {
+                diags.push(
+                    Diagnostic::error(
+                        "Git credentials need one URL match",
+                        "Set exactly one of `url_prefix` and `url_regex`.",
+                    )
+                    .at(entry(if prefix.is_some() {
+                        "url_regex"
+                    } else {
+                        "url_prefix"
+                    })),
+                );
+                continue;
+            }
+        };
         settings.credentials.push(GitCredential {
-            url_prefix: text("url_prefix"),
+            url,
             username: text("username"),
             password: Secret::new(text("password")),
         });
@@ -147,6 +187,75 @@ mod tests {
                 (
                     "promotion_preview[0].ca_file".to_string(),
                     "Promotion preview CA file unreadable".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_match_by_prefix_or_regex_and_kargo_secrets_are_opt_in() {
+        let entry = |k: &str, v: &str| {
+            Value::object([
+                (k, Value::string(v)),
+                ("username", Value::string("git")),
+                ("password", Value::string("x")),
+            ])
+        };
+        let s = preview_settings(&config(vec![
+            (
+                "git_credentials",
+                Value::List(vec![
+                    entry("url_prefix", "https://a/"),
+                    entry("url_regex", "^https://b/.*"),
+                ]),
+            ),
+            ("read_kargo_credentials", Value::Bool(true)),
+            ("kargo_shared_namespace", Value::string("shared")),
+            ("git_credential_helper", Value::Bool(false)),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(matches!(&s.credentials[0].url, UrlMatch::Prefix(p) if p == "https://a/"));
+        assert!(
+            matches!(&s.credentials[1].url, UrlMatch::Regex(r) if r.as_str() == "^https://b/.*")
+        );
+        assert!(s.read_kargo_credentials && !s.credential_helper);
+        assert_eq!(s.shared_namespace, "shared");
+        let defaults = preview_settings(&config(vec![])).unwrap().unwrap();
+        assert!(!defaults.read_kargo_credentials && defaults.credential_helper);
+        assert_eq!(defaults.shared_namespace, "kargo-shared-resources");
+
+        let mut both = entry("url_prefix", "https://a/");
+        if let Value::Object(m) = &mut both {
+            m.insert("url_regex".into(), Value::string("a"));
+        }
+        let d = preview_settings(&config(vec![(
+            "git_credentials",
+            Value::List(vec![entry("url_regex", "(unclosed"), both]),
+        )]))
+        .unwrap_err();
+        let found: Vec<(String, String)> =
+            d.0.iter()
+                .map(|d| {
+                    (
+                        d.attribute
+                            .as_ref()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default(),
+                        d.summary.clone(),
+                    )
+                })
+                .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "promotion_preview[0].git_credentials[0].url_regex".to_string(),
+                    "Invalid Git credentials URL pattern".to_string()
+                ),
+                (
+                    "promotion_preview[0].git_credentials[1].url_regex".to_string(),
+                    "Git credentials need one URL match".to_string()
                 ),
             ]
         );

@@ -6,6 +6,7 @@ pub mod error;
 pub mod freight;
 pub mod semver;
 pub mod types;
+pub mod urls;
 
 pub use client::{ClientOptions, KargoClient, ObjectList, WatchStep, redact_userinfo};
 pub use error::{Error, Result, chain_text};

@@ -42,10 +42,12 @@ pub enum Kind {
     ClusterPromotionTask,
     /// The core `v1` Namespace.
     Namespace,
+    /// The core `v1` Secret (read only, for Kargo's Git credentials).
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Project,
         Kind::ProjectConfig,
         Kind::Warehouse,
@@ -55,18 +57,19 @@ impl Kind {
         Kind::PromotionTask,
         Kind::ClusterPromotionTask,
         Kind::Namespace,
+        Kind::Secret,
     ];
 
     pub const fn group(self) -> &'static str {
         match self {
-            Kind::Namespace => "",
+            Kind::Namespace | Kind::Secret => "",
             _ => KARGO_GROUP,
         }
     }
 
     pub const fn version(self) -> &'static str {
         match self {
-            Kind::Namespace => "v1",
+            Kind::Namespace | Kind::Secret => "v1",
             _ => KARGO_VERSION,
         }
     }
@@ -74,7 +77,7 @@ impl Kind {
     /// The `apiVersion` field of objects of this kind.
     pub const fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace => "v1",
+            Kind::Namespace | Kind::Secret => "v1",
             _ => "kargo.akuity.io/v1alpha1",
         }
     }
@@ -90,6 +93,7 @@ impl Kind {
             Kind::PromotionTask => "PromotionTask",
             Kind::ClusterPromotionTask => "ClusterPromotionTask",
             Kind::Namespace => "Namespace",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -105,6 +109,7 @@ impl Kind {
             Kind::PromotionTask => "promotiontasks",
             Kind::ClusterPromotionTask => "clusterpromotiontasks",
             Kind::Namespace => "namespaces",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -829,6 +834,37 @@ pub struct Namespace {
     pub status: Option<Json>,
 }
 object!(Namespace);
+
+/// A core Secret as the promotion preview reads Kargo's Git credentials: its `data`
+/// (base64, as the API serves it). Its `Debug` output names the keys, never the values.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "or_default")]
+    pub data: std::collections::BTreeMap<String, String>,
+}
+object!(Secret);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("metadata", &self.metadata)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Secret {
+    /// The decoded value of `key`, when present and valid base64 UTF-8.
+    pub fn value(&self, key: &str) -> Option<String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.data.get(key)?)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+}
 
 /// A kind whose objects are a `spec` plus metadata, written whole by server-side apply.
 pub trait WithSpec: Object + Default {

@@ -8,9 +8,12 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 use tokio::sync::Semaphore;
 
-use crate::kargo::{ClusterPromotionTask, Freight, KargoClient, PromotionTask, Stage};
+use crate::config::Secret as SecretValue;
+use crate::kargo::{ClusterPromotionTask, Freight, KargoClient, PromotionTask, Secret, Stage};
 use crate::plugin::Value;
-use crate::steps::preview::{self, Outcome, Request, Scope, Settings};
+use crate::steps::preview::{
+    self, KargoCredential, KargoCredentials, Outcome, Request, Scope, Settings,
+};
 
 /// Previews running at once in this process (each may fetch and run steps).
 static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
@@ -133,6 +136,47 @@ async fn inflate(
     out
 }
 
+/// Kargo's Git credential Secrets for `project`: those of its namespace, then those of the
+/// shared namespace, each by name, as Kargo reads them. A namespace that cannot be read is
+/// noted (a refusal by a Git host says so) and the preview carries on without it.
+async fn kargo_credentials(client: &KargoClient, project: &str, shared: &str) -> KargoCredentials {
+    let mut found = KargoCredentials::default();
+    let mut namespaces = vec![project];
+    if !shared.is_empty() && shared != project {
+        namespaces.push(shared);
+    }
+    for namespace in namespaces {
+        let listed = client
+            .list::<Secret>(Some(namespace), Some("kargo.akuity.io/cred-type=git"))
+            .await;
+        let mut secrets = match listed {
+            Ok(list) => list.items,
+            Err(e) => {
+                found.unread.push(format!(
+                    "Kargo's credential Secrets in namespace {namespace:?} could not be read ({}; the provider needs get and list on secrets there)",
+                    crate::resources::common::explain(&e)
+                ));
+                continue;
+            }
+        };
+        secrets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        for secret in secrets {
+            let Some(repo_url) = secret.value("repoURL") else {
+                continue;
+            };
+            found.secrets.push(KargoCredential {
+                namespace: namespace.to_string(),
+                secret: secret.metadata.name.clone().unwrap_or_default(),
+                is_regex: secret.value("repoURLIsRegex").as_deref() == Some("true"),
+                repo_url,
+                username: secret.value("username").unwrap_or_default(),
+                password: SecretValue::new(secret.value("password").unwrap_or_default()),
+            });
+        }
+    }
+    found
+}
+
 /// Runs the preview of promoting `freight` into `stage`.
 pub async fn run(
     client: &KargoClient,
@@ -161,6 +205,11 @@ pub async fn run(
         };
     }
     let steps = inflate(client, &project, &steps, &vars).await;
+    let kargo_credentials = if settings.read_kargo_credentials {
+        Some(kargo_credentials(client, &project, &settings.shared_namespace).await)
+    } else {
+        None
+    };
     let request = Request {
         scope: Scope {
             project,
@@ -169,6 +218,7 @@ pub async fn run(
         },
         vars,
         steps,
+        kargo_credentials,
     };
     let Ok(_permit) = RUNNING.acquire().await else {
         return Outcome::unavailable("the preview was cancelled");

@@ -564,31 +564,7 @@ pub(crate) fn normalize_image(url: &str) -> String {
     u.strip_prefix("library/").map(str::to_string).unwrap_or(u)
 }
 
-/// Git repository as Kargo compares them: lower case, no credentials, no trailing `/` or
-/// `.git`, SCP-style `user@host:path` as `ssh://user@host/path`.
-pub(crate) fn normalize_git(url: &str) -> String {
-    let u = url.trim().to_ascii_lowercase();
-    let trim_path = |p: &str| {
-        let p = p.trim_end_matches('/');
-        p.strip_suffix(".git").unwrap_or(p).to_string()
-    };
-    if let Some((scheme, rest)) = u.split_once("://") {
-        let rest = match (scheme, rest.split_once('@')) {
-            ("http" | "https", Some((_, host_and_path))) => host_and_path,
-            _ => rest,
-        };
-        return format!("{scheme}://{}", trim_path(rest));
-    }
-    match u.split_once(':') {
-        Some((user_host, path)) => {
-            format!(
-                "ssh://{user_host}/{}",
-                trim_path(path.trim_start_matches('/'))
-            )
-        }
-        None => u,
-    }
-}
+pub(crate) use crate::kargo::urls::normalize_git;
 
 /// Chart repository as Kargo compares them: `oci://` dropped, then as an image repository.
 pub(crate) fn normalize_chart(url: &str) -> String {

@@ -225,6 +225,22 @@ impl Scope {
     }
 }
 
+/// An output expression of `yaml-parse` or `json-parse`: a bare expression (no `${{ }}`)
+/// whose variables are the parsed document's top-level keys, as Kargo runs it with the
+/// document as expr's environment.
+pub fn evaluate_on_document(expression: &str, document: &Json) -> Result<Json, String> {
+    let mut context = Context::default();
+    if let Json::Object(fields) = document {
+        for (key, value) in fields {
+            context.insert(key.clone(), to_x(value));
+        }
+    }
+    Environment::new()
+        .eval(expression, &context)
+        .map(|v| from_x(&v))
+        .map_err(|e| format!("error evaluating expression {expression:?}: {e}"))
+}
+
 fn evaluate_in(v: &mut Json, env: &Environment<'_>, ctx: &Context) -> Result<(), String> {
     match v {
         Json::Array(items) => items.iter_mut().try_for_each(|i| evaluate_in(i, env, ctx)),

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::GitCredential;
+use super::credentials::{Chosen, Credentials};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -20,7 +20,7 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 /// runtime the requests run on (the preview itself runs on a blocking thread).
 pub struct HttpContext {
     client: Client<Https, Full<Bytes>>,
-    credentials: Vec<GitCredential>,
+    credentials: Credentials,
     deadline: Instant,
     runtime: tokio::runtime::Handle,
     /// The last failure, told in full (libgit2 shortens the messages it passes on).
@@ -34,7 +34,7 @@ thread_local! {
 impl HttpContext {
     pub fn new(
         ca_pem: Option<&[u8]>,
-        credentials: Vec<GitCredential>,
+        credentials: Credentials,
         deadline: Instant,
         runtime: tokio::runtime::Handle,
     ) -> Result<HttpContext, String> {
@@ -89,14 +89,6 @@ impl HttpContext {
         out
     }
 
-    /// The credential for `url`: the longest matching prefix.
-    fn credential_for(&self, url: &str) -> Option<&GitCredential> {
-        self.credentials
-            .iter()
-            .filter(|c| url.starts_with(&c.url_prefix))
-            .max_by_key(|c| c.url_prefix.len())
-    }
-
     fn fail(&self, message: String) -> std::io::Error {
         *self
             .last_error
@@ -105,10 +97,59 @@ impl HttpContext {
         std::io::Error::other(message)
     }
 
-    fn request(&self, url: &str, post: Option<Vec<u8>>, service: &str) -> std::io::Result<Vec<u8>> {
-        use base64::Engine as _;
+    /// One request for repository `repo` (its remote URL) with the credentials its sources
+    /// give; a refusal of anonymous access asks the credential helper, then tries once more.
+    fn request(
+        &self,
+        repo: &str,
+        url: &str,
+        post: Option<Vec<u8>>,
+        service: &str,
+    ) -> std::io::Result<Vec<u8>> {
         let shown = crate::kargo::redact_userinfo(url);
-        let credential = self.credential_for(url);
+        let mut chosen = self
+            .credentials
+            .configured(repo)
+            .or_else(|| self.credentials.helper_said(repo));
+        let mut asked_helper = chosen.is_some();
+        loop {
+            let (status, body) = self.send(url, &shown, post.clone(), service, chosen.as_ref())?;
+            if status == 401 && !asked_helper {
+                asked_helper = true;
+                let remaining = self
+                    .deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(HELPER_TIMEOUT);
+                if let Some(c) = self.credentials.from_helper(repo, remaining, &self.runtime) {
+                    chosen = Some(c);
+                    continue;
+                }
+            }
+            let source = match &chosen {
+                Some(c) => c.describe(),
+                None => self.credentials.describe_none(repo),
+            };
+            return match status {
+                200 => Ok(body),
+                401 | 403 => Err(self.fail(format!(
+                    "{shown} refused access (HTTP {status}) with {source}"
+                ))),
+                404 => Err(self.fail(format!("{shown}: repository not found (HTTP 404)"))),
+                code => Err(self.fail(format!("{shown} answered HTTP {code}"))),
+            };
+        }
+    }
+
+    /// Sends one request; the status and body of the answer.
+    fn send(
+        &self,
+        url: &str,
+        shown: &str,
+        post: Option<Vec<u8>>,
+        service: &str,
+        credential: Option<&Chosen>,
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        use base64::Engine as _;
         let mut builder = hyper::Request::builder()
             .uri(url)
             .header(
@@ -128,12 +169,12 @@ impl HttpContext {
             ));
             builder = builder.header("authorization", format!("Basic {token}"));
         }
-        let request = match &post {
+        let request = match post {
             Some(body) => builder
                 .method("POST")
                 .header("content-type", format!("application/x-{service}-request"))
                 .header("accept", format!("application/x-{service}-result"))
-                .body(Full::new(Bytes::from(body.clone()))),
+                .body(Full::new(Bytes::from(body))),
             None => builder.method("GET").body(Full::new(Bytes::new())),
         }
         .map_err(|e| self.fail(format!("invalid Git URL {shown}: {e}")))?;
@@ -156,35 +197,18 @@ impl HttpContext {
             })
             .await
         });
-        let (status, body) = match result {
-            Err(_) => {
-                return Err(self.fail(format!(
-                    "fetching {shown} did not finish within promotion_preview.timeout"
-                )));
-            }
-            Ok(Err(e)) => return Err(self.fail(format!("{shown} is unreachable: {e}"))),
-            Ok(Ok(r)) => r,
-        };
-        let source = match credential {
-            Some(c) => format!(
-                "credentials from promotion_preview.git_credentials (url_prefix {:?}, username {:?})",
-                c.url_prefix, c.username
-            ),
-            None => {
-                "no credentials (no promotion_preview.git_credentials entry matches)".to_string()
-            }
-        };
-        match status.as_u16() {
-            200 => Ok(body.to_vec()),
-            401 | 403 => Err(self.fail(format!(
-                "{shown} refused access (HTTP {}) with {source}",
-                status.as_u16()
+        match result {
+            Err(_) => Err(self.fail(format!(
+                "fetching {shown} did not finish within promotion_preview.timeout"
             ))),
-            404 => Err(self.fail(format!("{shown}: repository not found (HTTP 404)"))),
-            code => Err(self.fail(format!("{shown} answered HTTP {code}"))),
+            Ok(Err(e)) => Err(self.fail(format!("{shown} is unreachable: {e}"))),
+            Ok(Ok((status, body))) => Ok((status.as_u16(), body.to_vec())),
         }
     }
 }
+
+/// How long the Git credential helper may take to answer.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn register() {
     static REGISTERED: Once = Once::new();
@@ -225,6 +249,7 @@ impl SmartSubtransport for HttpSubtransport {
         };
         Ok(Box::new(HttpStream {
             context,
+            repo: base.to_string(),
             url,
             post,
             sent: Vec::new(),
@@ -239,6 +264,8 @@ impl SmartSubtransport for HttpSubtransport {
 
 struct HttpStream {
     context: Arc<HttpContext>,
+    /// The remote's URL, which credentials are chosen for.
+    repo: String,
     url: String,
     post: bool,
     sent: Vec<u8>,
@@ -249,7 +276,9 @@ impl Read for HttpStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.answer.is_none() {
             let body = self.post.then(|| std::mem::take(&mut self.sent));
-            let bytes = self.context.request(&self.url, body, "git-upload-pack")?;
+            let bytes = self
+                .context
+                .request(&self.repo, &self.url, body, "git-upload-pack")?;
             self.answer = Some(std::io::Cursor::new(bytes));
         }
         match &mut self.answer {

@@ -11,23 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json, json};
 
+pub mod credentials;
 pub mod edit;
 pub mod eval;
 pub mod git;
 mod http;
 
+pub use credentials::{GitCredential, KargoCredential, KargoCredentials, UrlMatch};
 pub use eval::Scope;
 use git::{Files, Ref};
-
-use crate::config::Secret;
-
-/// Credentials for the Git repositories whose URL starts with `url_prefix`.
-#[derive(Clone, Debug)]
-pub struct GitCredential {
-    pub url_prefix: String,
-    pub username: String,
-    pub password: Secret,
-}
 
 /// How previews run.
 #[derive(Clone, Debug)]
@@ -36,11 +28,21 @@ pub struct Settings {
     /// PEM certificates trusted besides the system's, for Git hosts.
     pub ca_pem: Option<Vec<u8>>,
     pub credentials: Vec<GitCredential>,
+    /// Whether Kargo's Git credential Secrets of the project (then of `shared_namespace`) are
+    /// read and used.
+    pub read_kargo_credentials: bool,
+    /// Kargo's shared-resources namespace, where credentials shared by all projects live.
+    pub shared_namespace: String,
+    /// Whether the user's Git credential helper is asked when a host refuses anonymous access.
+    pub credential_helper: bool,
     /// How long one preview may take, fetches included.
     pub timeout: Duration,
     /// Where fetched repositories are kept between runs.
     pub cache_dir: PathBuf,
 }
+
+/// Default for [`Settings::shared_namespace`]: where Kargo's chart puts shared resources.
+pub const DEFAULT_SHARED_NAMESPACE: &str = "kargo-shared-resources";
 
 /// Default for [`Settings::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -51,6 +53,9 @@ impl Default for Settings {
             enabled: true,
             ca_pem: None,
             credentials: Vec::new(),
+            read_kargo_credentials: false,
+            shared_namespace: DEFAULT_SHARED_NAMESPACE.to_string(),
+            credential_helper: true,
             timeout: DEFAULT_TIMEOUT,
             cache_dir: default_cache_dir(),
         }
@@ -129,15 +134,16 @@ pub struct Request {
     /// The promotion template's `vars`.
     pub vars: Vec<Json>,
     pub steps: Vec<Json>,
+    /// Kargo's Git credential Secrets, when the provider may read them.
+    pub kargo_credentials: Option<KargoCredentials>,
 }
 
 /// Steps that need systems the preview never calls, and what they need.
 fn needs(uses: &str) -> Option<&'static str> {
     Some(match uses {
         "argocd-update" => "needs Argo CD",
-        "helm-template" | "kustomize-build" => {
-            "renders manifests with tools the preview does not run"
-        }
+        "helm-template" => "needs Helm to render the chart (the preview renders no charts)",
+        "kustomize-build" => "needs kustomize to build the manifests (the preview runs no builds)",
         "http" | "http-wait" => "calls an HTTP endpoint",
         "send-message" => "sends a message",
         "jira" => "needs Jira",
@@ -153,7 +159,11 @@ pub fn run(request: &Request, settings: &Settings, runtime: tokio::runtime::Hand
     let deadline = Instant::now() + settings.timeout;
     let http = match http::HttpContext::new(
         settings.ca_pem.as_deref(),
-        settings.credentials.clone(),
+        credentials::Credentials::new(
+            settings.credentials.clone(),
+            request.kargo_credentials.clone(),
+            settings.credential_helper,
+        ),
         deadline,
         runtime,
     ) {
@@ -319,6 +329,8 @@ impl Run<'_> {
                 "kustomize-set-image" => self.kustomize_set_image(&config),
                 "yaml-update" => self.yaml_update(&config),
                 "json-update" => self.json_update(&config),
+                "yaml-parse" => self.parse(&config, Format::Yaml),
+                "json-parse" => self.parse(&config, Format::Json),
                 "helm-update-chart" => self.helm_update_chart(&config),
                 "copy" => self.copy(&config),
                 "delete" => self.delete(&config),
@@ -612,6 +624,39 @@ impl Run<'_> {
         Ok(json!({"commitMessage": updated_message(config, &updates)}))
     }
 
+    /// `yaml-parse` and `json-parse`: the file read, and each output's expression evaluated
+    /// on it; the outputs feed later steps.
+    fn parse(&mut self, config: &Json, format: Format) -> Result<Json, StepError> {
+        let path = self.path(str_of(config, "path")?)?;
+        let outputs = config
+            .get("outputs")
+            .and_then(Json::as_array)
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| StepError::Failed("outputs is required".into()))?;
+        let text = self.read(&path)?;
+        let document: Json = match format {
+            Format::Yaml if text.is_empty() => {
+                return Err(StepError::Failed(format!(
+                    "could not parse empty YAML file: {:?}",
+                    self.shown(&path)
+                )));
+            }
+            Format::Yaml => serde_yaml::from_str(&text)
+                .map_err(|e| StepError::Failed(format!("could not parse YAML file: {e}")))?,
+            Format::Json => serde_json::from_str(&text)
+                .map_err(|e| StepError::Failed(format!("could not parse JSON file: {e}")))?,
+        };
+        let mut values = Map::new();
+        for output in outputs {
+            let name = str_of(output, "name")?;
+            let expression = str_of(output, "fromExpression")?;
+            let value = eval::evaluate_on_document(expression, &document)
+                .map_err(|e| StepError::Failed(format!("failed to extract outputs: {e}")))?;
+            values.insert(name.to_string(), value);
+        }
+        Ok(Json::Object(values))
+    }
+
     fn kustomize_set_image(&mut self, config: &Json) -> Result<Json, StepError> {
         let dir = self.path(str_of(config, "path")?)?;
         let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
@@ -625,78 +670,87 @@ impl Run<'_> {
                 ))
             })?;
         let text = self.read(&file)?;
-        let mut images = edit::kustomize_images(&text).map_err(StepError::Failed)?;
-        let freight = &self.request.scope.freight;
-        for wanted in config
+        let current = edit::kustomize_images(&text).map_err(StepError::Failed)?;
+        let field = |v: &Json, k: &str| {
+            v.get(k)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let configured = config
             .get("images")
             .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = str_of(wanted, "image")?.to_string();
-            let field = |k: &str| {
-                wanted
-                    .get(k)
-                    .and_then(Json::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            };
-            let from_freight = freight.artifacts.images.iter().find(|i| i.repo_url == name);
-            let (tag, digest) = match (field("tag"), field("digest")) {
-                (None, None) => {
-                    let image = from_freight.ok_or_else(|| {
-                        StepError::Failed(format!("no image {name:?} in the freight"))
-                    })?;
-                    if wanted.get("useDigest").and_then(Json::as_bool) == Some(true) {
-                        (None, image.digest.clone())
-                    } else {
-                        (image.tag.clone(), None)
-                    }
-                }
-                other => other,
-            };
-            let entry = match images.iter_mut().find(|i| i.name == name) {
-                Some(e) => e,
-                None => {
-                    images.push(edit::KustomizeImage {
-                        name: name.clone(),
+            .filter(|i| !i.is_empty());
+        // Each configured image as Kargo builds it: `name` (else `image`), `newName`, and the
+        // digest if given, else the tag. Without images, every image of the freight.
+        let targets: Vec<edit::KustomizeImage> = match configured {
+            Some(images) => images
+                .iter()
+                .map(|i| {
+                    let name = Some(field(i, "name"))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| field(i, "image"));
+                    let digest = field(i, "digest");
+                    edit::KustomizeImage {
+                        name,
+                        new_name: field(i, "newName"),
+                        new_tag: if digest.is_empty() {
+                            field(i, "tag")
+                        } else {
+                            String::new()
+                        },
+                        digest,
                         ..Default::default()
-                    });
-                    images
-                        .last_mut()
-                        .ok_or_else(|| StepError::Failed("no image".into()))?
-                }
-            };
-            if let Some(n) = field("newName") {
-                entry.new_name = n;
-            }
-            entry.new_tag = tag.unwrap_or_default();
-            entry.digest = digest.unwrap_or_default();
-        }
+                    }
+                })
+                .collect(),
+            None => self
+                .request
+                .scope
+                .freight
+                .artifacts
+                .images
+                .iter()
+                .map(|i| edit::KustomizeImage {
+                    name: i.repo_url.clone(),
+                    new_tag: i.tag.clone().unwrap_or_default(),
+                    digest: i.digest.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        let images = edit::kustomize_merge_images(&current, targets);
         let out = edit::kustomize_write_images(&text, &images);
         self.write(&file, &out)?;
+        // Kargo's commit message names every image of the merged list, sorted.
         let set: Vec<String> = images
             .iter()
-            .filter(|i| !i.new_tag.is_empty() || !i.digest.is_empty())
             .map(|i| {
-                let name = if i.new_name.is_empty() {
-                    &i.name
+                let mut reference = if i.new_name.is_empty() {
+                    i.name.clone()
                 } else {
-                    &i.new_name
+                    i.new_name.clone()
                 };
-                if i.digest.is_empty() {
-                    format!("- {name}:{}", i.new_tag)
-                } else {
-                    format!("- {name}@{}", i.digest)
+                if !i.new_tag.is_empty() {
+                    reference = format!("{reference}:{}", i.new_tag);
                 }
+                if !i.digest.is_empty() {
+                    reference = format!("{reference}@{}", i.digest);
+                }
+                format!("\n- {reference}")
             })
             .collect();
+        if names.is_empty() {
+            return Ok(json!({}));
+        }
         let path = config
             .get("path")
             .and_then(Json::as_str)
             .unwrap_or_default();
+        let plural = if images.len() > 1 { "s" } else { "" };
         Ok(
-            json!({"commitMessage": format!("Updated {path} to use new image\n\n{}", set.join("\n"))}),
+            json!({"commitMessage": format!("Updated {path} to use new image{plural}\n{}", set.concat())}),
         )
     }
 
@@ -821,6 +875,13 @@ impl Run<'_> {
     }
 }
 
+/// The format `yaml-parse` and `json-parse` read.
+#[derive(Clone, Copy)]
+enum Format {
+    Yaml,
+    Json,
+}
+
 enum StepError {
     /// The repository could not be fetched: nothing can be previewed.
     Unavailable(String),
@@ -930,6 +991,7 @@ mod tests {
                         .unwrap()
                 })
                 .collect(),
+            kargo_credentials: None,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -1041,6 +1103,71 @@ mod tests {
             vec!["values: the promotion would fail here: error finding key b: key path not found"]
         );
         assert!(outcome.changes.is_empty());
+    }
+
+    #[test]
+    fn parsed_values_feed_later_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = local_repo(
+            &tmp.path().join("repo.git"),
+            &[
+                (
+                    "settings.json",
+                    "{\"chart\": {\"version\": \"0.0.76\"}, \"replicas\": 2}\n",
+                ),
+                ("values.yaml", "image:\n  tag: 1.0.0\nregions: [eu, us]\n"),
+            ],
+        );
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            json!([
+                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
+                {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
+                    {"name": "version", "fromExpression": "chart.version"},
+                    {"name": "more", "fromExpression": "replicas + 1"}]}},
+                {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
+                    {"name": "tag", "fromExpression": "image.tag"},
+                    {"name": "first", "fromExpression": "regions[0]"}]}},
+                {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
+                    "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+                {"uses": "json-parse", "as": "bad", "config": {"path": "./out/values.yaml", "outputs": [{"name": "x", "fromExpression": "a"}]}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+            json!([]),
+        );
+        assert_eq!(outcome.reasons.len(), 1, "{:?}", outcome.reasons);
+        assert!(
+            outcome.reasons[0]
+                .starts_with("bad: the promotion would fail here: could not parse JSON file: "),
+            "{:?}",
+            outcome.reasons
+        );
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache2"),
+            json!([
+                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
+                {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
+                    {"name": "version", "fromExpression": "chart.version"},
+                    {"name": "more", "fromExpression": "replicas + 1"}]}},
+                {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
+                    {"name": "tag", "fromExpression": "image.tag"},
+                    {"name": "first", "fromExpression": "regions[0]"}]}},
+                {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
+                    "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+                {"uses": "git-commit", "config": {"path": "./out", "message": "m"}},
+                {"uses": "git-push", "config": {"path": "./out"}},
+            ]),
+            json!([]),
+        );
+        assert_eq!(outcome.status, Status::Complete, "{:?}", outcome.reasons);
+        assert_eq!(
+            outcome.changes[0].diff.as_deref(),
+            Some(
+                "--- /dev/null\n+++ b/NOTES.txt\n@@ -0,0 +1 @@\n+0.0.76 3 1.0.0 eu\n\\ No newline at end of file\n"
+            )
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! 1.5x of the same plan over N `terraform_data` (N = 10, 100, 1000); one GET per resource per
 //! refresh and one PATCH per create; provider peak RSS under 40 MB at N = 1000. It also shows
 //! what checking promotion templates costs: validate and plan of 100 six-step stages, checks
-//! on and off.
+//! on and off, and what the plan-time promotion preview costs: the quickstart's plan with the
+//! preview on and off, and how often a plan fetches each Git repository (at most once).
+//! `bench preview` runs only that part.
 //!
 //! Beside kargo and the built-in `terraform_data`, every workload also runs on the example
 //! provider of the plugin crate (`terraform-provider-echo`, whose resource stores what it is
@@ -34,6 +36,7 @@ const SIZES: [usize; 3] = [10, 100, 1000];
 const TEMPLATE_STAGES: usize = 100;
 const TEMPLATE_STEPS: usize = 6;
 
+const PREVIEW_RATIO_BUDGET: f64 = 1.5;
 const STARTUP_BUDGET: Duration = Duration::from_millis(20);
 const PLAN_RATIO_BUDGET: f64 = 1.5;
 const RSS_BUDGET_KB: u64 = 40 * 1024;
@@ -116,6 +119,13 @@ fn run() -> Result<Report, String> {
              terraform-provider-echo` (`make bench` does)",
             echo.display()
         ));
+    }
+    if std::env::args().nth(1).as_deref() == Some("preview") {
+        eprintln!("the quickstart's plan with the promotion preview on and off…");
+        return Ok(Report {
+            side_by_side: Vec::new(),
+            budget: preview_rows()?,
+        });
     }
     eprintln!(
         "provider: {}\nexample provider: {}\nterraform: {}",
@@ -204,6 +214,9 @@ fn run() -> Result<Report, String> {
 
     eprintln!("{TEMPLATE_STAGES} stages of {TEMPLATE_STEPS} steps: template checks on and off…");
     budget.extend(step_check_rows()?);
+
+    eprintln!("the quickstart's plan with the promotion preview on and off…");
+    budget.extend(preview_rows()?);
 
     eprintln!("N = 1000: provider peak memory in -debug (reattach) mode…");
     let kargo_rss = {
@@ -612,6 +625,98 @@ fn step_check_rows() -> Result<Vec<Row>, String> {
     Ok(vec![row("validate", on.0, off.0), row("plan", on.1, off.1)])
 }
 
+/// The quickstart with its promotion into dev applied and a newer image published, so the
+/// plan previews the next promotion from the served repository: the median plan with the
+/// preview on and off, and the Git fetches per repository in one plan (from the provider's
+/// `promotion preview fetched a Git repository` log line).
+fn preview_rows() -> Result<Vec<Row>, String> {
+    let mut env = Env::new();
+    let quickstart = kargo_e2e::example_dir("quickstart");
+    let main = std::fs::read_to_string(quickstart.join("main.tf"))
+        .map_err(|e| format!("examples/quickstart/main.tf: {e}"))?;
+    let url = env
+        .sandbox
+        .git_create(
+            "guestbook-gitops",
+            Some(&quickstart.join("gitops")),
+            "main",
+            None,
+        )
+        .map_err(|e| format!("the quickstart's repository: {e}"))?;
+    let kubeconfig = env.sandbox.kubeconfig_path().display().to_string();
+    let ca_file = env.sandbox.git().ca_file().display().to_string();
+    env.tf.env("TF_VAR_kubeconfig", &kubeconfig);
+    env.tf.env("TF_VAR_gitops_repo_url", &url);
+    env.tf.env("TF_VAR_git_ca_file", &ca_file);
+    env.tf.write_main(&main);
+    let publish = |tag: &str| {
+        env.sandbox
+            .control(
+                "publish",
+                &serde_json::json!({"project": "kargo-demo", "warehouse": "guestbook",
+                    "images": [{"repoURL": "ghcr.io/akuity/guestbook", "tag": tag}]}),
+            )
+            .map_err(|e| format!("publish {tag}: {e:?}"))
+    };
+    let must = |out: Output, what: &str| {
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(format!("{what} failed:\n{}", out.all()))
+        }
+    };
+    must(
+        env.tf.run(&["apply", "-auto-approve", "-input=false"]),
+        "apply",
+    )?;
+    publish("1.0.0")?;
+    env.tf.env("TF_VAR_dev_version", "^1.0.0");
+    must(
+        env.tf.run(&["apply", "-auto-approve", "-input=false"]),
+        "apply",
+    )?;
+    publish("1.1.0")?;
+    env.tf.env("TF_LOG_PROVIDER", "INFO");
+    let logged = must(env.tf.run(&["plan", "-input=false"]), "plan")?.all();
+    env.tf.env("TF_LOG_PROVIDER", "");
+    let fetches = logged
+        .lines()
+        .filter(|l| l.contains("promotion preview fetched a Git repository"))
+        .filter(|l| l.contains(&url))
+        .count();
+    if !logged.contains("+  newTag: 1.1.0") && !logged.contains("+  newTag: \"1.1.0\"") {
+        return Err(format!(
+            "the quickstart's plan should preview the new image tag:\n{logged}"
+        ));
+    }
+    let on = median_plan(&env.tf)?;
+    env.tf.write_main(&main.replace(
+        "promotion_preview {",
+        "promotion_preview {\n    enabled = false",
+    ));
+    let off = median_plan(&env.tf)?;
+    let ratio = on.as_secs_f64() / off.as_secs_f64();
+    Ok(vec![
+        Row::new(
+            "quickstart plan, promotion preview on / off",
+            format!(
+                "{:.2} s / {:.2} s = {ratio:.2}x",
+                on.as_secs_f64(),
+                off.as_secs_f64()
+            ),
+        )
+        .budget(
+            format!("<= {PREVIEW_RATIO_BUDGET}x"),
+            ratio <= PREVIEW_RATIO_BUDGET,
+        ),
+        Row::new(
+            "quickstart plan, Git fetches of its repository",
+            fetches.to_string(),
+        )
+        .budget("<= 1 per repository per plan", fetches <= 1),
+    ])
+}
+
 /// Runs plan, apply and plan of `n` warehouses against a provider this bench started in
 /// `-debug` mode (Terraform reattaches instead of spawning it), then reads its peak RSS.
 fn peak_rss_kb(provider: &Path, mut tf: Terraform, config: &str) -> Result<Option<u64>, String> {
@@ -646,6 +751,10 @@ fn peak_rss_kb(provider: &Path, mut tf: Terraform, config: &str) -> Result<Optio
 }
 
 fn print_report(report: &Report) {
+    if report.side_by_side.is_empty() {
+        print_table(&report.budget);
+        return;
+    }
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let header = [
