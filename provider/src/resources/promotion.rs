@@ -384,7 +384,8 @@ impl PromotionResource {
             Ok(c) => c,
             Err(e) => return PriorRun::Unknown(explain(&e)),
         };
-        match client.get::<Promotion>(Some(project), name).await {
+        // The refresh just before this plan read the promotion fresh.
+        match client.get_shared::<Promotion>(Some(project), name).await {
             Ok(Some(p)) => match p.phase() {
                 Some(phase) if p.is_terminal() => PriorRun::Finished(phase.to_string()),
                 phase => PriorRun::Running(phase.unwrap_or("Pending").to_string()),
@@ -605,9 +606,11 @@ impl PromotionResource {
         };
         let key = idempotency_key(&stage_name, freight);
         // Not finding out is no reason to fail the plan: apply looks again before creating.
-        let Ok(found) = find_created(&client, &project, &stage_name, freight, &key).await else {
+        // One list of the project's promotions serves every promotion this plan creates.
+        let Ok(list) = client.list_shared::<Promotion>(Some(&project), None).await else {
             return;
         };
+        let found = with_key(list.items, &stage_name, freight, &key);
         let in_place = |p: &Promotion| {
             p.phase() == Some("Succeeded") && stage.holds(freight) && recorded_by(stage, p.name())
         };
@@ -1114,8 +1117,12 @@ async fn find_created(
     key: &str,
 ) -> Result<Vec<Promotion>, KargoError> {
     let list = client.list::<Promotion>(Some(project), None).await?;
-    let mut found: Vec<Promotion> = list
-        .items
+    Ok(with_key(list.items, stage, freight, key))
+}
+
+/// The Promotions among `promotions` for `stage` and `freight` carrying `key`, oldest first.
+fn with_key(promotions: Vec<Promotion>, stage: &str, freight: &str, key: &str) -> Vec<Promotion> {
+    let mut found: Vec<Promotion> = promotions
         .into_iter()
         .filter(|p| {
             p.metadata()
@@ -1131,7 +1138,7 @@ async fn find_created(
         (&a.metadata().creation_timestamp, a.name())
             .cmp(&(&b.metadata().creation_timestamp, b.name()))
     });
-    Ok(found)
+    found
 }
 
 /// The newest of `found` that is not in `before`.
@@ -1637,7 +1644,11 @@ impl Resource for PromotionResource {
             .or(promoted_stage)
             .unwrap_or_default()
             .to_string();
-        let stage = match client.get::<Stage>(Some(&project), &stage_name).await {
+        // The stage is not this resource's object: it is read once for all its promotions.
+        let stage = match client
+            .get_shared::<Stage>(Some(&project), &stage_name)
+            .await
+        {
             Ok(Some(s)) => s,
             // The stage (or the whole project) is gone, and its promotions with it.
             Ok(None) if !importing => {
