@@ -5,6 +5,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 TARGET_DIR ?= $(CURDIR)/target
+# `make bench BENCH=reads` runs only the shared-reads part of the bench.
+BENCH ?=
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
 
@@ -20,6 +22,7 @@ help:
 	@echo "make release   dist/: the registry-format zip for this platform, manifest, SHA256SUMS (+ .sig with GPG_FINGERPRINT)"
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory"
+	@echo "               (make bench BENCH=reads: only the requests of plans of promotions, approvals, freight data sources)"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
 	@echo "make generate  regenerate the committed schema facts (sandbox CRDs, step schemas) from ../shared/kargo/v1.11.2"
 
@@ -106,7 +109,7 @@ testacc:
 bench: tf-check
 	$(CARGO) build --release -p terraform-provider-kargo
 	$(CARGO) build --release -p tfplugin --example terraform-provider-echo
-	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench
+	KARGO_PROVIDER_DIR=$(TARGET_DIR)/release $(CARGO) run --release -q -p kargo-e2e --bin bench -- $(BENCH)
 
 clean:
 	$(CARGO) clean
