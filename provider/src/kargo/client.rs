@@ -380,12 +380,6 @@ impl KargoClient {
             .await
     }
 
-    /// Forgets what this process read in `namespace` (all of it when `None`). Writes and
-    /// waits through this client do so themselves.
-    pub fn invalidate(&self, namespace: Option<&str>) {
-        self.reads.invalidate(namespace);
-    }
-
     /// Lists objects (all namespaces when `namespace` is `None` for a namespaced kind),
     /// optionally filtered by a label selector such as `kargo.akuity.io/stage=dev`, with the
     /// `resourceVersion` of the collection they were read at.
