@@ -90,10 +90,10 @@ pub(crate) async fn get_required<K: Object>(
 ) -> Result<K, Diagnostic> {
     let kind = K::KIND;
     let what = kind.describe(Some(project), name);
-    match client.get::<K>(Some(project), name).await {
+    match client.get_shared::<K>(Some(project), name).await {
         Ok(Some(object)) => Ok(object),
         Ok(None) => {
-            let existing = match client.list::<K>(Some(project), None).await {
+            let existing = match client.list_shared::<K>(Some(project), None).await {
                 Ok(list) => describe_names(&names(&list.items)),
                 Err(_) => "none could be listed".to_string(),
             };

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, Result};
+use super::reads::{ReadKey, SharedReads};
 use super::types::{KARGO_GROUP, KARGO_VERSION, Kind, Object};
 
 /// Field manager used for server-side apply unless configured otherwise.
@@ -90,6 +91,8 @@ pub struct KargoClient {
     host: String,
     options: ClientOptions,
     api_ready: tokio::sync::OnceCell<()>,
+    /// What this process has read that many resources need, and the cluster's clock.
+    reads: SharedReads,
 }
 
 impl fmt::Debug for KargoClient {
@@ -136,6 +139,7 @@ impl KargoClient {
             host: host.into(),
             options,
             api_ready: tokio::sync::OnceCell::new(),
+            reads: SharedReads::default(),
         }
     }
 
@@ -256,7 +260,7 @@ impl KargoClient {
         started: std::time::Instant,
         req: http::Request<kube::client::Body>,
     ) -> Result<http::Response<kube::client::Body>> {
-        self.client.send(req).await.map_err(|err| {
+        let response = self.client.send(req).await.map_err(|err| {
             let err = Error::from_kube(err, what, &self.host);
             tracing::debug!(
                 verb,
@@ -267,7 +271,16 @@ impl KargoClient {
                 "Kubernetes API request failed"
             );
             err
-        })
+        })?;
+        if let Some(date) = response
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+        {
+            self.reads.observe_date(date, std::time::Instant::now());
+        }
+        Ok(response)
     }
 
     /// Decodes the JSON answer to a request sent at `started`; failures become typed errors.
@@ -307,8 +320,24 @@ impl KargoClient {
         })
     }
 
-    /// Reads one object; `None` when it does not exist.
+    /// Reads one object fresh; `None` when it does not exist. What it reads is kept for
+    /// [`KargoClient::get_shared`] callers that come later.
     pub async fn get<K: Object>(&self, namespace: Option<&str>, name: &str) -> Result<Option<K>> {
+        let generation = self.reads.generation();
+        let object = self.get_uncached::<K>(namespace, name).await?;
+        self.reads.store(
+            ReadKey::object(K::KIND, namespace, name),
+            object.clone(),
+            generation,
+        );
+        Ok(object)
+    }
+
+    async fn get_uncached<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<K>> {
         let target = self.target(K::KIND, namespace, Some(name))?;
         let req = self
             .request(&target)
@@ -321,10 +350,55 @@ impl KargoClient {
         }
     }
 
+    /// Reads one object at most once in this process (until a write or a wait in its
+    /// namespace): callers at the same time wait for the same request. For objects a
+    /// resource needs but does not manage (the stage a promotion goes to, a warehouse);
+    /// a resource refreshing its own object uses [`KargoClient::get`], so drift always shows.
+    pub async fn get_shared<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<K>> {
+        self.reads
+            .get_or_read(ReadKey::object(K::KIND, namespace, name), || {
+                self.get_uncached::<K>(namespace, name)
+            })
+            .await
+    }
+
+    /// [`KargoClient::list`] at most once in this process (until a write or a wait in the
+    /// namespace), shared as [`KargoClient::get_shared`] is.
+    pub async fn list_shared<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<ObjectList<K>> {
+        self.reads
+            .get_or_read(ReadKey::list(K::KIND, namespace, label_selector), || {
+                self.list_uncached::<K>(namespace, label_selector)
+            })
+            .await
+    }
+
     /// Lists objects (all namespaces when `namespace` is `None` for a namespaced kind),
     /// optionally filtered by a label selector such as `kargo.akuity.io/stage=dev`, with the
     /// `resourceVersion` of the collection they were read at.
     pub async fn list<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<ObjectList<K>> {
+        let generation = self.reads.generation();
+        let list = self.list_uncached::<K>(namespace, label_selector).await?;
+        self.reads.store(
+            ReadKey::list(K::KIND, namespace, label_selector),
+            list.clone(),
+            generation,
+        );
+        Ok(list)
+    }
+
+    async fn list_uncached<K: Object>(
         &self,
         namespace: Option<&str>,
         label_selector: Option<&str>,
@@ -388,6 +462,33 @@ impl KargoClient {
     }
 
     async fn apply_as<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        object: &K,
+        dry_run: bool,
+    ) -> Result<K> {
+        let outcome = self.apply_once(namespace, name, object, dry_run).await;
+        if !dry_run {
+            self.written(K::KIND, namespace);
+        }
+        outcome
+    }
+
+    /// Drops the shared reads a write of a `kind` object in `namespace` may have changed:
+    /// everything read in that namespace (Kargo reacts to one object by changing others,
+    /// e.g. a Promotion changes its Stage and Freight), or everything at all for a
+    /// cluster-scoped object.
+    fn written(&self, kind: Kind, namespace: Option<&str>) {
+        tracing::trace!(
+            kind = kind.kind(),
+            namespace,
+            "shared reads dropped after a write"
+        );
+        self.reads.invalidate(namespace);
+    }
+
+    async fn apply_once<K: Object>(
         &self,
         namespace: Option<&str>,
         name: &str,
@@ -483,7 +584,9 @@ impl KargoClient {
             name: name.as_deref(),
             ..target
         };
-        self.send("CREATE", &target, req).await
+        let outcome = self.send("CREATE", &target, req).await;
+        self.written(kind, namespace);
+        outcome
     }
 
     /// JSON merge patch of the main resource.
@@ -498,7 +601,9 @@ impl KargoClient {
             .request(&target)
             .patch(name, &self.write_params(), &Patch::Merge(patch))
             .map_err(|e| Self::build_error(&target, e))?;
-        self.send("PATCH", &target, req).await
+        let outcome = self.send("PATCH", &target, req).await;
+        self.written(K::KIND, namespace);
+        outcome
     }
 
     /// JSON merge patch of the `status` subresource.
@@ -513,7 +618,9 @@ impl KargoClient {
             .request(&target)
             .patch_subresource("status", name, &self.write_params(), &Patch::Merge(patch))
             .map_err(|e| Self::build_error(&target, e))?;
-        self.send("PATCH status", &target, req).await
+        let outcome = self.send("PATCH status", &target, req).await;
+        self.written(K::KIND, namespace);
+        outcome
     }
 
     /// Requests deletion. Returns `false` when the object was already gone. Finalizers may
@@ -524,7 +631,9 @@ impl KargoClient {
             .request(&target)
             .delete(name, &DeleteParams::default())
             .map_err(|e| Self::build_error(&target, e))?;
-        match self.send::<Value>("DELETE", &target, req).await {
+        let outcome = self.send::<Value>("DELETE", &target, req).await;
+        self.written(K::KIND, namespace);
+        match outcome {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(err) => Err(err),
@@ -581,7 +690,26 @@ impl KargoClient {
     /// [`Error::Cancelled`] when `cancel` fires and [`Error::Timeout`] (naming `what` and the
     /// last state seen) when `timeout` passes. Transient watch failures are retried with
     /// backoff; authorization failures end the wait at once.
+    ///
+    /// Waits are never served from the shared reads; when one ends, what this process read
+    /// in the namespace is dropped, since Kargo acted there meanwhile.
     pub async fn watch_until<K: Object, T>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        step: impl FnMut(Option<&K>) -> WatchStep<T>,
+    ) -> Result<T> {
+        let outcome = self
+            .watch_object(namespace, name, what, timeout, cancel, step)
+            .await;
+        self.written(K::KIND, namespace);
+        outcome
+    }
+
+    async fn watch_object<K: Object, T>(
         &self,
         namespace: Option<&str>,
         name: &str,
@@ -855,10 +983,15 @@ impl KargoClient {
 }
 
 impl KargoClient {
-    /// The API server's clock, from the `Date` header of a cheap request. Soak times are
-    /// measured against it, so a skewed local clock cannot make freight look soaked (or not).
-    /// Falls back to the local clock, logged, when the server sends no usable `Date`.
+    /// The API server's clock, from the `Date` header of an answer received in the last
+    /// seconds (any request's), advanced by the local monotonic clock since; without one, a
+    /// cheap `GET /version` is made for its `Date`. Soak times are measured against it, so a
+    /// skewed local clock cannot make freight look soaked (or not). Falls back to the local
+    /// clock, logged, when the server sends no usable `Date`.
     pub async fn server_time(&self) -> Result<jiff::Timestamp> {
+        if let Some(now) = self.reads.server_now() {
+            return Ok(now);
+        }
         let (response, _) = self.get_version("the API server's clock").await?;
         let date = response
             .headers()

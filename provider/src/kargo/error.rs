@@ -19,7 +19,7 @@ pub struct Cause {
 }
 
 /// Everything that can go wrong between the provider and the cluster.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("{what} was not found: {message}")]
     NotFound { what: String, message: String },

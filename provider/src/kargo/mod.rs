@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod freight;
+pub mod reads;
 pub mod semver;
 pub mod types;
 pub mod urls;

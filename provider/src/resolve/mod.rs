@@ -1,6 +1,7 @@
 //! Freight resolution: which freight a configuration means, and what the stage makes of it,
-//! read from the cluster in one go per resource (the stage, the project's freight, the
-//! cluster's clock and, for a selector, the warehouse's subscriptions).
+//! from what the cluster says (the stage, the project's freight, the cluster's clock and, for
+//! a selector, the warehouse's subscriptions), read once per process and shared by every
+//! resource that needs the same objects (`KargoClient::get_shared`).
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -120,7 +121,7 @@ pub async fn for_stage(
     choice: &FreightChoice,
 ) -> Result<Resolution, Unresolvable> {
     let stage = client
-        .get::<Stage>(Some(project), stage_name)
+        .get_shared::<Stage>(Some(project), stage_name)
         .await
         .map_err(Unresolvable::StageUnread)?
         .ok_or(Unresolvable::StageMissing)?;
@@ -193,7 +194,7 @@ pub async fn with_strictness(
     let mut choice = choice.clone();
     if let FreightChoice::Selector(selector) = &mut choice {
         let warehouse = match selector.strictness_source() {
-            Some(name) => match client.get::<Warehouse>(Some(project), name).await {
+            Some(name) => match client.get_shared::<Warehouse>(Some(project), name).await {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::debug!(
@@ -223,12 +224,16 @@ pub async fn project_freight(
     Ok(freights)
 }
 
-/// All freight of a project, exactly as the cluster stores it.
+/// All freight of a project, exactly as the cluster stores it: listed once per process and
+/// shared (until a write or a wait in the project), whatever number of resources ask.
 pub async fn stored_freight(
     client: &KargoClient,
     project: &str,
 ) -> Result<Vec<Freight>, KargoError> {
-    Ok(client.list::<Freight>(Some(project), None).await?.items)
+    Ok(client
+        .list_shared::<Freight>(Some(project), None)
+        .await?
+        .items)
 }
 
 /// Marks `freights` approved for the stages [`expect_approval`] recorded for them.

@@ -218,7 +218,7 @@ async fn freight_alias(client: &KargoClient, namespace: &str, freight: &str) -> 
     if namespace.is_empty() {
         return None;
     }
-    match client.get::<Freight>(Some(namespace), freight).await {
+    match client.get_shared::<Freight>(Some(namespace), freight).await {
         Ok(Some(f)) => f.alias().map(str::to_string),
         Ok(None) => None,
         Err(e) => {

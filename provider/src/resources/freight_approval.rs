@@ -335,7 +335,7 @@ impl FreightApprovalResource {
                 return Target::Unknown;
             }
         };
-        match client.get::<Stage>(Some(project), stage).await {
+        match client.get_shared::<Stage>(Some(project), stage).await {
             Ok(Some(live)) => match stage_refusal(stage, project, Some(&live), &freight) {
                 Some(d) => diags.push(d),
                 None => expect_approval(&client, project, freight.name(), stage),

@@ -67,14 +67,14 @@ async fn inflate(
         let name = task.get("name").and_then(Json::as_str).unwrap_or_default();
         let spec = if task.get("kind").and_then(Json::as_str) == Some("ClusterPromotionTask") {
             client
-                .get::<ClusterPromotionTask>(None, name)
+                .get_shared::<ClusterPromotionTask>(None, name)
                 .await
                 .ok()
                 .flatten()
                 .map(|t| t.spec)
         } else {
             client
-                .get::<PromotionTask>(Some(project), name)
+                .get_shared::<PromotionTask>(Some(project), name)
                 .await
                 .ok()
                 .flatten()

@@ -42,6 +42,18 @@ const RESUME_ON_DESTROY: &str = "resume_auto_promotion_on_destroy";
 /// On every Promotion the provider creates: which promotion of which resource it is (see
 /// [`idempotency_key`]), so that a create whose answer was lost is found, not repeated.
 pub const IDEMPOTENCY_ANNOTATION: &str = "terraform-provider-kargo/idempotency-key";
+/// The label that finds a Promotion by its key without listing the whole project: a digest of
+/// the key, since a label value is at most 63 characters of a narrow alphabet.
+pub const IDEMPOTENCY_LABEL: &str = "terraform-provider-kargo/idempotency-key";
+
+/// The value of [`IDEMPOTENCY_LABEL`] for `key`.
+fn idempotency_label(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key)[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 /// The longest one create request may go unanswered before the provider looks for what it did.
 const CREATE_REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// How long an interrupted create may still look for the Promotion it was creating.
@@ -397,7 +409,8 @@ impl PromotionResource {
             Ok(c) => c,
             Err(e) => return PriorRun::Unknown(explain(&e)),
         };
-        match client.get::<Promotion>(Some(project), name).await {
+        // The refresh just before this plan read the promotion fresh.
+        match client.get_shared::<Promotion>(Some(project), name).await {
             Ok(Some(p)) => match p.phase() {
                 Some(phase) if p.is_terminal() => PriorRun::Finished(phase.to_string()),
                 phase => PriorRun::Running(phase.unwrap_or("Pending").to_string()),
@@ -618,9 +631,11 @@ impl PromotionResource {
             return;
         };
         // Not finding out is no reason to fail the plan: apply looks again before creating.
-        let Ok(found) = find_created(&client, &project, &stage_name, freight, key).await else {
+        // One list of the project's promotions serves every promotion this plan creates.
+        let Ok(list) = client.list_shared::<Promotion>(Some(&project), None).await else {
             return;
         };
+        let found = with_key(list.items, &stage_name, freight, key);
         let in_place = |p: &Promotion| {
             p.phase() == Some("Succeeded") && stage.holds(freight) && recorded_by(stage, p.name())
         };
@@ -1166,9 +1181,17 @@ async fn find_created(
     freight: &str,
     key: &str,
 ) -> Result<Vec<Promotion>, KargoError> {
-    let list = client.list::<Promotion>(Some(project), None).await?;
-    let mut found: Vec<Promotion> = list
-        .items
+    // Selected by the key's label, so a create reads its own Promotions, not the project's.
+    let selector = format!("{IDEMPOTENCY_LABEL}={}", idempotency_label(key));
+    let list = client
+        .list::<Promotion>(Some(project), Some(&selector))
+        .await?;
+    Ok(with_key(list.items, stage, freight, key))
+}
+
+/// The Promotions among `promotions` for `stage` and `freight` carrying `key`, oldest first.
+fn with_key(promotions: Vec<Promotion>, stage: &str, freight: &str, key: &str) -> Vec<Promotion> {
+    let mut found: Vec<Promotion> = promotions
         .into_iter()
         .filter(|p| {
             p.metadata()
@@ -1184,7 +1207,7 @@ async fn find_created(
         (&a.metadata().creation_timestamp, a.name())
             .cmp(&(&b.metadata().creation_timestamp, b.name()))
     });
-    Ok(found)
+    found
 }
 
 /// The newest of `found` that is not in `before`.
@@ -1202,6 +1225,7 @@ fn promotion_body(stage: &str, freight: &str, key: &str) -> Promotion {
         metadata: ObjectMeta {
             generate_name: Some(format!("{stage}-")),
             annotations: Some([(IDEMPOTENCY_ANNOTATION.to_string(), key.to_string())].into()),
+            labels: Some([(IDEMPOTENCY_LABEL.to_string(), idempotency_label(key))].into()),
             ..ObjectMeta::default()
         },
         spec: PromotionSpec {
@@ -1703,7 +1727,11 @@ impl Resource for PromotionResource {
             .or(promoted_stage)
             .unwrap_or_default()
             .to_string();
-        let stage = match client.get::<Stage>(Some(&project), &stage_name).await {
+        // The stage is not this resource's object: it is read once for all its promotions.
+        let stage = match client
+            .get_shared::<Stage>(Some(&project), &stage_name)
+            .await
+        {
             Ok(Some(s)) if !s.is_terminating() => s,
             // The stage (or the whole project) is gone or on its way out, and its promotions
             // with it.
@@ -2473,8 +2501,15 @@ mod tests {
         let body = serde_json::to_value(promotion_body("dev", "abc123", key)).unwrap();
         assert_eq!(
             body["metadata"],
-            json!({"generateName": "dev-", "annotations": {IDEMPOTENCY_ANNOTATION: key}})
+            json!({
+                "generateName": "dev-",
+                "annotations": {IDEMPOTENCY_ANNOTATION: key},
+                "labels": {IDEMPOTENCY_LABEL: idempotency_label(key)},
+            })
         );
+        // A label value: at most 63 characters of [a-z0-9].
+        assert_eq!(idempotency_label(key).len(), 40);
+        assert_ne!(idempotency_label(key), idempotency_label("dev/abc123/0123456789ac"));
         assert_eq!(body["spec"], json!({"stage": "dev", "freight": "abc123"}));
     }
 

@@ -6,8 +6,10 @@
 //! refresh and one PATCH per create; provider peak RSS under 40 MB at N = 1000. It also shows
 //! what checking promotion templates costs: validate and plan of 100 six-step stages, checks
 //! on and off, and what the plan-time promotion preview costs: the quickstart's plan with the
-//! preview on and off, and how often a plan fetches each Git repository (at most once).
-//! `bench preview` runs only that part.
+//! preview on and off, and how often a plan fetches each Git repository (at most once)
+//! (`bench preview` runs only that part). Last, the shared reads: the requests and time of one
+//! plan of N promotions, approvals and freight data sources (also alone: `bench reads`,
+//! `make bench BENCH=reads`).
 //!
 //! Beside kargo and the built-in `terraform_data`, every workload also runs on the example
 //! provider of the plugin crate (`terraform-provider-echo`, whose resource stores what it is
@@ -74,10 +76,27 @@ impl Row {
 }
 
 fn main() -> ExitCode {
+    // `bench reads` (`make bench BENCH=reads`): only the shared-reads budget.
+    if std::env::args().nth(1).as_deref() == Some("reads") {
+        return match reads::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run() {
         Ok(report) => {
             print_report(&report);
-            ExitCode::SUCCESS
+            println!();
+            match reads::run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("bench: {e}");
@@ -854,6 +873,288 @@ fn print_table(rows: &[Row]) {
         println!(
             "{:<w_what$}  {:<w_value$}  {:<w_budget$}  {met}",
             r.what, r.value, r.budget
+        );
+    }
+}
+
+/// What `make bench BENCH=reads` measures: how many requests one plan of N promotions,
+/// approvals or freight data sources sends, against the budget of shared reads, and what a
+/// slow API server (each answer 20 ms late) does to the plan's time.
+mod reads {
+    use std::time::{Duration, Instant};
+
+    use kargo_e2e::{Env, Terraform};
+    use kargo_sandbox::HttpFault;
+    use serde_json::json;
+
+    use super::{Row, print_table, timed};
+
+    const SIZES: [usize; 3] = [10, 100, 1000];
+    /// Plans after apply (a refresh of N managed objects) are measured up to this size: an
+    /// apply of 1000 promotions takes more than ten minutes against the sandbox (each create
+    /// first lists the project's promotions for its idempotency key), more than a bench run
+    /// should wait for.
+    const REFRESH_UP_TO: usize = 100;
+    const DELAY: Duration = Duration::from_millis(20);
+    /// Requests any plan may send besides its reads: discovery, the clock when no answer
+    /// has brought it yet, the list of promotions a new promotion is looked up in.
+    const CONSTANT: u64 = 5;
+
+    #[derive(Clone, Copy)]
+    enum Workload {
+        Promotion,
+        Approval,
+        FreightData,
+    }
+
+    impl Workload {
+        fn name(self) -> &'static str {
+            match self {
+                Workload::Promotion => "kargo_promotion",
+                Workload::Approval => "kargo_freight_approval",
+                Workload::FreightData => "data.kargo_freight",
+            }
+        }
+
+        /// N of this workload, each on its own stage `s-<i>`, all of one freight.
+        fn hcl(self, n: usize, freight: &str, alias: &str) -> String {
+            match self {
+                Workload::Promotion => format!(
+                    r#"
+resource "kargo_promotion" "r" {{
+  count         = {n}
+  project       = "bench"
+  stage         = "s-${{count.index}}"
+  freight_alias = "{alias}"
+  preview       = false
+  wait          = false
+}}
+"#
+                ),
+                Workload::Approval => format!(
+                    r#"
+resource "kargo_freight_approval" "r" {{
+  count   = {n}
+  project = "bench"
+  stage   = "s-${{count.index}}"
+  freight = "{freight}"
+}}
+"#
+                ),
+                Workload::FreightData => format!(
+                    r#"
+data "kargo_freight" "r" {{
+  count              = {n}
+  project            = "bench"
+  available_to_stage = "s-${{count.index}}"
+  freight_selector {{
+    warehouse          = "app"
+    version_constraint = "^1.0"
+    image {{ repo_url = "ghcr.io/acme/app" }}
+  }}
+}}
+"#
+                ),
+            }
+        }
+
+        /// The same N as `terraform_data`, with the same values.
+        fn twin(self, n: usize, freight: &str) -> String {
+            format!(
+                r#"
+resource "terraform_data" "r" {{
+  count = {n}
+  input = {{
+    project = "bench"
+    stage   = "s-${{count.index}}"
+    freight = "{freight}"
+    kind    = "{}"
+  }}
+}}
+"#,
+                self.name()
+            )
+        }
+
+        fn managed(self) -> bool {
+            !matches!(self, Workload::FreightData)
+        }
+    }
+
+    /// The project and warehouse every workload's configuration starts with.
+    const BASE: &str = r#"
+resource "kargo_project" "bench" {
+  name = "bench"
+}
+
+resource "kargo_warehouse" "app" {
+  project = kargo_project.bench.name
+  name    = "app"
+  subscriptions {
+    image { repo_url = "ghcr.io/acme/app" }
+  }
+}
+"#;
+
+    /// A project `bench`, its warehouse `app` (applied), one freight, and `n` stages taking
+    /// it directly (written straight into the sandbox: only their reads are measured).
+    fn world(n: usize) -> Result<(Env, String, String), String> {
+        let env = Env::new();
+        env.config(BASE);
+        timed(|| env.tf.apply())?;
+        let out = env
+            .sandbox
+            .control(
+                "publish",
+                &json!({"project": "bench", "warehouse": "app",
+                        "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}]}),
+            )
+            .map_err(|e| format!("publish: {e:?}"))?;
+        let freight = out["name"].as_str().unwrap_or_default().to_string();
+        let alias = out["alias"].as_str().unwrap_or_default().to_string();
+        env.sandbox.with_txn(|txn| {
+            for i in 0..n {
+                txn.create(json!({
+                    "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+                    "metadata": {"name": format!("s-{i}"), "namespace": "bench"},
+                    "spec": {
+                        "requestedFreight": [{"origin": {"kind": "Warehouse", "name": "app"},
+                                              "sources": {"direct": true}}],
+                        "promotionTemplate": {"spec": {"steps": [{"uses": "git-clone", "config": {
+                            "repoURL": "https://github.com/acme/manifests",
+                            "checkout": [{"branch": "main", "path": "./out"}]}}]}}
+                    }
+                }))
+                .map_err(|e| format!("create stage s-{i}: {e:?}"))?;
+            }
+            Ok::<(), String>(())
+        })?;
+        Ok((env, freight, alias))
+    }
+
+    /// One measured plan: its requests (all verbs) and time, then its time with every answer
+    /// [`DELAY`] late.
+    fn plan(env: &Env) -> Result<(u64, Duration, Duration), String> {
+        env.sandbox.reset_requests();
+        let plain = timed(|| env.tf.run(&["plan", "-input=false"]))?;
+        let requests = env.sandbox.request_counts().total();
+        env.sandbox
+            .inject_fault(HttpFault::delay(DELAY))
+            .map_err(|e| format!("delay fault: {e:?}"))?;
+        let slow = timed(|| env.tf.run(&["plan", "-input=false"]));
+        env.sandbox
+            .clear_faults()
+            .map_err(|e| format!("clear faults: {e:?}"))?;
+        Ok((requests, plain, slow?))
+    }
+
+    fn twin_plan(tf: &Terraform) -> Result<Duration, String> {
+        timed(|| tf.run(&["plan", "-input=false"]))
+    }
+
+    struct Measured {
+        workload: Workload,
+        n: usize,
+        what: &'static str,
+        requests: u64,
+        budget: u64,
+        plain: Duration,
+        slow: Duration,
+        builtin: Duration,
+    }
+
+    pub fn run() -> Result<(), String> {
+        let mut rows = Vec::new();
+        for n in SIZES {
+            for workload in [
+                Workload::Promotion,
+                Workload::Approval,
+                Workload::FreightData,
+            ] {
+                eprintln!("reads: N = {n} {}…", workload.name());
+                let started = Instant::now();
+                let (env, freight, alias) = world(n)?;
+                let twin = Terraform::new();
+                twin.write_main(&workload.twin(n, &freight));
+                env.config(&format!("{BASE}{}", workload.hcl(n, &freight, &alias)));
+                // N stages, the warehouse, the freight list, and the constant.
+                let shared = n as u64 + 1 + 1 + CONSTANT;
+                // Refreshing the project and the warehouse of the configuration.
+                let base = 2;
+                let (requests, plain, slow) = plan(&env)?;
+                let builtin = twin_plan(&twin)?;
+                rows.push(Measured {
+                    workload,
+                    n,
+                    what: if workload.managed() {
+                        "plan, new"
+                    } else {
+                        "plan (read)"
+                    },
+                    requests,
+                    budget: base + shared,
+                    plain,
+                    slow,
+                    builtin,
+                });
+                if workload.managed() && n <= REFRESH_UP_TO {
+                    timed(|| env.tf.apply())?;
+                    timed(|| twin.apply())?;
+                    let (requests, plain, slow) = plan(&env)?;
+                    let builtin = twin_plan(&twin)?;
+                    rows.push(Measured {
+                        workload,
+                        n,
+                        what: "plan, after apply",
+                        requests,
+                        // One read of each managed object besides.
+                        budget: base + n as u64 + shared,
+                        plain,
+                        slow,
+                        builtin,
+                    });
+                }
+                eprintln!("  ({:.1} s)", started.elapsed().as_secs_f64());
+            }
+        }
+        print(&rows);
+        Ok(())
+    }
+
+    fn print(rows: &[Measured]) {
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+        let table: Vec<Row> = rows
+            .iter()
+            .map(|m| {
+                Row::new(
+                    format!("N={:<4} {:<22} {:<17}", m.n, m.workload.name(), m.what),
+                    format!(
+                        "{:>5} requests ({:.2}/resource); {} vs terraform_data {} = {:.2}x; \
+                         20 ms late answers: {} = {:.2}x",
+                        m.requests,
+                        m.requests as f64 / m.n as f64,
+                        secs(m.plain),
+                        secs(m.builtin),
+                        m.plain.as_secs_f64() / m.builtin.as_secs_f64(),
+                        secs(m.slow),
+                        m.slow.as_secs_f64() / m.plain.as_secs_f64(),
+                    ),
+                )
+                .budget(format!("<= {} requests", m.budget), m.requests <= m.budget)
+            })
+            .collect();
+        println!("Shared reads: one plan's requests (sandbox request log) and time");
+        print_table(&table);
+        println!(
+            "\nWorkload: project `bench`, warehouse `app`, one freight and N stages taking it \
+             directly; N kargo_promotion (by alias), N kargo_freight_approval (by name) or N \
+             kargo_freight data sources (a selector, available_to_stage), one per stage. \
+             Budget: the managed objects (project, warehouse and, after apply, the N \
+             resources' own objects) + one read per stage + one of the warehouse + one list of \
+             freight + {CONSTANT}. The plans after apply are measured up to N = {REFRESH_UP_TO}. \
+             20 ms late answers: the sandbox's delay fault on every request; the ratio is to \
+             the same plan without it. A plan that read each object once per resource would \
+             pay 20 ms per request in sequence; shared reads pay it about once per object."
         );
     }
 }
