@@ -1,7 +1,8 @@
 //! Kargo's REST API (`/v1beta1`), as the Kargo API server serves it, from the same process
 //! and store as the Kubernetes API: admin login and its HS256 JWT, API tokens bound to Kargo
 //! Roles, generic `/resources` writes, reads of Projects, Stages, Warehouses, Freight and
-//! Promotions, promotion, approval and warehouse refresh.
+//! Promotions (with `?watch=true` server-sent event streams), promotion, approval, warehouse
+//! refresh and deletion.
 //!
 //! The API server reads as the caller (RBAC decides, admins may do everything) and writes
 //! as its own service account, [`API_SERVER_USER`], whose writes still pass Kargo's
@@ -471,6 +472,30 @@ async fn dispatch(
         .unwrap_or_default();
     let name = p.get(1).map(String::as_str).unwrap_or_default();
     let ns = Some(project);
+    if method == Method::GET && query.get("watch") == Some("true") {
+        let (plural, single) = match rest {
+            "/stages" => ("stages", false),
+            "/stages/{stage}" => ("stages", true),
+            "/warehouses" => ("warehouses", false),
+            "/warehouses/{warehouse}" => ("warehouses", true),
+            "/promotions" => ("promotions", false),
+            "/promotions/{promotion}" => ("promotions", true),
+            "/freight" => ("freights", false),
+            _ => return Err(error(400, "watch is not supported on this route")),
+        };
+        let stage = (plural == "promotions" && !single)
+            .then(|| query.get("stage").unwrap_or_default().to_string())
+            .filter(|s| !s.is_empty());
+        return watch(
+            shared,
+            caller,
+            plural,
+            project,
+            single.then_some(name),
+            query.get("resourceVersion"),
+            stage,
+        );
+    }
     match (method.as_str(), rest) {
         ("GET", "") => get(shared, caller, "projects", None, project),
         ("DELETE", "") => delete(shared, caller, "projects", None, project),
@@ -518,6 +543,84 @@ async fn dispatch(
         }
         _ => Err(error(404, "404 page not found")),
     }
+}
+
+/// `?watch=true`: Kargo's server-sent events, one `data: {"type", "object"}` event per
+/// change, starting with the current objects as `ADDED` (unless `resourceVersion` is given);
+/// Promotions filtered by `stage` turn `MODIFIED` events of others into `DELETED`, as Kargo's
+/// `FilteredWatchEventType` does.
+fn watch(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    plural: &str,
+    project: &str,
+    name: Option<&str>,
+    resource_version: Option<&str>,
+    stage: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let res = kargo(plural)?;
+    authorize(
+        shared,
+        caller,
+        "watch",
+        res,
+        Some(project),
+        name.unwrap_or_default(),
+    )?;
+    let mut fields = crate::selectors::FieldSelector::default();
+    if let Some(n) = name {
+        if lock(&shared.state)
+            .store
+            .get(res, Some(project), n)
+            .is_none()
+        {
+            return Err(status::not_found(res, n));
+        }
+        fields = crate::selectors::FieldSelector::parse(&format!("metadata.name={n}"), res.plural)
+            .map_err(|e| error(400, e))?;
+    }
+    let spec = crate::watch::WatchSpec {
+        res,
+        namespace: Some(project.to_string()),
+        labels: crate::selectors::LabelSelector::default(),
+        fields,
+        resource_version: resource_version.map(str::to_string),
+        send_initial_events: false,
+        bookmarks: false,
+        timeout: None,
+        table: None,
+    };
+    let events = crate::watch::start(shared, spec)?;
+    let body = events.map_frame(move |frame| {
+        frame.map_data(|line| {
+            let Ok(mut event) = serde_json::from_slice::<Value>(&line) else {
+                return bytes::Bytes::new();
+            };
+            if event["type"] == "ERROR" {
+                let message = event["object"]["message"].as_str().unwrap_or_default();
+                let data = json!({"code": "out_of_range", "message": format!("watch resource version expired: {message}")});
+                return bytes::Bytes::from(format!("event: error\ndata: {data}\n\n"));
+            }
+            if let Some(stage) = &stage {
+                let matches = util::str_at(&event["object"], "spec.stage") == stage;
+                match (event["type"].as_str(), matches) {
+                    (_, true) => {}
+                    (Some("MODIFIED"), false) => event["type"] = json!("DELETED"),
+                    _ => return bytes::Bytes::new(),
+                }
+            }
+            bytes::Bytes::from(format!("data: {event}\n\n"))
+        })
+    });
+    let mut resp = Response::new(Body::new(body));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    headers.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
+    Ok(resp)
 }
 
 /// `POST /v1beta1/login`: the admin password as `Authorization: Bearer <password>`.

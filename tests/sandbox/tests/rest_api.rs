@@ -91,6 +91,41 @@ impl Rest {
         (code, v)
     }
 
+    /// Opens a server-sent event stream: its status, content type and events.
+    async fn events(&self, path: &str, token: &str) -> (u16, String, Events) {
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .unwrap();
+        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let code = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            code,
+            content_type,
+            Events {
+                body: resp.into_body(),
+                buf: String::new(),
+            },
+        )
+    }
+
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.send("GET", path, Some(token), "application/json", "")
             .await
@@ -130,6 +165,42 @@ impl Rest {
             .await;
         assert_eq!(code, 200, "{body}");
         body["idToken"].as_str().unwrap().to_string()
+    }
+}
+
+/// A server-sent event stream.
+struct Events {
+    body: hyper::body::Incoming,
+    buf: String,
+}
+
+impl Events {
+    /// The next event's raw text (`data: …` or `event: …` lines).
+    async fn next_raw(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let event = self.buf[..i].to_string();
+                self.buf.drain(..i + 2);
+                return event;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame())
+                .await
+                .expect("an event within 20s")
+                .expect("the stream stays open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// The next `data:` event, parsed.
+    async fn next(&mut self) -> Value {
+        let raw = self.next_raw().await;
+        let data = raw
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("{raw}"));
+        serde_json::from_str(data).unwrap()
     }
 }
 
@@ -571,6 +642,89 @@ async fn reads_promotions_approvals_and_refreshes() {
     })
     .await;
     assert_eq!(gone, 404);
+}
+
+#[tokio::test]
+async fn watches_stream_server_sent_events() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    let (freight, alias) = pipeline(&sandbox, &rest, &token).await;
+    let (code, _) = rest
+        .send(
+            "GET",
+            "/v1beta1/projects/p/stages/dev?watch=true",
+            None,
+            "",
+            "",
+        )
+        .await;
+    assert_eq!(code, 401);
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages/nope?watch=true", &token)
+            .await,
+        (404, err("stages.kargo.akuity.io \"nope\" not found"))
+    );
+
+    let (code, content_type, mut prod_promotions) = rest
+        .events(
+            "/v1beta1/projects/p/promotions?watch=true&stage=prod",
+            &token,
+        )
+        .await;
+    assert_eq!((code, content_type.as_str()), (200, "text/event-stream"));
+    let (_, promo) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/dev/promotions",
+            &token,
+            json!({"freightAlias": alias}),
+        )
+        .await;
+    let name = promo["metadata"]["name"].as_str().unwrap().to_string();
+
+    let (_, _, mut one) = rest
+        .events(
+            &format!("/v1beta1/projects/p/promotions/{name}?watch=true"),
+            &token,
+        )
+        .await;
+    let first = one.next().await;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], name.as_str());
+    loop {
+        let e = one.next().await;
+        assert_eq!(e["type"], "MODIFIED", "{e}");
+        assert_eq!(e["object"]["metadata"]["name"], name.as_str());
+        if e["object"]["status"]["phase"] == "Succeeded" {
+            break;
+        }
+    }
+
+    // dev's Promotion never showed as ADDED on the prod-filtered stream; prod's does.
+    wait_until(20, "the freight to be verified in dev", async || {
+        let (_, f) = rest
+            .get(&format!("/v1beta1/projects/p/freight/{freight}"), &token)
+            .await;
+        f["status"]["verifiedIn"].get("dev").map(|_| ())
+    })
+    .await;
+    let (code, prod) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/prod/promotions",
+            &token,
+            json!({"freight": freight}),
+        )
+        .await;
+    assert_eq!(code, 201, "{prod}");
+    // As in Kargo, changes to Promotions the filter leaves out arrive as DELETED.
+    let mut e = prod_promotions.next().await;
+    while e["type"] == "DELETED" {
+        assert_eq!(e["object"]["spec"]["stage"], "dev", "{e}");
+        e = prod_promotions.next().await;
+    }
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["spec"]["stage"], "prod");
+    assert_eq!(e["object"]["metadata"]["name"], prod["metadata"]["name"]);
 }
 
 const ROLES: &str = r#"
