@@ -865,6 +865,47 @@ async fn api_tokens_carry_their_kargo_roles_permissions_until_deleted() {
         )
     );
 
+    // Granted Project creation, the viewer fills a Project it creates in the same request
+    // on the API server's authority, but still may not write in `p`.
+    let grant = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: project-creator}
+rules: [{apiGroups: [kargo.akuity.io], resources: [projects], verbs: [get, create]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: viewer-creates-projects}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: project-creator}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: p}]
+"#;
+    assert_eq!(rest.resources("POST", "", &admin, grant).await.0, 201);
+    let mixed = format!(
+        "{w9}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: wq, namespace: q}}\nspec:\n  subscriptions: [{{image: {{repoURL: ghcr.io/acme/q}}}}]\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {{name: q}}\n"
+    );
+    let (code, body) = rest.resources("POST", "", viewer, &mixed).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["results"][0]["createdResourceManifest"]["metadata"]["name"],
+        "q"
+    );
+    assert_eq!(
+        body["results"][1],
+        err(
+            "create resource: warehouses.kargo.akuity.io \"w9\" is forbidden: create is not permitted"
+        )
+    );
+    assert_eq!(
+        body["results"][2]["createdResourceManifest"]["metadata"]["name"],
+        "wq"
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/q/warehouses/wq", &admin)
+            .await
+            .0,
+        200
+    );
+
     // The promoter promotes; the API server records an actor it cannot name.
     let (code, promo) = rest
         .post_json(promote, promoter, json!({"freightAlias": alias}))
