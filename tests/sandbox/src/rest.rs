@@ -92,6 +92,43 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The query parameters the sandbox reads, by route, as Kargo's swagger documents them.
+pub const QUERY_PARAMETERS: &[(&str, &str, &[&str])] = &[
+    ("PUT", "/v1beta1/resources", &["upsert"]),
+    ("GET", "/v1beta1/projects/{project}/promotions", &["stage"]),
+    (
+        "POST",
+        "/v1beta1/projects/{project}/freight/{freight-name-or-alias}/approve",
+        &["stage"],
+    ),
+];
+
+/// The GET routes that stream with `?watch=true` (and take `resourceVersion=`): Kargo's
+/// handlers read both parameters, though its swagger documents neither.
+pub const WATCH_ROUTES: &[&str] = &[
+    "/v1beta1/projects/{project}/stages",
+    "/v1beta1/projects/{project}/stages/{stage}",
+    "/v1beta1/projects/{project}/warehouses",
+    "/v1beta1/projects/{project}/warehouses/{warehouse}",
+    "/v1beta1/projects/{project}/promotions",
+    "/v1beta1/projects/{project}/promotions/{promotion}",
+    "/v1beta1/projects/{project}/freight",
+];
+
+/// Query parameters Kargo documents on routes the sandbox serves but that it does not
+/// implement: asking for them is an error rather than a silently different answer.
+const UNIMPLEMENTED_QUERY: &[(&str, &[&str])] = &[
+    (
+        "/v1beta1/projects",
+        &["mine", "filter", "uid", "pageSize", "page"],
+    ),
+    (
+        "/v1beta1/projects/{project}/freight",
+        &["stage", "origins", "group", "groupBy", "orderBy", "reverse"],
+    ),
+    ("/v1beta1/projects/{project}/stages", &["freightOrigins"]),
+];
+
 /// The admin account: its password, token lifetime and the key tokens are signed with.
 pub struct AdminAccount {
     password: String,
@@ -440,6 +477,17 @@ async fn dispatch(
     if !lock(&shared.state).kargo.served {
         return Err(error(404, "404 page not found"));
     }
+    if *method == Method::GET
+        && let Some((_, names)) = UNIMPLEMENTED_QUERY.iter().find(|(t, _)| *t == template)
+        && let Some(name) = names.iter().find(|n| query.get(n).is_some())
+    {
+        return Err(error(
+            400,
+            format!(
+                "the kargo-sandbox does not implement the query parameter {name:?} of GET {template}"
+            ),
+        ));
+    }
     if template == "/v1beta1/resources" {
         let body = read_body(req, MAX_RESOURCES_BODY).await?;
         return resources_request(
@@ -472,7 +520,10 @@ async fn dispatch(
         .unwrap_or_default();
     let name = p.get(1).map(String::as_str).unwrap_or_default();
     let ns = Some(project);
-    if method == Method::GET && query.get("watch") == Some("true") {
+    if method == Method::GET
+        && query.get("watch") == Some("true")
+        && WATCH_ROUTES.contains(&template)
+    {
         let (plural, single) = match rest {
             "/stages" => ("stages", false),
             "/stages/{stage}" => ("stages", true),
@@ -480,8 +531,7 @@ async fn dispatch(
             "/warehouses/{warehouse}" => ("warehouses", true),
             "/promotions" => ("promotions", false),
             "/promotions/{promotion}" => ("promotions", true),
-            "/freight" => ("freights", false),
-            _ => return Err(error(400, "watch is not supported on this route")),
+            _ => ("freights", false),
         };
         let stage = (plural == "promotions" && !single)
             .then(|| query.get("stage").unwrap_or_default().to_string())

@@ -493,6 +493,16 @@ async fn reads_promotions_approvals_and_refreshes() {
         query["groups"][""]["items"][0]["metadata"]["name"],
         freight.as_str()
     );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/freight?stage=dev", &token)
+            .await,
+        (
+            400,
+            err(
+                "the kargo-sandbox does not implement the query parameter \"stage\" of GET /v1beta1/projects/{project}/freight"
+            )
+        )
+    );
     let (_, by_alias) = rest
         .get(&format!("/v1beta1/projects/p/freight/{alias}"), &token)
         .await;
@@ -642,6 +652,33 @@ async fn reads_promotions_approvals_and_refreshes() {
     })
     .await;
     assert_eq!(gone, 404);
+
+    // The ProjectConfig, read and deleted through `/config`.
+    let config = "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: p, namespace: p}\nspec: {}\n";
+    let (code, body) = rest.resources("POST", "", &token, config).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, cfg) = rest.get("/v1beta1/projects/p/config", &token).await;
+    assert_eq!((code, &cfg["kind"]), (200, &json!("ProjectConfig")));
+    let (code, _) = rest
+        .send("DELETE", "/v1beta1/projects/p/config", Some(&token), "", "")
+        .await;
+    assert_eq!(code, 204);
+    wait_until(20, "the ProjectConfig to be gone", async || {
+        let answer = rest.get("/v1beta1/projects/p/config", &token).await;
+        (answer == (404, err("projectconfigs.kargo.akuity.io \"p\" not found"))).then_some(())
+    })
+    .await;
+
+    // The Project itself.
+    let (code, _) = rest
+        .send("DELETE", "/v1beta1/projects/p", Some(&token), "", "")
+        .await;
+    assert_eq!(code, 204);
+    wait_until(20, "the Project to be gone", async || {
+        let (_, list) = rest.get("/v1beta1/projects", &token).await;
+        (list["total"] == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1025,5 +1062,30 @@ fn every_served_route_is_in_kargos_swagger() {
         assert_eq!(declared, used, "{method} {template}");
     }
     assert!(missing.is_empty(), "not in swagger: {missing:?}");
+    for (method, template, names) in kargo_sandbox::rest::QUERY_PARAMETERS {
+        let op = &swagger["paths"][*template][method.to_lowercase()];
+        let declared: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in *names {
+            assert!(
+                declared.contains(name),
+                "{method} {template} ?{name}: {declared:?}"
+            );
+        }
+    }
+    for template in kargo_sandbox::rest::WATCH_ROUTES {
+        assert!(
+            kargo_sandbox::rest::ROUTES.contains(&("GET", template)),
+            "{template}"
+        );
+        assert!(swagger["paths"][*template]["get"].is_object(), "{template}");
+    }
     assert!(kargo_sandbox::rest::ROUTES.len() >= 20);
 }
