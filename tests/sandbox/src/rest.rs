@@ -22,13 +22,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::api::{self, DeleteOptions, FieldValidation};
+use crate::faults::After;
 use crate::hooks::ApiError;
 use crate::kargo::util::{self, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, LABEL_ALIAS};
 use crate::rbac::{Access, Identity};
 use crate::reqlog::RequestRecord;
 use crate::resources::{self, ResourceDef};
 use crate::router::Body;
-use crate::server::{Shared, lock};
+use crate::server::{ConnectionReset, Shared, lock};
 use crate::status;
 use crate::store::meta_str;
 
@@ -297,7 +298,18 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
         .as_ref()
         .map(|(t, _)| t.to_string())
         .unwrap_or_default();
-    let (response, user) = match found {
+    // HTTP faults apply as to the Kubernetes API, with verb `rest` and the route template as
+    // the resource.
+    let effect = lock(&shared.faults).on_request("rest", &resource);
+    if let Some(d) = effect.delay {
+        tokio::time::sleep(d).await;
+    }
+    let reset = req.extensions().get::<ConnectionReset>().cloned();
+    let (mut response, user) = match found {
+        _ if effect.unavailable => (
+            respond(503, Some(&json!({"error": "service unavailable"}))),
+            None,
+        ),
         None => (
             respond(404, Some(&json!({"error": "404 page not found"}))),
             None,
@@ -306,6 +318,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
             let (r, user) = serve(&shared, req, template, params).await;
             (r.unwrap_or_else(|e| error_response(&e)), user)
         }
+    };
+    if effect.after == Some(After::Timeout) {
+        response = respond(504, Some(&json!({"error": "request timed out"})));
+    }
+    let code = match effect.after {
+        Some(After::Reset) => 0,
+        _ => response.status().as_u16(),
     };
     lock(&shared.log).record(RequestRecord {
         verb: "rest".into(),
@@ -316,8 +335,19 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
         path,
         user,
         user_agent,
-        code: response.status().as_u16(),
+        code,
     });
+    match effect.after {
+        Some(After::Reset) => {
+            if let Some(reset) = reset {
+                reset.reset();
+            }
+            // The connection goes down under this request; its answer is never sent.
+            std::future::pending::<()>().await;
+        }
+        Some(After::Delay(d)) => tokio::time::sleep(d).await,
+        Some(After::Timeout) | None => {}
+    }
     response
 }
 

@@ -17,7 +17,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
 use core_support::{start, wait_until};
-use kargo_sandbox::{Options, Sandbox};
+use kargo_sandbox::{HttpFault, Options, Sandbox};
 
 /// A plain HTTPS client for the REST API.
 struct Rest {
@@ -301,6 +301,49 @@ async fn unauthenticated_requests_get_kargos_401_bodies() {
     assert_eq!(rest_calls[0].resource, "/v1beta1/projects");
     assert_eq!(rest_calls[0].code, 401);
     assert_eq!(rest_calls[6].user.as_deref(), Some("admin"));
+}
+
+#[tokio::test]
+async fn http_faults_reach_the_rest_api() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("rest")
+                .resource("/v1beta1/projects")
+                .times(1),
+        )
+        .unwrap();
+    assert_eq!(
+        rest.get("/v1beta1/projects", &token).await,
+        (503, err("service unavailable"))
+    );
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    // A refused port is the API server being down, for both APIs.
+    sandbox
+        .inject_fault(HttpFault::refuse(Duration::from_secs(30)))
+        .unwrap();
+    let refused = wait_until(20, "connections to be refused", async || {
+        tokio::net::TcpStream::connect(&rest.authority).await.err()
+    })
+    .await;
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    sandbox.clear_faults().unwrap();
+    let back = wait_until(20, "connections to be accepted again", async || {
+        tokio::net::TcpStream::connect(&rest.authority).await.ok()
+    })
+    .await;
+    drop(back);
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    let codes: Vec<u16> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "rest")
+        .map(|r| r.code)
+        .collect();
+    assert_eq!(codes, vec![200, 503, 200, 200]);
 }
 
 #[tokio::test]
