@@ -443,7 +443,7 @@ impl State {
                 old_object: old,
                 user: &req.user,
                 groups: &req.groups,
-                from_control_plane: false,
+                from_control_plane: req.user == crate::rest::API_SERVER_USER,
                 dry_run: req.dry_run,
             };
             hooks.admit(&mut ControlPlane { state: self }, &mut review)?;
@@ -943,7 +943,7 @@ impl State {
                 old_object: Some(&obj),
                 user: &req.user,
                 groups: &req.groups,
-                from_control_plane: false,
+                from_control_plane: req.user == crate::rest::API_SERVER_USER,
                 dry_run: opts.dry_run,
             };
             hooks.admit(&mut ControlPlane { state: self }, &mut review)?;

@@ -15,6 +15,10 @@ kargo-sandbox: a local Kubernetes API server and Kargo control-plane emulator
 
 USAGE:
   kargo-sandbox serve --kubeconfig PATH [--listen 127.0.0.1:0] [--token TOKEN] [--without-kargo] [--state-dir DIR]
+                      [--admin-password PASSWORD] [--admin-token-ttl DURATION]
+                     also serves Kargo's REST API at https://<address>/v1beta1; its admin logs in
+                     with PASSWORD (default: the admin token) and gets tokens that live DURATION
+                     (default 24h)
 
 Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   install-kargo      serve Kargo's CRDs and start its webhooks and controllers
@@ -279,6 +283,8 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
                 "token",
                 "without-kargo",
                 "state-dir",
+                "admin-password",
+                "admin-token-ttl",
             ])?;
             let mut opts = Options::default().kubeconfig(a.need("kubeconfig")?);
             if let Some(l) = a.one("listen") {
@@ -289,6 +295,19 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             }
             if let Some(d) = a.one("state-dir") {
                 opts.state_dir = Some(PathBuf::from(d));
+            }
+            if let Some(p) = a.one("admin-password") {
+                if p.is_empty() {
+                    return Err("--admin-password must not be empty".into());
+                }
+                opts.admin_password = Some(p.to_string());
+            }
+            if let Some(t) = a.one("admin-token-ttl") {
+                let ttl = parse_duration(t).map_err(|e| format!("--admin-token-ttl {t:?}: {e}"))?;
+                if ttl.is_zero() {
+                    return Err("--admin-token-ttl must be positive".into());
+                }
+                opts.admin_token_ttl = ttl;
             }
             opts.with_kargo = !a.has("without-kargo");
             serve(opts).await

@@ -41,6 +41,7 @@ pub mod rbac;
 pub mod reference;
 mod reqlog;
 mod resources;
+pub mod rest;
 mod router;
 pub mod schema;
 mod selectors;

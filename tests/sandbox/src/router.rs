@@ -283,6 +283,10 @@ pub fn app(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .nest("/sandbox", crate::control::routes(shared.clone()))
         .route(
+            "/v1beta1/{*rest}",
+            any(|State(s), req| crate::rest::handle(s, req)),
+        )
+        .route(
             &format!("{}{{*rest}}", crate::git::http::PREFIX),
             any(|State(s), req| crate::git::http::handle(s, req)),
         )

@@ -72,6 +72,8 @@ pub struct Shared {
     flushing: Mutex<()>,
     /// When this sandbox started (RFC 3339): the creation time of the CRDs it serves.
     pub started: String,
+    /// The Kargo API server's admin account and token signing key.
+    pub rest: crate::rest::AdminAccount,
 }
 
 impl Shared {
@@ -249,6 +251,11 @@ pub struct Options {
     pub with_kargo: bool,
     /// Keep objects, counters, CA and token here across restarts.
     pub state_dir: Option<PathBuf>,
+    /// The Kargo API server's admin password (`POST /v1beta1/login`); the admin bearer
+    /// token when `None`.
+    pub admin_password: Option<String>,
+    /// How long an admin login token lives (Kargo's default: 24 hours).
+    pub admin_token_ttl: Duration,
 }
 
 impl Default for Options {
@@ -259,6 +266,8 @@ impl Default for Options {
             kubeconfig: None,
             with_kargo: true,
             state_dir: None,
+            admin_password: None,
+            admin_token_ttl: crate::rest::DEFAULT_TOKEN_TTL,
         }
     }
 }
@@ -286,6 +295,18 @@ impl Options {
 
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Sets the Kargo API server's admin password.
+    pub fn admin_password(mut self, password: impl Into<String>) -> Self {
+        self.admin_password = Some(password.into());
+        self
+    }
+
+    /// Sets how long admin login tokens live.
+    pub fn admin_token_ttl(mut self, ttl: Duration) -> Self {
+        self.admin_token_ttl = ttl;
         self
     }
 }
@@ -435,6 +456,10 @@ impl Sandbox {
             state_dir,
             flushing: Mutex::new(()),
             started: crate::kargo::util::format_time(clock.now()),
+            rest: crate::rest::AdminAccount::new(
+                opts.admin_password.clone().unwrap_or_else(|| token.clone()),
+                opts.admin_token_ttl,
+            ),
         });
         if kargo.running {
             shared.install_kargo();
@@ -524,6 +549,16 @@ impl Sandbox {
     /// The admin bearer token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The Kargo API server's admin password (`POST /v1beta1/login`).
+    pub fn admin_password(&self) -> &str {
+        self.shared.rest.password()
+    }
+
+    /// The Kargo REST API's base URL (`https://<address>/v1beta1`).
+    pub fn api_url(&self) -> String {
+        format!("{}/v1beta1", self.server_url)
     }
 
     /// The CA certificate (PEM) clients must trust.

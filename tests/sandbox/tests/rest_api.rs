@@ -1,0 +1,1134 @@
+//! Kargo's REST API (`/v1beta1`) as the sandbox serves it beside the Kubernetes API: admin
+//! login and its JWT, API tokens bound to Kargo Roles, `/resources`, reads and actions, and
+//! every route checked against Kargo's own swagger.
+
+mod core_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+
+use core_support::{start, wait_until};
+use kargo_sandbox::{HttpFault, Options, Sandbox};
+
+/// A plain HTTPS client for the REST API.
+struct Rest {
+    authority: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Rest {
+    fn new(server_url: &str, ca_pem: &str) -> Rest {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Rest {
+            authority: server_url.strip_prefix("https://").unwrap().to_string(),
+            tls: Arc::new(cfg),
+        }
+    }
+
+    fn of(sandbox: &Sandbox) -> Rest {
+        Rest::new(sandbox.server_url(), sandbox.ca_pem())
+    }
+
+    /// Sends a request; the status and the body (JSON, `Null` when empty).
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        content_type: &str,
+        body: impl Into<Bytes>,
+    ) -> (u16, Value) {
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .unwrap();
+        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, content_type);
+        if let Some(a) = auth {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {a}"));
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (code, v)
+    }
+
+    /// Opens a server-sent event stream: its status, content type and events.
+    async fn events(&self, path: &str, token: &str) -> (u16, String, Events) {
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .unwrap();
+        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let code = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            code,
+            content_type,
+            Events {
+                body: resp.into_body(),
+                buf: String::new(),
+            },
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send("GET", path, Some(token), "application/json", "")
+            .await
+    }
+
+    async fn post_json(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(
+            "POST",
+            path,
+            Some(token),
+            "application/json",
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn resources(&self, method: &str, query: &str, token: &str, yaml: &str) -> (u16, Value) {
+        self.send(
+            method,
+            &format!("/v1beta1/resources{query}"),
+            Some(token),
+            "text/plain",
+            yaml.to_string(),
+        )
+        .await
+    }
+
+    async fn login(&self, password: &str) -> String {
+        let (code, body) = self
+            .send(
+                "POST",
+                "/v1beta1/login",
+                Some(password),
+                "application/json",
+                "",
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        body["idToken"].as_str().unwrap().to_string()
+    }
+}
+
+/// A server-sent event stream.
+struct Events {
+    body: hyper::body::Incoming,
+    buf: String,
+}
+
+impl Events {
+    /// The next event's raw text (`data: …` or `event: …` lines).
+    async fn next_raw(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let event = self.buf[..i].to_string();
+                self.buf.drain(..i + 2);
+                return event;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame())
+                .await
+                .expect("an event within 20s")
+                .expect("the stream stays open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// The next `data:` event, parsed.
+    async fn next(&mut self) -> Value {
+        let raw = self.next_raw().await;
+        let data = raw
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("{raw}"));
+        serde_json::from_str(data).unwrap()
+    }
+}
+
+fn claims(jwt: &str) -> (Value, Value) {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "{jwt}");
+    let dec = |p: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+    (dec(parts[0]), dec(parts[1]))
+}
+
+fn err(msg: &str) -> Value {
+    json!({ "error": msg })
+}
+
+const PIPELINE: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: w, namespace: p}
+spec:
+  subscriptions: [{image: {repoURL: ghcr.io/acme/app}}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: p}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: w}, sources: {direct: true}}]
+  promotionTemplate: {spec: {steps: [{uses: git-clone, as: clone}, {uses: git-push, as: push}]}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: p}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: w}, sources: {stages: [dev]}}]
+  promotionTemplate: {spec: {steps: [{uses: git-clone, as: clone}, {uses: git-push, as: push}]}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: p}
+"#;
+
+/// Project `p` (listed last: Projects are created first), warehouse `w`, stages `dev` and
+/// `prod`, and Freight for tag 1.0.0: its name and alias.
+async fn pipeline(sandbox: &Sandbox, rest: &Rest, token: &str) -> (String, String) {
+    let (code, body) = rest.resources("POST", "", token, PIPELINE).await;
+    assert_eq!(code, 201, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|r| r.get("error").is_none()), "{body}");
+    assert_eq!(results[0]["createdResourceManifest"]["kind"], "Project");
+    let out = sandbox
+        .control(
+            "publish",
+            &json!({"project": "p", "warehouse": "w", "images": [{"repoURL": "ghcr.io/acme/app", "tag": "1.0.0"}]}),
+        )
+        .unwrap();
+    (
+        out["name"].as_str().unwrap().to_string(),
+        out["alias"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_kargos_401_bodies() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let (code, body) = rest
+        .send("GET", "/v1beta1/projects", None, "application/json", "")
+        .await;
+    assert_eq!((code, body), (401, err("no token provided")));
+    for bad in [
+        "not-a-jwt".to_string(),
+        // The sandbox's admin token is a Kubernetes token, not a Kargo one.
+        sandbox.token().to_string(),
+        // A well-formed JWT signed with another key.
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD
+                .encode(br#"{"iss":"kargo-sandbox-api","sub":"admin","exp":99999999999}"#),
+            URL_SAFE_NO_PAD.encode([0u8; 32])
+        ),
+    ] {
+        let (code, body) = rest.get("/v1beta1/projects", &bad).await;
+        assert_eq!((code, body), (401, err("invalid token")), "{bad}");
+    }
+    let token = rest.login(sandbox.admin_password()).await;
+    let (code, body) = rest.get("/v1beta1/nothing-here", &token).await;
+    assert_eq!((code, body), (404, err("404 page not found")));
+    let (code, body) = rest.get("/v1beta1/projects/missing/stages", &token).await;
+    assert_eq!(
+        (code, body),
+        (404, err("projects.kargo.akuity.io \"missing\" not found"))
+    );
+    // Every request is in the request log under the route it matched.
+    let log = sandbox.requests();
+    let rest_calls: Vec<_> = log.iter().filter(|r| r.verb == "rest").collect();
+    assert_eq!(rest_calls.len(), 7);
+    assert_eq!(rest_calls[0].resource, "/v1beta1/projects");
+    assert_eq!(rest_calls[0].code, 401);
+    assert_eq!(rest_calls[6].user.as_deref(), Some("admin"));
+}
+
+#[tokio::test]
+async fn http_faults_reach_the_rest_api() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    sandbox
+        .inject_fault(
+            HttpFault::unavailable()
+                .verb("rest")
+                .resource("/v1beta1/projects")
+                .times(1),
+        )
+        .unwrap();
+    assert_eq!(
+        rest.get("/v1beta1/projects", &token).await,
+        (503, err("service unavailable"))
+    );
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    // A refused port is the API server being down, for both APIs.
+    sandbox
+        .inject_fault(HttpFault::refuse(Duration::from_secs(30)))
+        .unwrap();
+    let refused = wait_until(20, "connections to be refused", async || {
+        tokio::net::TcpStream::connect(&rest.authority).await.err()
+    })
+    .await;
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    sandbox.clear_faults().unwrap();
+    let back = wait_until(20, "connections to be accepted again", async || {
+        tokio::net::TcpStream::connect(&rest.authority).await.ok()
+    })
+    .await;
+    drop(back);
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    let codes: Vec<u16> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "rest")
+        .map(|r| r.code)
+        .collect();
+    assert_eq!(codes, vec![200, 503, 200, 200]);
+}
+
+#[tokio::test]
+async fn admin_login_issues_an_hs256_jwt_that_expires_on_the_sandbox_clock() {
+    let sandbox = start(
+        Options::default()
+            .admin_password("s3cret")
+            .admin_token_ttl(Duration::from_secs(60)),
+    )
+    .await;
+    let rest = Rest::of(&sandbox);
+    assert_eq!(sandbox.admin_password(), "s3cret");
+    let (code, body) = rest
+        .send("POST", "/v1beta1/login", None, "application/json", "")
+        .await;
+    assert_eq!((code, body), (400, err("Authorization header is required")));
+    let (code, body) = rest
+        .send(
+            "POST",
+            "/v1beta1/login",
+            Some("wrong"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!((code, body), (403, err("invalid password")));
+
+    let token = rest.login("s3cret").await;
+    let (header, payload) = claims(&token);
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(payload["sub"], "admin");
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        60
+    );
+    let (code, body) = rest.get("/v1beta1/projects", &token).await;
+    assert_eq!((code, body), (200, json!({"items": [], "total": 0})));
+    // A tampered payload fails the signature check.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"iss": payload["iss"], "sub": "admin", "exp": 99999999999i64})
+            )
+            .unwrap()
+        ),
+        parts[2]
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects", &forged).await,
+        (401, err("invalid token"))
+    );
+
+    sandbox.advance_clock(Duration::from_secs(61));
+    assert_eq!(
+        rest.get("/v1beta1/projects", &token).await,
+        (401, err("invalid token"))
+    );
+    let fresh = rest.login("s3cret").await;
+    assert_eq!(rest.get("/v1beta1/projects", &fresh).await.0, 200);
+}
+
+#[tokio::test]
+async fn resources_create_update_and_delete_as_kargo_does() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    let (code, body) = rest.resources("POST", "", &token, "").await;
+    assert_eq!(
+        (code, body),
+        (400, err("no resources found in request body"))
+    );
+    pipeline(&sandbox, &rest, &token).await;
+    let (_, project) = rest.get("/v1beta1/projects/p", &token).await;
+    assert_eq!(
+        project["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
+        "admin"
+    );
+
+    // One manifest: its error is the response.
+    let project_yaml = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {name: p}\n";
+    assert_eq!(
+        rest.resources("POST", "", &token, project_yaml).await,
+        (409, err("project.kargo.akuity.io \"p\" already exists"))
+    );
+    // Several: one result each, errors inside, JSON documents accepted as YAML.
+    let two = format!(
+        "{project_yaml}---\n{}\n",
+        json!({"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Warehouse",
+               "metadata": {"name": "w2", "namespace": "p"},
+               "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/other"}}]}})
+    );
+    let (code, body) = rest.resources("POST", "", &token, &two).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["results"][0],
+        err("create resource: project.kargo.akuity.io \"p\" already exists")
+    );
+    assert_eq!(
+        body["results"][1]["createdResourceManifest"]["metadata"]["name"],
+        "w2"
+    );
+
+    // PUT is a full update with the live resourceVersion: labels not sent are gone.
+    let labelled = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w2, namespace: p, labels: {team: a}}\nspec:\n  subscriptions: [{image: {repoURL: ghcr.io/acme/other}}]\n";
+    let (code, body) = rest.resources("PUT", "", &token, labelled).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["updatedResourceManifest"]["metadata"]["labels"]["team"],
+        "a"
+    );
+    let replaced = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w2, namespace: p}\nspec:\n  subscriptions: [{image: {repoURL: ghcr.io/acme/third}}]\n";
+    assert_eq!(rest.resources("PUT", "", &token, replaced).await.0, 200);
+    let (_, w2) = rest.get("/v1beta1/projects/p/warehouses/w2", &token).await;
+    assert!(w2["metadata"].get("labels").is_none(), "{w2}");
+    assert_eq!(
+        w2["spec"]["subscriptions"][0]["image"]["repoURL"],
+        "ghcr.io/acme/third"
+    );
+
+    let missing = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w3, namespace: p}\nspec:\n  subscriptions: [{image: {repoURL: ghcr.io/acme/x}}]\n";
+    assert_eq!(
+        rest.resources("PUT", "", &token, missing).await,
+        (404, err("resource does not exist"))
+    );
+    let (code, body) = rest.resources("PUT", "?upsert=true", &token, missing).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["createdResourceManifest"]["metadata"]["name"],
+        "w3"
+    );
+
+    // The CRD schema still applies.
+    let invalid = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w4, namespace: p}\nspec: {subscriptions: []}\n";
+    let (code, body) = rest.resources("POST", "", &token, invalid).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("spec.subscriptions"),
+        "{body}"
+    );
+
+    let (code, body) = rest.resources("DELETE", "", &token, missing).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["deletedResourceManifest"]["metadata"]["name"],
+        "w3"
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/warehouses/w3", &token).await,
+        (404, err("warehouses.kargo.akuity.io \"w3\" not found"))
+    );
+
+    let big = "#".repeat(4 * 1024 * 1024 + 1);
+    assert_eq!(
+        rest.resources("POST", "", &token, &big).await,
+        (413, err("request body too large"))
+    );
+}
+
+#[tokio::test]
+async fn reads_promotions_approvals_and_refreshes() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    let (freight, alias) = pipeline(&sandbox, &rest, &token).await;
+
+    let (code, projects) = rest.get("/v1beta1/projects", &token).await;
+    assert_eq!(code, 200);
+    assert_eq!(projects["total"], 1);
+    assert_eq!(projects["items"][0]["metadata"]["name"], "p");
+    let (code, stages) = rest.get("/v1beta1/projects/p/stages", &token).await;
+    assert_eq!(code, 200);
+    assert_eq!(stages["kind"], "StageList");
+    assert_eq!(stages["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages/dev", &token).await.1["metadata"]["name"],
+        "dev"
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/warehouses", &token).await.1["kind"],
+        "WarehouseList"
+    );
+    let (_, query) = rest.get("/v1beta1/projects/p/freight", &token).await;
+    assert_eq!(
+        query["groups"][""]["items"][0]["metadata"]["name"],
+        freight.as_str()
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/freight?stage=dev", &token)
+            .await,
+        (
+            400,
+            err(
+                "the kargo-sandbox does not implement the query parameter \"stage\" of GET /v1beta1/projects/{project}/freight"
+            )
+        )
+    );
+    let (_, by_alias) = rest
+        .get(&format!("/v1beta1/projects/p/freight/{alias}"), &token)
+        .await;
+    assert_eq!(by_alias["metadata"]["name"], freight.as_str());
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/freight/nope", &token).await,
+        (404, err("Freight \"nope\" not found in project \"p\""))
+    );
+
+    // Promotion requests as Kargo checks them.
+    let promote = |stage: &str| format!("/v1beta1/projects/p/stages/{stage}/promotions");
+    assert_eq!(
+        rest.post_json(
+            &promote("dev"),
+            &token,
+            json!({"freight": freight, "freightAlias": alias})
+        )
+        .await,
+        (
+            400,
+            err("exactly one of freight, freightAlias, or origin must be provided")
+        )
+    );
+    assert_eq!(
+        rest.post_json(&promote("qa"), &token, json!({"freight": freight}))
+            .await,
+        (404, err("Stage \"qa\" not found in project \"p\""))
+    );
+    assert_eq!(
+        rest.post_json(&promote("dev"), &token, json!({"freightAlias": "nope"}))
+            .await,
+        (
+            404,
+            err("Freight with alias \"nope\" not found in project \"p\"")
+        )
+    );
+    assert_eq!(
+        rest.post_json(&promote("prod"), &token, json!({"freight": freight}))
+            .await,
+        (
+            400,
+            err(&format!(
+                "Freight \"{freight}\" is not available to Stage \"prod\""
+            ))
+        )
+    );
+
+    let (code, promo) = rest
+        .post_json(&promote("dev"), &token, json!({"freightAlias": alias}))
+        .await;
+    assert_eq!(code, 201, "{promo}");
+    assert_eq!(promo["spec"]["freight"], freight.as_str());
+    assert_eq!(
+        promo["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
+        "admin"
+    );
+    let name = promo["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("dev."), "{name}");
+    wait_until(20, "the promotion to succeed", async || {
+        let (_, p) = rest
+            .get(&format!("/v1beta1/projects/p/promotions/{name}"), &token)
+            .await;
+        (p["status"]["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+
+    // By origin: admission picks the candidate.
+    let (code, by_origin) = rest
+        .post_json(&promote("dev"), &token, json!({"origin": "Warehouse/w"}))
+        .await;
+    assert_eq!(code, 201, "{by_origin}");
+    assert_eq!(by_origin["spec"]["freight"], freight.as_str());
+    assert_eq!(
+        rest.post_json(&promote("dev"), &token, json!({"origin": "w"}))
+            .await,
+        (
+            400,
+            err("invalid origin \"w\": expected \"Warehouse/<name>\"")
+        )
+    );
+
+    let (_, dev_promos) = rest
+        .get("/v1beta1/projects/p/promotions?stage=dev", &token)
+        .await;
+    assert_eq!(dev_promos["items"].as_array().unwrap().len(), 2);
+    let (_, prod_promos) = rest
+        .get("/v1beta1/projects/p/promotions?stage=prod", &token)
+        .await;
+    assert_eq!(prod_promos["items"], json!([]));
+
+    // Approval.
+    let approve = format!("/v1beta1/projects/p/freight/{alias}/approve");
+    assert_eq!(
+        rest.post_json(&approve, &token, json!({})).await,
+        (400, err("stage query parameter is required"))
+    );
+    assert_eq!(
+        rest.post_json(&format!("{approve}?stage=prod"), &token, json!({}))
+            .await,
+        (200, Value::Null)
+    );
+    let (_, f) = rest
+        .get(&format!("/v1beta1/projects/p/freight/{freight}"), &token)
+        .await;
+    assert!(
+        f["status"]["approvedFor"]["prod"]["approvedAt"].is_string(),
+        "{f}"
+    );
+    // Approved, prod may take it without passing dev's verification.
+    assert_eq!(
+        rest.post_json(&promote("prod"), &token, json!({"freight": freight}))
+            .await
+            .0,
+        201
+    );
+
+    // Refresh.
+    assert_eq!(
+        rest.post_json(
+            "/v1beta1/projects/p/warehouses/w/refresh",
+            &token,
+            json!({})
+        )
+        .await,
+        (200, Value::Null)
+    );
+    let (_, w) = rest.get("/v1beta1/projects/p/warehouses/w", &token).await;
+    assert!(
+        w["metadata"]["annotations"]["kargo.akuity.io/refresh"].is_string(),
+        "{w}"
+    );
+
+    // Deletion.
+    let (code, _) = rest
+        .send(
+            "DELETE",
+            "/v1beta1/projects/p/stages/prod",
+            Some(&token),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(code, 204);
+    let gone = wait_until(20, "stage prod to be gone", async || {
+        let (code, _) = rest.get("/v1beta1/projects/p/stages/prod", &token).await;
+        (code == 404).then_some(code)
+    })
+    .await;
+    assert_eq!(gone, 404);
+
+    // The ProjectConfig, read and deleted through `/config`.
+    let config = "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: p, namespace: p}\nspec: {}\n";
+    let (code, body) = rest.resources("POST", "", &token, config).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, cfg) = rest.get("/v1beta1/projects/p/config", &token).await;
+    assert_eq!((code, &cfg["kind"]), (200, &json!("ProjectConfig")));
+    let (code, _) = rest
+        .send("DELETE", "/v1beta1/projects/p/config", Some(&token), "", "")
+        .await;
+    assert_eq!(code, 204);
+    wait_until(20, "the ProjectConfig to be gone", async || {
+        let answer = rest.get("/v1beta1/projects/p/config", &token).await;
+        (answer == (404, err("projectconfigs.kargo.akuity.io \"p\" not found"))).then_some(())
+    })
+    .await;
+
+    // The Project itself.
+    let (code, _) = rest
+        .send("DELETE", "/v1beta1/projects/p", Some(&token), "", "")
+        .await;
+    assert_eq!(code, 204);
+    wait_until(20, "the Project to be gone", async || {
+        let (_, list) = rest.get("/v1beta1/projects", &token).await;
+        (list["total"] == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watches_stream_server_sent_events() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let token = rest.login(sandbox.admin_password()).await;
+    let (freight, alias) = pipeline(&sandbox, &rest, &token).await;
+    let (code, _) = rest
+        .send(
+            "GET",
+            "/v1beta1/projects/p/stages/dev?watch=true",
+            None,
+            "",
+            "",
+        )
+        .await;
+    assert_eq!(code, 401);
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages/nope?watch=true", &token)
+            .await,
+        (404, err("stages.kargo.akuity.io \"nope\" not found"))
+    );
+
+    let (code, content_type, mut prod_promotions) = rest
+        .events(
+            "/v1beta1/projects/p/promotions?watch=true&stage=prod",
+            &token,
+        )
+        .await;
+    assert_eq!((code, content_type.as_str()), (200, "text/event-stream"));
+    let (_, promo) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/dev/promotions",
+            &token,
+            json!({"freightAlias": alias}),
+        )
+        .await;
+    let name = promo["metadata"]["name"].as_str().unwrap().to_string();
+
+    let (_, _, mut one) = rest
+        .events(
+            &format!("/v1beta1/projects/p/promotions/{name}?watch=true"),
+            &token,
+        )
+        .await;
+    let first = one.next().await;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], name.as_str());
+    loop {
+        let e = one.next().await;
+        assert_eq!(e["type"], "MODIFIED", "{e}");
+        assert_eq!(e["object"]["metadata"]["name"], name.as_str());
+        if e["object"]["status"]["phase"] == "Succeeded" {
+            break;
+        }
+    }
+
+    // dev's Promotion never showed as ADDED on the prod-filtered stream; prod's does.
+    wait_until(20, "the freight to be verified in dev", async || {
+        let (_, f) = rest
+            .get(&format!("/v1beta1/projects/p/freight/{freight}"), &token)
+            .await;
+        f["status"]["verifiedIn"].get("dev").map(|_| ())
+    })
+    .await;
+    let (code, prod) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/prod/promotions",
+            &token,
+            json!({"freight": freight}),
+        )
+        .await;
+    assert_eq!(code, 201, "{prod}");
+    // As in Kargo, changes to Promotions the filter leaves out arrive as DELETED.
+    let mut e = prod_promotions.next().await;
+    while e["type"] == "DELETED" {
+        assert_eq!(e["object"]["spec"]["stage"], "dev", "{e}");
+        e = prod_promotions.next().await;
+    }
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["spec"]["stage"], "prod");
+    assert_eq!(e["object"]["metadata"]["name"], prod["metadata"]["name"]);
+}
+
+const ROLES: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: p}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: viewer, namespace: p}
+rules:
+- apiGroups: [kargo.akuity.io]
+  resources: [stages, warehouses, freights, promotions]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer, namespace: p}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: p}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: promoter, namespace: p}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: promoter, namespace: p}
+rules:
+- apiGroups: [kargo.akuity.io]
+  resources: [stages, warehouses, freights, promotions]
+  verbs: [get, list, watch]
+- apiGroups: [kargo.akuity.io]
+  resources: [stages]
+  verbs: [promote]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: promoter, namespace: p}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promoter}
+subjects: [{kind: ServiceAccount, name: promoter, namespace: p}]
+"#;
+
+#[tokio::test]
+async fn api_tokens_carry_their_kargo_roles_permissions_until_deleted() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let admin = rest.login(sandbox.admin_password()).await;
+    let (_, alias) = pipeline(&sandbox, &rest, &admin).await;
+    let (code, body) = rest.resources("POST", "", &admin, ROLES).await;
+    assert_eq!(code, 201, "{body}");
+
+    let tokens = |role: &str| format!("/v1beta1/projects/p/roles/{role}/api-tokens");
+    assert_eq!(
+        rest.post_json(&tokens("viewer"), &admin, json!({"name": ""}))
+            .await,
+        (400, err("name should not be empty"))
+    );
+    assert_eq!(
+        rest.post_json(&tokens("nobody"), &admin, json!({"name": "t"}))
+            .await,
+        (
+            404,
+            err(
+                "error getting ServiceAccount \"nobody\" in namespace \"p\": serviceaccounts \"nobody\" not found"
+            )
+        )
+    );
+    let mut issued = Vec::new();
+    for role in ["viewer", "promoter"] {
+        let (code, secret) = rest
+            .post_json(
+                &tokens(role),
+                &admin,
+                json!({"name": format!("{role}-token")}),
+            )
+            .await;
+        assert_eq!(code, 201, "{secret}");
+        assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+        assert_eq!(
+            secret["metadata"]["labels"]["rbac.kargo.akuity.io/api-token"],
+            "true"
+        );
+        assert_eq!(
+            secret["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+            role
+        );
+        let token = String::from_utf8(
+            STANDARD
+                .decode(secret["data"]["token"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            claims(&token).1["sub"],
+            format!("system:serviceaccount:p:{role}")
+        );
+        issued.push(token);
+    }
+    let (viewer, promoter) = (&issued[0], &issued[1]);
+
+    // The viewer reads but may neither promote nor write.
+    assert_eq!(rest.get("/v1beta1/projects/p/stages", viewer).await.0, 200);
+    let promote = "/v1beta1/projects/p/stages/dev/promotions";
+    assert_eq!(
+        rest.post_json(promote, viewer, json!({"freightAlias": alias}))
+            .await,
+        (
+            403,
+            err("stages.kargo.akuity.io \"dev\" is forbidden: promote is not permitted")
+        )
+    );
+    assert_eq!(
+        rest.post_json(
+            &format!("/v1beta1/projects/p/freight/{alias}/approve?stage=prod"),
+            viewer,
+            json!({})
+        )
+        .await,
+        (
+            403,
+            err("stages.kargo.akuity.io \"prod\" is forbidden: promote is not permitted")
+        )
+    );
+    let w9 = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w9, namespace: p}\nspec:\n  subscriptions: [{image: {repoURL: ghcr.io/acme/x}}]\n";
+    assert_eq!(
+        rest.resources("POST", "", viewer, w9).await,
+        (
+            403,
+            err("warehouses.kargo.akuity.io \"w9\" is forbidden: create is not permitted")
+        )
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects", viewer).await,
+        (
+            403,
+            err("projects.kargo.akuity.io is forbidden: list is not permitted")
+        )
+    );
+
+    // Granted Project creation, the viewer fills a Project it creates in the same request
+    // on the API server's authority, but still may not write in `p`.
+    let grant = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: project-creator}
+rules: [{apiGroups: [kargo.akuity.io], resources: [projects], verbs: [get, create]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: viewer-creates-projects}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: project-creator}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: p}]
+"#;
+    assert_eq!(rest.resources("POST", "", &admin, grant).await.0, 201);
+    let mixed = format!(
+        "{w9}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: wq, namespace: q}}\nspec:\n  subscriptions: [{{image: {{repoURL: ghcr.io/acme/q}}}}]\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {{name: q}}\n"
+    );
+    let (code, body) = rest.resources("POST", "", viewer, &mixed).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["results"][0]["createdResourceManifest"]["metadata"]["name"],
+        "q"
+    );
+    assert_eq!(
+        body["results"][1],
+        err(
+            "create resource: warehouses.kargo.akuity.io \"w9\" is forbidden: create is not permitted"
+        )
+    );
+    assert_eq!(
+        body["results"][2]["createdResourceManifest"]["metadata"]["name"],
+        "wq"
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/q/warehouses/wq", &admin)
+            .await
+            .0,
+        200
+    );
+
+    // The promoter promotes; the API server records an actor it cannot name.
+    let (code, promo) = rest
+        .post_json(promote, promoter, json!({"freightAlias": alias}))
+        .await;
+    assert_eq!(code, 201, "{promo}");
+    assert_eq!(
+        promo["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
+        "unknown actor"
+    );
+
+    // Deleting the token Secret revokes the token.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: viewer-token, namespace: p}\n";
+    assert_eq!(rest.resources("DELETE", "", &admin, secret).await.0, 200);
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages", viewer).await,
+        (401, err("invalid token"))
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages", promoter).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn serve_takes_the_admin_password_and_token_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kargo-sandbox"))
+            .args(["serve", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (args, want) in [
+        (
+            &["--admin-password", ""][..],
+            "--admin-password must not be empty",
+        ),
+        (
+            &["--admin-token-ttl", "0s"][..],
+            "--admin-token-ttl must be positive",
+        ),
+        (
+            &["--admin-token-ttl", "soon"][..],
+            "--admin-token-ttl \"soon\"",
+        ),
+    ] {
+        let out = run(args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kargo-sandbox"))
+        .args(["serve", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--admin-password", "pw", "--admin-token-ttl", "90s"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let doc: serde_yaml::Value = wait_until(20, "the kubeconfig", async || {
+        let text = std::fs::read_to_string(&kubeconfig).ok()?;
+        serde_yaml::from_str(&text).ok()
+    })
+    .await;
+    let cluster = &doc["clusters"][0]["cluster"];
+    let server = cluster["server"].as_str().unwrap();
+    let ca = STANDARD
+        .decode(cluster["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    let rest = Rest::new(server, &String::from_utf8(ca).unwrap());
+    let token = rest.login("pw").await;
+    let (_, payload) = claims(&token);
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        90
+    );
+    child.kill().await.unwrap();
+}
+
+/// Every route the sandbox serves exists in Kargo v1.11.2's swagger with that method and the
+/// same path parameters.
+#[test]
+fn every_served_route_is_in_kargos_swagger() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/kargo/v1.11.2/swagger.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("{} is required on CI", path.display());
+        }
+        println!("SKIPPED: {} is not present", path.display());
+        return;
+    };
+    let swagger: Value = serde_json::from_str(&text).unwrap();
+    let mut missing = Vec::new();
+    for (method, template) in kargo_sandbox::rest::ROUTES {
+        let op = &swagger["paths"][*template][method.to_lowercase()];
+        if !op.is_object() {
+            missing.push(format!("{method} {template}"));
+            continue;
+        }
+        let declared: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let used: Vec<&str> = template
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        assert_eq!(declared, used, "{method} {template}");
+    }
+    assert!(missing.is_empty(), "not in swagger: {missing:?}");
+    for (method, template, names) in kargo_sandbox::rest::QUERY_PARAMETERS {
+        let op = &swagger["paths"][*template][method.to_lowercase()];
+        let declared: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in *names {
+            assert!(
+                declared.contains(name),
+                "{method} {template} ?{name}: {declared:?}"
+            );
+        }
+    }
+    for template in kargo_sandbox::rest::WATCH_ROUTES {
+        assert!(
+            kargo_sandbox::rest::ROUTES.contains(&("GET", template)),
+            "{template}"
+        );
+        assert!(swagger["paths"][*template]["get"].is_object(), "{template}");
+    }
+    assert!(kargo_sandbox::rest::ROUTES.len() >= 20);
+}
