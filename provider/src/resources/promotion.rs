@@ -128,7 +128,8 @@ by `origin_warehouse`, releases it, and so does destroying this resource with \
 
 A Promotion is started at most once per apply. Kargo generates its name, so each Promotion the \
 provider creates carries the annotation `terraform-provider-kargo/idempotency-key` \
-(`<stage>/<freight>/<digest>`). Terraform does not tell a provider which resource it is \
+(`<stage>/<freight>/<digest>`), and a label of the same name holding a digest of that key, \
+by which it is looked up. Terraform does not tell a provider which resource it is \
 planning, so the key is made of what the configuration says: the stage, the freight, and a \
 digest (12 hexadecimal digits of SHA-256) of how the freight is chosen (`freight`, \
 `freight_alias`, `freight_selector` or `origin_warehouse`, with its value). Attributes that \
@@ -2509,7 +2510,10 @@ mod tests {
         );
         // A label value: at most 63 characters of [a-z0-9].
         assert_eq!(idempotency_label(key).len(), 40);
-        assert_ne!(idempotency_label(key), idempotency_label("dev/abc123/0123456789ac"));
+        assert_ne!(
+            idempotency_label(key),
+            idempotency_label("dev/abc123/0123456789ac")
+        );
         assert_eq!(body["spec"], json!({"stage": "dev", "freight": "abc123"}));
     }
 
