@@ -422,26 +422,8 @@ fn a_stage_created_by_the_same_apply_is_not_previewed_and_the_next_plan_is_empty
         "{}",
         out.all()
     );
-    let plan: Json =
-        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
-    let change = plan["resource_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["address"] == "kargo_promotion.dev")
-        .unwrap()["change"]
-        .clone();
-    assert_eq!(
-        change["after_unknown"]["manifest_changes"], true,
-        "known only at apply"
-    );
-    assert_eq!(change["after_unknown"]["preview_result"], true);
     // The plan Terraform makes again at apply, with the stage there, previews it.
-    env.tf.apply().ok();
-    let state = env.tf.resource("kargo_promotion.dev");
-    assert_eq!(state["preview_result"]["status"], "complete", "{state:#}");
-    assert_eq!(state["manifest_changes"].as_array().unwrap().len(), 3);
-    env.tf.assert_no_changes();
+    assert_preview_left_to_apply(&env);
 }
 
 #[test]
@@ -1202,26 +1184,8 @@ fn an_unreachable_cluster_leaves_the_preview_to_the_plan_made_at_apply() {
         "{}",
         out.all()
     );
-    let plan: Json =
-        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
-    let change = plan["resource_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["address"] == "kargo_promotion.dev")
-        .unwrap()["change"]
-        .clone();
-    assert_eq!(
-        change["after_unknown"]["manifest_changes"], true,
-        "a known value could not be kept by the plan Terraform makes again at apply"
-    );
-    assert_eq!(change["after_unknown"]["preview_result"], true);
     // With the cluster back, the plan made at apply previews the promotion.
-    env.tf.apply().ok();
-    let state = env.tf.resource("kargo_promotion.dev");
-    assert_eq!(state["preview_result"]["status"], "complete", "{state:#}");
-    assert_eq!(state["manifest_changes"].as_array().unwrap().len(), 3);
-    env.tf.assert_no_changes();
+    assert_preview_left_to_apply(&env);
 }
 
 #[test]
@@ -1293,4 +1257,29 @@ fn previews_run_concurrently_across_promotions_but_no_more_than_two_at_once() {
         2,
         "previews overlap (Terraform plans the promotions in parallel) within the bound"
     );
+}
+
+/// The saved plan `e2e.tfplan` leaves the preview of `kargo_promotion.dev` to the plan Terraform
+/// makes again at apply (a known value could not be kept by it); that apply previews the
+/// promotion completely (its three files), and the next plan is empty.
+fn assert_preview_left_to_apply(env: &Env) {
+    let plan: Json =
+        serde_json::from_str(&env.tf.run(&["show", "-json", "e2e.tfplan"]).ok().stdout).unwrap();
+    let change = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "kargo_promotion.dev")
+        .unwrap()["change"]
+        .clone();
+    assert_eq!(
+        change["after_unknown"]["manifest_changes"], true,
+        "known only at apply"
+    );
+    assert_eq!(change["after_unknown"]["preview_result"], true);
+    env.tf.apply().ok();
+    let state = env.tf.resource("kargo_promotion.dev");
+    assert_eq!(state["preview_result"]["status"], "complete", "{state:#}");
+    assert_eq!(state["manifest_changes"].as_array().unwrap().len(), 3);
+    env.tf.assert_no_changes();
 }

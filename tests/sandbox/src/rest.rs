@@ -337,17 +337,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
         user_agent,
         code,
     });
-    match effect.after {
-        Some(After::Reset) => {
-            if let Some(reset) = reset {
-                reset.reset();
-            }
-            // The connection goes down under this request; its answer is never sent.
-            std::future::pending::<()>().await;
-        }
-        Some(After::Delay(d)) => tokio::time::sleep(d).await,
-        Some(After::Timeout) | None => {}
-    }
+    crate::router::after_answer(effect.after, reset).await;
     response
 }
 

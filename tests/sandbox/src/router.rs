@@ -404,18 +404,23 @@ async fn serve(shared: Arc<Shared>, req: Request, route: Route) -> Response<Body
         user_agent,
         code,
     });
-    match effect.after {
+    after_answer(effect.after, reset).await;
+    response
+}
+
+/// What a fault does once the answer is ready: drop the connection under the request (its
+/// answer is never sent) or hold the answer back.
+pub(crate) async fn after_answer(after: Option<After>, reset: Option<ConnectionReset>) {
+    match after {
         Some(After::Reset) => {
             if let Some(reset) = reset {
                 reset.reset();
             }
-            // The connection goes down under this request; its answer is never sent.
             std::future::pending::<()>().await;
         }
         Some(After::Delay(d)) => tokio::time::sleep(d).await,
         Some(After::Timeout) | None => {}
     }
-    response
 }
 
 /// `kubectl --as NAME [--as-group G]…`: the identity the `Impersonate-User` and
