@@ -158,6 +158,16 @@ mod tests {
         assert!(!format!("{s:?}").contains("s3cret-token"));
     }
 
+    /// Each diagnostic's attribute path and summary.
+    fn where_and_what(d: &Diagnostics) -> Vec<(String, String)> {
+        d.0.iter()
+            .map(|d| {
+                let at = d.attribute.as_ref().map(|a| a.to_string());
+                (at.unwrap_or_default(), d.summary.clone())
+            })
+            .collect()
+    }
+
     #[test]
     fn bad_values_are_errors_on_their_attribute() {
         let d = preview_settings(&config(vec![
@@ -165,18 +175,7 @@ mod tests {
             ("ca_file", Value::string("/nonexistent/ca.pem")),
         ]))
         .unwrap_err();
-        let found: Vec<(String, String)> =
-            d.0.iter()
-                .map(|d| {
-                    (
-                        d.attribute
-                            .as_ref()
-                            .map(|a| a.to_string())
-                            .unwrap_or_default(),
-                        d.summary.clone(),
-                    )
-                })
-                .collect();
+        let found = where_and_what(&d);
         assert_eq!(
             found,
             vec![
@@ -234,18 +233,7 @@ mod tests {
             Value::List(vec![entry("url_regex", "(unclosed"), both]),
         )]))
         .unwrap_err();
-        let found: Vec<(String, String)> =
-            d.0.iter()
-                .map(|d| {
-                    (
-                        d.attribute
-                            .as_ref()
-                            .map(|a| a.to_string())
-                            .unwrap_or_default(),
-                        d.summary.clone(),
-                    )
-                })
-                .collect();
+        let found = where_and_what(&d);
         assert_eq!(
             found,
             vec![

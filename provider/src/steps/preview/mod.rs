@@ -1118,10 +1118,9 @@ mod tests {
                 ("values.yaml", "image:\n  tag: 1.0.0\nregions: [eu, us]\n"),
             ],
         );
-        let outcome = run_steps(
-            &url,
-            &tmp.path().join("cache"),
-            json!([
+        // Both files parsed and what they give written to a third; `rest` ends the template.
+        let parsing = |rest: serde_json::Value| {
+            let mut steps = json!([
                 {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
                 {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
                     {"name": "version", "fromExpression": "chart.version"},
@@ -1131,9 +1130,19 @@ mod tests {
                     {"name": "first", "fromExpression": "regions[0]"}]}},
                 {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
                     "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+            ]);
+            if let (Some(steps), Some(rest)) = (steps.as_array_mut(), rest.as_array()) {
+                steps.extend(rest.iter().cloned());
+            }
+            steps
+        };
+        let outcome = run_steps(
+            &url,
+            &tmp.path().join("cache"),
+            parsing(json!([
                 {"uses": "json-parse", "as": "bad", "config": {"path": "./out/values.yaml", "outputs": [{"name": "x", "fromExpression": "a"}]}},
                 {"uses": "git-push", "config": {"path": "./out"}},
-            ]),
+            ])),
             json!([]),
         );
         assert_eq!(outcome.reasons.len(), 1, "{:?}", outcome.reasons);
@@ -1146,19 +1155,10 @@ mod tests {
         let outcome = run_steps(
             &url,
             &tmp.path().join("cache2"),
-            json!([
-                {"uses": "git-clone", "config": {"repoURL": "URL", "checkout": [{"branch": "main", "path": "./out"}]}},
-                {"uses": "json-parse", "as": "json", "config": {"path": "./out/settings.json", "outputs": [
-                    {"name": "version", "fromExpression": "chart.version"},
-                    {"name": "more", "fromExpression": "replicas + 1"}]}},
-                {"uses": "yaml-parse", "as": "yaml", "config": {"path": "./out/values.yaml", "outputs": [
-                    {"name": "tag", "fromExpression": "image.tag"},
-                    {"name": "first", "fromExpression": "regions[0]"}]}},
-                {"uses": "file-write", "config": {"path": "./out/NOTES.txt",
-                    "contents": "${{ outputs.json.version }} ${{ outputs.json.more }} ${{ outputs.yaml.tag }} ${{ outputs.yaml.first }}"}},
+            parsing(json!([
                 {"uses": "git-commit", "config": {"path": "./out", "message": "m"}},
                 {"uses": "git-push", "config": {"path": "./out"}},
-            ]),
+            ])),
             json!([]),
         );
         assert_eq!(outcome.status, Status::Complete, "{:?}", outcome.reasons);
