@@ -336,6 +336,16 @@ fn pr_steps(url: &str, last: Value) -> Value {
     ])
 }
 
+/// Starts a promotion that opens a pull request and waits for it; its name.
+async fn start_waiting_for_pr(w: &World) -> String {
+    w.start(pr_steps(
+        &w.url,
+        json!({"uses": "git-wait-for-pr", "as": "wait", "config": {"repoURL": w.url,
+            "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
+    ))
+    .await
+}
+
 /// Waits until the sandbox holds a pull request; returns the list as `pr list` prints it.
 async fn until_pr_opened(w: &World) -> Value {
     core_support::wait_until(30, "a pull request to be opened", async || {
@@ -356,13 +366,7 @@ async fn git_wait_for_pr_waits_until_the_pull_request_is_merged() {
     }
     let w = world(&[("a.txt", "a\n")], None).await;
     let main = w.rev("main");
-    let name = w
-        .start(pr_steps(
-            &w.url,
-            json!({"uses": "git-wait-for-pr", "as": "wait", "config": {"repoURL": w.url,
-                "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
-        ))
-        .await;
+    let name = start_waiting_for_pr(&w).await;
     let prs = until_pr_opened(&w).await;
     let branch = format!("kargo/promotion/{name}");
     let pr = &prs[0];
@@ -447,13 +451,7 @@ async fn git_wait_for_pr_fails_when_the_pull_request_is_closed() {
     }
     let w = world(&[("a.txt", "a\n")], None).await;
     let main = w.rev("main");
-    let name = w
-        .start(pr_steps(
-            &w.url,
-            json!({"uses": "git-wait-for-pr", "as": "wait", "config": {"repoURL": w.url,
-                "prNumber": "${{ outputs['open-pr'].pr.id }}"}}),
-        ))
-        .await;
+    let name = start_waiting_for_pr(&w).await;
     until_pr_opened(&w).await;
     let (ok, _, err) = cli(
         &w.sandbox,

@@ -57,17 +57,7 @@ impl Rest {
         content_type: &str,
         body: impl Into<Bytes>,
     ) -> (u16, Value) {
-        let tcp = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .unwrap();
-        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut sender = self.connect().await;
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -91,8 +81,8 @@ impl Rest {
         (code, v)
     }
 
-    /// Opens a server-sent event stream: its status, content type and events.
-    async fn events(&self, path: &str, token: &str) -> (u16, String, Events) {
+    /// A new HTTPS connection to the sandbox, trusting its CA.
+    async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
         let tcp = tokio::net::TcpStream::connect(&self.authority)
             .await
             .unwrap();
@@ -100,10 +90,16 @@ impl Rest {
             .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
             .await
             .unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
         tokio::spawn(conn);
+        sender
+    }
+
+    /// Opens a server-sent event stream: its status, content type and events.
+    async fn events(&self, path: &str, token: &str) -> (u16, String, Events) {
+        let mut sender = self.connect().await;
         let req = http::Request::get(path)
             .header(http::header::HOST, &self.authority)
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
