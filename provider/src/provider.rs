@@ -15,9 +15,10 @@ use crate::plugin::{
 const PROVIDER_DESCRIPTION: &str = "\
 The Kargo provider manages [Kargo](https://kargo.io) promotion pipelines (projects, warehouses, \
 stages, promotion tasks and promotions, `kargo.akuity.io/v1alpha1`) through the Kubernetes API of \
-the cluster Kargo runs in.
+the cluster Kargo runs in, or through Kargo's own API server (its REST API, `/v1beta1`) with the \
+`api_server` block.
 
-The connection settings mirror the Kubernetes provider's, including its `KUBE_*` environment \
+The Kubernetes connection settings mirror the Kubernetes provider's, including its `KUBE_*` environment \
 variables, so an existing configuration can be reused.
 
 **Precedence.** An attribute set in this block wins over its environment variable. \
@@ -31,7 +32,14 @@ nothing configured it uses the in-cluster service account when running in a pod 
 
 The provider does not contact the cluster while it is being configured, and configuration \
 values that are only known after apply (for example the endpoint of a cluster created in the \
-same run) are accepted: new resources can still be planned.";
+same run) are accepted: new resources can still be planned.
+
+**Kargo's API server.** With an `api_server` block (or `KARGO_API_URL`), the provider works \
+through Kargo's API server instead, with a Kargo API token or the admin password; the Kubernetes \
+settings must then be left unset. Its writes are full updates rather than server-side apply, so \
+`field_manager` and `force_conflicts` have no effect; plans skip Kargo's dry-run checks; \
+approvals cannot be withdrawn on destroy; and the preview cannot read Kargo's Git credentials \
+(`read_kargo_credentials`).";
 
 /// The `kargo` provider.
 #[derive(Default)]
@@ -156,6 +164,46 @@ fn provider_schema() -> Schema {
 `KUBE_TOKEN`. Conflicts with `token`. The plugin runs non-interactively.",
     );
 
+    let api_server = Block::new(vec![
+        Attribute::string("url").optional().description(
+            "URL of Kargo's API server, with the base path it is served under if any, e.g. \
+`https://kargo.example.com` or `https://example.com/kargo`. Can be set with the `KARGO_API_URL` \
+environment variable.",
+        ),
+        Attribute::string("token")
+            .optional()
+            .sensitive()
+            .description(
+                "Bearer token: a Kargo API token (created for a Kargo role with `kargo api-token create` \
+or the UI), an OIDC ID token, or a Kubernetes service account token. Conflicts with \
+`admin_password`. Can be set with the `KARGO_API_TOKEN` environment variable.",
+            ),
+        Attribute::string("admin_password")
+            .optional()
+            .sensitive()
+            .description(
+                "Password of Kargo's admin account. The provider logs in with it \
+(`POST /v1beta1/login`) and logs in again when the token expires. Conflicts with `token`. Can be \
+set with the `KARGO_ADMIN_PASSWORD` environment variable.",
+            ),
+        Attribute::string("ca_certificate").optional().description(
+            "PEM-encoded CA certificate(s) that verify the API server's certificate instead of the \
+system's trust roots.",
+        ),
+        Attribute::bool("insecure_skip_tls_verify")
+            .optional()
+            .description(
+                "Skip verification of the API server's TLS certificate. Unsafe outside test \
+installations. Defaults to `false`.",
+            ),
+    ])
+    .description(
+        "Work through Kargo's own API server (REST, `/v1beta1`, Kargo v1.9 or later) instead of \
+the Kubernetes API: for Kargo on the Akuity Platform, hubs whose Kubernetes API is private, or \
+teams that hand out Kargo API tokens rather than kubeconfigs. Conflicts with the Kubernetes \
+connection settings.",
+    );
+
     let block = Block::new(vec![
         string_attr(
             Setting::ConfigPath,
@@ -244,8 +292,54 @@ same apply. A duration such as `90s`, `5m` or `1h30m`. Defaults to `5m`.",
     ])
     .description(PROVIDER_DESCRIPTION)
     .block(NestedBlock::new(Setting::Exec.name(), exec, Nesting::List).max_items(1))
+    .block(NestedBlock::new(Setting::ApiServer.name(), api_server, Nesting::List).max_items(1))
     .block(NestedBlock::new(preview::BLOCK, preview_block(), Nesting::List).max_items(1));
     Schema::new(0, block)
+}
+
+/// What the configuration asks for that Kargo's API server cannot do, on the attribute
+/// that asks for it.
+fn api_server_limits(
+    config: &Value,
+    preview: Option<&crate::steps::preview::Settings>,
+) -> Diagnostics {
+    use crate::plugin::{AttributePath, Diagnostic};
+    let mut diags = Diagnostics::default();
+    if preview.is_some_and(|p| p.read_kargo_credentials) {
+        diags.push(
+            Diagnostic::error(
+                "Kargo's Git credentials cannot be read through its API server",
+                "Kargo's API server never returns the values of its credential Secrets, so the \
+                 promotion preview cannot use them. Give the preview its own `git_credentials`, \
+                 or connect through the Kubernetes API.",
+            )
+            .at(AttributePath::attr(preview::BLOCK)
+                .join_index(0)
+                .join_attr("read_kargo_credentials")),
+        );
+    }
+    if config.get(Setting::ForceConflicts.name()).as_bool() == Some(true) {
+        diags.push(
+            Diagnostic::warning(
+                "force_conflicts has no effect through Kargo's API server",
+                "Kargo's API server writes objects with full updates, not server-side apply: \
+                 there are no field owners to conflict with, and the provider's write replaces \
+                 the fields it manages whoever set them last.",
+            )
+            .at(AttributePath::attr(Setting::ForceConflicts.name())),
+        );
+    }
+    if config.get(Setting::FieldManager.name()).as_str().is_some() {
+        diags.push(
+            Diagnostic::warning(
+                "field_manager has no effect through Kargo's API server",
+                "Kargo's API server writes objects under its own identity, not a field manager \
+                 the provider names.",
+            )
+            .at(AttributePath::attr(Setting::FieldManager.name())),
+        );
+    }
+    diags
 }
 
 #[async_trait]
@@ -272,7 +366,12 @@ impl Provider for KargoProvider {
         let resolved = settings_from_config(config).resolve_from_process_env();
         let mut diags = config_diagnostics(&resolved);
         match preview::preview_settings(config) {
-            Ok(settings) => self.data.set_preview(settings),
+            Ok(settings) => {
+                if resolved.uses_api_server() {
+                    diags.extend(api_server_limits(config, settings.as_ref()));
+                }
+                self.data.set_preview(settings);
+            }
             Err(d) => diags.extend(d),
         }
         if diags.has_errors() {

@@ -10,7 +10,9 @@ use crate::plugin::{AttributePath, Diagnostic, Diagnostics, Value};
 pub mod preview;
 pub mod settings;
 
-pub use settings::{ConfigError, ExecSettings, Resolved, Secret, Setting, Settings, Source};
+pub use settings::{
+    ApiServerSettings, ConfigError, ExecSettings, Resolved, Secret, Setting, Settings, Source,
+};
 
 /// Decodes the provider block. Unknown attributes (plan time) are recorded in
 /// `Settings::unknown`; empty strings count as unset, as in the Kubernetes provider.
@@ -19,6 +21,7 @@ pub fn settings_from_config(config: &Value) -> Settings {
     if config.is_unknown() {
         // The whole block is not known yet: nothing can be decided about the connection.
         settings.unknown.extend([
+            Setting::ApiServer,
             Setting::Host,
             Setting::ConfigPath,
             Setting::Token,
@@ -84,6 +87,31 @@ pub fn settings_from_config(config: &Value) -> Settings {
             .collect();
     } else {
         settings.unknown.insert(Setting::ConfigPaths);
+    }
+
+    let api = match config.get(Setting::ApiServer.name()) {
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+            items.first().cloned().unwrap_or(Value::Null)
+        }
+        other => other.clone(),
+    };
+    if !api.is_wholly_known() {
+        settings.unknown.insert(Setting::ApiServer);
+    } else if !api.is_null() {
+        let text = |name: &str| {
+            api.get(name)
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        settings.api_server = Some(ApiServerSettings {
+            url: text("url"),
+            token: text("token").map(Secret::from),
+            admin_password: text("admin_password").map(Secret::from),
+            ca_certificate: text("ca_certificate"),
+            insecure_skip_tls_verify: api.get("insecure_skip_tls_verify").as_bool(),
+            ..ApiServerSettings::default()
+        });
     }
 
     let exec = config.get(Setting::Exec.name());
@@ -270,14 +298,40 @@ impl ProviderData {
         if !resolved.is_known() {
             return Err(kargo::Error::ConfigUnknown);
         }
-        let config = resolved
-            .kube_config()
-            .map_err(|e| kargo::Error::Config(e.to_string()))?;
         let options = ClientOptions {
             field_manager: resolved.field_manager().to_string(),
             force_conflicts: resolved.force_conflicts(),
             api_wait_timeout: resolved.api_wait_timeout(),
         };
+        if let Some(api) = resolved.api_server() {
+            if let Some(first) = resolved.validate().into_iter().next() {
+                return Err(kargo::Error::Config(first.to_string()));
+            }
+            let auth = match (&api.token, &api.admin_password) {
+                (Some(token), _) => kargo::rest::RestAuth::Token(token.expose().to_string()),
+                (None, Some(password)) => {
+                    kargo::rest::RestAuth::AdminPassword(password.expose().to_string())
+                }
+                (None, None) => {
+                    return Err(kargo::Error::Config(
+                        "api_server needs a token or admin_password".into(),
+                    ));
+                }
+            };
+            let rest = kargo::rest::RestApi::new(kargo::rest::RestConfig {
+                url: api.url.clone().unwrap_or_default(),
+                auth,
+                ca_pem: api.ca_certificate.clone(),
+                insecure_skip_tls_verify: api.insecure_skip_tls_verify.unwrap_or(false),
+            })?;
+            let built = Arc::new(KargoClient::from_rest(rest, options));
+            tracing::debug!(host = built.host(), connection = %resolved.describe(), "Kargo API server client ready");
+            *client = Some(built.clone());
+            return Ok(built);
+        }
+        let config = resolved
+            .kube_config()
+            .map_err(|e| kargo::Error::Config(e.to_string()))?;
         let built = Arc::new(KargoClient::from_config(config, options)?);
         tracing::debug!(host = built.host(), connection = %resolved.describe(), "Kubernetes client ready");
         *client = Some(built.clone());

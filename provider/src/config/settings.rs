@@ -60,6 +60,8 @@ pub enum Setting {
     FieldManager,
     ForceConflicts,
     ApiWaitTimeout,
+    /// The `api_server` block: Kargo's own API server instead of the Kubernetes API.
+    ApiServer,
 }
 
 impl Setting {
@@ -83,6 +85,7 @@ impl Setting {
             Setting::FieldManager => "field_manager",
             Setting::ForceConflicts => "force_conflicts",
             Setting::ApiWaitTimeout => "api_wait_timeout",
+            Setting::ApiServer => "api_server",
         }
     }
 
@@ -102,6 +105,7 @@ impl Setting {
             Setting::Insecure => Some("KUBE_INSECURE"),
             Setting::TlsServerName => Some("KUBE_TLS_SERVER_NAME"),
             Setting::ProxyUrl => Some("KUBE_PROXY_URL"),
+            Setting::ApiServer => Some(API_URL_ENV),
             Setting::Exec
             | Setting::FieldManager
             | Setting::ForceConflicts
@@ -175,6 +179,40 @@ impl fmt::Debug for ExecSettings {
     }
 }
 
+/// Environment variables of the `api_server` block.
+pub const API_URL_ENV: &str = "KARGO_API_URL";
+pub const API_TOKEN_ENV: &str = "KARGO_API_TOKEN";
+pub const ADMIN_PASSWORD_ENV: &str = "KARGO_ADMIN_PASSWORD";
+
+/// The `api_server` block: Kargo's API server (REST `/v1beta1`) and how to authenticate.
+#[derive(Clone, Debug, Default)]
+pub struct ApiServerSettings {
+    /// The server's URL, with its base path if it has one.
+    pub url: Option<String>,
+    pub token: Option<Secret>,
+    pub admin_password: Option<Secret>,
+    pub ca_certificate: Option<String>,
+    pub insecure_skip_tls_verify: Option<bool>,
+    /// Where `url`, `token` and `admin_password` came from: explicit, or the variable named.
+    pub url_source: Option<&'static str>,
+    pub token_source: Option<&'static str>,
+    pub admin_password_source: Option<&'static str>,
+}
+
+/// The connection settings that choose the Kubernetes API, for the check that the
+/// `api_server` block is not configured beside them.
+const KUBE_CONNECTION: [Setting; 9] = [
+    Setting::ConfigPath,
+    Setting::ConfigPaths,
+    Setting::Host,
+    Setting::Token,
+    Setting::Exec,
+    Setting::ClusterCaCertificate,
+    Setting::ClientCertificate,
+    Setting::ClientKey,
+    Setting::ConfigContext,
+];
+
 /// The connection settings as given explicitly (the provider block); `None` means unset.
 /// Environment fallbacks are applied by [`Settings::resolve`].
 #[derive(Clone, Debug, Default)]
@@ -197,6 +235,8 @@ pub struct Settings {
     pub force_conflicts: Option<bool>,
     /// A duration such as `90s`, `5m` or `1h30m`.
     pub api_wait_timeout: Option<String>,
+    /// The `api_server` block.
+    pub api_server: Option<ApiServerSettings>,
     /// Settings given explicitly whose values are not known yet (plan time).
     pub unknown: BTreeSet<Setting>,
 }
@@ -388,6 +428,36 @@ impl Settings {
             sources.insert(s, explicit(s, set));
         }
 
+        // Kargo's API server: the block, with its variables as fallbacks; or the variables
+        // alone, unless the Kubernetes connection is configured explicitly.
+        let api_source = explicit(Setting::ApiServer, self.api_server.is_some());
+        let kube_explicit = KUBE_CONNECTION
+            .iter()
+            .any(|s| matches!(sources.get(s), Some(Source::Explicit | Source::Unknown)));
+        let from_env = |var: &'static str| env(var).filter(|v| !v.is_empty());
+        let mut api_source = api_source;
+        match api_source {
+            Source::Explicit => {
+                if let Some(api) = self.api_server.as_mut() {
+                    api.fill_from(&from_env);
+                }
+            }
+            Source::Unset if !kube_explicit => {
+                if let Some(url) = from_env(API_URL_ENV) {
+                    let mut api = ApiServerSettings {
+                        url: Some(url),
+                        url_source: Some(API_URL_ENV),
+                        ..ApiServerSettings::default()
+                    };
+                    api.fill_from(&from_env);
+                    self.api_server = Some(api);
+                    api_source = Source::Env(API_URL_ENV);
+                }
+            }
+            _ => {}
+        }
+        sources.insert(Setting::ApiServer, api_source);
+
         let in_cluster = env("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
         Resolved {
             settings: self,
@@ -398,7 +468,41 @@ impl Settings {
     }
 }
 
+impl ApiServerSettings {
+    /// Fills what the block leaves unset from `KARGO_API_URL`, and the credentials from
+    /// `KARGO_API_TOKEN` / `KARGO_ADMIN_PASSWORD` when the block names neither.
+    fn fill_from(&mut self, env: &impl Fn(&'static str) -> Option<String>) {
+        if self.url.is_none()
+            && let Some(url) = env(API_URL_ENV)
+        {
+            self.url = Some(url);
+            self.url_source = Some(API_URL_ENV);
+        }
+        if self.token.is_none() && self.admin_password.is_none() {
+            if let Some(token) = env(API_TOKEN_ENV) {
+                self.token = Some(Secret::new(token));
+                self.token_source = Some(API_TOKEN_ENV);
+            }
+            if let Some(password) = env(ADMIN_PASSWORD_ENV) {
+                self.admin_password = Some(Secret::new(password));
+                self.admin_password_source = Some(ADMIN_PASSWORD_ENV);
+            }
+        }
+    }
+}
+
 impl Resolved {
+    /// True when the provider works through Kargo's API server (the `api_server` block or
+    /// `KARGO_API_URL`), possibly not known yet.
+    pub fn uses_api_server(&self) -> bool {
+        self.settings.api_server.is_some() || self.is_unknown(Setting::ApiServer)
+    }
+
+    /// The `api_server` settings after environment fallbacks.
+    pub fn api_server(&self) -> Option<&ApiServerSettings> {
+        self.settings.api_server.as_ref()
+    }
+
     /// The settings after environment fallbacks.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -585,11 +689,120 @@ impl Resolved {
         {
             errors.push(err(Setting::ApiWaitTimeout, problem));
         }
+        errors.extend(self.validate_api_server());
+        errors
+    }
+
+    /// The `api_server` block's checks: not beside the Kubernetes settings, a URL, exactly
+    /// one way to authenticate, usable PEM.
+    fn validate_api_server(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let source = self.source(Setting::ApiServer);
+        if source == Source::Unset {
+            return errors;
+        }
+        let kube: Vec<&str> = KUBE_CONNECTION
+            .iter()
+            .filter(|s| self.source(**s) != Source::Unset)
+            .map(|s| s.name())
+            .collect();
+        let block = |nested: Option<&'static str>, message: String| ConfigError {
+            nested,
+            ..ConfigError::new(Setting::ApiServer, source, message)
+        };
+        match source {
+            Source::Explicit | Source::Unknown => {
+                let explicit: Vec<&str> = KUBE_CONNECTION
+                    .iter()
+                    .filter(|s| matches!(self.source(**s), Source::Explicit | Source::Unknown))
+                    .map(|s| s.name())
+                    .collect();
+                if !explicit.is_empty() {
+                    errors.push(block(
+                        None,
+                        format!(
+                            "conflicts with {}: the provider connects either through Kargo's API \
+                             server (api_server) or through the Kubernetes API, not both; remove one",
+                            explicit.join(", ")
+                        ),
+                    ));
+                }
+            }
+            Source::Env(_) if !kube.is_empty() => {
+                let vars: Vec<&str> = KUBE_CONNECTION
+                    .iter()
+                    .filter_map(|s| match self.source(*s) {
+                        Source::Env(var) => Some(var),
+                        _ => None,
+                    })
+                    .collect();
+                errors.push(ConfigError::general(format!(
+                    "both {API_URL_ENV} (Kargo's API server) and {} (the Kubernetes API) are set: \
+                     the provider connects through one of them; unset one, or configure the \
+                     connection in the provider block",
+                    vars.join(", ")
+                )));
+            }
+            _ => {}
+        }
+        let Some(api) = &self.settings.api_server else {
+            return errors;
+        };
+        match &api.url {
+            None => errors.push(block(
+                Some("url"),
+                format!(
+                    "is required: the URL of Kargo's API server, e.g. https://kargo.example.com \
+                     (or set {API_URL_ENV})"
+                ),
+            )),
+            Some(url) => {
+                if let Err(problem) = parse_url(url, &["https", "http"]) {
+                    errors.push(block(
+                        Some("url"),
+                        format!(
+                            "{problem}; expected the URL of Kargo's API server, e.g. https://kargo.example.com"
+                        ),
+                    ));
+                }
+            }
+        }
+        match (&api.token, &api.admin_password) {
+            (Some(_), Some(_)) => errors.push(block(
+                Some("admin_password"),
+                "conflicts with token: authenticate either with a token or with the admin password"
+                    .into(),
+            )),
+            (None, None) if source != Source::Unknown => errors.push(block(
+                Some("token"),
+                format!(
+                    "or admin_password is required: a Kargo API token (or {API_TOKEN_ENV}), or the \
+                     admin account's password (or {ADMIN_PASSWORD_ENV})"
+                ),
+            )),
+            _ => {}
+        }
+        if let Some(pem) = &api.ca_certificate
+            && let Err(problem) = parse_certificates(pem)
+        {
+            errors.push(block(Some("ca_certificate"), problem));
+        }
         errors
     }
 
     /// A short description of where the connection comes from, safe to log (no secrets).
     pub fn describe(&self) -> String {
+        if let Some(api) = &self.settings.api_server {
+            let auth = if api.token.is_some() {
+                "token"
+            } else {
+                "admin password"
+            };
+            return format!(
+                "Kargo API server {} ({auth})",
+                redact_userinfo(api.url.as_deref().unwrap_or_default())
+            );
+        }
         let (paths, _) = self.kubeconfig_paths();
         let mut parts = Vec::new();
         if !paths.is_empty() {
@@ -862,7 +1075,9 @@ const HOW_TO_CONFIGURE: &str = "Configure the connection in the provider block (
 config_path / config_paths (KUBE_CONFIG_PATH / KUBE_CONFIG_PATHS) with optional config_context (KUBE_CTX); \
 or host (KUBE_HOST) with cluster_ca_certificate (KUBE_CLUSTER_CA_CERT_DATA) and credentials: token (KUBE_TOKEN), \
 client_certificate + client_key (KUBE_CLIENT_CERT_DATA + KUBE_CLIENT_KEY_DATA) or an exec block; \
-or run the provider inside a pod so the in-cluster service account is used. \
+or run the provider inside a pod so the in-cluster service account is used; \
+or, to work through Kargo's own API server, an api_server block with url and token or admin_password \
+(KARGO_API_URL with KARGO_API_TOKEN or KARGO_ADMIN_PASSWORD). \
 KUBECONFIG and ~/.kube/config are not read unless named in config_path.";
 
 /// Removes every way the kubeconfig user could authenticate other than client certificates,

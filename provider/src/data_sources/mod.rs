@@ -46,6 +46,9 @@ pub(crate) fn client(data: &ProviderData, what: &str) -> Result<Arc<KargoClient>
 pub(crate) fn read_error(what: &str, err: &KargoError) -> Diagnostic {
     let summary = match err {
         KargoError::Unreachable { .. } => format!("Cannot read {what}: the cluster is unreachable"),
+        KargoError::ApiServerUnreachable { .. } => {
+            format!("Cannot read {what}: Kargo's API server is unreachable")
+        }
         KargoError::KargoNotInstalled { .. } => {
             format!("Cannot read {what}: Kargo is not installed")
         }

@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, Result};
 use super::reads::{ReadKey, SharedReads};
+use super::rest::RestApi;
+
+#[path = "over_rest.rs"]
+mod over_rest;
 use super::types::{KARGO_GROUP, KARGO_VERSION, Kind, Object};
 
 /// Field manager used for server-side apply unless configured otherwise.
@@ -71,6 +75,8 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const LIST_PAGE_SIZE: u32 = 500;
+/// The annotation that asks Kargo to abort a Promotion, and its value.
+const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
 
 /// The provider's connection to one cluster: a kube-rs client plus how to write.
 ///
@@ -87,12 +93,27 @@ const LIST_PAGE_SIZE: u32 = 500;
 /// # Ok(()) }
 /// ```
 pub struct KargoClient {
-    client: kube::Client,
+    backend: Backend,
     host: String,
     options: ClientOptions,
     api_ready: tokio::sync::OnceCell<()>,
     /// What this process has read that many resources need, and the cluster's clock.
     reads: SharedReads,
+}
+
+/// Which API the client speaks.
+enum Backend {
+    /// The Kubernetes API, through kube-rs.
+    Kube(kube::Client),
+    /// Kargo's own API server (REST `/v1beta1`).
+    Rest(std::sync::Arc<RestApi>),
+}
+
+/// Which API a [`KargoClient`] works through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Kubernetes,
+    KargoApiServer,
 }
 
 impl fmt::Debug for KargoClient {
@@ -135,7 +156,7 @@ impl KargoClient {
     /// Wraps an existing kube-rs client. `host` names the API server in messages.
     pub fn new(client: kube::Client, host: impl Into<String>, options: ClientOptions) -> Self {
         Self {
-            client,
+            backend: Backend::Kube(client),
             host: host.into(),
             options,
             api_ready: tokio::sync::OnceCell::new(),
@@ -161,6 +182,42 @@ impl KargoClient {
         Ok(Self::new(client, host, options))
     }
 
+    /// A client that works through Kargo's API server.
+    pub fn from_rest(rest: std::sync::Arc<RestApi>, options: ClientOptions) -> Self {
+        Self {
+            host: rest.host().to_string(),
+            backend: Backend::Rest(rest),
+            options,
+            api_ready: tokio::sync::OnceCell::new(),
+            reads: SharedReads::default(),
+        }
+    }
+
+    /// Which API this client works through.
+    pub fn transport(&self) -> Transport {
+        match self.backend {
+            Backend::Kube(_) => Transport::Kubernetes,
+            Backend::Rest(_) => Transport::KargoApiServer,
+        }
+    }
+
+    fn rest(&self) -> Option<&RestApi> {
+        match &self.backend {
+            Backend::Rest(rest) => Some(rest),
+            Backend::Kube(_) => None,
+        }
+    }
+
+    /// The kube-rs client; an error over Kargo's API server.
+    fn kube_client(&self, what: &str) -> Result<&kube::Client> {
+        match &self.backend {
+            Backend::Kube(client) => Ok(client),
+            Backend::Rest(_) => Err(Error::NotOverApiServer(format!(
+                "{what} needs the Kubernetes API; Kargo's API server cannot do it"
+            ))),
+        }
+    }
+
     /// The API server URL (without credentials).
     pub fn host(&self) -> &str {
         &self.host
@@ -178,9 +235,13 @@ impl KargoClient {
         self.options.api_wait_timeout
     }
 
-    /// The underlying kube-rs client, for anything this type does not cover.
-    pub fn kube(&self) -> &kube::Client {
-        &self.client
+    /// The underlying kube-rs client, for anything this type does not cover; `None` over
+    /// Kargo's API server.
+    pub fn kube(&self) -> Option<&kube::Client> {
+        match &self.backend {
+            Backend::Kube(client) => Some(client),
+            Backend::Rest(_) => None,
+        }
     }
 
     fn target<'a>(
@@ -260,7 +321,8 @@ impl KargoClient {
         started: std::time::Instant,
         req: http::Request<kube::client::Body>,
     ) -> Result<http::Response<kube::client::Body>> {
-        let response = self.client.send(req).await.map_err(|err| {
+        let client = self.kube_client(what)?;
+        let response = client.send(req).await.map_err(|err| {
             let err = Error::from_kube(err, what, &self.host);
             tracing::debug!(
                 verb,
@@ -339,6 +401,13 @@ impl KargoClient {
         name: &str,
     ) -> Result<Option<K>> {
         let target = self.target(K::KIND, namespace, Some(name))?;
+        if let Some(rest) = self.rest() {
+            return self
+                .rest_get(rest, K::KIND, namespace, name)
+                .await?
+                .map(over_rest::typed::<K>)
+                .transpose();
+        }
         let req = self
             .request(&target)
             .get(name, &GetParams::default())
@@ -404,6 +473,9 @@ impl KargoClient {
         label_selector: Option<&str>,
     ) -> Result<ObjectList<K>> {
         let target = self.target(K::KIND, namespace, None)?;
+        if let Some(rest) = self.rest() {
+            return self.rest_list(rest, namespace, label_selector).await;
+        }
         let mut params = ListParams::default().limit(LIST_PAGE_SIZE);
         if let Some(selector) = label_selector {
             params = params.labels(selector);
@@ -497,6 +569,18 @@ impl KargoClient {
     ) -> Result<K> {
         let target = self.target(K::KIND, namespace, Some(name))?;
         let object = with_identity(encode(object)?, K::KIND, namespace, name)?;
+        if let Some(rest) = self.rest() {
+            if dry_run {
+                return Err(Error::NotOverApiServer(format!(
+                    "Kargo's API server has no dry run, so {} can only be checked by Kargo when it is written",
+                    target.describe()
+                )));
+            }
+            return over_rest::typed(
+                self.rest_apply(rest, K::KIND, namespace, name, object)
+                    .await?,
+            );
+        }
         let verb = if dry_run { "APPLY (dry run)" } else { "APPLY" };
         let send = |force: bool| {
             let req = self
@@ -570,6 +654,19 @@ impl KargoClient {
                 metadata.insert("namespace".into(), Value::from(ns));
             }
         }
+        if let Some(rest) = self.rest() {
+            let outcome = match (kind, namespace) {
+                (Kind::Promotion, Some(ns)) => self
+                    .rest_create_promotion(rest, ns, &object)
+                    .await
+                    .and_then(over_rest::typed::<K>),
+                _ => Err(Error::NotOverApiServer(format!(
+                    "creating a {kind} with a generated name needs the Kubernetes API"
+                ))),
+            };
+            self.written(kind, namespace);
+            return outcome;
+        }
         let body = serde_json::to_vec(&object)
             .map_err(|e| Error::Other(format!("could not encode the {kind}: {e}")))?;
         let params = PostParams {
@@ -597,6 +694,7 @@ impl KargoClient {
         patch: &Value,
     ) -> Result<K> {
         let target = self.target(K::KIND, namespace, Some(name))?;
+        self.kube_client(&format!("patching {}", target.describe()))?;
         let req = self
             .request(&target)
             .patch(name, &self.write_params(), &Patch::Merge(patch))
@@ -614,6 +712,7 @@ impl KargoClient {
         patch: &Value,
     ) -> Result<K> {
         let target = self.target(K::KIND, namespace, Some(name))?;
+        self.kube_client(&format!("writing the status of {}", target.describe()))?;
         let req = self
             .request(&target)
             .patch_subresource("status", name, &self.write_params(), &Patch::Merge(patch))
@@ -623,10 +722,52 @@ impl KargoClient {
         outcome
     }
 
+    /// Asks Kargo to abort a running Promotion: its abort annotation over the Kubernetes API,
+    /// its abort route over Kargo's API server.
+    pub async fn abort_promotion(&self, namespace: &str, name: &str) -> Result<()> {
+        let outcome = match self.rest() {
+            Some(rest) => self.rest_abort_promotion(rest, namespace, name).await,
+            None => {
+                let patch = serde_json::json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
+                self.merge_patch::<super::Promotion>(Some(namespace), name, &patch)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        self.written(Kind::Promotion, Some(namespace));
+        outcome
+    }
+
+    /// Approves Freight for a Stage: `status.approvedFor` written at `at` over the Kubernetes
+    /// API, Kargo's approve route (which records its own time) over its API server. Returns
+    /// the Freight as stored.
+    pub async fn approve_freight(
+        &self,
+        namespace: &str,
+        freight: &str,
+        stage: &str,
+        at: jiff::Timestamp,
+    ) -> Result<super::Freight> {
+        let Some(rest) = self.rest() else {
+            let patch = serde_json::json!({"status": {"approvedFor": {stage: {"approvedAt": at.to_string()}}}});
+            return self
+                .merge_patch_status::<super::Freight>(Some(namespace), freight, &patch)
+                .await;
+        };
+        let outcome = self.rest_approve(rest, namespace, freight, stage).await;
+        self.written(Kind::Freight, Some(namespace));
+        over_rest::typed(outcome?)
+    }
+
     /// Requests deletion. Returns `false` when the object was already gone. Finalizers may
     /// keep it around for a while; see [`KargoClient::wait_deleted`].
     pub async fn delete<K: Object>(&self, namespace: Option<&str>, name: &str) -> Result<bool> {
         let target = self.target(K::KIND, namespace, Some(name))?;
+        if let Some(rest) = self.rest() {
+            let outcome = self.rest_delete(rest, K::KIND, namespace, name).await;
+            self.written(K::KIND, namespace);
+            return outcome;
+        }
         let req = self
             .request(&target)
             .delete(name, &DeleteParams::default())
@@ -721,9 +862,15 @@ impl KargoClient {
         let kind = K::KIND;
         let target = self.target(kind, namespace, Some(name))?;
         let description = target.describe();
+        if self.rest().is_some() {
+            return self
+                .rest_watch(namespace, name, what, timeout, cancel, step)
+                .await;
+        }
+        let client = self.kube_client(what)?.clone();
         let api: Api<K> = match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &()),
-            None => Api::all_with(self.client.clone(), &()),
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &()),
+            None => Api::all_with(client, &()),
         };
         let deadline = Instant::now() + timeout;
         let stream = kube::runtime::watcher::watch_object(api, name).default_backoff();
@@ -824,6 +971,9 @@ impl KargoClient {
     }
 
     async fn check_kargo_api(&self) -> Result<()> {
+        if let Some(rest) = self.rest() {
+            return self.rest_version(rest).await.map(|_| ());
+        }
         let target = Target {
             kind: Kind::Project,
             namespace: None,
@@ -968,6 +1118,16 @@ impl KargoClient {
 
     /// The API server's version (e.g. `v1.33.1`), for diagnostics.
     pub async fn server_version(&self) -> Result<String> {
+        if let Some(rest) = self.rest() {
+            let info = self.rest_version(rest).await?;
+            return info["version"]
+                .as_str()
+                .or_else(|| info["gitVersion"].as_str())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    Error::Other("Kargo's server-version answer has no version".into())
+                });
+        }
         let what = VERSION_TARGET.describe();
         let (response, started) = self.get_version(&what).await?;
         let info: Value = self
@@ -991,6 +1151,14 @@ impl KargoClient {
     pub async fn server_time(&self) -> Result<jiff::Timestamp> {
         if let Some(now) = self.reads.server_now() {
             return Ok(now);
+        }
+        if let Some(rest) = self.rest() {
+            // Any answer carries the clock; the version route is the cheapest.
+            self.rest_version(rest).await?;
+            return Ok(self.reads.server_now().unwrap_or_else(|| {
+                tracing::debug!("Kargo's API server sent no Date header; using the local clock");
+                jiff::Timestamp::now()
+            }));
         }
         let (response, _) = self.get_version("the API server's clock").await?;
         let date = response
@@ -1181,6 +1349,7 @@ fn is_retryable_watch_error(err: &Error) -> bool {
         Error::Unreachable { .. }
             | Error::ServiceUnavailable { .. }
             | Error::WebhookUnavailable { .. }
+            | Error::ApiServerUnreachable { .. }
             | Error::Server { .. }
             | Error::Other(_)
     )

@@ -60,6 +60,21 @@ pub enum Error {
     #[error("could not reach the Kubernetes API at {host}: {reason}.")]
     Unreachable { host: String, reason: String },
 
+    #[error("Kargo's API server at {host} rejected the credentials (401 Unauthorized: {message}).")]
+    ApiServerUnauthorized { host: String, message: String },
+
+    #[error("could not reach Kargo's API server at {host}: {reason}.")]
+    ApiServerUnreachable { host: String, reason: String },
+
+    #[error(
+        "Kargo's API server refused the request on {what} (403 Forbidden): {message}. The Kargo role the provider's token is bound to needs this permission."
+    )]
+    ApiServerForbidden { what: String, message: String },
+
+    /// Something Kargo's REST API cannot do that the Kubernetes API can.
+    #[error("{0}")]
+    NotOverApiServer(String),
+
     #[error(
         "the Kubernetes API is temporarily unavailable while working on {what}: {message}. Retry the operation; if it persists, check the health of the API server and its aggregated APIs."
     )]
@@ -159,6 +174,7 @@ impl Error {
             self,
             Error::ServiceUnavailable { .. }
                 | Error::Unreachable { .. }
+                | Error::ApiServerUnreachable { .. }
                 | Error::Server { .. }
                 | Error::Timeout { .. }
         )
@@ -171,6 +187,7 @@ impl Error {
         matches!(
             self,
             Error::Unreachable { .. }
+                | Error::ApiServerUnreachable { .. }
                 | Error::KargoNotInstalled { .. }
                 | Error::ServiceUnavailable { .. }
                 | Error::ConfigUnknown

@@ -5,10 +5,11 @@ pub mod client;
 pub mod error;
 pub mod freight;
 pub mod reads;
+pub mod rest;
 pub mod semver;
 pub mod types;
 pub mod urls;
 
-pub use client::{ClientOptions, KargoClient, ObjectList, WatchStep, redact_userinfo};
+pub use client::{ClientOptions, KargoClient, ObjectList, Transport, WatchStep, redact_userinfo};
 pub use error::{Error, Result, chain_text};
 pub use types::*;

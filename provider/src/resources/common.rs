@@ -30,6 +30,7 @@ const SYSTEM_PREFIXES: &[&str] = &[
     "kubernetes.io/",
     "k8s.io/",
     "kubectl.kubernetes.io/",
+    "terraform-provider-kargo/",
 ];
 
 /// Annotations Kargo defines for users to set (its UI reads them): adopted on import even
@@ -335,6 +336,14 @@ fn terraform_advice(err: &KargoError) -> Option<&'static str> {
             "Check the provider's `host` (or the kubeconfig's cluster server), the network \
              path, proxy and TLS settings."
         }
+        KargoError::ApiServerUnreachable { .. } => {
+            "Check the provider's `api_server.url` (or `KARGO_API_URL`), the network path and \
+             the TLS settings (`api_server.ca_certificate`)."
+        }
+        KargoError::NotOverApiServer(_) => {
+            "Configure the provider to connect through the Kubernetes API (kubeconfig or `host`) \
+             instead of `api_server` for this."
+        }
         KargoError::KargoNotInstalled { .. } => {
             "When Kargo is installed by the same apply, raise `api_wait_timeout` if it needs \
              longer to start."
@@ -357,6 +366,15 @@ pub fn explain(err: &KargoError) -> String {
             "the Kubernetes API at {host} rejected the provider's credentials (401 \
              Unauthorized). Check that the token, client certificate or exec plugin configured \
              for the provider is valid and has not expired."
+        );
+    }
+    if let KargoError::ApiServerUnauthorized { host, message } = err {
+        return format!(
+            "Kargo's API server at {host} rejected the provider's credentials (401 \
+             Unauthorized: {message}). Check `api_server.token` (or `KARGO_API_TOKEN`): a Kargo \
+             API token stops working when its Secret is deleted. With `admin_password` the \
+             provider logs in again when its token expires, so a refusal means the password is \
+             wrong or the admin account is disabled."
         );
     }
     match terraform_advice(err) {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::common::{self, IMPORTING, dns_label, dns_subdomain, explain, fail, no_field, timeout};
 use crate::config::ProviderData;
 use crate::duration::format_go_duration;
-use crate::kargo::{Error as KargoError, Freight, KargoClient, Object as _, Stage};
+use crate::kargo::{Error as KargoError, Freight, KargoClient, Object as _, Stage, Transport};
 use crate::plugin::plan::{plan_from_schema, requires_replace_paths, values_equal};
 use crate::plugin::schema::Validator;
 use crate::plugin::{
@@ -425,9 +425,8 @@ impl FreightApprovalResource {
             .map_err(|e| common::diagnostics("read the cluster's clock", &e, &no_field))?;
         // Kubernetes timestamps have whole seconds.
         let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
-        let patch = json!({"status": {"approvedFor": {stage: {"approvedAt": now.to_string()}}}});
         let stored = client
-            .merge_patch_status::<Freight>(Some(project), freight.name(), &patch)
+            .approve_freight(project, freight.name(), stage, now)
             .await
             .map_err(|e| Diagnostics::from(write_error("approve the freight", &e)))?;
         let at = approved_at(&stored, stage).unwrap_or_else(|| now.to_string());
@@ -823,6 +822,18 @@ async fn withdraw(client: &KargoClient, project: &str, stage: &str, name: &str) 
                 "{} stays approved for stage {stage:?} because {why}. A promotion cannot be \
                  undone, so withdrawing the approval would change nothing; it was only removed \
                  from the Terraform state.",
+                freight.describe()
+            ),
+        )
+        .into();
+    }
+    if client.transport() == Transport::KargoApiServer {
+        return Diagnostic::warning(
+            "Approval kept: Kargo's API server cannot withdraw it",
+            format!(
+                "{} stays approved for stage {stage:?}: Kargo's REST API has no route to \
+                 withdraw an approval, so it was only removed from the Terraform state. \
+                 Connect through the Kubernetes API to withdraw approvals on destroy.",
                 freight.describe()
             ),
         )

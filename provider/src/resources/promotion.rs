@@ -34,7 +34,6 @@ use crate::resolve::{
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-const ABORT_ANNOTATION: &str = "kargo.akuity.io/abort";
 /// Planned private data of a promotion about to be replaced: its destroy is half of the
 /// replacement, and the new promotion decides what becomes of any auto-promotion hold.
 const REPLACING: &[u8] = b"replacing";
@@ -445,12 +444,8 @@ impl PromotionResource {
         if !running {
             return Diagnostics::default();
         }
-        let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "terminate"}}});
-        match client
-            .merge_patch::<Promotion>(Some(project), name, &patch)
-            .await
-        {
-            Ok(_) => {}
+        match client.abort_promotion(project, name).await {
+            Ok(()) => {}
             Err(KargoError::NotFound { .. }) => return Diagnostics::default(),
             Err(e @ KargoError::NotPermittedToPromote { .. }) => {
                 return Diagnostic::error(

@@ -28,6 +28,34 @@ const REQUIRED_PROVIDERS: &str =
 pub struct Env {
     pub sandbox: Sandbox,
     pub tf: Terraform,
+    /// Which API the provider block connects through.
+    pub transport: Transport,
+}
+
+/// The two ways the provider connects: the Kubernetes API (a kubeconfig) or Kargo's own API
+/// server (the `api_server` block, logged in as admin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Kubernetes,
+    ApiServer,
+}
+
+/// Generates one `#[test]` per transport for each `fn name(transport: Transport)` named:
+/// `name::kubernetes` and `name::api_server`, so one test body covers both.
+#[macro_export]
+macro_rules! over_both_transports {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn kubernetes() {
+                super::$name($crate::env::Transport::Kubernetes);
+            }
+            #[test]
+            fn api_server() {
+                super::$name($crate::env::Transport::ApiServer);
+            }
+        }
+    )+};
 }
 
 fn start(options: Options) -> Sandbox {
@@ -60,15 +88,36 @@ impl Env {
         Self {
             sandbox: start(options),
             tf: Terraform::new(),
+            transport: Transport::Kubernetes,
         }
     }
 
-    /// The provider block that connects to this sandbox through its kubeconfig.
+    /// A sandbox with Kargo installed, which the provider block reaches through `transport`.
+    pub fn over(transport: Transport) -> Self {
+        Self {
+            transport,
+            ..Self::new()
+        }
+    }
+
+    /// [`Env::without_kargo`], reached through `transport`.
+    pub fn without_kargo_over(transport: Transport) -> Self {
+        Self {
+            transport,
+            ..Self::without_kargo()
+        }
+    }
+
+    /// The provider block that connects to this sandbox: through its kubeconfig, or through
+    /// Kargo's API server as admin, trusting the sandbox's CA.
     pub fn provider_block(&self) -> String {
-        format!(
-            "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  config_path = \"{}\"\n}}\n",
-            self.sandbox.kubeconfig_path().display()
-        )
+        match self.transport {
+            Transport::Kubernetes => format!(
+                "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  config_path = \"{}\"\n}}\n",
+                self.sandbox.kubeconfig_path().display()
+            ),
+            Transport::ApiServer => api_server_provider(self, self.sandbox.admin_password()),
+        }
     }
 
     /// Writes `main.tf` as the provider block followed by `resources`.
@@ -225,6 +274,15 @@ impl Default for Env {
 pub fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
     format!(
         "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  host                   = \"{host}\"\n  token                  = \"{token}\"\n  cluster_ca_certificate = <<-PEM\n{}\nPEM\n}}\n",
+        env.sandbox.ca_pem().trim_end()
+    )
+}
+
+/// A provider block that works through the sandbox's Kargo API server with `admin_password`.
+pub fn api_server_provider(env: &Env, admin_password: &str) -> String {
+    format!(
+        "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n  api_server {{\n    url            = \"{}\"\n    admin_password = \"{admin_password}\"\n    ca_certificate = <<-PEM\n{}\nPEM\n  }}\n}}\n",
+        env.sandbox.server_url(),
         env.sandbox.ca_pem().trim_end()
     )
 }

@@ -5,7 +5,7 @@ pub mod env;
 pub mod pipeline;
 pub mod terraform;
 
-pub use env::{Env, example_dir, explicit_provider};
+pub use env::{Env, Transport, api_server_provider, example_dir, explicit_provider};
 pub use terraform::{
     At, Diagnostic, Output, Terraform, actions, planned_actions, planned_after, state_entry,
 };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::Env;
-use crate::env::KARGO;
+use crate::env::{KARGO, Transport};
 
 /// The project every [`Pipeline`] declares (as `kargo_project.p`).
 pub const PROJECT: &str = "shop";
@@ -189,7 +189,12 @@ impl fmt::Display for Hcl {
 
 /// A fresh sandbox with `resources` applied.
 pub fn applied(resources: &str) -> Env {
-    let env = Env::new();
+    applied_over(resources, Transport::Kubernetes)
+}
+
+/// A fresh sandbox with `resources` applied by a provider that connects through `transport`.
+pub fn applied_over(resources: &str, transport: Transport) -> Env {
+    let env = Env::over(transport);
     env.config(resources);
     env.tf.apply().ok();
     env

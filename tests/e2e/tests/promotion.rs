@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use kargo_e2e::pipeline::{
-    Hcl, Pipeline, Sources, WAIT, applied, held, promote, publish, set_approval, wait_holds,
-    wait_verified,
+    Hcl, Pipeline, Sources, WAIT, applied, applied_over, held, promote, publish, set_approval,
+    wait_holds, wait_verified,
 };
 use kargo_e2e::{
-    At, Env, Terraform, actions, explicit_provider, planned_actions, planned_after, state_entry,
+    At, Env, Terraform, Transport, actions, explicit_provider, planned_actions, planned_after,
+    state_entry,
 };
 use kargo_sandbox::{HttpFault, User};
 use serde_json::{Value as Json, json};
@@ -68,9 +69,14 @@ const SELECTOR: &str = r#"freight_selector {
     image { repo_url = "ghcr.io/acme/app" }
   }"#;
 
-#[test]
-fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empty() {
-    let env = pipeline();
+kargo_e2e::over_both_transports!(
+    plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empty
+);
+
+fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empty(
+    transport: Transport,
+) {
+    let env = applied_over(&PIPELINE, transport);
     let (f1, alias1) = publish(&env, "1.0.0");
     let (f2, alias2) = publish(&env, "1.1.0");
     promote_in_ui(&env, "dev", &f1);

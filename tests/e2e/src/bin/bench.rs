@@ -242,7 +242,7 @@ fn run() -> Result<Report, String> {
         let env = Env::new();
         let config = kargo_config(&env, 1000);
         // The sandbox stays up until the end of this block.
-        let Env { sandbox, tf } = env;
+        let Env { sandbox, tf, .. } = env;
         let rss = peak_rss_kb(&provider, tf, &config)?;
         drop(sandbox);
         rss
