@@ -8,6 +8,12 @@
 //! The API server reads as the caller (RBAC decides, admins may do everything) and writes
 //! as its own service account, [`API_SERVER_USER`], whose writes still pass Kargo's
 //! admission webhooks and the CRD schemas but keep the `create-actor` it stamps.
+//!
+//! The API server is part of Kargo's installation: while Kargo is not installed (a sandbox
+//! started without Kargo, or after `uninstall-kargo`) nothing answers behind `/v1beta1`, and
+//! every request there gets what a proxy in front of a missing backend answers: 503 with the
+//! plain-text body [`UNAVAILABLE_BODY`], whatever the route or credentials. The Kubernetes
+//! API on the same port keeps serving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +52,8 @@ pub const MAX_RESOURCES_BODY: usize = 4 * 1024 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 const SA_ISSUER: &str = "kubernetes/serviceaccount";
 const ADMIN_ISSUER: &str = "kargo-sandbox-api";
+/// The plain-text body of every `/v1beta1` answer while Kargo is not installed (503).
+pub const UNAVAILABLE_BODY: &str = "Kargo API server unavailable";
 /// The Kargo release the sandbox models, as its API server reports it.
 pub const KARGO_VERSION: &str = "v1.11.2";
 
@@ -279,6 +287,17 @@ fn error_response(e: &ApiError) -> Response<Body> {
     respond(e.code, Some(&json!({"error": e.message})))
 }
 
+/// What a proxy answers for the API server while Kargo is not installed.
+fn unavailable() -> Response<Body> {
+    let mut resp = Response::new(crate::router::full(UNAVAILABLE_BODY.as_bytes().to_vec()));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
 /// `err` as Kargo reports an error it wrapped with `context`: same status, longer message.
 fn wrapped(context: &str, err: ApiError) -> ApiError {
     ApiError {
@@ -347,11 +366,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
         tokio::time::sleep(d).await;
     }
     let reset = req.extensions().get::<ConnectionReset>().cloned();
+    let installed = lock(&shared.state).kargo.running;
     let (mut response, user) = match found {
         _ if effect.unavailable => (
             respond(503, Some(&json!({"error": "service unavailable"}))),
             None,
         ),
+        _ if !installed => (unavailable(), None),
         None => (
             respond(404, Some(&json!({"error": "404 page not found"}))),
             None,
@@ -536,9 +557,6 @@ async fn dispatch(
     query: &crate::router::Query,
     method: &Method,
 ) -> Result<Response<Body>, ApiError> {
-    if !lock(&shared.state).kargo.served {
-        return Err(error(404, "404 page not found"));
-    }
     if *method == Method::GET
         && let Some((_, names)) = UNIMPLEMENTED_QUERY.iter().find(|(t, _)| *t == template)
         && let Some(name) = names.iter().find(|n| query.get(n).is_some())

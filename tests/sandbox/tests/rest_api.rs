@@ -1545,6 +1545,98 @@ async fn abort_terminates_a_promotion_as_the_abort_annotation_does() {
     assert_eq!(step_statuses(&by_kube), step_statuses(&aborted));
 }
 
+#[tokio::test]
+async fn without_kargo_installed_every_rest_route_answers_503() {
+    let sandbox = start(Options::default().without_kargo()).await;
+    let rest = Rest::of(&sandbox);
+    let unavailable = (
+        503,
+        "text/plain; charset=utf-8".to_string(),
+        Bytes::from("Kargo API server unavailable"),
+    );
+    let password = sandbox.admin_password().to_string();
+    let probes = |token: Option<String>| {
+        let password = password.clone();
+        let rest = &rest;
+        async move {
+            let mut answers = vec![
+                rest.send_raw(
+                    "POST",
+                    "/v1beta1/login",
+                    Some(&password),
+                    "application/json",
+                    "",
+                )
+                .await,
+                rest.send_raw("GET", "/v1beta1/projects", None, "", "")
+                    .await,
+                rest.send_raw("GET", "/v1beta1/nothing-here", None, "", "")
+                    .await,
+            ];
+            if let Some(t) = token {
+                answers.push(
+                    rest.send_raw("GET", "/v1beta1/projects", Some(&t), "", "")
+                        .await,
+                );
+                answers.push(
+                    rest.send_raw("GET", "/v1beta1/system/server-version", Some(&t), "", "")
+                        .await,
+                );
+            }
+            answers
+        }
+    };
+    for answer in probes(None).await {
+        assert_eq!(answer, unavailable);
+    }
+    // The Kubernetes API on the same port answers.
+    let (code, _) = rest
+        .send(
+            "GET",
+            "/api/v1/namespaces",
+            Some(sandbox.token()),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(code, 200);
+    let logged: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "rest")
+        .map(|r| (r.resource.clone(), r.code))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            ("/v1beta1/login".to_string(), 503),
+            ("/v1beta1/projects".to_string(), 503),
+            (String::new(), 503),
+        ]
+    );
+
+    sandbox.install_kargo();
+    let token = rest.login(&password).await;
+    assert_eq!(
+        rest.get("/v1beta1/projects", &token).await,
+        (200, json!({"items": [], "total": 0}))
+    );
+
+    // Uninstalled, the API server is gone again, token or not.
+    sandbox.uninstall_kargo();
+    for answer in probes(Some(token.clone())).await {
+        assert_eq!(answer, unavailable);
+    }
+
+    // Reinstalled, the token signed before still works.
+    sandbox.install_kargo();
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    assert_eq!(
+        rest.get("/v1beta1/system/server-version", &token).await.1["version"],
+        "v1.11.2"
+    );
+}
+
 /// Every route the sandbox serves exists in Kargo v1.11.2's swagger with that method and the
 /// same path parameters.
 #[test]
