@@ -1,12 +1,19 @@
 //! Kargo's REST API (`/v1beta1`), as the Kargo API server serves it, from the same process
 //! and store as the Kubernetes API: admin login and its HS256 JWT, API tokens bound to Kargo
-//! Roles, generic `/resources` writes, reads of Projects, Stages, Warehouses, Freight and
-//! Promotions (with `?watch=true` server-sent event streams), promotion, approval, warehouse
-//! refresh and deletion.
+//! Roles, generic `/resources` writes, reads of Projects, Stages, Warehouses, Freight,
+//! Promotions (with `?watch=true` server-sent event streams), PromotionTasks and
+//! ClusterPromotionTasks, the server version, promotion, approval, abort, warehouse refresh
+//! and deletion.
 //!
 //! The API server reads as the caller (RBAC decides, admins may do everything) and writes
 //! as its own service account, [`API_SERVER_USER`], whose writes still pass Kargo's
 //! admission webhooks and the CRD schemas but keep the `create-actor` it stamps.
+//!
+//! The API server is part of Kargo's installation: while Kargo is not installed (a sandbox
+//! started without Kargo, or after `uninstall-kargo`) nothing answers behind `/v1beta1`, and
+//! every request there gets what a proxy in front of a missing backend answers: 503 with the
+//! plain-text body [`UNAVAILABLE_BODY`], whatever the route or credentials. The Kubernetes
+//! API on the same port keeps serving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +31,9 @@ use sha2::{Digest, Sha256};
 use crate::api::{self, DeleteOptions, FieldValidation};
 use crate::faults::After;
 use crate::hooks::ApiError;
-use crate::kargo::util::{self, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, LABEL_ALIAS};
+use crate::kargo::util::{
+    self, ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, LABEL_ALIAS,
+};
 use crate::rbac::{Access, Identity};
 use crate::reqlog::RequestRecord;
 use crate::resources::{self, ResourceDef};
@@ -43,10 +52,20 @@ pub const MAX_RESOURCES_BODY: usize = 4 * 1024 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 const SA_ISSUER: &str = "kubernetes/serviceaccount";
 const ADMIN_ISSUER: &str = "kargo-sandbox-api";
+/// The plain-text body of every `/v1beta1` answer while Kargo is not installed (503).
+pub const UNAVAILABLE_BODY: &str = "Kargo API server unavailable";
+/// The Kargo release the sandbox models, as its API server reports it.
+pub const KARGO_VERSION: &str = "v1.11.2";
 
 /// Every route served, as `(METHOD, path template)` in the spelling of Kargo's swagger.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1beta1/login"),
+    ("GET", "/v1beta1/system/server-version"),
+    ("GET", "/v1beta1/shared/cluster-promotion-tasks"),
+    (
+        "GET",
+        "/v1beta1/shared/cluster-promotion-tasks/{cluster-promotion-task}",
+    ),
     ("POST", "/v1beta1/resources"),
     ("PUT", "/v1beta1/resources"),
     ("DELETE", "/v1beta1/resources"),
@@ -87,6 +106,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/v1beta1/projects/{project}/promotions"),
     ("GET", "/v1beta1/projects/{project}/promotions/{promotion}"),
+    (
+        "POST",
+        "/v1beta1/projects/{project}/promotions/{promotion}/abort",
+    ),
+    ("GET", "/v1beta1/projects/{project}/promotion-tasks"),
+    (
+        "GET",
+        "/v1beta1/projects/{project}/promotion-tasks/{promotion-task}",
+    ),
     (
         "POST",
         "/v1beta1/projects/{project}/roles/{role}/api-tokens",
@@ -259,6 +287,39 @@ fn error_response(e: &ApiError) -> Response<Body> {
     respond(e.code, Some(&json!({"error": e.message})))
 }
 
+/// What a proxy answers for the API server while Kargo is not installed.
+fn unavailable() -> Response<Body> {
+    let mut resp = Response::new(crate::router::full(UNAVAILABLE_BODY.as_bytes().to_vec()));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `err` as Kargo reports an error it wrapped with `context`: same status, longer message.
+fn wrapped(context: &str, err: ApiError) -> ApiError {
+    ApiError {
+        message: format!("{context}: {}", err.message),
+        ..err
+    }
+}
+
+/// Kargo's `VersionInfo`: the release the sandbox models, as Kargo's release build of it
+/// reports itself (its tag's commit and date, the Go toolchain its image is built with).
+pub fn version_info() -> Value {
+    json!({
+        "version": KARGO_VERSION,
+        "buildDate": "2026-08-18T01:56:41Z",
+        "gitCommit": "20c56384dc3aa29911368fa9c0916e8f4a541252",
+        "gitTreeDirty": false,
+        "goVersion": "go1.26.5",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
 /// The route template matching `method` and `path`, with its path parameters.
 fn route(method: &str, path: &str) -> Option<(&'static str, Vec<String>)> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
@@ -305,11 +366,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response<Body> {
         tokio::time::sleep(d).await;
     }
     let reset = req.extensions().get::<ConnectionReset>().cloned();
+    let installed = lock(&shared.state).kargo.running;
     let (mut response, user) = match found {
         _ if effect.unavailable => (
             respond(503, Some(&json!({"error": "service unavailable"}))),
             None,
         ),
+        _ if !installed => (unavailable(), None),
         None => (
             respond(404, Some(&json!({"error": "404 page not found"}))),
             None,
@@ -494,9 +557,6 @@ async fn dispatch(
     query: &crate::router::Query,
     method: &Method,
 ) -> Result<Response<Body>, ApiError> {
-    if !lock(&shared.state).kargo.served {
-        return Err(error(404, "404 page not found"));
-    }
     if *method == Method::GET
         && let Some((_, names)) = UNIMPLEMENTED_QUERY.iter().find(|(t, _)| *t == template)
         && let Some(name) = names.iter().find(|n| query.get(n).is_some())
@@ -517,6 +577,18 @@ async fn dispatch(
             &body,
             query.get("upsert") == Some("true"),
         );
+    }
+    match template {
+        // Any authenticated caller may read the version: Kargo checks no permission.
+        "/v1beta1/system/server-version" => return Ok(respond(200, Some(&version_info()))),
+        "/v1beta1/shared/cluster-promotion-tasks" => {
+            return list(shared, caller, "clusterpromotiontasks", None, |_| true);
+        }
+        "/v1beta1/shared/cluster-promotion-tasks/{cluster-promotion-task}" => {
+            let name = p.first().map(String::as_str).unwrap_or_default();
+            return get(shared, caller, "clusterpromotiontasks", None, name);
+        }
+        _ => {}
     }
     if template == "/v1beta1/projects" {
         let projects = kargo("projects")?;
@@ -571,17 +643,22 @@ async fn dispatch(
         ("DELETE", "") => delete(shared, caller, "projects", None, project),
         ("GET", "/config") => get(shared, caller, "projectconfigs", ns, project),
         ("DELETE", "/config") => delete(shared, caller, "projectconfigs", ns, project),
-        ("GET", "/stages") => list(shared, caller, "stages", project, |_| true),
-        ("GET", "/warehouses") => list(shared, caller, "warehouses", project, |_| true),
+        ("GET", "/stages") => list(shared, caller, "stages", ns, |_| true),
+        ("GET", "/warehouses") => list(shared, caller, "warehouses", ns, |_| true),
+        ("GET", "/promotion-tasks") => list(shared, caller, "promotiontasks", ns, |_| true),
         ("GET", "/promotions") => {
             let stage = query.get("stage").unwrap_or_default().to_string();
-            list(shared, caller, "promotions", project, move |o| {
+            list(shared, caller, "promotions", ns, move |o| {
                 stage.is_empty() || util::str_at(o, "spec.stage") == stage
             })
         }
         ("GET", "/stages/{stage}") => get(shared, caller, "stages", ns, name),
         ("GET", "/warehouses/{warehouse}") => get(shared, caller, "warehouses", ns, name),
         ("GET", "/promotions/{promotion}") => get(shared, caller, "promotions", ns, name),
+        ("GET", "/promotion-tasks/{promotion-task}") => {
+            get(shared, caller, "promotiontasks", ns, name)
+        }
+        ("POST", "/promotions/{promotion}/abort") => abort_promotion(shared, caller, project, name),
         ("DELETE", "/stages/{stage}") => delete(shared, caller, "stages", ns, name),
         ("DELETE", "/warehouses/{warehouse}") => delete(shared, caller, "warehouses", ns, name),
         ("GET", "/freight") => query_freight(shared, caller, project),
@@ -751,21 +828,18 @@ fn get(
     Ok(respond(200, Some(obj)))
 }
 
+/// A Kubernetes list of `plural` in `ns` (all of them when cluster-scoped), by name.
 fn list(
     shared: &Shared,
     caller: &Caller,
     plural: &str,
-    ns: &str,
+    ns: Option<&str>,
     keep: impl Fn(&Value) -> bool,
 ) -> Result<Response<Body>, ApiError> {
     let res = kargo(plural)?;
-    authorize(shared, caller, "list", res, Some(ns), "")?;
+    authorize(shared, caller, "list", res, ns, "")?;
     let state = lock(&shared.state);
-    let items: Vec<&Value> = state
-        .store
-        .list(res, Some(ns))
-        .filter(|o| keep(o))
-        .collect();
+    let items: Vec<&Value> = state.store.list(res, ns).filter(|o| keep(o)).collect();
     Ok(respond(
         200,
         Some(&json!({
@@ -891,6 +965,48 @@ fn approve(
         Some("status"),
         &write_request(),
     )?;
+    Ok(respond(200, None))
+}
+
+/// Kargo's `api.AbortPromotion` with action `terminate`, through the API server's
+/// authorizing client: `get` on the Promotion, then a merge patch (`patch`) of
+/// `kargo.akuity.io/abort` to `{"action":"terminate","actor":…}`. A Promotion already in a
+/// terminal phase is left alone (200). A missing one is an error Kargo gives no status, so
+/// its REST API answers 500 `internal server error`.
+fn abort_promotion(
+    shared: &Shared,
+    caller: &Caller,
+    project: &str,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let res = kargo("promotions")?;
+    authorize(shared, caller, "get", res, Some(project), name).map_err(|e| {
+        wrapped(
+            &format!("error getting Promotion {name:?} in namespace {project:?}"),
+            e,
+        )
+    })?;
+    let phase = lock(&shared.state)
+        .store
+        .get(res, Some(project), name)
+        .map(|p| util::str_at(p, "status.phase").to_string())
+        .ok_or_else(|| error(500, "internal server error"))?;
+    if crate::kargo::promotions::is_terminal(&phase) {
+        return Ok(respond(200, None));
+    }
+    let patch = "patch annotation";
+    authorize(shared, caller, "patch", res, Some(project), name).map_err(|e| wrapped(patch, e))?;
+    let request = json!({"action": "terminate", "actor": caller.actor()});
+    let mut state = lock(&shared.state);
+    let mut promo = state
+        .store
+        .get(res, Some(project), name)
+        .cloned()
+        .ok_or_else(|| wrapped(patch, status::not_found(res, name)))?;
+    util::set_annotation(&mut promo, ANNOTATION_ABORT, &request.to_string());
+    state
+        .update(res, Some(project), name, promo, None, &write_request())
+        .map_err(|e| wrapped(patch, e))?;
     Ok(respond(200, None))
 }
 

@@ -57,6 +57,25 @@ impl Rest {
         content_type: &str,
         body: impl Into<Bytes>,
     ) -> (u16, Value) {
+        let (code, _, bytes) = self.send_raw(method, path, auth, content_type, body).await;
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (code, v)
+    }
+
+    /// Sends a request; the status, the content type and the body as it came.
+    async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        content_type: &str,
+        body: impl Into<Bytes>,
+    ) -> (u16, String, Bytes) {
         let mut sender = self.connect().await;
         let mut req = http::Request::builder()
             .method(method)
@@ -71,14 +90,13 @@ impl Rest {
             .await
             .unwrap();
         let code = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&bytes)))
-        };
-        (code, v)
+        (code, content_type, bytes)
     }
 
     /// A new HTTPS connection to the sandbox, trusting its CA.
@@ -1067,6 +1085,558 @@ async fn serve_takes_the_admin_password_and_token_lifetime() {
     child.kill().await.unwrap();
 }
 
+/// A token for the Kargo role (ServiceAccount) `role` in Project `p`, issued by the admin.
+async fn api_token(rest: &Rest, admin: &str, role: &str) -> String {
+    let (code, secret) = rest
+        .post_json(
+            &format!("/v1beta1/projects/p/roles/{role}/api-tokens"),
+            admin,
+            json!({"name": format!("{role}-token")}),
+        )
+        .await;
+    assert_eq!(code, 201, "{secret}");
+    let token = STANDARD
+        .decode(secret["data"]["token"].as_str().unwrap())
+        .unwrap();
+    String::from_utf8(token).unwrap()
+}
+
+/// A Kargo role that may do nothing at all.
+const OUTSIDER: &str =
+    "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: outsider, namespace: p}\n";
+
+#[tokio::test]
+async fn server_version_answers_kargos_version_info_to_any_signed_in_caller() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let path = "/v1beta1/system/server-version";
+    // Kargo exempts only login and the public server config from authentication.
+    let (code, body) = rest.send("GET", path, None, "application/json", "").await;
+    assert_eq!((code, body), (401, err("no token provided")));
+    assert_eq!(
+        rest.get(path, "not-a-jwt").await,
+        (401, err("invalid token"))
+    );
+    let admin = rest.login(sandbox.admin_password()).await;
+    let (code, version) = rest.get(path, &admin).await;
+    assert_eq!(code, 200, "{version}");
+    assert_eq!(version["version"], "v1.11.2");
+    assert_eq!(version["gitTreeDirty"], false);
+    assert_eq!(version["compiler"], "gc");
+    assert_eq!(version["platform"], "linux/amd64");
+    assert!(version["buildDate"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(version["gitCommit"].as_str().unwrap().len(), 40);
+    assert!(version["goVersion"].as_str().unwrap().starts_with("go1."));
+    assert_eq!(version, kargo_sandbox::rest::version_info());
+
+    // No permission is needed: a role that may do nothing reads it too.
+    let project = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {name: p}\n";
+    let (code, body) = rest
+        .resources("POST", "", &admin, &format!("{project}---\n{OUTSIDER}"))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let outsider = api_token(&rest, &admin, "outsider").await;
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/stages", &outsider).await.0,
+        403
+    );
+    assert_eq!(rest.get(path, &outsider).await, (200, version));
+    let logged: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "rest" && r.resource == path)
+        .map(|r| (r.user.clone().unwrap_or_default(), r.code))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            (String::new(), 401),
+            (String::new(), 401),
+            ("admin".to_string(), 200),
+            ("system:serviceaccount:p:outsider".to_string(), 200),
+        ]
+    );
+}
+
+const TASKS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: PromotionTask
+metadata: {name: b-task, namespace: p}
+spec:
+  steps: [{uses: git-clone, as: clone}, {uses: git-push}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: PromotionTask
+metadata: {name: a-task, namespace: p}
+spec:
+  vars: [{name: env}]
+  steps: [{uses: git-clone, as: clone}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ClusterPromotionTask
+metadata: {name: shared-deploy}
+spec:
+  steps: [{uses: git-clone, as: clone}, {uses: git-push, as: push}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: p}
+"#;
+
+#[tokio::test]
+async fn promotion_tasks_and_cluster_promotion_tasks_are_read_as_rbac_allows() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let admin = rest.login(sandbox.admin_password()).await;
+    let (code, body) = rest
+        .resources("POST", "", &admin, &format!("{TASKS}---\n{ROLES}"))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("error").is_none()),
+        "{body}"
+    );
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // A Project's PromotionTasks, by name.
+    let (code, tasks) = rest
+        .get("/v1beta1/projects/p/promotion-tasks", &admin)
+        .await;
+    assert_eq!(code, 200, "{tasks}");
+    assert_eq!(tasks["kind"], "PromotionTaskList");
+    assert_eq!(names(&tasks), ["a-task", "b-task"]);
+    let (code, task) = rest
+        .get("/v1beta1/projects/p/promotion-tasks/a-task", &admin)
+        .await;
+    assert_eq!(code, 200, "{task}");
+    assert_eq!(task["kind"], "PromotionTask");
+    assert_eq!(task["spec"]["vars"][0]["name"], "env");
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/promotion-tasks/nope", &admin)
+            .await,
+        (
+            404,
+            err("promotiontasks.kargo.akuity.io \"nope\" not found")
+        )
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/q/promotion-tasks", &admin)
+            .await,
+        (404, err("projects.kargo.akuity.io \"q\" not found"))
+    );
+    // Kargo's handlers read no `watch` parameter on these routes: the answer is the list.
+    let (code, watched) = rest
+        .get("/v1beta1/projects/p/promotion-tasks?watch=true", &admin)
+        .await;
+    assert_eq!((code, names(&watched)), (200, names(&tasks)));
+
+    // ClusterPromotionTasks.
+    let (code, shared) = rest
+        .get("/v1beta1/shared/cluster-promotion-tasks", &admin)
+        .await;
+    assert_eq!(code, 200, "{shared}");
+    assert_eq!(shared["kind"], "ClusterPromotionTaskList");
+    assert_eq!(names(&shared), ["shared-deploy"]);
+    let (code, one) = rest
+        .get(
+            "/v1beta1/shared/cluster-promotion-tasks/shared-deploy",
+            &admin,
+        )
+        .await;
+    assert_eq!(code, 200, "{one}");
+    assert_eq!(one["spec"]["steps"][1]["as"], "push");
+    assert_eq!(
+        rest.get("/v1beta1/shared/cluster-promotion-tasks/nope", &admin)
+            .await,
+        (
+            404,
+            err("clusterpromotiontasks.kargo.akuity.io \"nope\" not found")
+        )
+    );
+
+    // A role without them is refused, as for any read.
+    let viewer = api_token(&rest, &admin, "viewer").await;
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/promotion-tasks", &viewer)
+            .await,
+        (
+            403,
+            err("promotiontasks.kargo.akuity.io is forbidden: list is not permitted")
+        )
+    );
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/promotion-tasks/a-task", &viewer)
+            .await,
+        (
+            403,
+            err("promotiontasks.kargo.akuity.io \"a-task\" is forbidden: get is not permitted")
+        )
+    );
+    assert_eq!(
+        rest.get("/v1beta1/shared/cluster-promotion-tasks", &viewer)
+            .await,
+        (
+            403,
+            err("clusterpromotiontasks.kargo.akuity.io is forbidden: list is not permitted")
+        )
+    );
+    assert_eq!(
+        rest.get(
+            "/v1beta1/shared/cluster-promotion-tasks/shared-deploy",
+            &viewer
+        )
+        .await,
+        (
+            403,
+            err(
+                "clusterpromotiontasks.kargo.akuity.io \"shared-deploy\" is forbidden: get is not permitted"
+            )
+        )
+    );
+    // Granted, it reads them.
+    let grant = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: task-reader, namespace: p}
+rules: [{apiGroups: [kargo.akuity.io], resources: [promotiontasks], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer-reads-tasks, namespace: p}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: task-reader}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: p}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: shared-task-reader}
+rules: [{apiGroups: [kargo.akuity.io], resources: [clusterpromotiontasks], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: viewer-reads-shared-tasks}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: shared-task-reader}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: p}]
+"#;
+    let (code, body) = rest.resources("POST", "", &admin, grant).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, list) = rest
+        .get("/v1beta1/projects/p/promotion-tasks", &viewer)
+        .await;
+    assert_eq!((code, names(&list)), (200, names(&tasks)));
+    assert_eq!(
+        rest.get("/v1beta1/projects/p/promotion-tasks/b-task", &viewer)
+            .await
+            .0,
+        200
+    );
+    let (code, list) = rest
+        .get("/v1beta1/shared/cluster-promotion-tasks", &viewer)
+        .await;
+    assert_eq!((code, names(&list)), (200, names(&shared)));
+
+    // The lists follow the store.
+    let b = "apiVersion: kargo.akuity.io/v1alpha1\nkind: PromotionTask\nmetadata: {name: b-task, namespace: p}\n";
+    assert_eq!(rest.resources("DELETE", "", &admin, b).await.0, 200);
+    let (_, after) = rest
+        .get("/v1beta1/projects/p/promotion-tasks", &viewer)
+        .await;
+    assert_eq!(names(&after), ["a-task"]);
+}
+
+/// The abort request a Promotion carries, parsed.
+fn abort_request(promo: &Value) -> Value {
+    let raw = promo["metadata"]["annotations"]["kargo.akuity.io/abort"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no abort request: {promo}"));
+    serde_json::from_str(raw).unwrap()
+}
+
+/// Waits until the Promotion `name` in `p` reaches `phase`; answers it.
+async fn promotion_in_phase(rest: &Rest, token: &str, name: &str, phase: &str) -> Value {
+    wait_until(20, &format!("promotion {name} to be {phase}"), async || {
+        let (_, p) = rest
+            .get(&format!("/v1beta1/projects/p/promotions/{name}"), token)
+            .await;
+        (p["status"]["phase"] == phase).then_some(p)
+    })
+    .await
+}
+
+/// The status of each step the Promotion has run.
+fn step_statuses(p: &Value) -> Vec<String> {
+    p["status"]["stepExecutionMetadata"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| m["status"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the Promotion `name` in `p` is held at its second step (`push`).
+async fn held_at_push(rest: &Rest, token: &str, name: &str) -> Value {
+    wait_until(
+        20,
+        &format!("promotion {name} to be held at push"),
+        async || {
+            let (_, p) = rest
+                .get(&format!("/v1beta1/projects/p/promotions/{name}"), token)
+                .await;
+            (p["status"]["phase"] == "Running" && step_statuses(&p) == ["Succeeded", "Running"])
+                .then_some(p)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn abort_terminates_a_promotion_as_the_abort_annotation_does() {
+    let sandbox = start(Options::default()).await;
+    let rest = Rest::of(&sandbox);
+    let admin = rest.login(sandbox.admin_password()).await;
+    let (_, alias) = pipeline(&sandbox, &rest, &admin).await;
+    let (code, body) = rest
+        .resources("POST", "", &admin, &format!("{ROLES}---\n{OUTSIDER}"))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let promoter = api_token(&rest, &admin, "promoter").await;
+    let outsider = api_token(&rest, &admin, "outsider").await;
+    sandbox
+        .control(
+            "hold-promotion",
+            &json!({"project": "p", "stage": "dev", "step": "push"}),
+        )
+        .unwrap();
+    let (code, promo) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/dev/promotions",
+            &admin,
+            json!({"freightAlias": alias}),
+        )
+        .await;
+    assert_eq!(code, 201, "{promo}");
+    let name = promo["metadata"]["name"].as_str().unwrap().to_string();
+    let abort = format!("/v1beta1/projects/p/promotions/{name}/abort");
+    let running = held_at_push(&rest, &admin, &name).await;
+
+    // Kargo asks `get`, then `patch`, on the Promotion; `promote` on the Stage is not enough.
+    assert_eq!(
+        rest.post_json(&abort, &outsider, json!({})).await,
+        (
+            403,
+            err(&format!(
+                "error getting Promotion \"{name}\" in namespace \"p\": promotions.kargo.akuity.io \"{name}\" is forbidden: get is not permitted"
+            ))
+        )
+    );
+    assert_eq!(
+        rest.post_json(&abort, &promoter, json!({})).await,
+        (
+            403,
+            err(&format!(
+                "patch annotation: promotions.kargo.akuity.io \"{name}\" is forbidden: patch is not permitted"
+            ))
+        )
+    );
+    let (_, still) = rest
+        .get(&format!("/v1beta1/projects/p/promotions/{name}"), &admin)
+        .await;
+    assert_eq!(
+        still["metadata"]["resourceVersion"],
+        running["metadata"]["resourceVersion"]
+    );
+    assert!(
+        still["metadata"]["annotations"]
+            .get("kargo.akuity.io/abort")
+            .is_none(),
+        "{still}"
+    );
+
+    // The admin aborts: the request names the admin, and the controller terminates.
+    assert_eq!(
+        rest.post_json(&abort, &admin, json!({})).await,
+        (200, Value::Null)
+    );
+    let aborted = promotion_in_phase(&rest, &admin, &name, "Aborted").await;
+    assert_eq!(
+        abort_request(&aborted),
+        json!({"action": "terminate", "actor": "admin", "controlPlane": true})
+    );
+    assert_eq!(
+        aborted["status"]["message"],
+        "Promotion terminated by admin"
+    );
+    assert_eq!(step_statuses(&aborted), ["Succeeded", "Aborted"]);
+    assert!(aborted["status"]["finishedAt"].is_string(), "{aborted}");
+
+    // A Promotion already finished is left alone; a missing one is an error Kargo gives
+    // no status to.
+    assert_eq!(
+        rest.post_json(&abort, &admin, json!({})).await,
+        (200, Value::Null)
+    );
+    let (_, again) = rest
+        .get(&format!("/v1beta1/projects/p/promotions/{name}"), &admin)
+        .await;
+    assert_eq!(again, aborted);
+    assert_eq!(
+        rest.post_json(
+            "/v1beta1/projects/p/promotions/dev.nope/abort",
+            &admin,
+            json!({})
+        )
+        .await,
+        (500, err("internal server error"))
+    );
+    assert_eq!(
+        rest.post_json(
+            &format!("/v1beta1/projects/q/promotions/{name}/abort"),
+            &admin,
+            json!({})
+        )
+        .await,
+        (404, err("projects.kargo.akuity.io \"q\" not found"))
+    );
+
+    // The same request set through the Kubernetes API ends the same way, naming the
+    // Kubernetes user.
+    let (code, second) = rest
+        .post_json(
+            "/v1beta1/projects/p/stages/dev/promotions",
+            &admin,
+            json!({"freightAlias": alias}),
+        )
+        .await;
+    assert_eq!(code, 201, "{second}");
+    let second = second["metadata"]["name"].as_str().unwrap().to_string();
+    held_at_push(&rest, &admin, &second).await;
+    let client = core_support::client(&sandbox).await;
+    core_support::kargo_api(&client, "p", "Promotion", "promotions")
+        .patch(
+            &second,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"kargo.akuity.io/abort": "terminate"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let by_kube = promotion_in_phase(&rest, &admin, &second, "Aborted").await;
+    let request = abort_request(&by_kube);
+    let actor = request["actor"].as_str().unwrap();
+    assert!(actor.starts_with("kubernetes:"), "{request}");
+    assert_eq!(request, json!({"action": "terminate", "actor": actor}));
+    assert_eq!(
+        by_kube["status"]["message"],
+        format!("Promotion terminated by {actor}")
+    );
+    assert_eq!(step_statuses(&by_kube), step_statuses(&aborted));
+}
+
+#[tokio::test]
+async fn without_kargo_installed_every_rest_route_answers_503() {
+    let sandbox = start(Options::default().without_kargo()).await;
+    let rest = Rest::of(&sandbox);
+    let unavailable = (
+        503,
+        "text/plain; charset=utf-8".to_string(),
+        Bytes::from("Kargo API server unavailable"),
+    );
+    let password = sandbox.admin_password().to_string();
+    let probes = |token: Option<String>| {
+        let password = password.clone();
+        let rest = &rest;
+        async move {
+            let mut answers = vec![
+                rest.send_raw(
+                    "POST",
+                    "/v1beta1/login",
+                    Some(&password),
+                    "application/json",
+                    "",
+                )
+                .await,
+                rest.send_raw("GET", "/v1beta1/projects", None, "", "")
+                    .await,
+                rest.send_raw("GET", "/v1beta1/nothing-here", None, "", "")
+                    .await,
+            ];
+            if let Some(t) = token {
+                answers.push(
+                    rest.send_raw("GET", "/v1beta1/projects", Some(&t), "", "")
+                        .await,
+                );
+                answers.push(
+                    rest.send_raw("GET", "/v1beta1/system/server-version", Some(&t), "", "")
+                        .await,
+                );
+            }
+            answers
+        }
+    };
+    for answer in probes(None).await {
+        assert_eq!(answer, unavailable);
+    }
+    // The Kubernetes API on the same port answers.
+    let (code, _) = rest
+        .send(
+            "GET",
+            "/api/v1/namespaces",
+            Some(sandbox.token()),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(code, 200);
+    let logged: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "rest")
+        .map(|r| (r.resource.clone(), r.code))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            ("/v1beta1/login".to_string(), 503),
+            ("/v1beta1/projects".to_string(), 503),
+            (String::new(), 503),
+        ]
+    );
+
+    sandbox.install_kargo();
+    let token = rest.login(&password).await;
+    assert_eq!(
+        rest.get("/v1beta1/projects", &token).await,
+        (200, json!({"items": [], "total": 0}))
+    );
+
+    // Uninstalled, the API server is gone again, token or not.
+    sandbox.uninstall_kargo();
+    for answer in probes(Some(token.clone())).await {
+        assert_eq!(answer, unavailable);
+    }
+
+    // Reinstalled, the token signed before still works.
+    sandbox.install_kargo();
+    assert_eq!(rest.get("/v1beta1/projects", &token).await.0, 200);
+    assert_eq!(
+        rest.get("/v1beta1/system/server-version", &token).await.1["version"],
+        "v1.11.2"
+    );
+}
+
 /// Every route the sandbox serves exists in Kargo v1.11.2's swagger with that method and the
 /// same path parameters.
 #[test]
@@ -1129,5 +1699,16 @@ fn every_served_route_is_in_kargos_swagger() {
         );
         assert!(swagger["paths"][*template]["get"].is_object(), "{template}");
     }
-    assert!(kargo_sandbox::rest::ROUTES.len() >= 20);
+    // The version answer has exactly the fields of Kargo's VersionInfo.
+    let mut fields: Vec<&String> = swagger["definitions"]["VersionInfo"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let version = kargo_sandbox::rest::version_info();
+    let mut answered: Vec<&String> = version.as_object().unwrap().keys().collect();
+    fields.sort();
+    answered.sort();
+    assert_eq!(answered, fields);
+    assert!(kargo_sandbox::rest::ROUTES.len() >= 26);
 }

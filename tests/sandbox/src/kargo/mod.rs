@@ -17,7 +17,7 @@ pub mod names;
 pub mod pattern;
 pub mod project;
 pub mod promotion;
-mod promotions;
+pub(crate) mod promotions;
 mod runner;
 pub mod semver;
 pub mod stage;

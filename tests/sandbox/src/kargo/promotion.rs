@@ -161,7 +161,8 @@ fn enrich_abort(obj: &mut Value, old: Option<&Value>, user: &str, control_plane:
         }
         return;
     }
-    req.remove("actor");
+    // Kargo's control plane (its API server) names the actor itself; anyone else is the
+    // Kubernetes user who wrote the annotation.
     req.remove("controlPlane");
     if control_plane {
         req.insert("controlPlane".to_string(), json!(true));
@@ -556,6 +557,30 @@ mod tests {
         assert_eq!(
             annotation(&again, ANNOTATION_ABORT),
             annotation(&old, ANNOTATION_ABORT)
+        );
+    }
+
+    #[test]
+    fn the_control_plane_keeps_the_actor_it_names() {
+        let mut obj = json!({"metadata": {"annotations": {
+            ANNOTATION_ABORT: r#"{"action":"terminate","actor":"admin"}"#,
+        }}});
+        enrich_abort(&mut obj, None, crate::rest::API_SERVER_USER, true);
+        let v: Value = serde_json::from_str(annotation(&obj, ANNOTATION_ABORT).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            json!({"action": "terminate", "actor": "admin", "controlPlane": true})
+        );
+        // Anyone else is named by their Kubernetes user, whatever the annotation says.
+        let mut forged = json!({"metadata": {"annotations": {
+            ANNOTATION_ABORT: r#"{"action":"terminate","actor":"admin","controlPlane":true}"#,
+        }}});
+        enrich_abort(&mut forged, None, "mallory", false);
+        let v: Value =
+            serde_json::from_str(annotation(&forged, ANNOTATION_ABORT).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            json!({"action": "terminate", "actor": "kubernetes:mallory"})
         );
     }
 }
