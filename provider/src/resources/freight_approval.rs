@@ -434,6 +434,35 @@ impl FreightApprovalResource {
     }
 }
 
+impl FreightApprovalResource {
+    /// Through Kargo's API server an approval cannot be withdrawn: the plan that destroys or
+    /// replaces one says so, on the freight it leaves approved.
+    fn kept_through_api_server(&self, prior: &Value) -> Diagnostics {
+        let through_api_server = self
+            .data
+            .client()
+            .is_ok_and(|c| c.transport() == Transport::KargoApiServer);
+        let (Some(freight), Some(stage)) = (prior.get("freight_name").as_str(), prior.get("stage").as_str())
+        else {
+            return Diagnostics::default();
+        };
+        if !through_api_server {
+            return Diagnostics::default();
+        }
+        Diagnostic::warning(
+            "Approval will be kept: Kargo's API server cannot withdraw it",
+            format!(
+                "Freight {freight:?} stays approved for stage {stage:?} when this approval is \
+                 destroyed or replaced: Kargo's REST API has no route to withdraw an approval, so \
+                 it is only removed from the Terraform state. Connect through the Kubernetes API \
+                 to withdraw approvals."
+            ),
+        )
+        .at(AttributePath::attr("freight_name"))
+        .into()
+    }
+}
+
 /// Why a bounded operation did not finish.
 enum Interrupted {
     TimedOut,
@@ -493,6 +522,7 @@ impl Resource for FreightApprovalResource {
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
         let mut resp = plan_from_schema(&self.schema, &req);
         if req.config.is_null() {
+            resp.diagnostics.extend(self.kept_through_api_server(&req.prior_state));
             return resp;
         }
         let prior = &req.prior_state;
@@ -566,6 +596,9 @@ impl Resource for FreightApprovalResource {
             resp.requires_replace = requires_replace_paths(&self.schema.block, prior, planned);
             if !same_place || !resp.requires_replace.is_empty() {
                 planned.set("approved_at", Value::Unknown);
+            }
+            if !resp.requires_replace.is_empty() {
+                diags.extend(self.kept_through_api_server(prior));
             }
         }
         resp.diagnostics.extend(diags);

@@ -211,6 +211,36 @@ impl Env {
         });
     }
 
+    /// Asserts that every request the sandbox has logged went through the provider block's
+    /// transport: Kargo's REST routes (`/v1beta1/…`) over the API server, never them over the
+    /// Kubernetes API.
+    #[track_caller]
+    pub fn assert_went_through_transport(&self) {
+        let requests = self.sandbox.requests();
+        let rest = |r: &kargo_sandbox::RequestRecord| r.path.starts_with("/v1beta1/");
+        match self.transport {
+            Transport::ApiServer => {
+                let other: Vec<String> = requests
+                    .iter()
+                    .filter(|r| !rest(r))
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect();
+                assert!(
+                    !requests.is_empty() && other.is_empty(),
+                    "requests outside Kargo's API server: {other:?}"
+                );
+            }
+            Transport::Kubernetes => {
+                let other: Vec<&str> = requests
+                    .iter()
+                    .filter(|r| rest(r))
+                    .map(|r| r.path.as_str())
+                    .collect();
+                assert!(other.is_empty(), "REST requests: {other:?}");
+            }
+        }
+    }
+
     /// Asserts the provider has sent nothing to the cluster; `why` says why it needs none.
     #[track_caller]
     pub fn assert_no_requests(&self, why: &str) {

@@ -1,8 +1,10 @@
 //! kargo_freight_approval end to end: approve → Kargo sees it → replace on a new target →
 //! import → withdraw; used approvals only forgotten; refusals; promotions that need approval.
 
-use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, WAIT, applied, publish, set_approval};
-use kargo_e2e::{Env, actions, explicit_provider, planned_actions, planned_after};
+use kargo_e2e::pipeline::{
+    Hcl, Pipeline, Sources, WAIT, applied, applied_over, publish, set_approval,
+};
+use kargo_e2e::{Env, Transport, actions, explicit_provider, planned_actions, planned_after};
 use serde_json::{Value as Json, json};
 
 /// One image warehouse and one Git warehouse; `dev` takes the image freight directly,
@@ -50,9 +52,15 @@ fn available(env: &Env, stage: &str, freight: &str) -> bool {
         == true
 }
 
-#[test]
-fn approval_lifecycle() {
-    let env = pipeline();
+kargo_e2e::over_both_transports!(approval_lifecycle);
+
+/// Through Kargo's API server an approval cannot be withdrawn: what the plan warns of and
+/// the apply then does instead.
+const KEPT: &str = "Approval will be kept: Kargo's API server cannot withdraw it";
+
+fn approval_lifecycle(transport: Transport) {
+    let env = applied_over(&PIPELINE, transport);
+    let withdraws = transport == Transport::Kubernetes;
     let (f1, alias1) = publish(&env, "1.0.0");
     let (f2, _) = publish(&env, "1.1.0");
     assert!(
@@ -97,8 +105,20 @@ fn approval_lifecycle() {
         planned_after(&plan, ADDR).unwrap()["freight_name"],
         f2.as_str()
     );
+    let shown = env.tf.run(&["plan"]).ok();
+    assert_eq!(shown.flat().contains(KEPT), !withdraws, "{}", shown.all());
     env.tf.apply().ok();
-    assert_eq!(approved_at(&env, &f1, "prod"), None, "withdrawn");
+    if withdraws {
+        assert_eq!(approved_at(&env, &f1, "prod"), None, "withdrawn");
+    } else {
+        assert_eq!(
+            approved_at(&env, &f1, "prod").as_deref(),
+            Some(at.as_str()),
+            "kept, as the plan said"
+        );
+        // As `kargo` would be used to withdraw it, for the rest of the story.
+        set_approval(&env, &f1, "prod", false);
+    }
     assert!(approved_at(&env, &f2, "prod").is_some());
     env.tf.assert_no_changes();
 
@@ -144,13 +164,26 @@ fn approval_lifecycle() {
     assert!(approved_at(&env, &f1, "prod").is_some());
     env.tf.assert_no_changes();
 
-    // Destroying the approval withdraws it, since prod never took the freight.
+    // Destroying the approval withdraws it, since prod never took the freight; through
+    // Kargo's API server it is kept, and both the plan and the apply say so.
     env.config(&PIPELINE);
     let out = env.tf.apply().ok();
-    assert!(!out.all().contains("Approval kept"), "{}", out.all());
-    assert_eq!(approved_at(&env, &f1, "prod"), None);
-    assert!(!available(&env, "prod", &f1));
+    if withdraws {
+        assert!(!out.all().contains("Approval kept"), "{}", out.all());
+        assert_eq!(approved_at(&env, &f1, "prod"), None);
+        assert!(!available(&env, "prod", &f1));
+    } else {
+        let text = out.flat();
+        assert!(text.contains(KEPT), "{text}");
+        assert!(
+            text.contains("Approval kept: Kargo's API server cannot withdraw it"),
+            "{text}"
+        );
+        assert!(approved_at(&env, &f1, "prod").is_some());
+        assert!(available(&env, "prod", &f1));
+    }
     env.tf.assert_no_changes();
+    env.assert_went_through_transport();
 }
 
 #[test]

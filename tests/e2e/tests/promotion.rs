@@ -167,6 +167,7 @@ fn plan_shows_the_change_apply_waits_drift_is_undone_and_import_and_gc_plan_empt
         "{state}"
     );
     env.tf.assert_no_changes();
+    env.assert_went_through_transport();
 }
 
 #[test]
