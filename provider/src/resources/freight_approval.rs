@@ -442,8 +442,10 @@ impl FreightApprovalResource {
             .data
             .client()
             .is_ok_and(|c| c.transport() == Transport::KargoApiServer);
-        let (Some(freight), Some(stage)) = (prior.get("freight_name").as_str(), prior.get("stage").as_str())
-        else {
+        let (Some(freight), Some(stage)) = (
+            prior.get("freight_name").as_str(),
+            prior.get("stage").as_str(),
+        ) else {
             return Diagnostics::default();
         };
         if !through_api_server {
@@ -522,7 +524,8 @@ impl Resource for FreightApprovalResource {
     async fn plan(&self, _ctx: &Context, req: PlanRequest) -> PlanResponse {
         let mut resp = plan_from_schema(&self.schema, &req);
         if req.config.is_null() {
-            resp.diagnostics.extend(self.kept_through_api_server(&req.prior_state));
+            resp.diagnostics
+                .extend(self.kept_through_api_server(&req.prior_state));
             return resp;
         }
         let prior = &req.prior_state;

@@ -308,6 +308,26 @@ pub fn explicit_provider(env: &Env, host: &str, token: &str) -> String {
     )
 }
 
+impl Env {
+    /// For an example whose provider block connects through a kubeconfig: over the API server,
+    /// an override file (merged into its provider block by Terraform) that connects through
+    /// Kargo's API server instead; over the Kubernetes API, nothing.
+    pub fn connect_example(&self) {
+        if self.transport != Transport::ApiServer {
+            return;
+        }
+        self.tf.write(
+            "transport_override.tf",
+            &format!(
+                "provider \"kargo\" {{\n  config_path    = null\n  config_context = null\n  api_server {{\n    url            = \"{}\"\n    admin_password = \"{}\"\n    ca_certificate = <<-PEM\n{}\nPEM\n  }}\n}}\n",
+                self.sandbox.server_url(),
+                self.sandbox.admin_password(),
+                self.sandbox.ca_pem().trim_end()
+            ),
+        );
+    }
+}
+
 /// A provider block that works through the sandbox's Kargo API server with `admin_password`.
 pub fn api_server_provider(env: &Env, admin_password: &str) -> String {
     format!(

@@ -4,7 +4,7 @@
 use kargo_e2e::env::KARGO;
 use kargo_e2e::pipeline::{held_in, publish_image};
 use kargo_e2e::terraform::sandbox_bin;
-use kargo_e2e::{Env, Output, actions, example_dir, planned_actions};
+use kargo_e2e::{Env, Output, Transport, actions, example_dir, planned_actions};
 
 const PROJECT: &str = "my-app";
 
@@ -31,7 +31,7 @@ resource "terraform_data" "kargo_chart" {
   provisioner "local-exec" {
     command = <<-EOT
       for attempt in $(seq 1 600); do
-        "@SANDBOX@" stats --kubeconfig "@KUBECONFIG@" | grep -q '"/apis/kargo.akuity.io/v1alpha1"' && break
+        "@SANDBOX@" stats --kubeconfig "@KUBECONFIG@" | grep -q '"@PROBE@"' && break
         sleep 0.1
       done
       "@SANDBOX@" install-kargo --kubeconfig "@KUBECONFIG@"
@@ -76,8 +76,18 @@ fn use_example(env: &Env) {
     );
 }
 
+/// What the provider asks first to learn whether Kargo is served: discovery of its API group,
+/// or, through Kargo's API server, the admin login that precedes everything else.
+fn kargo_probe(env: &Env) -> &'static str {
+    match env.transport {
+        Transport::Kubernetes => "/apis/kargo.akuity.io/v1alpha1",
+        Transport::ApiServer => "/v1beta1/login",
+    }
+}
+
 fn with_paths(env: &Env, hcl: &str) -> String {
     hcl.replace("@SANDBOX@", &sandbox_bin().display().to_string())
+        .replace("@PROBE@", kargo_probe(env))
         .replace(
             "@KUBECONFIG@",
             &env.sandbox.kubeconfig_path().display().to_string(),
@@ -114,16 +124,22 @@ fn kargo_objects(env: &Env) -> Vec<String> {
 /// Asserts the provider found the Kargo API missing, waited, and then found it served.
 #[track_caller]
 fn assert_waited_for_kargo(env: &Env, out: &Output) {
+    let probe = kargo_probe(env);
     let discovery: Vec<u16> = env
         .sandbox
         .requests()
         .iter()
-        .filter(|r| r.path == "/apis/kargo.akuity.io/v1alpha1")
+        .filter(|r| r.path == probe)
         .map(|r| r.code)
         .collect();
+    let missing = match env.transport {
+        Transport::Kubernetes => 404,
+        // Kargo's API server is not there yet: whatever fronts its address answers 503.
+        Transport::ApiServer => 503,
+    };
     assert_eq!(
         discovery.first(),
-        Some(&404),
+        Some(&missing),
         "the provider asked before Kargo was installed: {discovery:?}"
     );
     assert_eq!(
@@ -146,10 +162,14 @@ fn assert_waited_for_kargo(env: &Env, out: &Output) {
     );
 }
 
-#[test]
-fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
-    let env = Env::without_kargo();
+kargo_e2e::over_both_transports!(
+    enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline
+);
+
+fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline(transport: Transport) {
+    let env = Env::without_kargo_over(transport);
     use_example(&env);
+    env.connect_example();
     env.tf
         .write("kargo_chart.tf", &with_paths(&env, KARGO_CHART));
 
@@ -346,13 +366,7 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
         "the project namespace is gone"
     );
 
-    let deletes: Vec<String> = env
-        .sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.verb == "delete")
-        .map(|r| format!("{}/{}", r.resource, r.name.as_deref().unwrap_or_default()))
-        .collect();
+    let deletes = deletions(&env);
     let position = |object: &str| {
         deletes
             .iter()
@@ -373,6 +387,46 @@ fn enable_kargo_off_on_off_installs_creates_and_destroys_the_pipeline() {
     }
     assert!(position("warehouses/my-app") < position("projects/my-app"));
     assert!(position("promotiontasks/update-image") < position("projects/my-app"));
+    env.assert_went_through_transport();
+}
+
+/// The deletions the provider requested, in order, as `plural/name`: from the Kubernetes
+/// API's DELETE requests, or Kargo's routes (`DELETE …/stages/{stage}`, and for kinds without
+/// one, `DELETE /v1beta1/resources`, which names no object in its path: those are told apart
+/// by which of their objects disappeared, here only the promotion task).
+fn deletions(env: &Env) -> Vec<String> {
+    let requests = env.sandbox.requests();
+    match env.transport {
+        Transport::Kubernetes => requests
+            .iter()
+            .filter(|r| r.verb == "delete")
+            .map(|r| format!("{}/{}", r.resource, r.name.as_deref().unwrap_or_default()))
+            .collect(),
+        Transport::ApiServer => {
+            let generic = requests
+                .iter()
+                .filter(|r| r.method == "DELETE" && r.path == "/v1beta1/resources")
+                .count();
+            assert_eq!(
+                generic, 1,
+                "only the promotion task is deleted through /resources"
+            );
+            requests
+                .iter()
+                .filter(|r| r.method == "DELETE")
+                .map(|r| {
+                    let parts: Vec<&str> =
+                        r.path.trim_start_matches("/v1beta1/").split('/').collect();
+                    match parts.as_slice() {
+                        ["projects", p] => format!("projects/{p}"),
+                        ["projects", _, plural, name] => format!("{plural}/{name}"),
+                        ["resources"] => "promotiontasks/update-image".to_string(),
+                        _ => r.path.clone(),
+                    }
+                })
+                .collect()
+        }
+    }
 }
 
 #[test]

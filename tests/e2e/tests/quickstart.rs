@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kargo_e2e::pipeline::{held_in, publish_image};
-use kargo_e2e::{Env, actions, example_dir, planned_actions, planned_after};
+use kargo_e2e::{Env, Transport, actions, example_dir, planned_actions, planned_after};
 
 const IMAGE: &str = "ghcr.io/akuity/guestbook";
 
@@ -43,8 +43,11 @@ fn changed_lines(repo: &Path, branch: &str) -> Vec<String> {
     diff_lines(&git(repo, &["show", "-U0", "--format=", branch]))
 }
 
-#[test]
-fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
+kargo_e2e::over_both_transports!(
+    the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan
+);
+
+fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan(transport: Transport) {
     if Command::new("git").arg("--version").output().is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -53,11 +56,12 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
         eprintln!("SKIPPED: git is not on PATH, so the quickstart (it pushes to Git) did not run");
         return;
     }
-    let mut env = Env::new();
+    let mut env = Env::over(transport);
     let quickstart = example_dir("quickstart");
     let main =
         std::fs::read_to_string(quickstart.join("main.tf")).expect("examples/quickstart/main.tf");
     env.tf.write_main(&main);
+    env.connect_example();
     let kubeconfig = env.sandbox.kubeconfig_path().display().to_string();
     env.tf.env("TF_VAR_kubeconfig", &kubeconfig);
     // As `make demo` does: the quickstart's manifests served as a repository it promotes into.
@@ -184,4 +188,5 @@ fn the_quickstart_applies_promotes_and_shows_the_next_promotion_at_plan() {
 
     env.tf.destroy().ok();
     assert!(env.get("projects", None, "kargo-demo").is_none());
+    env.assert_went_through_transport();
 }
