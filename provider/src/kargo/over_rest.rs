@@ -188,7 +188,7 @@ impl KargoClient {
             let live = self.rest_get(rest, kind, namespace, name).await?;
             let outcome = match live {
                 None => {
-                    let body = serde_json::to_vec(&desired)
+                    let body = serde_json::to_vec(&rest::for_create(&desired))
                         .map_err(|e| Error::Other(format!("could not encode {what}: {e}")))?;
                     self.rest_call(
                         rest,
@@ -202,7 +202,7 @@ impl KargoClient {
                 }
                 Some(live) => {
                     let merged = rest::merge_for_update(&live, &desired);
-                    if merged == live {
+                    if rest::update_changes_nothing(&live, &merged) {
                         return Ok(live);
                     }
                     let body = serde_json::to_vec(&merged)

@@ -146,6 +146,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// One answer: its status, its `Date` header and its body.
 pub struct Answer {
     pub status: u16,
+    /// The HTTP version the answer came over (HTTP/2 when the server offered it).
+    pub version: reqwest::Version,
     pub date: Option<jiff::Timestamp>,
     pub body: bytes::Bytes,
 }
@@ -272,9 +274,15 @@ impl RestApi {
         }
         let response = req.send().await?;
         let status = response.status().as_u16();
+        let version = response.version();
         let date = date_of(response.headers());
         let body = response.bytes().await?;
-        Ok(Answer { status, date, body })
+        Ok(Answer {
+            status,
+            version,
+            date,
+            body,
+        })
     }
 
     /// Sends an authenticated request about `what`. An expired admin token is renewed and
@@ -298,6 +306,7 @@ impl RestApi {
                 verb = %method,
                 path,
                 status = answer.status,
+                version = ?answer.version,
                 latency_ms = started.elapsed().as_millis() as u64,
                 "Kargo API server request"
             );
@@ -715,6 +724,46 @@ pub fn merge_for_update(live: &Value, desired: &Value) -> Value {
     merged
 }
 
+/// `desired` as it is created: with the record of the labels and annotations it sets, as
+/// [`merge_for_update`] keeps it.
+pub fn for_create(desired: &Value) -> Value {
+    let mut shell = desired.clone();
+    if let Some(metadata) = shell.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("labels");
+        metadata.remove("annotations");
+    }
+    let mut created = merge_for_update(&shell, desired);
+    // Nothing to keep from an object that does not exist: empty maps stay out.
+    if let Some(metadata) = created.get_mut("metadata").and_then(Value::as_object_mut) {
+        if metadata
+            .get("labels")
+            .is_some_and(|l| l.as_object().is_some_and(|m| m.is_empty()))
+        {
+            metadata.remove("labels");
+        }
+    }
+    created
+}
+
+/// Whether writing `merged` (from [`merge_for_update`]) over `live` would change nothing:
+/// every field it sets already holds that value (fields Kargo defaulted on `live` may be
+/// absent from it), and the labels and annotations are exactly the same.
+pub fn update_changes_nothing(live: &Value, merged: &Value) -> bool {
+    fn holds(live: &Value, wanted: &Value) -> bool {
+        match (live, wanted) {
+            (Value::Object(l), Value::Object(w)) => w
+                .iter()
+                .all(|(k, v)| v.is_null() || l.get(k).is_some_and(|lv| holds(lv, v))),
+            (Value::Array(l), Value::Array(w)) => {
+                l.len() == w.len() && l.iter().zip(w).all(|(a, b)| holds(a, b))
+            }
+            (l, w) => l == w,
+        }
+    }
+    let same = |field: &str| live["metadata"][field] == merged["metadata"][field];
+    same("labels") && same("annotations") && holds(live, merged)
+}
+
 /// Records, on objects the provider writes through Kargo's API server, which labels and
 /// annotations it set, so a later write can drop the ones removed from the configuration
 /// (the API server's writes are full updates, not server-side apply).
@@ -824,6 +873,53 @@ mod tests {
             merged["metadata"]["annotations"][OWNED_KEYS_ANNOTATION],
             "{\"labels\":[\"team\"],\"annotations\":[]}"
         );
+    }
+
+    #[test]
+    fn a_created_object_records_what_terraform_set() {
+        let desired = json!({"metadata": {"name": "w", "namespace": "p", "labels": {"a": "1"}}, "spec": {"x": 1}});
+        let created = for_create(&desired);
+        assert_eq!(created["metadata"]["name"], "w");
+        assert_eq!(created["metadata"]["namespace"], "p");
+        assert_eq!(created["metadata"]["labels"], json!({"a": "1"}));
+        assert_eq!(created["spec"], json!({"x": 1}));
+        assert_eq!(
+            created["metadata"]["annotations"][OWNED_KEYS_ANNOTATION],
+            "{\"labels\":[\"a\"],\"annotations\":[]}"
+        );
+        let bare = for_create(&json!({"metadata": {"name": "w"}}));
+        assert!(bare["metadata"].get("labels").is_none(), "{bare}");
+    }
+
+    #[test]
+    fn an_update_that_only_repeats_what_is_stored_changes_nothing() {
+        let live = json!({
+            "metadata": {"name": "w", "labels": {"a": "1"}},
+            "spec": {"interval": "5m0s", "freightCreationPolicy": "Automatic",
+                     "subscriptions": [{"image": {"repoURL": "r", "discoveryLimit": 20}}]}
+        });
+        let same = json!({"metadata": {"labels": {"a": "1"}},
+            "spec": {"interval": "5m0s", "subscriptions": [{"image": {"repoURL": "r"}}]}});
+        let merged = merge_for_update(&live, &same);
+        // The first write through the API server records what it owns.
+        assert!(!update_changes_nothing(&live, &merged));
+        let recorded = merged.clone();
+        assert!(update_changes_nothing(
+            &recorded,
+            &merge_for_update(&recorded, &same)
+        ));
+        let other = json!({"metadata": {"labels": {"a": "1"}},
+            "spec": {"interval": "10m0s", "subscriptions": [{"image": {"repoURL": "r"}}]}});
+        assert!(!update_changes_nothing(
+            &recorded,
+            &merge_for_update(&recorded, &other)
+        ));
+        let fewer = json!({"metadata": {},
+            "spec": {"interval": "5m0s", "subscriptions": [{"image": {"repoURL": "r"}}]}});
+        assert!(!update_changes_nothing(
+            &recorded,
+            &merge_for_update(&recorded, &fewer)
+        ));
     }
 
     #[test]

@@ -93,18 +93,24 @@ impl Env {
     }
 
     /// A sandbox with Kargo installed, which the provider block reaches through `transport`.
+    /// Kargo's API server offers HTTP/2, as the real one (Go's net/http) does.
     pub fn over(transport: Transport) -> Self {
-        Self {
-            transport,
-            ..Self::new()
-        }
+        Self::over_with(transport, Options::default())
     }
 
     /// [`Env::without_kargo`], reached through `transport`.
     pub fn without_kargo_over(transport: Transport) -> Self {
+        Self::over_with(transport, Options::default().without_kargo())
+    }
+
+    fn over_with(transport: Transport, options: Options) -> Self {
+        let options = match transport {
+            Transport::ApiServer => options.http2(),
+            Transport::Kubernetes => options,
+        };
         Self {
             transport,
-            ..Self::without_kargo()
+            ..Self::with_options(options)
         }
     }
 

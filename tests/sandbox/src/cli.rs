@@ -15,10 +15,11 @@ kargo-sandbox: a local Kubernetes API server and Kargo control-plane emulator
 
 USAGE:
   kargo-sandbox serve --kubeconfig PATH [--listen 127.0.0.1:0] [--token TOKEN] [--without-kargo] [--state-dir DIR]
-                      [--admin-password PASSWORD] [--admin-token-ttl DURATION]
+                      [--admin-password PASSWORD] [--admin-token-ttl DURATION] [--http2]
                      also serves Kargo's REST API at https://<address>/v1beta1; its admin logs in
                      with PASSWORD (default: the admin token) and gets tokens that live DURATION
-                     (default 24h)
+                     (default 24h); with --http2 it offers HTTP/2 as well (ALPN), as Kargo's API
+                     server does
 
 Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   install-kargo      serve Kargo's CRDs and start its webhooks and controllers
@@ -273,6 +274,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             "help",
             "private",
             "rbac",
+            "http2",
         ],
     )?;
     match cmd {
@@ -285,6 +287,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
                 "state-dir",
                 "admin-password",
                 "admin-token-ttl",
+                "http2",
             ])?;
             let mut opts = Options::default().kubeconfig(a.need("kubeconfig")?);
             if let Some(l) = a.one("listen") {
@@ -310,6 +313,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
                 opts.admin_token_ttl = ttl;
             }
             opts.with_kargo = !a.has("without-kargo");
+            opts.http2 = a.has("http2");
             serve(opts).await
         }
         "install-kargo" | "uninstall-kargo" => {

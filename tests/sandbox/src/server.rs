@@ -256,6 +256,8 @@ pub struct Options {
     pub admin_password: Option<String>,
     /// How long an admin login token lives (Kargo's default: 24 hours).
     pub admin_token_ttl: Duration,
+    /// Offer HTTP/2 by ALPN beside HTTP/1.1, as Kargo's API server (Go's net/http) does.
+    pub http2: bool,
 }
 
 impl Default for Options {
@@ -268,6 +270,7 @@ impl Default for Options {
             state_dir: None,
             admin_password: None,
             admin_token_ttl: crate::rest::DEFAULT_TOKEN_TTL,
+            http2: false,
         }
     }
 }
@@ -301,6 +304,12 @@ impl Options {
     /// Sets the Kargo API server's admin password.
     pub fn admin_password(mut self, password: impl Into<String>) -> Self {
         self.admin_password = Some(password.into());
+        self
+    }
+
+    /// Offers HTTP/2 (by ALPN) as well as HTTP/1.1.
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
         self
     }
 
@@ -397,7 +406,7 @@ impl Sandbox {
             listen.push(previous);
         }
         listen.push(opts.listen);
-        let server_config = tls::server_config(&material)?;
+        let server_config = tls::server_config(&material, opts.http2)?;
 
         let (rv, objects, users, offset, persisted) = match snapshot {
             Some(s) => (
@@ -869,8 +878,18 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let conn = async move {
+        if h2 {
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        } else {
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+    };
     tokio::select! {
         r = conn => {
             if let Err(e) = r {

@@ -67,7 +67,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The server side: HTTP/1.1 over TLS with the material's certificate.
-pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, Error> {
+/// The server's TLS: HTTP/1.1 by ALPN, and HTTP/2 first when `http2`.
+pub fn server_config(m: &Material, http2: bool) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(tls_err)?;
@@ -78,7 +79,11 @@ pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, Error> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(tls_err)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(cfg))
 }
 
@@ -106,7 +111,7 @@ mod tests {
         let m = generate().unwrap();
         assert!(m.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_ne!(m.ca_pem, m.cert_pem);
-        server_config(&m).unwrap();
+        server_config(&m, false).unwrap();
         client_config(&m.ca_pem).unwrap();
     }
 }
