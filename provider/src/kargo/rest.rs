@@ -734,13 +734,12 @@ pub fn for_create(desired: &Value) -> Value {
     }
     let mut created = merge_for_update(&shell, desired);
     // Nothing to keep from an object that does not exist: empty maps stay out.
-    if let Some(metadata) = created.get_mut("metadata").and_then(Value::as_object_mut) {
-        if metadata
+    if let Some(metadata) = created.get_mut("metadata").and_then(Value::as_object_mut)
+        && metadata
             .get("labels")
             .is_some_and(|l| l.as_object().is_some_and(|m| m.is_empty()))
-        {
-            metadata.remove("labels");
-        }
+    {
+        metadata.remove("labels");
     }
     created
 }
