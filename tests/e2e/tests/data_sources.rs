@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, applied, promote, publish, wait_verified};
-use kargo_e2e::{Env, explicit_provider};
+use kargo_e2e::pipeline::{Hcl, Pipeline, Sources, applied_over, promote, publish, wait_verified};
+use kargo_e2e::{Env, Transport, explicit_provider};
 use serde_json::{Value as Json, json};
 
 /// One image warehouse; `dev` takes its freight directly, `prod` after `dev`, and `gate` is
@@ -17,9 +17,15 @@ static PIPELINE: Hcl = Hcl::new(|| {
         .hcl()
 });
 
+kargo_e2e::over_both_transports!(
+    stage_reports_its_freight_health_promotion_and_sources,
+    freight_is_found_by_name_alias_and_selector_with_filters,
+    warehouse_reports_discovered_artifacts_and_its_latest_freight
+);
+
 /// The pipeline with two freights, the older one promoted into (and verified in) dev.
-fn world() -> (Env, (String, String), (String, String)) {
-    let env = applied(&PIPELINE);
+fn world(transport: Transport) -> (Env, (String, String), (String, String)) {
+    let env = applied_over(&PIPELINE, transport);
     let f1 = publish(&env, "1.0.0");
     let f2 = publish(&env, "1.1.0");
     promote(&env, "dev", &f1.0);
@@ -32,6 +38,7 @@ fn outputs(env: &Env, extra: &str) -> Json {
     env.config(&format!("{PIPELINE}{extra}"));
     env.tf.apply().ok();
     env.tf.assert_no_changes();
+    env.assert_went_through_transport();
     env.tf.outputs()
 }
 
@@ -49,9 +56,8 @@ fn strings(v: &Json) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn stage_reports_its_freight_health_promotion_and_sources() {
-    let (env, (f1, alias1), _) = world();
+fn stage_reports_its_freight_health_promotion_and_sources(transport: Transport) {
+    let (env, (f1, alias1), _) = world(transport);
     let out = outputs(
         &env,
         r#"
@@ -119,9 +125,8 @@ output "dev_tag" {
     );
 }
 
-#[test]
-fn freight_is_found_by_name_alias_and_selector_with_filters() {
-    let (env, (f1, alias1), (f2, alias2)) = world();
+fn freight_is_found_by_name_alias_and_selector_with_filters(transport: Transport) {
+    let (env, (f1, alias1), (f2, alias2)) = world(transport);
     let out = outputs(
         &env,
         &format!(
@@ -258,9 +263,8 @@ output "verified" {{
     );
 }
 
-#[test]
-fn warehouse_reports_discovered_artifacts_and_its_latest_freight() {
-    let (env, _, (f2, alias2)) = world();
+fn warehouse_reports_discovered_artifacts_and_its_latest_freight(transport: Transport) {
+    let (env, _, (f2, alias2)) = world(transport);
     let out = outputs(
         &env,
         r#"
