@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kargo_e2e::{Env, actions, planned_actions};
+use kargo_e2e::{Env, Transport, actions, planned_actions};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
 
@@ -105,9 +105,10 @@ const PIPELINE_OBJECTS: [(&str, Option<&str>, &str); 5] = [
     ("clusterpromotiontasks", None, "notify"),
 ];
 
-#[test]
-fn pipeline_lifecycle() {
-    let env = Env::new();
+kargo_e2e::over_both_transports!(pipeline_lifecycle);
+
+fn pipeline_lifecycle(transport: Transport) {
+    let env = Env::over(transport);
     env.config(PIPELINE);
     env.tf.apply().ok();
     env.tf.assert_no_changes();
@@ -243,6 +244,7 @@ import {
     env.tf.assert_no_changes();
 
     env.destroy_and_assert_gone("shop", &PIPELINE_OBJECTS);
+    env.assert_went_through_transport();
 }
 
 #[test]
