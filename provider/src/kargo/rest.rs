@@ -660,41 +660,26 @@ pub fn resource_result(body: &[u8], key: &str) -> Result<Value> {
     }
 }
 
-/// What Terraform writes merged into the live object for a full-update `PUT`: the
-/// desired `spec` (and any other top-level field) replaces the live one; labels and
-/// annotations are merged, dropping the keys an earlier write of the provider set and the
-/// desired object no longer has (recorded in [`OWNED_KEYS_ANNOTATION`]); everything else
-/// of the live object (finalizers, owner references, status, other tools' keys) stays.
+/// What Terraform writes merged into the live object for a full-update `PUT`, as server-side
+/// apply would merge it with one level of ownership: the keys of `spec` and of the labels and
+/// annotations Terraform sets replace the live ones; those an earlier write of the provider
+/// set and the desired object no longer has are dropped (recorded in
+/// [`OWNED_KEYS_ANNOTATION`]); everything else of the live object (keys others set or Kargo
+/// defaulted, finalizers, owner references, status) stays.
 pub fn merge_for_update(live: &Value, desired: &Value) -> Value {
     let mut merged = live.clone();
     let Some(out) = merged.as_object_mut() else {
         return desired.clone();
     };
-    if let Some(desired) = desired.as_object() {
-        for (key, value) in desired {
-            if key != "metadata" && key != "status" {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-    }
     let owned_before: Value = live["metadata"]["annotations"][OWNED_KEYS_ANNOTATION]
         .as_str()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or(Value::Null);
     let mut owned_now = serde_json::Map::new();
-    let metadata = out
-        .entry("metadata")
-        .or_insert_with(|| json!({}))
-        .as_object_mut();
-    let Some(metadata) = metadata else {
-        return merged;
-    };
-    for field in ["labels", "annotations"] {
-        let wanted = desired["metadata"][field]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let mut map = metadata
+    // One map of `out` merged with the same map of `desired`, recording the keys it sets.
+    let mut merge_map = |out: &mut serde_json::Map<String, Value>, field: &str, wanted: &Value| {
+        let wanted = wanted.as_object().cloned().unwrap_or_default();
+        let mut map = out
             .get(field)
             .and_then(Value::as_object)
             .cloned()
@@ -712,7 +697,28 @@ pub fn merge_for_update(live: &Value, desired: &Value) -> Value {
             map.insert(k, v);
         }
         owned_now.insert(field.to_string(), Value::Array(keys));
-        metadata.insert(field.to_string(), Value::Object(map));
+        out.insert(field.to_string(), Value::Object(map));
+    };
+    if let Some(desired) = desired.as_object() {
+        for (key, value) in desired {
+            match key.as_str() {
+                "metadata" | "status" => {}
+                "spec" if value.is_object() => merge_map(out, "spec", value),
+                _ => {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let metadata = out
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(metadata) = metadata else {
+        return merged;
+    };
+    for field in ["labels", "annotations"] {
+        merge_map(metadata, field, &desired["metadata"][field]);
     }
     let record = Value::Object(owned_now).to_string();
     if let Some(annotations) = metadata
@@ -856,7 +862,10 @@ mod tests {
             "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}}]}
         });
         let merged = merge_for_update(&live, &desired);
-        assert_eq!(merged["spec"], desired["spec"]);
+        assert_eq!(
+            merged["spec"],
+            json!({"shard": "s", "requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}}]})
+        );
         assert_eq!(merged["status"], live["status"]);
         assert_eq!(merged["metadata"]["resourceVersion"], "7");
         assert_eq!(
@@ -870,8 +879,16 @@ mod tests {
         assert!(merged["metadata"]["annotations"].get("old").is_none());
         assert_eq!(
             merged["metadata"]["annotations"][OWNED_KEYS_ANNOTATION],
-            "{\"labels\":[\"team\"],\"annotations\":[]}"
+            "{\"spec\":[\"requestedFreight\"],\"labels\":[\"team\"],\"annotations\":[]}"
         );
+        assert_eq!(
+            merged["spec"]["shard"], "s",
+            "a key Terraform never set stays"
+        );
+        // A spec key Terraform set before and no longer sets is dropped.
+        let next = json!({"metadata": {"labels": {"team": "b"}}, "spec": {}});
+        let again = merge_for_update(&merged, &next);
+        assert_eq!(again["spec"], json!({"shard": "s"}));
     }
 
     #[test]
@@ -884,7 +901,7 @@ mod tests {
         assert_eq!(created["spec"], json!({"x": 1}));
         assert_eq!(
             created["metadata"]["annotations"][OWNED_KEYS_ANNOTATION],
-            "{\"labels\":[\"a\"],\"annotations\":[]}"
+            "{\"spec\":[\"x\"],\"labels\":[\"a\"],\"annotations\":[]}"
         );
         let bare = for_create(&json!({"metadata": {"name": "w"}}));
         assert!(bare["metadata"].get("labels").is_none(), "{bare}");

@@ -283,6 +283,7 @@ impl Env {
             self.get("namespaces", None, project).is_none(),
             "namespace {project} still present after destroy"
         );
+        self.assert_went_through_transport();
     }
 
     /// Waits (bounded) for `cond` on the sandbox; panics with `what` when it never holds.

@@ -1,8 +1,15 @@
 //! kargo_project end to end: the real terraform binary against a fresh sandbox.
 
-use kargo_e2e::{At, Diagnostic, Env, Output, actions, planned_actions, planned_after};
+use kargo_e2e::{At, Diagnostic, Env, Output, Transport, actions, planned_actions, planned_after};
 use kargo_sandbox::HttpFault;
 use serde_json::json;
+
+kargo_e2e::over_both_transports!(
+    project_lifecycle_apply_update_replace_import_destroy,
+    out_of_band_label_change_shows_as_drift,
+    webhook_receivers_and_links_apply_publish_urls_update_and_import,
+    every_combination_of_project_config_lists_applies_to_an_empty_plan
+);
 
 /// Plans after an out-of-band change and asserts the plan shows it; returns the plan output.
 #[track_caller]
@@ -35,9 +42,8 @@ fn apply_fails_to_write_project_config(env: &Env) {
     );
 }
 
-#[test]
-fn project_lifecycle_apply_update_replace_import_destroy() {
-    let env = Env::new();
+fn project_lifecycle_apply_update_replace_import_destroy(transport: Transport) {
+    let env = Env::over(transport);
     env.config(
         r#"
 resource "kargo_project" "p" {
@@ -144,9 +150,8 @@ resource "kargo_project" "p" {
     env.destroy_and_assert_gone("guestbook2", &[]);
 }
 
-#[test]
-fn out_of_band_label_change_shows_as_drift() {
-    let env = Env::new();
+fn out_of_band_label_change_shows_as_drift(transport: Transport) {
+    let env = Env::over(transport);
     env.config(
         r#"
 resource "kargo_project" "p" {
@@ -306,9 +311,8 @@ fn published_urls(env: &Env, project: &str) -> std::collections::BTreeMap<String
         .collect()
 }
 
-#[test]
-fn webhook_receivers_and_links_apply_publish_urls_update_and_import() {
-    let env = Env::new();
+fn webhook_receivers_and_links_apply_publish_urls_update_and_import(transport: Transport) {
+    let env = Env::over(transport);
     env.project_namespace("hooks", &receiver_secrets());
     env.config(RECEIVERS);
     let out = env.tf.apply().ok();
@@ -733,9 +737,8 @@ resource "kargo_project" "p" {
     env.assert_no_requests("validation needs no cluster");
 }
 
-#[test]
-fn every_combination_of_project_config_lists_applies_to_an_empty_plan() {
-    let env = Env::new();
+fn every_combination_of_project_config_lists_applies_to_an_empty_plan(transport: Transport) {
+    let env = Env::over(transport);
     env.project_namespace("combo", &[("gh", "secret", "x")]);
     let policies = r#"promotion_policies {
     auto_promotion_enabled = true
