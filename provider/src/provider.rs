@@ -367,7 +367,7 @@ impl Provider for KargoProvider {
         let mut diags = config_diagnostics(&resolved);
         match preview::preview_settings(config) {
             Ok(settings) => {
-                if resolved.uses_api_server() {
+                if resolved.api_server().is_some() {
                     diags.extend(api_server_limits(config, settings.as_ref()));
                 }
                 self.data.set_preview(settings);

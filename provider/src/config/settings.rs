@@ -710,11 +710,12 @@ impl Resolved {
             nested,
             ..ConfigError::new(Setting::ApiServer, source, message)
         };
+        // Only known values conflict: an unknown one may still turn out null at apply.
         match source {
-            Source::Explicit | Source::Unknown => {
+            Source::Explicit => {
                 let explicit: Vec<&str> = KUBE_CONNECTION
                     .iter()
-                    .filter(|s| matches!(self.source(**s), Source::Explicit | Source::Unknown))
+                    .filter(|s| self.source(**s) == Source::Explicit)
                     .map(|s| s.name())
                     .collect();
                 if !explicit.is_empty() {
