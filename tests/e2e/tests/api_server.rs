@@ -23,7 +23,9 @@ const REQUIRED_PROVIDERS: &str =
 
 /// A provider block with the settings `top` and an `api_server` block holding `inner`.
 fn provider(top: &str, inner: &str) -> String {
-    format!("{REQUIRED_PROVIDERS}provider \"kargo\" {{\n{top}\n  api_server {{\n{inner}\n  }}\n}}\n")
+    format!(
+        "{REQUIRED_PROVIDERS}provider \"kargo\" {{\n{top}\n  api_server {{\n{inner}\n  }}\n}}\n"
+    )
 }
 
 /// The `api_server` settings that reach `env`'s sandbox: its URL and CA, with `auth`.
@@ -143,7 +145,11 @@ fn forged_jwt() -> String {
 /// state file.
 #[track_caller]
 fn assert_never_shown(env: &Env, out: &kargo_e2e::Output, secret: &str) {
-    assert!(!out.all().contains(secret), "the token was shown:\n{}", out.all());
+    assert!(
+        !out.all().contains(secret),
+        "the token was shown:\n{}",
+        out.all()
+    );
     let state = std::fs::read_to_string(env.tf.path().join("terraform.tfstate")).unwrap();
     assert!(!state.contains(secret), "the token is in the state");
 }
@@ -279,7 +285,9 @@ fn an_admin_token_that_expires_during_an_apply_is_renewed_once_and_the_apply_suc
 static PIPELINE: Hcl = Hcl::new(|| Pipeline::new().stage("dev", Sources::direct()).hcl());
 
 /// The verbs of a Kargo role that manages the pipeline.
-const MANAGE: [&str; 7] = ["get", "list", "watch", "create", "update", "patch", "delete"];
+const MANAGE: [&str; 7] = [
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
 
 /// Creates the Kargo role `role` in project `shop` as Kargo does (a ServiceAccount bound to
 /// a Role of the same name), allowed to manage the pipeline and, when `promote`, to promote;
@@ -301,15 +309,19 @@ fn kargo_role_token(env: &Env, role: &str, promote: bool) -> String {
         txn.create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": role, "namespace": "shop", "annotations": managed}}))
             .unwrap();
-        txn.create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        txn.create(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": role, "namespace": "shop", "annotations": managed},
-            "rules": rules}))
-            .unwrap();
-        txn.create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "rules": rules}),
+        )
+        .unwrap();
+        txn.create(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": role, "namespace": "shop", "annotations": managed},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": role, "namespace": "shop"}]}))
-            .unwrap();
+            "subjects": [{"kind": "ServiceAccount", "name": role, "namespace": "shop"}]}),
+        )
+        .unwrap();
     });
     let (code, login) = call(
         env,
@@ -370,9 +382,17 @@ fn a_kargo_role_without_promote_is_told_what_to_grant_and_creates_nothing() {
         "`stages/dev` in namespace \"shop\"",
         "stages.kargo.akuity.io \"dev\" is forbidden: promote is not permitted",
     ] {
-        assert!(refusal.detail.contains(text), "{text:?} in {}", refusal.detail);
+        assert!(
+            refusal.detail.contains(text),
+            "{text:?} in {}",
+            refusal.detail
+        );
     }
-    assert_eq!(*at, At::nth(tf.path(), "main.tf", "\"dev\"", 2), "on `stage`");
+    assert_eq!(
+        *at,
+        At::nth(tf.path(), "main.tf", "\"dev\"", 2),
+        "on `stage`"
+    );
     assert!(!out.all().contains(&deployer));
     assert!(promotions(&env).is_empty(), "no Promotion was created");
     assert!(tf.state_list().is_empty(), "nothing recorded");
@@ -532,7 +552,11 @@ fn settings_that_do_not_go_with_the_api_server_are_refused_on_their_attribute() 
         "{}",
         d.detail
     );
-    assert_eq!(at.line, At::nth(env.tf.path(), "main.tf", "api_server {", 1).line);
+    // Terraform places a diagnostic on a nested block at the block it is in: the provider's.
+    assert_eq!(
+        at.line,
+        At::nth(env.tf.path(), "main.tf", "provider \"kargo\" {", 1).line
+    );
 
     // A token and the admin password: on admin_password.
     env.tf.write_main(&format!(
@@ -547,13 +571,15 @@ fn settings_that_do_not_go_with_the_api_server_are_refused_on_their_attribute() 
     let found = out.json_diagnostics_at();
     assert_eq!(found.len(), 1, "{found:?}");
     let (d, at) = &found[0];
-    assert_eq!(d.summary, "Invalid provider setting api_server.admin_password");
-    assert!(
-        d.detail.contains("conflicts with token"),
-        "{}",
-        d.detail
+    assert_eq!(
+        d.summary,
+        "Invalid provider setting api_server.admin_password"
     );
-    assert_eq!(*at, At::nth(env.tf.path(), "main.tf", &format!("\"{password}\""), 1));
+    assert!(d.detail.contains("conflicts with token"), "{}", d.detail);
+    assert_eq!(
+        *at,
+        At::nth(env.tf.path(), "main.tf", &format!("\"{password}\""), 1)
+    );
     assert!(!out.all().contains("t0ken"));
 
     // force_conflicts: a warning on it at plan, which goes on.
@@ -570,7 +596,11 @@ fn settings_that_do_not_go_with_the_api_server_are_refused_on_their_attribute() 
         .find(|(d, _)| d.summary == "force_conflicts has no effect through Kargo's API server")
         .unwrap_or_else(|| panic!("{found:?}"));
     assert_eq!(d.severity, "warning");
-    assert!(d.detail.contains("full updates, not server-side apply"), "{}", d.detail);
+    assert!(
+        d.detail.contains("full updates, not server-side apply"),
+        "{}",
+        d.detail
+    );
     assert_eq!(*at, At::nth(env.tf.path(), "main.tf", "true", 1));
 
     // Kargo's credentials for the promotion preview: an error on read_kargo_credentials.
@@ -591,7 +621,8 @@ fn settings_that_do_not_go_with_the_api_server_are_refused_on_their_attribute() 
         .unwrap_or_else(|| panic!("{found:?}"));
     assert_eq!(d.severity, "error");
     assert!(
-        d.detail.contains("never returns the values of its credential Secrets"),
+        d.detail
+            .contains("never returns the values of its credential Secrets"),
         "{}",
         d.detail
     );
@@ -633,9 +664,11 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
     let out = env.tf.run(&["validate", "-json"]).failed();
     let found = out.json_diagnostics();
     assert!(
-        found.iter().any(|d| d.summary == "Invalid provider setting api_server.token"
-            && d.detail.contains("KARGO_API_TOKEN")
-            && d.detail.contains("KARGO_ADMIN_PASSWORD")),
+        found
+            .iter()
+            .any(|d| d.summary == "Invalid provider setting api_server.token"
+                && d.detail.contains("KARGO_API_TOKEN")
+                && d.detail.contains("KARGO_ADMIN_PASSWORD")),
         "{found:?}"
     );
 }
