@@ -141,6 +141,10 @@ fn forged_jwt() -> String {
     )
 }
 
+/// How every token the sandbox's API server signs begins: its JWT header,
+/// `{"alg":"HS256","typ":"JWT"}`, base64url-encoded.
+const SANDBOX_JWT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
 /// Every place a secret could leak to: the output of a run with `TF_LOG=TRACE`, and the
 /// state file.
 #[track_caller]
@@ -278,6 +282,41 @@ fn an_admin_token_that_expires_during_an_apply_is_renewed_once_and_the_apply_suc
     assert!(env.get("projects", None, "renewed").is_some());
     assert_eq!(env.tf.state_list(), vec!["kargo_project.renewed"]);
     env.assert_went_through_transport();
+    env.tf.assert_no_changes();
+}
+
+#[test]
+fn an_admin_token_too_close_to_its_expiry_is_renewed_before_it_is_sent() {
+    // Tokens that live 20 s are always within the 30 s the provider renews before expiry.
+    let env = env_with(Options::default().admin_token_ttl(Duration::from_secs(20)));
+    env.config(&project("short-lived"));
+    env.tf.run(&["plan", "-out=tfplan"]).ok();
+    env.sandbox.reset_requests();
+    env.tf.run(&["apply", "tfplan"]).ok();
+    let log = rest_log(&env);
+    assert!(
+        log.iter().all(|l| !l.ends_with(" 401")),
+        "no request left with an expired token: {log:?}"
+    );
+    let requests: Vec<RequestRecord> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "rest")
+        .collect();
+    let others = requests.len() - logins(&requests);
+    assert!(others >= 2, "{log:?}");
+    assert_eq!(
+        logins(&requests),
+        others,
+        "a login before each request: {log:?}"
+    );
+    for pair in requests.chunks(2) {
+        assert_eq!(pair[0].path, "/v1beta1/login", "{log:?}");
+        assert_eq!(pair[0].code, 200, "{log:?}");
+        assert_ne!(pair[1].path, "/v1beta1/login", "{log:?}");
+    }
+    assert!(env.get("projects", None, "short-lived").is_some());
     env.tf.assert_no_changes();
 }
 
@@ -645,7 +684,22 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
         project("from-env")
     ));
     env.tf.run(&["validate"]).ok();
-    env.tf.apply().ok();
+    // Everything logged, and still neither the password nor a token the login returned.
+    env.tf.env("TF_LOG", "TRACE");
+    let traced = env.tf.apply().ok();
+    env.tf.env("TF_LOG", "");
+    assert!(
+        traced
+            .stderr
+            .contains("logged in to Kargo's API server as admin"),
+        "{}",
+        traced.stderr
+    );
+    assert!(!traced.all().contains(&password), "the password was logged");
+    assert!(
+        !traced.all().contains(SANDBOX_JWT_HEADER),
+        "an admin token was logged"
+    );
     assert!(env.get("projects", None, "from-env").is_some());
     let requests = env.sandbox.requests();
     assert!(logins(&requests) >= 1, "{:?}", rest_log(&env));
@@ -659,16 +713,62 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
     env.assert_went_through_transport();
     env.tf.assert_no_changes();
 
-    // Without the password there is nothing to authenticate with: said at validate.
+    // The URL alone selects Kargo's API server, over the kubeconfig Terraform's environment
+    // might name; without the CA its certificate is not trusted, and the error says where to
+    // give it.
+    env.tf.write_main(&format!(
+        "{REQUIRED_PROVIDERS}provider \"kargo\" {{}}\n\n{}{}",
+        project("from-env"),
+        project("untrusted")
+    ));
+    env.sandbox.reset_requests();
+    let out = env.tf.apply().failed();
+    out.assert_error(
+        "kargo_project.untrusted",
+        &[
+            &format!("could not reach Kargo's API server at {url}"),
+            "certificate",
+            "the TLS settings (`api_server.ca_certificate`)",
+        ],
+    );
+    assert!(env.get("projects", None, "untrusted").is_none());
+    env.assert_no_requests("no request gets through an untrusted TLS handshake");
+
+    // Without the password there is nothing to authenticate with: said at plan, naming the
+    // variable that chose Kargo's API server (Terraform does not validate an empty provider
+    // block).
     env.tf.env("KARGO_ADMIN_PASSWORD", "");
+    let out = env.tf.run(&["plan", "-json"]).failed();
+    let found = out.json_diagnostics();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].summary,
+        "Invalid provider setting KARGO_API_URL (environment variable)"
+    );
+    assert_eq!(
+        found[0].detail,
+        "a token or admin_password is required: a Kargo API token (token, or KARGO_API_TOKEN), \
+         or the admin account's password (admin_password, or KARGO_ADMIN_PASSWORD)"
+    );
+    env.assert_no_requests("an incomplete configuration sends nothing");
+
+    // The same in the block: on the block's missing credentials, at validate.
+    env.tf.write_main(&format!(
+        "{}\n{}",
+        provider("", &ca(&env)),
+        project("from-env")
+    ));
     let out = env.tf.run(&["validate", "-json"]).failed();
     let found = out.json_diagnostics();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].summary,
+        "Invalid provider setting api_server.token"
+    );
     assert!(
-        found
-            .iter()
-            .any(|d| d.summary == "Invalid provider setting api_server.token"
-                && d.detail.contains("KARGO_API_TOKEN")
-                && d.detail.contains("KARGO_ADMIN_PASSWORD")),
+        found[0]
+            .detail
+            .starts_with("a token or admin_password is required"),
         "{found:?}"
     );
 }
