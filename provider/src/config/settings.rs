@@ -777,8 +777,9 @@ impl Resolved {
             (None, None) if source != Source::Unknown => errors.push(block(
                 Some("token"),
                 format!(
-                    "or admin_password is required: a Kargo API token (or {API_TOKEN_ENV}), or the \
-                     admin account's password (or {ADMIN_PASSWORD_ENV})"
+                    "a token or admin_password is required: a Kargo API token (token, or \
+                     {API_TOKEN_ENV}), or the admin account's password (admin_password, or \
+                     {ADMIN_PASSWORD_ENV})"
                 ),
             )),
             _ => {}
