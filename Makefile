@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 TARGET_DIR ?= $(CURDIR)/target
-# `make bench BENCH=reads` (or `BENCH=preview`) runs only that part of the bench.
+# `make bench BENCH=reads` (or `BENCH=preview`, `BENCH=rest`) runs only that part of the bench.
 BENCH ?=
 OS_ARCH := $(shell uname -s | tr A-Z a-z)_$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/dokaseca/kargo/$(VERSION)/$(OS_ARCH)
@@ -23,7 +23,8 @@ help:
 	@echo "make testacc   the examples against a real cluster (needs TF_ACC=1 and KUBECONFIG; skipped otherwise)"
 	@echo "make bench     the performance budget: kargo vs the example provider vs terraform_data, requests, memory, preview"
 	@echo "               (BENCH=reads: only the requests of plans of promotions, approvals, freight data sources;"
-	@echo "               BENCH=preview: only the quickstart's plan with the preview on and off)"
+	@echo "               BENCH=preview: only the quickstart's plan with the preview on and off;"
+	@echo "               BENCH=rest: only the Kubernetes API and Kargo's API server side by side)"
 	@echo "make docs      regenerate docs/ from the schema, examples/ and templates/ (docs-check: verify)"
 	@echo "make generate  regenerate the committed schema facts (sandbox CRDs, step schemas) from ../shared/kargo/v1.11.2"
 
@@ -108,8 +109,10 @@ testacc:
 # plugin crate's example provider (the floor for any plugin provider) and terraform_data side by
 # side, then start-up, request counts, memory and the promotion preview's cost (quickstart plan
 # with the preview on / off, Git fetches per repository per plan) and the shared reads (requests
-# and time of plans of N promotions, approvals and freight data sources). `make bench BENCH=preview`
-# measures only the preview, `BENCH=reads` only the reads. Informational; not part of `make test`.
+# and time of plans of N promotions, approvals and freight data sources), then the same workloads
+# through the Kubernetes API and through Kargo's API server. `make bench BENCH=preview` measures
+# only the preview, `BENCH=reads` only the reads, `BENCH=rest` only the two transports.
+# Informational; not part of `make test`.
 bench: tf-check
 	$(CARGO) build --release -p terraform-provider-kargo
 	$(CARGO) build --release -p tfplugin --example terraform-provider-echo

@@ -392,4 +392,130 @@ mod tests {
         assert_eq!(exec.args, vec!["eks", "get-token"]);
         assert_eq!(exec.env.get("AWS_PROFILE").map(String::as_str), Some("ops"));
     }
+
+    fn api_server_block(attrs: Vec<(&str, Value)>) -> Value {
+        Value::List(vec![Value::object(attrs)])
+    }
+
+    #[test]
+    fn decoding_reads_the_api_server_block() {
+        let config = block(vec![(
+            "api_server",
+            api_server_block(vec![
+                ("url", Value::string("https://kargo.example.com/kargo")),
+                ("token", Value::string("kargo-token")),
+                ("admin_password", Value::string("")),
+                ("ca_certificate", Value::Null),
+                ("insecure_skip_tls_verify", Value::Bool(true)),
+            ]),
+        )]);
+        let s = settings_from_config(&config);
+        let api = s.api_server.unwrap();
+        assert_eq!(api.url.as_deref(), Some("https://kargo.example.com/kargo"));
+        assert_eq!(api.token.as_ref().map(Secret::expose), Some("kargo-token"));
+        // Empty strings count as unset, as everywhere in the block.
+        assert!(api.admin_password.is_none());
+        assert!(api.ca_certificate.is_none());
+        assert_eq!(api.insecure_skip_tls_verify, Some(true));
+        assert_eq!(api.url_source, None);
+        assert!(s.unknown.is_empty(), "{:?}", s.unknown);
+
+        // No block, or an empty list of blocks: Kargo's API server is not configured.
+        for absent in [Value::Null, Value::List(vec![])] {
+            let s = settings_from_config(&block(vec![("api_server", absent)]));
+            assert!(s.api_server.is_none());
+            assert!(!s.unknown.contains(&Setting::ApiServer));
+        }
+    }
+
+    #[test]
+    fn an_api_server_block_not_known_yet_is_decided_at_apply() {
+        let partly = block(vec![(
+            "api_server",
+            api_server_block(vec![
+                ("url", Value::string("https://kargo.example.com")),
+                ("token", Value::Unknown),
+            ]),
+        )]);
+        let whole = block(vec![("api_server", Value::Unknown)]);
+        for config in [partly, whole] {
+            let s = settings_from_config(&config);
+            assert!(s.api_server.is_none());
+            assert!(s.unknown.contains(&Setting::ApiServer));
+            let resolved = s.resolve(|name| {
+                (name == settings::API_URL_ENV).then(|| "https://env.example.com".to_string())
+            });
+            assert!(resolved.uses_api_server());
+            assert!(!resolved.is_known());
+            assert!(config_diagnostics(&resolved).0.is_empty());
+        }
+        let s = settings_from_config(&Value::Unknown);
+        assert!(s.unknown.contains(&Setting::ApiServer));
+    }
+
+    #[test]
+    fn api_server_problems_land_on_the_attribute_or_name_the_variable() {
+        let config = block(vec![
+            ("config_path", Value::string("/etc/kubeconfig")),
+            (
+                "api_server",
+                api_server_block(vec![
+                    ("url", Value::string("kargo.example.com")),
+                    ("token", Value::string("kargo-token")),
+                    ("admin_password", Value::string("admin-password")),
+                ]),
+            ),
+        ]);
+        let diags = config_diagnostics(&settings_from_config(&config).resolve(|_| None));
+        let found: Vec<(String, Option<AttributePath>)> = diags
+            .0
+            .iter()
+            .map(|d| (d.summary.clone(), d.attribute.clone()))
+            .collect();
+        let nested = |name: &str| {
+            Some(
+                AttributePath::attr("api_server")
+                    .join_index(0)
+                    .join_attr(name),
+            )
+        };
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "Invalid provider setting api_server".to_string(),
+                    Some(AttributePath::attr("api_server"))
+                ),
+                (
+                    "Invalid provider setting api_server.url".to_string(),
+                    nested("url")
+                ),
+                (
+                    "Invalid provider setting api_server.admin_password".to_string(),
+                    nested("admin_password")
+                ),
+            ]
+        );
+        for d in &diags.0 {
+            assert!(!d.detail.contains("kargo-token"), "{}", d.detail);
+            assert!(!d.detail.contains("admin-password"), "{}", d.detail);
+        }
+
+        // From the environment: no attribute to point at; the summary names the variable.
+        let resolved = Settings::default().resolve(|name| {
+            (name == settings::API_URL_ENV).then(|| "https://kargo.example.com".to_string())
+        });
+        let diags = config_diagnostics(&resolved);
+        assert_eq!(diags.0.len(), 1, "{diags:?}");
+        assert_eq!(
+            diags.0[0].summary,
+            "Invalid provider setting KARGO_API_URL (environment variable)"
+        );
+        assert_eq!(diags.0[0].attribute, None);
+        assert!(
+            diags.0[0].detail.starts_with("needs KARGO_API_TOKEN"),
+            "{}",
+            diags.0[0].detail
+        );
+    }
 }

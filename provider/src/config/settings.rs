@@ -749,6 +749,12 @@ impl Resolved {
         let Some(api) = &self.settings.api_server else {
             return errors;
         };
+        // A value taken from its environment variable is reported as that variable, not as
+        // an attribute of the block the user did not write.
+        let value = |nested: &'static str, var: Option<&'static str>, message: String| match var {
+            Some(var) => ConfigError::new(Setting::ApiServer, Source::Env(var), message),
+            None => block(Some(nested), message),
+        };
         match &api.url {
             None => errors.push(block(
                 Some("url"),
@@ -759,8 +765,9 @@ impl Resolved {
             )),
             Some(url) => {
                 if let Err(problem) = parse_url(url, &["https", "http"]) {
-                    errors.push(block(
-                        Some("url"),
+                    errors.push(value(
+                        "url",
+                        api.url_source,
                         format!(
                             "{problem}; expected the URL of Kargo's API server, e.g. https://kargo.example.com"
                         ),
@@ -769,10 +776,27 @@ impl Resolved {
             }
         }
         match (&api.token, &api.admin_password) {
+            // Both come from the block, or both from the environment (the variables only
+            // fill a block that names neither).
+            (Some(_), Some(_)) if api.admin_password_source.is_some() => errors.push(value(
+                "admin_password",
+                api.admin_password_source,
+                format!(
+                    "conflicts with {API_TOKEN_ENV}: authenticate either with a token or with the \
+                     admin password; unset one of them"
+                ),
+            )),
             (Some(_), Some(_)) => errors.push(block(
                 Some("admin_password"),
                 "conflicts with token: authenticate either with a token or with the admin password"
                     .into(),
+            )),
+            (None, None) if matches!(source, Source::Env(_)) => errors.push(block(
+                None,
+                format!(
+                    "needs {API_TOKEN_ENV} (a Kargo API token) or {ADMIN_PASSWORD_ENV} (the admin \
+                     account's password) to authenticate to Kargo's API server"
+                ),
             )),
             (None, None) if source != Source::Unknown => errors.push(block(
                 Some("token"),
@@ -1166,7 +1190,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 /// Parses an absolute URL whose scheme is one of `schemes`. Messages never repeat the
 /// URL's user-info part (it may hold a password).
 fn parse_url(value: &str, schemes: &[&str]) -> Result<http::Uri, String> {
-    let shown = redact_userinfo(value);
+    let shown = shown_url(value);
     let uri: http::Uri = value
         .trim()
         .parse()
@@ -1184,6 +1208,19 @@ fn parse_url(value: &str, schemes: &[&str]) -> Result<http::Uri, String> {
         return Err(format!("\"{shown}\" has no host"));
     }
     Ok(uri)
+}
+
+/// `value` as a message may show it: without its user-info part, also when the scheme is
+/// missing (`user:password@host` is a common slip).
+fn shown_url(value: &str) -> String {
+    if value.contains("://") {
+        return redact_userinfo(value);
+    }
+    let authority_end = value.find(['/', '?', '#']).unwrap_or(value.len());
+    match value[..authority_end].rfind('@') {
+        Some(at) => format!("***{}", &value[at..]),
+        None => value.to_string(),
+    }
 }
 
 /// Parses PEM certificates into DER. Messages never quote the input.
@@ -1269,6 +1306,417 @@ mod tests {
         let s = Secret::new("abc123");
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert_eq!(s.expose(), "abc123");
+    }
+
+    // ---- Kargo's API server -------------------------------------------------------------
+
+    const TOKEN: &str = "kargo-token-c2VjcmV0";
+    const PASSWORD: &str = "admin-pw-hunter2";
+
+    fn fake_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn with_block(api: ApiServerSettings) -> Settings {
+        Settings {
+            api_server: Some(api),
+            ..Settings::default()
+        }
+    }
+
+    fn block(url: &str, token: Option<&str>, password: Option<&str>) -> ApiServerSettings {
+        ApiServerSettings {
+            url: Some(url.to_string()),
+            token: token.map(Secret::from),
+            admin_password: password.map(Secret::from),
+            ..ApiServerSettings::default()
+        }
+    }
+
+    /// The only error `validate` reports, as (location, message).
+    fn only_error(resolved: &Resolved) -> (Option<String>, String) {
+        let errors = resolved.validate();
+        assert_eq!(errors.len(), 1, "expected one error, got {errors:?}");
+        (errors[0].location(), errors[0].message.clone())
+    }
+
+    #[test]
+    fn kargo_api_url_alone_selects_the_api_server() {
+        let resolved = Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (API_TOKEN_ENV, TOKEN),
+        ]));
+        assert!(resolved.uses_api_server());
+        assert_eq!(
+            resolved.source(Setting::ApiServer),
+            Source::Env(API_URL_ENV)
+        );
+        let api = resolved.api_server().unwrap();
+        assert_eq!(api.url.as_deref(), Some("https://kargo.example.com"));
+        assert_eq!(api.url_source, Some(API_URL_ENV));
+        assert_eq!(api.token.as_ref().map(Secret::expose), Some(TOKEN));
+        assert_eq!(api.token_source, Some(API_TOKEN_ENV));
+        assert!(api.admin_password.is_none());
+        assert_eq!(resolved.validate(), vec![]);
+
+        // The admin password works the same way.
+        let resolved = Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (ADMIN_PASSWORD_ENV, PASSWORD),
+        ]));
+        let api = resolved.api_server().unwrap();
+        assert_eq!(
+            api.admin_password.as_ref().map(Secret::expose),
+            Some(PASSWORD)
+        );
+        assert_eq!(api.admin_password_source, Some(ADMIN_PASSWORD_ENV));
+        assert_eq!(resolved.validate(), vec![]);
+
+        // Credentials alone choose nothing.
+        let resolved = Settings::default().resolve(fake_env(&[(API_TOKEN_ENV, TOKEN)]));
+        assert!(!resolved.uses_api_server());
+        assert_eq!(resolved.source(Setting::ApiServer), Source::Unset);
+    }
+
+    #[test]
+    fn block_attributes_win_over_the_kargo_variables() {
+        let env = fake_env(&[
+            (API_URL_ENV, "https://env.example.com"),
+            (API_TOKEN_ENV, "env-token"),
+            (ADMIN_PASSWORD_ENV, "env-password"),
+        ]);
+        let resolved =
+            with_block(block("https://block.example.com", Some(TOKEN), None)).resolve(&env);
+        assert_eq!(resolved.source(Setting::ApiServer), Source::Explicit);
+        let api = resolved.api_server().unwrap();
+        assert_eq!(api.url.as_deref(), Some("https://block.example.com"));
+        assert_eq!(api.url_source, None);
+        assert_eq!(api.token.as_ref().map(Secret::expose), Some(TOKEN));
+        assert_eq!(api.token_source, None);
+        // The block names a credential: neither variable is read.
+        assert!(api.admin_password.is_none(), "{api:?}");
+        assert_eq!(resolved.validate(), vec![]);
+
+        // A block naming the admin password does not pick up KARGO_API_TOKEN either.
+        let resolved =
+            with_block(block("https://block.example.com", None, Some(PASSWORD))).resolve(&env);
+        let api = resolved.api_server().unwrap();
+        assert!(api.token.is_none(), "{api:?}");
+        assert_eq!(
+            api.admin_password.as_ref().map(Secret::expose),
+            Some(PASSWORD)
+        );
+        assert_eq!(resolved.validate(), vec![]);
+
+        // An empty block takes the URL and the token from the environment.
+        let resolved = with_block(ApiServerSettings::default()).resolve(fake_env(&[
+            (API_URL_ENV, "https://env.example.com"),
+            (API_TOKEN_ENV, "env-token"),
+        ]));
+        let api = resolved.api_server().unwrap();
+        assert_eq!(api.url.as_deref(), Some("https://env.example.com"));
+        assert_eq!(api.url_source, Some(API_URL_ENV));
+        assert_eq!(api.token.as_ref().map(Secret::expose), Some("env-token"));
+        assert_eq!(api.token_source, Some(API_TOKEN_ENV));
+        assert_eq!(resolved.source(Setting::ApiServer), Source::Explicit);
+        assert_eq!(resolved.validate(), vec![]);
+    }
+
+    #[test]
+    fn api_server_block_beside_kubernetes_settings_is_an_error_on_the_block() {
+        let settings = Settings {
+            config_path: Some("/etc/kubeconfig".into()),
+            host: Some("https://203.0.113.10:6443".into()),
+            ..with_block(block("https://kargo.example.com", Some(TOKEN), None))
+        };
+        let resolved = settings.resolve(fake_env(&[]));
+        let errors = resolved.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].setting, Some(Setting::ApiServer));
+        assert_eq!(errors[0].nested, None);
+        assert_eq!(errors[0].source, Source::Explicit);
+        assert_eq!(errors[0].location().as_deref(), Some("api_server"));
+        assert_eq!(
+            errors[0].message,
+            "conflicts with config_path, host: the provider connects either through Kargo's API \
+             server (api_server) or through the Kubernetes API, not both; remove one"
+        );
+
+        // A Kubernetes setting not known yet conflicts too.
+        let mut settings = with_block(block("https://kargo.example.com", Some(TOKEN), None));
+        settings.unknown.insert(Setting::Exec);
+        let (location, message) = only_error(&settings.resolve(fake_env(&[])));
+        assert_eq!(location.as_deref(), Some("api_server"));
+        assert!(message.starts_with("conflicts with exec: "), "{message}");
+
+        // KUBE_* variables do not count against an explicit block: the block chooses.
+        let resolved = with_block(block("https://kargo.example.com", Some(TOKEN), None))
+            .resolve(fake_env(&[("KUBE_CONFIG_PATH", "/etc/kubeconfig")]));
+        assert_eq!(resolved.validate(), vec![]);
+        assert!(resolved.uses_api_server());
+    }
+
+    #[test]
+    fn both_transports_in_the_environment_is_a_general_error() {
+        let resolved = Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (API_TOKEN_ENV, TOKEN),
+            ("KUBE_CONFIG_PATH", "/etc/kubeconfig"),
+            ("KUBE_TOKEN", "kube-token"),
+        ]));
+        let errors = resolved.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].setting, None);
+        assert_eq!(errors[0].location(), None);
+        assert_eq!(
+            errors[0].to_string(),
+            "both KARGO_API_URL (Kargo's API server) and KUBE_CONFIG_PATH, KUBE_TOKEN (the \
+             Kubernetes API) are set: the provider connects through one of them; unset one, or \
+             configure the connection in the provider block"
+        );
+    }
+
+    #[test]
+    fn explicit_kubernetes_settings_win_over_kargo_api_url() {
+        let settings = Settings {
+            config_path: Some("/etc/kubeconfig".into()),
+            ..Settings::default()
+        };
+        let resolved = settings.resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (API_TOKEN_ENV, TOKEN),
+        ]));
+        assert!(!resolved.uses_api_server());
+        assert!(resolved.api_server().is_none());
+        assert_eq!(resolved.source(Setting::ApiServer), Source::Unset);
+        assert_eq!(resolved.validate(), vec![]);
+        assert_eq!(resolved.describe(), "kubeconfig /etc/kubeconfig");
+    }
+
+    #[test]
+    fn nothing_configured_names_the_api_server_too() {
+        let resolved = Settings::default().resolve(fake_env(&[]));
+        assert!(!resolved.uses_api_server());
+        assert_eq!(resolved.validate(), vec![]);
+        let err = resolved.kube_config().unwrap_err();
+        assert_eq!(err.location(), None);
+        assert!(
+            err.message
+                .starts_with("no Kubernetes cluster is configured for the kargo provider. "),
+            "{err}"
+        );
+        assert!(
+            err.message.contains(
+                "or, to work through Kargo's own API server, an api_server block with url and \
+                 token or admin_password (KARGO_API_URL with KARGO_API_TOKEN or \
+                 KARGO_ADMIN_PASSWORD)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_server_needs_a_url() {
+        let resolved = with_block(ApiServerSettings {
+            token: Some(Secret::from(TOKEN)),
+            ..ApiServerSettings::default()
+        })
+        .resolve(fake_env(&[]));
+        let errors = resolved.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].nested, Some("url"));
+        assert_eq!(errors[0].location().as_deref(), Some("api_server.url"));
+        assert_eq!(
+            errors[0].message,
+            "is required: the URL of Kargo's API server, e.g. https://kargo.example.com (or set \
+             KARGO_API_URL)"
+        );
+
+        let (location, message) = only_error(
+            &with_block(block("kargo.example.com", Some(TOKEN), None)).resolve(fake_env(&[])),
+        );
+        assert_eq!(location.as_deref(), Some("api_server.url"));
+        assert_eq!(
+            message,
+            "\"kargo.example.com\" has no scheme (https://...); expected the URL of Kargo's API \
+             server, e.g. https://kargo.example.com"
+        );
+    }
+
+    #[test]
+    fn an_unusable_kargo_api_url_is_reported_as_the_variable() {
+        // The block leaves url to the environment: the problem is the variable's value.
+        let (location, message) = only_error(
+            &with_block(ApiServerSettings {
+                token: Some(Secret::from(TOKEN)),
+                ..ApiServerSettings::default()
+            })
+            .resolve(fake_env(&[(API_URL_ENV, "ftp://kargo.example.com")])),
+        );
+        assert_eq!(
+            location.as_deref(),
+            Some("KARGO_API_URL (environment variable)")
+        );
+        assert_eq!(
+            message,
+            "\"ftp://kargo.example.com\" uses scheme \"ftp\"; supported: https, http; expected \
+             the URL of Kargo's API server, e.g. https://kargo.example.com"
+        );
+        // A URL with credentials in it is never repeated whole, with a scheme or without.
+        let (_, message) = only_error(&Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "kargo:hunter2@kargo.example.com"),
+            (API_TOKEN_ENV, TOKEN),
+        ])));
+        assert_eq!(
+            message,
+            "\"***@kargo.example.com\" has no scheme (https://...); expected the URL of Kargo's \
+             API server, e.g. https://kargo.example.com"
+        );
+        let (_, message) = only_error(&Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "ftp://kargo:hunter2@kargo.example.com/kargo"),
+            (API_TOKEN_ENV, TOKEN),
+        ])));
+        assert!(
+            message.starts_with("\"ftp://***@kargo.example.com/kargo\" uses scheme \"ftp\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn token_and_admin_password_conflict() {
+        let resolved = with_block(block(
+            "https://kargo.example.com",
+            Some(TOKEN),
+            Some(PASSWORD),
+        ))
+        .resolve(fake_env(&[]));
+        let errors = resolved.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].source, Source::Explicit);
+        assert_eq!(
+            errors[0].to_string(),
+            "api_server.admin_password: conflicts with token: authenticate either with a token or \
+             with the admin password"
+        );
+
+        // Both from the environment: the variables are named, not the block's attributes.
+        let both = [(API_TOKEN_ENV, TOKEN), (ADMIN_PASSWORD_ENV, PASSWORD)];
+        for settings in [
+            Settings::default(),
+            with_block(ApiServerSettings::default()),
+        ] {
+            let mut vars = both.to_vec();
+            vars.push((API_URL_ENV, "https://kargo.example.com"));
+            let errors = settings.resolve(fake_env(&vars)).validate();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].source, Source::Env(ADMIN_PASSWORD_ENV));
+            assert_eq!(
+                errors[0].to_string(),
+                "KARGO_ADMIN_PASSWORD (environment variable): conflicts with KARGO_API_TOKEN: \
+                 authenticate either with a token or with the admin password; unset one of them"
+            );
+        }
+    }
+
+    #[test]
+    fn api_server_needs_a_credential() {
+        let errors = with_block(block("https://kargo.example.com", None, None))
+            .resolve(fake_env(&[]))
+            .validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].nested, Some("token"));
+        assert_eq!(
+            errors[0].to_string(),
+            "api_server.token: or admin_password is required: a Kargo API token (or \
+             KARGO_API_TOKEN), or the admin account's password (or KARGO_ADMIN_PASSWORD)"
+        );
+
+        let errors = Settings::default()
+            .resolve(fake_env(&[(API_URL_ENV, "https://kargo.example.com")]))
+            .validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].source, Source::Env(API_URL_ENV));
+        assert_eq!(
+            errors[0].to_string(),
+            "KARGO_API_URL (environment variable): needs KARGO_API_TOKEN (a Kargo API token) or \
+             KARGO_ADMIN_PASSWORD (the admin account's password) to authenticate to Kargo's API \
+             server"
+        );
+    }
+
+    #[test]
+    fn api_server_ca_certificate_must_be_pem() {
+        let mut api = block("https://kargo.example.com", Some(TOKEN), None);
+        api.ca_certificate = Some("not a certificate".into());
+        let (location, message) = only_error(&with_block(api.clone()).resolve(fake_env(&[])));
+        assert_eq!(location.as_deref(), Some("api_server.ca_certificate"));
+        assert_eq!(
+            message,
+            "contains no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+        );
+
+        let pem = rcgen::generate_simple_self_signed(vec!["kargo.example.com".to_string()])
+            .unwrap()
+            .cert
+            .pem();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&pem);
+        api.ca_certificate = Some(encoded);
+        let (_, message) = only_error(&with_block(api.clone()).resolve(fake_env(&[])));
+        assert!(
+            message.ends_with(
+                "the value looks base64-encoded: decode it first (e.g. with base64decode())"
+            ),
+            "{message}"
+        );
+
+        api.ca_certificate = Some(pem);
+        assert_eq!(with_block(api).resolve(fake_env(&[])).validate(), vec![]);
+    }
+
+    #[test]
+    fn an_unknown_api_server_block_waits_for_apply() {
+        let mut settings = Settings::default();
+        settings.unknown.insert(Setting::ApiServer);
+        let resolved = settings.resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (API_TOKEN_ENV, TOKEN),
+        ]));
+        assert_eq!(resolved.source(Setting::ApiServer), Source::Unknown);
+        assert!(resolved.uses_api_server());
+        assert!(!resolved.is_known());
+        // The variables do not stand in for a block that is only known at apply.
+        assert!(resolved.api_server().is_none());
+        assert_eq!(resolved.validate(), vec![]);
+    }
+
+    #[test]
+    fn describe_never_shows_api_server_secrets() {
+        let resolved = with_block(block(
+            "https://terraform:hunter2@kargo.example.com/kargo",
+            Some(TOKEN),
+            None,
+        ))
+        .resolve(fake_env(&[]));
+        assert_eq!(
+            resolved.describe(),
+            "Kargo API server https://***@kargo.example.com/kargo (token)"
+        );
+        let resolved = Settings::default().resolve(fake_env(&[
+            (API_URL_ENV, "https://kargo.example.com"),
+            (ADMIN_PASSWORD_ENV, PASSWORD),
+        ]));
+        let text = format!("{} {resolved:?}", resolved.describe());
+        assert!(
+            text.starts_with("Kargo API server https://kargo.example.com (admin password) "),
+            "{text}"
+        );
+        for secret in [TOKEN, PASSWORD, "hunter2"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! preview on and off, and how often a plan fetches each Git repository (at most once)
 //! (`bench preview` runs only that part). Last, the shared reads: the requests and time of one
 //! plan of N promotions, approvals and freight data sources (also alone: `bench reads`,
-//! `make bench BENCH=reads`).
+//! `make bench BENCH=reads`). And the two transports side by side: the same workloads through
+//! the Kubernetes API and through Kargo's API server (also alone: `bench rest`,
+//! `make bench BENCH=rest`).
 //!
 //! Beside kargo and the built-in `terraform_data`, every workload also runs on the example
 //! provider of the plugin crate (`terraform-provider-echo`, whose resource stores what it is
@@ -76,28 +78,25 @@ impl Row {
 }
 
 fn main() -> ExitCode {
-    // `bench reads` (`make bench BENCH=reads`): only the shared-reads budget.
-    if std::env::args().nth(1).as_deref() == Some("reads") {
-        return match reads::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match run() {
-        Ok(report) => {
+    let outcome = match std::env::args().nth(1).as_deref() {
+        // `bench reads` (`make bench BENCH=reads`): only the shared-reads budget.
+        Some("reads") => reads::run(),
+        // `bench rest` (`make bench BENCH=rest`): only the two transports side by side.
+        Some("rest") => rest::run(),
+        _ => run().and_then(|report| {
             print_report(&report);
-            println!();
-            match reads::run() {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("bench: {e}");
-                    ExitCode::FAILURE
-                }
+            if report.side_by_side.is_empty() {
+                // `bench preview`: that part alone.
+                return Ok(());
             }
-        }
+            println!();
+            reads::run()?;
+            println!();
+            rest::run()
+        }),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
             ExitCode::FAILURE
@@ -883,7 +882,7 @@ fn print_table(rows: &[Row]) {
 mod reads {
     use std::time::{Duration, Instant};
 
-    use kargo_e2e::{Env, Terraform};
+    use kargo_e2e::{Env, Terraform, Transport};
     use kargo_sandbox::HttpFault;
     use serde_json::json;
 
@@ -901,14 +900,14 @@ mod reads {
     const CONSTANT: u64 = 5;
 
     #[derive(Clone, Copy)]
-    enum Workload {
+    pub(super) enum Workload {
         Promotion,
         Approval,
         FreightData,
     }
 
     impl Workload {
-        fn name(self) -> &'static str {
+        pub(super) fn name(self) -> &'static str {
             match self {
                 Workload::Promotion => "kargo_promotion",
                 Workload::Approval => "kargo_freight_approval",
@@ -917,7 +916,7 @@ mod reads {
         }
 
         /// N of this workload, each on its own stage `s-<i>`, all of one freight.
-        fn hcl(self, n: usize, freight: &str, alias: &str) -> String {
+        pub(super) fn hcl(self, n: usize, freight: &str, alias: &str) -> String {
             match self {
                 Workload::Promotion => format!(
                     r#"
@@ -982,7 +981,7 @@ resource "terraform_data" "r" {{
     }
 
     /// The project and warehouse every workload's configuration starts with.
-    const BASE: &str = r#"
+    pub(super) const BASE: &str = r#"
 resource "kargo_project" "bench" {
   name = "bench"
 }
@@ -996,10 +995,11 @@ resource "kargo_warehouse" "app" {
 }
 "#;
 
-    /// A project `bench`, its warehouse `app` (applied), one freight, and `n` stages taking
-    /// it directly (written straight into the sandbox: only their reads are measured).
-    fn world(n: usize) -> Result<(Env, String, String), String> {
-        let env = Env::new();
+    /// A project `bench`, its warehouse `app` (applied through `transport`), one freight, and
+    /// `n` stages taking it directly (written straight into the sandbox: only their reads are
+    /// measured).
+    pub(super) fn world(transport: Transport, n: usize) -> Result<(Env, String, String), String> {
+        let env = Env::over(transport);
         env.config(BASE);
         timed(|| env.tf.apply())?;
         let out = env
@@ -1073,7 +1073,7 @@ resource "kargo_warehouse" "app" {
             ] {
                 eprintln!("reads: N = {n} {}…", workload.name());
                 let started = Instant::now();
-                let (env, freight, alias) = world(n)?;
+                let (env, freight, alias) = world(Transport::Kubernetes, n)?;
                 let twin = Terraform::new();
                 twin.write_main(&workload.twin(n, &freight));
                 env.config(&format!("{BASE}{}", workload.hcl(n, &freight, &alias)));
@@ -1155,6 +1155,203 @@ resource "kargo_warehouse" "app" {
              20 ms late answers: the sandbox's delay fault on every request; the ratio is to \
              the same plan without it. A plan that read each object once per resource would \
              pay 20 ms per request in sequence; shared reads pay it about once per object."
+        );
+    }
+}
+
+/// What `make bench BENCH=rest` measures: the same workloads through the Kubernetes API (a
+/// kubeconfig provider block) and through Kargo's API server (an `api_server` block, logged in
+/// as admin) against the same kind of sandbox, which serves both on one port: plan, apply and
+/// plan after apply, side by side, with the ratio and each one's requests.
+mod rest {
+    use std::time::Duration;
+
+    use kargo_e2e::{Env, Output, Transport};
+
+    use super::reads::{BASE, Workload, world};
+    use super::{PLAN_RUNS, median, timed, workload};
+
+    const SIZES: [usize; 2] = [10, 100];
+
+    /// Plan (new), apply and plan after apply of one workload through one transport.
+    type Run = fn(Transport, usize) -> Result<[Sample; 3], String>;
+
+    /// One measure through one transport: its time and the requests the sandbox logged.
+    #[derive(Clone, Copy)]
+    struct Sample {
+        time: Duration,
+        requests: u64,
+    }
+
+    struct Measured {
+        n: usize,
+        workload: &'static str,
+        what: &'static str,
+        kubernetes: Sample,
+        api_server: Sample,
+    }
+
+    /// The median of [`PLAN_RUNS`] plans, and the requests of the first.
+    fn plan(env: &Env) -> Result<Sample, String> {
+        env.sandbox.reset_requests();
+        let first = timed(|| env.tf.run(&["plan", "-input=false"]))?;
+        let requests = env.sandbox.request_counts().total();
+        let mut samples = vec![first];
+        for _ in 1..PLAN_RUNS {
+            samples.push(timed(|| env.tf.run(&["plan", "-input=false"]))?);
+        }
+        Ok(Sample {
+            time: median(samples),
+            requests,
+        })
+    }
+
+    fn apply(env: &Env) -> Result<Sample, String> {
+        env.sandbox.reset_requests();
+        let time = timed(|| env.tf.apply())?;
+        Ok(Sample {
+            time,
+            requests: env.sandbox.request_counts().total(),
+        })
+    }
+
+    /// Fails unless a plan right after the apply is empty: the figures of a transport that
+    /// wrote something else than configured would mean nothing.
+    fn assert_no_changes(env: &Env, transport: Transport) -> Result<(), String> {
+        let out: Output = env.tf.run(&["plan", "-input=false", "-detailed-exitcode"]);
+        match out.code {
+            0 => Ok(()),
+            _ => Err(format!(
+                "the plan after apply through {transport:?} is not empty (exit {}):\n{}",
+                out.code,
+                out.all()
+            )),
+        }
+    }
+
+    /// Plan (new), apply, and plan after apply of `config` in `env`.
+    fn measure(env: &Env, transport: Transport) -> Result<[Sample; 3], String> {
+        let new = plan(env)?;
+        let applied = apply(env)?;
+        assert_no_changes(env, transport)?;
+        let after = plan(env)?;
+        Ok([new, applied, after])
+    }
+
+    /// One project and N warehouses: the workload of the main table.
+    fn warehouses(transport: Transport, n: usize) -> Result<[Sample; 3], String> {
+        let env = Env::over(transport);
+        env.config(&workload("kargo_project", "kargo_warehouse", n));
+        measure(&env, transport)
+    }
+
+    /// N promotions (by alias, not waited for) into N stages of one project.
+    fn promotions(transport: Transport, n: usize) -> Result<[Sample; 3], String> {
+        let (env, freight, alias) = world(transport, n)?;
+        env.config(&format!(
+            "{BASE}{}",
+            Workload::Promotion.hcl(n, &freight, &alias)
+        ));
+        measure(&env, transport)
+    }
+
+    pub fn run() -> Result<(), String> {
+        let mut rows = Vec::new();
+        for n in SIZES {
+            let workloads: [(&'static str, Run); 2] = [
+                ("kargo_warehouse", warehouses),
+                (Workload::Promotion.name(), promotions),
+            ];
+            for (name, run) in workloads {
+                eprintln!("rest: N = {n} {name} through the Kubernetes API…");
+                let kubernetes = run(Transport::Kubernetes, n)?;
+                eprintln!("rest: N = {n} {name} through Kargo's API server…");
+                let api_server = run(Transport::ApiServer, n)?;
+                for (i, what) in ["plan, new", "apply", "plan, after apply"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    rows.push(Measured {
+                        n,
+                        workload: name,
+                        what,
+                        kubernetes: kubernetes[i],
+                        api_server: api_server[i],
+                    });
+                }
+            }
+        }
+        print(&rows);
+        Ok(())
+    }
+
+    fn print(rows: &[Measured]) {
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+        let header = [
+            "N",
+            "workload",
+            "measure",
+            "kubernetes",
+            "api server",
+            "api/kube",
+            "requests kube",
+            "requests api",
+        ];
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|m| {
+                vec![
+                    m.n.to_string(),
+                    m.workload.to_string(),
+                    m.what.to_string(),
+                    secs(m.kubernetes.time),
+                    secs(m.api_server.time),
+                    format!(
+                        "{:.2}x",
+                        m.api_server.time.as_secs_f64() / m.kubernetes.time.as_secs_f64()
+                    ),
+                    m.kubernetes.requests.to_string(),
+                    m.api_server.requests.to_string(),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        println!("Transports: the Kubernetes API and Kargo's API server, same workloads");
+        println!("{}", line(&header.map(String::from)));
+        println!(
+            "{}",
+            "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+        );
+        for r in &table {
+            println!("{}", line(r));
+        }
+        println!(
+            "\nWorkloads: one project and N warehouses (image subscription); and N \
+             kargo_promotion (by alias, wait = false) into N stages of one project with one \
+             freight. Each runs once with a kubeconfig provider block and once with an \
+             api_server block (admin password, the sandbox's CA) against a fresh sandbox, which \
+             serves the Kubernetes API and Kargo's REST API on one port. Plans are medians of \
+             {PLAN_RUNS}; requests are those of one plan or of the apply (sandbox request log, \
+             the admin login included). A plan right after each apply is checked empty."
         );
     }
 }
