@@ -747,8 +747,8 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
     );
     assert_eq!(
         found[0].detail,
-        "a token or admin_password is required: a Kargo API token (token, or KARGO_API_TOKEN), \
-         or the admin account's password (admin_password, or KARGO_ADMIN_PASSWORD)"
+        "needs KARGO_API_TOKEN (a Kargo API token) or KARGO_ADMIN_PASSWORD (the admin \
+         account's password) to authenticate to Kargo's API server"
     );
     env.assert_no_requests("an incomplete configuration sends nothing");
 
