@@ -820,3 +820,36 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
         "{found:?}"
     );
 }
+
+#[test]
+fn insecure_skip_tls_verify_reaches_a_server_whose_certificate_is_not_trusted() {
+    let env = Env::over(Transport::ApiServer);
+    // No CA: only skipping verification lets the provider through.
+    let config = |skip: bool| {
+        let inner = format!(
+            "    url                      = \"{}\"\n    admin_password           = \"{}\"\n    insecure_skip_tls_verify = {skip}\n",
+            env.sandbox.server_url(),
+            env.sandbox.admin_password()
+        );
+        format!("{}\n{}", provider("", &inner), project("p"))
+    };
+    env.tf.write_main(&config(false));
+    let out = env.tf.apply().failed();
+    out.assert_error(
+        "kargo_project.p",
+        &[
+            &format!(
+                "could not reach Kargo's API server at {}",
+                env.sandbox.server_url()
+            ),
+            "certificate",
+        ],
+    );
+    assert!(env.get("projects", None, "p").is_none());
+
+    env.tf.write_main(&config(true));
+    env.tf.apply().ok();
+    assert!(env.get("projects", None, "p").is_some());
+    env.assert_went_through_transport();
+    env.tf.assert_no_changes();
+}
