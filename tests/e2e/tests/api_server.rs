@@ -1,7 +1,8 @@
 //! Working through Kargo's API server (the `api_server` block) end to end, where it differs
-//! from the Kubernetes API: tokens it refuses, admin tokens that expire during an apply,
-//! Kargo roles without `promote`, a server that cannot be reached or a Kargo not installed,
-//! the settings refused at validate and plan, and the environment fallbacks.
+//! from the Kubernetes API: tokens it refuses or revoked, a wrong admin password, admin
+//! tokens that expire during an apply, Kargo roles without `promote`, a server that cannot be
+//! reached or is not trusted, a Kargo not installed, the settings refused at validate and
+//! plan, `insecure_skip_tls_verify` and the environment fallbacks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -275,7 +276,7 @@ fn an_admin_token_that_expires_during_an_apply_is_renewed_once_and_the_apply_suc
         .unwrap();
     let out = std::thread::scope(|s| {
         let apply = s.spawn(|| env.tf.run(&["apply", "tfplan"]));
-        env.eventually("the apply to read the missing project", WAIT, |e| {
+        env.eventually("the apply to read the missing project", 3 * WAIT, |e| {
             e.sandbox
                 .requests()
                 .iter()
