@@ -1,7 +1,8 @@
 //! Working through Kargo's API server (the `api_server` block) end to end, where it differs
-//! from the Kubernetes API: tokens it refuses, admin tokens that expire during an apply,
-//! Kargo roles without `promote`, a server that cannot be reached or a Kargo not installed,
-//! the settings refused at validate and plan, and the environment fallbacks.
+//! from the Kubernetes API: tokens it refuses or revoked, a wrong admin password, admin
+//! tokens that expire during an apply, Kargo roles without `promote`, a server that cannot be
+//! reached or is not trusted, a Kargo not installed, the settings refused at validate and
+//! plan, `insecure_skip_tls_verify` and the environment fallbacks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -226,6 +227,38 @@ fn a_token_the_api_server_did_not_sign_is_refused_by_name_and_never_shown() {
 }
 
 #[test]
+fn a_wrong_admin_password_is_refused_at_login_and_never_shown() {
+    let env = Env::over(Transport::ApiServer);
+    let wrong = "not-the-admin-password-4711";
+    env.tf.write_main(&format!(
+        "{}\n{}",
+        provider("", &reach(&env, &format!("admin_password = \"{wrong}\""))),
+        project("p")
+    ));
+    env.tf.run(&["plan"]).ok();
+    let out = env.tf.apply().failed();
+    out.assert_error(
+        "kargo_project.p",
+        &[
+            &format!(
+                "Kargo's API server at {} rejected the provider's credentials",
+                env.sandbox.server_url()
+            ),
+            "the admin login was refused: invalid password",
+            "a refusal means the password is wrong or the admin account is disabled",
+        ],
+    );
+    assert!(!out.all().contains(wrong), "{}", out.all());
+    assert!(env.get("projects", None, "p").is_none());
+    assert!(env.tf.state_list().is_empty());
+    let log = rest_log(&env);
+    assert!(
+        !log.is_empty() && log.iter().all(|l| l == "POST /v1beta1/login 403"),
+        "nothing but refused logins: {log:?}"
+    );
+}
+
+#[test]
 fn an_admin_token_that_expires_during_an_apply_is_renewed_once_and_the_apply_succeeds() {
     let env = env_with(Options::default().admin_token_ttl(Duration::from_secs(60)));
     env.config(&project("renewed"));
@@ -243,7 +276,7 @@ fn an_admin_token_that_expires_during_an_apply_is_renewed_once_and_the_apply_suc
         .unwrap();
     let out = std::thread::scope(|s| {
         let apply = s.spawn(|| env.tf.run(&["apply", "tfplan"]));
-        env.eventually("the apply to read the missing project", WAIT, |e| {
+        env.eventually("the apply to read the missing project", 3 * WAIT, |e| {
             e.sandbox
                 .requests()
                 .iter()
@@ -469,6 +502,22 @@ fn a_kargo_role_without_promote_is_told_what_to_grant_and_creates_nothing() {
         rest_log(&env)
     );
     tf.assert_no_changes();
+
+    // Deleting the token's Secret revokes it, as in Kargo: the next refresh is refused.
+    env.sandbox.with_txn(|txn| {
+        txn.delete("", "secrets", Some("shop"), "promoter-token")
+            .unwrap()
+    });
+    let out = tf.run(&["plan"]).failed();
+    out.assert_error(
+        "kargo_promotion.dev",
+        &[
+            "rejected the provider's credentials (401 Unauthorized: invalid token)",
+            "a Kargo API token stops working when its Secret is deleted",
+        ],
+    );
+    assert!(!out.all().contains(&promoter));
+    assert_eq!(tf.state_list(), vec!["kargo_promotion.dev"]);
 }
 
 #[test]
@@ -771,4 +820,37 @@ fn the_api_server_url_and_admin_password_come_from_the_environment() {
             .starts_with("a token or admin_password is required"),
         "{found:?}"
     );
+}
+
+#[test]
+fn insecure_skip_tls_verify_reaches_a_server_whose_certificate_is_not_trusted() {
+    let env = Env::over(Transport::ApiServer);
+    // No CA: only skipping verification lets the provider through.
+    let config = |skip: bool| {
+        let inner = format!(
+            "    url                      = \"{}\"\n    admin_password           = \"{}\"\n    insecure_skip_tls_verify = {skip}\n",
+            env.sandbox.server_url(),
+            env.sandbox.admin_password()
+        );
+        format!("{}\n{}", provider("", &inner), project("p"))
+    };
+    env.tf.write_main(&config(false));
+    let out = env.tf.apply().failed();
+    out.assert_error(
+        "kargo_project.p",
+        &[
+            &format!(
+                "could not reach Kargo's API server at {}",
+                env.sandbox.server_url()
+            ),
+            "certificate",
+        ],
+    );
+    assert!(env.get("projects", None, "p").is_none());
+
+    env.tf.write_main(&config(true));
+    env.tf.apply().ok();
+    assert!(env.get("projects", None, "p").is_some());
+    env.assert_went_through_transport();
+    env.tf.assert_no_changes();
 }
