@@ -385,10 +385,14 @@ impl RestApi {
                 message,
             };
         }
-        if code == 404 && message.contains("page not found") {
+        // Kargo says what is missing as `{"error": …}`; any other 404 (a page, a Kubernetes
+        // Status) is from something else at this address: the route is not served here.
+        let kargos = serde_json::from_slice::<Value>(body).is_ok_and(|v| v["error"].is_string());
+        if code == 404 && (!kargos || message.contains("page not found")) {
             return Error::Other(format!(
-                "Kargo's API server at {} does not serve the route for {what} ({message}); \
-                 Kargo v1.9 or later serves the REST API the provider uses",
+                "Kargo's API server at {} does not serve the route for {what} ({message}). Check \
+                 `api_server.url`, including the base path Kargo is served under; Kargo v1.9 or \
+                 later serves the REST API the provider uses",
                 self.host
             ));
         }

@@ -854,3 +854,67 @@ fn insecure_skip_tls_verify_reaches_a_server_whose_certificate_is_not_trusted() 
     env.assert_went_through_transport();
     env.tf.assert_no_changes();
 }
+
+/// Kargo served under a base path (its `api.basePath`): the URL carries it, and every request
+/// goes under it.
+#[test]
+fn a_base_path_in_the_url_is_where_every_request_goes() {
+    let env = env_with(Options::default().http2().rest_base_path("/kargo"));
+    let base = env.sandbox.api_server_url();
+    assert_eq!(base, format!("{}/kargo", env.sandbox.server_url()));
+    let password = env.sandbox.admin_password().to_string();
+    let block = |url: &str| {
+        provider(
+            "",
+            &format!(
+                "    url            = \"{url}\"\n    admin_password = \"{password}\"\n{}",
+                ca(&env)
+            ),
+        )
+    };
+    env.tf
+        .write_main(&format!("{}\n{}", block(&base), project("based")));
+    env.tf.apply().ok();
+    env.tf.assert_no_changes();
+    assert!(env.get("projects", None, "based").is_some());
+    // The sandbox serves Kargo's routes only under the base path, and logs them without it.
+    let requests = env.sandbox.requests();
+    assert!(
+        requests.iter().all(|r| r.path.starts_with("/v1beta1/"))
+            && requests
+                .iter()
+                .any(|r| r.method == "POST" && r.path == "/v1beta1/resources" && r.code == 201),
+        "{:?}",
+        rest_log(&env)
+    );
+
+    // Without the base path the API server is not there: said with the URL and what to check.
+    env.sandbox.reset_requests();
+    env.tf.write_main(&format!(
+        "{}\n{}{}",
+        block(env.sandbox.server_url()),
+        project("based"),
+        project("unbased")
+    ));
+    let out = env.tf.apply().failed();
+    // At once, on the first read (the refresh of what exists), not after api_wait_timeout.
+    out.assert_error(
+        "kargo_project.based",
+        &[
+            &format!(
+                "Kargo's API server at {} does not serve the route for the admin login",
+                env.sandbox.server_url()
+            ),
+            "Check `api_server.url`, including the base path Kargo is served under",
+        ],
+    );
+    assert!(env.get("projects", None, "unbased").is_none());
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .all(|r| r.path == "/v1beta1/login" && r.code == 404),
+        "only the login was tried: {:?}",
+        rest_log(&env)
+    );
+}

@@ -16,10 +16,12 @@ kargo-sandbox: a local Kubernetes API server and Kargo control-plane emulator
 USAGE:
   kargo-sandbox serve --kubeconfig PATH [--listen 127.0.0.1:0] [--token TOKEN] [--without-kargo] [--state-dir DIR]
                       [--admin-password PASSWORD] [--admin-token-ttl DURATION] [--http2]
+                      [--rest-base-path PATH]
                      also serves Kargo's REST API at https://<address>/v1beta1; its admin logs in
                      with PASSWORD (default: the admin token) and gets tokens that live DURATION
                      (default 24h); with --http2 it offers HTTP/2 as well (ALPN), as Kargo's API
-                     server does
+                     server does; with --rest-base-path it is served under PATH (Kargo's
+                     api.basePath)
 
 Commands for a running sandbox (--kubeconfig defaults to $KUBECONFIG):
   install-kargo      serve Kargo's CRDs and start its webhooks and controllers
@@ -288,6 +290,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
                 "admin-password",
                 "admin-token-ttl",
                 "http2",
+                "rest-base-path",
             ])?;
             let mut opts = Options::default().kubeconfig(a.need("kubeconfig")?);
             if let Some(l) = a.one("listen") {
@@ -314,6 +317,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
             }
             opts.with_kargo = !a.has("without-kargo");
             opts.http2 = a.has("http2");
+            opts.rest_base_path = a.one("rest-base-path").map(str::to_string);
             serve(opts).await
         }
         "install-kargo" | "uninstall-kargo" => {

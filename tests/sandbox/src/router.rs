@@ -269,6 +269,24 @@ fn document(doc: Option<Value>) -> Result<Response<Body>, ApiError> {
         .ok_or_else(status::no_such_resource)
 }
 
+/// `req` with Kargo's base path taken off its path, as Kargo's server mux does before its
+/// routes see it.
+fn without_base_path(base: &str, mut req: Request) -> Request {
+    if base.is_empty() {
+        return req;
+    }
+    let uri = req.uri();
+    let path = uri.path().strip_prefix(base).unwrap_or(uri.path());
+    let rebuilt = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Ok(rebuilt) = rebuilt.parse::<http::Uri>() {
+        *req.uri_mut() = rebuilt;
+    }
+    req
+}
+
 fn healthy() -> Response<Body> {
     let mut resp = Response::new(full("ok"));
     resp.headers_mut()
@@ -283,8 +301,11 @@ pub fn app(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .nest("/sandbox", crate::control::routes(shared.clone()))
         .route(
-            "/v1beta1/{*rest}",
-            any(|State(s), req| crate::rest::handle(s, req)),
+            &format!("{}/v1beta1/{{*rest}}", shared.rest_base_path),
+            any(|State(s): State<Arc<Shared>>, req: Request| {
+                let req = without_base_path(&s.rest_base_path, req);
+                crate::rest::handle(s, req)
+            }),
         )
         .route(
             &format!("{}{{*rest}}", crate::git::http::PREFIX),

@@ -74,6 +74,8 @@ pub struct Shared {
     pub started: String,
     /// The Kargo API server's admin account and token signing key.
     pub rest: crate::rest::AdminAccount,
+    /// The base path Kargo's API server is served under (its `api.basePath`), `""` for none.
+    pub rest_base_path: String,
 }
 
 impl Shared {
@@ -258,6 +260,9 @@ pub struct Options {
     pub admin_token_ttl: Duration,
     /// Offer HTTP/2 by ALPN beside HTTP/1.1, as Kargo's API server (Go's net/http) does.
     pub http2: bool,
+    /// Serve Kargo's REST API under this base path (e.g. `/kargo`) instead of at the root,
+    /// as Kargo's `api.basePath` does.
+    pub rest_base_path: Option<String>,
 }
 
 impl Default for Options {
@@ -271,6 +276,7 @@ impl Default for Options {
             admin_password: None,
             admin_token_ttl: crate::rest::DEFAULT_TOKEN_TTL,
             http2: false,
+            rest_base_path: None,
         }
     }
 }
@@ -304,6 +310,12 @@ impl Options {
     /// Sets the Kargo API server's admin password.
     pub fn admin_password(mut self, password: impl Into<String>) -> Self {
         self.admin_password = Some(password.into());
+        self
+    }
+
+    /// Serves Kargo's REST API under `path` (e.g. `/kargo`).
+    pub fn rest_base_path(mut self, path: impl Into<String>) -> Self {
+        self.rest_base_path = Some(path.into());
         self
     }
 
@@ -469,6 +481,12 @@ impl Sandbox {
                 opts.admin_password.clone().unwrap_or_else(|| token.clone()),
                 opts.admin_token_ttl,
             ),
+            rest_base_path: opts
+                .rest_base_path
+                .as_deref()
+                .map(|p| format!("/{}", p.trim_matches('/')))
+                .filter(|p| p != "/")
+                .unwrap_or_default(),
         });
         if kargo.running {
             shared.install_kargo();
@@ -565,9 +583,14 @@ impl Sandbox {
         self.shared.rest.password()
     }
 
-    /// The Kargo REST API's base URL (`https://<address>/v1beta1`).
+    /// The Kargo REST API's base URL (`https://<address>[/base path]/v1beta1`).
     pub fn api_url(&self) -> String {
-        format!("{}/v1beta1", self.server_url)
+        format!("{}/v1beta1", self.api_server_url())
+    }
+
+    /// Kargo's API server's URL, with its base path: what a client is configured with.
+    pub fn api_server_url(&self) -> String {
+        format!("{}{}", self.server_url, self.shared.rest_base_path)
     }
 
     /// The CA certificate (PEM) clients must trust.
