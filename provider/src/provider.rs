@@ -174,7 +174,7 @@ environment variable.",
             .optional()
             .sensitive()
             .description(
-                "Bearer token: a Kargo API token (created for a Kargo role with `kargo api-token create` \
+                "Bearer token: a Kargo API token (created for a Kargo role with `kargo create token` \
 or the UI), an OIDC ID token, or a Kubernetes service account token. Conflicts with \
 `admin_password`. Can be set with the `KARGO_API_TOKEN` environment variable.",
             ),
