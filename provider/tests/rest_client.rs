@@ -16,6 +16,8 @@ use terraform_provider_kargo::provider::KargoProvider;
 use tokio_util::sync::CancellationToken;
 
 const KARGO: &str = "kargo.akuity.io";
+const GET: reqwest::Method = reqwest::Method::GET;
+const VERSION: &str = "/v1beta1/system/server-version";
 
 /// A client configured as Terraform configures the provider: an `api_server` block.
 async fn connected(sandbox: &Sandbox) -> Arc<KargoClient> {
@@ -71,15 +73,7 @@ async fn http2_is_spoken_when_the_server_offers_it_and_http1_otherwise() {
     ] {
         let sandbox = Sandbox::start(options).await.unwrap();
         let api = rest(&sandbox, Some(sandbox.ca_pem()), false);
-        let answer = api
-            .call(
-                reqwest::Method::GET,
-                "/v1beta1/system/server-version",
-                None,
-                "the version",
-            )
-            .await
-            .unwrap();
+        let answer = api.call(GET, VERSION, None, "the version").await.unwrap();
         assert_eq!(answer.version, expected);
         let version: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
         assert!(version["version"].is_string(), "{version}");
@@ -91,12 +85,7 @@ async fn the_servers_certificate_is_verified_unless_told_not_to() {
     let sandbox = Sandbox::start(Options::default()).await.unwrap();
     // The system's roots do not know the sandbox's CA.
     let err = rest(&sandbox, None, false)
-        .call(
-            reqwest::Method::GET,
-            "/v1beta1/system/server-version",
-            None,
-            "the version",
-        )
+        .call(GET, VERSION, None, "the version")
         .await
         .err()
         .expect("an unknown issuer is refused");
@@ -111,12 +100,7 @@ async fn the_servers_certificate_is_verified_unless_told_not_to() {
         "{err}"
     );
     let answer = rest(&sandbox, None, true)
-        .call(
-            reqwest::Method::GET,
-            "/v1beta1/system/server-version",
-            None,
-            "the version",
-        )
+        .call(GET, VERSION, None, "the version")
         .await
         .unwrap();
     assert_eq!(answer.status, 200);

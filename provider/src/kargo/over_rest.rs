@@ -65,6 +65,30 @@ impl KargoClient {
         outcome
     }
 
+    /// One manifest sent to `/v1beta1/resources` (`POST` creates, `PUT` updates, `DELETE`
+    /// deletes); the object Kargo's answer carries under `key`.
+    async fn rest_resources(
+        &self,
+        rest: &RestApi,
+        method: Method,
+        manifest: &Value,
+        key: &str,
+        what: &str,
+    ) -> Result<Value> {
+        let body = serde_json::to_vec(manifest)
+            .map_err(|e| Error::Other(format!("could not encode {what}: {e}")))?;
+        let answer = self
+            .rest_call(
+                rest,
+                method,
+                "/v1beta1/resources",
+                Some(("text/plain", body)),
+                what,
+            )
+            .await?;
+        rest::resource_result(&answer.body, key)
+    }
+
     /// One object, or `None` when it does not exist.
     pub(super) async fn rest_get(
         &self,
@@ -188,34 +212,29 @@ impl KargoClient {
             let live = self.rest_get(rest, kind, namespace, name).await?;
             let outcome = match live {
                 None => {
-                    let body = serde_json::to_vec(&rest::for_create(&desired))
-                        .map_err(|e| Error::Other(format!("could not encode {what}: {e}")))?;
-                    self.rest_call(
+                    let created = rest::for_create(&desired);
+                    self.rest_resources(
                         rest,
                         Method::POST,
-                        "/v1beta1/resources",
-                        Some(("text/plain", body)),
+                        &created,
+                        "createdResourceManifest",
                         &what,
                     )
                     .await
-                    .and_then(|a| rest::resource_result(&a.body, "createdResourceManifest"))
                 }
                 Some(live) => {
                     let merged = rest::merge_for_update(&live, &desired);
                     if rest::update_changes_nothing(&live, &merged) {
                         return Ok(live);
                     }
-                    let body = serde_json::to_vec(&merged)
-                        .map_err(|e| Error::Other(format!("could not encode {what}: {e}")))?;
-                    self.rest_call(
+                    self.rest_resources(
                         rest,
                         Method::PUT,
-                        "/v1beta1/resources",
-                        Some(("text/plain", body)),
+                        &merged,
+                        "updatedResourceManifest",
                         &what,
                     )
                     .await
-                    .and_then(|a| rest::resource_result(&a.body, "updatedResourceManifest"))
                 }
             };
             match outcome {
@@ -268,19 +287,15 @@ impl KargoClient {
         }
         let name = created["metadata"]["name"].as_str().unwrap_or_default();
         let merged = rest::merge_for_update(&created, &wanted);
-        let Ok(body) = serde_json::to_vec(&merged) else {
-            return Ok(created);
-        };
         let labelled = self
-            .rest_call(
+            .rest_resources(
                 rest,
                 Method::PUT,
-                "/v1beta1/resources",
-                Some(("text/plain", body)),
+                &merged,
+                "updatedResourceManifest",
                 &Kind::Promotion.describe(Some(namespace), name),
             )
-            .await
-            .and_then(|a| rest::resource_result(&a.body, "updatedResourceManifest"));
+            .await;
         match labelled {
             Ok(object) => Ok(object),
             Err(err) => {
@@ -319,17 +334,14 @@ impl KargoClient {
                     "kind": kind.kind(),
                     "metadata": metadata,
                 });
-                let body = serde_json::to_vec(&manifest)
-                    .map_err(|e| Error::Other(format!("could not encode {what}: {e}")))?;
-                self.rest_call(
+                self.rest_resources(
                     rest,
                     Method::DELETE,
-                    "/v1beta1/resources",
-                    Some(("text/plain", body)),
+                    &manifest,
+                    "deletedResourceManifest",
                     &what,
                 )
                 .await
-                .and_then(|a| rest::resource_result(&a.body, "deletedResourceManifest"))
                 .map(|_| ())
             }
             Kind::Namespace | Kind::Secret => {
