@@ -9,7 +9,7 @@ use kargo_sandbox::{Options, Sandbox};
 use serde_json::json;
 use terraform_provider_kargo::kargo::rest::{RestApi, RestAuth, RestConfig};
 use terraform_provider_kargo::kargo::{
-    Error, KargoClient, Namespace, Project, Secret, Transport, Warehouse, decode,
+    Error, KargoClient, Namespace, Object as _, Project, Secret, Transport, Warehouse, decode,
 };
 use terraform_provider_kargo::plugin::{Context, Provider, Value as TfValue};
 use terraform_provider_kargo::provider::KargoProvider;
@@ -223,4 +223,55 @@ async fn what_the_rest_api_cannot_do_is_an_error_that_says_so() {
         "nothing was sent: {:?}",
         sandbox.requests()
     );
+}
+
+#[tokio::test]
+async fn a_stages_promotions_are_listed_by_stage_and_filtered_by_label() {
+    let sandbox = Sandbox::start(Options::default()).await.unwrap();
+    let client = connected(&sandbox).await;
+    let cancel = CancellationToken::new();
+    client.ensure_kargo_api(&cancel).await.unwrap();
+    client
+        .apply(None, "shop", &Project::default())
+        .await
+        .unwrap();
+    client
+        .wait_until(
+            None,
+            "shop",
+            "the project namespace",
+            Duration::from_secs(10),
+            &cancel,
+            |ns: Option<&Namespace>| ns.is_some(),
+        )
+        .await
+        .unwrap();
+    // Promotions as Kargo's controllers would find them, for two stages, some labelled.
+    sandbox.with_txn(|txn| {
+        for (name, stage, key) in [
+            ("dev.1", "dev", Some("a")),
+            ("dev.2", "dev", Some("b")),
+            ("dev.3", "dev", None),
+            ("prod.1", "prod", Some("a")),
+        ] {
+            let mut promotion = json!({
+                "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"stage": stage, "freight": "f", "steps": [{"uses": "fake"}]},
+            });
+            if let Some(key) = key {
+                promotion["metadata"]["labels"] = json!({"key": key});
+            }
+            txn.create(promotion).unwrap();
+        }
+    });
+    let found = client
+        .list_promotions("shop", "dev", "key=a")
+        .await
+        .unwrap();
+    let names: Vec<&str> = found.items.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["dev.1"]);
+    let found = client.list_promotions("shop", "dev", "key").await.unwrap();
+    let names: Vec<&str> = found.items.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["dev.1", "dev.2"]);
 }

@@ -722,6 +722,24 @@ impl KargoClient {
         outcome
     }
 
+    /// The Promotions of `stage` matching `label_selector`, read fresh: selected by the label
+    /// over the Kubernetes API; over Kargo's API server, which takes no label selector, the
+    /// stage's Promotions (`?stage=`) filtered by it.
+    pub async fn list_promotions(
+        &self,
+        namespace: &str,
+        stage: &str,
+        label_selector: &str,
+    ) -> Result<ObjectList<super::Promotion>> {
+        match self.rest() {
+            Some(rest) => {
+                self.rest_list_of_stage(rest, namespace, stage, label_selector)
+                    .await
+            }
+            None => self.list(Some(namespace), Some(label_selector)).await,
+        }
+    }
+
     /// Asks Kargo to abort a running Promotion: its abort annotation over the Kubernetes API,
     /// its abort route over Kargo's API server.
     pub async fn abort_promotion(&self, namespace: &str, name: &str) -> Result<()> {

@@ -148,6 +148,41 @@ impl KargoClient {
         ))
     }
 
+    /// A stage's Promotions (`GET …/promotions?stage=`) that match `label_selector`.
+    pub(super) async fn rest_list_of_stage(
+        &self,
+        rest: &RestApi,
+        namespace: &str,
+        stage: &str,
+        label_selector: &str,
+    ) -> Result<ObjectList<crate::kargo::Promotion>> {
+        let what = format!("the promotions of Stage \"{namespace}/{stage}\"");
+        let path = format!("/v1beta1/projects/{namespace}/promotions?stage={stage}");
+        let answer = match self.rest_call(rest, Method::GET, &path, None, &what).await {
+            Ok(answer) => answer,
+            Err(Error::NotFound { .. }) => {
+                return Ok(ObjectList {
+                    items: Vec::new(),
+                    resource_version: None,
+                });
+            }
+            Err(err) => return Err(err),
+        };
+        let (items, resource_version) = rest::list_items(Kind::Promotion, &answer.body)?;
+        let items = items
+            .into_iter()
+            .filter(|o| {
+                o["spec"]["stage"].as_str() == Some(stage)
+                    && rest::selector_matches(label_selector, o["metadata"]["labels"].as_object())
+            })
+            .map(typed)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ObjectList {
+            items,
+            resource_version,
+        })
+    }
+
     pub(super) async fn rest_list<K: Object>(
         &self,
         rest: &RestApi,

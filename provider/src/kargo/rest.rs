@@ -66,7 +66,7 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
         "/v1beta1/projects/{project}/freight/{freight-name-or-alias}/approve",
         &["stage"],
     ),
-    ("GET", "/v1beta1/projects/{project}/promotions", &[]),
+    ("GET", "/v1beta1/projects/{project}/promotions", &["stage"]),
     (
         "GET",
         "/v1beta1/projects/{project}/promotions/{promotion}",

@@ -1179,9 +1179,7 @@ async fn find_created(
 ) -> Result<Vec<Promotion>, KargoError> {
     // Selected by the key's label, so a create reads its own Promotions, not the project's.
     let selector = format!("{IDEMPOTENCY_LABEL}={}", idempotency_label(key));
-    let list = client
-        .list::<Promotion>(Some(project), Some(&selector))
-        .await?;
+    let list = client.list_promotions(project, stage, &selector).await?;
     Ok(with_key(list.items, stage, freight, key))
 }
 
