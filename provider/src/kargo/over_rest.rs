@@ -311,7 +311,7 @@ impl KargoClient {
                 &what,
             )
             .await
-            .map_err(|err| promote_refusal(err, stage))?;
+            .map_err(|err| promote_refusal(err, namespace, stage))?;
         let created = decode_json(&answer.body, &what)?;
         let wanted = json!({"metadata": {
             "labels": desired["metadata"]["labels"],
@@ -415,7 +415,7 @@ impl KargoClient {
         let path = format!("/v1beta1/projects/{namespace}/freight/{freight}/approve?stage={stage}");
         self.rest_call(rest, Method::POST, &path, None, &what)
             .await
-            .map_err(|err| promote_refusal(err, stage))?;
+            .map_err(|err| promote_refusal(err, namespace, stage))?;
         self.rest_get(rest, Kind::Freight, Some(namespace), freight)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -615,11 +615,15 @@ async fn sleep(pause: Duration, deadline: Instant, cancel: &CancellationToken) -
 }
 
 /// Kargo's 403 on a promote or approve route is its `promote` check.
-fn promote_refusal(err: Error, stage: &str) -> Error {
+fn promote_refusal(err: Error, project: &str, stage: &str) -> Error {
     match err {
         Error::ApiServerForbidden { message, .. } => Error::NotPermittedToPromote {
             stage: stage.to_string(),
-            message,
+            message: format!(
+                "{message} (through Kargo's API server the provider acts as the Kargo role its \
+                 token is bound to: `kargo grant --project={project} --role=<role> --verb=promote \
+                 --resource-type=stages --resource-name={stage}` grants it)"
+            ),
         },
         other => other,
     }

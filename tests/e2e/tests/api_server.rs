@@ -453,6 +453,8 @@ fn a_kargo_role_without_promote_is_told_what_to_grant_and_creates_nothing() {
         "the custom `promote` verb on `stages`",
         "`stages/dev` in namespace \"shop\"",
         "stages.kargo.akuity.io \"dev\" is forbidden: promote is not permitted",
+        "`kargo grant --project=shop --role=<role> --verb=promote --resource-type=stages \
+         --resource-name=dev` grants it",
     ] {
         assert!(
             refusal.detail.contains(text),
