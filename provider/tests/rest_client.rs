@@ -37,6 +37,28 @@ async fn connected(sandbox: &Sandbox) -> Arc<KargoClient> {
     client
 }
 
+/// Project `shop`, written through the API server, and its namespace once Kargo made it (seen
+/// through the Project, as the API server serves no namespaces).
+async fn project_shop(client: &KargoClient, cancel: &CancellationToken) -> Namespace {
+    client.ensure_kargo_api(cancel).await.unwrap();
+    client
+        .apply(None, "shop", &Project::default())
+        .await
+        .unwrap();
+    client
+        .wait_until(
+            None,
+            "shop",
+            "the project namespace",
+            Duration::from_secs(10),
+            cancel,
+            |ns: Option<&Namespace>| ns.is_some(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn rest(sandbox: &Sandbox, ca: Option<&str>, insecure: bool) -> Arc<RestApi> {
     RestApi::new(RestConfig {
         url: sandbox.server_url().to_string(),
@@ -111,25 +133,7 @@ async fn full_updates_keep_what_others_set_drop_what_terraform_removed_and_skip_
     let sandbox = Sandbox::start(Options::default()).await.unwrap();
     let client = connected(&sandbox).await;
     let cancel = CancellationToken::new();
-    client.ensure_kargo_api(&cancel).await.unwrap();
-    client
-        .apply(None, "shop", &Project::default())
-        .await
-        .unwrap();
-    // Kargo makes the project's namespace; through the API server it is seen through the
-    // Project.
-    let ns = client
-        .wait_until(
-            None,
-            "shop",
-            "the project namespace",
-            Duration::from_secs(10),
-            &cancel,
-            |ns: Option<&Namespace>| ns.is_some(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let ns = project_shop(&client, &cancel).await;
     assert_eq!(
         ns.metadata.labels.unwrap()["kargo.akuity.io/project"],
         "true"
@@ -229,23 +233,7 @@ async fn what_the_rest_api_cannot_do_is_an_error_that_says_so() {
 async fn a_stages_promotions_are_listed_by_stage_and_filtered_by_label() {
     let sandbox = Sandbox::start(Options::default()).await.unwrap();
     let client = connected(&sandbox).await;
-    let cancel = CancellationToken::new();
-    client.ensure_kargo_api(&cancel).await.unwrap();
-    client
-        .apply(None, "shop", &Project::default())
-        .await
-        .unwrap();
-    client
-        .wait_until(
-            None,
-            "shop",
-            "the project namespace",
-            Duration::from_secs(10),
-            &cancel,
-            |ns: Option<&Namespace>| ns.is_some(),
-        )
-        .await
-        .unwrap();
+    project_shop(&client, &CancellationToken::new()).await;
     // Promotions as Kargo's controllers would find them, for two stages, some labelled.
     sandbox.with_txn(|txn| {
         for (name, stage, key) in [
