@@ -158,29 +158,11 @@ impl KargoClient {
     ) -> Result<ObjectList<crate::kargo::Promotion>> {
         let what = format!("the promotions of Stage \"{namespace}/{stage}\"");
         let path = format!("/v1beta1/projects/{namespace}/promotions?stage={stage}");
-        let answer = match self.rest_call(rest, Method::GET, &path, None, &what).await {
-            Ok(answer) => answer,
-            Err(Error::NotFound { .. }) => {
-                return Ok(ObjectList {
-                    items: Vec::new(),
-                    resource_version: None,
-                });
-            }
-            Err(err) => return Err(err),
-        };
-        let (items, resource_version) = rest::list_items(Kind::Promotion, &answer.body)?;
-        let items = items
-            .into_iter()
-            .filter(|o| {
-                o["spec"]["stage"].as_str() == Some(stage)
-                    && rest::selector_matches(label_selector, o["metadata"]["labels"].as_object())
-            })
-            .map(typed)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ObjectList {
-            items,
-            resource_version,
+        self.rest_list_at(rest, &path, &what, |o| {
+            o["spec"]["stage"].as_str() == Some(stage)
+                && rest::selector_matches(label_selector, o["metadata"]["labels"].as_object())
         })
+        .await
     }
 
     pub(super) async fn rest_list<K: Object>(
@@ -203,10 +185,25 @@ impl KargoClient {
                 "Kargo's API server cannot list {what}; connect through the Kubernetes API for this"
             ))
         })?;
-        let answer = match self.rest_call(rest, Method::GET, &path, None, &what).await {
+        self.rest_list_at(rest, &path, &what, |o| {
+            label_selector
+                .is_none_or(|s| rest::selector_matches(s, o["metadata"]["labels"].as_object()))
+        })
+        .await
+    }
+
+    /// The objects a list route answers that `keep` keeps; none when the project is missing
+    /// (a project that does not exist has nothing in it).
+    async fn rest_list_at<K: Object>(
+        &self,
+        rest: &RestApi,
+        path: &str,
+        what: &str,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<ObjectList<K>> {
+        let answer = match self.rest_call(rest, Method::GET, path, None, what).await {
             Ok(answer) => answer,
-            // A project that does not exist has nothing in it.
-            Err(Error::NotFound { .. }) if namespace.is_some() => {
+            Err(Error::NotFound { .. }) if path.starts_with("/v1beta1/projects/") => {
                 return Ok(ObjectList {
                     items: Vec::new(),
                     resource_version: None,
@@ -214,13 +211,10 @@ impl KargoClient {
             }
             Err(err) => return Err(err),
         };
-        let (items, resource_version) = rest::list_items(kind, &answer.body)?;
+        let (items, resource_version) = rest::list_items(K::KIND, &answer.body)?;
         let items = items
             .into_iter()
-            .filter(|o| {
-                label_selector
-                    .is_none_or(|s| rest::selector_matches(s, o["metadata"]["labels"].as_object()))
-            })
+            .filter(|o| keep(o))
             .map(typed::<K>)
             .collect::<Result<Vec<K>>>()?;
         Ok(ObjectList {

@@ -251,6 +251,12 @@ impl RestApi {
         Ok(token)
     }
 
+    /// Whether an answer with `status` is sent again after a new login: a refused admin token
+    /// (it expired), once. A configured token is used as it is.
+    fn renews_after(&self, status: u16, renewed: bool) -> bool {
+        status == 401 && !renewed && matches!(self.auth, RestAuth::AdminPassword(_))
+    }
+
     /// Sends one request; the body is JSON (or, for `/resources`, a manifest as text).
     async fn exchange(
         &self,
@@ -310,7 +316,7 @@ impl RestApi {
                 latency_ms = started.elapsed().as_millis() as u64,
                 "Kargo API server request"
             );
-            if answer.status == 401 && !renewed && matches!(self.auth, RestAuth::AdminPassword(_)) {
+            if self.renews_after(answer.status, renewed) {
                 tracing::debug!("the admin token was refused; logging in again");
                 renewed = true;
                 continue;
@@ -349,7 +355,7 @@ impl RestApi {
                 .await
                 .map_err(|e| self.transport_error(e, what))?;
             let status = response.status().as_u16();
-            if status == 401 && !renewed && matches!(self.auth, RestAuth::AdminPassword(_)) {
+            if self.renews_after(status, renewed) {
                 renewed = true;
                 continue;
             }
@@ -582,7 +588,7 @@ pub fn list_path(kind: Kind, namespace: Option<&str>) -> Option<String> {
     })
 }
 
-/// Whether `path` (with its values filled in) is served with `?watch=true`.
+/// Whether Kargo's API server streams changes of `kind` with `?watch=true`.
 pub fn watchable(kind: Kind) -> bool {
     matches!(
         kind,
